@@ -1,0 +1,114 @@
+"""Build frozen dataclasses from plain dicts, checking keys and types.
+
+Used by `config.load` and by the `targets.get` / `learners.get` registries, so a
+misspelled or mistyped field is the same clear `ConfigError` from YAML and Python.
+
+Example:
+    >>> build(SparseParity, {"n": 30, "k": 3})
+    SparseParity(n=30, k=3, noise=0.0, inputs='hypercube')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+from sparselearn.errors import ConfigError
+
+
+def suggest(key: str, choices) -> str:
+    """' (did you mean 'x'?)' when a close match exists, else ''."""
+    close = difflib.get_close_matches(str(key), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _type_name(tp) -> str:
+    if get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if get_origin(tp) is tuple:
+        return "a list of " + _type_name(get_args(tp)[0])
+    return {int: "an integer", float: "a number", str: "a string", bool: "true/false",
+            type(None): "null"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def coerce(value: Any, tp, key: str) -> Any:
+    """`value` checked against the annotation `tp` (int, float, str, bool, Literal,
+    X | None, tuple[X, ...]); lists become tuples, ints become floats where a float
+    is expected. Raises ConfigError(key) on a mismatch."""
+    origin = get_origin(tp)
+    if origin is Literal:
+        if value in get_args(tp) and type(value) is type(next(a for a in get_args(tp) if a == value)):
+            return value
+    elif origin in (typing.Union, types.UnionType):
+        for arm in get_args(tp):
+            try:
+                return coerce(value, arm, key)
+            except ConfigError:
+                pass
+    elif origin is tuple:
+        if isinstance(value, (list, tuple)):
+            item = get_args(tp)[0]
+            return tuple(coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value))
+    elif tp is type(None):
+        if value is None:
+            return None
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif tp is Any:
+        return value
+    else:
+        raise TypeError(f"unsupported field annotation {tp!r} for {key}")
+    raise ConfigError(f"expected {_type_name(tp)}, got {value!r}", key=key)
+
+
+def build(cls, values: dict, *, skip: tuple[str, ...] = ()):
+    """`cls(**values)` after checking every key is a field and every value its type.
+
+    Keys in `skip` are ignored (e.g. the registry's `name`). Errors raised by
+    `cls.__post_init__` pass through as ConfigError naming the field.
+    """
+    if not isinstance(values, dict):
+        raise ConfigError(f"expected a mapping of fields, got {values!r}")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs = {}
+    for key, value in values.items():
+        if key in skip:
+            continue
+        if key not in fields:
+            raise ConfigError(f"unknown key{suggest(key, fields)}; expected one of {', '.join(fields)}", key=str(key))
+        kwargs[key] = coerce(value, hints[key], key)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:  # a constructor check without a key
+        raise ConfigError(str(e)) from e
+
+
+def to_dict(obj) -> dict:
+    """Fields of a dataclass as plain Python values (tuples as lists), for YAML and hashing."""
+    out = {}
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if dataclasses.is_dataclass(v):
+            v = to_dict(v)
+        elif isinstance(v, tuple):
+            v = list(v)
+        out[f.name] = v
+    return out

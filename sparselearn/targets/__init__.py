@@ -1,0 +1,40 @@
+"""Synthetic teachers. A target is a frozen dataclass with
+
+    init(key) -> params                      teacher parameters (a pytree; vmappable)
+    sample(params, key, m) -> (x, y)         x: (m, n) float32, y: (m,) float32
+    labels(params, x) -> y                   noiseless labels
+
+and class attributes `name` and `task` ("classification": y in {±1}, error is 0-1;
+"regression": real y, error is mean squared error). Every target has fields `n` and
+`noise`; the test set is drawn with `noise=0`.
+
+Example:
+    >>> t = sparselearn.targets.get("sparse_parity", n=30, k=3)
+"""
+
+from __future__ import annotations
+
+from sparselearn.errors import ConfigError
+from sparselearn.fields import build, suggest
+from sparselearn.targets.parity import SparseParity
+
+REGISTRY: dict[str, type] = {
+    SparseParity.name: SparseParity,
+}
+
+
+def lookup(name: str) -> type:
+    """The target class registered as `name`; ConfigError naming the choices otherwise."""
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown target {name!r}{suggest(name, REGISTRY)}; known: {', '.join(sorted(REGISTRY))}",
+                          key="name")
+    return REGISTRY[name]
+
+
+def get(name: str, **kwargs):
+    """Construct the target `name` with its fields set from kwargs (checked like a config)."""
+    return build(lookup(name), kwargs)
+
+
+def names() -> list[str]:
+    return sorted(REGISTRY)
