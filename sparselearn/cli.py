@@ -1,0 +1,170 @@
+"""The `sparselearn` command line.
+
+    sparselearn run CONFIG [--set key=value ...] [--out DIR] [--smoke] [--force] [--retry-failed]
+    sparselearn plot RESULTS_DIR [--kind curve] [--out FILE]
+    sparselearn list [targets|learners|configs]
+
+Exit status: 0 success, 2 bad input (config, flags, paths), 1 internal failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import traceback
+from pathlib import Path
+
+from sparselearn import config, learners, targets
+from sparselearn.errors import ConfigError
+from sparselearn.sweeps.store import StoreError
+
+EPILOG = "Docs: README.md. Example: sparselearn run configs/quickstart.yaml --set train.steps=500"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # bad flags: one line, exit 2
+        self.print_usage(sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="sparselearn", description="Measure what learning theory predicts for sparse targets: "
+                "train learners on synthetic teachers over config-driven grids, store and plot the results.",
+                epilog=EPILOG)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    r = sub.add_parser("run", help="train every run of a config's grid × seeds and store the results",
+                       description="Train every (grid point, seed) of CONFIG not yet stored, write "
+                       "results/<experiment>/<hash>/{config.yaml,runs.parquet,curves.parquet} and a figure.")
+    r.add_argument("config", metavar="CONFIG", help="YAML experiment config, e.g. configs/quickstart.yaml")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.steps=500 --set 'sweep.grid.data.m=[64,128]'")
+    r.add_argument("--out", default="results", metavar="DIR", help="results root (default: results)")
+    r.add_argument("--smoke", action="store_true", help="shrink steps, seeds and grid for a seconds-long check")
+    r.add_argument("--force", action="store_true", help="recompute runs that are already stored")
+    r.add_argument("--retry-failed", action="store_true", help="recompute runs stored as failed")
+    r.add_argument("--quiet", action="store_true", help="no progress bar or table, only the summary line")
+    r.add_argument("--no-plot", action="store_true", help="do not draw the learnability figure")
+
+    pl = sub.add_parser("plot", help="draw a figure from stored results (never trains)",
+                        description="Draw the learnability curve of a results directory "
+                        "(results/<experiment> or results/<experiment>/<hash>): test error vs m when m "
+                        "varies, else vs steps; median and interquartile band over seeds.")
+    pl.add_argument("results", metavar="RESULTS_DIR")
+    pl.add_argument("--kind", choices=["curve"], default="curve", help="figure kind (default: curve)")
+    pl.add_argument("--out", metavar="FILE", help="output path; .png and .pdf are written "
+                    "(default: RESULTS_DIR/figures/learnability)")
+
+    ls = sub.add_parser("list", help="list targets, learners or configs",
+                        description="List the registered targets and learners with their parameters, "
+                        "or the configs in ./configs.")
+    ls.add_argument("what", nargs="?", choices=["targets", "learners", "configs"], help="default: all")
+    return p
+
+
+def _summary_table(df) -> str:
+    import pandas as pd
+
+    ok = df[df["status"] != "failed"]
+    if ok.empty:
+        return ""
+    eps = float(ok["eps"].iloc[0])
+    rows = []
+    for grid, part in ok.groupby("grid", sort=False):
+        rows.append({"grid point": grid.strip("{}").replace('"', "") or "-", "runs": len(part),
+                     "median test error": part["test_error"].median(),
+                     f"error ≤ {eps:g}": f"{int((part['test_error'] <= eps).sum())}/{len(part)}",
+                     "median steps_to_eps": part["steps_to_eps"].median()})
+    with pd.option_context("display.width", 120, "display.max_columns", 10):
+        return pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+def cmd_run(args) -> int:
+    from sparselearn.plotting import learnability
+    from sparselearn.sweeps import run
+
+    exp = config.load(args.config, args.overrides)
+    if args.smoke:
+        exp = config.smoke(exp)
+    df = run(exp, args.out, force=args.force, retry_failed=args.retry_failed, progress=not args.quiet)
+    summary = df.attrs["summary"]
+    if not args.quiet:
+        print(_summary_table(df))
+    print(summary.line())
+    print(f"runs:   {summary.path}/runs.parquet\ncurves: {summary.path}/curves.parquet")
+    if not args.no_plot and (df["status"] != "failed").any():
+        paths = learnability(summary.path)
+        print(f"figure: {paths[0]} (+ .pdf)")
+    return 1 if summary.failed else 0
+
+
+def cmd_plot(args) -> int:
+    from sparselearn.plotting import learnability
+
+    paths = learnability(args.results, args.out)
+    print("\n".join(str(p) for p in paths))
+    return 0
+
+
+def _fields(cls) -> str:
+    parts = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else "…"
+        parts.append(f"{f.name}={default!r}")
+    return ", ".join(parts)
+
+
+def _config_dirs() -> list[Path]:
+    here = Path("configs")
+    packaged = Path(__file__).resolve().parents[1] / "configs"
+    return [d for d in dict.fromkeys([here.resolve(), packaged]) if d.is_dir()]
+
+
+def cmd_list(args) -> int:
+    what = [args.what] if args.what else ["targets", "learners", "configs"]
+    if "targets" in what:
+        print("targets:")
+        for name in targets.names():
+            cls = targets.lookup(name)
+            print(f"  {name:16s} ({cls.task}) {_fields(cls)}")
+    if "learners" in what:
+        print("learners:")
+        for name in learners.names():
+            cls = learners.lookup(name)
+            print(f"  {name:16s} ({cls.kind}) {_fields(cls)}")
+    if "configs" in what:
+        print("configs:")
+        for d in _config_dirs():
+            for path in sorted(d.glob("*.yaml")):
+                head = next((ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#")), "")
+                print(f"  {path.relative_to(d.parent) if d == Path('configs').resolve() else path}  {head}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "plot": cmd_plot, "list": cmd_list}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except (ConfigError, StoreError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished groups are stored; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001
+        print(f"internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        traceback.print_exc(file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,386 @@
+"""Experiment configs: YAML (safe_load only) and `--set` overrides → a frozen dataclass tree.
+
+    experiment: quickstart
+    target:  {name: sparse_parity, n: 30, k: 3}
+    learner: {name: mlp, width: 256, depth: 2}
+    train:   {optimizer: sgd, lr: 0.1, batch: 32, steps: 2000, loss: hinge}
+    data:    {m: 4096, test_m: 2048}
+    sweep:   {seeds: 8, grid: {data.m: [256, 1024, 4096]}}
+
+Every problem — unknown key, wrong type, impossible value, in the file, an override
+or any grid point — is one `ConfigError` naming the file and the dotted key.
+
+Example:
+    >>> cfg = load("configs/quickstart.yaml", overrides=["train.steps=500"])
+    >>> cfg.train.steps, config_hash(cfg)
+    (500, '3f1c…')
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import math
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from sparselearn import learners, targets
+from sparselearn.errors import ConfigError, require
+from sparselearn.fields import build, suggest, to_dict
+
+MAX_INT = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Gradient training. `weight_decay` is coupled (added to the gradient) for sgd and
+    sign-sgd and decoupled (AdamW) for adam; `sign_threshold` is ρ of the thresholded
+    sign (sign-sgd: coordinates with |g| ≤ ρ do not move)."""
+
+    optimizer: Literal["sgd", "adam", "sign-sgd"] = "sgd"
+    lr: float = 0.1
+    batch: int = 32
+    steps: int = 2000
+    loss: Literal["hinge", "square", "logistic"] = "hinge"
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    sign_threshold: float = 0.0
+    eval_every: int = 100
+    eps: float = 0.05
+    precision: Literal["highest", "high", "default"] = "highest"
+
+    def __post_init__(self):
+        require(math.isfinite(self.lr) and self.lr > 0, "lr", f"must be a finite number > 0, got {self.lr}")
+        require(1 <= self.batch <= MAX_INT, "batch", f"must be ≥ 1, got {self.batch}")
+        require(1 <= self.steps <= 10**9, "steps", f"must be in [1, 1e9], got {self.steps}")
+        require(math.isfinite(self.weight_decay) and self.weight_decay >= 0, "weight_decay",
+                f"must be a finite number ≥ 0, got {self.weight_decay}")
+        require(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
+        require(math.isfinite(self.sign_threshold) and self.sign_threshold >= 0, "sign_threshold",
+                f"must be ≥ 0, got {self.sign_threshold}")
+        require(1 <= self.eval_every <= self.steps, "eval_every",
+                f"must be in [1, steps = {self.steps}], got {self.eval_every}")
+        require(0 <= self.eps <= 1, "eps", f"must be in [0, 1], got {self.eps}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Sample sizes. `online: true` draws a fresh mini-batch every step (m unused)."""
+
+    m: int = 4096
+    test_m: int = 2048
+    online: bool = False
+
+    def __post_init__(self):
+        require(1 <= self.m <= MAX_INT, "m", f"must be ≥ 1, got {self.m}")
+        require(1 <= self.test_m <= MAX_INT, "test_m", f"must be ≥ 1, got {self.test_m}")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """`seeds`: a count (seeds 0..seeds−1) or an explicit list; `grid`: dotted key →
+    values, expanded as a Cartesian product (stored as a tuple of pairs)."""
+
+    seeds: tuple[int, ...] = (0,)
+    grid: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Where groups run; `max_group_runs` caps the runs in one compiled call (memory)."""
+
+    name: Literal["local"] = "local"
+    max_group_runs: int = 1024
+
+    def __post_init__(self):
+        require(1 <= self.max_group_runs <= 10**6, "max_group_runs", f"must be ≥ 1, got {self.max_group_runs}")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One resolved experiment: the tree `config.load` returns."""
+
+    experiment: str
+    target: Any
+    learner: Any
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+
+
+SECTIONS = {"train": TrainConfig, "data": DataConfig, "executor": ExecutorConfig}
+TOP_KEYS = ("experiment", "target", "learner", "train", "data", "sweep", "executor")
+GRID_SECTIONS = ("target", "learner", "train", "data")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+# ---------------------------------------------------------------- dict ↔ dataclasses
+
+def _named(section: str, registry, raw) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"expected a mapping with a `name`, got {raw!r}", key=section)
+    if "name" not in raw:
+        raise ConfigError(f"missing `name`; known: {', '.join(registry.names())}", key=f"{section}.name")
+    if not isinstance(raw["name"], str):
+        raise ConfigError(f"expected a string, got {raw['name']!r}", key=f"{section}.name")
+    try:
+        return build(registry.lookup(raw["name"]), raw, skip=("name",))
+    except ConfigError as e:
+        raise e.within(section) from None
+
+
+def _seeds(raw) -> tuple[int, ...]:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        require(1 <= raw <= 100_000, "sweep.seeds", f"a count must be in [1, 100000], got {raw}")
+        return tuple(range(raw))
+    if isinstance(raw, list) and raw and all(isinstance(s, int) and not isinstance(s, bool) for s in raw):
+        require(all(0 <= s <= MAX_INT for s in raw), "sweep.seeds", f"seeds must be ≥ 0, got {raw}")
+        require(len(set(raw)) == len(raw), "sweep.seeds", f"seeds must be distinct, got {raw}")
+        return tuple(raw)
+    raise ConfigError(f"expected a count ≥ 1 or a non-empty list of integer seeds, got {raw!r}", key="sweep.seeds")
+
+
+def _grid_key_ok(key: str, base: dict) -> None:
+    section, _, rest = key.partition(".")
+    if section not in GRID_SECTIONS or not rest or "." in rest:
+        raise ConfigError(f"grid keys are `section.field` with section one of {', '.join(GRID_SECTIONS)}"
+                          f"{suggest(key, _leaf_keys(base))}", key=f"sweep.grid.{key}")
+    if rest == "name":
+        raise ConfigError("sweeping over target/learner names is not supported: use one config per name",
+                          key=f"sweep.grid.{key}")
+    if rest not in base[section]:
+        raise ConfigError(f"no such key{suggest(key, _leaf_keys(base))}", key=f"sweep.grid.{key}")
+
+
+def _leaf_keys(base: dict) -> list[str]:
+    return [f"{s}.{k}" for s in GRID_SECTIONS for k in base.get(s, {}) if k != "name"]
+
+
+def _sweep(raw, base: dict) -> SweepConfig:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"expected a mapping, got {raw!r}", key="sweep")
+    for key in raw:
+        if key not in ("seeds", "grid"):
+            raise ConfigError(f"unknown key{suggest(key, ('seeds', 'grid'))}; expected seeds, grid", key=f"sweep.{key}")
+    seeds = _seeds(raw.get("seeds", 1))
+    grid_raw = raw.get("grid") or {}
+    if not isinstance(grid_raw, dict):
+        raise ConfigError(f"expected a mapping of dotted key → list of values, got {grid_raw!r}", key="sweep.grid")
+    grid = []
+    for key, values in grid_raw.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"grid keys are strings like data.m, got {key!r}", key="sweep.grid")
+        _grid_key_ok(key, base)
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"expected a non-empty list of values, got {values!r}", key=f"sweep.grid.{key}")
+        if any(isinstance(v, (dict, list)) for v in values):
+            raise ConfigError(f"grid values must be scalars, got {values!r}", key=f"sweep.grid.{key}")
+        grid.append((key, tuple(values)))
+    return SweepConfig(seeds=seeds, grid=tuple(grid))
+
+
+def _check_experiment(exp: Experiment) -> None:
+    """Constraints between sections."""
+    if not exp.data.online:
+        require(exp.train.batch <= exp.data.m, "train.batch",
+                f"batch = {exp.train.batch} exceeds the sample size data.m = {exp.data.m}")
+    if exp.target.task == "regression":
+        require(exp.train.loss == "square", "train.loss",
+                f"{exp.target.name} has real-valued labels: use loss square, not {exp.train.loss}")
+
+
+def from_dict(raw: Any, *, default_name: str = "experiment") -> Experiment:
+    """Build and validate an Experiment (every grid point included) from a plain dict."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a config is a mapping of sections ({', '.join(TOP_KEYS)}), got {type(raw).__name__}")
+    for key in raw:
+        if key not in TOP_KEYS:
+            raise ConfigError(f"unknown section{suggest(key, TOP_KEYS)}; expected {', '.join(TOP_KEYS)}", key=str(key))
+    for section in ("target", "learner"):
+        if section not in raw:
+            raise ConfigError(f"missing section `{section}`", key=section)
+    exp = _single(raw, default_name)
+    base = to_plain(exp)
+    sweep = _sweep(raw.get("sweep"), base)
+    exp = replace(exp, sweep=sweep)
+    for point in grid_points(exp):  # every grid point must be a valid experiment
+        with_point(exp, point)
+    return exp
+
+
+def _single(raw: dict, default_name: str) -> Experiment:
+    name = raw.get("experiment", default_name)
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(f"must be a name of letters, digits, '_', '-', '.', got {name!r}", key="experiment")
+    parts = {"target": _named("target", targets, raw["target"]),
+             "learner": _named("learner", learners, raw["learner"])}
+    for section, cls in SECTIONS.items():
+        value = raw.get(section) or {}
+        try:
+            parts[section] = build(cls, value)
+        except ConfigError as e:
+            raise e.within(section) from None
+    exp = Experiment(experiment=name, **parts)
+    _check_experiment(exp)
+    return exp
+
+
+def to_plain(exp: Experiment) -> dict:
+    """The resolved config as plain YAML-able data (defaults filled in)."""
+    out = {"experiment": exp.experiment,
+           "target": {"name": exp.target.name, **to_dict(exp.target)},
+           "learner": {"name": exp.learner.name, **to_dict(exp.learner)},
+           "train": to_dict(exp.train), "data": to_dict(exp.data),
+           "sweep": {"seeds": list(exp.sweep.seeds), "grid": {k: list(v) for k, v in exp.sweep.grid}},
+           "executor": to_dict(exp.executor)}
+    return out
+
+
+# ---------------------------------------------------------------- grid
+
+def grid_points(exp: Experiment) -> list[tuple[tuple[str, Any], ...]]:
+    """The Cartesian product of the grid, each point a tuple of (dotted key, value)."""
+    keys = [k for k, _ in exp.sweep.grid]
+    return [tuple(zip(keys, values)) for values in itertools.product(*(v for _, v in exp.sweep.grid))]
+
+
+def with_point(exp: Experiment, point) -> Experiment:
+    """`exp` with the grid point's values set (the sweep section kept); validated."""
+    plain = to_plain(exp)
+    for key, value in point:
+        section, _, name = key.partition(".")
+        plain[section][name] = value
+    try:
+        return replace(_single(plain, exp.experiment), sweep=exp.sweep, executor=exp.executor)
+    except ConfigError as e:
+        desc = ", ".join(f"{k}={v!r}" for k, v in point)
+        raise ConfigError(f"{e.message} (at grid point {desc})", key=e.key) from None
+
+
+# ---------------------------------------------------------------- loading
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'a.b=value' → ('a.b', value parsed as a YAML scalar or list)."""
+    if not isinstance(text, str) or "=" not in text:
+        raise ConfigError(f"overrides look like key=value (e.g. train.steps=500), got {text!r}", key="--set")
+    key, _, value = text.partition("=")
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"bad key in override {text!r}", key="--set")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"cannot parse the value of {text!r} as YAML: {e.problem}", key=key) from None
+    if isinstance(parsed, dict):
+        raise ConfigError(f"override values are scalars or lists, got a mapping in {text!r}", key=key)
+    return key, parsed
+
+
+def apply_override(raw: dict, key: str, value: Any) -> dict:
+    """A copy of `raw` with the dotted `key` set (keys under sweep.grid keep their dots)."""
+    raw = copy.deepcopy(raw)
+    parts = key.split(".")
+    if parts[:2] == ["sweep", "grid"] and len(parts) > 2:
+        parts = ["sweep", "grid", ".".join(parts[2:])]
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"cannot set {key}: {'.'.join(parts[:i + 1])} is not a mapping", key=key)
+        node = nxt
+    node[parts[-1]] = value
+    return raw
+
+
+def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Experiment:
+    """Read a YAML config, apply `key=value` overrides, validate. Raises ConfigError."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError("no such config file", file=str(path)) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config: {e}", file=str(path)) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"invalid YAML{where}: {getattr(e, 'problem', e)}", file=str(path)) from None
+    if raw is None:
+        raw = {}
+    try:
+        for text in overrides:
+            if not isinstance(raw, dict):
+                break
+            raw = apply_override(raw, *parse_override(text))
+        return from_dict(raw, default_name=path.stem)
+    except ConfigError as e:
+        raise e.within(file=str(path)) from None
+    except RecursionError:
+        raise ConfigError("config nests too deeply (recursive YAML aliases?)", file=str(path)) from None
+
+
+def loads(text: str, overrides=(), name: str = "experiment") -> Experiment:
+    """Like `load`, from a YAML string (handy in notebooks and tests)."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"invalid YAML: {getattr(e, 'problem', e)}") from None
+    raw = {} if raw is None else raw
+    for o in overrides:
+        if isinstance(raw, dict):
+            raw = apply_override(raw, *parse_override(o))
+    return from_dict(raw, default_name=name)
+
+
+def dump(exp: Experiment) -> str:
+    """The resolved config as YAML text (round-trips through `loads`)."""
+    return yaml.safe_dump(to_plain(exp), sort_keys=False)
+
+
+def config_hash(exp: Experiment) -> str:
+    """12 hex digits identifying the resolved config (executor excluded)."""
+    plain = to_plain(exp)
+    plain.pop("executor")
+    blob = json.dumps(plain, sort_keys=True, separators=(",", ":"), default=repr)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def smoke(exp: Experiment) -> Experiment:
+    """A seconds-long version: ≤ 200 steps, ≤ 2 seeds, ≤ 2 values per grid axis, ≤ 512 test points."""
+    steps = min(exp.train.steps, 200)
+    train = replace(exp.train, steps=steps, eval_every=max(1, min(exp.train.eval_every, steps // 4)))
+    data = replace(exp.data, test_m=min(exp.data.test_m, 512))
+    sweep = replace(exp.sweep, seeds=exp.sweep.seeds[:2], grid=tuple((k, v[:2]) for k, v in exp.sweep.grid))
+    out = replace(exp, train=train, data=data, sweep=sweep)
+    _check_experiment(out)
+    for point in grid_points(out):
+        with_point(out, point)
+    return out
+
+
+def override(exp: Experiment, **sections) -> Experiment:
+    """`exp` with fields replaced, e.g. override(cfg, train={"steps": 500}); validated."""
+    plain = to_plain(exp)
+    for section, values in sections.items():
+        if section not in plain or not isinstance(plain[section], dict):
+            raise ConfigError(f"unknown section{suggest(section, TOP_KEYS)}", key=section)
+        plain[section].update(values)
+    return from_dict(plain, default_name=exp.experiment)
+
+
+__all__ = ["ConfigError", "Experiment", "TrainConfig", "DataConfig", "SweepConfig", "ExecutorConfig",
+           "load", "loads", "from_dict", "to_plain", "dump", "config_hash", "grid_points", "with_point",
+           "smoke", "override", "parse_override", "apply_override"]

@@ -1,0 +1,100 @@
+"""Learnability curves from the results store: test error vs m or vs steps, median and
+interquartile band over seeds, one line per value of the other grid axes.
+
+Example:
+    >>> runs, curves = sl.load_results("results/quickstart", curves=True)
+    >>> fig, ax = error_vs_m(runs)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sparselearn.plotting.style import PALETTE, figure, save
+from sparselearn.sweeps.store import load_results, resolve
+
+
+def series_labels(runs: pd.DataFrame, exclude: tuple[str, ...] = ()) -> pd.Series:
+    """One label per run from its grid point without the keys in `exclude` ('' if none)."""
+    def label(text):
+        point = json.loads(text) if isinstance(text, str) and text else {}
+        return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in sorted(point.items()) if k not in exclude)
+    return runs["grid"].map(label)
+
+
+def _band(ax, x, values: pd.DataFrame, label: str, color):
+    q = values.quantile([0.25, 0.5, 0.75], axis=1).T
+    ax.plot(x, q[0.5], "o-", color=color, label=label, ms=3)
+    ax.fill_between(x, q[0.25], q[0.75], color=color, alpha=0.2, lw=0)
+
+
+def _log_if_wide(ax, values, axis="x"):
+    v = np.asarray([x for x in values if x > 0], dtype=float)
+    if v.size and v.max() / v.min() >= 8:
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+
+
+def error_vs_m(runs: pd.DataFrame, ax=None, title: str | None = None):
+    """Final test error against the sample size m (median, IQR band over seeds)."""
+    runs = runs[runs["status"] != "failed"].copy()
+    runs["series"] = series_labels(runs, exclude=("data.m",))
+    fig, ax = figure() if ax is None else (ax.figure, ax)
+    for i, (name, part) in enumerate(runs.groupby("series", sort=True)):
+        table = part.pivot_table(index="m", columns="seed", values="test_error", aggfunc="first").sort_index()
+        _band(ax, table.index.to_numpy(dtype=float), table, name or "median over seeds (IQR band)", PALETTE[i % len(PALETTE)])
+    _log_if_wide(ax, runs["m"].dropna())
+    ax.set_xlabel("training samples m")
+    ax.set_ylabel("test error")
+    ax.set_ylim(bottom=0)
+    ax.set_title(title or _title(runs))
+    ax.legend(frameon=False)
+    return fig, ax
+
+
+def error_vs_steps(runs: pd.DataFrame, curves: pd.DataFrame, ax=None, title: str | None = None):
+    """Test error against training steps (median, IQR band over seeds), one line per grid point."""
+    runs = runs[runs["status"] != "failed"].copy()
+    runs["series"] = series_labels(runs)
+    merged = curves.merge(runs[["run_id", "series", "seed"]], on="run_id")
+    fig, ax = figure() if ax is None else (ax.figure, ax)
+    for i, (name, part) in enumerate(merged.groupby("series", sort=True)):
+        table = part.pivot_table(index="step", columns="seed", values="test_error", aggfunc="first").sort_index()
+        _band(ax, table.index.to_numpy(dtype=float), table, name or "median over seeds (IQR band)", PALETTE[i % len(PALETTE)])
+    ax.set_xlabel("training step")
+    ax.set_ylabel("test error")
+    ax.set_ylim(bottom=0)
+    ax.set_title(title or _title(runs))
+    ax.legend(frameon=False)
+    return fig, ax
+
+
+def _title(runs: pd.DataFrame) -> str:
+    if runs.empty:
+        return ""
+    r = runs.iloc[0]
+    parts = [str(r["target"])]
+    for col in ("n", "k", "s"):
+        if col in runs and runs[col].nunique() == 1 and pd.notna(r[col]):
+            parts.append(f"{col}={r[col]}")
+    return f"{r['learner']} on " + " ".join(parts)
+
+
+def learnability(path: str | Path, out: str | Path | None = None) -> list[Path]:
+    """Draw the learnability curve of a store: vs m when m varies, else vs steps.
+
+    Writes <store>/figures/learnability.{png,pdf} unless `out` is given; returns the paths.
+    """
+    store = resolve(path)[0]
+    runs, curves = load_results(store, curves=True)
+    ok = runs[runs["status"] != "failed"]
+    if ok.empty:
+        raise ValueError(f"{store}: no successful runs to plot")
+    if ok["m"].nunique(dropna=True) > 1:
+        fig, _ = error_vs_m(ok)
+    else:
+        fig, _ = error_vs_steps(ok, curves)
+    return save(fig, out or store / "figures" / "learnability")

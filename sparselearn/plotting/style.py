@@ -1,0 +1,41 @@
+"""One look for every figure: readable fonts, a colour-blind-safe palette, PNG + PDF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are files; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+
+# Okabe–Ito colours, distinguishable under the common colour-vision deficiencies.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+
+RC = {
+    "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8,
+    "xtick.labelsize": 9, "ytick.labelsize": 9, "axes.spines.top": False, "axes.spines.right": False,
+    "axes.prop_cycle": matplotlib.cycler(color=PALETTE), "pdf.fonttype": 42, "ps.fonttype": 42,
+    "savefig.bbox": "tight", "savefig.dpi": 150, "figure.dpi": 100,
+}
+
+
+def figure(width: float = 4.5, height: float = 3.2):
+    """A new (fig, ax) drawn with the house style."""
+    with plt.rc_context(RC):
+        fig, ax = plt.subplots(figsize=(width, height))
+    return fig, ax
+
+
+def save(fig, path: str | Path) -> list[Path]:
+    """Write `path` as .png and .pdf (the suffix of `path` is replaced); returns both paths."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    with plt.rc_context(RC):
+        for suffix in (".png", ".pdf"):
+            p = path.with_suffix(suffix)
+            fig.savefig(p)
+            out.append(p)
+    plt.close(fig)
+    return out

@@ -1,0 +1,77 @@
+"""Expand an experiment into runs (grid × seeds) and group them by shape.
+
+Runs whose configs differ only in vmapped values (seed, data.m, train.lr,
+train.weight_decay) share a group: one compiled program trains them all.
+
+Example:
+    >>> runs = expand(cfg)                  # one Run per (grid point, seed)
+    >>> groups = group(runs)                # [Group(static, runs), ...]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sparselearn.config import Experiment, config_hash, grid_points, with_point
+from sparselearn.train import static_part
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: its id, grid point, seed and resolved config."""
+
+    run_id: str
+    point: tuple[tuple[str, Any], ...]
+    seed: int
+    exp: Experiment
+
+
+@dataclass(frozen=True)
+class Group:
+    """Runs with equal shapes; `exp` is the config they compile to (data.m = their largest m)."""
+
+    group_id: str
+    exp: Experiment
+    runs: tuple[Run, ...]
+
+    def hps(self) -> dict[str, list]:
+        """The vmapped values of every run, in order."""
+        return {"seed": [r.seed for r in self.runs], "m": [r.exp.data.m for r in self.runs],
+                "lr": [r.exp.train.lr for r in self.runs],
+                "weight_decay": [r.exp.train.weight_decay for r in self.runs]}
+
+
+def _digest(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=repr).encode()).hexdigest()[:16]
+
+
+def run_id(cfg_hash: str, point, seed: int) -> str:
+    """Stable id of (config hash, grid point, seed)."""
+    return _digest(cfg_hash, [[k, v] for k, v in point], seed)
+
+
+def expand(exp: Experiment) -> list[Run]:
+    """Every (grid point, seed) of `exp`, grid-major then seed."""
+    h = config_hash(exp)
+    runs = []
+    for point in grid_points(exp):
+        resolved = with_point(exp, point)
+        for seed in exp.sweep.seeds:
+            runs.append(Run(run_id(h, point, seed), point, seed, resolved))
+    return runs
+
+
+def group(runs: list[Run]) -> list[Group]:
+    """Runs partitioned into shape groups, in order of first appearance."""
+    buckets: dict[Experiment, list[Run]] = {}
+    for r in runs:
+        buckets.setdefault(static_part(replace(r.exp, data=replace(r.exp.data, m=1))), []).append(r)
+    groups = []
+    for members in buckets.values():
+        first = members[0].exp
+        exp = replace(first, data=replace(first.data, m=max(r.exp.data.m for r in members)))
+        groups.append(Group(_digest([r.run_id for r in members]), exp, tuple(members)))
+    return groups

@@ -1,0 +1,153 @@
+"""Run an experiment: expand, skip what is stored, train group by group, store each group.
+
+Example:
+    >>> df = run(config.load("configs/quickstart.yaml"))   # one row per run
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from sparselearn.config import Experiment, config_hash
+from sparselearn.sweeps.executors import EXECUTORS
+from sparselearn.sweeps.grid import Group, Run, expand, group
+from sparselearn.sweeps.store import CURVE_COLUMNS, RUN_COLUMNS, Store
+from sparselearn.train import curve_steps, run_group
+
+SKIP_STATUSES = ("ok", "diverged")
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What one call of `run` did."""
+
+    path: str
+    total: int
+    skipped: int
+    ok: int
+    diverged: int
+    failed: int
+    wall_s: float
+
+    def line(self) -> str:
+        return (f"{self.total} runs ({self.skipped} already stored): {self.ok} ok, {self.diverged} diverged, "
+                f"{self.failed} failed in {self.wall_s:.1f} s → {self.path}")
+
+
+def _chunks(runs: tuple[Run, ...], limit: int) -> list[list[Run]]:
+    """Equal-sized chunks of at most `limit` runs (the last padded by repeating its first
+    run, so every chunk has one shape and the group compiles once)."""
+    count = math.ceil(len(runs) / limit)
+    size = math.ceil(len(runs) / count)
+    out = [list(runs[i:i + size]) for i in range(0, len(runs), size)]
+    out[-1] += [out[-1][0]] * (size - len(out[-1]))
+    return out
+
+
+def _run_row(run: Run, group_id: str, cfg_hash: str) -> dict:
+    e = run.exp
+    row = {"run_id": run.run_id, "experiment": e.experiment, "config_hash": cfg_hash, "group_id": group_id,
+           "target": e.target.name, "learner": e.learner.name,
+           "n": getattr(e.target, "n", None), "k": getattr(e.target, "k", None), "s": getattr(e.target, "s", None),
+           "m": None if e.data.online else e.data.m, "width": getattr(e.learner, "width", None),
+           "depth": getattr(e.learner, "depth", None), "seed": run.seed, "lr": e.train.lr,
+           "weight_decay": e.train.weight_decay, "steps": e.train.steps, "batch": e.train.batch,
+           "optimizer": e.train.optimizer, "loss": e.train.loss, "noise": getattr(e.target, "noise", None),
+           "online": e.data.online, "eps": e.train.eps,
+           "grid": json.dumps({k: v for k, v in run.point}, sort_keys=True)}
+    return row
+
+
+def train_group(g: Group, max_runs: int = 1024) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train one group; a failure marks its runs `failed` with the error text instead of raising."""
+    cfg_hash = config_hash(g.runs[0].exp)
+    start = time.perf_counter()
+    rows = [_run_row(r, g.group_id, cfg_hash) for r in g.runs]
+    curves = []
+    try:
+        outs = []
+        for chunk in _chunks(g.runs, max_runs):
+            sub = Group(g.group_id, g.exp, tuple(chunk))
+            outs.append(run_group(g.exp, sub.hps()))
+        out = {k: np.concatenate([o[k] for o in outs])[: len(g.runs)] for k in outs[0]}
+        steps = curve_steps(g.exp)
+        for i, row in enumerate(rows):
+            finite = bool(out["finite"][i])
+            row.update(test_error=float(out["test_error"][i]), test_loss=float(out["test_loss"][i]),
+                       train_error=float(out["train_error"][i]), train_loss=float(out["train_loss"][i]),
+                       steps_to_eps=int(out["steps_to_eps"][i]) if out["steps_to_eps"][i] >= 0 else None,
+                       status="ok" if finite else "diverged", error=None if finite else "non-finite training loss")
+            curves.append(pd.DataFrame({
+                "run_id": row["run_id"], "step": steps,
+                "train_loss": out["curve_train_loss"][i], "train_error": out["curve_train_error"][i],
+                "test_error": out["curve_test_error"][i], "test_loss": out["curve_test_loss"][i]}))
+    except Exception as e:  # noqa: BLE001 — one bad group must not sink the sweep
+        text = f"{type(e).__name__}: {e}"
+        for row in rows:
+            row.update(status="failed", error=text[:2000])
+        print(f"group {g.group_id} failed: {text}\n{traceback.format_exc(limit=3)}", file=sys.stderr)
+    wall = time.perf_counter() - start
+    for row in rows:
+        row["wall_s"] = wall / len(rows)
+    runs_df = pd.DataFrame(rows).reindex(columns=RUN_COLUMNS)
+    runs_df = runs_df.astype({"n": "Int64", "k": "Int64", "s": "Int64", "m": "Int64", "width": "Int64",
+                              "depth": "Int64", "seed": "Int64", "steps_to_eps": "Int64", "steps": "Int64",
+                              "batch": "Int64"})
+    for col in ("test_error", "test_loss", "train_error", "train_loss", "noise"):
+        runs_df[col] = runs_df[col].astype("float64")
+    curves_df = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS)
+    return runs_df, curves_df
+
+
+def run(exp: Experiment, out: str = "results", *, force: bool = False, retry_failed: bool = False,
+        progress: bool = True) -> pd.DataFrame:
+    """Train every run of `exp` not yet stored under `out`; return all of its runs.
+
+    Stored runs are skipped (status ok/diverged; failed ones too unless `retry_failed`);
+    `force` recomputes everything. The returned frame has `attrs["summary"]` (a Summary)
+    and `attrs["path"]` (the store directory).
+    """
+    start = time.perf_counter()
+    store = Store.create(out, exp)
+    runs = expand(exp)
+    stored = {} if force else store.stored_status()
+    keep = SKIP_STATUSES + (() if retry_failed else ("failed",))
+    todo = [r for r in runs if stored.get(r.run_id) not in keep]
+    groups = group(todo)
+    counts = {"ok": 0, "diverged": 0, "failed": 0}
+    bar = tqdm(total=len(todo), unit="run", disable=not progress or not todo, file=sys.stderr,
+               desc=exp.experiment, dynamic_ncols=True)
+    done_groups = 0
+
+    def on_done(g: Group, result) -> None:
+        nonlocal done_groups
+        runs_df, curves_df = result
+        store.write(runs_df, curves_df)
+        for status in runs_df["status"]:
+            counts[status] += 1
+        done_groups += 1
+        bar.set_postfix_str(f"group {done_groups}/{len(groups)}")
+        bar.update(len(runs_df))
+
+    try:
+        bar.set_postfix_str(f"group 0/{len(groups)} (compiling)")
+        EXECUTORS[exp.executor.name](groups, lambda g: train_group(g, exp.executor.max_group_runs), on_done)
+    finally:
+        bar.close()
+    df = store.runs()
+    ids = {r.run_id for r in runs}
+    df = df[df["run_id"].isin(ids)].reset_index(drop=True)
+    summary = Summary(str(store.path), len(runs), len(runs) - len(todo), counts["ok"], counts["diverged"],
+                      counts["failed"], time.perf_counter() - start)
+    df.attrs["summary"] = summary
+    df.attrs["path"] = str(store.path)
+    return df

@@ -1,0 +1,20 @@
+"""Error and loss of a predictor on a labelled set, with optional row weights."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def pointwise_error(f: jax.Array, y: jax.Array, task: str) -> jax.Array:
+    """Per-example error: 0-1 (sign(f) ≠ y, f = 0 counts as wrong) for classification,
+    squared error (f − y)² for regression."""
+    if task == "classification":
+        return (jnp.sign(f) != y).astype(jnp.float32)
+    return jnp.square(f - y)
+
+
+def weighted_mean(v: jax.Array, weights: jax.Array | None = None) -> jax.Array:
+    if weights is None:
+        return jnp.mean(v)
+    return jnp.sum(v * weights) / jnp.maximum(jnp.sum(weights), 1.0)
