@@ -16,10 +16,18 @@ from __future__ import annotations
 
 from sparselearn.errors import ConfigError
 from sparselearn.fields import build, suggest
-from sparselearn.targets.parity import SparseParity
+from sparselearn.targets.hierarchical import Hierarchical
+from sparselearn.targets.moe import MoE
+from sparselearn.targets.parity import SparseParity, Staircase
+from sparselearn.targets.sparse_mlp import SparseMLP, SparseMLPSign
 
 REGISTRY: dict[str, type] = {
     SparseParity.name: SparseParity,
+    Staircase.name: Staircase,
+    SparseMLP.name: SparseMLP,
+    SparseMLPSign.name: SparseMLPSign,
+    Hierarchical.name: Hierarchical,
+    MoE.name: MoE,
 }
 
 

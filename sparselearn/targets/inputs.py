@@ -1,22 +1,51 @@
-"""Input distributions: every target draws its x through `draw`.
+"""Input distributions, and the tools that walk their support.
+
+Every target draws its x through `draw`. Three distributions:
+
+- ``hypercube``: uniform on {±1}^n;
+- ``gaussian``: standard normal N(0, I_n);
+- ``biased``: independent coordinates, +1 with probability p and −1 otherwise
+  (the p-biased product measure; same support as the hypercube).
+
+The hypercube is enumerated in one fixed order, shared with `sparselearn.analysis`:
+row i of `hypercube_points(n, 0, 2**n)` has x_j = (−1)^{bit j of i}, so the Walsh
+character χ_T(x_i) = (−1)^{popcount(i & T)} and index T encodes the set T as a bit mask.
+
+`certify_max` turns any per-input count (for example the number of active hidden units)
+into a `Certificate`: the exact maximum over the whole hypercube when n is small enough
+to enumerate, otherwise the maximum over a random sample, which is only a lower bound.
 
 Example:
-    >>> x = draw("hypercube", jax.random.key(0), 8, 30)    # (8, 30) float32 in {±1}
+    >>> x = draw("hypercube", jax.random.key(0), 8, 30)      # (8, 30) float32 in {±1}
+    >>> hypercube_points(3, 0, 8)[5]                          # index 5 = bits 101
+    Array([-1.,  1., -1.], dtype=float32)
 """
 
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 INPUTS = ("hypercube", "gaussian", "biased")
+
+#: Largest n whose hypercube `certify_max` enumerates exactly (2^20 ≈ 10^6 points).
+MAX_ENUMERATE = 20
+#: Largest n whose support `reference` enumerates (exact moments for normalisation).
+MAX_REFERENCE = 14
+#: Sample size `reference` uses when it cannot enumerate.
+REFERENCE_SAMPLES = 1 << 14
 
 
 def draw(inputs: str, key: jax.Array, m: int, n: int, p: float = 0.5) -> jax.Array:
     """m inputs in R^n, shape (m, n) float32.
 
-    hypercube: uniform on {±1}^n; gaussian: N(0, I_n); biased: independent
-    coordinates, +1 with probability p and −1 otherwise.
+    `p` is the probability of +1 per coordinate and is used only by ``biased``.
+
+    Example:
+        >>> draw("biased", jax.random.key(0), 4, 10, p=0.9).mean() > 0.5
     """
     if inputs == "hypercube":
         return jax.random.rademacher(key, (m, n), dtype=jnp.float32)
@@ -25,3 +54,135 @@ def draw(inputs: str, key: jax.Array, m: int, n: int, p: float = 0.5) -> jax.Arr
     if inputs == "biased":
         return jnp.where(jax.random.bernoulli(key, p, (m, n)), 1.0, -1.0).astype(jnp.float32)
     raise ValueError(f"unknown inputs {inputs!r}; expected one of {INPUTS}")
+
+
+def is_discrete(inputs: str) -> bool:
+    """True when the support is {±1}^n (hypercube and biased), so it can be enumerated."""
+    return inputs in ("hypercube", "biased")
+
+
+def hypercube_points(n: int, start: int, stop: int) -> jax.Array:
+    """Rows start … stop−1 of the enumeration of {±1}^n, shape (stop − start, n) float32.
+
+    Row i has x_j = 1 − 2·((i >> j) & 1): bit j set means coordinate j is −1.
+
+    Example:
+        >>> hypercube_points(2, 0, 4)
+        Array([[ 1.,  1.], [-1.,  1.], [ 1., -1.], [-1., -1.]], dtype=float32)
+    """
+    idx = jnp.arange(start, stop, dtype=jnp.int32)
+    bits = (idx[:, None] >> jnp.arange(n, dtype=jnp.int32)[None, :]) & 1
+    return (1 - 2 * bits).astype(jnp.float32)
+
+
+def probabilities(x: jax.Array, inputs: str, p: float = 0.5) -> jax.Array:
+    """Probability of each row of x (m, n) ∈ {±1}^n under ``hypercube`` or ``biased``, shape (m,)."""
+    n = x.shape[-1]
+    if inputs == "hypercube":
+        return jnp.full(x.shape[:-1], 0.5 ** n, jnp.float32)
+    plus = jnp.sum(x > 0, axis=-1)
+    return jnp.exp(plus * np.log(p) + (n - plus) * np.log1p(-p)).astype(jnp.float32)
+
+
+def reference(inputs: str, key: jax.Array, n: int, p: float = 0.5) -> tuple[jax.Array, jax.Array]:
+    """Points and weights that stand for the input distribution, for computing moments.
+
+    Returns (x (N, n) float32, w (N,) float32 summing to 1). For a discrete support with
+    n ≤ MAX_REFERENCE this is the whole hypercube with its exact probabilities (so means,
+    variances and medians are exact); otherwise REFERENCE_SAMPLES draws with equal weights.
+    The choice depends only on (inputs, n), so the shapes are static and this is vmappable
+    over `key`.
+
+    Example:
+        >>> x, w = reference("hypercube", jax.random.key(0), 4)     # (16, 4), (16,) all 1/16
+    """
+    if is_discrete(inputs) and n <= MAX_REFERENCE:
+        x = hypercube_points(n, 0, 1 << n)
+        return x, probabilities(x, inputs, p)
+    x = draw(inputs, key, REFERENCE_SAMPLES, n, p)
+    return x, jnp.full((REFERENCE_SAMPLES,), 1.0 / REFERENCE_SAMPLES, jnp.float32)
+
+
+def weighted_moments(v: jax.Array, w: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(mean, standard deviation) of values v (N,) under weights w (N,) summing to 1."""
+    mean = jnp.sum(w * v)
+    return mean, jnp.sqrt(jnp.maximum(jnp.sum(w * (v - mean) ** 2), 0.0))
+
+
+def balanced_threshold(v: jax.Array, w: jax.Array) -> jax.Array:
+    """A threshold t for labels sign(v − t) that splits the mass as evenly as possible.
+
+    t sits halfway between the weighted median and its neighbouring distinct value, on
+    whichever side gives the split closer to ½, so no reference value equals t (atoms of
+    mass at the median, common on the hypercube, never make the labels constant unless v
+    itself is constant). Shape ().
+    """
+    order = jnp.argsort(v)
+    vs, ws = v[order], w[order]
+    med = vs[jnp.searchsorted(jnp.cumsum(ws), 0.5)]
+    above = jnp.sum(jnp.where(vs > med, ws, 0.0))
+    at_or_above = jnp.sum(jnp.where(vs >= med, ws, 0.0))
+    next_hi = jnp.min(jnp.where(vs > med, vs, jnp.inf))
+    next_lo = jnp.max(jnp.where(vs < med, vs, -jnp.inf))
+    hi = jnp.where(jnp.isfinite(next_hi), 0.5 * (med + next_hi), med)
+    lo = jnp.where(jnp.isfinite(next_lo), 0.5 * (med + next_lo), med)
+    use_hi = (jnp.abs(above - 0.5) <= jnp.abs(at_or_above - 0.5)) & jnp.isfinite(next_hi)
+    return jnp.where(use_hi | ~jnp.isfinite(next_lo), hi, lo)
+
+
+class Certificate(NamedTuple):
+    """The largest number of active units seen over a target's input support.
+
+    max_active: the maximum count found.
+    exact: True when every point of the support was enumerated (then `max_active` is the
+        true maximum); False when it is the maximum over `n_inputs` random draws, which is
+        only a **lower bound** on the true maximum.
+    n_inputs: how many inputs were evaluated.
+    k: the sparsity the target promises (at most k active units on every input).
+    """
+
+    max_active: int
+    exact: bool
+    n_inputs: int
+    k: int
+
+    @property
+    def holds(self) -> bool:
+        """max_active ≤ k (a proof when `exact`, only evidence otherwise)."""
+        return self.max_active <= self.k
+
+    @property
+    def method(self) -> str:
+        return "exact (all 2^n inputs)" if self.exact else "sampled lower bound"
+
+    def __str__(self) -> str:
+        return f"max active = {self.max_active} (promise k = {self.k}; {self.method}, {self.n_inputs} inputs)"
+
+
+def certify_max(count: Callable[[jax.Array], jax.Array], n: int, inputs: str, k: int, *,
+                key: jax.Array | None = None, samples: int = 1 << 16, p: float = 0.5,
+                chunk: int = 1 << 16) -> Certificate:
+    """Maximum of `count(x) -> (m,) int` over the support of `inputs`.
+
+    For a discrete support (``hypercube``, ``biased``) with n ≤ MAX_ENUMERATE, all 2^n points
+    are enumerated in chunks of `chunk` rows (exact). Otherwise `samples` draws from the
+    distribution (key defaults to `jax.random.key(0)`) give a sampled lower bound.
+
+    Example:
+        >>> certify_max(lambda x: (x > 0).sum(1), 10, "hypercube", k=10)
+        Certificate(max_active=10, exact=True, n_inputs=1024, k=10)
+    """
+    count = jax.jit(count)
+    if is_discrete(inputs) and n <= MAX_ENUMERATE:
+        total = 1 << n
+        step = min(chunk, total)
+        best = max(int(jnp.max(count(hypercube_points(n, lo, lo + step)))) for lo in range(0, total, step))
+        return Certificate(best, True, total, k)
+    key = jax.random.key(0) if key is None else key
+    best, seen = 0, 0
+    while seen < samples:
+        size = min(chunk, samples - seen)
+        x = draw(inputs, jax.random.fold_in(key, seen), size, n, p)
+        best = max(best, int(jnp.max(count(x))))
+        seen += size
+    return Certificate(best, False, samples, k)

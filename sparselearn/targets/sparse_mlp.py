@@ -1,0 +1,343 @@
+"""Sparsely activated ReLU teachers: the class H_{n,s,k} of Awasthi–Dikkala–Kamath–Meka (2024).
+
+    h(x) = Σ_{j≤s} u_j · relu(⟨w_j, x⟩ − b_j),   at most k units with ⟨w_j, x⟩ − b_j > 0 for every x
+
+Every construction is a sum of k *groups*. Within a group the active regions of the units
+are pairwise disjoint, so each group contributes at most one active unit and the whole
+network at most k — on every point of the support, not just on average. A group reads a
+few "address" coordinates (a random subset, so the teacher is randomly permuted):
+
+- ``junta`` (paper's member (a)): a group is a junta on a = ⌊log₂(s/k)⌋ coordinates J; unit α
+  ∈ {±1}^a computes relu(⟨α, x_J⟩ − a + 1), which is 1 exactly when x_J = α. Output weights
+  are a random ±1 function of α, or Π α (``junta_fn="parity"``: the group is an a-sparse parity).
+- ``index`` (member (b)): b address bits select one of 2^b data bits; unit α has weight α on the
+  address and ½ on data bit α, bias b − ½, output weight 1; the group computes ½·y_addr + ½.
+- ``dense_weight`` (member (c), App. A): unit α computes relu(⟨v_α, y⟩ + Γ(⟨α, x_addr⟩ − b)) with
+  a dense unit vector v_α on the other q = n − b coordinates y; Γ = √q (default) makes it
+  exactly 1-sparse per group, a smaller `gamma` only with high probability (Remark 11).
+- ``random``: Hamming balls. A group picks L coordinates J and g distinct random codewords c_j ∈
+  {±1}^L; unit j fires on the ball {x : dist(x_J, c_j) < R_j} with R_j = ⌊(d_j + 1)/2⌋, d_j the
+  distance to the nearest other codeword, so the balls are disjoint. Each unit also gets a dense
+  random weight vector on the remaining coordinates with ℓ₁ norm ½, which changes the unit's value
+  but never its activity (pre-activations are odd integers ± ½). With ``inputs="gaussian"`` no
+  construction with s > 2k can be k-sparse on all of R^n (two halfspaces always meet unless
+  antipodal), so ``random`` then uses well-spread unit directions (stacked random orthonormal
+  bases) with a common bias: the largest (k+1)-th largest projection over 2^14 reference draws,
+  so no reference draw has more than k active units. Fresh draws exceed k with probability of
+  order 2^−14 (the regime of the paper's Remark 11); the certificate is sampled and labelled as
+  such, and the price is a very sparse function (most inputs activate no unit at all).
+
+Scale: by default the output weights are rescaled to unit output variance under the input
+distribution (exact on the enumerated hypercube for n ≤ 14, else from 2^14 draws); the factor is
+returned as ``params["scale"]``. Giving `W` and/or `B` instead scales the teacher to the largest
+member of H^{W,B}_{n,s,k}: ‖u‖_∞·max‖w_j‖ ≤ W and ‖u‖_∞·max|b_j| ≤ B (the ratio of the two is
+fixed by the construction). `norms(params)` reports both. ``sparse_mlp_sign`` is the ±1-label
+variant sign(h − median).
+
+Example:
+    >>> t = SparseMLP(n=16, s=64, k=4)
+    >>> tp = t.init(jax.random.key(0))        # {"w": (64, 16), "b": (64,), "u": (64,), "scale": ()}
+    >>> x, y = t.sample(tp, jax.random.key(1), 512)
+    >>> t.active_units(tp, x).max() <= 4
+    >>> t.certify(tp)                          # Certificate(max_active=4, exact=True, n_inputs=65536, k=4)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from sparselearn.errors import require
+from sparselearn.targets.inputs import (Certificate, balanced_threshold, certify_max, draw, hypercube_points,
+                                        is_discrete, reference, weighted_moments)
+
+HIGHEST = jax.lax.Precision.HIGHEST
+
+
+class Layout(NamedTuple):
+    """Static shape of a construction: k groups of `group_units` units, each group
+    addressed by `bits` coordinates; `units` = k · group_units ≤ s."""
+
+    bits: int
+    group_units: int
+    units: int
+
+
+def _floor_log2(v: int) -> int:
+    return max(v, 1).bit_length() - 1
+
+
+def frame(key: jax.Array, units: int, n: int) -> jax.Array:
+    """`units` unit vectors in R^n, shape (units, n): stacked random orthonormal bases, so the
+    directions are as spread out as possible (a union of orthonormal bases is a tight frame)."""
+    blocks = -(-units // n)
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(blocks))
+    bases = jax.vmap(lambda kb: jnp.linalg.qr(jax.random.normal(kb, (n, n), jnp.float32))[0].T)(keys)
+    return bases.reshape(blocks * n, n)[:units]
+
+
+def calibrated_bias(w: jax.Array, x: jax.Array, k: int) -> jax.Array:
+    """The smallest common bias τ with at most k of the pre-activations ⟨w_j, x⟩ − τ positive on
+    every row of x: the largest (k+1)-th largest projection over the rows. Shape ()."""
+    if w.shape[0] <= k:
+        return jnp.zeros((), jnp.float32)
+    z = jnp.matmul(x, w.T, precision=HIGHEST)
+    return jnp.max(jax.lax.top_k(z, k + 1)[0][:, -1])
+
+
+@dataclass(frozen=True)
+class SparseMLP:
+    """A ReLU network with s hidden units of which at most k are active on any input.
+
+    Fields: `n` inputs, `s` hidden units (the construction may use fewer; see `layout`),
+    sparsity `k`, `construction` (random | junta | index | dense_weight), `bits` (address bits
+    per group; codeword length for random; default from s/k), `junta_fn` (random | parity),
+    `gamma` (Γ of dense_weight), norms `W`, `B` (default: unit variance instead), `noise`
+    (std of additive Gaussian label noise), `inputs`, and `p` (+1 probability for biased inputs).
+
+    Example:
+        >>> t = SparseMLP(n=12, s=16, k=1, construction="junta", junta_fn="parity")
+        >>> tp = t.init(jax.random.key(0))          # a 4-sparse parity written as 16 ReLUs
+    """
+
+    n: int = 16
+    s: int = 64
+    k: int = 4
+    construction: Literal["random", "junta", "index", "dense_weight"] = "random"
+    bits: int | None = None
+    junta_fn: Literal["random", "parity"] = "random"
+    gamma: float | None = None
+    W: float | None = None
+    B: float | None = None
+    noise: float = 0.0
+    inputs: Literal["hypercube", "gaussian", "biased"] = "hypercube"
+    p: float = 0.5
+
+    name: ClassVar[str] = "sparse_mlp"
+    task: ClassVar[str] = "regression"
+
+    def __post_init__(self):
+        require(self.n >= 1, "n", f"must be ≥ 1, got {self.n}")
+        require(self.s >= 1, "s", f"must be ≥ 1, got {self.s}")
+        require(1 <= self.k <= self.s, "k", f"must satisfy 1 ≤ k ≤ s = {self.s}, got {self.k}")
+        require(self.k <= self.n, "k", f"must be ≤ n = {self.n}, got {self.k}")
+        require(0.0 < self.p < 1.0, "p", f"probability of +1 must be in (0, 1), got {self.p}")
+        for key in ("W", "B", "gamma"):
+            value = getattr(self, key)
+            require(value is None or value > 0, key, f"must be > 0, got {value}")
+        self._check_noise()
+        c = self.construction
+        require(self.inputs != "gaussian" or c == "random", "construction",
+                f"{c!r} is defined on the hypercube; with inputs='gaussian' use construction='random'")
+        require(self.gamma is None or c == "dense_weight", "gamma", "is used only by construction='dense_weight'")
+        require(self.junta_fn == "random" or c == "junta", "junta_fn", "is used only by construction='junta'")
+        require(self.bits is None or self.bits >= 1, "bits", f"must be ≥ 1, got {self.bits}")
+        per_group = self.s // self.k
+        if c in ("junta", "index", "dense_weight"):
+            require(per_group >= 2, "s", f"construction {c!r} needs s ≥ 2k = {2 * self.k}, got {self.s}")
+        if self.bits is not None:
+            require(self.inputs != "gaussian", "bits", "is not used with inputs='gaussian'")
+            require(self.bits <= self.n, "bits", f"must be ≤ n = {self.n}, got {self.bits}")
+        if self.bits is not None and c != "random":
+            require(2 ** self.bits <= per_group, "bits",
+                    f"2^bits units per group must fit in s/k = {per_group}, got bits = {self.bits}")
+        if c == "index":
+            b = self.layout.bits
+            require(b + 2 ** b <= self.n, "n", f"index with {b} address bits needs n ≥ {b + 2 ** b}, got {self.n}")
+        if c == "dense_weight":
+            require(self.layout.bits < self.n, "bits", f"dense_weight needs address bits < n = {self.n}")
+
+    def _check_noise(self):
+        require(self.noise >= 0.0, "noise", f"noise standard deviation must be ≥ 0, got {self.noise}")
+
+    # ----------------------------------------------------------------- structure
+    @property
+    def layout(self) -> Layout:
+        """Address bits per group, units per group and total units (static, from the config)."""
+        per_group = self.s // self.k
+        c = self.construction
+        if c == "random" and self.inputs == "gaussian":
+            return Layout(0, per_group, self.k * per_group)
+        if c == "random":
+            bits = self.bits or min(self.n, _floor_log2(per_group) + 2)
+            g = min(per_group, 2 ** bits)
+            return Layout(bits, g, self.k * g)
+        bits = self.bits or _floor_log2(per_group)
+        if c == "index" and self.bits is None:
+            while bits > 1 and bits + 2 ** bits > self.n:
+                bits -= 1
+        if c == "dense_weight":
+            bits = min(bits, self.n - 1)
+        bits = min(bits, self.n)
+        return Layout(bits, 2 ** bits, self.k * 2 ** bits)
+
+    @property
+    def certified(self) -> bool:
+        """True when the construction is k-sparse on every point of the support by design."""
+        return is_discrete(self.inputs) and not (self.construction == "dense_weight" and self.gamma is not None
+                                                 and self.gamma < math.sqrt(self.n - self.layout.bits))
+
+    # ----------------------------------------------------------------- parameters
+    def _group(self, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """One group's (w (g, n), b (g,), u (g,)) before scaling."""
+        bits, g, _ = self.layout
+        n = self.n
+        perm = jax.random.permutation(jax.random.fold_in(key, 0), n)
+        k_out, k_dense, k_code = (jax.random.fold_in(key, i) for i in (1, 2, 3))
+        signs = jax.random.rademacher(k_out, (g,), dtype=jnp.float32)
+        c = self.construction
+        if c == "junta":
+            alpha = hypercube_points(bits, 0, g)                                   # (g, bits)
+            w = jnp.zeros((g, n), jnp.float32).at[:, perm[:bits]].set(alpha)
+            b = jnp.full((g,), bits - 1.0, jnp.float32)
+            u = jnp.prod(alpha, axis=1) if self.junta_fn == "parity" else signs
+            return w, b, u
+        if c == "index":
+            alpha = hypercube_points(bits, 0, g)
+            data = perm[bits: bits + g]
+            w = jnp.zeros((g, n), jnp.float32).at[:, perm[:bits]].set(alpha)
+            w = w.at[jnp.arange(g), data].set(0.5)
+            return w, jnp.full((g,), bits - 0.5, jnp.float32), jnp.ones((g,), jnp.float32)
+        if c == "dense_weight":
+            q = n - bits
+            gamma = self.gamma if self.gamma is not None else math.sqrt(q)
+            alpha = hypercube_points(bits, 0, g)
+            v = jax.random.normal(k_dense, (g, q), jnp.float32)
+            v = v / jnp.linalg.norm(v, axis=1, keepdims=True)
+            w = jnp.zeros((g, n), jnp.float32).at[:, perm[:bits]].set(gamma * alpha).at[:, perm[bits:]].set(v)
+            return w, jnp.full((g,), gamma * bits, jnp.float32), signs
+        # random Hamming balls on the cube
+        if bits <= 20:
+            code_idx = jax.random.choice(k_code, 2 ** bits, (g,), replace=False).astype(jnp.int32)
+            code = (1 - 2 * ((code_idx[:, None] >> jnp.arange(bits)[None, :]) & 1)).astype(jnp.float32)
+        else:   # 2^bits too many to draw without replacement; duplicates have probability < g²/2^21
+            code = jax.random.rademacher(k_code, (g, bits), dtype=jnp.float32)
+        dist = 0.5 * (bits - code @ code.T)                                         # Hamming distances
+        nearest = jnp.min(jnp.where(jnp.eye(g, dtype=bool), jnp.inf, dist), axis=1)
+        radius = jnp.where(jnp.isfinite(nearest), jnp.floor((nearest + 1) / 2), bits + 1.0)
+        w = jnp.zeros((g, n), jnp.float32).at[:, perm[:bits]].set(code)
+        if bits < n:
+            v = jax.random.normal(k_dense, (g, n - bits), jnp.float32)
+            v = 0.5 * v / jnp.sum(jnp.abs(v), axis=1, keepdims=True)
+            w = w.at[:, perm[bits:]].set(v)
+        u = jax.random.normal(k_out, (g,), jnp.float32)
+        return w, bits - 2.0 * radius + 1.0, u
+
+    def _raw(self, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(w (units, n), b (units,), u (units,)) before scaling."""
+        _, g, units = self.layout
+        if self.inputs == "gaussian":
+            w = frame(jax.random.fold_in(key, 0), units, self.n)
+            x, _ = reference(self.inputs, jax.random.fold_in(key, 2), self.n)
+            b = jnp.full((units,), calibrated_bias(w, x, self.k), jnp.float32)
+            return w, b, jax.random.normal(jax.random.fold_in(key, 1), (units,), jnp.float32)
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(self.k))
+        w, b, u = jax.vmap(self._group)(keys)
+        return w.reshape(units, self.n), b.reshape(units), u.reshape(units)
+
+    def init(self, key: jax.Array) -> dict:
+        """Teacher parameters {"w": (units, n), "b": (units,), "u": (units,), "scale": ()}.
+
+        `u` already includes the factor `scale` (unit variance, or the W/B normalisation).
+        """
+        w, b, u = self._raw(jax.random.fold_in(key, 0))
+        x, weights = reference(self.inputs, jax.random.fold_in(key, 1), self.n, self.p)
+        if self.W is None and self.B is None:
+            _, std = weighted_moments(_forward(w, b, u, x), weights)
+            scale = 1.0 / jnp.maximum(std, 1e-12)
+        else:
+            umax = jnp.max(jnp.abs(u))
+            scale = jnp.inf
+            if self.W is not None:
+                scale = jnp.minimum(scale, self.W / (umax * jnp.max(jnp.linalg.norm(w, axis=1))))
+            if self.B is not None:
+                scale = jnp.minimum(scale, self.B / jnp.maximum(umax * jnp.max(jnp.abs(b)), 1e-30))
+        return {"w": w, "b": b, "u": u * scale, "scale": jnp.asarray(scale, jnp.float32)}
+
+    # ----------------------------------------------------------------- evaluation
+    def output(self, params: dict, x: jax.Array) -> jax.Array:
+        """The network h(x), shape (m,)."""
+        return _forward(params["w"], params["b"], params["u"], x)
+
+    def labels(self, params: dict, x: jax.Array) -> jax.Array:
+        """Noiseless labels h(x), shape (m,)."""
+        return self.output(params, x)
+
+    def sample(self, params: dict, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
+        """m labelled examples: x (m, n) float32, y (m,) float32 (h(x) plus Gaussian noise)."""
+        x = draw(self.inputs, jax.random.fold_in(key, 0), m, self.n, self.p)
+        y = self.labels(params, x)
+        if self.noise > 0:
+            y = y + self.noise * jax.random.normal(jax.random.fold_in(key, 1), (m,), jnp.float32)
+        return x, y
+
+    def active_units(self, params: dict, x: jax.Array) -> jax.Array:
+        """How many hidden units have a strictly positive pre-activation, per input: (m,) int32."""
+        return jnp.sum(_preact(params["w"], params["b"], x) > 0, axis=1, dtype=jnp.int32)
+
+    def certify(self, params: dict, *, key: jax.Array | None = None, samples: int = 1 << 16) -> Certificate:
+        """Largest `active_units` over the support.
+
+        Exact (all 2^n inputs, chunked) for hypercube/biased inputs with n ≤ 20; otherwise the
+        maximum over `samples` draws — a lower bound, flagged by `exact=False`.
+        """
+        return certify_max(lambda x: self.active_units(params, x), self.n, self.inputs, self.k,
+                           key=key, samples=samples, p=self.p)
+
+    def norms(self, params: dict) -> dict:
+        """The class parameters this teacher attains: W = ‖u‖_∞·max‖w_j‖₂, B = ‖u‖_∞·max|b_j|,
+        and the output bound C_H = k(W√n + B) (R = √n on the cube). Python floats."""
+        umax = float(jnp.max(jnp.abs(params["u"])))
+        W = umax * float(jnp.max(jnp.linalg.norm(params["w"], axis=1)))
+        B = umax * float(jnp.max(jnp.abs(params["b"])))
+        return {"W": W, "B": B, "C_H": self.k * (W * math.sqrt(self.n) + B), "scale": float(params["scale"])}
+
+
+@dataclass(frozen=True)
+class SparseMLPSign(SparseMLP):
+    """The ±1-label variant of `SparseMLP`: y = sign(h(x) − t) with t the (tie-aware) median
+    of h under the input distribution, so the classes are as balanced as h allows.
+    `noise` is a label-flip probability here. ``params["threshold"]`` holds t.
+
+    Example:
+        >>> t = SparseMLPSign(n=16, s=64, k=4)
+        >>> x, y = t.sample(t.init(jax.random.key(0)), jax.random.key(1), 128)   # y in {±1}
+    """
+
+    name: ClassVar[str] = "sparse_mlp_sign"
+    task: ClassVar[str] = "classification"
+
+    def _check_noise(self):
+        require(0.0 <= self.noise < 0.5, "noise", f"label-flip probability must be in [0, 0.5), got {self.noise}")
+
+    def init(self, key: jax.Array) -> dict:
+        """As `SparseMLP.init`, plus "threshold": () float32."""
+        params = super().init(key)
+        x, weights = reference(self.inputs, jax.random.fold_in(key, 1), self.n, self.p)
+        return {**params, "threshold": balanced_threshold(self.output(params, x), weights)}
+
+    def labels(self, params: dict, x: jax.Array) -> jax.Array:
+        """Noiseless labels sign(h(x) − t) in {±1}, shape (m,)."""
+        return jnp.where(self.output(params, x) > params["threshold"], 1.0, -1.0).astype(jnp.float32)
+
+    def sample(self, params: dict, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
+        """m labelled examples: x (m, n) float32, y (m,) float32 in {±1}, flipped w.p. `noise`."""
+        x = draw(self.inputs, jax.random.fold_in(key, 0), m, self.n, self.p)
+        y = self.labels(params, x)
+        if self.noise > 0:
+            flip = jax.random.bernoulli(jax.random.fold_in(key, 1), self.noise, (m,))
+            y = jnp.where(flip, -y, y)
+        return x, y
+
+
+def _preact(w: jax.Array, b: jax.Array, x: jax.Array) -> jax.Array:
+    """Pre-activations ⟨w_j, x⟩ − b_j, shape (m, units)."""
+    return jnp.matmul(x, w.T, precision=HIGHEST) - b
+
+
+def _forward(w: jax.Array, b: jax.Array, u: jax.Array, x: jax.Array) -> jax.Array:
+    return jnp.matmul(jax.nn.relu(_preact(w, b, x)), u, precision=HIGHEST)
