@@ -268,6 +268,12 @@ def with_point(exp: Experiment, point) -> Experiment:
 
 # ---------------------------------------------------------------- loading
 
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    mark = getattr(e, "problem_mark", None)
+    where = f" at line {mark.line + 1}" if mark else ""
+    return f"{where}: {getattr(e, 'problem', None) or e}"
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """'a.b=value' → ('a.b', value parsed as a YAML scalar or list)."""
     if not isinstance(text, str) or "=" not in text:
@@ -279,7 +285,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     try:
         parsed = yaml.safe_load(value) if value.strip() else None
     except yaml.YAMLError as e:
-        raise ConfigError(f"cannot parse the value of {text!r} as YAML: {e.problem}", key=key) from None
+        raise ConfigError(f"cannot parse the value of {text!r} as YAML{_yaml_problem(e)}", key=key) from None
     if isinstance(parsed, dict):
         raise ConfigError(f"override values are scalars or lists, got a mapping in {text!r}", key=key)
     return key, parsed
@@ -315,9 +321,7 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Exper
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"invalid YAML{where}: {getattr(e, 'problem', e)}", file=str(path)) from None
+        raise ConfigError(f"invalid YAML{_yaml_problem(e)}", file=str(path)) from None
     if raw is None:
         raw = {}
     try:
@@ -337,7 +341,7 @@ def loads(text: str, overrides=(), name: str = "experiment") -> Experiment:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"invalid YAML: {getattr(e, 'problem', e)}") from None
+        raise ConfigError(f"invalid YAML{_yaml_problem(e)}") from None
     raw = {} if raw is None else raw
     for o in overrides:
         if isinstance(raw, dict):

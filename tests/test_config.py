@@ -1,0 +1,183 @@
+"""Config loading: defaults, overrides, grid validation, hashing, and errors that name file and key."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sparselearn import config
+from sparselearn.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quickstart_loads_with_its_documented_values():
+    cfg = config.load(ROOT / "configs" / "quickstart.yaml")
+    assert (cfg.target.n, cfg.target.k, cfg.learner.width) == (30, 3, 256)
+    assert (cfg.train.loss, cfg.train.optimizer, cfg.train.lr, cfg.train.batch, cfg.train.steps) == \
+        ("hinge", "sgd", 0.1, 32, 2000)
+    assert cfg.sweep.seeds == tuple(range(8))
+    assert cfg.sweep.grid == (("data.m", (256, 1024, 4096)),)
+
+
+def test_defaults_fill_missing_sections():
+    cfg = config.loads("target: {name: sparse_parity}\nlearner: {name: mlp}")
+    assert cfg.train == config.TrainConfig() and cfg.data == config.DataConfig()
+    assert cfg.experiment == "experiment"
+
+
+def test_overrides_are_yaml_scalars_and_lists(tiny_file):
+    cfg = config.load(tiny_file, ["train.steps=40", "train.lr=1e-2", "sweep.grid.data.m=[32, 64]",
+                                  "target.noise=0.1", "sweep.seeds=[3, 5]"])
+    assert cfg.train.steps == 40 and cfg.train.lr == pytest.approx(0.01)
+    assert cfg.sweep.grid == (("data.m", (32, 64)),)
+    assert cfg.target.noise == 0.1 and cfg.sweep.seeds == (3, 5)
+
+
+def test_hash_is_stable_and_ignores_executor_but_not_values(tiny):
+    h = config.config_hash(tiny)
+    assert h == config.config_hash(config.loads(config.dump(tiny)))
+    assert h == config.config_hash(config.override(tiny, executor={"max_group_runs": 7}))
+    assert h != config.config_hash(config.override(tiny, train={"steps": 40}))
+    assert len(h) == 12
+
+
+def test_dump_round_trips(tiny):
+    assert config.loads(config.dump(tiny)) == tiny
+
+
+@pytest.mark.parametrize("override, key, fragment", [
+    ("train.lrr=0.1", "train.lrr", "did you mean 'lr'"),
+    ("trian.lr=0.1", "trian", "did you mean 'train'"),
+    ("target.nn=5", "target.nn", "did you mean 'n'"),
+    ("train.steps=abc", "train.steps", "expected an integer"),
+    ("train.steps=2.5", "train.steps", "expected an integer"),
+    ("train.lr=0", "train.lr", "> 0"),
+    ("train.lr=-1", "train.lr", "> 0"),
+    ("train.lr=.nan", "train.lr", "> 0"),
+    ("target.k=11", "target.k", "k ≤ n"),
+    ("data.m=0", "data.m", "≥ 1"),
+    ("train.batch=1000", "train.batch", "exceeds the sample size"),
+    ("train.loss=hinj", "train.loss", "one of"),
+    ("learner.depth=5", "learner.depth", "one of 2, 3"),
+    ("target.name=sparse_parrity", "target.name", "did you mean 'sparse_parity'"),
+    ("learner.name=nope", "learner.name", "unknown learner"),
+    ("sweep.grid.data.mm=[1]", "sweep.grid.data.mm", "did you mean 'data.m'"),
+    ("sweep.grid.data.m=[8, 4]", "train.batch", "grid point data.m=8"),
+    ("sweep.grid.data.m=5", "sweep.grid.data.m", "non-empty list"),
+    ("sweep.seeds=0", "sweep.seeds", "count"),
+    ("sweep.seeds=[1, 1]", "sweep.seeds", "distinct"),
+    ("experiment=a/b", "experiment", "name"),
+    ("train.eval_every=1000", "train.eval_every", "steps"),
+])
+def test_errors_name_file_and_key(tiny_file, override, key, fragment):
+    with pytest.raises(ConfigError) as info:
+        config.load(tiny_file, [override])
+    err = info.value
+    assert err.file == str(tiny_file) and err.key == key, str(err)
+    assert fragment in str(err)
+    assert str(err).startswith(f"{tiny_file}: {key}: ")
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        config.load(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("target: {name: sparse_parity\nlearner: [")
+    with pytest.raises(ConfigError, match="invalid YAML at line"):
+        config.load(bad)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping of sections"):
+        config.load(listy)
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("target: !!python/object/apply:os.system ['echo hi']\nlearner: {name: mlp}\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        config.load(evil)
+
+
+def test_smoke_shrinks_but_stays_valid():
+    cfg = config.smoke(config.load(ROOT / "configs" / "quickstart.yaml"))
+    assert cfg.train.steps <= 200 and len(cfg.sweep.seeds) <= 2 and cfg.data.test_m <= 512
+    assert all(len(v) <= 2 for _, v in cfg.sweep.grid)
+    assert cfg.train.steps % cfg.train.eval_every == 0
+
+
+# ------------------------------------------------------------------ fuzzing
+
+def _leaves(d, prefix=()):
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            yield from _leaves(v, prefix + (k,))
+        else:
+            yield prefix + (k,)
+
+
+GARBAGE = st.one_of(
+    st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8), st.lists(st.integers(-3, 5000), max_size=3),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2))
+
+
+@st.composite
+def mutated(draw):
+    raw = yaml.safe_load(open(ROOT / "configs" / "quickstart.yaml"))
+    paths = list(_leaves(raw))
+    for _ in range(draw(st.integers(1, 3))):
+        action = draw(st.sampled_from(["replace", "delete", "insert"]))
+        path = draw(st.sampled_from(paths))
+        node = raw
+        for part in path[:-1]:
+            if not isinstance(node, dict) or part not in node:
+                break
+            node = node[part]
+        else:
+            if not isinstance(node, dict):
+                continue
+            if action == "replace":
+                node[path[-1]] = draw(GARBAGE)
+            elif action == "delete":
+                node.pop(path[-1], None)
+            else:
+                node[draw(st.text(min_size=1, max_size=6))] = draw(GARBAGE)
+    return raw
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated())
+def test_mutated_configs_load_or_raise_config_error(raw):
+    try:
+        cfg = config.from_dict(raw)
+    except ConfigError as e:
+        assert str(e)
+        return
+    assert cfg.train.lr > 0 and math.isfinite(cfg.train.lr)
+    assert cfg.target.k <= cfg.target.n
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=200))
+def test_garbage_yaml_text_loads_or_raises_config_error(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("fuzz") / "garbage.yaml"
+    path.write_text(text)
+    try:
+        config.load(path)
+    except ConfigError:
+        pass
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=40))
+def test_garbage_overrides_load_or_raise_config_error(text):
+    try:
+        config.loads("target: {name: sparse_parity}\nlearner: {name: mlp}\ndata: {m: 64}", [text])
+    except ConfigError:
+        pass

@@ -1,0 +1,139 @@
+"""One run as a pure function: determinism, group independence, one compile per group, divergence."""
+
+from __future__ import annotations
+
+import logging
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from sparselearn import config, targets
+from sparselearn.train import curve_steps, run_group, run_one
+from sparselearn.train.loop import compiled_group, draw_dataset
+from sparselearn.train.losses import hinge, logistic, square
+from sparselearn.train.optimizers import make
+
+METRICS = ("test_error", "test_loss", "train_error", "train_loss", "steps_to_eps",
+           "curve_train_loss", "curve_test_error")
+
+
+def test_same_config_and_seed_give_identical_metrics(tiny):
+    a = run_one(tiny, seed=3, m=128)
+    compiled_group.cache_clear()  # a fresh compile must agree too
+    b = run_one(tiny, seed=3, m=128)
+    for name in METRICS:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+GROUP = {"seed": [0, 1, 2, 1], "m": [64, 256, 256, 128], "lr": [0.1, 0.05, 0.1, 0.2],
+         "weight_decay": [0.0, 0.0, 1e-3, 0.0]}
+
+
+def test_run_inside_a_group_equals_the_run_alone(tiny):
+    group = run_group(tiny, GROUP)  # data drawn at m = 256, run 0 indexes only its first 64 rows
+    for i, exp in [(0, config.override(tiny, data={"m": 64})), (1, tiny), (2, tiny)]:
+        alone = run_one(exp, **{k: v[i] for k, v in GROUP.items()})
+        for name in METRICS:
+            np.testing.assert_allclose(group[name][i], alone[name], atol=1e-6, rtol=0, err_msg=f"run {i} {name}")
+
+
+def test_vmapped_values_change_results(tiny):
+    out = run_group(tiny, GROUP)
+    assert len(set(out["train_loss"].tolist())) == 4
+
+
+class _CompileCounter(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.names = []
+
+    def emit(self, record):
+        msg = record.getMessage()
+        if msg.startswith("Finished XLA compilation of"):
+            self.names.append(msg.split(" of ")[1].split(" in ")[0])
+
+
+def test_one_compile_per_shape_group(tiny):
+    counter = _CompileCounter()
+    logger = logging.getLogger("jax")
+    logger.addHandler(counter)
+    prev = jax.config.jax_log_compiles
+    jax.config.update("jax_log_compiles", True)
+    try:
+        run_group(tiny, {"seed": [0, 1, 2], "m": [64, 128, 256], "lr": [0.1, 0.2, 0.3]})
+        run_group(tiny, {"seed": [5, 6, 7], "m": [256, 64, 64], "lr": [0.01, 0.1, 0.1]})  # same shapes: cached
+        assert counter.names.count("jit(run_group)") == 1
+        run_group(config.override(tiny, target={"n": 12}), {"seed": [0, 1, 2]})  # new shape: one more
+        assert counter.names.count("jit(run_group)") == 2
+    finally:
+        jax.config.update("jax_log_compiles", prev)
+        logger.removeHandler(counter)
+
+
+def test_datasets_are_prefix_consistent():
+    t = targets.get("sparse_parity", n=12, k=3)
+    tp = t.init(jax.random.key(0))
+    x_big, y_big = draw_dataset(t, tp, jax.random.key(1), 100)
+    x, y = draw_dataset(t, tp, jax.random.key(1), 37)
+    np.testing.assert_array_equal(x_big[:37], x)
+    np.testing.assert_array_equal(y_big[:37], y)
+    np.testing.assert_array_equal(t.labels(tp, x), y)
+
+
+def test_nonfinite_loss_marks_run_diverged(tiny):
+    assert bool(run_one(tiny, seed=0, m=64)["finite"])
+    assert not bool(run_one(tiny, seed=0, m=64, lr=1e38)["finite"])
+
+
+def test_curves_cover_steps_with_remainder(tiny):
+    np.testing.assert_array_equal(curve_steps(tiny), [0, 20, 40, 50])
+    out = run_one(tiny, seed=0, m=64)
+    assert out["curve_test_error"].shape == (4,)
+    assert out["test_error"] == out["curve_test_error"][-1]
+
+
+def test_label_noise_flips_training_labels_but_not_test_labels():
+    t = targets.get("sparse_parity", n=20, k=3, noise=0.2)
+    tp = t.init(jax.random.key(0))
+    x, y = t.sample(tp, jax.random.key(1), 20000)
+    assert abs(float(jnp.mean(y != t.labels(tp, x))) - 0.2) < 0.02
+
+
+def test_online_training_learns_an_easy_parity():
+    exp = config.loads("""
+target: {name: sparse_parity, n: 8, k: 2}
+learner: {name: mlp, width: 64}
+train: {steps: 600, eval_every: 100, batch: 32, lr: 0.1}
+data: {online: true, test_m: 256}
+""")
+    out = run_one(exp, seed=0)
+    assert out["test_error"] <= 0.05
+    assert 0 < out["steps_to_eps"] <= 600
+
+
+def test_losses_closed_form():
+    f = jnp.array([2.0, 0.5, -1.0])
+    y = jnp.array([1.0, 1.0, 1.0])
+    np.testing.assert_allclose(hinge(f, y), [0.0, 0.5, 2.0])
+    np.testing.assert_allclose(square(f, y), [0.5, 0.125, 2.0])
+    np.testing.assert_allclose(logistic(f, y), np.log1p(np.exp(-np.array([2.0, 0.5, -1.0]))), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["sgd", "sign-sgd", "adam"])
+def test_optimizer_step_matches_its_formula(name):
+    w = {"w": jnp.array([1.0, -2.0, 0.5])}
+    g = {"w": jnp.array([0.3, -0.01, 0.0])}
+    lr, wd = 0.1, 0.01
+    opt = make(name, lr, wd, sign_threshold=0.05)
+    upd, _ = opt.update(g, opt.init(w), w)
+    new = optax.apply_updates(w, upd)["w"]
+    if name == "sgd":
+        expected = w["w"] - lr * (g["w"] + wd * w["w"])
+    elif name == "sign-sgd":
+        expected = w["w"] - lr * (jnp.array([1.0, 0.0, 0.0]) + wd * w["w"])
+    else:  # first AdamW step: lr·sign(g) for non-zero g (bias-corrected), plus decoupled decay
+        expected = w["w"] - lr * (jnp.sign(g["w"]) * (jnp.abs(g["w"]) > 0) + wd * w["w"])
+    np.testing.assert_allclose(new, expected, rtol=1e-4, atol=1e-6)
