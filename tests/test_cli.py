@@ -1,0 +1,121 @@
+"""The `sparselearn` command end to end on a tiny config in a temporary directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sparselearn.cli import main
+from sparselearn.sweeps.store import RUN_COLUMNS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_run_writes_store_and_figure_then_rerun_skips(workdir, tiny_file, capsys):
+    assert main(["run", str(tiny_file), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    stores = list((workdir / "results" / "tiny").iterdir())
+    assert len(stores) == 1
+    store = stores[0]
+    for name in ("config.yaml", "runs.parquet", "curves.parquet", "figures/learnability.png",
+                 "figures/learnability.pdf"):
+        assert (store / name).is_file(), name
+    assert f"{store.relative_to(workdir)}/runs.parquet" in out
+    runs = pd.read_parquet(store / "runs.parquet")
+    assert list(runs.columns) == RUN_COLUMNS and len(runs) == 4
+
+    assert main(["run", str(tiny_file), "--quiet"]) == 0
+    assert "(4 already stored)" in capsys.readouterr().out
+
+    assert main(["plot", "results/tiny", "--out", "fig/curve.png"]) == 0
+    assert (workdir / "fig" / "curve.png").is_file() and (workdir / "fig" / "curve.pdf").is_file()
+
+
+def test_set_and_smoke_change_the_config_hash(workdir, tiny_file, capsys):
+    assert main(["run", str(tiny_file), "--quiet", "--no-plot", "--set", "sweep.grid.data.m=[64]",
+                 "--set", "sweep.seeds=1"]) == 0
+    assert "1 runs" in capsys.readouterr().out
+    runs = pd.read_parquet(next((workdir / "results" / "tiny").glob("*/runs.parquet")))
+    assert runs["m"].tolist() == [64]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--set", "train.lrr=0.1"], "train.lrr: unknown key (did you mean 'lr'?)"),
+    (["--set", "target.k=20"], "target.k: must satisfy"),
+    (["--set", "nonsense"], "--set: overrides look like key=value"),
+])
+def test_bad_config_exits_2_with_one_line_and_writes_nothing(workdir, tiny_file, capsys, args, fragment):
+    assert main(["run", str(tiny_file), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and fragment in err
+    assert str(tiny_file) in err or "--set" in err
+    assert not (workdir / "results").exists()
+
+
+def test_missing_inputs_exit_2(workdir, capsys):
+    assert main(["run", "nope.yaml"]) == 2
+    assert "nope.yaml: no such config file" in capsys.readouterr().err
+    assert main(["plot", "results/none"]) == 2
+    assert "no such results directory" in capsys.readouterr().err
+
+
+def test_list_shows_targets_learners_configs(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "sparse_parity" in out and "mlp" in out and "quickstart.yaml" in out
+    assert main(["list", "targets"]) == 0
+    assert "n=30" in capsys.readouterr().out
+
+
+def test_console_script_help_and_usage_errors():
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-m", "sparselearn.cli", "--help"], capture_output=True, text=True,
+                          env=env)
+    assert done.returncode == 0 and "run" in done.stdout and "plot" in done.stdout and "list" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "sparselearn.cli", "run", "--help"], capture_output=True,
+                          text=True, env=env)
+    assert done.returncode == 0 and "--set KEY=VALUE" in done.stdout and "--smoke" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "sparselearn.cli", "run"], capture_output=True, text=True,
+                          env=env)
+    assert done.returncode == 2 and "error:" in done.stderr
+
+
+LEAF = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(), st.text(max_size=6),
+                 st.lists(st.integers(-2, 300), max_size=3))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(section=st.sampled_from(["target", "learner", "train", "data", "sweep"]), key=st.text(min_size=1, max_size=8),
+       value=LEAF)
+def test_fuzzed_configs_exit_2_and_write_nothing_or_run(tmp_path_factory, tiny_text, section, key, value):
+    work = tmp_path_factory.mktemp("cli")
+    raw = yaml.safe_load(tiny_text)
+    raw[section] = {**raw[section], key: value}
+    path = work / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        from sparselearn import config
+        try:
+            config.load(path)
+        except config.ConfigError:
+            assert main(["run", str(path), "--quiet", "--no-plot"]) == 2
+            assert not (work / "results").exists()
+    finally:
+        os.chdir(cwd)

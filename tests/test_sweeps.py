@@ -1,0 +1,117 @@
+"""Grid expansion, shape groups, the results store: schema, atomic writes, resume, force, failures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sparselearn import config
+from sparselearn.sweeps import Store, StoreError, expand, group, load_results, run
+from sparselearn.sweeps import runner
+from sparselearn.sweeps.store import CURVE_COLUMNS, RUN_COLUMNS
+from sparselearn.train import curve_steps
+
+
+def test_expand_is_grid_times_seeds_with_stable_unique_ids(tiny):
+    runs = expand(tiny)
+    assert len(runs) == 2 * 2
+    assert len({r.run_id for r in runs}) == 4
+    assert [r.run_id for r in runs] == [r.run_id for r in expand(config.loads(config.dump(tiny)))]
+    assert {(dict(r.point)["data.m"], r.seed) for r in runs} == {(64, 0), (64, 1), (256, 0), (256, 1)}
+
+
+def test_vmapped_axes_share_a_group_and_shapes_split_groups(tiny):
+    exp = config.override(tiny, sweep={"grid": {"data.m": [64, 256], "train.lr": [0.1, 0.5],
+                                                "train.weight_decay": [0.0, 0.01]}})
+    groups = group(expand(exp))
+    assert len(groups) == 1 and len(groups[0].runs) == 16 and groups[0].exp.data.m == 256
+    exp = config.override(tiny, sweep={"grid": {"data.m": [64, 256], "target.n": [10, 12]}})
+    groups = group(expand(exp))
+    assert sorted(len(g.runs) for g in groups) == [4, 4]
+    assert {g.exp.target.n for g in groups} == {10, 12}
+
+
+def test_sweep_writes_the_schema_and_rerun_skips(tiny, tmp_path):
+    df = run(tiny, tmp_path, progress=False)
+    path = tmp_path / "tiny" / config.config_hash(tiny)
+    assert df.attrs["path"] == str(path)
+    assert {p.name for p in path.iterdir()} >= {"config.yaml", "runs.parquet", "curves.parquet"}
+    assert config.loads((path / "config.yaml").read_text()) == tiny
+    runs = pd.read_parquet(path / "runs.parquet")
+    curves = pd.read_parquet(path / "curves.parquet")
+    assert list(runs.columns) == RUN_COLUMNS and list(curves.columns) == CURVE_COLUMNS
+    assert len(runs) == 4 and set(runs["status"]) == {"ok"}
+    assert sorted(runs["m"].tolist()) == [64, 64, 256, 256]
+    assert runs["test_error"].between(0, 1).all()
+    assert (runs["target"] == "sparse_parity").all() and (runs["width"] == 32).all()
+    assert len(curves) == 4 * len(curve_steps(tiny)) and set(curves["run_id"]) == set(runs["run_id"])
+    assert json.loads(runs["grid"].iloc[0]) in ({"data.m": 64}, {"data.m": 256})
+    assert not list(path.glob("*.tmp")) and not list(path.glob(".*.tmp"))
+
+    again = run(tiny, tmp_path, progress=False)
+    s = again.attrs["summary"]
+    assert (s.skipped, s.ok) == (4, 0)
+    pd.testing.assert_frame_equal(again, runs)
+
+    forced = run(tiny, tmp_path, force=True, progress=False)
+    assert forced.attrs["summary"].ok == 4
+    assert len(pd.read_parquet(path / "runs.parquet")) == 4  # replaced, not duplicated
+    np.testing.assert_allclose(forced.sort_values("run_id")["test_error"],
+                               runs.sort_values("run_id")["test_error"], atol=1e-6)
+
+
+def test_a_failed_group_is_stored_as_failed_and_retried(tiny, tmp_path, monkeypatch):
+    real = runner.run_group
+
+    def broken(exp, hps):
+        raise RuntimeError("simulated out-of-memory")
+
+    monkeypatch.setattr(runner, "run_group", broken)
+    df = run(tiny, tmp_path, progress=False)
+    assert set(df["status"]) == {"failed"} and df["error"].str.contains("simulated").all()
+    assert run(tiny, tmp_path, progress=False).attrs["summary"].skipped == 4  # failed stays failed
+    monkeypatch.setattr(runner, "run_group", real)
+    df = run(tiny, tmp_path, retry_failed=True, progress=False)
+    assert set(df["status"]) == {"ok"} and df.attrs["summary"].ok == 4
+
+
+def test_diverged_runs_are_marked_not_raised(tiny, tmp_path):
+    exp = config.override(tiny, sweep={"grid": {"data.m": [64], "train.lr": [0.1, 1e38]}})
+    df = run(exp, tmp_path, progress=False)
+    status = dict(zip(df["lr"], df["status"]))
+    assert status[0.1] == "ok" and status[1e38] == "diverged"
+
+
+def test_chunked_groups_equal_one_big_group(tiny, tmp_path):
+    whole = run(tiny, tmp_path / "a", progress=False).sort_values("run_id")
+    exp = config.override(tiny, executor={"max_group_runs": 3})  # 4 runs → 2 chunks of 2
+    chunked = run(exp, tmp_path / "b", progress=False).sort_values("run_id")
+    np.testing.assert_allclose(chunked["test_error"], whole["test_error"], atol=1e-6)
+    np.testing.assert_allclose(chunked["train_loss"], whole["train_loss"], atol=1e-6)
+
+
+def test_corrupt_store_is_reported(tiny, tmp_path):
+    run(tiny, tmp_path, progress=False)
+    path = tmp_path / "tiny" / config.config_hash(tiny) / "runs.parquet"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(StoreError, match="unreadable"):
+        run(tiny, tmp_path, progress=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(StoreError, match="no runs.parquet"):
+        load_results(empty)
+    with pytest.raises(StoreError, match="no such results directory"):
+        load_results(tmp_path / "missing")
+
+
+def test_load_results_reads_experiment_and_root(tiny, tmp_path):
+    run(tiny, tmp_path, progress=False)
+    other = config.override(tiny, train={"lr": 0.05})
+    run(other, tmp_path, progress=False)
+    assert len(load_results(tmp_path / "tiny")) == 8
+    assert len(load_results(tmp_path)) == 8
+    runs, curves = load_results(Store.create(tmp_path, other).path, curves=True)
+    assert len(runs) == 4 and set(curves["run_id"]) == set(runs["run_id"])
