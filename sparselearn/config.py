@@ -190,9 +190,12 @@ def _sweep(raw, base: dict) -> SweepConfig:
 
 def _check_experiment(exp: Experiment) -> None:
     """Constraints between sections."""
-    if not exp.data.online:
+    if not exp.data.online and exp.learner.kind == "gradient":
         require(exp.train.batch <= exp.data.m, "train.batch",
                 f"batch = {exp.train.batch} exceeds the sample size data.m = {exp.data.m}")
+    if exp.learner.kind != "gradient":
+        require(not exp.data.online, "data.online", f"learner {exp.learner.name} fits a fixed sample: "
+                "set data.online: false")
     if exp.target.task == "regression":
         require(exp.train.loss == "square", "train.loss",
                 f"{exp.target.name} has real-valued labels: use loss square, not {exp.train.loss}")

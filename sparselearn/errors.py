@@ -32,3 +32,8 @@ def require(condition: bool, key: str, message: str) -> None:
     """Raise `ConfigError(message, key)` unless `condition` holds."""
     if not condition:
         raise ConfigError(message, key=key)
+
+
+class FitFailed(RuntimeError):
+    """A learner that can tell it did not find a consistent hypothesis (e.g. GF(2)
+    elimination on noisy labels) raises this; the run is stored as `failed` with the reason."""

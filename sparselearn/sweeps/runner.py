@@ -82,6 +82,10 @@ def train_group(g: Group, max_runs: int = 1024) -> tuple[pd.DataFrame, pd.DataFr
         steps = curve_steps(g.exp)
         for i, row in enumerate(rows):
             finite = bool(out["finite"][i])
+            reason = out["error"][i] if "error" in out else None
+            if reason is not None:
+                row.update(status="failed", error=str(reason)[:2000])
+                continue
             row.update(test_error=float(out["test_error"][i]), test_loss=float(out["test_loss"][i]),
                        train_error=float(out["train_error"][i]), train_loss=float(out["train_loss"][i]),
                        steps_to_eps=int(out["steps_to_eps"][i]) if out["steps_to_eps"][i] >= 0 else None,

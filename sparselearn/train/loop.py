@@ -28,6 +28,7 @@ import numpy as np
 import optax
 
 from sparselearn.config import Experiment
+from sparselearn.errors import FitFailed
 from sparselearn.rng import key_for
 from sparselearn.train import optimizers
 from sparselearn.train.losses import LOSSES
@@ -38,7 +39,10 @@ HP_DTYPES = {"seed": np.int32, "m": np.int32, "lr": np.float32, "weight_decay": 
 
 
 def curve_steps(exp: Experiment) -> np.ndarray:
-    """Steps at which curves are evaluated: 0, E, 2E, …, and `steps` (E = eval_every)."""
+    """Steps at which curves are evaluated: 0, E, 2E, …, and `steps` (E = eval_every).
+    Fitted learners have one point, step 0."""
+    if exp.learner.kind != "gradient":
+        return np.zeros(1, dtype=np.int64)
     steps, every = exp.train.steps, exp.train.eval_every
     points = list(range(0, steps + 1, every))
     if points[-1] != steps:
@@ -54,10 +58,61 @@ def draw_dataset(target, params, key: jax.Array, m: int) -> tuple[jax.Array, jax
     return x[:, 0, :], y[:, 0]
 
 
+def make_data(exp: Experiment):
+    """seed → (teacher params, x_train (M, n), y_train (M,), x_test, y_test), M = data.m;
+    the test labels are noiseless. Online experiments get no training set (None)."""
+    target, data = exp.target, exp.data
+    clean = replace(target, noise=0.0) if getattr(target, "noise", 0.0) else target
+
+    def draw(seed):
+        teacher = target.init(key_for(seed, "teacher"))
+        x_test, y_test = clean.sample(teacher, key_for(seed, "test_data"), data.test_m)
+        if data.online:
+            return teacher, None, None, x_test, y_test
+        x_train, y_train = draw_dataset(target, teacher, key_for(seed, "train_data"), data.m)
+        return teacher, x_train, y_train, x_test, y_test
+
+    return draw
+
+
+def _metrics(f, y, task, loss_of, weights=None):
+    return (weighted_mean(pointwise_error(f, y, task), weights), weighted_mean(loss_of(f, y), weights))
+
+
+def _fitted_outputs(test, train):
+    """Outputs of a run without steps: final metrics and one-point curves."""
+    (test_error, test_loss), (train_error, train_loss) = test, train
+    one = lambda v: jnp.reshape(v, (1,))  # noqa: E731
+    return {"test_error": test_error, "test_loss": test_loss, "train_error": train_error,
+            "train_loss": train_loss, "steps_to_eps": jnp.int32(-1),
+            "finite": jnp.isfinite(test_loss) & jnp.isfinite(train_loss),
+            "curve_train_loss": one(train_loss), "curve_train_error": one(train_error),
+            "curve_test_error": one(test_error), "curve_test_loss": one(test_loss)}
+
+
+def make_fit_run(exp: Experiment):
+    """hp → outputs for a fitted learner: `fit(key, x, y, weights)` on the group's dataset
+    with weight 1 on the run's first m rows and 0 elsewhere, then evaluate."""
+    learner, task, loss_of = exp.learner, exp.target.task, LOSSES[exp.train.loss]
+    data = make_data(exp)
+
+    def run(hp):
+        with jax.default_matmul_precision(exp.train.precision):
+            _, x_train, y_train, x_test, y_test = data(hp["seed"])
+            weights = (jnp.arange(exp.data.m) < hp["m"]).astype(jnp.float32)
+            params = learner.fit(key_for(hp["seed"], "fit"), x_train, y_train, weights)
+            return _fitted_outputs(_metrics(learner.apply(params, x_test), y_test, task, loss_of),
+                                   _metrics(learner.apply(params, x_train), y_train, task, loss_of, weights))
+
+    return run
+
+
 def make_run(exp: Experiment):
     """The pure function hp → outputs of one run of `exp` (data.m = the largest m it serves)."""
+    if exp.learner.kind == "fitted":
+        return make_fit_run(exp)
     target, learner, tr, data = exp.target, exp.learner, exp.train, exp.data
-    clean = replace(target, noise=0.0) if getattr(target, "noise", 0.0) else target
+    draw_data = make_data(exp)
     loss_of = LOSSES[tr.loss]
     task = target.task
     every, n_chunks = tr.eval_every, tr.steps // tr.eval_every
@@ -65,9 +120,7 @@ def make_run(exp: Experiment):
     points = curve_steps(exp)
 
     def evaluate(params, x, y, weights=None):
-        f = learner.apply(params, x)
-        return (weighted_mean(pointwise_error(f, y, task), weights),
-                weighted_mean(loss_of(f, y), weights))
+        return _metrics(learner.apply(params, x), y, task, loss_of, weights)
 
     def run(hp):
         with jax.default_matmul_precision(tr.precision):
@@ -75,10 +128,7 @@ def make_run(exp: Experiment):
 
     def _run(hp):
         seed = hp["seed"]
-        teacher = target.init(key_for(seed, "teacher"))
-        x_test, y_test = clean.sample(teacher, key_for(seed, "test_data"), data.test_m)
-        if not data.online:
-            x_train, y_train = draw_dataset(target, teacher, key_for(seed, "train_data"), data.m)
+        teacher, x_train, y_train, x_test, y_test = draw_data(seed)
         batch_key = key_for(seed, "batches")
 
         def batch_at(step):
@@ -175,8 +225,42 @@ def run_group(exp: Experiment, hps: dict) -> dict[str, np.ndarray]:
     if not exp.data.online and int(arrays["m"].max()) > exp.data.m:
         raise ValueError(f"a run's m = {int(arrays['m'].max())} exceeds the group's data.m = {exp.data.m}")
     static = static_part(exp)
+    if exp.learner.kind == "host":
+        return _run_host_group(static, arrays)
     out = compiled_group(static)(arrays)
     return {k: np.asarray(v) for k, v in out.items()}
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_data(static: Experiment):
+    def data_group(seeds):
+        return jax.vmap(lambda s: make_data(static)(s)[1:])(seeds)
+    return jax.jit(data_group)
+
+
+def _run_host_group(exp: Experiment, arrays: dict) -> dict[str, np.ndarray]:
+    """Learners that run on the host (e.g. GF(2) elimination): data drawn in one compiled
+    call for all seeds, then `fit(key, x[:m], y[:m])` per run in numpy. A `FitFailed`
+    marks the run failed with its reason."""
+    learner, task, loss_of = exp.learner, exp.target.task, LOSSES[exp.train.loss]
+    x_tr, y_tr, x_te, y_te = (np.asarray(a) for a in _compiled_data(exp)(arrays["seed"]))
+    rows = []
+    for i, (seed, m) in enumerate(zip(arrays["seed"], arrays["m"])):
+        try:
+            params = learner.fit(key_for(int(seed), "fit"), x_tr[i, :m], y_tr[i, :m])
+            out = _fitted_outputs(_metrics(jnp.asarray(learner.apply(params, x_te[i])), y_te[i], task, loss_of),
+                                  _metrics(jnp.asarray(learner.apply(params, x_tr[i, :m])), y_tr[i, :m], task,
+                                           loss_of))
+            out = {k: np.asarray(v) for k, v in out.items()}
+            out["error"] = None
+        except FitFailed as e:
+            out = {k: np.asarray(np.nan) for k in ("test_error", "test_loss", "train_error", "train_loss")}
+            out.update(steps_to_eps=np.asarray(-1), finite=np.asarray(True), error=str(e))
+            for name in ("train_loss", "train_error", "test_error", "test_loss"):
+                out[f"curve_{name}"] = np.full(1, np.nan)
+        rows.append(out)
+    return {k: np.stack([r[k] for r in rows]) if k != "error" else np.asarray([r[k] for r in rows], dtype=object)
+            for k in rows[0]}
 
 
 def run_one(exp: Experiment, seed: int = 0, **hp) -> dict[str, np.ndarray]:
