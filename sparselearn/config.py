@@ -193,6 +193,12 @@ def _check_experiment(exp: Experiment) -> None:
     if not exp.data.online and exp.learner.kind == "gradient":
         require(exp.train.batch <= exp.data.m, "train.batch",
                 f"batch = {exp.train.batch} exceeds the sample size data.m = {exp.data.m}")
+    check = getattr(exp.learner, "check", None)
+    if check is not None:  # learner-specific limits, e.g. a feature count that must fit in memory
+        try:
+            check(exp.target, exp.data)
+        except ConfigError as e:
+            raise e.within("learner") from None
     if exp.learner.kind != "gradient":
         require(not exp.data.online, "data.online", f"learner {exp.learner.name} fits a fixed sample: "
                 "set data.online: false")

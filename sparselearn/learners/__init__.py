@@ -2,7 +2,13 @@
 
 - "gradient": `init_params(key, n) -> params`, `apply(params, x) -> (m,)`; trained by
   the loop in `sparselearn.train` (the field `init` names the initialisation scheme).
-- "fitted": `fit(key, x, y) -> params`, `apply(params, x) -> (m,)`; solved directly.
+- "fitted": `fit(key, x, y, weights) -> params`, `apply(params, x) -> (m,)`; solved in
+  jit+vmap like a training run (x: (M, n), weights: (M,) 0/1 marking the run's m rows).
+- "host": `fit(key, x, y) -> params` and `apply` in numpy on the run's m rows (e.g. GF(2)
+  elimination); raising `sparselearn.errors.FitFailed` stores the run as failed with the reason.
+
+Any learner may define `check(target, data)` raising ConfigError(key=<its field>) for limits
+that depend on the target (checked when the config loads, for every grid point).
 
 Example:
     >>> net = sparselearn.learners.get("mlp", width=256, depth=2)
