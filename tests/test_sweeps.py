@@ -44,6 +44,7 @@ def test_sweep_writes_the_schema_and_rerun_skips(tiny, tmp_path):
     curves = pd.read_parquet(path / "curves.parquet")
     assert list(runs.columns) == RUN_COLUMNS and list(curves.columns) == CURVE_COLUMNS
     assert len(runs) == 4 and set(runs["status"]) == {"ok"}
+    assert set(runs["config_hash"]) == {config.config_hash(tiny)} and set(runs["experiment"]) == {"tiny"}
     assert sorted(runs["m"].tolist()) == [64, 64, 256, 256]
     assert runs["test_error"].between(0, 1).all()
     assert (runs["target"] == "sparse_parity").all() and (runs["width"] == 32).all()

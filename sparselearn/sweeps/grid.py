@@ -21,9 +21,11 @@ from sparselearn.train import static_part
 
 @dataclass(frozen=True)
 class Run:
-    """One training run: its id, grid point, seed and resolved config."""
+    """One training run: its id, the hash of the config it belongs to, grid point, seed and
+    resolved config."""
 
     run_id: str
+    config_hash: str
     point: tuple[tuple[str, Any], ...]
     seed: int
     exp: Experiment
@@ -60,7 +62,7 @@ def expand(exp: Experiment) -> list[Run]:
     for point in grid_points(exp):
         resolved = with_point(exp, point)
         for seed in exp.sweep.seeds:
-            runs.append(Run(run_id(h, point, seed), point, seed, resolved))
+            runs.append(Run(run_id(h, point, seed), h, point, seed, resolved))
     return runs
 
 

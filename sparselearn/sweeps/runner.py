@@ -6,6 +6,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from sparselearn.config import Experiment, config_hash
+from sparselearn.config import ExecutorConfig, Experiment
 from sparselearn.sweeps.executors import EXECUTORS
 from sparselearn.sweeps.grid import Group, Run, expand, group
 from sparselearn.sweeps.store import CURVE_COLUMNS, RUN_COLUMNS, Store
@@ -53,9 +54,9 @@ def _chunks(runs: tuple[Run, ...], limit: int) -> list[list[Run]]:
     return out
 
 
-def _run_row(run: Run, group_id: str, cfg_hash: str) -> dict:
+def _run_row(run: Run, group_id: str) -> dict:
     e = run.exp
-    row = {"run_id": run.run_id, "experiment": e.experiment, "config_hash": cfg_hash, "group_id": group_id,
+    row = {"run_id": run.run_id, "experiment": e.experiment, "config_hash": run.config_hash, "group_id": group_id,
            "target": e.target.name, "learner": e.learner.name,
            "n": getattr(e.target, "n", None), "k": getattr(e.target, "k", None), "s": getattr(e.target, "s", None),
            "m": None if e.data.online else e.data.m, "width": getattr(e.learner, "width", None),
@@ -69,9 +70,8 @@ def _run_row(run: Run, group_id: str, cfg_hash: str) -> dict:
 
 def train_group(g: Group, max_runs: int = 1024) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train one group; a failure marks its runs `failed` with the error text instead of raising."""
-    cfg_hash = config_hash(g.runs[0].exp)
     start = time.perf_counter()
-    rows = [_run_row(r, g.group_id, cfg_hash) for r in g.runs]
+    rows = [_run_row(r, g.group_id) for r in g.runs]
     curves = []
     try:
         outs = []
@@ -112,24 +112,18 @@ def train_group(g: Group, max_runs: int = 1024) -> tuple[pd.DataFrame, pd.DataFr
     return runs_df, curves_df
 
 
-def run(exp: Experiment, out: str = "results", *, force: bool = False, retry_failed: bool = False,
-        progress: bool = True) -> pd.DataFrame:
-    """Train every run of `exp` not yet stored under `out`; return all of its runs.
-
-    Stored runs are skipped (status ok/diverged; failed ones too unless `retry_failed`);
-    `force` recomputes everything. The returned frame has `attrs["summary"]` (a Summary)
-    and `attrs["path"]` (the store directory).
-    """
+def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: bool = False,
+            retry_failed: bool = False, progress: bool = True, desc: str = "") -> tuple[pd.DataFrame, Summary]:
+    """Train the given runs that `store` does not hold yet, group by group, storing each
+    group as it finishes; return the stored rows of `runs` and a Summary."""
     start = time.perf_counter()
-    store = Store.create(out, exp)
-    runs = expand(exp)
     stored = {} if force else store.stored_status()
     keep = SKIP_STATUSES + (() if retry_failed else ("failed",))
     todo = [r for r in runs if stored.get(r.run_id) not in keep]
     groups = group(todo)
     counts = {"ok": 0, "diverged": 0, "failed": 0}
     bar = tqdm(total=len(todo), unit="run", disable=not progress or not todo, file=sys.stderr,
-               desc=exp.experiment, dynamic_ncols=True)
+               desc=desc, dynamic_ncols=True)
     done_groups = 0
 
     def on_done(g: Group, result) -> None:
@@ -144,7 +138,7 @@ def run(exp: Experiment, out: str = "results", *, force: bool = False, retry_fai
 
     try:
         bar.set_postfix_str(f"group 0/{len(groups)} (compiling)")
-        EXECUTORS[exp.executor.name](groups, lambda g: train_group(g, exp.executor.max_group_runs), on_done)
+        EXECUTORS[executor.name](groups, functools.partial(train_group, max_runs=executor.max_group_runs), on_done)
     finally:
         bar.close()
     df = store.runs()
@@ -152,6 +146,20 @@ def run(exp: Experiment, out: str = "results", *, force: bool = False, retry_fai
     df = df[df["run_id"].isin(ids)].reset_index(drop=True)
     summary = Summary(str(store.path), len(runs), len(runs) - len(todo), counts["ok"], counts["diverged"],
                       counts["failed"], time.perf_counter() - start)
+    return df, summary
+
+
+def run(exp: Experiment, out: str = "results", *, force: bool = False, retry_failed: bool = False,
+        progress: bool = True) -> pd.DataFrame:
+    """Train every run of `exp` not yet stored under `out`; return all of its runs.
+
+    Stored runs are skipped (status ok/diverged; failed ones too unless `retry_failed`);
+    `force` recomputes everything. The returned frame has `attrs["summary"]` (a Summary)
+    and `attrs["path"]` (the store directory).
+    """
+    store = Store.create(out, exp)
+    df, summary = execute(store, expand(exp), exp.executor, force=force, retry_failed=retry_failed,
+                          progress=progress, desc=exp.experiment)
     df.attrs["summary"] = summary
     df.attrs["path"] = str(store.path)
     return df
