@@ -1,6 +1,7 @@
 """The `sparselearn` command line.
 
     sparselearn run CONFIG [--set key=value ...] [--out DIR] [--smoke] [--force] [--retry-failed]
+    sparselearn search CONFIG --param data.m|train.steps [--eps E] [--delta D] [--set …]
     sparselearn plot RESULTS_DIR [--kind curve] [--out FILE]
     sparselearn list [targets|learners|configs]
 
@@ -47,6 +48,26 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--retry-failed", action="store_true", help="recompute runs stored as failed")
     r.add_argument("--quiet", action="store_true", help="no progress bar or table, only the summary line")
     r.add_argument("--no-plot", action="store_true", help="do not draw the learnability figure")
+
+    se = sub.add_parser("search", help="measure sample complexity: the smallest m (or steps) with "
+                        "P[test error ≤ eps] ≥ 1 − delta over seeds",
+                        description="Adaptive search (doubling, then bisection on log m) for the smallest "
+                        "value of --param at which at least a fraction 1 − delta of the seeds reach test error "
+                        "≤ eps, for every point of the config's grid, with an exact binomial confidence bracket. "
+                        "Every trained run is stored; a repeated search reuses them.")
+    se.add_argument("config", metavar="CONFIG")
+    se.add_argument("--param", choices=["data.m", "train.steps"], default="data.m",
+                    help="what to search over (default: data.m)")
+    se.add_argument("--eps", type=float, help="target test error (default: train.eps of the config)")
+    se.add_argument("--delta", type=float, default=0.1, help="allowed failure probability (default: 0.1)")
+    se.add_argument("--start", type=int, help="first value tried (default: data.m / train.steps)")
+    se.add_argument("--min", dest="min_value", type=int, help="smallest value (default: train.batch)")
+    se.add_argument("--max", dest="max_value", type=int, help="largest value (default: 2^22 samples, 16× steps)")
+    se.add_argument("--rtol", type=float, default=0.1, help="stop when the bracket is within 1 + rtol (m only)")
+    se.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    se.add_argument("--out", default="results", metavar="DIR")
+    se.add_argument("--smoke", action="store_true")
+    se.add_argument("--quiet", action="store_true")
 
     pl = sub.add_parser("plot", help="draw a figure from stored results (never trains)",
                         description="Draw the learnability curve of a results directory "
@@ -100,6 +121,23 @@ def cmd_run(args) -> int:
     return 1 if summary.failed else 0
 
 
+def cmd_search(args) -> int:
+    from sparselearn.sweeps.search import sample_complexity
+
+    exp = config.load(args.config, args.overrides)
+    if args.smoke:
+        exp = config.smoke(exp)
+    res = sample_complexity(exp, args.eps, args.delta, param=args.param, out=args.out, start=args.start,
+                            min_value=args.min_value, max_value=args.max_value, rtol=args.rtol,
+                            progress=not args.quiet)
+    table = res.table().drop(columns=["values"])
+    print(f"smallest {args.param} with P[test error ≤ {res.eps:g}] ≥ {1 - res.delta:g} "
+          f"({len(exp.sweep.seeds)} seeds; bracket: {res.confidence:.0%} Clopper–Pearson)")
+    print(table.to_string(index=False))
+    print(f"runs: {res.path}/runs.parquet")
+    return 0
+
+
 def cmd_plot(args) -> int:
     from sparselearn.plotting import learnability
 
@@ -143,7 +181,7 @@ def cmd_list(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "plot": cmd_plot, "list": cmd_list}
+COMMANDS = {"run": cmd_run, "search": cmd_search, "plot": cmd_plot, "list": cmd_list}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,14 +66,22 @@ def expand(exp: Experiment) -> list[Run]:
     return runs
 
 
-def group(runs: list[Run]) -> list[Group]:
-    """Runs partitioned into shape groups, in order of first appearance."""
+def group(runs: list[Run], round_m: bool = False) -> list[Group]:
+    """Runs partitioned into shape groups, in order of first appearance.
+
+    With `round_m` the group's dataset size is rounded up to a power of two (at least 256), so callers
+    that try many sample sizes (the sample-complexity search) reuse compiled programs;
+    results do not change, since a run only reads the first m rows.
+    """
     buckets: dict[Experiment, list[Run]] = {}
     for r in runs:
         buckets.setdefault(static_part(replace(r.exp, data=replace(r.exp.data, m=1))), []).append(r)
     groups = []
     for members in buckets.values():
         first = members[0].exp
-        exp = replace(first, data=replace(first.data, m=max(r.exp.data.m for r in members)))
+        size = max(r.exp.data.m for r in members)
+        if round_m:
+            size = max(256, 1 << (size - 1).bit_length())
+        exp = replace(first, data=replace(first.data, m=size))
         groups.append(Group(_digest([r.run_id for r in members]), exp, tuple(members)))
     return groups

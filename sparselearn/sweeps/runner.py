@@ -113,14 +113,15 @@ def train_group(g: Group, max_runs: int = 1024) -> tuple[pd.DataFrame, pd.DataFr
 
 
 def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: bool = False,
-            retry_failed: bool = False, progress: bool = True, desc: str = "") -> tuple[pd.DataFrame, Summary]:
+            retry_failed: bool = False, progress: bool = True, desc: str = "",
+            round_m: bool = False) -> tuple[pd.DataFrame, Summary]:
     """Train the given runs that `store` does not hold yet, group by group, storing each
     group as it finishes; return the stored rows of `runs` and a Summary."""
     start = time.perf_counter()
     stored = {} if force else store.stored_status()
     keep = SKIP_STATUSES + (() if retry_failed else ("failed",))
     todo = [r for r in runs if stored.get(r.run_id) not in keep]
-    groups = group(todo)
+    groups = group(todo, round_m=round_m)
     counts = {"ok": 0, "diverged": 0, "failed": 0}
     bar = tqdm(total=len(todo), unit="run", disable=not progress or not todo, file=sys.stderr,
                desc=desc, dynamic_ncols=True)

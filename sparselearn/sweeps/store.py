@@ -66,7 +66,12 @@ class Store:
     @classmethod
     def create(cls, root: str | Path, exp: Experiment) -> "Store":
         """results/<experiment>/<hash>/ with the resolved config.yaml written (atomically)."""
-        path = Path(root) / exp.experiment / config_hash(exp)
+        return cls.at(Path(root) / exp.experiment / config_hash(exp), exp)
+
+    @classmethod
+    def at(cls, path: str | Path, exp: Experiment) -> "Store":
+        """A store in `path` (created if needed) whose config.yaml is `exp`."""
+        path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         cfg = path / "config.yaml"
         if not cfg.exists():

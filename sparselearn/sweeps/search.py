@@ -1,0 +1,215 @@
+"""Sample complexity, measured: the smallest m (or number of steps) at which a learner
+reaches test error ≤ ε with probability ≥ 1 − δ over seeds.
+
+For `data.m` the search brackets m* by doubling from a start value, then bisects on log m
+until the bracket is within a factor 1 + rtol; every candidate m trains all seeds as one
+vmapped group, and the candidates of every grid point (e.g. several n) of a round are
+trained side by side. For `train.steps` one training at the largest step budget gives
+`steps_to_eps` for every evaluated step, so no retraining is needed unless the budget is
+too small (then it doubles).
+
+Every run is stored like a sweep's, under results/<experiment>/search-<hash>/, with run
+ids that do not depend on the candidates tried, so an interrupted or repeated search
+reuses what is stored.
+
+Example:
+    >>> res = sample_complexity(cfg, eps=0.05, delta=0.1)
+    >>> res.table()          # one row per grid point: m*, its confidence bracket, tries
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from sparselearn.config import Experiment, config_hash, grid_points, with_point
+from sparselearn.errors import ConfigError
+from sparselearn.sweeps.grid import Run, run_id
+from sparselearn.sweeps.runner import execute
+from sparselearn.sweeps.store import Store
+
+PARAMS = ("data.m", "train.steps")
+
+
+def clopper_pearson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact two-sided binomial confidence interval for a success probability."""
+    alpha = 1 - confidence
+    lo = 0.0 if successes == 0 else stats.beta.ppf(alpha / 2, successes, trials - successes + 1)
+    hi = 1.0 if successes == trials else stats.beta.ppf(1 - alpha / 2, successes + 1, trials - successes)
+    return float(lo), float(hi)
+
+
+@dataclass
+class PointSearch:
+    """The search state of one grid point: success counts per tried value."""
+
+    point: tuple[tuple[str, Any], ...]
+    tried: dict[int, tuple[int, int]] = field(default_factory=dict)  # value → (successes, trials)
+    censored: bool = False  # no success up to the largest allowed value
+
+    def succeeds(self, value: int, target: float) -> bool:
+        s, n = self.tried[value]
+        return n > 0 and s / n >= target
+
+    def bracket(self, target: float) -> tuple[int | None, int | None]:
+        """(largest failing value below the smallest success, smallest success)."""
+        ok = sorted(v for v in self.tried if self.succeeds(v, target))
+        hi = ok[0] if ok else None
+        fails = [v for v in self.tried if not self.succeeds(v, target) and (hi is None or v < hi)]
+        return (max(fails) if fails else None), hi
+
+
+def _next_value(ps: PointSearch, target: float, start: int, lo_limit: int, hi_limit: int, rtol: float) -> int | None:
+    lo, hi = ps.bracket(target)
+    if hi is None:
+        if lo is None:
+            return start
+        if lo >= hi_limit:
+            ps.censored = True
+            return None
+        return min(2 * lo, hi_limit)
+    if lo is None:
+        return None if hi <= lo_limit else max(hi // 2, lo_limit)
+    if hi / lo <= 1 + rtol or hi - lo <= 1:
+        return None
+    return int(round(math.sqrt(lo * hi)))
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What `sample_complexity` found, per grid point."""
+
+    param: str
+    eps: float
+    delta: float
+    confidence: float
+    points: tuple[PointSearch, ...]
+    path: str
+    runs: pd.DataFrame = field(repr=False, compare=False)
+
+    def table(self) -> pd.DataFrame:
+        """One row per grid point: the estimate, its bracket, the success rate there, tries.
+
+        `estimate` is the smallest tried value whose success rate is ≥ 1 − δ (with the next
+        smaller tried value failing). `ci_low`/`ci_high` bracket m* using the exact binomial
+        (Clopper–Pearson) interval of each tried value: ci_low is the smallest tried value
+        whose interval reaches 1 − δ, ci_high the smallest whose interval lies above it
+        (null when the seeds are too few to be that sure).
+        """
+        target = 1 - self.delta
+        rows = []
+        for ps in self.points:
+            lo, hi = ps.bracket(target)
+            cis = {v: clopper_pearson(*ps.tried[v], self.confidence) for v in sorted(ps.tried)}
+            reach = [v for v, (_, u) in cis.items() if u >= target]
+            sure = [v for v, (lo_ci, _) in cis.items() if lo_ci >= target]
+            s, n = ps.tried.get(hi, (0, 0)) if hi is not None else (0, 0)
+            rows.append({**{k: v for k, v in ps.point}, "estimate": hi, "censored": ps.censored,
+                         "below": lo, "ci_low": min(reach) if reach else None,
+                         "ci_high": min(sure) if sure else None,
+                         "success_rate": s / n if n else None, "seeds": n, "tried": len(ps.tried),
+                         "values": sorted(ps.tried)})
+        return pd.DataFrame(rows)
+
+
+def _validate(exp: Experiment, param: str, eps: float, delta: float) -> None:
+    if param not in PARAMS:
+        raise ConfigError(f"can search over {', '.join(PARAMS)}, not {param!r}", key="--param")
+    if not 0 <= eps <= 1:
+        raise ConfigError(f"must be in [0, 1], got {eps}", key="--eps")
+    if not 0 < delta < 1:
+        raise ConfigError(f"must be in (0, 1), got {delta}", key="--delta")
+    if param == "data.m" and exp.data.online:
+        raise ConfigError("searching over data.m needs data.online: false", key="data.online")
+    if param == "train.steps" and exp.learner.kind != "gradient":
+        raise ConfigError(f"learner {exp.learner.name} has no training steps", key="--param")
+
+
+def sample_complexity(exp: Experiment, eps: float | None = None, delta: float = 0.1, *, param: str = "data.m",
+                      out: str | Path = "results", start: int | None = None, min_value: int | None = None,
+                      max_value: int | None = None, rtol: float = 0.1, confidence: float = 0.95,
+                      progress: bool = True, max_rounds: int = 40) -> SearchResult:
+    """Smallest m (param "data.m") or number of steps (param "train.steps") with
+    P[test error ≤ eps] ≥ 1 − delta over the config's seeds, for every point of its grid
+    (the searched key is removed from the grid). eps defaults to train.eps.
+
+    data.m: start (default data.m), doubling/halving within [min_value, max_value]
+    (defaults: train.batch or 1, and 2^22), then bisection on log m to a factor 1 + rtol.
+    train.steps: trained once at the config's steps (doubling up to max_value, default
+    16× steps, while some point has not reached the target); resolution train.eval_every.
+    """
+    eps = exp.train.eps if eps is None else eps
+    _validate(exp, param, eps, delta)
+    grid = tuple((k, v) for k, v in exp.sweep.grid if k != param)
+    base = replace(exp, sweep=replace(exp.sweep, grid=grid))
+    base = replace(base, train=replace(base.train, eps=eps))
+    search_hash = config_hash(base)
+    store = Store.at(Path(out) / exp.experiment / f"search-{param}-{search_hash}", base)
+    points = [PointSearch(p) for p in grid_points(base)]
+    target = 1 - delta
+    if param == "data.m":
+        _search_m(base, store, points, search_hash, target, eps, start, min_value, max_value, rtol, progress,
+                  max_rounds)
+    else:
+        _search_steps(base, store, points, search_hash, target, eps, max_value, progress)
+    runs = store.runs()
+    return SearchResult(param, eps, delta, confidence, tuple(points), str(store.path), runs)
+
+
+def _train(base: Experiment, store: Store, search_hash: str, candidates, progress: bool) -> pd.DataFrame:
+    """Train every (grid point + value, seed) candidate not yet stored; return their rows."""
+    runs = []
+    for point, extra in candidates:
+        full = point + extra
+        exp = with_point(base, full)
+        runs += [Run(run_id(search_hash, full, seed), search_hash, full, seed, exp) for seed in base.sweep.seeds]
+    df, _ = execute(store, runs, base.executor, progress=progress, desc=f"{base.experiment} search",
+                    round_m=True)
+    return df
+
+
+def _search_m(base, store, points, search_hash, target, eps, start, min_value, max_value, rtol, progress,
+              max_rounds):
+    lo_limit = min_value or (base.train.batch if base.learner.kind == "gradient" else 1)
+    hi_limit = max_value or 2**22
+    start = int(np.clip(start or base.data.m, lo_limit, hi_limit))
+    for _ in range(max_rounds):
+        wanted = []
+        for ps in points:
+            value = _next_value(ps, target, start, lo_limit, hi_limit, rtol)
+            if value is not None:
+                wanted.append((ps, value))
+        if not wanted:
+            return
+        df = _train(base, store, search_hash, [(ps.point, (("data.m", v),)) for ps, v in wanted], progress)
+        for ps, value in wanted:
+            ids = {run_id(search_hash, ps.point + (("data.m", value),), s) for s in base.sweep.seeds}
+            rows = df[df["run_id"].isin(ids)]
+            good = rows["status"] != "failed"
+            ps.tried[value] = (int((rows.loc[good, "test_error"] <= eps).sum()), int(good.sum()))
+
+
+def _search_steps(base, store, points, search_hash, target, eps, max_value, progress):
+    steps = base.train.steps
+    limit = max_value or 16 * steps
+    while True:
+        exp = replace(base, train=replace(base.train, steps=steps))
+        candidates = [(ps.point, (("train.steps", steps),)) for ps in points]
+        df = _train(exp, store, search_hash, candidates, progress)
+        curves = store.curves()
+        for ps in points:
+            ids = {run_id(search_hash, ps.point + (("train.steps", steps),), s) for s in base.sweep.seeds}
+            rows = df[df["run_id"].isin(ids) & (df["status"] != "failed")]
+            reached = rows["steps_to_eps"].astype("float64").to_numpy()
+            evals = np.sort(curves.loc[curves["run_id"].isin(ids), "step"].unique())
+            ps.tried = {int(t): (int(np.sum(reached <= t)), len(rows)) for t in evals if t > 0}
+            ps.censored = not any(ps.succeeds(t, target) for t in ps.tried)
+        if not any(ps.censored for ps in points) or steps >= limit:
+            return
+        steps = min(2 * steps, limit)
