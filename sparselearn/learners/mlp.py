@@ -1,4 +1,25 @@
-"""Fully connected ReLU networks with a scalar output, trained by gradient steps."""
+"""Fully connected networks with a scalar output, trained by gradient steps.
+
+Besides the plain ReLU network, three sparse variants built on `sparselearn.primitives`:
+
+- `activation="topk"`: each hidden layer keeps its k largest pre-activations and applies
+  ReLU to them, so at most k units per layer are active; the layer after it multiplies
+  only those k (`gather_matmul`).
+- `init="sparse"`: each first-layer unit is connected to `fan_in` inputs drawn at random
+  without replacement (the sparse initialisation of Edelman et al., "Pareto frontiers
+  in neural feature learning"), and stays connected to exactly those during training.
+- `routed=True` (with `activation="topk"`, depth 2): a rank-`router_rank` router picks
+  the k units per example and only those first-layer rows are computed (`routed_mlp`).
+
+How the sparse connectivity survives training: the connectivity *is* the set of nonzero
+first-layer weights. There is no separate mask in the parameters (`jax.grad` rejects
+bool leaves, and a float mask would be shrunk by weight decay); instead the first layer
+is applied as `masked_matmul(x, w, w != 0)`, whose weight gradient is zero off the mask.
+A weight that is zero with zero gradient stays zero under every optimizer the training
+loop offers (sgd with momentum and decay, sign-sgd, adamw), so the pattern is invariant.
+(A trained weight that lands on exactly 0.0 would leave the pattern; in float32 this has
+probability ~0 and would act as pruning.)
+"""
 
 from __future__ import annotations
 
@@ -9,7 +30,19 @@ from typing import ClassVar, Literal
 import jax
 import jax.numpy as jnp
 
-from sparselearn.errors import require
+from sparselearn.errors import ConfigError, require
+from sparselearn.primitives import (
+    gather_matmul,
+    masked_matmul,
+    random_fan_in_mask,
+    routed_mlp,
+    router_from_weights,
+    topk_indices,
+)
+
+# Fixed streams, so the extra draws of the sparse variants never shift the standard ones.
+_MASK_STREAM = 0x6D61736B   # fold_in label of the sparse-init connectivity
+_ROUTER_SKETCH_SEED = 0     # the router's Gaussian sketch: the same at every step and seed
 
 
 def _xavier_uniform(key: jax.Array, fan_in: int, fan_out: int) -> jax.Array:
@@ -24,49 +57,133 @@ def _bias_uniform(key: jax.Array, fan_in: int, shape: tuple[int, ...]) -> jax.Ar
 
 @dataclass(frozen=True)
 class MLP:
-    """A depth-2 (one hidden layer) or depth-3 ReLU network f: R^n → R.
+    """A depth-2 (one hidden layer) or depth-3 network f: R^n → R.
 
     `init="standard"`: Xavier-uniform weights U[±√(6/(fan_in+fan_out))] and biases
     U[±1/√fan_in], the setup of the Hidden Progress experiments.
+    `init="sparse"`: first-layer unit j sees `fan_in` random inputs; its weights there are
+    Xavier-uniform with fan_in in place of n, its bias U[±1/√fan_in]; all other weights
+    of the unit are 0 and remain 0. Deeper layers are initialised as in "standard".
+
+    `activation="topk"` needs `k` (1 ≤ k ≤ width); `routed=True` also needs depth 2 and
+    replaces the first layer by the routed kernel, whose router is a rank-`router_rank`
+    approximation of the first layer recomputed at every call (no router parameters,
+    no gradient; exact when router_rank ≥ n). With routing, the first-layer weights are
+    stored as rows, shape (width, n), because that is what the kernel gathers.
 
     Example:
-        >>> net = MLP(width=256, depth=2)
-        >>> params = net.init(jax.random.key(0), 30)
+        >>> net = MLP(width=256, depth=2, activation="topk", k=16, init="sparse", fan_in=4)
+        >>> params = net.init_params(jax.random.key(0), 30)
         >>> net.apply(params, jnp.ones((8, 30))).shape
         (8,)
     """
 
     width: int = 256
     depth: Literal[2, 3] = 2
-    activation: Literal["relu"] = "relu"
-    init: Literal["standard"] = "standard"
+    activation: Literal["relu", "topk"] = "relu"
+    init: Literal["standard", "sparse"] = "standard"
     bias: bool = True
+    k: int | None = None
+    fan_in: int | None = None
+    routed: bool = False
+    router_rank: int = 8
 
     name: ClassVar[str] = "mlp"
     kind: ClassVar[str] = "gradient"
 
     def __post_init__(self):
         require(self.width >= 1, "width", f"must be ≥ 1, got {self.width}")
+        if self.activation == "topk":
+            require(self.k is not None, "k", "is required with activation: topk (units kept per layer)")
+            require(1 <= self.k <= self.width, "k", f"must satisfy 1 ≤ k ≤ width = {self.width}, got {self.k}")
+        else:
+            require(self.k is None, "k", f"is used only with activation: topk, got activation: {self.activation}")
+        if self.init == "sparse":
+            require(self.fan_in is not None, "fan_in", "is required with init: sparse (inputs per first-layer unit)")
+            require(self.fan_in >= 1, "fan_in", f"must be ≥ 1, got {self.fan_in}")
+        else:
+            require(self.fan_in is None, "fan_in", f"is used only with init: sparse, got init: {self.init}")
+        require(self.router_rank >= 1, "router_rank", f"must be ≥ 1, got {self.router_rank}")
+        if self.routed:
+            require(self.activation == "topk", "routed", "needs activation: topk (the router picks k units)")
+            require(self.depth == 2, "routed", f"is implemented for depth 2 only, got depth {self.depth}")
+
+    def check(self, target, data) -> None:
+        """Limits that depend on the target: fan_in ≤ n."""
+        if self.fan_in is not None:
+            require(self.fan_in <= target.n, "fan_in", f"must be ≤ n = {target.n} (inputs), got {self.fan_in}")
 
     def init_params(self, key: jax.Array, n: int) -> list[dict]:
         """Parameters: one {"w": (fan_in, fan_out), "b": (fan_out,)} per layer; the last
         layer has w (width,) and b () so the output is a vector of shape (m,).
-        With `bias=False` the biases are zeros that `apply` ignores."""
+        With `bias=False` the biases are zeros that `apply` ignores. With `routed=True`
+        the first layer's w is stored transposed, (width, n)."""
         sizes = [n] + [self.width] * (self.depth - 1) + [1]
         layers = []
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             kw, kb = jax.random.split(jax.random.fold_in(key, i))
+            if i == 0 and self.init == "sparse":
+                layers.append(self._sparse_first_layer(key, kw, kb, n))
+                continue
             w = _xavier_uniform(kw, fan_in, fan_out)
             b = _bias_uniform(kb, fan_in, (fan_out,)) if self.bias else jnp.zeros((fan_out,), jnp.float32)
             layers.append({"w": w, "b": b})
         layers[-1] = {"w": layers[-1]["w"][:, 0], "b": layers[-1]["b"][0]}
+        if self.routed:
+            layers[0] = {"w": layers[0]["w"].T, "b": layers[0]["b"]}
         return layers
+
+    def _sparse_first_layer(self, key, kw, kb, n: int) -> dict:
+        if self.fan_in > n:
+            raise ConfigError(f"must be ≤ n = {n} (inputs), got {self.fan_in}", key="fan_in")
+        mask = random_fan_in_mask(jax.random.fold_in(key, _MASK_STREAM), n, self.width, self.fan_in)
+        c = math.sqrt(6.0 / (self.fan_in + self.width))  # Xavier with the unit's true fan-in
+        w = jax.random.uniform(kw, (n, self.width), jnp.float32, -c, c)
+        # The pattern is read back as w != 0, so a kept weight must not be drawn as exactly 0.
+        w = jnp.where(w == 0, jnp.finfo(jnp.float32).tiny, w)
+        w = jnp.where(mask, w, 0.0)
+        b = _bias_uniform(kb, self.fan_in, (self.width,)) if self.bias else jnp.zeros((self.width,), jnp.float32)
+        return {"w": w, "b": b}
 
     def apply(self, params: list[dict], x: jax.Array) -> jax.Array:
         """Network output for x (m, n): shape (m,)."""
+        if self.routed:
+            return self._apply_routed(params, x)
+        if self.activation == "relu" and self.init == "standard":
+            return self._apply_dense(params, x)
+        h, active = x, None  # active: (values, idx) of the previous top-k layer
+        for i, layer in enumerate(params[:-1]):
+            w = layer["w"]
+            if active is not None:
+                z = gather_matmul(*active, w)
+            elif i == 0 and self.init == "sparse":
+                z = masked_matmul(h, w, w != 0)
+            else:
+                z = h @ w
+            if self.bias:
+                z = z + layer["b"]
+            if self.activation == "topk":
+                values, idx = topk_indices(z, self.k)
+                active = (jax.nn.relu(values), idx)
+            else:
+                h = jax.nn.relu(z)
+        out = gather_matmul(*active, params[-1]["w"]) if active is not None else h @ params[-1]["w"]
+        return out + params[-1]["b"] if self.bias else out
+
+    def _apply_dense(self, params: list[dict], x: jax.Array) -> jax.Array:
         h = x
         for layer in params[:-1]:
             h = h @ layer["w"] + layer["b"] if self.bias else h @ layer["w"]
             h = jax.nn.relu(h)
         out = h @ params[-1]["w"]
         return out + params[-1]["b"] if self.bias else out
+
+    def _apply_routed(self, params: list[dict], x: jax.Array) -> jax.Array:
+        first, last = params
+        w1 = first["w"]
+        if self.init == "sparse":
+            w1 = jnp.where(w1 != 0, w1, 0.0)  # same values; the gradient is masked (an O(width·n) pass)
+        b1 = first["b"] if self.bias else jnp.zeros_like(first["b"])
+        router = router_from_weights(w1, self.router_rank, key=jax.random.key(_ROUTER_SKETCH_SEED))
+        out = routed_mlp(x, router, w1, b1, last["w"], self.k)
+        return out + last["b"] if self.bias else out

@@ -1,0 +1,43 @@
+"""Sparse building blocks for the learners, each next to a dense reference.
+
+- `masked_matmul(x, w, mask)`: x @ (w ⊙ mask) with a masked weight gradient.
+- `topk(z, k)`: keep the k largest pre-activations per row, zero the rest.
+- `gather_matmul(values, idx, w2)`: second layer over the k active units only.
+- `routed_mlp(x, router, w1, b1, w2, k)`: a low-rank router picks k units per
+  example and only those are computed.
+
+All are pure functions of arrays that work under `jit`, `vmap` and `grad`; shapes
+and k are checked while tracing. The `*_reference` versions compute the same thing
+with dense matrices and plain autodiff, for tests and benchmarks.
+"""
+
+from sparselearn.primitives.gather import dense_rows, gather_matmul, gather_matmul_reference
+from sparselearn.primitives.masked import masked_matmul, masked_matmul_reference, random_fan_in_mask
+from sparselearn.primitives.routed import (
+    SPARSE_MAX_DENSITY,
+    route,
+    routed_mlp,
+    routed_mlp_reference,
+    router_from_weights,
+    topk_mlp_reference,
+)
+from sparselearn.primitives.topk import keep_mask, topk, topk_indices, topk_reference
+
+__all__ = [
+    "SPARSE_MAX_DENSITY",
+    "dense_rows",
+    "gather_matmul",
+    "gather_matmul_reference",
+    "keep_mask",
+    "masked_matmul",
+    "masked_matmul_reference",
+    "random_fan_in_mask",
+    "route",
+    "routed_mlp",
+    "routed_mlp_reference",
+    "router_from_weights",
+    "topk",
+    "topk_indices",
+    "topk_mlp_reference",
+    "topk_reference",
+]

@@ -1,0 +1,107 @@
+"""Per-example row gathers, the work shared by `gather_matmul` and `routed_mlp`.
+
+Every example i touches k rows `table[idx[i]]` of a (s, d) table. Gathering all of
+them at once would write an (m, k, d) array to memory, which on CPU costs as much
+as the dense product it replaces. So the batch is walked in chunks small enough
+for the gathered block to stay in cache: `lax.map` for products, `lax.scan` with
+an accumulator for scatter-adds. Small problems (m·k·d under one chunk) run in one
+vectorised step. Accumulation is in float32 at least, whatever the input dtype.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+# Elements of one gathered (chunk, k, d) block: 32k floats = 128 KiB, inside L2.
+_BLOCK = 1 << 15
+
+
+def _acc_dtype(*arrays) -> jnp.dtype:
+    return jnp.promote_types(jnp.result_type(*arrays), jnp.float32)
+
+
+def chunk_size(m: int, k: int, d: int) -> int:
+    """Examples per chunk: as many as fit in one block, at least 1, at most m."""
+    return int(min(m, max(1, _BLOCK // max(1, k * d))))
+
+
+def _chunked(arrays, c: int, fill=0):
+    """Split the leading axis m into (⌈m/c⌉, c, ...), padding the last chunk with `fill`."""
+    m = arrays[0].shape[0]
+    pad = (-m) % c
+    out = []
+    for a in arrays:
+        if pad:
+            a = jnp.concatenate([a, jnp.full((pad,) + a.shape[1:], fill, a.dtype)])
+        out.append(a.reshape((-1, c) + a.shape[1:]))
+    return out
+
+
+def row_dots(x: jax.Array, table: jax.Array, idx: jax.Array) -> jax.Array:
+    """out[i, j] = table[idx[i, j]] · x[i].  x (m, d), table (s, d), idx (m, k) → (m, k)."""
+    m, k = idx.shape
+    d = table.shape[1]
+    acc = _acc_dtype(x, table)
+    out_dtype = jnp.result_type(x, table)
+
+    def block(xb, ib):
+        return jnp.einsum("cd,ckd->ck", xb, table[ib], preferred_element_type=acc)
+
+    c = chunk_size(m, k, d)
+    if c >= m:
+        return block(x, idx).astype(out_dtype)
+    xs, ids = _chunked([x, idx], c)
+    out = jax.lax.map(lambda a: block(*a), (xs, ids))
+    return out.reshape(-1, k)[:m].astype(out_dtype)
+
+
+def row_combine(coef: jax.Array, idx: jax.Array, table: jax.Array) -> jax.Array:
+    """out[i] = Σ_j coef[i, j] · table[idx[i, j]].  coef, idx (m, k), table (s, d) → (m, d)."""
+    m, k = idx.shape
+    d = table.shape[1]
+    acc = _acc_dtype(coef, table)
+    out_dtype = jnp.result_type(coef, table)
+
+    def block(cb, ib):
+        return jnp.einsum("ck,ckd->cd", cb, table[ib], preferred_element_type=acc)
+
+    c = chunk_size(m, k, d)
+    if c >= m:
+        return block(coef, idx).astype(out_dtype)
+    cs, ids = _chunked([coef, idx], c)
+    out = jax.lax.map(lambda a: block(*a), (cs, ids))
+    return out.reshape(-1, d)[:m].astype(out_dtype)
+
+
+def row_scatter_add(s: int, idx: jax.Array, coef: jax.Array, x: jax.Array, dtype) -> jax.Array:
+    """out[u] = Σ_{i, j: idx[i, j] = u} coef[i, j] · x[i].  idx, coef (m, k), x (m, d) → (s, d).
+
+    The transpose of `row_dots` with respect to the table; `dtype` is the result's.
+    """
+    m, k = idx.shape
+    d = x.shape[1]
+    acc = _acc_dtype(coef, x)
+
+    def add(total, cb, ib, xb):
+        upd = (cb[:, :, None].astype(acc) * xb[:, None, :].astype(acc)).reshape(-1, d)
+        return total.at[ib.reshape(-1)].add(upd, mode="promise_in_bounds")
+
+    c = chunk_size(m, k, d)
+    zeros = jnp.zeros((s, d), acc)
+    if c >= m:
+        return add(zeros, coef, idx, x).astype(dtype)
+    cs, ids, xs = _chunked([coef, idx, x], c)  # padded rows have coef 0: they add nothing
+
+    def step(total, a):
+        return add(total, *a), None
+
+    total, _ = jax.lax.scan(step, zeros, (cs, ids, xs))
+    return total.astype(dtype)
+
+
+def scatter_add_1d(s: int, idx: jax.Array, coef: jax.Array, dtype) -> jax.Array:
+    """out[u] = Σ_{i, j: idx[i, j] = u} coef[i, j].  idx, coef (m, k) → (s,)."""
+    acc = _acc_dtype(coef)
+    total = jnp.zeros((s,), acc).at[idx.reshape(-1)].add(coef.reshape(-1).astype(acc), mode="promise_in_bounds")
+    return total.astype(dtype)

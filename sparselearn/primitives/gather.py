@@ -1,0 +1,82 @@
+"""Second layer over the k active units only.
+
+After a top-k first layer, each example has k nonzero hidden values at known unit
+indices. `gather_matmul(values, idx, w2)` multiplies them by the k matching rows of
+w2, so forward and backward cost O(m·k·out) instead of the dense O(m·s·out).
+
+Example:
+    >>> w2 = jnp.arange(6.0).reshape(3, 2)                  # s = 3 units, out = 2
+    >>> gather_matmul(jnp.array([[1.0]]), jnp.array([[2]]), w2)
+    Array([[4., 5.]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from sparselearn.primitives import _checks, _rows
+
+
+@jax.custom_vjp
+def _gather_matmul(values, idx, w2):
+    return _rows.row_combine(values, idx, w2)
+
+
+def _gather_matmul_fwd(values, idx, w2):
+    return _rows.row_combine(values, idx, w2), (values, idx, w2)
+
+
+def _gather_matmul_bwd(res, g):
+    values, idx, w2 = res
+    d_values = _rows.row_dots(g, w2, idx).astype(values.dtype)
+    d_w2 = _rows.row_scatter_add(w2.shape[0], idx, values, g, w2.dtype)
+    return d_values, None, d_w2
+
+
+_gather_matmul.defvjp(_gather_matmul_fwd, _gather_matmul_bwd)
+
+
+def _check(values, idx, w2) -> None:
+    _checks.ndim("values", values, 2, "(m, k)")
+    _checks.ndim("idx", idx, 2, "(m, k)")
+    _checks.ndim("w2", w2, (1, 2), "(s,) or (s, out)")
+    _checks.floating("values", values)
+    _checks.floating("w2", w2)
+    _checks.integer("idx", idx)
+    if values.shape != idx.shape:
+        raise ValueError(f"values and idx must have the same shape (m, k), got {values.shape} and {idx.shape}")
+    _checks.k_in_range(idx.shape[1], w2.shape[0])
+
+
+def gather_matmul(values: jax.Array, idx: jax.Array, w2: jax.Array) -> jax.Array:
+    """Σ_j values[i, j] · w2[idx[i, j]] for every example i.
+
+    Args:
+        values: (m, k) hidden values of the active units (e.g. relu of the top-k).
+        idx: (m, k) int unit indices in [0, s); k ≤ s.
+        w2: (s, out) second-layer weights, or (s,) for a scalar output.
+
+    Returns:
+        (m, out), or (m,) when w2 is (s,).
+
+    Gradients: values and w2 (scatter-added into the k touched rows per example);
+    idx gets none. Equals `dense_rows(values, idx, s) @ w2`.
+    """
+    _check(values, idx, w2)
+    vector = w2.ndim == 1
+    out = _gather_matmul(values, idx.astype(jnp.int32), w2[:, None] if vector else w2)
+    return out[:, 0] if vector else out
+
+
+def dense_rows(values: jax.Array, idx: jax.Array, s: int) -> jax.Array:
+    """(m, s) array holding values[i, j] at column idx[i, j] and zeros elsewhere
+    (repeated indices add up)."""
+    rows = jnp.arange(values.shape[0])[:, None]
+    return jnp.zeros((values.shape[0], s), values.dtype).at[rows, idx].add(values)
+
+
+def gather_matmul_reference(values: jax.Array, idx: jax.Array, w2: jax.Array) -> jax.Array:
+    """`gather_matmul` the dense way: scatter values into (m, s), then multiply by w2."""
+    _check(values, idx, w2)
+    return dense_rows(values, idx, w2.shape[0]) @ w2

@@ -1,0 +1,176 @@
+"""A one-hidden-layer top-k MLP that computes only the units a low-rank router picks.
+
+    scores = (x @ u) @ v + b1                  router of rank r: u (n, r), v (r, s)
+    idx    = the k highest scores per example  (ties: lower unit index)
+    z      = x · w1[idx] + b1[idx]             only k of the s first-layer rows
+    out    = Σ_j relu(z_j) · w2[idx_j]
+
+This is the path on which activation sparsity saves FLOPs: the first layer costs
+O(m·k·n) instead of O(m·s·n), the router O(m·r·(n + s)). The router estimates the
+weight part x · w1ᵀ of the pre-activations; the bias is known and added exactly. When
+the router ranks the truly largest pre-activations first, `idx` is the dense top-k set
+and the output equals the dense top-k MLP `topk_mlp_reference`.
+
+The choice of units is piecewise constant in the router, so the router's exact
+gradient is zero almost everywhere; it gets none here. A learner that wants a
+router must build it from other parameters (see `router_from_weights`) or train
+it by another signal.
+
+Above a density k/s of `SPARSE_MAX_DENSITY` the sparse path loses to a dense
+matrix product on CPU (it reads each gathered row once per example, while the
+dense product reuses every weight across the batch), so `impl="auto"` computes
+all s units densely there and keeps the routed ones: same output, dense speed.
+
+Example:
+    >>> m, n, s, r, k = 8, 16, 64, 4, 4
+    >>> ks = jax.random.split(jax.random.key(0), 5)
+    >>> x = jax.random.normal(ks[0], (m, n))
+    >>> router = (jax.random.normal(ks[1], (n, r)), jax.random.normal(ks[2], (r, s)))
+    >>> w1, b1 = jax.random.normal(ks[3], (s, n)), jnp.zeros(s)
+    >>> routed_mlp(x, router, w1, b1, jax.random.normal(ks[4], (s,)), k).shape
+    (8,)
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+from sparselearn.primitives import _checks, _rows
+from sparselearn.primitives.topk import keep_mask, topk
+
+# Densities k/s above which `impl="auto"` takes the dense path; set from
+# benchmarks/results/primitives.json on a 2-core CPU (the sparse path's break-even
+# lies between density 1/16 and 1/4 there).
+SPARSE_MAX_DENSITY = 1 / 16
+
+
+@jax.custom_vjp
+def _sparse(x, w1, b1, w2, idx):
+    return _sparse_fwd(x, w1, b1, w2, idx)[0]
+
+
+def _sparse_fwd(x, w1, b1, w2, idx):
+    z = _rows.row_dots(x, w1, idx) + b1[idx]
+    h = jax.nn.relu(z)
+    return _rows.row_combine(h, idx, w2), (x, w1, b1, w2, idx, z)
+
+
+def _sparse_bwd(res, g):
+    x, w1, b1, w2, idx, z = res
+    s = w1.shape[0]
+    h = jax.nn.relu(z)
+    gz = jnp.where(z > 0, _rows.row_dots(g, w2, idx), 0).astype(z.dtype)
+    d_w2 = _rows.row_scatter_add(s, idx, h, g, w2.dtype)
+    d_b1 = _rows.scatter_add_1d(s, idx, gz, b1.dtype)
+    d_w1 = _rows.row_scatter_add(s, idx, gz, x, w1.dtype)
+    d_x = _rows.row_combine(gz, idx, w1).astype(x.dtype)
+    return d_x, d_w1, d_b1, d_w2, None
+
+
+_sparse.defvjp(_sparse_fwd, _sparse_bwd)
+
+
+def _dense(x, w1, b1, w2, idx):
+    z = x @ w1.T + b1
+    h = jnp.where(keep_mask(idx, w1.shape[0]), jax.nn.relu(z), jnp.zeros((), z.dtype))
+    return h @ w2
+
+
+def _check(x, router, w1, b1, w2) -> tuple[int, int]:
+    _checks.ndim("x", x, 2, "(m, n)")
+    if not (isinstance(router, (tuple, list)) and len(router) == 2):
+        raise ValueError("router must be a pair (u, v) with u (n, r) and v (r, s)")
+    u, v = router
+    _checks.ndim("router u", u, 2, "(n, r)")
+    _checks.ndim("router v", v, 2, "(r, s)")
+    _checks.ndim("w1", w1, 2, "(s, n): one row per hidden unit")
+    _checks.ndim("b1", b1, 1, "(s,)")
+    _checks.ndim("w2", w2, (1, 2), "(s,) or (s, out)")
+    for name, a in (("x", x), ("router u", u), ("router v", v), ("w1", w1), ("b1", b1), ("w2", w2)):
+        _checks.floating(name, a)
+    n, s = x.shape[1], w1.shape[0]
+    _checks.same("input sizes n", ("x.shape[1]", n), ("router u.shape[0]", u.shape[0]), ("w1.shape[1]", w1.shape[1]))
+    _checks.same("router ranks r", ("u.shape[1]", u.shape[1]), ("v.shape[0]", v.shape[0]))
+    _checks.same("hidden sizes s", ("w1.shape[0]", s), ("router v.shape[1]", v.shape[1]),
+                 ("b1.shape[0]", b1.shape[0]), ("w2.shape[0]", w2.shape[0]))
+    return n, s
+
+
+def route(x: jax.Array, router, b1: jax.Array, k: int) -> jax.Array:
+    """(m, k) int32: the k units with the highest router scores (x @ u) @ v + b1 per example."""
+    u, v = jax.lax.stop_gradient(tuple(router))
+    scores = (jax.lax.stop_gradient(x) @ u) @ v + jax.lax.stop_gradient(b1)
+    return jax.lax.top_k(scores, k)[1]
+
+
+def routed_mlp(x: jax.Array, router, w1: jax.Array, b1: jax.Array, w2: jax.Array, k: int,
+               *, impl: Literal["auto", "sparse", "dense"] = "auto") -> jax.Array:
+    """Top-k MLP output computing only the k router-selected hidden units per example.
+
+    Args:
+        x: (m, n) inputs.
+        router: (u, v), u (n, r) and v (r, s); scores are (x @ u) @ v + b1. No gradient.
+        w1: (s, n) first-layer weights, one row per hidden unit.
+        b1: (s,) first-layer biases.
+        w2: (s, out) second-layer weights, or (s,) for a scalar output.
+        k: static int, 1 ≤ k ≤ s: units computed per example.
+        impl: "sparse" (gather the k rows, custom VJP that scatters back into them),
+            "dense" (all s units, then keep the routed ones) or "auto": sparse when
+            k/s ≤ SPARSE_MAX_DENSITY. All three return the same values and gradients.
+
+    Returns:
+        (m, out), or (m,) when w2 is (s,).
+    """
+    _, s = _check(x, router, w1, b1, w2)
+    k = _checks.k_in_range(k, s)
+    if impl not in ("auto", "sparse", "dense"):
+        raise ValueError(f"impl must be 'auto', 'sparse' or 'dense', got {impl!r}")
+    if impl == "auto":
+        impl = "sparse" if k / s <= SPARSE_MAX_DENSITY else "dense"
+    idx = route(x, router, b1, k)
+    vector = w2.ndim == 1
+    w2m = w2[:, None] if vector else w2
+    out = _sparse(x, w1, b1, w2m, idx) if impl == "sparse" else _dense(x, w1, b1, w2m, idx)
+    return out[:, 0] if vector else out
+
+
+def routed_mlp_reference(x, router, w1, b1, w2, k):
+    """`routed_mlp` by dense matrices and plain autodiff; arguments and result as there."""
+    _check(x, router, w1, b1, w2)
+    k = _checks.k_in_range(k, w1.shape[0])
+    return _dense(x, w1, b1, w2, route(x, router, b1, k))
+
+
+def topk_mlp_reference(x, w1, b1, w2, k):
+    """The dense top-k MLP relu(topk(x @ w1ᵀ + b1, k)) @ w2 (w1 (s, n), b1 (s,), w2 (s, …)),
+    which `routed_mlp` equals when its router ranks the truly top-k units first."""
+    k = _checks.k_in_range(k, w1.shape[0])
+    return jax.nn.relu(topk(x @ w1.T + b1, k)) @ w2
+
+
+def router_from_weights(w1: jax.Array, rank: int, *, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """A rank-r router that approximates the first layer itself: scores ≈ x @ w1ᵀ.
+
+    A randomized range finder with one power iteration (Halko, Martinsson & Tropp)
+    finds an orthonormal basis Q (n, r) of w1's dominant row space; the router is
+    (u, v) = (Q, (w1 Q)ᵀ), so scores = x Q Qᵀ w1ᵀ. With r ≥ n it is exact, and it
+    ranks the true top-k first whenever w1 is close to rank r. Costs O(s·n·r); no
+    gradient flows through it.
+
+    Args:
+        w1: (s, n) first-layer rows.
+        rank: r ≥ 1 (capped at n).
+        key: draws the (s, r) Gaussian sketch; keep it fixed across steps.
+    """
+    _checks.ndim("w1", w1, 2, "(s, n)")
+    if rank < 1:
+        raise ValueError(f"rank must be ≥ 1, got {rank}")
+    w = jax.lax.stop_gradient(w1).astype(jnp.float32)
+    r = min(int(rank), w.shape[1])
+    sketch = jax.random.normal(key, (w.shape[0], r), jnp.float32)
+    y = w.T @ (w @ (w.T @ sketch))  # (n, r): one power iteration sharpens the subspace
+    q, _ = jnp.linalg.qr(y)
+    return q.astype(w1.dtype), (w @ q).T.astype(w1.dtype)
