@@ -18,10 +18,19 @@ from __future__ import annotations
 
 from sparselearn.errors import ConfigError
 from sparselearn.fields import build, suggest
+from sparselearn.learners.gf2 import GF2
+from sparselearn.learners.kernels import KernelRidge, RandomFeatures
+from sparselearn.learners.layerwise import Layerwise
+from sparselearn.learners.lowdegree import LowDegree
 from sparselearn.learners.mlp import MLP
 
 REGISTRY: dict[str, type] = {
     MLP.name: MLP,
+    LowDegree.name: LowDegree,
+    KernelRidge.name: KernelRidge,
+    RandomFeatures.name: RandomFeatures,
+    GF2.name: GF2,
+    Layerwise.name: Layerwise,
 }
 
 

@@ -1,0 +1,280 @@
+"""Kernel ridge regression with closed-form infinite-width kernels, and random features.
+
+Both learners are "fitted": `fit(key, x, y, weights)` solves a weighted ridge problem in
+closed form inside jit+vmap, where rows with weight 0 (padding beyond the run's m) have no
+effect on the answer at all.
+
+Inputs enter every kernel through the augmented, scaled vector
+
+    ũ(x) = (x/√n, bias)             so ‖ũ‖² = 1 + bias² on the hypercube
+
+which is the first-layer input of the network f(x) = r^{−1/2} Σ_j a_j relu(⟨w_j, x⟩/√n + bias·b_j)
+with a_j, w_j, b_j ~ N(0, 1). For θ the angle between ũ and ṽ:
+
+    arccos1(x, x') = E_w[relu(w·ũ) relu(w·ṽ)] = ‖ũ‖‖ṽ‖ (sin θ + (π − θ) cos θ) / (2π)
+    arccos0(x, x') = E_w[1{w·ũ > 0} 1{w·ṽ > 0}] = (π − θ) / (2π)
+    ntk(x, x')     = arccos1 + ⟨ũ, ṽ⟩ · arccos0            (both layers trained)
+    poly(x, x')    = ⟨ũ, ṽ⟩^degree                         (all polynomials of degree ≤ degree)
+
+`arccos1` is the kernel of `random_features` as its width grows (Cho–Saul's first-order
+arc-cosine kernel divided by 2); `ntk` is the neural tangent kernel of the network above.
+Without a bias the ReLU kernels have no odd Fourier components of degree ≥ 3 on the
+hypercube, so they cannot fit a 3-sparse parity; keep `bias > 0` for odd parities.
+
+The ridge objective, for the run's m rows (weights w ∈ {0, 1}, m = Σ w):
+
+    (1/m) Σ_i w_i (f(x_i) − y_i)² + ridge · ‖f‖²
+
+`ridge_solve` picks the primal (features × features) or the dual (rows × rows) system
+from the static shapes, whichever is smaller; both give the same answer when ridge > 0.
+
+Example:
+    >>> k = KernelRidge(kernel="ntk", ridge=1e-3)
+    >>> params = k.fit(jax.random.key(0), x, y, jnp.ones(len(y)))
+    >>> k.apply(params, x_test).shape
+    (len(x_test),)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.linalg import cho_factor, cho_solve
+
+from sparselearn.errors import ConfigError, require
+
+KERNELS = ("ntk", "arccos1", "arccos0", "poly")
+BYTES = 4  # float32
+
+# ---------------------------------------------------------------- weighted ridge solvers
+
+
+def _mass(weights: jax.Array) -> jax.Array:
+    return jnp.maximum(jnp.sum(weights), 1.0)
+
+
+def dual_solve(gram: jax.Array, y: jax.Array, weights: jax.Array, ridge: float) -> jax.Array:
+    """Dual coefficients α (M,) of weighted kernel ridge regression, f(x) = Σ_i α_i k(x, x_i).
+
+    gram: (M, M) kernel matrix of the rows; weights (M,) in {0, 1}. Solves
+    (D K D + ridge·m·I + (I − D)) α = D y with D = diag(weights), so α = 0 exactly on
+    zero-weight rows and the rest is the ridge solution on the weighted rows alone.
+    """
+    d = weights
+    system = gram * d[:, None] * d[None, :] + jnp.diag(ridge * _mass(d) + (1.0 - d))
+    return cho_solve(cho_factor(system, lower=True), d * y)
+
+
+def primal_solve(phi: jax.Array, y: jax.Array, weights: jax.Array, ridge: float,
+                 live: jax.Array | None = None) -> jax.Array:
+    """Coefficients c (N,) minimising (1/m) Σ w_i (φ_i·c − y_i)² + ridge ‖c‖², by the N×N
+    normal equations. Zero-weight rows drop out of both sides. `live` (N,) bool, if given,
+    marks the columns in use: the others must be zero and get coefficient 0 (their diagonal
+    is set to 1, so ridge = 0 still has a solution)."""
+    m = _mass(weights)
+    wphi = phi * weights[:, None]
+    diag = jnp.full(phi.shape[1], ridge, phi.dtype)
+    if live is not None:
+        diag = jnp.where(live, diag, 1.0)
+    gram = wphi.T @ phi / m + jnp.diag(diag)
+    return cho_solve(cho_factor(gram, lower=True), wphi.T @ y / m)
+
+
+def ridge_solve(phi: jax.Array, y: jax.Array, weights: jax.Array, ridge: float,
+                live: jax.Array | None = None) -> jax.Array:
+    """Weighted ridge coefficients c (N,) on features phi (M, N): the primal system when
+    N ≤ M, else the dual one (c = φᵀ D α), chosen from the static shapes. `live` as in
+    `primal_solve` (zero columns need no care in the dual)."""
+    rows, feats = phi.shape
+    if feats <= rows:
+        return primal_solve(phi, y, weights, ridge, live)
+    alpha = dual_solve(phi @ phi.T, y, weights, ridge)
+    return phi.T @ (weights * alpha)
+
+
+def solve_bytes(rows: int, feats: int, test_rows: int = 0) -> int:
+    """Rough peak memory in bytes of `ridge_solve` on a (rows, feats) feature matrix plus the
+    features of `test_rows` evaluation points: the matrices, the weighted copy and the system."""
+    side = min(rows, feats)
+    return BYTES * (2 * rows * feats + test_rows * feats + 2 * side * side)
+
+
+def check_memory(needed: int, limit_gb: float, what: str, key: str) -> None:
+    """ConfigError(key) when `needed` bytes exceed `limit_gb` GiB."""
+    if needed > limit_gb * 2**30:
+        raise ConfigError(f"{what} needs about {needed / 2**30:.1f} GiB per run, over the limit "
+                          f"max_memory_gb = {limit_gb:g}", key=key)
+
+
+# ---------------------------------------------------------------- closed-form kernels
+
+
+def augment(x: jax.Array, bias: float) -> jax.Array:
+    """ũ(x) = (x/√n, bias), shape (m, n + 1)."""
+    n = x.shape[-1]
+    ones = jnp.full(x.shape[:-1] + (1,), bias, x.dtype)
+    return jnp.concatenate([x / math.sqrt(n), ones], axis=-1)
+
+
+def _norms_and_cos(u: jax.Array, v: jax.Array):
+    dot = u @ v.T
+    nu = jnp.sqrt(jnp.sum(u * u, axis=1))
+    nv = jnp.sqrt(jnp.sum(v * v, axis=1))
+    scale = nu[:, None] * nv[None, :]
+    cos = jnp.clip(dot / jnp.where(scale > 0, scale, 1.0), -1.0, 1.0)
+    return dot, scale, cos
+
+
+def arccos0(u: jax.Array, v: jax.Array) -> jax.Array:
+    """E_w[1{w·u > 0}·1{w·v > 0}] for w ~ N(0, I): (π − θ)/(2π), shape (len(u), len(v))."""
+    _, _, cos = _norms_and_cos(u, v)
+    return (jnp.pi - jnp.arccos(cos)) / (2 * jnp.pi)
+
+
+def arccos1(u: jax.Array, v: jax.Array) -> jax.Array:
+    """E_w[relu(w·u)·relu(w·v)] for w ~ N(0, I): ‖u‖‖v‖(sin θ + (π − θ) cos θ)/(2π)."""
+    _, scale, cos = _norms_and_cos(u, v)
+    theta = jnp.arccos(cos)
+    return scale * (jnp.sqrt(jnp.maximum(1.0 - cos * cos, 0.0)) + (jnp.pi - theta) * cos) / (2 * jnp.pi)
+
+
+def ntk(u: jax.Array, v: jax.Array) -> jax.Array:
+    """Neural tangent kernel of r^{−1/2} Σ_j a_j relu(w_j·u), a, w ~ N(0, 1), both layers
+    trained, as r → ∞: arccos1(u, v) + (u·v)·arccos0(u, v)."""
+    dot, scale, cos = _norms_and_cos(u, v)
+    theta = jnp.arccos(cos)
+    k1 = scale * (jnp.sqrt(jnp.maximum(1.0 - cos * cos, 0.0)) + (jnp.pi - theta) * cos) / (2 * jnp.pi)
+    k0 = (jnp.pi - theta) / (2 * jnp.pi)
+    return k1 + dot * k0
+
+
+def kernel_matrix(name: str, x: jax.Array, z: jax.Array, *, bias: float = 1.0, degree: int = 2) -> jax.Array:
+    """The kernel `name` (one of KERNELS) between the rows of x (a, n) and z (b, n): (a, b).
+
+    Example:
+        >>> kernel_matrix("ntk", x, x).shape
+        (len(x), len(x))
+    """
+    u, v = augment(x, bias), augment(z, bias)
+    if name == "ntk":
+        return ntk(u, v)
+    if name == "arccos1":
+        return arccos1(u, v)
+    if name == "arccos0":
+        return arccos0(u, v)
+    if name == "poly":
+        return (u @ v.T) ** degree
+    raise ValueError(f"unknown kernel {name!r}; expected one of {KERNELS}")
+
+
+def _check_inputs(x: jax.Array, y: jax.Array, weights: jax.Array) -> None:
+    """Shape agreement (static, so it works on tracers)."""
+    if x.ndim != 2:
+        raise ValueError(f"x must have shape (m, n), got {x.shape}")
+    if x.shape[0] == 0:
+        raise ValueError("empty training set (m = 0)")
+    if y.shape != (x.shape[0],) or weights.shape != (x.shape[0],):
+        raise ValueError(f"x {x.shape}, y {y.shape} and weights {weights.shape} disagree on the number of rows")
+
+
+# ---------------------------------------------------------------- learners
+
+
+@dataclass(frozen=True)
+class KernelRidge:
+    """Kernel ridge regression with an exact (Cholesky) solve on the run's m rows.
+
+    Fields: `kernel` (ntk, arccos1, arccos0, poly), `ridge` (≥ 0, on the mean squared error),
+    `bias` (the constant coordinate of ũ; 0 gives the bias-free kernels), `degree` (poly only),
+    `max_memory_gb` (config-time limit on the m × m system and the test kernel).
+
+    Example:
+        >>> KernelRidge(kernel="ntk", ridge=1e-3).fit(jax.random.key(0), x, y, w)["alpha"].shape
+        (len(x),)
+    """
+
+    kernel: Literal["ntk", "arccos1", "arccos0", "poly"] = "ntk"
+    ridge: float = 1e-3
+    bias: float = 1.0
+    degree: int = 2
+    max_memory_gb: float = 8.0
+
+    name: ClassVar[str] = "kernel"
+    kind: ClassVar[str] = "fitted"
+
+    def __post_init__(self):
+        require(self.kernel in KERNELS, "kernel", f"must be one of {', '.join(KERNELS)}; got {self.kernel!r}")
+        require(math.isfinite(self.ridge) and self.ridge >= 0, "ridge", f"must be a finite number ≥ 0, got {self.ridge}")
+        require(math.isfinite(self.bias) and self.bias >= 0, "bias", f"must be a finite number ≥ 0, got {self.bias}")
+        require(self.degree >= 1, "degree", f"must be ≥ 1, got {self.degree}")
+        require(self.max_memory_gb > 0, "max_memory_gb", f"must be > 0, got {self.max_memory_gb}")
+
+    def check(self, target, data) -> None:
+        """The m × m kernel system and the test_m × m test kernel must fit in memory."""
+        m = data.m
+        check_memory(BYTES * (3 * m * m + data.test_m * m), self.max_memory_gb,
+                     f"kernel ridge on m = {m} rows ({m}×{m} system)", "max_memory_gb")
+
+    def gram(self, x: jax.Array, z: jax.Array) -> jax.Array:
+        return kernel_matrix(self.kernel, x, z, bias=self.bias, degree=self.degree)
+
+    def fit(self, key: jax.Array, x: jax.Array, y: jax.Array, weights: jax.Array | None = None) -> dict:
+        """{"x": the training rows (M, n), "alpha": dual coefficients (M,), 0 on zero-weight rows}."""
+        weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights
+        _check_inputs(x, y, weights)
+        alpha = dual_solve(self.gram(x, x), y, weights, self.ridge)
+        return {"x": x, "alpha": alpha}
+
+    def apply(self, params: dict, x: jax.Array) -> jax.Array:
+        """f(x) = Σ_i α_i k(x, x_i), shape (m,)."""
+        return self.gram(x, params["x"]) @ params["alpha"]
+
+
+@dataclass(frozen=True)
+class RandomFeatures:
+    """A frozen random ReLU first layer (drawn from the fit key) with a ridge-fitted readout:
+    f(x) = c · relu(ũ(x) W)/√width. As width → ∞ it becomes kernel ridge with `arccos1`.
+
+    Fields: `width` (random features), `ridge` (≥ 0), `bias` (constant coordinate of ũ),
+    `max_memory_gb` (config-time limit).
+
+    Example:
+        >>> rf = RandomFeatures(width=2048)
+        >>> params = rf.fit(jax.random.key(0), x, y, w)     # {"w": (n + 1, 2048), "c": (2048,)}
+    """
+
+    width: int = 1024
+    ridge: float = 1e-3
+    bias: float = 1.0
+    max_memory_gb: float = 8.0
+
+    name: ClassVar[str] = "random_features"
+    kind: ClassVar[str] = "fitted"
+
+    def __post_init__(self):
+        require(self.width >= 1, "width", f"must be ≥ 1, got {self.width}")
+        require(math.isfinite(self.ridge) and self.ridge >= 0, "ridge", f"must be a finite number ≥ 0, got {self.ridge}")
+        require(math.isfinite(self.bias) and self.bias >= 0, "bias", f"must be a finite number ≥ 0, got {self.bias}")
+        require(self.max_memory_gb > 0, "max_memory_gb", f"must be > 0, got {self.max_memory_gb}")
+
+    def check(self, target, data) -> None:
+        check_memory(solve_bytes(data.m, self.width, data.test_m), self.max_memory_gb,
+                     f"random features (width {self.width}) on m = {data.m} rows", "width")
+
+    def features(self, params: dict, x: jax.Array) -> jax.Array:
+        return jax.nn.relu(augment(x, self.bias) @ params["w"]) / math.sqrt(self.width)
+
+    def fit(self, key: jax.Array, x: jax.Array, y: jax.Array, weights: jax.Array | None = None) -> dict:
+        """{"w": first layer (n + 1, width) drawn from key, "c": readout (width,)}."""
+        weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights
+        _check_inputs(x, y, weights)
+        w = jax.random.normal(key, (x.shape[1] + 1, self.width), x.dtype)   # W ~ N(0, I)
+        phi = self.features({"w": w}, x)
+        return {"w": w, "c": ridge_solve(phi, y, weights, self.ridge)}
+
+    def apply(self, params: dict, x: jax.Array) -> jax.Array:
+        return self.features(params, x) @ params["c"]
