@@ -1,6 +1,7 @@
 """The `sparselearn` command line.
 
     sparselearn run CONFIG [--set key=value ...] [--out DIR] [--smoke] [--force] [--retry-failed]
+                           [--executor local|devices|ray|slurm]
     sparselearn search CONFIG --param data.m|train.steps [--eps E] [--delta D] [--set …]
     sparselearn plot RESULTS_DIR [--kind curve] [--out FILE]
     sparselearn list [targets|learners|configs]
@@ -46,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--smoke", action="store_true", help="shrink steps, seeds and grid for a seconds-long check")
     r.add_argument("--force", action="store_true", help="recompute runs that are already stored")
     r.add_argument("--retry-failed", action="store_true", help="recompute runs stored as failed")
+    r.add_argument("--executor", choices=["local", "devices", "ray", "slurm"],
+                   help="where groups run (default: executor.name of the config, local)")
     r.add_argument("--quiet", action="store_true", help="no progress bar or table, only the summary line")
     r.add_argument("--no-plot", action="store_true", help="do not draw the learnability figure")
 
@@ -106,7 +109,8 @@ def cmd_run(args) -> int:
     from sparselearn.plotting import learnability
     from sparselearn.sweeps import run
 
-    exp = config.load(args.config, args.overrides)
+    overrides = args.overrides + ([f"executor.name={args.executor}"] if args.executor else [])
+    exp = config.load(args.config, overrides)
     if args.smoke:
         exp = config.smoke(exp)
     df = run(exp, args.out, force=args.force, retry_failed=args.retry_failed, progress=not args.quiet)

@@ -93,13 +93,28 @@ class SweepConfig:
 
 @dataclass(frozen=True)
 class ExecutorConfig:
-    """Where groups run; `max_group_runs` caps the runs in one compiled call (memory)."""
+    """Where groups run: `local` (this process), `devices` (the run axis sharded over
+    jax.devices()), `ray` (one Ray task per group; `address` of an existing cluster, else a
+    local one), `slurm` (one submitit job per group; `cluster: local` runs the jobs as local
+    processes). `max_group_runs` caps the runs in one compiled call (memory)."""
 
-    name: Literal["local"] = "local"
+    name: Literal["local", "devices", "ray", "slurm"] = "local"
     max_group_runs: int = 1024
+    address: str | None = None
+    cpus: int = 1
+    gpus: int = 0
+    partition: str | None = None
+    time_min: int = 60
+    mem_gb: float | None = None
+    folder: str = "results/.submitit"
+    cluster: Literal["slurm", "local", "debug"] = "slurm"
 
     def __post_init__(self):
         require(1 <= self.max_group_runs <= 10**6, "max_group_runs", f"must be ≥ 1, got {self.max_group_runs}")
+        require(self.cpus >= 1, "cpus", f"must be ≥ 1, got {self.cpus}")
+        require(self.gpus >= 0, "gpus", f"must be ≥ 0, got {self.gpus}")
+        require(self.time_min >= 1, "time_min", f"must be ≥ 1 minute, got {self.time_min}")
+        require(self.mem_gb is None or self.mem_gb > 0, "mem_gb", f"must be > 0, got {self.mem_gb}")
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ def test_sweep_writes_the_schema_and_rerun_skips(tiny, tmp_path):
 def test_a_failed_group_is_stored_as_failed_and_retried(tiny, tmp_path, monkeypatch):
     real = runner.run_group
 
-    def broken(exp, hps):
+    def broken(exp, hps, devices=None):
         raise RuntimeError("simulated out-of-memory")
 
     monkeypatch.setattr(runner, "run_group", broken)

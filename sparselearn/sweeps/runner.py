@@ -68,8 +68,24 @@ def _run_row(run: Run, group_id: str) -> dict:
     return row
 
 
-def train_group(g: Group, max_runs: int = 1024) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train one group; a failure marks its runs `failed` with the error text instead of raising."""
+def failed_frames(g: Group, text: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of a group lost before it returned (e.g. its worker died)."""
+    rows = [{**_run_row(r, g.group_id), "status": "failed", "error": text[:2000], "wall_s": None} for r in g.runs]
+    return _typed(pd.DataFrame(rows).reindex(columns=RUN_COLUMNS)), pd.DataFrame(columns=CURVE_COLUMNS)
+
+
+def _typed(runs_df: pd.DataFrame) -> pd.DataFrame:
+    runs_df = runs_df.astype({"n": "Int64", "k": "Int64", "s": "Int64", "m": "Int64", "width": "Int64",
+                              "depth": "Int64", "seed": "Int64", "steps_to_eps": "Int64", "steps": "Int64",
+                              "batch": "Int64"})
+    for col in ("test_error", "test_loss", "train_error", "train_loss", "noise", "wall_s"):
+        runs_df[col] = runs_df[col].astype("float64")
+    return runs_df
+
+
+def train_group(g: Group, max_runs: int = 1024, devices=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train one group (its run axis sharded over `devices` if given); a failure marks its
+    runs `failed` with the error text instead of raising."""
     start = time.perf_counter()
     rows = [_run_row(r, g.group_id) for r in g.runs]
     curves = []
@@ -77,7 +93,7 @@ def train_group(g: Group, max_runs: int = 1024) -> tuple[pd.DataFrame, pd.DataFr
         outs = []
         for chunk in _chunks(g.runs, max_runs):
             sub = Group(g.group_id, g.exp, tuple(chunk))
-            outs.append(run_group(g.exp, sub.hps()))
+            outs.append(run_group(g.exp, sub.hps(), devices=devices))
         out = {k: np.concatenate([o[k] for o in outs])[: len(g.runs)] for k in outs[0]}
         steps = curve_steps(g.exp)
         for i, row in enumerate(rows):
@@ -102,12 +118,7 @@ def train_group(g: Group, max_runs: int = 1024) -> tuple[pd.DataFrame, pd.DataFr
     wall = time.perf_counter() - start
     for row in rows:
         row["wall_s"] = wall / len(rows)
-    runs_df = pd.DataFrame(rows).reindex(columns=RUN_COLUMNS)
-    runs_df = runs_df.astype({"n": "Int64", "k": "Int64", "s": "Int64", "m": "Int64", "width": "Int64",
-                              "depth": "Int64", "seed": "Int64", "steps_to_eps": "Int64", "steps": "Int64",
-                              "batch": "Int64"})
-    for col in ("test_error", "test_loss", "train_error", "train_loss", "noise"):
-        runs_df[col] = runs_df[col].astype("float64")
+    runs_df = _typed(pd.DataFrame(rows).reindex(columns=RUN_COLUMNS))
     curves_df = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS)
     return runs_df, curves_df
 
@@ -129,6 +140,9 @@ def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: b
 
     def on_done(g: Group, result) -> None:
         nonlocal done_groups
+        if isinstance(result, BaseException):
+            print(f"group {g.group_id} lost: {type(result).__name__}: {result}", file=sys.stderr)
+            result = failed_frames(g, f"{type(result).__name__}: {result}")
         runs_df, curves_df = result
         store.write(runs_df, curves_df)
         for status in runs_df["status"]:
@@ -139,7 +153,8 @@ def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: b
 
     try:
         bar.set_postfix_str(f"group 0/{len(groups)} (compiling)")
-        EXECUTORS[executor.name](groups, functools.partial(train_group, max_runs=executor.max_group_runs), on_done)
+        EXECUTORS[executor.name](groups, functools.partial(train_group, max_runs=executor.max_group_runs), on_done,
+                                 executor)
     finally:
         bar.close()
     df = store.runs()

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from sparselearn.config import Experiment
 from sparselearn.errors import FitFailed
@@ -209,12 +210,23 @@ def compiled_group(static: Experiment):
     return jax.jit(run_group)
 
 
-def run_group(exp: Experiment, hps: dict) -> dict[str, np.ndarray]:
+def _shard(arrays: dict, devices) -> tuple[dict, int]:
+    """Pad the run axis to a multiple of len(devices) (repeating run 0) and place it
+    split across them. Returns the placed arrays and the padding added."""
+    size = len(next(iter(arrays.values())))
+    pad = -size % len(devices)
+    arrays = {k: np.concatenate([v, np.repeat(v[:1], pad)]) for k, v in arrays.items()}
+    sharding = NamedSharding(Mesh(np.asarray(devices), ("runs",)), PartitionSpec("runs"))
+    return {k: jax.device_put(v, sharding) for k, v in arrays.items()}, pad
+
+
+def run_group(exp: Experiment, hps: dict, devices=None) -> dict[str, np.ndarray]:
     """Train every run of one shape group in one compiled program.
 
     hps: {"seed", "m", "lr", "weight_decay"} → equal-length 1-D sequences (R,). Missing
-    m/lr/weight_decay default to the config's. Returns numpy arrays: (R,) metrics and
-    (R, P) curves at `curve_steps(exp)`.
+    m/lr/weight_decay default to the config's. With `devices` (more than one) the run axis
+    is sharded across them. Returns numpy arrays: (R,) metrics and (R, P) curves at
+    `curve_steps(exp)`.
     """
     size = len(hps["seed"])
     defaults = {"m": exp.data.m, "lr": exp.train.lr, "weight_decay": exp.train.weight_decay}
@@ -227,6 +239,10 @@ def run_group(exp: Experiment, hps: dict) -> dict[str, np.ndarray]:
     static = static_part(exp)
     if exp.learner.kind == "host":
         return _run_host_group(static, arrays)
+    if devices is not None and len(devices) > 1:
+        placed, pad = _shard(arrays, devices)
+        out = compiled_group(static)(placed)
+        return {k: np.asarray(v)[:size] for k, v in out.items()}
     out = compiled_group(static)(arrays)
     return {k: np.asarray(v) for k, v in out.items()}
 

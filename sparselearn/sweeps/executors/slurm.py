@@ -1,0 +1,43 @@
+"""slurm: one submitit job per group (partition, time, GPUs from the executor config);
+`cluster: local` runs the same jobs as local processes, for testing. Logs and pickles go
+to `executor.folder`; this process polls the jobs and writes the store as each finishes."""
+
+from __future__ import annotations
+
+import time
+
+from sparselearn.errors import ConfigError
+
+POLL_S = 0.5
+
+
+def execute(groups, train, on_done, cfg) -> None:
+    try:
+        import submitit
+    except ImportError:
+        raise ConfigError("the slurm executor needs submitit: pip install 'sparselearn[slurm]'",
+                          key="executor.name") from None
+    groups = list(groups)
+    if not groups:
+        return
+    executor = submitit.AutoExecutor(folder=cfg.folder, cluster=cfg.cluster)
+    params = {"timeout_min": cfg.time_min, "cpus_per_task": cfg.cpus, "name": "sparselearn"}
+    if cfg.gpus:
+        params["gpus_per_node"] = cfg.gpus
+    if cfg.mem_gb:
+        params["mem_gb"] = cfg.mem_gb
+    if cfg.partition:
+        params["slurm_partition"] = cfg.partition
+    executor.update_parameters(**params)
+    pending = {executor.submit(train, g): g for g in groups}
+    while pending:
+        finished = [job for job in pending if job.done()]
+        for job in finished:
+            g = pending.pop(job)
+            try:
+                result = job.result()
+            except Exception as e:  # noqa: BLE001 — a killed job fails its group, not the sweep
+                result = e
+            on_done(g, result)
+        if pending and not finished:
+            time.sleep(POLL_S)
