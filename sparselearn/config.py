@@ -400,12 +400,16 @@ def smoke(exp: Experiment) -> Experiment:
 
 
 def override(exp: Experiment, **sections) -> Experiment:
-    """`exp` with fields replaced, e.g. override(cfg, train={"steps": 500}); validated."""
+    """`exp` with fields replaced, e.g. override(cfg, train={"steps": 500}, experiment="x");
+    validated. A section's dict is merged into it (a new `sweep.grid` replaces the old)."""
     plain = to_plain(exp)
     for section, values in sections.items():
-        if section not in plain or not isinstance(plain[section], dict):
+        if section not in plain:
             raise ConfigError(f"unknown section{suggest(section, TOP_KEYS)}", key=section)
-        plain[section].update(values)
+        if isinstance(plain[section], dict) and isinstance(values, dict):
+            plain[section].update(values)
+        else:
+            plain[section] = values
     return from_dict(plain, default_name=exp.experiment)
 
 

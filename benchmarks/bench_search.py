@@ -1,0 +1,93 @@
+"""Adaptive sample-complexity search vs a full grid over m at equal precision.
+
+For 3-sparse parities with n ∈ {10, 15, 20}, both methods find the smallest m at which
+at least half of the seeds reach test error ≤ 0.05, to within a factor 1 + rtol:
+- search: `sparselearn.sample_complexity` (doubling, then bisection on log m);
+- grid: every m of a geometric grid with ratio 1 + rtol over the same range [min, max],
+  trained in one sweep.
+Both count trainings (runs) and wall time; the answers are compared too.
+
+    python benchmarks/bench_search.py            # full
+    python benchmarks/bench_search.py --quick    # n ∈ {10}, fewer seeds and steps
+
+Writes benchmarks/results/search.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import describe  # noqa: E402
+
+import sparselearn as sl  # noqa: E402
+
+CONFIG = """
+experiment: bench_search
+target: {{name: sparse_parity, n: {n}, k: 3}}
+learner: {{name: mlp, width: 128}}
+train: {{steps: {steps}, eval_every: 100, batch: 32, lr: 0.1}}
+data: {{m: 128, test_m: 1024}}
+sweep: {{seeds: {seeds}}}
+"""
+
+
+def geometric_grid(lo: int, hi: int, rtol: float) -> list[int]:
+    count = math.ceil(math.log(hi / lo) / math.log(1 + rtol)) + 1
+    return sorted({int(round(v)) for v in np.geomspace(lo, hi, count)})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    ns = [10] if args.quick else [10, 15, 20]
+    seeds, steps = (4, 500) if args.quick else (8, 2000)
+    lo, hi, rtol, eps, delta = 32, 8192, 0.1, 0.05, 0.5
+    results = []
+    with tempfile.TemporaryDirectory() as out:
+        for n in ns:
+            cfg = sl.config.loads(CONFIG.format(n=n, steps=steps, seeds=seeds))
+            t0 = time.perf_counter()
+            res = sl.sample_complexity(cfg, eps=eps, delta=delta, out=out, start=128, min_value=lo, max_value=hi,
+                                       rtol=rtol, progress=False)
+            t_search = time.perf_counter() - t0
+            row = res.table().iloc[0]
+            values = geometric_grid(lo, hi, rtol)
+            grid_cfg = sl.config.override(cfg, experiment=f"bench_grid_{n}", sweep={"grid": {"data.m": values}},
+                                          executor={"max_group_runs": 256})
+            t0 = time.perf_counter()
+            df = sl.run(grid_cfg, out, progress=False)
+            t_grid = time.perf_counter() - t0
+            rates = df.groupby("m")["test_error"].apply(lambda e: float(np.mean(e <= eps)))
+            ok = [m for m in values if rates[m] >= 1 - delta]
+            results.append({
+                "n": n, "search_estimate": None if row["estimate"] is None else int(row["estimate"]),
+                "search_bracket": [row["below"], row["estimate"]], "search_trainings": int(len(res.runs)),
+                "search_seconds": round(t_search, 2), "grid_estimate": min(ok) if ok else None,
+                "grid_values": len(values), "grid_trainings": int(len(df)), "grid_seconds": round(t_grid, 2),
+                "training_fraction": round(len(res.runs) / len(df), 4)})
+            print(json.dumps(results[-1]))
+    fractions = [r["training_fraction"] for r in results]
+    doc = {"benchmark": "search", "machine": describe(),
+           "workload": {"target": "sparse_parity k=3", "n": ns, "width": 128, "steps": steps, "seeds": seeds,
+                        "eps": eps, "delta": delta, "rtol": rtol, "m_range": [lo, hi], "quick": args.quick},
+           "ratios": {"max_search_over_grid_trainings": max(fractions),
+                      "mean_search_over_grid_trainings": round(float(np.mean(fractions)), 4)},
+           "results": results}
+    path = Path(__file__).parent / "results" / "search.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
