@@ -1,0 +1,101 @@
+"""What machine a benchmark ran on, as a JSON-ready dict.
+
+    >>> from _machine import describe     # from a script in benchmarks/
+    >>> describe()["cpu_model"]
+    'AMD EPYC …'
+
+Only reads the system (/proc, os, platform) and the versions of installed packages;
+never fails because a field is unavailable (the field is then None).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _simd() -> list[str] | None:
+    """The vector extensions that matter for float32 matmuls, from /proc/cpuinfo flags."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return [x for x in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if x in flags]
+    except OSError:
+        pass
+    return None
+
+
+def _ram_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _jax() -> dict:
+    try:
+        import jax
+    except ImportError:
+        return {"backend": None, "devices": []}
+    return {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()]}
+
+
+def describe() -> dict:
+    """CPU model, core count, vector extensions, RAM, OS, Python/JAX/NumPy versions, JAX backend and devices,
+    the load average when called (other processes share the machine when it is > 0), and
+    XLA_FLAGS if set."""
+    ram = _ram_bytes()
+    return {
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "simd": _simd(),
+        "ram_gib": round(ram / 2**30, 1) if ram else None,
+        "os": platform.platform(),
+        "python": sys.version.split()[0],
+        "jax": _version("jax"),
+        "jaxlib": _version("jaxlib"),
+        "numpy": _version("numpy"),
+        "torch": _version("torch"),
+        **{f"jax_{k}": v for k, v in _jax().items()},
+        "xla_flags": os.environ.get("XLA_FLAGS") or None,
+        "load_average": _load_average(),
+    }
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(describe(), indent=2))
