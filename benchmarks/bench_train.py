@@ -14,7 +14,7 @@ error at the end.
 FLOPs are counted analytically: the matmuls of the forward and backward passes of every
 step plus the forward passes of the evaluations (elementwise work is not counted).
 
-Run:   python benchmarks/bench_train.py            # ≈ 1–2 min on 2 cores; writes results/train.json
+Run:   python benchmarks/bench_train.py            # 1–3 min on an idle 2-core machine; writes results/train.json
        python benchmarks/bench_train.py --quick    # 200 steps, smoke check; writes nothing
 """
 
