@@ -34,7 +34,7 @@ import numpy as np
 from numpy.polynomial import hermite_e
 
 from sparselearn.errors import require
-from sparselearn.targets.inputs import draw
+from sparselearn.targets.inputs import draw, draw_many
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -123,6 +123,9 @@ class Hierarchical:
     task: ClassVar[str] = "regression"
 
     def __post_init__(self):
+        require(self.inputs == "gaussian", "inputs", f"hierarchical targets are defined for 'gaussian' inputs; got {self.inputs!r}")
+        require(self.directions in ("random", "coordinate"), "directions",
+                f"must be 'random' or 'coordinate'; got {self.directions!r}")
         require(self.n >= 1, "n", f"must be ≥ 1, got {self.n}")
         require(self.k >= 1, "k", f"degree of p must be ≥ 1, got {self.k}")
         require(1 <= self.r <= self.n, "r", f"must satisfy 1 ≤ r ≤ n = {self.n}, got {self.r}")
@@ -155,11 +158,13 @@ class Hierarchical:
         """Exact (μ, σ) of g(p(x)) under N(0, I_n)."""
         return polynomial_moments(self.coeffs, self.k, self.r)
 
+    @functools.partial(jax.jit, static_argnums=0)
     def init(self, key: jax.Array) -> dict:
         """Teacher parameters: {"v": (n, r)} with orthonormal columns."""
         if self.directions == "coordinate":
-            axes = jax.random.permutation(jax.random.fold_in(key, 0), self.n)[: self.r]
-            signs = jax.random.rademacher(jax.random.fold_in(key, 1), (self.r,), dtype=jnp.float32)
+            order, flips = draw_many("uniform", jax.random.fold_in(key, 1), (self.n,), (self.r,))
+            axes = jnp.argsort(order)[: self.r]
+            signs = jnp.where(flips < 0.5, 1.0, -1.0).astype(jnp.float32)
             return {"v": jnp.zeros((self.n, self.r), jnp.float32).at[axes, jnp.arange(self.r)].set(signs)}
         g = jax.random.normal(jax.random.fold_in(key, 0), (self.n, self.r), jnp.float32)
         return {"v": jnp.linalg.qr(g)[0]}
@@ -178,6 +183,7 @@ class Hierarchical:
         mean, std = self.normalization
         return (out - mean) / std
 
+    @functools.partial(jax.jit, static_argnums=(0, 3))
     def sample(self, params: dict, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
         """m labelled examples: x (m, n) float32 ~ N(0, I_n), y (m,) float32."""
         x = draw(self.inputs, jax.random.fold_in(key, 0), m, self.n)

@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal
@@ -32,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from sparselearn.errors import require
-from sparselearn.targets.inputs import Certificate, certify_max, draw, reference, weighted_moments
+from sparselearn.targets.inputs import INPUTS, Certificate, certify_max, draw, draw_many, reference, weighted_moments
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -63,6 +64,7 @@ class MoE:
     task: ClassVar[str] = "regression"
 
     def __post_init__(self):
+        require(self.inputs in INPUTS, "inputs", f"must be one of {', '.join(map(repr, INPUTS))}; got {self.inputs!r}")
         require(self.n >= 1, "n", f"must be ≥ 1, got {self.n}")
         require(self.experts >= 1, "experts", f"must be ≥ 1, got {self.experts}")
         require(self.expert_width >= 1, "expert_width", f"must be ≥ 1, got {self.expert_width}")
@@ -81,24 +83,23 @@ class MoE:
         """Most units that can be active on one input, top · expert_width."""
         return self.top * self.expert_width
 
+    @functools.partial(jax.jit, static_argnums=0)
     def init(self, key: jax.Array) -> dict:
         """Teacher parameters: router (n, r), gates (r, E), w (E, width, n), b (E, width),
         u (E, width) (already scaled), offset () and scale ()."""
-        kr, kg, kw, kb, ku, kref = (jax.random.fold_in(key, i) for i in range(6))
-        E, h = self.experts, self.expert_width
-        router = jax.random.normal(kr, (self.n, self.r), jnp.float32) / math.sqrt(self.n)
-        gates = jax.random.normal(kg, (self.r, E), jnp.float32)
-        gates = gates / jnp.linalg.norm(gates, axis=0, keepdims=True)
+        E, h, n = self.experts, self.expert_width, self.n
+        router, gates, w, b, u = draw_many("normal", jax.random.fold_in(key, 0),
+                                           (n, self.r), (self.r, E), (E, h, n), (E, h), (E, h))
         raw = {
-            "router": router,
-            "gates": gates,
-            "w": jax.random.normal(kw, (E, h, self.n), jnp.float32) / math.sqrt(self.n),
-            "b": 0.5 * jax.random.normal(kb, (E, h), jnp.float32),
-            "u": jax.random.normal(ku, (E, h), jnp.float32),
+            "router": router / math.sqrt(n),
+            "gates": gates / jnp.linalg.norm(gates, axis=0, keepdims=True),
+            "w": w / math.sqrt(n),
+            "b": 0.5 * b,
+            "u": u,
             "offset": jnp.zeros((), jnp.float32),
             "scale": jnp.ones((), jnp.float32),
         }
-        x, weights = reference(self.inputs, kref, self.n, self.p)
+        x, weights = reference(self.inputs, jax.random.fold_in(key, 1), self.n, self.p)
         mean, std = weighted_moments(self.labels(raw, x), weights)
         scale = 1.0 / jnp.maximum(std, 1e-12)
         return {**raw, "u": raw["u"] * scale, "offset": mean * scale, "scale": scale}
@@ -121,6 +122,7 @@ class MoE:
         per_expert = jnp.sum(jax.nn.relu(self._preact(params, x)) * params["u"], axis=2)   # (m, E)
         return jnp.sum(self._gate(params, x) * per_expert, axis=1) - params["offset"]
 
+    @functools.partial(jax.jit, static_argnums=(0, 3))
     def sample(self, params: dict, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
         """m labelled examples: x (m, n) float32, y (m,) float32."""
         x = draw(self.inputs, jax.random.fold_in(key, 0), m, self.n, self.p)
@@ -137,5 +139,5 @@ class MoE:
     def certify(self, params: dict, *, key: jax.Array | None = None, samples: int = 1 << 16) -> Certificate:
         """Largest `active_units` over the support: exact by enumeration for hypercube/biased inputs
         with n ≤ 20, otherwise a sampled lower bound (`exact=False`). The promise is k."""
-        return certify_max(lambda x: self.active_units(params, x), self.n, self.inputs, self.k,
+        return certify_max(self.active_units, params, self.n, self.inputs, self.k,
                            key=key, samples=samples, p=self.p)

@@ -12,6 +12,7 @@ gradient methods; ``p = 0.5`` recovers the uniform hypercube.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal
@@ -23,7 +24,8 @@ from sparselearn.errors import require
 from sparselearn.targets.inputs import draw
 
 
-def _check_common(n: int, k: int, p: float) -> None:
+def _check_common(n: int, k: int, p: float, inputs: str) -> None:
+    require(inputs in ("hypercube", "biased"), "inputs", f"must be 'hypercube' or 'biased', got {inputs!r}")
     require(n >= 1, "n", f"must be ≥ 1, got {n}")
     require(1 <= k <= n, "k", f"must satisfy 1 ≤ k ≤ n = {n}, got {k}")
     require(0.0 < p < 1.0, "p", f"probability of +1 must be in (0, 1), got {p}")
@@ -56,9 +58,10 @@ class SparseParity:
     task: ClassVar[str] = "classification"
 
     def __post_init__(self):
-        _check_common(self.n, self.k, self.p)
+        _check_common(self.n, self.k, self.p, self.inputs)
         require(0.0 <= self.noise < 0.5, "noise", f"label-flip probability must be in [0, 0.5), got {self.noise}")
 
+    @functools.partial(jax.jit, static_argnums=0)
     def init(self, key: jax.Array) -> dict:
         """Teacher parameters: the support S, shape (k,) int32."""
         return {"support": _support(key, self.n, self.k)}
@@ -67,6 +70,7 @@ class SparseParity:
         """Noiseless labels χ_S(x), shape (m,)."""
         return jnp.prod(jnp.take(x, params["support"], axis=1), axis=1)
 
+    @functools.partial(jax.jit, static_argnums=(0, 3))
     def sample(self, params: dict, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
         """m labelled examples: x (m, n) float32, y (m,) float32 in {±1}."""
         x = draw(self.inputs, jax.random.fold_in(key, 0), m, self.n, self.p)
@@ -101,9 +105,10 @@ class Staircase:
     task: ClassVar[str] = "regression"
 
     def __post_init__(self):
-        _check_common(self.n, self.k, self.p)
+        _check_common(self.n, self.k, self.p, self.inputs)
         require(self.noise >= 0.0, "noise", f"noise standard deviation must be ≥ 0, got {self.noise}")
 
+    @functools.partial(jax.jit, static_argnums=0)
     def init(self, key: jax.Array) -> dict:
         """Teacher parameters: the ordered support (s_1, …, s_k), shape (k,) int32."""
         return {"support": _support(key, self.n, self.k)}
@@ -113,6 +118,7 @@ class Staircase:
         prefix = jnp.cumprod(jnp.take(x, params["support"], axis=1), axis=1)   # (m, k) nested monomials
         return jnp.sum(prefix, axis=1) / math.sqrt(self.k)
 
+    @functools.partial(jax.jit, static_argnums=(0, 3))
     def sample(self, params: dict, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
         """m labelled examples: x (m, n) float32, y (m,) float32."""
         x = draw(self.inputs, jax.random.fold_in(key, 0), m, self.n, self.p)

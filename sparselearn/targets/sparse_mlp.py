@@ -11,7 +11,10 @@ few "address" coordinates (a random subset, so the teacher is randomly permuted)
   ∈ {±1}^a computes relu(⟨α, x_J⟩ − a + 1), which is 1 exactly when x_J = α. Output weights
   are a random ±1 function of α, or Π α (``junta_fn="parity"``: the group is an a-sparse parity).
 - ``index`` (member (b)): b address bits select one of 2^b data bits; unit α has weight α on the
-  address and ½ on data bit α, bias b − ½, output weight 1; the group computes ½·y_addr + ½.
+  address and ½ on data bit α, output weight 1; the group computes 1[data bit at the address is +1].
+  The bias is b − ¼ rather than the paper's b − ½: the unit then outputs ¾ instead of 1 (the same
+  function up to scale) and an inactive unit has pre-activation ≤ −¼ instead of exactly 0, so
+  counting active units is robust to rounding.
 - ``dense_weight`` (member (c), App. A): unit α computes relu(⟨v_α, y⟩ + Γ(⟨α, x_addr⟩ − b)) with
   a dense unit vector v_α on the other q = n − b coordinates y; Γ = √q (default) makes it
   exactly 1-sparse per group, a smaller `gamma` only with high probability (Remark 11).
@@ -44,6 +47,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal, NamedTuple
@@ -52,10 +56,15 @@ import jax
 import jax.numpy as jnp
 
 from sparselearn.errors import require
-from sparselearn.targets.inputs import (Certificate, balanced_threshold, certify_max, draw, hypercube_points,
-                                        is_discrete, reference, weighted_moments)
+from sparselearn.targets.inputs import (INPUTS, Certificate, balanced_threshold, certify_max, draw, draw_many,
+                                        hypercube_points, is_discrete, reference, weighted_moments)
 
 HIGHEST = jax.lax.Precision.HIGHEST
+CONSTRUCTIONS = ("random", "junta", "index", "dense_weight")
+
+
+def _choice(value, key: str, choices) -> None:
+    require(value in choices, key, f"must be one of {', '.join(map(repr, choices))}; got {value!r}")
 
 
 class Layout(NamedTuple):
@@ -71,13 +80,12 @@ def _floor_log2(v: int) -> int:
     return max(v, 1).bit_length() - 1
 
 
-def frame(key: jax.Array, units: int, n: int) -> jax.Array:
-    """`units` unit vectors in R^n, shape (units, n): stacked random orthonormal bases, so the
-    directions are as spread out as possible (a union of orthonormal bases is a tight frame)."""
-    blocks = -(-units // n)
-    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(blocks))
-    bases = jax.vmap(lambda kb: jnp.linalg.qr(jax.random.normal(kb, (n, n), jnp.float32))[0].T)(keys)
-    return bases.reshape(blocks * n, n)[:units]
+def frame(gaussians: jax.Array, units: int) -> jax.Array:
+    """`units` unit vectors in R^n, shape (units, n), from Gaussian matrices (blocks, n, n): stacked
+    random orthonormal bases (Q of each QR), so the directions are as spread out as possible (a
+    union of orthonormal bases is a tight frame)."""
+    bases = jnp.swapaxes(jnp.linalg.qr(gaussians)[0], 1, 2)
+    return bases.reshape(-1, gaussians.shape[-1])[:units]
 
 
 def calibrated_bias(w: jax.Array, x: jax.Array, k: int) -> jax.Array:
@@ -121,6 +129,9 @@ class SparseMLP:
     task: ClassVar[str] = "regression"
 
     def __post_init__(self):
+        _choice(self.inputs, "inputs", INPUTS)
+        _choice(self.construction, "construction", CONSTRUCTIONS)
+        _choice(self.junta_fn, "junta_fn", ("random", "parity"))
         require(self.n >= 1, "n", f"must be ≥ 1, got {self.n}")
         require(self.s >= 1, "s", f"must be ≥ 1, got {self.s}")
         require(1 <= self.k <= self.s, "k", f"must satisfy 1 ≤ k ≤ s = {self.s}, got {self.k}")
@@ -182,63 +193,64 @@ class SparseMLP:
                                                  and self.gamma < math.sqrt(self.n - self.layout.bits))
 
     # ----------------------------------------------------------------- parameters
-    def _group(self, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """One group's (w (g, n), b (g,), u (g,)) before scaling."""
+    def _groups(self, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """All k groups: (w (k, g, n), b (k, g), u (k, g)) before scaling.
+
+        Each group is built with its address coordinates first (then, for index, its data bits),
+        and then its coordinates are permuted by an independent random permutation.
+        """
         bits, g, _ = self.layout
-        n = self.n
-        perm = jax.random.permutation(jax.random.fold_in(key, 0), n)
-        k_out, k_dense, k_code = (jax.random.fold_in(key, i) for i in (1, 2, 3))
-        signs = jax.random.rademacher(k_out, (g,), dtype=jnp.float32)
+        K, n = self.k, self.n
         c = self.construction
+        n_words = 2 ** bits if (c == "random" and bits <= 20) else 0
+        perm_u, word_u, sign_u = draw_many("uniform", jax.random.fold_in(key, 0), (K, n), (K, n_words), (K, g))
+        dense, out = draw_many("normal", jax.random.fold_in(key, 1), (K, g, n - bits), (K, g))
+        signs = jnp.where(sign_u < 0.5, 1.0, -1.0).astype(jnp.float32)
+
+        perm = jnp.argsort(perm_u, axis=1)         # (K, n): a random permutation per group
+
+        def canonical(*blocks):                     # (g, ·) or (K, g, ·) blocks → (K, g, n), permuted
+            blocks = [jnp.broadcast_to(blk, (K, g, blk.shape[-1])) for blk in blocks]
+            used = sum(blk.shape[-1] for blk in blocks)
+            w = jnp.concatenate(blocks + [jnp.zeros((K, g, n - used), jnp.float32)], axis=-1)
+            return jnp.take_along_axis(w, perm[:, None, :], axis=2)
+
+        alpha = hypercube_points(bits, 0, g) if c != "random" else None     # (g, bits) all addresses
         if c == "junta":
-            alpha = hypercube_points(bits, 0, g)                                   # (g, bits)
-            w = jnp.zeros((g, n), jnp.float32).at[:, perm[:bits]].set(alpha)
-            b = jnp.full((g,), bits - 1.0, jnp.float32)
-            u = jnp.prod(alpha, axis=1) if self.junta_fn == "parity" else signs
-            return w, b, u
+            u = jnp.broadcast_to(jnp.prod(alpha, axis=1), (K, g)) if self.junta_fn == "parity" else signs
+            return canonical(alpha), jnp.full((K, g), bits - 1.0, jnp.float32), u
         if c == "index":
-            alpha = hypercube_points(bits, 0, g)
-            data = perm[bits: bits + g]
-            w = jnp.zeros((g, n), jnp.float32).at[:, perm[:bits]].set(alpha)
-            w = w.at[jnp.arange(g), data].set(0.5)
-            return w, jnp.full((g,), bits - 0.5, jnp.float32), jnp.ones((g,), jnp.float32)
+            w = canonical(alpha, 0.5 * jnp.eye(g, dtype=jnp.float32))
+            return w, jnp.full((K, g), bits - 0.25, jnp.float32), jnp.ones((K, g), jnp.float32)
         if c == "dense_weight":
-            q = n - bits
-            gamma = self.gamma if self.gamma is not None else math.sqrt(q)
-            alpha = hypercube_points(bits, 0, g)
-            v = jax.random.normal(k_dense, (g, q), jnp.float32)
-            v = v / jnp.linalg.norm(v, axis=1, keepdims=True)
-            w = jnp.zeros((g, n), jnp.float32).at[:, perm[:bits]].set(gamma * alpha).at[:, perm[bits:]].set(v)
-            return w, jnp.full((g,), gamma * bits, jnp.float32), signs
-        # random Hamming balls on the cube
-        if bits <= 20:
-            code_idx = jax.random.choice(k_code, 2 ** bits, (g,), replace=False).astype(jnp.int32)
-            code = (1 - 2 * ((code_idx[:, None] >> jnp.arange(bits)[None, :]) & 1)).astype(jnp.float32)
-        else:   # 2^bits too many to draw without replacement; duplicates have probability < g²/2^21
-            code = jax.random.rademacher(k_code, (g, bits), dtype=jnp.float32)
-        dist = 0.5 * (bits - code @ code.T)                                         # Hamming distances
-        nearest = jnp.min(jnp.where(jnp.eye(g, dtype=bool), jnp.inf, dist), axis=1)
+            gamma = self.gamma if self.gamma is not None else math.sqrt(n - bits)
+            v = dense / jnp.linalg.norm(dense, axis=-1, keepdims=True)
+            return canonical(gamma * alpha, v), jnp.full((K, g), gamma * bits, jnp.float32), signs
+        # random Hamming balls: g distinct codewords per group, radius from the nearest other codeword
+        if n_words:
+            idx = jnp.argsort(word_u, axis=1)[:, :g].astype(jnp.int32)
+            code = (1 - 2 * ((idx[..., None] >> jnp.arange(bits)) & 1)).astype(jnp.float32)   # (K, g, bits)
+        else:   # too many words to draw without replacement; duplicates have probability < g²/2^21
+            code = jax.random.rademacher(jax.random.fold_in(key, 2), (K, g, bits), dtype=jnp.float32)
+        dist = 0.5 * (bits - jnp.einsum("kib,kjb->kij", code, code, precision=HIGHEST))    # Hamming distances
+        nearest = jnp.min(jnp.where(jnp.eye(g, dtype=bool), jnp.inf, dist), axis=2)
         radius = jnp.where(jnp.isfinite(nearest), jnp.floor((nearest + 1) / 2), bits + 1.0)
-        w = jnp.zeros((g, n), jnp.float32).at[:, perm[:bits]].set(code)
-        if bits < n:
-            v = jax.random.normal(k_dense, (g, n - bits), jnp.float32)
-            v = 0.5 * v / jnp.sum(jnp.abs(v), axis=1, keepdims=True)
-            w = w.at[:, perm[bits:]].set(v)
-        u = jax.random.normal(k_out, (g,), jnp.float32)
-        return w, bits - 2.0 * radius + 1.0, u
+        v = 0.5 * dense / jnp.maximum(jnp.sum(jnp.abs(dense), axis=-1, keepdims=True), 1e-30)   # ℓ₁ norm ½
+        return canonical(code, v), bits - 2.0 * radius + 1.0, out
 
     def _raw(self, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """(w (units, n), b (units,), u (units,)) before scaling."""
         _, g, units = self.layout
         if self.inputs == "gaussian":
-            w = frame(jax.random.fold_in(key, 0), units, self.n)
+            blocks = -(-units // self.n)
+            g, u = draw_many("normal", jax.random.fold_in(key, 0), (blocks, self.n, self.n), (units,))
+            w = frame(g, units)
             x, _ = reference(self.inputs, jax.random.fold_in(key, 2), self.n)
-            b = jnp.full((units,), calibrated_bias(w, x, self.k), jnp.float32)
-            return w, b, jax.random.normal(jax.random.fold_in(key, 1), (units,), jnp.float32)
-        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(self.k))
-        w, b, u = jax.vmap(self._group)(keys)
+            return w, jnp.full((units,), calibrated_bias(w, x, self.k), jnp.float32), u
+        w, b, u = self._groups(jax.random.fold_in(key, 1))
         return w.reshape(units, self.n), b.reshape(units), u.reshape(units)
 
+    @functools.partial(jax.jit, static_argnums=0)
     def init(self, key: jax.Array) -> dict:
         """Teacher parameters {"w": (units, n), "b": (units,), "u": (units,), "scale": ()}.
 
@@ -267,6 +279,7 @@ class SparseMLP:
         """Noiseless labels h(x), shape (m,)."""
         return self.output(params, x)
 
+    @functools.partial(jax.jit, static_argnums=(0, 3))
     def sample(self, params: dict, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
         """m labelled examples: x (m, n) float32, y (m,) float32 (h(x) plus Gaussian noise)."""
         x = draw(self.inputs, jax.random.fold_in(key, 0), m, self.n, self.p)
@@ -285,7 +298,7 @@ class SparseMLP:
         Exact (all 2^n inputs, chunked) for hypercube/biased inputs with n ≤ 20; otherwise the
         maximum over `samples` draws — a lower bound, flagged by `exact=False`.
         """
-        return certify_max(lambda x: self.active_units(params, x), self.n, self.inputs, self.k,
+        return certify_max(self.active_units, params, self.n, self.inputs, self.k,
                            key=key, samples=samples, p=self.p)
 
     def norms(self, params: dict) -> dict:
@@ -314,6 +327,7 @@ class SparseMLPSign(SparseMLP):
     def _check_noise(self):
         require(0.0 <= self.noise < 0.5, "noise", f"label-flip probability must be in [0, 0.5), got {self.noise}")
 
+    @functools.partial(jax.jit, static_argnums=0)
     def init(self, key: jax.Array) -> dict:
         """As `SparseMLP.init`, plus "threshold": () float32."""
         params = super().init(key)
@@ -324,6 +338,7 @@ class SparseMLPSign(SparseMLP):
         """Noiseless labels sign(h(x) − t) in {±1}, shape (m,)."""
         return jnp.where(self.output(params, x) > params["threshold"], 1.0, -1.0).astype(jnp.float32)
 
+    @functools.partial(jax.jit, static_argnums=(0, 3))
     def sample(self, params: dict, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
         """m labelled examples: x (m, n) float32, y (m,) float32 in {±1}, flipped w.p. `noise`."""
         x = draw(self.inputs, jax.random.fold_in(key, 0), m, self.n, self.p)
