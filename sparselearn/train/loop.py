@@ -132,12 +132,11 @@ def make_run(exp: Experiment):
         teacher, x_train, y_train, x_test, y_test = draw_data(seed)
         batch_key = key_for(seed, "batches")
 
-        def batch_at(step):
-            key = jax.random.fold_in(batch_key, step)
-            if data.online:
-                return target.sample(teacher, key, tr.batch)
-            idx = jax.random.randint(key, (tr.batch,), 0, hp["m"])
-            return x_train[idx], y_train[idx]
+        def batch_at(step):  # online: a fresh mini-batch from the teacher
+            return target.sample(teacher, jax.random.fold_in(batch_key, step), tr.batch)
+
+        def rows_at(step):  # the mini-batch indices of one step
+            return jax.random.randint(jax.random.fold_in(batch_key, step), (tr.batch,), 0, hp["m"])
 
         params = learner.init_params(key_for(seed, "init"), target.n)
         opt = optimizers.make(tr.optimizer, hp["lr"], hp["weight_decay"], tr.momentum, tr.sign_threshold)
@@ -147,9 +146,10 @@ def make_run(exp: Experiment):
             f = learner.apply(p, xb)
             return jnp.mean(loss_of(f, yb)), f
 
-        def step(carry, t):
+        def step(carry, t_idx):
             params, opt_state, finite = carry
-            xb, yb = batch_at(t)
+            t, idx = t_idx
+            xb, yb = batch_at(t) if data.online else (x_train[idx], y_train[idx])
             (loss, f), grads = jax.value_and_grad(objective, has_aux=True)(params, xb, yb)
             updates, opt_state = opt.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
@@ -157,12 +157,16 @@ def make_run(exp: Experiment):
             return (params, opt_state, finite & jnp.isfinite(loss)), (loss, err)
 
         def chunk(carry, start, length):
-            carry, (losses, errs) = jax.lax.scan(step, carry, start + jnp.arange(length))
+            ts = start + jnp.arange(length)
+            # all of a chunk's batch indices in one vectorised draw (the same stream as per step)
+            idx = None if data.online else jax.vmap(rows_at)(ts)
+            carry, (losses, errs) = jax.lax.scan(step, carry, (ts, idx))
             test_err, test_loss = evaluate(carry[0], x_test, y_test)
             return carry, (jnp.mean(losses), jnp.mean(errs), test_err, test_loss)
 
         # step 0: the untrained network (train loss on the first mini-batch)
-        train_err0, train_loss0 = evaluate(params, *batch_at(0))
+        xb0, yb0 = batch_at(0) if data.online else (x_train[rows_at(0)], y_train[rows_at(0)])
+        train_err0, train_loss0 = evaluate(params, xb0, yb0)
         first = (train_loss0, train_err0, *evaluate(params, x_test, y_test))
         carry = (params, opt_state, jnp.bool_(True))
         carry, curve = jax.lax.scan(lambda c, s: chunk(c, s, every), carry, jnp.arange(n_chunks) * every)
