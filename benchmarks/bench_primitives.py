@@ -5,7 +5,7 @@ gradients of all weights) of
 
 - dense:          relu(topk(masked_matmul(x, w1, mask) + b1, k)) @ w2, all s units;
 - routed:         routed_mlp(..., impl="auto"), what the `mlp` learner runs with
-                  `routed: true` (dense fallback above SPARSE_MAX_DENSITY);
+                  `routed: true` (dense fallback outside `prefers_sparse`);
 - routed_sparse:  routed_mlp(..., impl="sparse") everywhere, to show where it loses;
 - gather vs dense second layer with out = n: gather_matmul(values, idx, w2)
   against dense_rows(values, idx, s) @ w2.
@@ -140,7 +140,7 @@ def main(argv=None) -> dict:
                 "ideal": s / k,
                 "dense_ms": 1e3 * t["dense"],
                 "routed_ms": 1e3 * t["routed"],
-                "routed_path": "sparse" if density <= P.SPARSE_MAX_DENSITY else "dense",
+                "routed_path": "sparse" if P.prefers_sparse(k, s, N) else "dense",
                 "routed_sparse_ms": 1e3 * t["routed_sparse"],
                 "speedup": t["dense"] / t["routed"],
                 "speedup_sparse_only": t["dense"] / t["routed_sparse"],
@@ -165,6 +165,7 @@ def main(argv=None) -> dict:
         "machine": machine(),
         "config": {"batch": M, "n": N, "router_rank": RANK, "widths": list(widths),
                    "densities": [str(d) for d in DENSITIES], "sparse_max_density": str(Fraction(P.SPARSE_MAX_DENSITY)),
+                   "sparse_max_row_elements": P.SPARSE_MAX_ROW_ELEMENTS,
                    "quick": args.quick},
         "ratios": ratios,
         "results": results,

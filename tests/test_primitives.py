@@ -258,7 +258,7 @@ def test_low_rank_router_ranks_truly_active_units_first_for_low_rank_weights():
     m, n, s, k, r = 20, 12, 64, 5, 3
     w1 = normal(0, (s, r)) @ normal(1, (r, n))
     x, b1, w2 = normal(2, (m, n)), normal(3, (s,)), normal(4, (s,))
-    router = P.router_from_weights(w1, r, key=jax.random.key(5))
+    router = P.router_from_weights(w1, r, seed=5)
     np.testing.assert_array_equal(P.route(x, router, b1, k), jax.lax.top_k(x @ w1.T + b1, k)[1])
     close(P.routed_mlp(x, router, w1, b1, w2, k), P.topk_mlp_reference(x, w1, b1, w2, k), jnp.bfloat16)
     np.testing.assert_allclose(P.routed_mlp(x, router, w1, b1, w2, k), P.topk_mlp_reference(x, w1, b1, w2, k),

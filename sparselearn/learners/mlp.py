@@ -184,6 +184,6 @@ class MLP:
         if self.init == "sparse":
             w1 = jnp.where(w1 != 0, w1, 0.0)  # same values; the gradient is masked (an O(width·n) pass)
         b1 = first["b"] if self.bias else jnp.zeros_like(first["b"])
-        router = router_from_weights(w1, self.router_rank, key=jax.random.key(_ROUTER_SKETCH_SEED))
+        router = router_from_weights(w1, self.router_rank, seed=_ROUTER_SKETCH_SEED)
         out = routed_mlp(x, router, w1, b1, last["w"], self.k)
         return out + last["b"] if self.bias else out

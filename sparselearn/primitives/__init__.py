@@ -15,6 +15,8 @@ from sparselearn.primitives.gather import dense_rows, gather_matmul, gather_matm
 from sparselearn.primitives.masked import masked_matmul, masked_matmul_reference, random_fan_in_mask
 from sparselearn.primitives.routed import (
     SPARSE_MAX_DENSITY,
+    SPARSE_MAX_ROW_ELEMENTS,
+    prefers_sparse,
     route,
     routed_mlp,
     routed_mlp_reference,
@@ -25,12 +27,14 @@ from sparselearn.primitives.topk import keep_mask, topk, topk_indices, topk_refe
 
 __all__ = [
     "SPARSE_MAX_DENSITY",
+    "SPARSE_MAX_ROW_ELEMENTS",
     "dense_rows",
     "gather_matmul",
     "gather_matmul_reference",
     "keep_mask",
     "masked_matmul",
     "masked_matmul_reference",
+    "prefers_sparse",
     "random_fan_in_mask",
     "route",
     "routed_mlp",

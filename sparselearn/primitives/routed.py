@@ -16,10 +16,11 @@ gradient is zero almost everywhere; it gets none here. A learner that wants a
 router must build it from other parameters (see `router_from_weights`) or train
 it by another signal.
 
-Above a density k/s of `SPARSE_MAX_DENSITY` the sparse path loses to a dense
-matrix product on CPU (it reads each gathered row once per example, while the
-dense product reuses every weight across the batch), so `impl="auto"` computes
-all s units densely there and keeps the routed ones: same output, dense speed.
+The sparse path reads each gathered row once per example, while a dense matrix
+product reuses every weight across the batch; on CPU it wins only at low density
+and while one example's k rows (k·n weights) stay in cache. Outside those limits
+(`prefers_sparse`) `impl="auto"` computes all s units densely and keeps the routed
+ones: same output, dense speed.
 
 Example:
     >>> m, n, s, r, k = 8, 16, 64, 4, 4
@@ -33,18 +34,26 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from sparselearn.primitives import _checks, _rows
 from sparselearn.primitives.topk import keep_mask, topk
 
-# Densities k/s above which `impl="auto"` takes the dense path; set from
-# benchmarks/results/primitives.json on a 2-core CPU (the sparse path's break-even
-# lies between density 1/16 and 1/4 there).
+# Limits of `impl="auto"`'s sparse path, from benchmarks/results/primitives.json on a
+# 2-core CPU (n = 512, batch 256): sparse won at density 1/16 with k ≤ 256 and at 1/64,
+# lost at density 1/4 everywhere and at 1/16 with k = 1024 (a 2 MiB block of rows per example).
 SPARSE_MAX_DENSITY = 1 / 16
+SPARSE_MAX_ROW_ELEMENTS = 1 << 17
+
+
+def prefers_sparse(k: int, s: int, n: int) -> bool:
+    """Whether `impl="auto"` gathers rows: k/s ≤ SPARSE_MAX_DENSITY and k·n ≤ SPARSE_MAX_ROW_ELEMENTS."""
+    return k / s <= SPARSE_MAX_DENSITY and k * n <= SPARSE_MAX_ROW_ELEMENTS
 
 
 @jax.custom_vjp
@@ -118,18 +127,18 @@ def routed_mlp(x: jax.Array, router, w1: jax.Array, b1: jax.Array, w2: jax.Array
         w2: (s, out) second-layer weights, or (s,) for a scalar output.
         k: static int, 1 ≤ k ≤ s: units computed per example.
         impl: "sparse" (gather the k rows, custom VJP that scatters back into them),
-            "dense" (all s units, then keep the routed ones) or "auto": sparse when
-            k/s ≤ SPARSE_MAX_DENSITY. All three return the same values and gradients.
+            "dense" (all s units, then keep the routed ones) or "auto": sparse where
+            `prefers_sparse(k, s, n)`. All three return the same values and gradients.
 
     Returns:
         (m, out), or (m,) when w2 is (s,).
     """
-    _, s = _check(x, router, w1, b1, w2)
+    n, s = _check(x, router, w1, b1, w2)
     k = _checks.k_in_range(k, s)
     if impl not in ("auto", "sparse", "dense"):
         raise ValueError(f"impl must be 'auto', 'sparse' or 'dense', got {impl!r}")
     if impl == "auto":
-        impl = "sparse" if k / s <= SPARSE_MAX_DENSITY else "dense"
+        impl = "sparse" if prefers_sparse(k, s, n) else "dense"
     idx = route(x, router, b1, k)
     vector = w2.ndim == 1
     w2m = w2[:, None] if vector else w2
@@ -151,26 +160,54 @@ def topk_mlp_reference(x, w1, b1, w2, k):
     return jax.nn.relu(topk(x @ w1.T + b1, k)) @ w2
 
 
-def router_from_weights(w1: jax.Array, rank: int, *, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """A rank-r router that approximates the first layer itself: scores ≈ x @ w1ᵀ.
+@functools.lru_cache(maxsize=32)
+def _gaussian_sketch(r: int, s: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((r, s)).astype(np.float32)
+
+
+def _orthonormal_rows(y: jax.Array) -> jax.Array:
+    """Modified Gram–Schmidt on the rows of y (r, n); a row that is (numerically) in the
+    span of the earlier ones becomes zero instead of noise."""
+    r = y.shape[0]
+    scale = jnp.max(jnp.linalg.norm(y, axis=1))
+
+    def step(i, q):
+        norm = jnp.linalg.norm(q[i])
+        row = jnp.where(norm > 1e-6 * scale, q[i] / jnp.where(norm > 0, norm, 1.0), 0.0)
+        later = (jnp.arange(r) > i)[:, None]
+        q = q - jnp.where(later, (q @ row)[:, None] * row[None, :], 0.0)
+        return q.at[i].set(row)
+
+    return jax.lax.fori_loop(0, r, step, y)
+
+
+def router_from_weights(w1: jax.Array, rank: int, *, seed: int = 0) -> tuple[jax.Array, jax.Array]:
+    """A rank-r router that approximates the first layer itself: scores ≈ x @ w1ᵀ + b1.
 
     A randomized range finder with one power iteration (Halko, Martinsson & Tropp)
-    finds an orthonormal basis Q (n, r) of w1's dominant row space; the router is
-    (u, v) = (Q, (w1 Q)ᵀ), so scores = x Q Qᵀ w1ᵀ. With r ≥ n it is exact, and it
+    finds an orthonormal basis Qᵀ (r, n) of w1's dominant row space; the router is
+    (u, v) = (Q, (w1 Q)ᵀ), so x @ u @ v = x Q Qᵀ w1ᵀ. With r ≥ n it is exact, and it
     ranks the true top-k first whenever w1 is close to rank r. Costs O(s·n·r); no
     gradient flows through it.
 
     Args:
         w1: (s, n) first-layer rows.
         rank: r ≥ 1 (capped at n).
-        key: draws the (s, r) Gaussian sketch; keep it fixed across steps.
+        seed: of the (r, s) Gaussian sketch, a constant of the compiled program (so the
+            router is a deterministic function of w1 and costs no random draws per step).
+
+    Returns:
+        u (n, r), v (r, s) in the dtype of w1.
     """
     _checks.ndim("w1", w1, 2, "(s, n)")
     if rank < 1:
         raise ValueError(f"rank must be ≥ 1, got {rank}")
+    s, n = w1.shape
     w = jax.lax.stop_gradient(w1).astype(jnp.float32)
-    r = min(int(rank), w.shape[1])
-    sketch = jax.random.normal(key, (w.shape[0], r), jnp.float32)
-    y = w.T @ (w @ (w.T @ sketch))  # (n, r): one power iteration sharpens the subspace
-    q, _ = jnp.linalg.qr(y)
-    return q.astype(w1.dtype), (w @ q).T.astype(w1.dtype)
+    r = min(int(rank), n)
+    # Every product below contracts over the minor axis of its right operand or keeps
+    # w in its stored (s, n) layout: XLA on CPU is several times slower otherwise.
+    y = jnp.asarray(_gaussian_sketch(r, s, seed)) @ w        # (r, n) = (w1ᵀ Ω)ᵀ
+    y = jnp.einsum("rs,sn->rn", jnp.einsum("rn,sn->rs", y, w), w)  # one power iteration
+    q = _orthonormal_rows(y)                                  # (r, n)
+    return q.T.astype(w1.dtype), jnp.einsum("rn,sn->rs", q, w).astype(w1.dtype)
