@@ -3,8 +3,9 @@
     sparselearn run CONFIG [--set key=value ...] [--out DIR] [--smoke] [--force] [--retry-failed]
                            [--executor local|devices|ray|slurm]
     sparselearn search CONFIG --param data.m|train.steps [--eps E] [--delta D] [--set …]
-    sparselearn plot RESULTS_DIR [--kind curve] [--out FILE]
-    sparselearn list [targets|learners|configs]
+    sparselearn plot RESULTS_DIR [--kind curve|scaling|phase] [--out FILE]
+    sparselearn figs [NAME ...|--all|exponents] [--smoke] [--results DIR]
+    sparselearn list [targets|learners|configs|figs]
 
 Exit status: 0 success, 2 bad input (config, flags, paths), 1 internal failure.
 """
@@ -73,18 +74,33 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--quiet", action="store_true")
 
     pl = sub.add_parser("plot", help="draw a figure from stored results (never trains)",
-                        description="Draw the learnability curve of a results directory "
-                        "(results/<experiment> or results/<experiment>/<hash>): test error vs m when m "
-                        "varies, else vs steps; median and interquartile band over seeds.")
+                        description="Draw a figure of a results directory (results/<experiment> or "
+                        "results/<experiment>/<hash>), axes picked from the stored grid. curve: test error vs "
+                        "m when m varies, else vs steps (median, interquartile band over seeds); scaling: "
+                        "steps_to_eps (else test error) vs a numeric grid axis such as target.n on log-log "
+                        "axes with a fitted exponent and bootstrap CI per series; phase: success rate over "
+                        "two grid axes with the 50% contour.")
     pl.add_argument("results", metavar="RESULTS_DIR")
-    pl.add_argument("--kind", choices=["curve"], default="curve", help="figure kind (default: curve)")
+    pl.add_argument("--kind", choices=["curve", "scaling", "phase"], default="curve",
+                    help="figure kind (default: curve)")
     pl.add_argument("--out", metavar="FILE", help="output path; .png and .pdf are written "
-                    "(default: RESULTS_DIR/figures/learnability)")
+                    "(default: RESULTS_DIR/figures/learnability, or /scaling, /phase)")
+
+    fg = sub.add_parser("figs", help="regenerate paper figures (paper_figs/fig_*.py) into paper_figs/out/",
+                        description="Run each named figure's experiments through the normal sweep machinery "
+                        "(stored under --results, resumable) and draw paper_figs/out/<id>.png and .pdf. "
+                        "`figs exponents` writes the exponent table paper_figs/out/exponents.{md,csv}. "
+                        "Names: see `sparselearn list figs`.")
+    fg.add_argument("names", nargs="*", metavar="NAME", help="figure ids (e.g. HP-1L adkm-d3) or 'exponents'")
+    fg.add_argument("--all", action="store_true", help="every figure")
+    fg.add_argument("--smoke", action="store_true", help="shrink every figure to a seconds-long check")
+    fg.add_argument("--results", default="results", metavar="DIR", help="results root (default: results)")
+    fg.add_argument("--out", metavar="DIR", help="figure directory (default: paper_figs/out)")
 
     ls = sub.add_parser("list", help="list targets, learners or configs",
                         description="List the registered targets and learners with their parameters, "
                         "or the configs in ./configs.")
-    ls.add_argument("what", nargs="?", choices=["targets", "learners", "configs"], help="default: all")
+    ls.add_argument("what", nargs="?", choices=["targets", "learners", "configs", "figs"], help="default: all")
     return p
 
 
@@ -143,10 +159,46 @@ def cmd_search(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from sparselearn.plotting import learnability
+    from sparselearn.plotting import plot_results
 
-    paths = learnability(args.results, args.out)
+    try:
+        paths = plot_results(args.results, args.kind, args.out)
+    except ValueError as e:  # the stored grid cannot make this figure: bad input
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print("\n".join(str(p) for p in paths))
+    return 0
+
+
+def _paper_figs():
+    """The paper_figs package of this checkout (./paper_figs, else next to the installed package)."""
+    import importlib
+
+    for root in dict.fromkeys([Path.cwd().resolve(), Path(__file__).resolve().parents[1]]):
+        if (root / "paper_figs" / "__init__.py").exists():
+            if str(root) not in sys.path:
+                sys.path.insert(0, str(root))
+            return importlib.import_module("paper_figs")
+    raise ConfigError("no paper_figs/ directory here or next to the package (run from the repository root)",
+                      key="figs")
+
+
+def cmd_figs(args) -> int:
+    pf = _paper_figs()
+    names = list(args.names)
+    want_exponents = any(n.lower() == "exponents" for n in names)
+    names = [n for n in names if n.lower() != "exponents"]
+    if args.all:
+        names = list(pf.FIGURES)
+    if not names and not want_exponents:
+        raise ConfigError(f"name a figure ({', '.join(pf.FIGURES)}), 'exponents', or pass --all", key="figs")
+    ids = [pf.lookup(n) for n in names]
+    for fig_id in ids:
+        paths = pf.make(fig_id, smoke=args.smoke, results=args.results, out=args.out)
+        print(f"{fig_id}: " + ", ".join(str(p) for p in paths))
+    if want_exponents:
+        paths = pf.exponents(smoke=args.smoke, results=args.results, out=args.out)
+        print("exponents: " + ", ".join(str(p) for p in paths))
     return 0
 
 
@@ -165,7 +217,7 @@ def _config_dirs() -> list[Path]:
 
 
 def cmd_list(args) -> int:
-    what = [args.what] if args.what else ["targets", "learners", "configs"]
+    what = [args.what] if args.what else ["targets", "learners", "configs", "figs"]
     if "targets" in what:
         print("targets:")
         for name in targets.names():
@@ -182,10 +234,20 @@ def cmd_list(args) -> int:
             for path in sorted(d.glob("*.yaml")):
                 head = next((ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#")), "")
                 print(f"  {path.relative_to(d.parent) if d == Path('configs').resolve() else path}  {head}")
+    if "figs" in what:
+        print("figs:")
+        try:
+            pf = _paper_figs()
+        except ConfigError as e:
+            print(f"  ({e})")
+        else:
+            for fig_id, module in pf.FIGURES.items():
+                print(f"  {fig_id:10s} {pf.title(fig_id)}")
+            print(f"  {'exponents':10s} fitted scaling exponents next to theory (paper_figs/out/exponents.md, .csv)")
     return 0
 
 
-COMMANDS = {"run": cmd_run, "search": cmd_search, "plot": cmd_plot, "list": cmd_list}
+COMMANDS = {"run": cmd_run, "search": cmd_search, "plot": cmd_plot, "figs": cmd_figs, "list": cmd_list}
 
 
 def main(argv: list[str] | None = None) -> int:

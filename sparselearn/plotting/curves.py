@@ -26,6 +26,21 @@ def series_labels(runs: pd.DataFrame, exclude: tuple[str, ...] = ()) -> pd.Serie
     return runs["grid"].map(label)
 
 
+def grid_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """`runs` with one column per grid key (e.g. "target.n"), parsed from the JSON `grid` column."""
+    points = [json.loads(t) if isinstance(t, str) and t else {} for t in runs["grid"]]
+    extra = pd.DataFrame(points, index=runs.index)
+    return pd.concat([runs, extra.drop(columns=[c for c in extra if c in runs])], axis=1)
+
+
+def first_step(curves: pd.DataFrame, eps: float = 0.0, column: str = "test_error") -> pd.Series:
+    """Per run_id, the first evaluated step with `column` ≤ eps (NaN if never). With eps = 0 on
+    test_error this is t_c, the step of 100% held-out accuracy (Barak et al.)."""
+    hit = curves[curves[column] <= eps]
+    first = hit.groupby("run_id")["step"].min()
+    return first.reindex(curves["run_id"].unique()).astype(float)
+
+
 def _band(ax, x, values: pd.DataFrame, label: str, color):
     q = values.quantile([0.25, 0.5, 0.75], axis=1).T
     ax.plot(x, q[0.5], "o-", color=color, label=label, ms=3)
@@ -55,17 +70,24 @@ def error_vs_m(runs: pd.DataFrame, ax=None, title: str | None = None):
     return fig, ax
 
 
-def error_vs_steps(runs: pd.DataFrame, curves: pd.DataFrame, ax=None, title: str | None = None):
-    """Test error against training steps (median, IQR band over seeds), one line per grid point."""
+def error_vs_steps(runs: pd.DataFrame, curves: pd.DataFrame, ax=None, title: str | None = None,
+                   column: str = "test_error", logx: bool = False, series: str | None = None):
+    """Test error (or another curve `column`) against training steps: median and IQR band over
+    seeds, one line per grid point (or per value of the runs column `series`); `logx` for a log
+    step axis (a plateau then a drop reads best there)."""
     runs = runs[runs["status"] != "failed"].copy()
-    runs["series"] = series_labels(runs)
+    runs["series"] = series_labels(runs) if series is None else runs[series].astype(str)
     merged = curves.merge(runs[["run_id", "series", "seed"]], on="run_id")
+    if logx:
+        merged = merged[merged["step"] > 0]
     fig, ax = figure() if ax is None else (ax.figure, ax)
     for i, (name, part) in enumerate(merged.groupby("series", sort=True)):
-        table = part.pivot_table(index="step", columns="seed", values="test_error", aggfunc="first").sort_index()
+        table = part.pivot_table(index="step", columns="seed", values=column, aggfunc="first").sort_index()
         _band(ax, table.index.to_numpy(dtype=float), table, name or "median over seeds (IQR band)", PALETTE[i % len(PALETTE)])
+    if logx:
+        ax.set_xscale("log")
     ax.set_xlabel("training step")
-    ax.set_ylabel("test error")
+    ax.set_ylabel(column.replace("_", " "))
     ax.set_ylim(bottom=0)
     ax.set_title(title or _title(runs))
     ax.legend(frameon=False)

@@ -27,6 +27,15 @@ def figure(width: float = 4.5, height: float = 3.2):
     return fig, ax
 
 
+def panels(rows: int = 1, cols: int = 2, width: float | None = None, height: float | None = None, **kw):
+    """A new (fig, axes) grid in the house style; axes is a 2-D array when rows > 1, else 1-D."""
+    width = width or 4.0 * cols
+    height = height or 3.0 * rows
+    with plt.rc_context(RC):
+        fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False, **kw)
+    return fig, (axes if rows > 1 else axes[0])
+
+
 def save(fig, path: str | Path) -> list[Path]:
     """Write `path` as .png and .pdf (the suffix of `path` is replaced); returns both paths."""
     path = Path(path)

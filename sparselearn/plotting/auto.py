@@ -1,0 +1,62 @@
+"""`sparselearn plot --kind …`: pick a figure's axes from the stored grid of a results directory.
+
+Example:
+    >>> plot_results("results/parity_tc", kind="scaling")   # steps_to_eps vs target.n, one line per k
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from sparselearn.plotting.curves import grid_frame, learnability
+from sparselearn.plotting.phase import phase_diagram
+from sparselearn.plotting.scaling import scaling_plot
+from sparselearn.plotting.style import save
+from sparselearn.sweeps.store import load_results, resolve
+
+KINDS = ("curve", "scaling", "phase")
+#: grid keys preferred as the x axis of a scaling plot, then of a phase diagram
+SCALING_X = ("target.n", "target.d", "target.k", "target.s", "learner.width", "data.m")
+PHASE_AXES = ("data.m", "learner.width", "train.weight_decay", "target.n", "target.k", "train.lr")
+
+
+def varying_axes(frame: pd.DataFrame) -> list[str]:
+    """Grid keys (dotted) that take more than one value in `frame`."""
+    return [c for c in frame.columns if "." in c and frame[c].nunique(dropna=True) > 1]
+
+
+def _ordered(axes: list[str], preferred: tuple[str, ...]) -> list[str]:
+    return [a for a in preferred if a in axes] + [a for a in axes if a not in preferred]
+
+
+def plot_results(path: str | Path, kind: str = "curve", out: str | Path | None = None) -> list[Path]:
+    """Draw one figure of the store(s) under `path`; returns the written .png and .pdf paths.
+    Raises ValueError when the stored grid cannot make that kind of figure."""
+    if kind not in KINDS:
+        raise ValueError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if kind == "curve":
+        return learnability(path, out)
+    store = resolve(path)[0]
+    runs = grid_frame(load_results(store))
+    ok = runs[runs["status"] == "ok"]
+    if ok.empty:
+        raise ValueError(f"{store}: no successful runs to plot")
+    axes = varying_axes(runs)
+    if kind == "scaling":
+        numeric = [a for a in axes if pd.api.types.is_numeric_dtype(runs[a])]
+        if not numeric:
+            raise ValueError(f"{store}: a scaling plot needs a numeric grid axis (e.g. target.n); grid varies "
+                             f"{', '.join(axes) or 'nothing'}")
+        x = _ordered(numeric, SCALING_X)[0]
+        by = next((a for a in axes if a != x), None)
+        y = "steps_to_eps" if ok["steps_to_eps"].notna().any() else "test_error"
+        fig, _, _ = scaling_plot(ok, x, y, by=by, title=f"{ok['experiment'].iloc[0]}: {y} vs {x}")
+    else:
+        if len(axes) < 2:
+            raise ValueError(f"{store}: a phase diagram needs two grid axes with several values; grid varies "
+                             f"{', '.join(axes) or 'nothing'}")
+        x, y = _ordered(axes, PHASE_AXES)[:2]
+        fig, _ = phase_diagram(runs, x, y, title=str(ok["experiment"].iloc[0]))
+    return save(fig, out or store / "figures" / kind)

@@ -1,0 +1,51 @@
+"""Phase diagrams: the success probability over two grid axes as colour, with the 50% contour.
+
+Example:
+    >>> runs = sl.load_results("results/frontier")
+    >>> fig, ax = phase_diagram(runs, x="data.m", y="learner.width", eps=0.1)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sparselearn.plotting.curves import grid_frame
+from sparselearn.plotting.style import figure
+
+
+def success_table(runs: pd.DataFrame, x: str, y: str, eps: float | None = None) -> pd.DataFrame:
+    """Fraction of runs with test_error ≤ eps per (y, x) cell (rows y, columns x, both sorted).
+    eps defaults to the runs' own `eps` column; failed runs count as failures."""
+    frame = grid_frame(runs)
+    missing = [a for a in (x, y) if a not in frame]
+    if missing:
+        raise ValueError(f"grid axis {', '.join(missing)} not in this sweep; it has {', '.join(_axes(frame)) or 'none'}")
+    threshold = frame["eps"] if eps is None else eps
+    ok = (frame["status"] == "ok") & (frame["test_error"] <= threshold)
+    frame = frame.assign(success=ok.astype(float))
+    return frame.pivot_table(index=y, columns=x, values="success", aggfunc="mean").sort_index().sort_index(axis=1)
+
+
+def _axes(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if "." in c]
+
+
+def phase_diagram(runs: pd.DataFrame, x: str, y: str, eps: float | None = None, ax=None, title: str | None = None):
+    """Colour = success probability per cell of the (x, y) grid, 50% contour drawn in black.
+    Cells are laid out evenly (the tick labels carry the values), so log-spaced grids look even."""
+    table = success_table(runs, x, y, eps)
+    fig, ax = figure(4.5, 3.6) if ax is None else (ax.figure, ax)
+    image = ax.imshow(table.to_numpy(), origin="lower", aspect="auto", cmap="viridis", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, label="P[test error ≤ eps]")
+    if min(table.shape) >= 2 and np.nanmin(table.to_numpy()) < 0.5 < np.nanmax(table.to_numpy()):
+        contour = ax.contour(np.arange(table.shape[1]), np.arange(table.shape[0]), table.to_numpy(),
+                             levels=[0.5], colors="k", linewidths=1.5)
+        ax.clabel(contour, fmt={0.5: "50%"}, fontsize=8)
+    ax.set_xticks(range(table.shape[1]), [f"{v:g}" if isinstance(v, float) else str(v) for v in table.columns])
+    ax.set_yticks(range(table.shape[0]), [f"{v:g}" if isinstance(v, float) else str(v) for v in table.index])
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    if title:
+        ax.set_title(title)
+    return fig, ax
