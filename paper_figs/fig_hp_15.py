@@ -1,0 +1,84 @@
+"""HP-15: grokking on a fixed sample — a grid of sample size m × weight decay λ.
+
+Barak et al. 2022, Fig. 15 / 4 right (App. C.5): width-100 ReLU MLP, hinge loss, batch 32, lr 0.1,
+multi-pass SGD over m samples of the (50, 3) parity, coupled weight decay λ. One panel per
+(m, λ): median train and test error vs step over seeds. Expected: small m fails, large m
+generalises as soon as it fits, in between the test error falls long after the train error
+(grokking); λ widens the working range, too large a λ stops training. m and λ are vmapped, so the
+whole grid is one compiled group.
+
+Full size: `sparselearn figs HP-15` — m ∈ {300, 1000, 3000, 10⁴}, λ ∈ {0, 1e-3, 1e-2, 1e-1},
+3 seeds, 20k steps (estimated 10–20 min on 2 CPU cores; not yet run).
+Smoke: `sparselearn figs HP-15 --smoke` (seconds).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if not __package__:  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from paper_figs import common  # noqa: E402
+from sparselearn.plotting.style import PALETTE, panels  # noqa: E402
+
+ID = "HP-15"
+
+FULL = """
+experiment: hp_15
+target:  {name: sparse_parity, n: 50, k: 3}
+learner: {name: mlp, width: 100, depth: 2, activation: relu, init: standard}
+train:   {optimizer: sgd, lr: 0.1, batch: 32, steps: 20000, loss: hinge, eval_every: 200, eps: 0.0}
+data:    {m: 10000, test_m: 8192}
+sweep:   {seeds: 3, grid: {data.m: [300, 1000, 3000, 10000], train.weight_decay: [0.0, 0.001, 0.01, 0.1]}}
+"""
+
+SMOKE = f"""
+experiment: hp_15_smoke
+target:  {common.SMOKE_TARGET}
+learner: {common.SMOKE_LEARNER}
+train:   {{{common.SMOKE_TRAIN}, eps: 0.0}}
+data:    {{m: 256, test_m: 256}}
+sweep:   {{seeds: 2, grid: {{data.m: [64, 256], train.weight_decay: [0.0, 0.01]}}}}
+"""
+
+
+def configs(smoke: bool = False):
+    return [common.experiment(SMOKE if smoke else FULL, "hp_15")]
+
+
+def draw(runs, curves):
+    ms = sorted(runs["m"].dropna().astype(int).unique())
+    lams = sorted(runs["weight_decay"].dropna().astype(float).unique())
+    fig, axes = panels(len(ms), len(lams), 2.4 * len(lams), 1.9 * len(ms), sharex=True, sharey=True)
+    axes = axes.reshape(len(ms), len(lams))
+    merged = curves.merge(runs[["run_id", "m", "weight_decay"]], on="run_id")
+    for i, m in enumerate(ms):
+        for j, lam in enumerate(lams):
+            ax = axes[i, j]
+            cell = merged[(merged["m"] == m) & (merged["weight_decay"] == lam)]
+            med = cell.groupby("step")[["train_error", "test_error"]].median()
+            ax.plot(med.index, med["train_error"], color=PALETTE[1], label="train")
+            ax.plot(med.index, med["test_error"], color=PALETTE[0], label="test")
+            ax.set_ylim(-0.02, 0.75)
+            if i == 0:
+                ax.set_title(f"λ = {lam:g}", fontsize=9)
+            if j == 0:
+                ax.set_ylabel(f"m = {m}\nerror", fontsize=9)
+            if i == len(ms) - 1:
+                ax.set_xlabel("step")
+    axes[0, -1].legend(frameon=False, fontsize=7)
+    r = runs.iloc[0]
+    fig.suptitle(f"multi-pass SGD on a ({int(r['n'])}, {int(r['k'])})-parity: sample size × weight decay "
+                 "(median over seeds)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def main(smoke: bool = False, results="results", out=None) -> list[Path]:
+    runs, curves = common.collect(ID, configs(smoke), smoke, results)
+    return common.save_figure(ID, draw(runs, curves), out)
+
+
+if __name__ == "__main__":
+    common.main(main, __doc__)
