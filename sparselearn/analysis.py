@@ -195,27 +195,32 @@ def noise_sensitivity_fourier(coeffs: np.ndarray, rho: float) -> float:
 
 
 def average_sensitivity_mc(fn: Fn, n: int, *, key: jax.Array, samples: int = 1 << 12) -> Estimate:
-    """Monte Carlo AS(f): mean over x ~ Unif{±1}^n of sen_f(x), with its standard error."""
-    x = jax.random.rademacher(key, (samples, n), dtype=jnp.float32)
+    """Monte Carlo AS(f): mean over x ~ Unif{±1}^n of sen_f(x), with its standard error.
 
+    Costs (n + 1)·samples evaluations of fn, one coordinate flip at a time (memory of one batch).
+    """
     @jax.jit
-    def sen(x):
+    def sen(key):
+        x = jnp.where(jax.random.uniform(key, (samples, n)) < 0.5, 1.0, -1.0).astype(jnp.float32)
         fx = fn(x)
         flips = jax.lax.map(lambda i: fn(x.at[:, i].multiply(-1.0)), jnp.arange(n))   # (n, samples)
         return 0.25 * jnp.sum((flips - fx) ** 2, axis=0)
 
-    s = np.asarray(sen(x), np.float64)
+    s = np.asarray(sen(key), np.float64)
     return Estimate(float(s.mean()), float(s.std(ddof=1) / np.sqrt(samples)), False, samples)
 
 
 def noise_sensitivity_mc(fn: Fn, n: int, rho: float, *, key: jax.Array, samples: int = 1 << 16) -> Estimate:
-    """Monte Carlo NS_ρ(f): mean of ¼(f(x) − f(y))² over ρ-correlated pairs, with its standard error."""
-    kx, kf = jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
-    x = jax.random.rademacher(kx, (samples, n), dtype=jnp.float32)
-    flip = jax.random.bernoulli(kf, (1 - rho) / 2, (samples, n))
-    y = jnp.where(flip, -x, x)
-    f = jax.jit(fn)
-    s = np.asarray(0.25 * (f(x) - f(y)) ** 2, np.float64)
+    """Monte Carlo NS_ρ(f): mean of ¼(f(x) − f(y))² over ρ-correlated pairs (each bit of y flipped
+    with probability (1 − ρ)/2), with its standard error."""
+    @jax.jit
+    def terms(key):
+        u = jax.random.uniform(key, (2, samples, n))             # one draw: signs of x, then flips
+        x = jnp.where(u[0] < 0.5, 1.0, -1.0).astype(jnp.float32)
+        y = jnp.where(u[1] < (1 - rho) / 2, -x, x)
+        return 0.25 * (fn(x) - fn(y)) ** 2
+
+    s = np.asarray(terms(key), np.float64)
     return Estimate(float(s.mean()), float(s.std(ddof=1) / np.sqrt(samples)), False, samples)
 
 
