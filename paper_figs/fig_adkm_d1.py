@@ -1,0 +1,83 @@
+"""ADKM-D1: test error of low-degree regression vs its degree d, sparse teachers vs dense ones.
+
+Derived figure (no paper figure) for ADKM Lemma 7 / Theorem 8: least squares on all Walsh
+characters of degree ≤ d (`lowdegree`, basis walsh) fitted to m samples of a teacher on {±1}ⁿ.
+Teachers (`sparse_mlp`, unit output variance): the junta construction (member (a)) and random
+Hamming-ball constructions with k active units, against a dense random network (k = s, every
+unit may fire). Median test MSE and IQR over seeds, one line per teacher. Expected: the sparse
+teachers' error falls to ≈ 0 by small d (d = log₂(s/k) for juntas), the dense one's decays slowly.
+
+Full size: `sparselearn figs ADKM-D1` — n = 12, s = 16, d ∈ {0,…,4}, m = 5×10⁴, 3 seeds
+(estimated 5–10 min on 2 CPU cores; not yet run). SCIENCE.md §7 also lists n ∈ {16, 20},
+s ∈ {4, 64} and the index and dense-weight members: add them to TEACHERS.
+Smoke: `sparselearn figs ADKM-D1 --smoke` (n = 8, s = 8, d ∈ {1, 2}).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if not __package__:  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from paper_figs import common  # noqa: E402
+from sparselearn.plotting.style import PALETTE, figure  # noqa: E402
+
+ID = "ADKM-D1"
+
+#: label → target fields (n, s filled in by the size)
+TEACHERS = {
+    "junta (k=1)": {"construction": "junta", "k": 1},
+    "sparse random (k=2)": {"construction": "random", "k": 2},
+    "dense random (k=s)": {"construction": "random", "k": None},
+}
+FULL = {"n": 12, "s": 16, "degrees": [0, 1, 2, 3, 4], "m": 50000, "test_m": 8192, "seeds": 3}
+SMOKE = {"n": 8, "s": 8, "degrees": [1, 2], "m": 512, "test_m": 256, "seeds": 2}
+SMOKE_TEACHERS = ("sparse random (k=2)", "dense random (k=s)")
+
+
+def configs(smoke: bool = False):
+    size = SMOKE if smoke else FULL
+    exps = []
+    for label, fields in TEACHERS.items():
+        if smoke and label not in SMOKE_TEACHERS:
+            continue
+        k = fields["k"] or size["s"]
+        text = f"""
+experiment: adkm_d1{'_smoke' if smoke else ''}_{fields['construction']}_k{k}
+target:  {{name: sparse_mlp, n: {size['n']}, s: {size['s']}, k: {k}, construction: {fields['construction']}}}
+learner: {{name: lowdegree, degree: 1, basis: walsh, ridge: 0.0001}}
+train:   {{loss: square}}
+data:    {{m: {size['m']}, test_m: {size['test_m']}}}
+sweep:   {{seeds: {size['seeds']}, grid: {{learner.degree: {size['degrees']}}}}}
+"""
+        exps.append((label, common.experiment(text, "adkm_d1")))
+    return exps
+
+
+def draw(runs):
+    fig, ax = figure(5, 3.4)
+    for i, (label, part) in enumerate(runs.groupby("teacher", sort=False)):
+        part = part.assign(degree=[__import__("json").loads(g)["learner.degree"] for g in part["grid"]])
+        q = part.groupby("degree")["test_error"].quantile([0.25, 0.5, 0.75]).unstack()
+        ax.errorbar(q.index, q[0.5], yerr=[q[0.5] - q[0.25], q[0.75] - q[0.5]], fmt="o-", ms=4, capsize=2,
+                    color=PALETTE[i % len(PALETTE)], label=label)
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set_xlabel("degree d of the Walsh features")
+    ax.set_ylabel("test MSE (unit-variance target)")
+    r = runs.iloc[0]
+    ax.set_title(f"low-degree regression, n={int(r['n'])}, s={int(r['s'])}, m={int(r['m'])}")
+    ax.legend(frameon=False, fontsize=7)
+    return fig
+
+
+def main(smoke: bool = False, results="results", out=None) -> list[Path]:
+    labelled = configs(smoke)
+    runs, _ = common.collect(ID, [e for _, e in labelled], smoke, results)
+    names = {e.experiment: label for label, e in labelled}
+    runs = runs.assign(teacher=runs["experiment"].map(names))
+    return common.save_figure(ID, draw(runs), out)
+
+
+if __name__ == "__main__":
+    common.main(main, __doc__)
