@@ -1,0 +1,144 @@
+"""Plotting layer: exponent fits against known power laws, figures from a synthetic store, and
+`sparselearn plot` on stored and missing results (no training here)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sparselearn import theory
+from sparselearn.cli import main
+from sparselearn.plotting import (fit_exponent, first_step, grid_frame, overlay, phase_diagram, plot_results,
+                                  scaling_plot, success_table)
+from sparselearn.plotting.style import figure
+from sparselearn.sweeps.store import CURVE_COLUMNS, RUN_COLUMNS
+
+
+def _draw(rng, alpha=1.8, seeds=25, sigma=0.2):
+    n = np.repeat([10.0, 20.0, 30.0, 40.0, 50.0, 60.0], seeds)
+    return n, 3.0 * n ** alpha * np.exp(rng.normal(0.0, sigma, n.size))
+
+
+def test_fit_recovers_known_exponent_within_005():
+    n, y = _draw(np.random.default_rng(0))
+    fit = fit_exponent(n, y, n_boot=500)
+    assert abs(fit.alpha - 1.8) <= 0.05
+    assert fit.ci_low < fit.alpha < fit.ci_high
+    assert fit.ci_high - fit.ci_low < 0.3
+    assert 1.5 < fit.c < 6
+
+
+def test_fit_interval_covers_truth_in_most_draws():
+    rng = np.random.default_rng(1)
+    draws = 40
+    covered = 0
+    for i in range(draws):
+        fit = fit_exponent(*_draw(rng, alpha=2.5, seeds=10, sigma=0.3), n_boot=200, seed=i)
+        covered += fit.ci_low <= 2.5 <= fit.ci_high
+    assert covered >= 0.8 * draws
+
+
+def test_fit_one_point_per_x_and_errors():
+    x = np.array([1.0, 2.0, 4.0, 8.0, 16.0])
+    fit = fit_exponent(x, 5 * x ** -0.5, n_boot=100)
+    assert fit.alpha == pytest.approx(-0.5) and fit.ci_low == pytest.approx(-0.5)
+    # runs that never reached the target (NaN) and non-positive values are dropped
+    fit = fit_exponent(np.r_[x, 3.0], np.r_[x ** 2, np.nan], n_boot=50)
+    assert fit.alpha == pytest.approx(2.0)
+    with pytest.raises(ValueError):
+        fit_exponent([10, 10], [1, 2])
+    assert fit.label().startswith("α = 2.00 [")
+
+
+def test_overlay_anchor_keeps_theory_slope():
+    fig, ax = figure()
+    n = np.geomspace(10, 60, 20)
+    line = overlay(ax, n, theory.parity_sgd_samples(n, 3), "n^(k-1)", anchor=(10, 500))
+    xs, ys = line.get_data()
+    assert ys[0] == pytest.approx(500)
+    assert np.polyfit(np.log(xs), np.log(ys), 1)[0] == pytest.approx(2.0)
+    assert line.get_linestyle() == "--" and "scaled" in line.get_label()
+
+
+def _synthetic_store(root, with_curves=True):
+    """A store holding a (target.n × data.m) grid, 4 seeds, without training anything."""
+    rng = np.random.default_rng(0)
+    rows, curves = [], []
+    for n in (10, 20, 40):
+        for m in (100, 1000, 10000):
+            for seed in range(4):
+                rid = f"r{n}-{m}-{seed}"
+                err = float(np.clip(0.5 - 0.2 * np.log10(m) + 0.01 * n + rng.normal(0, 0.05), 0, 0.5))
+                row = {c: None for c in RUN_COLUMNS}
+                row.update(run_id=rid, experiment="synth", config_hash="h", target="sparse_parity", learner="mlp",
+                           n=n, k=3, m=m, width=100, seed=seed, lr=0.1, steps=1000, eps=0.05, status="ok",
+                           grid=json.dumps({"target.n": n, "data.m": m}), test_error=err,
+                           steps_to_eps=float(n ** 2 * (1 + 0.1 * seed)))
+                rows.append(row)
+                for step in range(0, 1001, 100):
+                    e = 0.5 if step < n ** 2 else 0.0
+                    curves.append({"run_id": rid, "step": step, "train_loss": e, "train_error": e,
+                                   "test_error": e, "test_loss": e})
+    store = root / "synth" / "h"
+    store.mkdir(parents=True)
+    pd.DataFrame(rows, columns=RUN_COLUMNS).to_parquet(store / "runs.parquet")
+    if with_curves:
+        pd.DataFrame(curves, columns=CURVE_COLUMNS).to_parquet(store / "curves.parquet")
+    return store, pd.DataFrame(rows, columns=RUN_COLUMNS), pd.DataFrame(curves, columns=CURVE_COLUMNS)
+
+
+def test_grid_frame_first_step_and_success_table(tmp_path):
+    _, runs, curves = _synthetic_store(tmp_path)
+    frame = grid_frame(runs)
+    assert set(frame["target.n"]) == {10, 20, 40}
+    t_c = first_step(curves, eps=0.0)
+    assert t_c["r20-100-0"] == 400 and np.isnan(t_c["r40-100-0"])  # 1600 > the last step
+    table = success_table(runs, "data.m", "target.n")
+    assert table.shape == (3, 3) and table.to_numpy().min() >= 0 and table.to_numpy().max() <= 1
+    # success rises with m at every n
+    assert (np.diff(table.to_numpy(), axis=1) >= 0).all()
+    with pytest.raises(ValueError, match="learner.width"):
+        success_table(runs, "learner.width", "target.n")
+
+
+def test_scaling_and_phase_figures(tmp_path):
+    _, runs, _ = _synthetic_store(tmp_path)
+    fig, ax, fits = scaling_plot(runs, "n", "steps_to_eps", by="m")
+    assert set(fits) == {100, 1000, 10000}
+    assert all(abs(f.alpha - 2.0) < 0.05 for f in fits.values())
+    assert any("α = 2.00" in t.get_text() for t in ax.get_legend().get_texts())
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    fig, ax = phase_diagram(runs, "data.m", "target.n")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["100", "1000", "10000"]
+
+
+@pytest.mark.parametrize("kind", ["curve", "scaling", "phase"])
+def test_plot_cli_writes_each_kind(tmp_path, kind, capsys):
+    store, _, _ = _synthetic_store(tmp_path)
+    out = tmp_path / "fig" / kind
+    assert main(["plot", str(tmp_path / "synth"), "--kind", kind, "--out", str(out)]) == 0
+    for suffix in (".png", ".pdf"):
+        assert out.with_suffix(suffix).stat().st_size > 1000
+    assert str(out.with_suffix(".png")) in capsys.readouterr().out
+    # default location: inside the store
+    assert plot_results(store, kind)[0] == store / "figures" / f"{'learnability' if kind == 'curve' else kind}.png"
+
+
+def test_plot_cli_missing_or_empty_dir_exits_2(tmp_path, capsys):
+    assert main(["plot", str(tmp_path / "nope")]) == 2
+    assert "no such results directory" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["plot", str(tmp_path / "empty"), "--kind", "scaling"]) == 2
+    assert "no runs.parquet" in capsys.readouterr().err
+
+
+def test_plot_cli_grid_without_axes_exits_2(tmp_path, capsys):
+    store, runs, curves = _synthetic_store(tmp_path)
+    one = runs[(runs["n"] == 10) & (runs["m"] == 100)].assign(grid="{}")
+    one.to_parquet(store / "runs.parquet")
+    assert main(["plot", str(store), "--kind", "phase"]) == 2
+    assert "two grid axes" in capsys.readouterr().err
+    assert main(["plot", str(store), "--kind", "scaling"]) == 2
