@@ -243,4 +243,5 @@ def noise_sensitivity(fn: Fn, n: int, rho: float, *, key: jax.Array | None = Non
 
 def _check_n(n: int) -> None:
     if not 1 <= n <= MAX_ENUMERATE:
-        raise ValueError(f"exact enumeration needs 1 ≤ n ≤ {MAX_ENUMERATE}, got n = {n}; use the Monte Carlo estimators")
+        raise ValueError(f"exact enumeration needs 1 ≤ n ≤ {MAX_ENUMERATE}, got n = {n}; "
+                         "use the Monte Carlo estimators")

@@ -127,7 +127,8 @@ def rademacher_zero_bias(k, m, W, R) -> np.ndarray:
 
 def excess_risk_minimax(s, k, m, *, C1: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """LSJGH Theorem 14 (agnostic minimax excess risk of the normalised class, τA ≤ B ≤ A):
-    lower c₁·min{1, √(s/(km))} with c₁ = (1 − √3/2)²/(64√2), upper C₁·min{1, √(s/(km))·log^{3/2}(2m)}
+    lower c₁·min{1, √(s/(km))} with c₁ = (1 − √3/2)²/(64√2),
+    upper C₁·min{1, √(s/(km))·log^{3/2}(2m)}
     (C₁ not given; default 1). Returns (lower, upper)."""
     s, k, m = _f(s), _f(k), _f(m)
     rate = np.sqrt(s / (k * m))

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from numpy.polynomial import hermite_e
 
 import sparselearn.targets as targets
-from sparselearn.analysis import set_of, spectrum, top_coefficients
+from sparselearn.analysis import spectrum, top_coefficients
 from sparselearn.errors import ConfigError
 from sparselearn.targets.hierarchical import Hierarchical, feature_moments, hermite_normalized, polynomial_moments
 from sparselearn.targets.inputs import Certificate, balanced_threshold, hypercube_points, reference

@@ -123,7 +123,8 @@ class Hierarchical:
     task: ClassVar[str] = "regression"
 
     def __post_init__(self):
-        require(self.inputs == "gaussian", "inputs", f"hierarchical targets are defined for 'gaussian' inputs; got {self.inputs!r}")
+        require(self.inputs == "gaussian", "inputs",
+                f"hierarchical targets are defined for 'gaussian' inputs; got {self.inputs!r}")
         require(self.directions in ("random", "coordinate"), "directions",
                 f"must be 'random' or 'coordinate'; got {self.directions!r}")
         require(self.n >= 1, "n", f"must be ≥ 1, got {self.n}")
@@ -134,7 +135,8 @@ class Hierarchical:
         if self.g_coeffs is not None:
             degree = self.degree
             require(degree >= 1, "g_coeffs", f"g must be a non-constant polynomial, got {list(self.g_coeffs)}")
-            require(self.q is None or self.q == degree, "q", f"must equal the degree of g_coeffs ({degree}), got {self.q}")
+            require(self.q is None or self.q == degree, "q",
+                    f"must equal the degree of g_coeffs ({degree}), got {self.q}")
         _, std = self.normalization
         require(std > 0, "g_coeffs", "g(p) is constant")
 

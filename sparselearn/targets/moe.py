@@ -69,7 +69,8 @@ class MoE:
         require(self.experts >= 1, "experts", f"must be ≥ 1, got {self.experts}")
         require(self.expert_width >= 1, "expert_width", f"must be ≥ 1, got {self.expert_width}")
         require(1 <= self.r <= self.n, "r", f"router rank must satisfy 1 ≤ r ≤ n = {self.n}, got {self.r}")
-        require(1 <= self.top <= self.experts, "top", f"must satisfy 1 ≤ top ≤ experts = {self.experts}, got {self.top}")
+        require(1 <= self.top <= self.experts, "top",
+                f"must satisfy 1 ≤ top ≤ experts = {self.experts}, got {self.top}")
         require(self.noise >= 0.0, "noise", f"noise standard deviation must be ≥ 0, got {self.noise}")
         require(0.0 < self.p < 1.0, "p", f"probability of +1 must be in (0, 1), got {self.p}")
 
