@@ -53,6 +53,8 @@ def machine() -> dict:
         "backend": jax.default_backend(),
         "device": jax.devices()[0].device_kind,
         "python": platform.python_version(),
+        # other processes share the cores: timings are only comparable within one run
+        "load_average_1min_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
 
 
@@ -126,6 +128,7 @@ def main(argv=None) -> dict:
     widths = WIDTHS[:2] if args.quick else WIDTHS
     budget = 0.5 if args.quick else 3.0
 
+    machine_info = machine()
     results, ratios = [], {}
     started = time.perf_counter()
     for s in widths:
@@ -160,9 +163,9 @@ def main(argv=None) -> dict:
 
     report = {
         "benchmark": "primitives",
+        "machine": machine_info,
         "description": "forward+backward of one gradient step, dense top-k MLP vs routed/gather paths; "
                        "speedup = dense time / sparse time",
-        "machine": machine(),
         "config": {"batch": M, "n": N, "router_rank": RANK, "widths": list(widths),
                    "densities": [str(d) for d in DENSITIES], "sparse_max_density": str(Fraction(P.SPARSE_MAX_DENSITY)),
                    "sparse_max_row_elements": P.SPARSE_MAX_ROW_ELEMENTS,

@@ -89,7 +89,7 @@ def test_fan_in_above_n_is_rejected_by_check_and_init():
 def test_sparse_init_gives_each_unit_exactly_fan_in_inputs_differing_across_units_and_seeds():
     net = MLP(width=64, init="sparse", fan_in=3)
     keys = jax.random.split(jax.random.key(0), 2)
-    w = jax.vmap(lambda k: net.init_params(k, N))(keys)[0]["w"]  # (2, n, width)
+    w = jax.jit(jax.vmap(lambda k: net.init_params(k, N)))(keys)[0]["w"]  # (2, n, width)
     nonzero = np.asarray(w != 0)
     assert (nonzero.sum(axis=1) == 3).all()
     assert len({tuple(np.flatnonzero(col)) for col in nonzero[0].T}) > 20
@@ -134,7 +134,7 @@ def test_sparse_connectivity_survives_training(opt, routed):
 
 def test_topk_network_keeps_at_most_k_units_and_matches_a_dense_formula():
     net = MLP(width=32, activation="topk", k=5)
-    p = net.init_params(jax.random.key(0), N)
+    p = jax.jit(net.init_params, static_argnums=1)(jax.random.key(0), N)
     z = X @ p[0]["w"] + p[0]["b"]
     kth = jnp.sort(z, axis=1)[:, -5][:, None]
     h = jnp.where(z >= kth, jax.nn.relu(z), 0.0)  # no ties in continuous pre-activations
@@ -144,7 +144,7 @@ def test_topk_network_keeps_at_most_k_units_and_matches_a_dense_formula():
 
 def test_depth_three_topk_with_sparse_init_runs_under_jit_vmap_grad():
     net = MLP(width=16, depth=3, activation="topk", k=4, init="sparse", fan_in=2, bias=False)
-    params = jax.vmap(lambda k: net.init_params(k, N))(jax.random.split(jax.random.key(0), 3))
+    params = jax.jit(jax.vmap(lambda k: net.init_params(k, N)))(jax.random.split(jax.random.key(0), 3))
     loss = jax.jit(jax.vmap(jax.value_and_grad(lambda p: jnp.mean((net.apply(p, X) - Y) ** 2))))
     values, grads = loss(params)
     assert values.shape == (3,) and np.isfinite(values).all()
@@ -158,12 +158,14 @@ def test_routed_with_full_rank_router_equals_the_topk_network():
     key = jax.random.key(5)
     pd, pr = dense.init_params(key, N), routed.init_params(key, N)
     np.testing.assert_array_equal(pr[0]["w"], pd[0]["w"].T)
-    np.testing.assert_allclose(routed.apply(pr, X), dense.apply(pd, X), rtol=1e-5, atol=1e-5)
 
-    def grads(net, p):
-        return jax.grad(lambda p: jnp.sum(net.apply(p, X) ** 2))(p)
+    @jax.jit
+    def outputs_and_grads(pd, pr):
+        return [(net.apply(p, X), jax.grad(lambda p: jnp.sum(net.apply(p, X) ** 2))(p))
+                for net, p in ((dense, pd), (routed, pr))]
 
-    gd, gr = grads(dense, pd), grads(routed, pr)
+    (fd, gd), (fr, gr) = outputs_and_grads(pd, pr)
+    np.testing.assert_allclose(fr, fd, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(gr[0]["w"].T, gd[0]["w"], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(gr[1]["w"], gd[1]["w"], rtol=1e-4, atol=1e-5)
 
