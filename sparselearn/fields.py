@@ -5,7 +5,7 @@ misspelled or mistyped field is the same clear `ConfigError` from YAML and Pytho
 
 Example:
     >>> build(SparseParity, {"n": 30, "k": 3})
-    SparseParity(n=30, k=3, noise=0.0, inputs='hypercube')
+    SparseParity(n=30, k=3, noise=0.0, inputs='hypercube', p=0.5)
 """
 
 from __future__ import annotations
