@@ -13,7 +13,7 @@ gradients of all weights) of
 Timings are medians of interleaved repeats (the two sides alternate, so drift in
 machine load hits both). `ideal` is s/k, the FLOP ratio of the first layer.
 
-Run: python benchmarks/bench_primitives.py [--quick]   (~5 min on 2 CPU cores)
+Run: python benchmarks/bench_primitives.py [--quick]   (~1.5–2 min on 2 CPU cores)
 Writes benchmarks/results/primitives.json.
 """
 
