@@ -7,8 +7,8 @@ Hamming-ball constructions with k active units, against a dense random network (
 unit may fire). Median test MSE and IQR over seeds, one line per teacher. Expected: the sparse
 teachers' error falls to ≈ 0 by small d (d = log₂(s/k) for juntas), the dense one's decays slowly.
 
-Full size: `sparselearn figs ADKM-D1` — n = 12, s = 16, d ∈ {0,…,4}, m = 5×10⁴, 3 seeds
-(estimated 5–10 min on 2 CPU cores; not yet run). SCIENCE.md §7 also lists n ∈ {16, 20},
+Full size: `sparselearn figs ADKM-D1` — n = 16, s = 16, d ∈ {0,…,4}, m = 5×10⁴, 3 seeds
+(estimated 5–10 min on 2 CPU cores; not yet run). SCIENCE.md §7 also lists n ∈ {12, 20},
 s ∈ {4, 64} and the index and dense-weight members: add them to TEACHERS.
 Smoke: `sparselearn figs ADKM-D1 --smoke` (n = 8, s = 8, d ∈ {1, 2}).
 """
@@ -31,7 +31,7 @@ TEACHERS = {
     "sparse random (k=2)": {"construction": "random", "k": 2},
     "dense random (k=s)": {"construction": "random", "k": None},
 }
-FULL = {"n": 12, "s": 16, "degrees": [0, 1, 2, 3, 4], "m": 50000, "test_m": 8192, "seeds": 3}
+FULL = {"n": 16, "s": 16, "degrees": [0, 1, 2, 3, 4], "m": 50000, "test_m": 8192, "seeds": 3}
 SMOKE = {"n": 8, "s": 8, "degrees": [1, 2], "m": 512, "test_m": 256, "seeds": 2}
 SMOKE_TEACHERS = ("sparse random (k=2)", "dense random (k=s)")
 
