@@ -215,7 +215,7 @@ def test_gf2_agrees_with_brute_force(n, m, kind, seed):
     got = tuple(int(i) for i in params["support"])
     assert got in consistent
     assert len(got) == min(len(s) for s in consistent)             # sparsest: nullity ≤ 10 here
-    assert params["solutions"] == len(consistent)
+    assert 2 ** params["nullity"] == len(consistent)
     np.testing.assert_array_equal(GF2().apply(params, x), y)
 
 
@@ -285,5 +285,18 @@ def test_registry_lists_the_learners_and_they_build_from_config():
         exp = config.loads(f"target: {{name: sparse_parity, n: 6, k: 2}}\nlearner: {{name: {name}}}\n"
                            "train: {loss: square}\ndata: {m: 32, test_m: 32}")
         assert exp.learner.kind == "fitted"
-    with pytest.raises(ConfigError, match=r"lr: must be in \(0, 2\)"):
+    with pytest.raises(ConfigError, match=r"lr: must be in \(0, 1.36\)"):
         learners.get("layerwise", lr=3.0)
+
+
+def test_comparison_configs_load_and_share_one_experiment_per_target():
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1] / "configs" / "compare"
+    by_experiment: dict[str, set[str]] = {}
+    for path in sorted(root.glob("*.yaml")):
+        exp = config.load(path)                                   # runs every learner's check
+        assert path.read_text().startswith("#") and "Run:" in path.read_text(), path.name
+        by_experiment.setdefault(exp.experiment, set()).add(exp.learner.name)
+    assert by_experiment["compare_parity"] == {"mlp", "lowdegree", "gf2", "kernel"}
+    assert by_experiment["compare_teacher"] == {"mlp", "lowdegree", "kernel"}
+    assert by_experiment["compare_hierarchical"] == {"layerwise", "lowdegree", "mlp", "kernel"}

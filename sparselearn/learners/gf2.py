@@ -81,8 +81,7 @@ def solve(x: np.ndarray, y: np.ndarray, *, sparsest: bool = True, max_nullity: i
     """Every parity consistent with (x, y): the chosen support and the system's rank.
 
     x: (m, n) in {±1}, y: (m,) in {±1}. Raises FitFailed when no parity fits.
-    Returns {"support": (k,) int indices, "rank": r, "nullity": n − r, "solutions": 2^(n − r)
-    as a float (how many parities fit)}.
+    Returns {"support": (k,) int indices, "rank": r, "nullity": n − r} (2^nullity parities fit).
     """
     m, n = x.shape
     bits = np.concatenate([x < 0, (y < 0)[:, None]], axis=1)
@@ -105,8 +104,7 @@ def solve(x: np.ndarray, y: np.ndarray, *, sparsest: bool = True, max_nullity: i
             candidates = np.concatenate([candidates, candidates ^ v[None, :]])
         weight = np.bitwise_count(candidates).sum(axis=1)
         solution = unpack(candidates[int(np.argmin(weight))], n)
-    return {"support": np.flatnonzero(solution), "rank": rank, "nullity": n - rank,
-            "solutions": float(2.0 ** (n - rank))}
+    return {"support": np.flatnonzero(solution), "rank": rank, "nullity": n - rank}
 
 
 @dataclass(frozen=True)

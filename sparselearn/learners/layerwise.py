@@ -81,7 +81,8 @@ class Layerwise:
 
     Fields (defaults): `width` (512, inner random units), `degree` (2, degree of the inner
     activation: set it to the degree k of p), `steps` (500, stage-1 gradient steps), `lr`
-    (1.0, step size in units of 1/curvature, < 2), `momentum` (0.9), `weight_decay` (1e-3,
+    (1.0, step size in units of 1/curvature; stable below 2(1 + μ)/(1 + 2μ) ≈ 1.36 for the
+    default momentum μ = 0.9), `momentum` (0.9), `weight_decay` (1e-3,
     stage-1 ridge), `outer_width` (64, spline knots of the outer layer), `outer_ridge`
     (1e-3), `split` (false: both stages use all rows).
 
@@ -108,8 +109,11 @@ class Layerwise:
         require(self.width >= 1, "width", f"must be ≥ 1, got {self.width}")
         require(self.degree >= 1, "degree", f"must be ≥ 1, got {self.degree}")
         require(self.steps >= 1, "steps", f"must be ≥ 1, got {self.steps}")
-        require(math.isfinite(self.lr) and 0 < self.lr < 2, "lr", f"must be in (0, 2) (units of 1/curvature), got {self.lr}")
         require(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
+        stable = 2 * (1 + self.momentum) / (1 + 2 * self.momentum)   # Nesterov on a quadratic
+        require(math.isfinite(self.lr) and 0 < self.lr < stable, "lr",
+                f"must be in (0, {stable:.3g}) (units of 1/curvature; the stable range with momentum "
+                f"{self.momentum:g}), got {self.lr}")
         require(math.isfinite(self.weight_decay) and self.weight_decay >= 0, "weight_decay",
                 f"must be a finite number ≥ 0, got {self.weight_decay}")
         require(self.outer_width >= 1, "outer_width", f"must be ≥ 1, got {self.outer_width}")

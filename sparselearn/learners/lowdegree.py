@@ -47,6 +47,8 @@ from sparselearn.errors import ConfigError, require
 from sparselearn.learners.kernels import _check_inputs, check_memory, ridge_solve, solve_bytes
 
 BASES = ("auto", "walsh", "hermite")
+#: Most monomials `features` will enumerate (a guard for direct calls; configs are checked by memory).
+MAX_TERMS = 5_000_000
 
 
 def feature_count(n: int, degree: int, basis: str) -> int:
@@ -121,6 +123,9 @@ def features(x: jax.Array, degree: int, basis: str, cube: jax.Array | bool = Fal
         Array([[ 1.,  1., -1., -1.]], dtype=float32)
     """
     m, n = x.shape
+    count = feature_count(n, degree, basis)
+    if count > MAX_TERMS:
+        raise ValueError(f"degree {degree} on n = {n} gives {count:,} {basis} features, over MAX_TERMS = {MAX_TERMS:,}")
     if degree == 0:
         return jnp.ones((m, 1), x.dtype)
     if basis == "walsh":
