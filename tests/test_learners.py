@@ -92,6 +92,8 @@ def test_support_selection_recovers_a_parity_below_the_feature_count():
     assert float(jnp.mean(jnp.sign(ld.apply(params, xt)) != yt)) == 0.0
     top = ld.terms(20)[int(jnp.argmax(jnp.abs(params["coef"])))]
     assert sorted(top) == sorted(int(i) for i in tp["support"])
+    clipped = LowDegree(degree=3, basis="walsh", keep=4, clip=0.5)
+    assert float(jnp.max(jnp.abs(clipped.apply(params, xt)))) == pytest.approx(0.5)
 
 
 def test_lowdegree_config_errors_name_the_key_and_the_numbers():
