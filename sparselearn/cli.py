@@ -231,9 +231,10 @@ def cmd_list(args) -> int:
     if "configs" in what:
         print("configs:")
         for d in _config_dirs():
-            for path in sorted(d.glob("*.yaml")):
+            for path in sorted(d.rglob("*.yaml")):
                 head = next((ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#")), "")
-                print(f"  {path.relative_to(d.parent) if d == Path('configs').resolve() else path}  {head}")
+                shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+                print(f"  {shown}  {head}")
     if "figs" in what:
         print("figs:")
         try:

@@ -1,7 +1,8 @@
 """Expand an experiment into runs (grid × seeds) and group them by shape.
 
 Runs whose configs differ only in vmapped values (seed, data.m, train.lr,
-train.weight_decay) share a group: one compiled program trains them all.
+train.weight_decay) share a group: one compiled program trains them all. For fitted
+learners data.m is a shape too (their solves grow with the rows).
 
 Example:
     >>> runs = expand(cfg)                  # one Run per (grid point, seed)
@@ -75,7 +76,10 @@ def group(runs: list[Run], round_m: bool = False) -> list[Group]:
     """
     buckets: dict[Experiment, list[Run]] = {}
     for r in runs:
-        buckets.setdefault(static_part(replace(r.exp, data=replace(r.exp.data, m=1))), []).append(r)
+        # gradient runs of any m share a group (batches index below m); a fitted learner's
+        # cost grows with the rows it is given, so each m is its own group
+        exp = r.exp if r.exp.learner.kind != "gradient" else replace(r.exp, data=replace(r.exp.data, m=1))
+        buckets.setdefault(static_part(exp), []).append(r)
     groups = []
     for members in buckets.values():
         first = members[0].exp
