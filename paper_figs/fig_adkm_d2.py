@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 import jax
-import numpy as np
 import pandas as pd
 
 if not __package__:  # run as a script: make the repository root importable

@@ -16,8 +16,8 @@ Example:
 
 from __future__ import annotations
 
-from sparselearn.errors import ConfigError
-from sparselearn.fields import build, suggest
+from sparselearn import fields
+from sparselearn.fields import build
 from sparselearn.learners.gf2 import GF2
 from sparselearn.learners.kernels import KernelRidge, RandomFeatures
 from sparselearn.learners.layerwise import Layerwise
@@ -36,10 +36,7 @@ REGISTRY: dict[str, type] = {
 
 def lookup(name: str) -> type:
     """The learner class registered as `name`; ConfigError naming the choices otherwise."""
-    if name not in REGISTRY:
-        raise ConfigError(f"unknown learner {name!r}{suggest(name, REGISTRY)}; known: {', '.join(sorted(REGISTRY))}",
-                          key="name")
-    return REGISTRY[name]
+    return fields.lookup(REGISTRY, "learner", name)
 
 
 def get(name: str, **kwargs):

@@ -14,8 +14,8 @@ Example:
 
 from __future__ import annotations
 
-from sparselearn.errors import ConfigError
-from sparselearn.fields import build, suggest
+from sparselearn import fields
+from sparselearn.fields import build
 from sparselearn.targets.hierarchical import Hierarchical
 from sparselearn.targets.moe import MoE
 from sparselearn.targets.parity import SparseParity, Staircase
@@ -33,10 +33,7 @@ REGISTRY: dict[str, type] = {
 
 def lookup(name: str) -> type:
     """The target class registered as `name`; ConfigError naming the choices otherwise."""
-    if name not in REGISTRY:
-        raise ConfigError(f"unknown target {name!r}{suggest(name, REGISTRY)}; known: {', '.join(sorted(REGISTRY))}",
-                          key="name")
-    return REGISTRY[name]
+    return fields.lookup(REGISTRY, "target", name)
 
 
 def get(name: str, **kwargs):

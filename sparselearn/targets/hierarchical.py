@@ -34,7 +34,7 @@ import numpy as np
 from numpy.polynomial import hermite_e
 
 from sparselearn.errors import require
-from sparselearn.targets.inputs import draw, draw_many
+from sparselearn.targets.inputs import draw_many, labelled
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -188,8 +188,4 @@ class Hierarchical:
     @functools.partial(jax.jit, static_argnums=(0, 3))
     def sample(self, params: dict, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
         """m labelled examples: x (m, n) float32 ~ N(0, I_n), y (m,) float32."""
-        x = draw(self.inputs, jax.random.fold_in(key, 0), m, self.n)
-        y = self.labels(params, x)
-        if self.noise > 0:
-            y = y + self.noise * jax.random.normal(jax.random.fold_in(key, 1), (m,), jnp.float32)
-        return x, y
+        return labelled(self, params, key, m)

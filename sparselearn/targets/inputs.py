@@ -214,3 +214,18 @@ def _enumerated_max(count, params, start, n: int, size: int) -> jax.Array:
 @functools.partial(jax.jit, static_argnums=(0, 3, 4, 5, 6))
 def _sampled_max(count, params, key, inputs: str, n: int, size: int, p: float) -> jax.Array:
     return jnp.max(count(params, draw(inputs, key, size, n, p)))
+
+
+def labelled(target, params, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
+    """m examples of `target`: x drawn from its inputs, y = target.labels(params, x), then
+    the label noise — each ±1 label flipped with probability `noise` (classification) or
+    N(0, noise²) added (regression). Shapes (m, n) and (m,), float32."""
+    x = draw(target.inputs, jax.random.fold_in(key, 0), m, target.n, getattr(target, "p", 0.5))
+    y = target.labels(params, x)
+    if target.noise > 0:
+        noise_key = jax.random.fold_in(key, 1)
+        if target.task == "classification":
+            y = jnp.where(jax.random.bernoulli(noise_key, target.noise, (m,)), -y, y)
+        else:
+            y = y + target.noise * jax.random.normal(noise_key, (m,), jnp.float32)
+    return x, y

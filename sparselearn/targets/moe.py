@@ -33,7 +33,8 @@ import jax
 import jax.numpy as jnp
 
 from sparselearn.errors import require
-from sparselearn.targets.inputs import INPUTS, Certificate, certify_max, draw, draw_many, reference, weighted_moments
+from sparselearn.targets.inputs import (INPUTS, Certificate, certify_max, draw_many, labelled, reference,
+                                        weighted_moments)
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -126,11 +127,7 @@ class MoE:
     @functools.partial(jax.jit, static_argnums=(0, 3))
     def sample(self, params: dict, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
         """m labelled examples: x (m, n) float32, y (m,) float32."""
-        x = draw(self.inputs, jax.random.fold_in(key, 0), m, self.n, self.p)
-        y = self.labels(params, x)
-        if self.noise > 0:
-            y = y + self.noise * jax.random.normal(jax.random.fold_in(key, 1), (m,), jnp.float32)
-        return x, y
+        return labelled(self, params, key, m)
 
     def active_units(self, params: dict, x: jax.Array) -> jax.Array:
         """Active units (routed expert and positive pre-activation) per input, (m,) int32."""

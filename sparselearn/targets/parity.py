@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from sparselearn.errors import require
-from sparselearn.targets.inputs import draw
+from sparselearn.targets.inputs import labelled
 
 
 def _check_common(n: int, k: int, p: float, inputs: str) -> None:
@@ -73,12 +73,7 @@ class SparseParity:
     @functools.partial(jax.jit, static_argnums=(0, 3))
     def sample(self, params: dict, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
         """m labelled examples: x (m, n) float32, y (m,) float32 in {±1}."""
-        x = draw(self.inputs, jax.random.fold_in(key, 0), m, self.n, self.p)
-        y = self.labels(params, x)
-        if self.noise > 0:
-            flip = jax.random.bernoulli(jax.random.fold_in(key, 1), self.noise, (m,))
-            y = jnp.where(flip, -y, y)
-        return x, y
+        return labelled(self, params, key, m)
 
 
 @dataclass(frozen=True)
@@ -121,8 +116,4 @@ class Staircase:
     @functools.partial(jax.jit, static_argnums=(0, 3))
     def sample(self, params: dict, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
         """m labelled examples: x (m, n) float32, y (m,) float32."""
-        x = draw(self.inputs, jax.random.fold_in(key, 0), m, self.n, self.p)
-        y = self.labels(params, x)
-        if self.noise > 0:
-            y = y + self.noise * jax.random.normal(jax.random.fold_in(key, 1), (m,), jnp.float32)
-        return x, y
+        return labelled(self, params, key, m)

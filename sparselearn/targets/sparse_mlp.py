@@ -56,8 +56,8 @@ import jax
 import jax.numpy as jnp
 
 from sparselearn.errors import require
-from sparselearn.targets.inputs import (INPUTS, Certificate, balanced_threshold, certify_max, draw, draw_many,
-                                        hypercube_points, is_discrete, reference, weighted_moments)
+from sparselearn.targets.inputs import (INPUTS, Certificate, balanced_threshold, certify_max, draw_many,
+                                        hypercube_points, is_discrete, labelled, reference, weighted_moments)
 
 HIGHEST = jax.lax.Precision.HIGHEST
 CONSTRUCTIONS = ("random", "junta", "index", "dense_weight")
@@ -282,11 +282,7 @@ class SparseMLP:
     @functools.partial(jax.jit, static_argnums=(0, 3))
     def sample(self, params: dict, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
         """m labelled examples: x (m, n) float32, y (m,) float32 (h(x) plus Gaussian noise)."""
-        x = draw(self.inputs, jax.random.fold_in(key, 0), m, self.n, self.p)
-        y = self.labels(params, x)
-        if self.noise > 0:
-            y = y + self.noise * jax.random.normal(jax.random.fold_in(key, 1), (m,), jnp.float32)
-        return x, y
+        return labelled(self, params, key, m)
 
     def active_units(self, params: dict, x: jax.Array) -> jax.Array:
         """How many hidden units have a strictly positive pre-activation, per input: (m,) int32."""
@@ -341,12 +337,7 @@ class SparseMLPSign(SparseMLP):
     @functools.partial(jax.jit, static_argnums=(0, 3))
     def sample(self, params: dict, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
         """m labelled examples: x (m, n) float32, y (m,) float32 in {±1}, flipped w.p. `noise`."""
-        x = draw(self.inputs, jax.random.fold_in(key, 0), m, self.n, self.p)
-        y = self.labels(params, x)
-        if self.noise > 0:
-            flip = jax.random.bernoulli(jax.random.fold_in(key, 1), self.noise, (m,))
-            y = jnp.where(flip, -y, y)
-        return x, y
+        return labelled(self, params, key, m)
 
 
 def _preact(w: jax.Array, b: jax.Array, x: jax.Array) -> jax.Array:
