@@ -101,12 +101,16 @@ sweep:   {{seeds: 1}}
 
 # ------------------------------------------------------------------------- (a) ours
 
-def bench_ours(w: Workload, repeats: int) -> list[dict]:
+def bench_ours(w: Workload, repeats: int, sharded: bool = False) -> list[dict]:
+    import jax
+
     from sparselearn import config
     from sparselearn.train import run_group
 
     cfg = config.loads(config_text(w))
     hps = {"seed": list(range(w.seeds)), "m": [w.m] * w.seeds}
+    if sharded:
+        run_group = functools.partial(run_group, devices=jax.devices())
 
     start = time.perf_counter()
     run_group(cfg, hps)                                   # compile + one run
@@ -123,6 +127,11 @@ def bench_ours(w: Workload, repeats: int) -> list[dict]:
              f"after a warm-up call; data generation included; mean final test error "
              f"{float(np.mean(out['test_error'])):.4f}")
     compile_s = max(first - seconds, 0.0)
+    if sharded:
+        return [result(f"ours_{len(jax.devices())}_devices", seconds, repeats, w.steps, flops,
+                       notes + f"; run axis sharded over {len(jax.devices())} host devices "
+                       "(XLA_FLAGS=--xla_force_host_platform_device_count, the `devices` executor)",
+                       all_seconds=times, cpu_seconds=statistics.median(cpu))]
     return [result("ours", seconds, repeats, w.steps, flops, notes, all_seconds=times,
                    cpu_seconds=statistics.median(cpu)),
             result("ours_compile", compile_s, 1, w.steps, 0,
@@ -294,7 +303,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--loop-steps", type=int, default=None, help="steps timed for the loops (then scaled)")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls of the vmapped group")
     parser.add_argument("--out", type=Path, default=None, help=f"JSON path (default {RESULTS}; none with --quick)")
+    parser.add_argument("--sharded-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.sharded_only:  # child process with XLA_FLAGS set: print the sharded row as JSON
+        w = replace(Workload(), steps=200) if args.quick else Workload()
+        print(json.dumps(bench_ours(w, args.repeats, sharded=True)[0]))
+        return {}
 
     w = Workload()
     if args.quick:
@@ -304,8 +318,16 @@ def main(argv=None) -> dict:
     load_before = describe()["load_average"]
 
     results = bench_ours(w, args.repeats)
-    results.append(bench_jax_step_loop(w, loop_seeds, loop_steps))
     cores = os.cpu_count() or 1
+    if cores > 1:  # the same group with its run axis split over one host device per core
+        import subprocess
+
+        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={cores}"}
+        cmd = [sys.executable, __file__, "--sharded-only", "--repeats", str(args.repeats)] + (
+            ["--quick"] if args.quick else [])
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    results.append(bench_jax_step_loop(w, loop_seeds, loop_steps))
     results.append(bench_torch_loop(w, loop_seeds, loop_steps, threads=cores))
     if cores > 1:   # for reference: on a busy machine intra-op threads can wait on each other
         results.append(bench_torch_loop(w, loop_seeds, loop_steps, threads=1, name="torch_loop_1thread"))
@@ -320,6 +342,10 @@ def main(argv=None) -> dict:
         "vs_torch_loop": None if torch_r.get("skipped") else torch_r["seconds"] / ours["seconds"],
         "fraction_of_sgemm": ours["flops_per_s"] / sgemm,
     }
+    sharded = next((r for r in results if r["name"].endswith("_devices")), None)
+    if sharded:
+        ratios["sharded_vs_step_loop"] = by_name["jax_step_loop"]["seconds"] / sharded["seconds"]
+        ratios["sharded_fraction_of_sgemm"] = sharded["flops_per_s"] / sgemm
     if "torch_loop_1thread" in by_name and not by_name["torch_loop_1thread"].get("skipped"):
         ratios["vs_torch_loop_1thread"] = by_name["torch_loop_1thread"]["seconds"] / ours["seconds"]
     machine = describe()
