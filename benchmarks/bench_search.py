@@ -40,6 +40,11 @@ sweep: {{seeds: {seeds}}}
 """
 
 
+def _plain(value):
+    """JSON for numpy scalars."""
+    return value.item() if isinstance(value, np.generic) else str(value)
+
+
 def geometric_grid(lo: int, hi: int, rtol: float) -> list[int]:
     count = math.ceil(math.log(hi / lo) / math.log(1 + rtol)) + 1
     return sorted({int(round(v)) for v in np.geomspace(lo, hi, count)})
@@ -71,11 +76,12 @@ def main() -> None:
             ok = [m for m in values if rates[m] >= 1 - delta]
             results.append({
                 "n": n, "search_estimate": None if row["estimate"] is None else int(row["estimate"]),
-                "search_bracket": [row["below"], row["estimate"]], "search_trainings": int(len(res.runs)),
-                "search_seconds": round(t_search, 2), "grid_estimate": min(ok) if ok else None,
+                "search_bracket": [_plain(row["below"]) if row["below"] is not None else None,
+                                   _plain(row["estimate"]) if row["estimate"] is not None else None], "search_trainings": int(len(res.runs)),
+                "search_seconds": round(t_search, 2), "grid_estimate": int(min(ok)) if ok else None,
                 "grid_values": len(values), "grid_trainings": int(len(df)), "grid_seconds": round(t_grid, 2),
                 "training_fraction": round(len(res.runs) / len(df), 4)})
-            print(json.dumps(results[-1]))
+            print(json.dumps(results[-1], default=_plain))
     fractions = [r["training_fraction"] for r in results]
     doc = {"benchmark": "search", "machine": describe(),
            "workload": {"target": "sparse_parity k=3", "n": ns, "width": 128, "steps": steps, "seeds": seeds,
@@ -85,7 +91,7 @@ def main() -> None:
            "results": results}
     path = Path(__file__).parent / "results" / "search.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    path.write_text(json.dumps(doc, indent=2, default=_plain) + "\n")
     print(f"wrote {path}")
 
 
