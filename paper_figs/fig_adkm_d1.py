@@ -29,7 +29,7 @@ ID = "ADKM-D1"
 TEACHERS = {
     "junta (k=1)": {"construction": "junta", "k": 1},
     "sparse random (k=2)": {"construction": "random", "k": 2},
-    "dense random (k=s)": {"construction": "random", "k": None},
+    "dense random (k=s)": {"construction": "dense", "k": None},
 }
 FULL = {"n": 16, "s": 16, "degrees": [0, 1, 2, 3, 4], "m": 50000, "test_m": 8192, "seeds": 3}
 SMOKE = {"n": 8, "s": 8, "degrees": [1, 2], "m": 512, "test_m": 256, "seeds": 2}

@@ -369,3 +369,15 @@ def test_bad_parameters_raise_config_error_naming_the_key(name, cfg, key):
 def test_unknown_field_is_an_error():
     with pytest.raises(ConfigError):
         targets.get("sparse_mlp", width=3)
+
+
+def test_dense_construction_is_a_nonlinear_unconstrained_comparison():
+    from sparselearn import analysis
+    t = targets.get("sparse_mlp", n=10, s=16, k=16, construction="dense")
+    tp = t.init(jax.random.key(0))
+    cert = t.certify(tp)
+    assert cert.exact and 4 < cert.max_active <= 16
+    weights = analysis.degree_weights(analysis.walsh_hadamard(analysis.truth_table(lambda x: t.labels(tp, x), 10)))
+    assert weights[2:].sum() / weights.sum() > 0.1  # not a linear function of x
+    with pytest.raises(ConfigError, match="k = s"):
+        targets.get("sparse_mlp", n=10, s=16, k=4, construction="dense")

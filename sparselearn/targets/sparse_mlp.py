@@ -60,7 +60,7 @@ from sparselearn.targets.inputs import (INPUTS, Certificate, balanced_threshold,
                                         hypercube_points, is_discrete, labelled, reference, weighted_moments)
 
 HIGHEST = jax.lax.Precision.HIGHEST
-CONSTRUCTIONS = ("random", "junta", "index", "dense_weight")
+CONSTRUCTIONS = ("random", "junta", "index", "dense_weight", "dense")
 
 
 def _choice(value, key: str, choices) -> None:
@@ -102,7 +102,8 @@ class SparseMLP:
     """A ReLU network with s hidden units of which at most k are active on any input.
 
     Fields: `n` inputs, `s` hidden units (the construction may use fewer; see `layout`),
-    sparsity `k`, `construction` (random | junta | index | dense_weight), `bits` (address bits
+    sparsity `k`, `construction` (random | junta | index | dense_weight, or `dense`: the
+    unconstrained comparison, Gaussian weights, zero biases, k = s), `bits` (address bits
     per group; codeword length for random; default from s/k), `junta_fn` (random | parity),
     `gamma` (Γ of dense_weight), norms `W`, `B` (default: unit variance instead), `noise`
     (std of additive Gaussian label noise), `inputs`, and `p` (+1 probability for biased inputs).
@@ -115,7 +116,7 @@ class SparseMLP:
     n: int = 16
     s: int = 64
     k: int = 4
-    construction: Literal["random", "junta", "index", "dense_weight"] = "random"
+    construction: Literal["random", "junta", "index", "dense_weight", "dense"] = "random"
     bits: int | None = None
     junta_fn: Literal["random", "parity"] = "random"
     gamma: float | None = None
@@ -135,7 +136,10 @@ class SparseMLP:
         require(self.n >= 1, "n", f"must be ≥ 1, got {self.n}")
         require(self.s >= 1, "s", f"must be ≥ 1, got {self.s}")
         require(1 <= self.k <= self.s, "k", f"must satisfy 1 ≤ k ≤ s = {self.s}, got {self.k}")
-        require(self.k <= self.n, "k", f"must be ≤ n = {self.n}, got {self.k}")
+        if self.construction == "dense":
+            require(self.k == self.s, "k", f"a dense network has no sparsity promise: set k = s = {self.s}")
+        else:
+            require(self.k <= self.n, "k", f"must be ≤ n = {self.n}, got {self.k}")
         require(0.0 < self.p < 1.0, "p", f"probability of +1 must be in (0, 1), got {self.p}")
         for key in ("W", "B", "gamma"):
             value = getattr(self, key)
@@ -171,6 +175,8 @@ class SparseMLP:
         """Address bits per group, units per group and total units (static, from the config)."""
         per_group = self.s // self.k
         c = self.construction
+        if c == "dense":
+            return Layout(0, 1, self.s)
         if c == "random" and self.inputs == "gaussian":
             return Layout(0, per_group, self.k * per_group)
         if c == "random":
@@ -241,6 +247,9 @@ class SparseMLP:
     def _raw(self, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """(w (units, n), b (units,), u (units,)) before scaling."""
         _, g, units = self.layout
+        if self.construction == "dense":  # about half of the units fire on a typical input
+            w, u = draw_many("normal", jax.random.fold_in(key, 0), (units, self.n), (units,))
+            return w / math.sqrt(self.n), jnp.zeros((units,), jnp.float32), u
         if self.inputs == "gaussian":
             blocks = -(-units // self.n)
             g, u = draw_many("normal", jax.random.fold_in(key, 0), (blocks, self.n, self.n), (units,))
