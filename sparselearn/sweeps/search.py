@@ -109,11 +109,12 @@ class SearchResult:
             cis = {v: clopper_pearson(*ps.tried[v], self.confidence) for v in sorted(ps.tried)}
             reach = [v for v, (_, u) in cis.items() if u >= target]
             sure = [v for v, (lo_ci, _) in cis.items() if lo_ci >= target]
-            s, n = ps.tried.get(hi, (0, 0)) if hi is not None else (0, 0)
+            s, n = ps.tried[hi] if hi is not None else (None, max((t for _, t in ps.tried.values()), default=0))
             rows.append({**{k: v for k, v in ps.point}, "estimate": hi, "censored": ps.censored,
                          "below": lo, "ci_low": min(reach) if reach else None,
                          "ci_high": min(sure) if sure else None,
-                         "success_rate": s / n if n else None, "seeds": n, "tried": len(ps.tried),
+                         "success_rate": s / n if s is not None and n else None, "seeds": n,
+                         "tried": len(ps.tried),
                          "values": sorted(ps.tried)})
         return pd.DataFrame(rows)
 
@@ -140,7 +141,8 @@ def sample_complexity(exp: Experiment, eps: float | None = None, delta: float = 
     (the searched key is removed from the grid). eps defaults to train.eps.
 
     data.m: start (default data.m), doubling/halving within [min_value, max_value]
-    (defaults: train.batch or 1, and 2^22), then bisection on log m to a factor 1 + rtol.
+    (defaults: train.batch or 1, and 2^18 = 262144 — raise it with care: every seed holds a
+    dataset of that many rows), then bisection on log m to a factor 1 + rtol.
     train.steps: trained once at the config's steps (doubling up to max_value, default
     16× steps, while some point has not reached the target); resolution train.eval_every.
     """
@@ -177,7 +179,7 @@ def _train(base: Experiment, store: Store, search_hash: str, candidates, progres
 def _search_m(base, store, points, search_hash, target, eps, start, min_value, max_value, rtol, progress,
               max_rounds):
     lo_limit = min_value or (base.train.batch if base.learner.kind == "gradient" else 1)
-    hi_limit = max_value or 2**22
+    hi_limit = max_value or 2**18
     start = int(np.clip(start or base.data.m, lo_limit, hi_limit))
     for _ in range(max_rounds):
         wanted = []
