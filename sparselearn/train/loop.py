@@ -165,7 +165,11 @@ def make_run(exp: Experiment):
             return carry, (jnp.mean(losses), jnp.mean(errs), test_err, test_loss)
 
         # step 0: the untrained network (train loss on the first mini-batch)
-        xb0, yb0 = batch_at(0) if data.online else (x_train[rows_at(0)], y_train[rows_at(0)])
+        if data.online:
+            xb0, yb0 = batch_at(0)
+        else:
+            rows0 = rows_at(0)
+            xb0, yb0 = x_train[rows0], y_train[rows0]
         train_err0, train_loss0 = evaluate(params, xb0, yb0)
         first = (train_loss0, train_err0, *evaluate(params, x_test, y_test))
         carry = (params, opt_state, jnp.bool_(True))
