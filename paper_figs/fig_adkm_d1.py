@@ -7,16 +7,19 @@ Hamming-ball constructions with k active units, against a dense random network (
 unit may fire). Median test MSE and IQR over seeds, one line per teacher. Expected: the sparse
 teachers' error falls to ≈ 0 by small d (d = log₂(s/k) for juntas), the dense one's decays slowly.
 
-Full size: `sparselearn figs ADKM-D1` — n = 16, s = 16, d ∈ {0,…,4}, m = 5×10⁴, 3 seeds: 128 s
-on a 2-core AMD EPYC CPU, table kept in paper_figs/data/adkm-d1*.parquet. Measured (median test
-MSE at d = 2 / 4): junta 0.066 / 0 (exact at d = log₂ s = 4); Hamming-ball random k = 2 teacher
-0.55 / 0.066; dense Gaussian network (construction `dense`, zero biases, k = s) 0.023 / 0.007.
-So the expectation above holds for the junta but not against this dense comparison: a random
-dense ReLU net with zero biases is smooth (most of its Fourier weight at degree ≤ 2), while the
-Hamming-ball units are localised and carry high-degree weight. The dense lower bounds of the
-theory concern worst-case dense nets (which can compute parities), not random ones.
-SCIENCE.md §7 also lists n ∈ {12, 20}, s ∈ {4, 64} and the index and dense-weight members: add
-them to TEACHERS.
+Full size: `sparselearn figs ADKM-D1` — n = 16, s = 16, d ∈ {0,…,4}, m = 5×10⁴, 3 seeds: 144 s
+on a 2-core AMD EPYC CPU, table kept in paper_figs/data/adkm-d1*.parquet. Measured median test
+MSE at d = 1 / 2 / 3 / 4:
+    junta (k=1)            0.81  0.067 0.067 0      (exact at d = log₂ s = 4)
+    index (k=1)            0.87  0.50  0.13  0      (exact at d = 4: 3 address bits + 1 data bit)
+    dense-weight Γ (k=1)   0.89  0.53  0.28  0.093
+    Hamming-ball k = 2     0.80  0.55  0.25  0.067
+    dense Gaussian (k = s) 0.26  0.023 0.023 0.007
+So the juntas and Index are exactly low-degree, but the dense comparison does not decay slower:
+a random dense ReLU net with zero biases is smooth (most of its Fourier weight at degree ≤ 2),
+while the sparse constructions' units are localised and carry high-degree weight. The theory's
+dense lower bounds concern worst-case dense nets (which can compute parities), not random ones.
+Not yet in the figure: n ∈ {12, 20} and s ∈ {4, 64} of SCIENCE.md §7.
 Smoke: `sparselearn figs ADKM-D1 --smoke` (n = 8, s = 8, d ∈ {1, 2}).
 """
 
@@ -35,6 +38,8 @@ ID = "ADKM-D1"
 #: label → target fields (n, s filled in by the size)
 TEACHERS = {
     "junta (k=1)": {"construction": "junta", "k": 1},
+    "index (k=1)": {"construction": "index", "k": 1},
+    "dense-weight Γ (k=1)": {"construction": "dense_weight", "k": 1},
     "sparse random (k=2)": {"construction": "random", "k": 2},
     "dense random (k=s)": {"construction": "dense", "k": None},
 }
