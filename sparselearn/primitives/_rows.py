@@ -38,40 +38,36 @@ def _chunked(arrays, c: int, fill=0):
     return out
 
 
+def _map_rows(block, a: jax.Array, idx: jax.Array, table: jax.Array, width: int) -> jax.Array:
+    """block(a, idx) over row chunks small enough that the gathered rows stay in cache;
+    a and idx share their leading dimension m, the result is (m, width)."""
+    m, k = idx.shape
+    c = chunk_size(m, k, table.shape[1])
+    if c >= m:
+        return block(a, idx)
+    parts, ids = _chunked([a, idx], c)
+    return jax.lax.map(lambda p: block(*p), (parts, ids)).reshape(-1, width)[:m]
+
+
 def row_dots(x: jax.Array, table: jax.Array, idx: jax.Array) -> jax.Array:
     """out[i, j] = table[idx[i, j]] · x[i].  x (m, d), table (s, d), idx (m, k) → (m, k)."""
-    m, k = idx.shape
-    d = table.shape[1]
     acc = _acc_dtype(x, table)
-    out_dtype = jnp.result_type(x, table)
 
     def block(xb, ib):
         return jnp.einsum("cd,ckd->ck", xb, table[ib], preferred_element_type=acc)
 
-    c = chunk_size(m, k, d)
-    if c >= m:
-        return block(x, idx).astype(out_dtype)
-    xs, ids = _chunked([x, idx], c)
-    out = jax.lax.map(lambda a: block(*a), (xs, ids))
-    return out.reshape(-1, k)[:m].astype(out_dtype)
+    return _map_rows(block, x, idx, table, idx.shape[1]).astype(jnp.result_type(x, table))
 
 
 def row_combine(coef: jax.Array, idx: jax.Array, table: jax.Array) -> jax.Array:
     """out[i] = Σ_j coef[i, j] · table[idx[i, j]].  coef, idx (m, k), table (s, d) → (m, d)."""
-    m, k = idx.shape
-    d = table.shape[1]
     acc = _acc_dtype(coef, table)
-    out_dtype = jnp.result_type(coef, table)
 
     def block(cb, ib):
         return jnp.einsum("ck,ckd->cd", cb, table[ib], preferred_element_type=acc)
 
-    c = chunk_size(m, k, d)
-    if c >= m:
-        return block(coef, idx).astype(out_dtype)
-    cs, ids = _chunked([coef, idx], c)
-    out = jax.lax.map(lambda a: block(*a), (cs, ids))
-    return out.reshape(-1, d)[:m].astype(out_dtype)
+    return _map_rows(block, coef, idx, table, table.shape[1]).astype(jnp.result_type(coef, table))
+
 
 
 def row_scatter_add(s: int, idx: jax.Array, coef: jax.Array, x: jax.Array, dtype) -> jax.Array:
