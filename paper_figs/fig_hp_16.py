@@ -1,7 +1,7 @@
 """HP-16: online SGD still learns the (50, 3) parity under label noise — it only takes longer.
 
 Barak et al. 2022, Fig. 16 (App. C.6): each training label flipped with probability p
-(`target.noise`), width-100 ReLU MLP, hinge loss, lr 0.1, batch 32, 5 seeds; accuracy measured on
+(`target.noise`), width-100 ReLU MLP, hinge loss, lr 0.1, batch 32 and 1024, 5 seeds; accuracy on
 the noiseless distribution (the store's test labels are always clean). One line per p: median
 clean test error vs step, interquartile band over seeds. Each p is its own compiled group.
 
