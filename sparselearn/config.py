@@ -233,12 +233,15 @@ def from_dict(raw: Any, *, default_name: str = "experiment") -> Experiment:
         if section not in raw:
             raise ConfigError(f"missing section `{section}`", key=section)
     exp = _single(raw, default_name)
-    base = to_plain(exp)
-    sweep = _sweep(raw.get("sweep"), base)
-    exp = replace(exp, sweep=sweep)
-    for point in grid_points(exp):  # every grid point must be a valid experiment
-        with_point(exp, point)
+    exp = replace(exp, sweep=_sweep(raw.get("sweep"), to_plain(exp)))
+    _check_grid(exp)
     return exp
+
+
+def _check_grid(exp: Experiment) -> None:
+    """Every grid point of `exp` must be a valid experiment."""
+    for point in grid_points(exp):
+        with_point(exp, point)
 
 
 def _single(raw: dict, default_name: str) -> Experiment:
@@ -343,21 +346,9 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Exper
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read config: {e}", file=str(path)) from None
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"invalid YAML{_yaml_problem(e)}", file=str(path)) from None
-    if raw is None:
-        raw = {}
-    try:
-        for text in overrides:
-            if not isinstance(raw, dict):
-                break
-            raw = apply_override(raw, *parse_override(text))
-        return from_dict(raw, default_name=path.stem)
+        return loads(text, overrides, name=path.stem)
     except ConfigError as e:
         raise e.within(file=str(path)) from None
-    except RecursionError:
-        raise ConfigError("config nests too deeply (recursive YAML aliases?)", file=str(path)) from None
 
 
 def loads(text: str, overrides=(), name: str = "experiment") -> Experiment:
@@ -367,10 +358,13 @@ def loads(text: str, overrides=(), name: str = "experiment") -> Experiment:
     except yaml.YAMLError as e:
         raise ConfigError(f"invalid YAML{_yaml_problem(e)}") from None
     raw = {} if raw is None else raw
-    for o in overrides:
-        if isinstance(raw, dict):
-            raw = apply_override(raw, *parse_override(o))
-    return from_dict(raw, default_name=name)
+    try:
+        for o in overrides:
+            if isinstance(raw, dict):
+                raw = apply_override(raw, *parse_override(o))
+        return from_dict(raw, default_name=name)
+    except RecursionError:
+        raise ConfigError("config nests too deeply (recursive YAML aliases?)") from None
 
 
 def dump(exp: Experiment) -> str:
@@ -394,8 +388,7 @@ def smoke(exp: Experiment) -> Experiment:
     sweep = replace(exp.sweep, seeds=exp.sweep.seeds[:2], grid=tuple((k, v[:2]) for k, v in exp.sweep.grid))
     out = replace(exp, train=train, data=data, sweep=sweep)
     _check_experiment(out)
-    for point in grid_points(out):
-        with_point(out, point)
+    _check_grid(out)
     return out
 
 

@@ -45,7 +45,7 @@ def coerce(value: Any, tp, key: str) -> Any:
     is expected. Raises ConfigError(key) on a mismatch."""
     origin = get_origin(tp)
     if origin is Literal:
-        if value in get_args(tp) and type(value) is type(next(a for a in get_args(tp) if a == value)):
+        if any(value == a and type(value) is type(a) for a in get_args(tp)):
             return value
     elif origin in (typing.Union, types.UnionType):
         for arm in get_args(tp):
