@@ -7,18 +7,26 @@ paper_figs/out/<id>.png and .pdf. `sparselearn figs --all [--smoke]` runs them a
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 
-#: figure id → module, in the order `figs --all` draws them (cheapest first)
-FIGURES = {
-    "ADKM-D3": "fig_adkm_d3",
-    "ADKM-D2": "fig_adkm_d2",
-    "ADKM-D1": "fig_adkm_d1",
-    "HP-1L": "fig_hp_1l",
-    "HP-1R": "fig_hp_1r",
-    "HP-15": "fig_hp_15",
-    "HP-16": "fig_hp_16",
-}
+#: figures drawn first by `figs --all` (the cheapest); the rest follow in file-name order
+_FIRST = ("ADKM-D3", "ADKM-D2", "ADKM-D1", "HP-1L", "HP-1R", "HP-15", "HP-16")
+
+
+def _discover() -> dict[str, str]:
+    """figure id → module name, from the `ID = "..."` line of every paper_figs/fig_*.py."""
+    found = {}
+    for path in sorted(Path(__file__).parent.glob("fig_*.py")):
+        match = re.search(r'^ID = "([^"]+)"', path.read_text(), flags=re.MULTILINE)
+        if match:
+            found[match.group(1)] = path.stem
+    first = [f for f in _FIRST if f in found]
+    return {f: found[f] for f in first + [f for f in found if f not in first]}
+
+
+#: figure id → module, in the order `figs --all` draws them
+FIGURES = _discover()
 
 
 def _key(name: str) -> str:
