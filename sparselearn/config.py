@@ -41,19 +41,23 @@ MAX_INT = 2**31 - 1
 class TrainConfig:
     """Gradient training. `weight_decay` is coupled (added to the gradient) for sgd and
     sign-sgd and decoupled (AdamW) for adam; `sign_threshold` is ρ of the thresholded
-    sign (sign-sgd: coordinates with |g| ≤ ρ do not move)."""
+    sign (sign-sgd: coordinates with |g| ≤ ρ do not move). `init_seed` seeds the teacher, the
+    test set and the initialisation (default: the run seed); the training data and batches
+    always follow the run seed, so a grid over `train.init_seed` × seeds separates the luck of
+    the initialisation from the luck of the batches (it is vmapped: no extra compiles)."""
 
     optimizer: Literal["sgd", "adam", "sign-sgd"] = "sgd"
     lr: float = 0.1
     batch: int = 32
     steps: int = 2000
-    loss: Literal["hinge", "square", "logistic"] = "hinge"
+    loss: Literal["hinge", "square", "logistic", "correlation"] = "hinge"
     weight_decay: float = 0.0
     momentum: float = 0.0
     sign_threshold: float = 0.0
     eval_every: int = 100
     eps: float = 0.05
     precision: Literal["highest", "high", "default"] = "highest"
+    init_seed: int | None = None
 
     def __post_init__(self):
         require(math.isfinite(self.lr) and self.lr > 0, "lr", f"must be a finite number > 0, got {self.lr}")
@@ -67,6 +71,8 @@ class TrainConfig:
         require(1 <= self.eval_every <= self.steps, "eval_every",
                 f"must be in [1, steps = {self.steps}], got {self.eval_every}")
         require(0 <= self.eps <= 1, "eps", f"must be in [0, 1], got {self.eps}")
+        require(self.init_seed is None or 0 <= self.init_seed < 2**31, "init_seed",
+                f"must be null or in [0, 2^31), got {self.init_seed}")
 
 
 @dataclass(frozen=True)

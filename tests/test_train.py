@@ -11,9 +11,9 @@ import optax
 import pytest
 
 from sparselearn import config, targets
-from sparselearn.train import curve_steps, run_group, run_one
+from sparselearn.train import curve_steps, run_group, run_one, trajectory
 from sparselearn.train.loop import compiled_group, draw_dataset
-from sparselearn.train.losses import hinge, logistic, square
+from sparselearn.train.losses import correlation, hinge, logistic, square
 from sparselearn.train.optimizers import make
 
 METRICS = ("test_error", "test_loss", "train_error", "train_loss", "steps_to_eps",
@@ -120,6 +120,7 @@ def test_losses_closed_form():
     np.testing.assert_allclose(hinge(f, y), [0.0, 0.5, 2.0])
     np.testing.assert_allclose(square(f, y), [0.5, 0.125, 2.0])
     np.testing.assert_allclose(logistic(f, y), np.log1p(np.exp(-np.array([2.0, 0.5, -1.0]))), rtol=1e-6)
+    np.testing.assert_allclose(correlation(f, -y), [2.0, 0.5, -1.0])
 
 
 @pytest.mark.parametrize("name", ["sgd", "sign-sgd", "adam"])
@@ -137,3 +138,51 @@ def test_optimizer_step_matches_its_formula(name):
     else:  # first AdamW step: lr·sign(g) for non-zero g (bias-corrected), plus decoupled decay
         expected = w["w"] - lr * (jnp.sign(g["w"]) * (jnp.abs(g["w"]) > 0) + wd * w["w"])
     np.testing.assert_allclose(new, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_init_seed_shares_teacher_test_set_and_init_but_not_batches(tiny):
+    shared = run_group(tiny, {"seed": [0, 1, 2], "init_seed": [7, 7, 8]})
+    alone = run_one(tiny, seed=7)
+    # step 0 is the untrained network on the test set: equal for equal init_seed
+    np.testing.assert_array_equal(shared["curve_test_error"][0, 0], shared["curve_test_error"][1, 0])
+    np.testing.assert_array_equal(shared["curve_test_error"][0, 0], alone["curve_test_error"][0])
+    assert shared["curve_test_loss"][0, 0] != shared["curve_test_loss"][2, 0]
+    # the training data and batches follow the run seed
+    assert shared["curve_train_loss"][0, -1] != shared["curve_train_loss"][1, -1]
+    # init_seed = the run's own seed changes nothing
+    same = run_group(tiny, {"seed": [5], "init_seed": [5]})
+    np.testing.assert_array_equal(same["test_error"], run_one(tiny, seed=5)["test_error"])
+
+
+def test_drift_is_zero_at_start_and_the_max_weight_change(tiny):
+    out = run_one(tiny, seed=0)
+    assert out["curve_drift"][0] == 0.0 and out["curve_drift"][-1] > 0.0
+    net = tiny.learner
+    traced = trajectory(tiny, {"seed": [0]}, observe=lambda p, p0: {"change": jnp.max(jnp.abs(p[0]["w"] - p0[0]["w"]))})
+    np.testing.assert_allclose(traced["trace_change"][0], out["curve_drift"], rtol=1e-6)
+    assert net.first_layer(net.init_params(jax.random.key(0), 4)).shape == (4, net.width)
+
+
+def test_trajectory_init_hook_rewinds_and_restricts(tiny):
+    net = tiny.learner
+    plain = trajectory(tiny, {"seed": [0, 1]})
+    same = trajectory(tiny, {"seed": [0, 1]}, init=lambda key, hp: net.init_params(key, tiny.target.n))
+    np.testing.assert_array_equal(plain["curve_test_loss"], same["curve_test_loss"])
+    np.testing.assert_allclose(plain["test_error"], run_group(tiny, {"seed": [0, 1]})["test_error"], atol=1e-6)
+
+    def zero_units(key, hp):  # per-run extra array: which hidden units start silenced
+        params = net.init_params(key, tiny.target.n)
+        keep = jnp.ones(net.width).at[hp["dead"]].set(0.0)
+        return [{"w": params[0]["w"] * keep, "b": params[0]["b"] * keep}, params[1]]
+
+    out = trajectory(tiny, {"seed": [0, 0], "dead": np.array([[0, 1], [2, 3]])}, init=zero_units)
+    assert out["steps"].shape == out["curve_test_error"].shape[1:]
+    assert out["curve_test_loss"][0, 0] != out["curve_test_loss"][1, 0]
+
+
+def test_init_seed_grid_is_one_compile_group(tiny):
+    from sparselearn.sweeps.grid import expand, group
+
+    exp = config.override(tiny, sweep={"seeds": 3, "grid": {"train.init_seed": [0, 1]}})
+    groups = group(expand(exp))
+    assert len(groups) == 1 and groups[0].hps()["init_seed"] == [0, 0, 0, 1, 1, 1]

@@ -145,6 +145,10 @@ class MLP:
         b = _bias_uniform(kb, self.fan_in, (self.width,)) if self.bias else jnp.zeros((self.width,), jnp.float32)
         return {"w": w, "b": b}
 
+    def first_layer(self, params: list[dict]) -> jax.Array:
+        """The first layer's weights, whose drift the training curves record."""
+        return params[0]["w"]
+
     def apply(self, params: list[dict], x: jax.Array) -> jax.Array:
         """Network output for x (m, n): shape (m,)."""
         if self.routed:

@@ -1,7 +1,7 @@
 """Expand an experiment into runs (grid × seeds) and group them by shape.
 
 Runs whose configs differ only in vmapped values (seed, data.m, train.lr,
-train.weight_decay) share a group: one compiled program trains them all. For fitted
+train.weight_decay, train.init_seed) share a group: one compiled program trains them all. For fitted
 learners data.m is a shape too (their solves grow with the rows).
 
 Example:
@@ -44,7 +44,8 @@ class Group:
         """The vmapped values of every run, in order."""
         return {"seed": [r.seed for r in self.runs], "m": [r.exp.data.m for r in self.runs],
                 "lr": [r.exp.train.lr for r in self.runs],
-                "weight_decay": [r.exp.train.weight_decay for r in self.runs]}
+                "weight_decay": [r.exp.train.weight_decay for r in self.runs],
+                "init_seed": [-1 if r.exp.train.init_seed is None else r.exp.train.init_seed for r in self.runs]}
 
 
 def _digest(*parts) -> str:

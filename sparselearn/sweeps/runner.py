@@ -23,6 +23,7 @@ from sparselearn.sweeps.executors import EXECUTORS
 from sparselearn.sweeps.grid import Group, Run, expand, group
 from sparselearn.sweeps.store import CURVE_COLUMNS, RUN_COLUMNS, Store
 from sparselearn.train import curve_steps, run_group
+from sparselearn.train.loop import CURVES
 
 SKIP_STATUSES = ("ok", "diverged")
 
@@ -60,7 +61,8 @@ def _run_row(run: Run, group_id: str) -> dict:
            "target": e.target.name, "learner": e.learner.name,
            "n": getattr(e.target, "n", None), "k": getattr(e.target, "k", None), "s": getattr(e.target, "s", None),
            "m": None if e.data.online else e.data.m, "width": getattr(e.learner, "width", None),
-           "depth": getattr(e.learner, "depth", None), "seed": run.seed, "lr": e.train.lr,
+           "depth": getattr(e.learner, "depth", None), "seed": run.seed, "init_seed": e.train.init_seed,
+           "lr": e.train.lr,
            "weight_decay": e.train.weight_decay, "steps": e.train.steps, "batch": e.train.batch,
            "optimizer": e.train.optimizer, "loss": e.train.loss, "noise": getattr(e.target, "noise", None),
            "online": e.data.online, "eps": e.train.eps,
@@ -76,7 +78,7 @@ def failed_frames(g: Group, text: str) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _typed(runs_df: pd.DataFrame) -> pd.DataFrame:
     runs_df = runs_df.astype({"n": "Int64", "k": "Int64", "s": "Int64", "m": "Int64", "width": "Int64",
-                              "depth": "Int64", "seed": "Int64", "steps_to_eps": "Int64", "steps": "Int64",
+                              "depth": "Int64", "seed": "Int64", "init_seed": "Int64", "steps_to_eps": "Int64", "steps": "Int64",
                               "batch": "Int64"})
     for col in ("test_error", "test_loss", "train_error", "train_loss", "noise", "wall_s"):
         runs_df[col] = runs_df[col].astype("float64")
@@ -107,9 +109,7 @@ def train_group(g: Group, max_runs: int = 1024, devices=None) -> tuple[pd.DataFr
                        steps_to_eps=int(out["steps_to_eps"][i]) if out["steps_to_eps"][i] >= 0 else None,
                        status="ok" if finite else "diverged", error=None if finite else "non-finite training loss")
             curves.append(pd.DataFrame({
-                "run_id": row["run_id"], "step": steps,
-                "train_loss": out["curve_train_loss"][i], "train_error": out["curve_train_error"][i],
-                "test_error": out["curve_test_error"][i], "test_loss": out["curve_test_loss"][i]}))
+                "run_id": row["run_id"], "step": steps, **{c: out[f"curve_{c}"][i] for c in CURVES}}))
     except Exception as e:  # noqa: BLE001 — one bad group must not sink the sweep
         text = f"{type(e).__name__}: {e}"
         for row in rows:

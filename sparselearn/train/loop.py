@@ -1,7 +1,7 @@
 """One training run as a pure function, and a group of runs as one compiled program.
 
 `make_run(exp)` returns `run(hp) -> outputs` where `hp` holds the run's non-shape
-values — seed, m, lr, weight_decay — as scalars. Everything else in `exp` (n, width,
+values — seed, m, lr, weight_decay, init_seed — as scalars. Everything else in `exp` (n, width,
 batch, steps, …) is a shape or a static choice, so
 
     run_group = jit(vmap(make_run(exp)))
@@ -35,8 +35,9 @@ from sparselearn.train import optimizers
 from sparselearn.train.losses import LOSSES
 from sparselearn.train.metrics import pointwise_error, weighted_mean
 
-HP_FIELDS = ("seed", "m", "lr", "weight_decay")
-HP_DTYPES = {"seed": np.int32, "m": np.int32, "lr": np.float32, "weight_decay": np.float32}
+HP_FIELDS = ("seed", "m", "lr", "weight_decay", "init_seed")
+HP_DTYPES = {"seed": np.int32, "m": np.int32, "lr": np.float32, "weight_decay": np.float32, "init_seed": np.int32}
+CURVES = ("train_loss", "train_error", "test_error", "test_loss", "drift")
 
 
 def curve_steps(exp: Experiment) -> np.ndarray:
@@ -59,15 +60,25 @@ def draw_dataset(target, params, key: jax.Array, m: int) -> tuple[jax.Array, jax
     return x[:, 0, :], y[:, 0]
 
 
+def instance_seed(hp) -> jax.Array:
+    """The seed of a run's teacher, test set and initialisation: `init_seed` when set (≥ 0),
+    else the run seed."""
+    init_seed = hp.get("init_seed", -1)
+    return jnp.where(jnp.asarray(init_seed) >= 0, init_seed, hp["seed"])
+
+
 def make_data(exp: Experiment):
-    """seed → (teacher params, x_train (M, n), y_train (M,), x_test, y_test), M = data.m;
-    the test labels are noiseless. Online experiments get no training set (None)."""
+    """(seed, instance) → (teacher params, x_train (M, n), y_train (M,), x_test, y_test),
+    M = data.m; the teacher and test set come from `instance` (see `instance_seed`), the
+    training set from `seed`. The test labels are noiseless. Online experiments get no
+    training set (None)."""
     target, data = exp.target, exp.data
     clean = replace(target, noise=0.0) if getattr(target, "noise", 0.0) else target
 
-    def draw(seed):
-        teacher = target.init(key_for(seed, "teacher"))
-        x_test, y_test = clean.sample(teacher, key_for(seed, "test_data"), data.test_m)
+    def draw(seed, instance=None):
+        instance = seed if instance is None else instance
+        teacher = target.init(key_for(instance, "teacher"))
+        x_test, y_test = clean.sample(teacher, key_for(instance, "test_data"), data.test_m)
         if data.online:
             return teacher, None, None, x_test, y_test
         x_train, y_train = draw_dataset(target, teacher, key_for(seed, "train_data"), data.m)
@@ -88,7 +99,8 @@ def _fitted_outputs(test, train):
             "train_loss": train_loss, "steps_to_eps": jnp.int32(-1),
             "finite": jnp.isfinite(test_loss) & jnp.isfinite(train_loss),
             "curve_train_loss": one(train_loss), "curve_train_error": one(train_error),
-            "curve_test_error": one(test_error), "curve_test_loss": one(test_loss)}
+            "curve_test_error": one(test_error), "curve_test_loss": one(test_loss),
+            "curve_drift": jnp.full((1,), jnp.nan, jnp.float32)}
 
 
 def make_fit_run(exp: Experiment):
@@ -99,7 +111,7 @@ def make_fit_run(exp: Experiment):
 
     def run(hp):
         with jax.default_matmul_precision(exp.train.precision):
-            _, x_train, y_train, x_test, y_test = data(hp["seed"])
+            _, x_train, y_train, x_test, y_test = data(hp["seed"], instance_seed(hp))
             weights = (jnp.arange(exp.data.m) < hp["m"]).astype(jnp.float32)
             params = learner.fit(key_for(hp["seed"], "fit"), x_train, y_train, weights)
             return _fitted_outputs(_metrics(learner.apply(params, x_test), y_test, task, loss_of),
@@ -108,8 +120,25 @@ def make_fit_run(exp: Experiment):
     return run
 
 
-def make_run(exp: Experiment):
-    """The pure function hp → outputs of one run of `exp` (data.m = the largest m it serves)."""
+def first_layer(learner, params) -> jax.Array:
+    """The weights whose drift `‖W_t − W_0‖_∞` the curves record: the learner's
+    `first_layer(params)` if it defines one, else every parameter (flattened)."""
+    if hasattr(learner, "first_layer"):
+        return learner.first_layer(params)
+    return jnp.concatenate([jnp.ravel(leaf) for leaf in jax.tree.leaves(params)])
+
+
+def make_run(exp: Experiment, observe=None, init=None):
+    """The pure function hp → outputs of one run of `exp` (data.m = the largest m it serves).
+
+    Outputs: final metrics (scalars), `steps_to_eps`, `finite`, and curves at
+    `curve_steps(exp)` (P,): `curve_<name>` for name in CURVES, where `drift` is
+    ‖W_t − W_0‖_∞ over the learner's first layer (the hidden-progress measure ρ).
+
+    Hooks for diagnostics (`trajectory`): `observe(params, params0) -> {name: array}` is
+    evaluated at every curve point and returned as `trace_<name>` (P, ...); `init(key, hp)`
+    replaces `learner.init_params(key, n)` (e.g. to rewind a pruned network).
+    """
     if exp.learner.kind == "fitted":
         return make_fit_run(exp)
     target, learner, tr, data = exp.target, exp.learner, exp.train, exp.data
@@ -128,8 +157,8 @@ def make_run(exp: Experiment):
             return _run(hp)
 
     def _run(hp):
-        seed = hp["seed"]
-        teacher, x_train, y_train, x_test, y_test = draw_data(seed)
+        seed, instance = hp["seed"], instance_seed(hp)
+        teacher, x_train, y_train, x_test, y_test = draw_data(seed, instance)
         batch_key = key_for(seed, "batches")
 
         def batch_at(step):  # online: a fresh mini-batch from the teacher
@@ -138,9 +167,14 @@ def make_run(exp: Experiment):
         def rows_at(step):  # the mini-batch indices of one step
             return jax.random.randint(jax.random.fold_in(batch_key, step), (tr.batch,), 0, hp["m"])
 
-        params = learner.init_params(key_for(seed, "init"), target.n)
+        init_key = key_for(instance, "init")
+        params0 = learner.init_params(init_key, target.n) if init is None else init(init_key, hp)
+        w0 = first_layer(learner, params0)
         opt = optimizers.make(tr.optimizer, hp["lr"], hp["weight_decay"], tr.momentum, tr.sign_threshold)
-        opt_state = opt.init(params)
+
+        def snapshot(params):  # what every curve point records besides the losses
+            drift = jnp.max(jnp.abs(first_layer(learner, params) - w0))
+            return drift, ({} if observe is None else observe(params, params0))
 
         def objective(p, xb, yb):
             f = learner.apply(p, xb)
@@ -162,7 +196,8 @@ def make_run(exp: Experiment):
             idx = None if data.online else jax.vmap(rows_at)(ts)
             carry, (losses, errs) = jax.lax.scan(step, carry, (ts, idx))
             test_err, test_loss = evaluate(carry[0], x_test, y_test)
-            return carry, (jnp.mean(losses), jnp.mean(errs), test_err, test_loss)
+            drift, seen = snapshot(carry[0])
+            return carry, ((jnp.mean(losses), jnp.mean(errs), test_err, test_loss, drift), seen)
 
         # step 0: the untrained network (train loss on the first mini-batch)
         if data.online:
@@ -170,16 +205,18 @@ def make_run(exp: Experiment):
         else:
             rows0 = rows_at(0)
             xb0, yb0 = x_train[rows0], y_train[rows0]
-        train_err0, train_loss0 = evaluate(params, xb0, yb0)
-        first = (train_loss0, train_err0, *evaluate(params, x_test, y_test))
-        carry = (params, opt_state, jnp.bool_(True))
-        carry, curve = jax.lax.scan(lambda c, s: chunk(c, s, every), carry, jnp.arange(n_chunks) * every)
-        curve = [jnp.concatenate([jnp.atleast_1d(a), b]) for a, b in zip(first, curve)]
+        train_err0, train_loss0 = evaluate(params0, xb0, yb0)
+        drift0, seen0 = snapshot(params0)
+        first = ((train_loss0, train_err0, *evaluate(params0, x_test, y_test), drift0), seen0)
+        carry = (params0, opt.init(params0), jnp.bool_(True))
+        carry, rows = jax.lax.scan(lambda c, s: chunk(c, s, every), carry, jnp.arange(n_chunks) * every)
+        pieces = [jax.tree.map(lambda a: a[None], first), rows]
         if rest:
             carry, tail = chunk(carry, n_chunks * every, rest)
-            curve = [jnp.concatenate([c, jnp.atleast_1d(t)]) for c, t in zip(curve, tail)]
+            pieces.append(jax.tree.map(lambda a: a[None], tail))
+        (train_loss_c, train_err_c, test_err_c, test_loss_c, drift_c), seen = jax.tree.map(
+            lambda *a: jnp.concatenate(a), *pieces)
         params, _, finite = carry
-        train_loss_c, train_err_c, test_err_c, test_loss_c = curve
 
         if data.online:  # no fixed training set: the last evaluation window's mini-batches
             train_error, train_loss = train_err_c[-1], train_loss_c[-1]
@@ -194,16 +231,35 @@ def make_run(exp: Experiment):
             "train_error": train_error, "train_loss": train_loss,
             "steps_to_eps": steps_to_eps, "finite": finite & jnp.all(jnp.isfinite(train_loss_c)),
             "curve_train_loss": train_loss_c, "curve_train_error": train_err_c,
-            "curve_test_error": test_err_c, "curve_test_loss": test_loss_c,
+            "curve_test_error": test_err_c, "curve_test_loss": test_loss_c, "curve_drift": drift_c,
+            **{f"trace_{name}": v for name, v in seen.items()},
         }
 
     return run
 
 
+def trajectory(exp: Experiment, hps: dict, observe=None, init=None) -> dict[str, np.ndarray]:
+    """Train the runs `hps` of `exp` in one program with the diagnostics hooks of `make_run`,
+    outside the results store (for weight trajectories, pruning and rewinding).
+
+    hps: "seed" (R,) and optionally m, lr, weight_decay, init_seed (defaults from `exp`) plus
+    any extra per-run arrays (R, ...) that `init` reads from its `hp`. Returns the outputs of
+    `make_run` as numpy arrays with a leading run axis, and "steps" (P,).
+
+    Example:
+        >>> out = trajectory(exp, {"seed": [0, 1]}, observe=lambda p, p0: {"w": p[0]["w"][:, :4]})
+        >>> out["trace_w"].shape          # (runs, curve points, n, 4)
+    """
+    arrays = _hp_arrays(exp, hps)
+    arrays.update({k: np.asarray(v) for k, v in hps.items() if k not in HP_FIELDS})
+    out = jax.jit(jax.vmap(make_run(static_part(exp), observe, init)))(arrays)
+    return {"steps": curve_steps(exp), **{k: np.asarray(v) for k, v in out.items()}}
+
+
 def static_part(exp: Experiment) -> Experiment:
     """`exp` with the vmapped values neutralised: equal static parts ⇒ one compile group.
     (data.m stays: the group sets it to its largest m.)"""
-    return replace(exp, experiment="", train=replace(exp.train, lr=1.0, weight_decay=0.0),
+    return replace(exp, experiment="", train=replace(exp.train, lr=1.0, weight_decay=0.0, init_seed=None),
                    sweep=type(exp.sweep)(), executor=type(exp.executor)())
 
 
@@ -228,20 +284,24 @@ def _shard(arrays: dict, devices) -> tuple[dict, int]:
     return {k: jax.device_put(v, sharding) for k, v in arrays.items()}, pad
 
 
+def _hp_arrays(exp: Experiment, hps: dict) -> dict[str, np.ndarray]:
+    """The vmapped values of R runs as typed (R,) arrays; missing ones from `exp`."""
+    size = len(hps["seed"])
+    init_seed = -1 if exp.train.init_seed is None else exp.train.init_seed
+    defaults = {"m": exp.data.m, "lr": exp.train.lr, "weight_decay": exp.train.weight_decay, "init_seed": init_seed}
+    return {name: np.asarray(hps.get(name, [defaults.get(name)] * size), dtype=HP_DTYPES[name]).reshape(size)
+            for name in HP_FIELDS}
+
+
 def run_group(exp: Experiment, hps: dict, devices=None) -> dict[str, np.ndarray]:
     """Train every run of one shape group in one compiled program.
 
-    hps: {"seed", "m", "lr", "weight_decay"} → equal-length 1-D sequences (R,). Missing
-    m/lr/weight_decay default to the config's. With `devices` (more than one) the run axis
-    is sharded across them. Returns numpy arrays: (R,) metrics and (R, P) curves at
+    hps: {"seed", "m", "lr", "weight_decay", "init_seed"} → equal-length 1-D sequences (R,).
+    Missing ones default to the config's (init_seed −1: the run seed). With `devices`
+    (more than one) the run axis is sharded across them. Returns numpy arrays: (R,) metrics and (R, P) curves at
     `curve_steps(exp)`.
     """
-    size = len(hps["seed"])
-    defaults = {"m": exp.data.m, "lr": exp.train.lr, "weight_decay": exp.train.weight_decay}
-    arrays = {}
-    for name in HP_FIELDS:
-        values = hps.get(name, [defaults.get(name)] * size)
-        arrays[name] = np.asarray(values, dtype=HP_DTYPES[name]).reshape(size)
+    arrays = _hp_arrays(exp, hps)
     if not exp.data.online and int(arrays["m"].max()) > exp.data.m:
         raise ValueError(f"a run's m = {int(arrays['m'].max())} exceeds the group's data.m = {exp.data.m}")
     static = static_part(exp)
@@ -250,15 +310,15 @@ def run_group(exp: Experiment, hps: dict, devices=None) -> dict[str, np.ndarray]
     if devices is not None and len(devices) > 1:
         placed, pad = _shard(arrays, devices)
         out = compiled_group(static)(placed)
-        return {k: np.asarray(v)[:size] for k, v in out.items()}
+        return {k: np.asarray(v)[:len(arrays["seed"])] for k, v in out.items()}
     out = compiled_group(static)(arrays)
     return {k: np.asarray(v) for k, v in out.items()}
 
 
 @functools.lru_cache(maxsize=64)
 def _compiled_data(static: Experiment):
-    def data_group(seeds):
-        return jax.vmap(lambda s: make_data(static)(s)[1:])(seeds)
+    def data_group(seeds, instances):
+        return jax.vmap(lambda s, i: make_data(static)(s, i)[1:])(seeds, instances)
     return jax.jit(data_group)
 
 
@@ -267,7 +327,7 @@ def _run_host_group(exp: Experiment, arrays: dict) -> dict[str, np.ndarray]:
     call for all seeds, then `fit(key, x[:m], y[:m])` per run in numpy. A `FitFailed`
     marks the run failed with its reason."""
     learner, task, loss_of = exp.learner, exp.target.task, LOSSES[exp.train.loss]
-    x_tr, y_tr, x_te, y_te = (np.asarray(a) for a in _compiled_data(exp)(arrays["seed"]))
+    x_tr, y_tr, x_te, y_te = (np.asarray(a) for a in _compiled_data(exp)(arrays["seed"], np.where(arrays["init_seed"] >= 0, arrays["init_seed"], arrays["seed"])))
     rows = []
     for i, (seed, m) in enumerate(zip(arrays["seed"], arrays["m"])):
         try:
@@ -280,7 +340,7 @@ def _run_host_group(exp: Experiment, arrays: dict) -> dict[str, np.ndarray]:
         except FitFailed as e:
             out = {k: np.asarray(np.nan) for k in ("test_error", "test_loss", "train_error", "train_loss")}
             out.update(steps_to_eps=np.asarray(-1), finite=np.asarray(True), error=str(e))
-            for name in ("train_loss", "train_error", "test_error", "test_loss"):
+            for name in CURVES:
                 out[f"curve_{name}"] = np.full(1, np.nan)
         rows.append(out)
     return {k: np.stack([r[k] for r in rows]) if k != "error" else np.asarray([r[k] for r in rows], dtype=object)

@@ -21,4 +21,10 @@ def logistic(f: jax.Array, y: jax.Array) -> jax.Array:
     return jax.nn.softplus(-y * f)
 
 
-LOSSES = {"hinge": hinge, "square": square, "logistic": logistic}
+def correlation(f: jax.Array, y: jax.Array) -> jax.Array:
+    """−y·f: the correlation loss of the sign-SGD and PolyNet analyses (unbounded below, so
+    its value is a score, not a fit; labels in {±1})."""
+    return -y * f
+
+
+LOSSES = {"hinge": hinge, "square": square, "logistic": logistic, "correlation": correlation}
