@@ -132,6 +132,21 @@ def test_sparse_connectivity_survives_training(opt, routed):
     assert not np.allclose(w0, w1)  # the kept weights did train
 
 
+def test_free_connectivity_trains_the_zero_weights_of_a_sparse_init():
+    net = MLP(width=32, init="sparse", fan_in=3, connectivity="free")
+    before, after = train(net, optax.sgd(0.1))
+    w0, w1 = first_layer(net, before), first_layer(net, after)
+    assert int((w0 != 0).sum(axis=0).max()) == 3  # the initialisation is sparse
+    assert bool(jnp.any((w0 == 0) & (w1 != 0)))  # and the zeros are free to move
+    dense = MLP(width=32)  # with free connectivity the network is the plain dense one
+    np.testing.assert_allclose(net.apply(before, X), dense.apply(before, X), rtol=1e-6)
+
+
+def test_connectivity_needs_sparse_init():
+    with pytest.raises(ConfigError, match="connectivity"):
+        MLP(width=8, connectivity="free")
+
+
 def test_topk_network_keeps_at_most_k_units_and_matches_a_dense_formula():
     net = MLP(width=32, activation="topk", k=5)
     p = jax.jit(net.init_params, static_argnums=1)(jax.random.key(0), N)

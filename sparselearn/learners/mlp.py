@@ -5,13 +5,17 @@ Besides the plain ReLU network, three sparse variants built on `sparselearn.prim
 - `activation="topk"`: each hidden layer keeps its k largest pre-activations and applies
   ReLU to them, so at most k units per layer are active; the layer after it multiplies
   only those k (`gather_matmul`).
-- `init="sparse"`: each first-layer unit is connected to `fan_in` inputs drawn at random
-  without replacement (the sparse initialisation of Edelman et al., "Pareto frontiers
-  in neural feature learning"), and stays connected to exactly those during training.
+- `init="sparse"`: each first-layer unit starts connected to `fan_in` inputs drawn at
+  random without replacement (the sparse initialisation of Edelman et al., "Pareto
+  frontiers in neural feature learning"). With `connectivity="fixed"` (default) it stays
+  connected to exactly those during training (weight sparsity); with
+  `connectivity="free"` the zero weights train like any other, as in Edelman et al.,
+  where only the initialisation is sparse (needed whenever fan_in < k: a unit that sees
+  fewer than k inputs cannot carry a k-parity).
 - `routed=True` (with `activation="topk"`, depth 2): a rank-`router_rank` router picks
   the k units per example and only those first-layer rows are computed (`routed_mlp`).
 
-How the sparse connectivity survives training: the connectivity *is* the set of nonzero
+How the fixed sparse connectivity survives training: the connectivity *is* the set of nonzero
 first-layer weights. There is no separate mask in the parameters (`jax.grad` rejects
 bool leaves, and a float mask would be shrunk by weight decay); instead the first layer
 is applied as `masked_matmul(x, w, w != 0)`, whose weight gradient is zero off the mask.
@@ -63,7 +67,8 @@ class MLP:
     U[±1/√fan_in], the setup of the Hidden Progress experiments.
     `init="sparse"`: first-layer unit j sees `fan_in` random inputs; its weights there are
     Xavier-uniform with fan_in in place of n, its bias U[±1/√fan_in]; all other weights
-    of the unit are 0 and remain 0. Deeper layers are initialised as in "standard".
+    of the unit are 0, and remain 0 unless `connectivity="free"`. Deeper layers are
+    initialised as in "standard".
 
     `activation="topk"` needs `k` (1 ≤ k ≤ width); `routed=True` also needs depth 2 and
     replaces the first layer by the routed kernel, whose router is a rank-`router_rank`
@@ -87,6 +92,7 @@ class MLP:
     fan_in: int | None = None
     routed: bool = False
     router_rank: int = 8
+    connectivity: Literal["fixed", "free"] = "fixed"
 
     name: ClassVar[str] = "mlp"
     kind: ClassVar[str] = "gradient"
@@ -103,6 +109,7 @@ class MLP:
             require(self.fan_in >= 1, "fan_in", f"must be ≥ 1, got {self.fan_in}")
         else:
             require(self.fan_in is None, "fan_in", f"is used only with init: sparse, got init: {self.init}")
+            require(self.connectivity == "fixed", "connectivity", "is used only with init: sparse")
         require(self.router_rank >= 1, "router_rank", f"must be ≥ 1, got {self.router_rank}")
         if self.routed:
             require(self.activation == "topk", "routed", "needs activation: topk (the router picks k units)")
@@ -145,6 +152,11 @@ class MLP:
         b = _bias_uniform(kb, self.fan_in, (self.width,)) if self.bias else jnp.zeros((self.width,), jnp.float32)
         return {"w": w, "b": b}
 
+    @property
+    def _masked(self) -> bool:
+        """Whether the first layer's zero weights are held at zero."""
+        return self.init == "sparse" and self.connectivity == "fixed"
+
     def first_layer(self, params: list[dict]) -> jax.Array:
         """The first layer's weights, whose drift the training curves record."""
         return params[0]["w"]
@@ -153,14 +165,14 @@ class MLP:
         """Network output for x (m, n): shape (m,)."""
         if self.routed:
             return self._apply_routed(params, x)
-        if self.activation == "relu" and self.init == "standard":
+        if self.activation == "relu" and not self._masked:
             return self._apply_dense(params, x)
         h, active = x, None  # active: (values, idx) of the previous top-k layer
         for i, layer in enumerate(params[:-1]):
             w = layer["w"]
             if active is not None:
                 z = gather_matmul(*active, w)
-            elif i == 0 and self.init == "sparse":
+            elif i == 0 and self._masked:
                 z = masked_matmul(h, w, w != 0)
             else:
                 z = h @ w
@@ -185,7 +197,7 @@ class MLP:
     def _apply_routed(self, params: list[dict], x: jax.Array) -> jax.Array:
         first, last = params
         w1 = first["w"]
-        if self.init == "sparse":
+        if self._masked:
             w1 = jnp.where(w1 != 0, w1, 0.0)  # same values; the gradient is masked (an O(width·n) pass)
         b1 = first["b"] if self.bias else jnp.zeros_like(first["b"])
         router = router_from_weights(w1, self.router_rank, seed=_ROUTER_SKETCH_SEED)
