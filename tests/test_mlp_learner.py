@@ -142,6 +142,19 @@ def test_free_connectivity_trains_the_zero_weights_of_a_sparse_init():
     np.testing.assert_allclose(net.apply(before, X), dense.apply(before, X), rtol=1e-6)
 
 
+def test_fixed_connectivity_below_k_is_rejected_for_parities():
+    from sparselearn import config
+
+    text = """
+experiment: x
+target: {name: sparse_parity, n: 20, k: 3}
+learner: {name: mlp, width: 8, init: sparse, fan_in: 2%s}
+"""
+    with pytest.raises(ConfigError, match="connectivity: free"):
+        config.loads(text % "")
+    assert config.loads(text % ", connectivity: free").learner.connectivity == "free"
+
+
 def test_connectivity_needs_sparse_init():
     with pytest.raises(ConfigError, match="connectivity"):
         MLP(width=8, connectivity="free")

@@ -116,9 +116,17 @@ class MLP:
             require(self.depth == 2, "routed", f"is implemented for depth 2 only, got depth {self.depth}")
 
     def check(self, target, data) -> None:
-        """Limits that depend on the target: fan_in ≤ n."""
-        if self.fan_in is not None:
-            require(self.fan_in <= target.n, "fan_in", f"must be ≤ n = {target.n} (inputs), got {self.fan_in}")
+        """Limits that depend on the target: fan_in ≤ n; and a depth-2 net with fixed
+        connectivity and fan_in < k cannot sign-represent a k-sparse parity (its output has
+        Fourier degree ≤ fan_in, and parity on k bits has threshold degree k)."""
+        if self.fan_in is None:
+            return
+        require(self.fan_in <= target.n, "fan_in", f"must be ≤ n = {target.n} (inputs), got {self.fan_in}")
+        if self._masked and self.depth == 2 and target.name == "sparse_parity":
+            require(self.fan_in >= target.k, "connectivity",
+                    f"fixed with fan_in = {self.fan_in} < k = {target.k}: no unit sees all k relevant inputs, so "
+                    "this network cannot represent the parity; use connectivity: free (Edelman et al.'s sparse "
+                    "initialisation, all weights trained) or fan_in ≥ k")
 
     def init_params(self, key: jax.Array, n: int) -> list[dict]:
         """Parameters: one {"w": (fan_in, fan_out), "b": (fan_out,)} per layer; the last
