@@ -122,7 +122,7 @@ class MLP:
         if self.fan_in is None:
             return
         require(self.fan_in <= target.n, "fan_in", f"must be ≤ n = {target.n} (inputs), got {self.fan_in}")
-        if self._masked and self.depth == 2 and target.name == "sparse_parity":
+        if self._masked and self.depth == 2 and getattr(target, "name", None) == "sparse_parity":
             require(self.fan_in >= target.k, "connectivity",
                     f"fixed with fan_in = {self.fan_in} < k = {target.k}: no unit sees all k relevant inputs, so "
                     "this network cannot represent the parity; use connectivity: free (Edelman et al.'s sparse "
