@@ -381,3 +381,13 @@ def test_dense_construction_is_a_nonlinear_unconstrained_comparison():
     assert weights[2:].sum() / weights.sum() > 0.1  # not a linear function of x
     with pytest.raises(ConfigError, match="k = s"):
         targets.get("sparse_mlp", n=10, s=16, k=4, construction="dense")
+
+
+def test_parity_noise_one_half_gives_labels_independent_of_x():
+    t = targets.get("sparse_parity", n=8, k=2, noise=0.5)
+    tp = t.init(jax.random.key(0))
+    x, y = t.sample(tp, jax.random.key(1), 20000)
+    agree = jnp.mean(y == t.labels(tp, x))
+    assert abs(float(agree) - 0.5) < 0.02
+    with pytest.raises(ConfigError, match="noise"):
+        targets.get("sparse_parity", n=8, k=2, noise=0.51)

@@ -38,7 +38,8 @@ def _support(key: jax.Array, n: int, k: int) -> jax.Array:
 
 @dataclass(frozen=True)
 class SparseParity:
-    """A k-sparse parity of n bits; each label flipped with probability `noise`.
+    """A k-sparse parity of n bits; each label flipped with probability `noise`
+    (`noise: 0.5` makes the labels independent of x: the random-label control).
 
     The support S is drawn by `init` (uniform among the C(n, k) subsets).
 
@@ -59,7 +60,7 @@ class SparseParity:
 
     def __post_init__(self):
         _check_common(self.n, self.k, self.p, self.inputs)
-        require(0.0 <= self.noise < 0.5, "noise", f"label-flip probability must be in [0, 0.5), got {self.noise}")
+        require(0.0 <= self.noise <= 0.5, "noise", f"label-flip probability must be in [0, 0.5], got {self.noise}")
 
     @functools.partial(jax.jit, static_argnums=0)
     def init(self, key: jax.Array) -> dict:
