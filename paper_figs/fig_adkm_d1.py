@@ -25,13 +25,16 @@ Smoke: `sparselearn figs ADKM-D1 --smoke` (n = 8, s = 8, d ∈ {1, 2}).
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+
+import numpy as np
 
 if not __package__:  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from paper_figs import common  # noqa: E402
-from sparselearn.plotting.style import PALETTE, figure  # noqa: E402
+from sparselearn.plotting.style import PALETTE, panels  # noqa: E402
 
 ID = "ADKM-D1"
 
@@ -43,50 +46,64 @@ TEACHERS = {
     "sparse random (k=2)": {"construction": "random", "k": 2},
     "dense random (k=s)": {"construction": "dense", "k": None},
 }
-FULL = {"n": 16, "s": 16, "degrees": [0, 1, 2, 3, 4], "m": 50000, "test_m": 8192, "seeds": 3}
-SMOKE = {"n": 8, "s": 8, "degrees": [1, 2], "m": 512, "test_m": 256, "seeds": 2}
+#: n → degrees fitted (n = 20 stops at d = 3: its 6196 degree-4 features cost ≈ 6× the n = 16 fit)
+FULL = {"n": (12, 16, 20), "s": (4, 16, 64), "m": 50000, "test_m": 8192, "seeds": 3,
+        "degrees": {12: [0, 1, 2, 3, 4], 16: [0, 1, 2, 3, 4], 20: [0, 1, 2, 3]}}
+SMOKE = {"n": (8,), "s": (8,), "m": 512, "test_m": 256, "seeds": 2, "degrees": {8: [1, 2]}}
 SMOKE_TEACHERS = ("sparse random (k=2)", "dense random (k=s)")
 
 
 def configs(smoke: bool = False):
+    """[(teacher label, n, s, Experiment)], one config per teacher and (n, s), its grid over d."""
     size = SMOKE if smoke else FULL
     exps = []
-    for label, fields in TEACHERS.items():
-        if smoke and label not in SMOKE_TEACHERS:
-            continue
-        k = fields["k"] or size["s"]
-        text = f"""
-experiment: adkm_d1{'_smoke' if smoke else ''}_{fields['construction']}_k{k}
-target:  {{name: sparse_mlp, n: {size['n']}, s: {size['s']}, k: {k}, construction: {fields['construction']}}}
+    for n in size["n"]:
+        for s in size["s"]:
+            for label, fields in TEACHERS.items():
+                if smoke and label not in SMOKE_TEACHERS:
+                    continue
+                k = fields["k"] or s
+                text = f"""
+experiment: adkm_d1{'_smoke' if smoke else ''}_{fields['construction']}_k{k}_n{n}_s{s}
+target:  {{name: sparse_mlp, n: {n}, s: {s}, k: {k}, construction: {fields['construction']}}}
 learner: {{name: lowdegree, degree: 1, basis: walsh, ridge: 0.0001}}
 train:   {{loss: square}}
 data:    {{m: {size['m']}, test_m: {size['test_m']}}}
-sweep:   {{seeds: {size['seeds']}, grid: {{learner.degree: {size['degrees']}}}}}
+sweep:   {{seeds: {size['seeds']}, grid: {{learner.degree: {size['degrees'][n]}}}}}
 """
-        exps.append((label, common.experiment(text, "adkm_d1")))
+                exps.append((label, n, s, common.experiment(text, "adkm_d1")))
     return exps
 
 
 def draw(runs):
-    fig, ax = figure(5, 3.4)
-    for i, (label, part) in enumerate(runs.groupby("teacher", sort=False)):
-        part = part.assign(degree=[__import__("json").loads(g)["learner.degree"] for g in part["grid"]])
-        q = part.groupby("degree")["test_error"].quantile([0.25, 0.5, 0.75]).unstack()
-        ax.errorbar(q.index, q[0.5], yerr=[q[0.5] - q[0.25], q[0.75] - q[0.5]], fmt="o-", ms=4, capsize=2,
-                    color=PALETTE[i % len(PALETTE)], label=label)
-    ax.set_yscale("symlog", linthresh=1e-3)
-    ax.set_xlabel("degree d of the Walsh features")
-    ax.set_ylabel("test MSE (unit-variance target)")
-    r = runs.iloc[0]
-    ax.set_title(f"low-degree regression, n={int(r['n'])}, s={int(r['s'])}, m={int(r['m'])}")
-    ax.legend(frameon=False, fontsize=7)
+    ns, ss = sorted(runs["n"].unique()), sorted(runs["s"].unique())
+    fig, axes = panels(len(ns), len(ss), width=3.3 * len(ss), height=2.6 * len(ns), sharey=True)
+    axes = np.asarray(axes).reshape(len(ns), len(ss))
+    labels = list(dict.fromkeys(runs["teacher"]))
+    for (n, s), cell in runs.groupby(["n", "s"]):
+        ax = axes[ns.index(n), ss.index(s)]
+        for label, part in cell.groupby("teacher", sort=False):
+            degree = part["grid"].map(lambda g: json.loads(g)["learner.degree"])
+            q = part.groupby(degree)["test_error"].quantile([0.25, 0.5, 0.75]).unstack()
+            ax.errorbar(q.index, q[0.5], yerr=[q[0.5] - q[0.25], q[0.75] - q[0.5]], fmt="o-", ms=3, capsize=2,
+                        color=PALETTE[labels.index(label) % len(PALETTE)], label=label)
+        ax.set_yscale("symlog", linthresh=1e-3)
+        ax.set_title(f"n={int(n)}, s={int(s)}", fontsize=9)
+        if ns.index(n) == len(ns) - 1:
+            ax.set_xlabel("degree d")
+        if ss.index(s) == 0:
+            ax.set_ylabel("test MSE")
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="upper center", ncol=min(len(names), 5), frameon=False, fontsize=7,
+               bbox_to_anchor=(0.5, 1.0 + 0.06 / len(ns)))
+    fig.suptitle(f"low-degree regression on Walsh features, m={int(runs['m'].iloc[0])}", y=1.0 + 0.12 / len(ns))
     return fig
 
 
 def main(smoke: bool = False, results="results", out=None) -> list[Path]:
     labelled = configs(smoke)
-    runs, _ = common.collect(ID, [e for _, e in labelled], smoke, results)
-    names = {e.experiment: label for label, e in labelled}
+    runs, _ = common.collect(ID, [e for *_, e in labelled], smoke, results)
+    names = {e.experiment: label for label, _, _, e in labelled}
     runs = runs.assign(teacher=runs["experiment"].map(names))
     return common.save_figure(ID, draw(runs), out)
 

@@ -1,0 +1,123 @@
+"""WNL-1: test MSE vs samples m on hierarchical polynomials h = g∘p — layerwise 3-layer vs 2-layer vs kernel.
+
+Wang–Nichani–Lee 2024 (SCIENCE.md §4), the setup of their Figure 2: x ~ N(0, I_d),
+p(x) = d^{−1/2} Σ_i λ_i h_k(x_i) with random signs λ_i (target `hierarchical`, directions
+coordinate, r = d), g(z) = z³ (q = 3), labels centred and scaled to unit variance. Learners:
+`layerwise` (stage 1: ridge on d-dimensional Hermite random features of degree k fitted by
+GD, V fixed; stage 2: a spline in the learned scalar feature), a plain two-layer ReLU `mlp`
+(width 256, Adam, square loss) and `kernel` ridge with the NTK. One panel per (d, k); median
+and IQR over seeds; dashed vertical lines at the theory's sample sizes d^k (three-layer,
+`theory.hierarchical_samples_three_layer`) and d^{kq} (kernels, `hierarchical_samples_kernel`;
+drawn as an arrow when beyond the axis).
+
+Full size: `sparselearn figs WNL-1` — (d, k) ∈ {(16, 2), (32, 2), (16, 3)}, m = 2^7…2^14
+(kernel ≤ 2^12: its m × m solve), 3 seeds, 207 runs. d = 32 with k = 3 is left out: the
+layerwise inner block must span the C(35, 3) = 6545 cubic polynomials (width ≈ 8192) and
+needs m ≳ 32³ = 32768 rows, ≈ 10⁴× the cost of the d = 16 panel. On a cluster:
+    sparselearn run <the config of `configs(False, cases=[(32, 3)])`> --executor slurm
+(write it out with `sparselearn.config.dump`). Machine: 2-core AMD EPYC (Zen 4) CPU, jax 0.10.2,
+shared with other jobs; wall time WALL_TIME. Result: RESULT
+Smoke: `sparselearn figs WNL-1 --smoke` (d = 8, k = 2, m ∈ {64, 256}).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+if not __package__:  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from paper_figs import common  # noqa: E402
+from sparselearn import theory  # noqa: E402
+from sparselearn.plotting.style import PALETTE, panels  # noqa: E402
+
+ID = "WNL-1"
+G_COEFFS = [0, 1, 1]                      # g(z) = z + z², then centred and scaled
+Q = 2                                     # its degree
+FULL_CASES = [(16, 2), (32, 2), (8, 3)]   # (d, k)
+FULL = {"m": [2 ** e for e in range(7, 14)], "kernel_max_m": 2 ** 11, "test_m": 4096, "seeds": 3,
+        "mlp_steps": 2000, "batch": 128, "eval_every": 500}
+SMOKE = {"m": [64, 256], "kernel_max_m": 256, "test_m": 256, "seeds": 2, "mlp_steps": 200, "batch": 32, "eval_every": 100}
+
+
+def layerwise_width(d: int, k: int) -> int:
+    """Inner random units: 1.5× the dimension C(d + k, k) of the polynomials of degree ≤ k, so
+    the inner block spans all of them (rounded up to a multiple of 64)."""
+    from math import comb
+
+    return -(-int(1.5 * comb(d + k, k)) // 64) * 64
+
+
+LEARNERS = {  # label → (learner YAML, train YAML)
+    "layerwise 3-layer": ("{{name: layerwise, width: {width}, degree: {k}, steps: 500}}", "{{loss: square}}"),
+    "2-layer ReLU (Adam)": ("{{name: mlp, width: 256, depth: 2, activation: relu, init: standard}}",
+                            "{{optimizer: adam, lr: 0.001, batch: {batch}, steps: {steps}, loss: square, "
+                            "eval_every: {eval_every}}}"),
+    "kernel (NTK ridge)": ("{{name: kernel, kernel: ntk, ridge: 0.0001}}", "{{loss: square}}"),
+}
+
+
+def configs(smoke: bool = False, cases=None):
+    """[(learner label, d, k, Experiment)]: one config per learner and (d, k), its grid over m."""
+    size = SMOKE if smoke else FULL
+    cases = cases or ([(8, 2)] if smoke else FULL_CASES)
+    out = []
+    for d, k in cases:
+        for label, (learner, train) in LEARNERS.items():
+            ms = [m for m in size["m"] if not label.startswith("kernel") or m <= size["kernel_max_m"]]
+            name = label.split()[0].lower().replace("2-layer", "mlp")
+            text = f"""
+experiment: wnl_1{'_smoke' if smoke else ''}_{name}_d{d}_k{k}
+target:  {{name: hierarchical, n: {d}, k: {k}, r: {d}, directions: coordinate, g_coeffs: {G_COEFFS}}}
+learner: {learner.format(width=layerwise_width(d, k), k=k)}
+train:   {train.format(steps=size['mlp_steps'], batch=size['batch'], eval_every=size['eval_every'])}
+data:    {{m: {max(ms)}, test_m: {size['test_m']}}}
+sweep:   {{seeds: {size['seeds']}, grid: {{data.m: {ms}}}}}
+"""
+            out.append((label, d, k, common.experiment(text, "wnl_1")))
+    return out
+
+
+def draw(runs):
+    cases = sorted({(int(d), int(k)) for d, k in zip(runs["n"], runs["k"])}, key=lambda c: (c[1], c[0]))
+    fig, axes = panels(1, len(cases), width=3.6 * len(cases), height=3.2, sharey=True)
+    labels = list(LEARNERS)
+    for ax, (d, k) in zip(np.atleast_1d(axes), cases):
+        cell = runs[(runs["n"] == d) & (runs["k"] == k) & (runs["status"] == "ok")]
+        for label, part in cell.groupby("learner_label", sort=False):
+            q = part.groupby("m")["test_error"].quantile([0.25, 0.5, 0.75]).unstack()
+            color = PALETTE[labels.index(label) % len(PALETTE)]
+            ax.plot(q.index, q[0.5], "o-", ms=3, color=color, label=label)
+            ax.fill_between(q.index, q[0.25], q[0.75], color=color, alpha=0.2, lw=0)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        lo, hi = cell["m"].min() / 1.5, cell["m"].max() * 1.5
+        ax.set_xlim(lo, hi)
+        for value, name, style in ((float(theory.hierarchical_samples_three_layer(d, k)), "d^k", "--"),
+                                   (float(theory.hierarchical_samples_kernel(d, k, Q)), "d^kq", ":")):
+            if value <= hi:
+                ax.axvline(value, color="0.3", ls=style, lw=1)
+                ax.text(value, 0.98, f" {name}", transform=ax.get_xaxis_transform(), va="top", fontsize=7)
+            else:
+                ax.annotate(f"{name} = {value:.0e} →", xy=(0.98, 0.04), xycoords="axes fraction", ha="right",
+                            fontsize=7, color="0.3")
+        ax.set_title(f"d={d}, k={k}, q={Q}", fontsize=9)
+        ax.set_xlabel("samples m")
+    first = np.atleast_1d(axes)[0]
+    first.set_ylabel("test MSE (unit-variance target)")
+    first.legend(frameon=False, fontsize=7, loc="lower left")
+    return fig
+
+
+def main(smoke: bool = False, results="results", out=None) -> list[Path]:
+    labelled = configs(smoke)
+    runs, _ = common.collect(ID, [e for *_, e in labelled], smoke, results)
+    names = {e.experiment: label for label, _, _, e in labelled}
+    runs = runs.assign(learner_label=runs["experiment"].map(names))
+    return common.save_figure(ID, draw(runs), out)
+
+
+if __name__ == "__main__":
+    common.main(main, __doc__)
