@@ -151,19 +151,19 @@ def gather_case(d, dtype, out):
     return values, idx, w2
 
 
-@jax.jit
-def gather_both(values, idx, w2, g):
-    got, pull = jax.vjp(lambda v, w: P.gather_matmul(v, idx, w), values, w2)
+@partial(jax.jit, static_argnums=4)
+def gather_both(values, idx, w2, g, impl):
+    got, pull = jax.vjp(lambda v, w: P.gather_matmul(v, idx, w, impl=impl), values, w2)
     want, pull_ref = jax.vjp(lambda v, w: P.gather_matmul_reference(v, idx, w), *f32(values, w2))
     return got, want, pull(g), pull_ref(g.astype(jnp.float32))
 
 
 @FEW
-@given(sizes(), DTYPES, st.sampled_from([None, 3]))
-def test_gather_matmul_matches_reference(d, dtype, out):
+@given(sizes(), DTYPES, st.sampled_from([None, 3]), st.sampled_from(["sparse", "dense"]))
+def test_gather_matmul_matches_reference(d, dtype, out, impl):
     values, idx, w2 = gather_case(d, dtype, out)
     g = normal(d["seed"] + 3, (d["m"],) if out is None else (d["m"], out), dtype)
-    got, want, got_g, want_g = gather_both(values, idx, w2, g)
+    got, want, got_g, want_g = gather_both(values, idx, w2, g, impl)
     assert got.shape == want.shape == g.shape
     close(got, want, dtype)
     for a, b in zip(got_g, want_g):
@@ -186,12 +186,34 @@ def test_gather_matmul_chunked_path_and_repeated_indices():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
+def test_gather_matmul_auto_path_follows_the_rule_and_changes_nothing():
+    # the rule: gather when k/s ≤ 1/32 or k·out ≤ 2^14
+    assert P.gather_prefers_sparse(64, 4096, 512)         # density 1/64
+    assert not P.gather_prefers_sparse(256, 4096, 512)    # density 1/16, long rows
+    assert P.gather_prefers_sparse(1024, 4096, 1)         # density 1/4, scalar output
+    assert not P.gather_prefers_sparse(1024, 4096, 64)
+    m, s, k, out = 5, 64, 32, 1024                        # auto takes the dense path here
+    assert not P.gather_prefers_sparse(k, s, out)
+    values = normal(0, (m, k))
+    idx = jax.random.randint(jax.random.key(1), (m, k), 0, s)  # repeated units add up on both paths
+    w2, g = normal(2, (s, out)), normal(3, (m, out))
+    results = {}
+    for impl in ("auto", "sparse", "dense"):
+        out_, pull = jax.vjp(lambda v, w, impl=impl: P.gather_matmul(v, idx, w, impl=impl), values, w2)
+        results[impl] = (out_, *pull(g))
+    for impl in ("auto", "dense"):
+        for a, b in zip(results[impl], results["sparse"]):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, err_msg=impl)
+
+
 def test_gather_matmul_check_grads():
     with jax.enable_x64(True):
         values = normal(0, (4, 3)).astype(jnp.float64)
         w2 = normal(1, (7, 2)).astype(jnp.float64)
         idx = jnp.array([[0, 3, 6], [1, 2, 3], [6, 5, 4], [0, 1, 2]])
-        check_grads(jax.jit(lambda v, w: P.gather_matmul(v, idx, w)), (values, w2), order=2, modes=("rev",))
+        for impl in ("sparse", "dense"):
+            check_grads(jax.jit(lambda v, w, impl=impl: P.gather_matmul(v, idx, w, impl=impl)), (values, w2),
+                        order=2, modes=("rev",))
 
 
 @pytest.mark.parametrize("block", [1, 7, 64])
@@ -316,6 +338,7 @@ def test_vmap_equals_python_loop_for_every_primitive():
         "masked_matmul": (P.masked_matmul, (xs, ws, masks)),
         "topk": (lambda z: P.topk(z, k), (zs,)),
         "gather_matmul": (P.gather_matmul, (vals, idxs, w2s)),
+        "gather_matmul dense": (partial(P.gather_matmul, impl="dense"), (vals, idxs, w2s)),
         "routed_mlp": (lambda x, w1, b1, w2: P.routed_mlp(x, router, w1, b1, w2, k, impl="sparse"),
                        (xs, w1s, b1s, w2s)),
     }
@@ -348,6 +371,8 @@ def test_jit_equals_eager():
     (lambda: P.gather_matmul(jnp.ones((2, 3)), jnp.zeros((2, 3), jnp.int32), jnp.ones((2, 4))), "1 ≤ k ≤ s = 2"),
     (lambda: P.gather_matmul(jnp.ones((2, 3)), jnp.zeros((2, 2), jnp.int32), jnp.ones((5, 4))), "same shape"),
     (lambda: P.gather_matmul(jnp.ones((2, 3)), jnp.zeros((2, 3)), jnp.ones((5, 4))), "integer"),
+    (lambda: P.gather_matmul(jnp.ones((2, 3)), jnp.zeros((2, 3), jnp.int32), jnp.ones((5, 4)), impl="fast"),
+     "impl must be"),
     (lambda: P.routed_mlp(jnp.ones((2, 3)), (jnp.ones((3, 1)), jnp.ones((1, 5))), jnp.ones((5, 3)),
                           jnp.ones(5), jnp.ones(5), 6), "1 ≤ k ≤ s = 5"),
     (lambda: P.routed_mlp(jnp.ones((2, 3)), (jnp.ones((3, 1)), jnp.ones((1, 5))), jnp.ones((5, 4)),

@@ -2,7 +2,8 @@
 
 - `masked_matmul(x, w, mask)`: x @ (w ⊙ mask) with a masked weight gradient.
 - `topk(z, k)`: keep the k largest pre-activations per row, zero the rest.
-- `gather_matmul(values, idx, w2)`: second layer over the k active units only.
+- `gather_matmul(values, idx, w2)`: second layer over the k active units only
+  (dense where that is faster, `gather_prefers_sparse`).
 - `routed_mlp(x, router, w1, b1, w2, k)`: a low-rank router picks k units per
   example and only those are computed.
 
@@ -11,7 +12,14 @@ and k are checked while tracing. The `*_reference` versions compute the same thi
 with dense matrices and plain autodiff, for tests and benchmarks.
 """
 
-from sparselearn.primitives.gather import dense_rows, gather_matmul, gather_matmul_reference
+from sparselearn.primitives.gather import (
+    GATHER_MAX_DENSITY,
+    GATHER_MAX_ROW_ELEMENTS,
+    dense_rows,
+    gather_matmul,
+    gather_matmul_reference,
+    gather_prefers_sparse,
+)
 from sparselearn.primitives.masked import masked_matmul, masked_matmul_reference, random_fan_in_mask
 from sparselearn.primitives.routed import (
     SPARSE_MAX_DENSITY,
@@ -26,11 +34,14 @@ from sparselearn.primitives.routed import (
 from sparselearn.primitives.topk import keep_mask, topk, topk_indices, topk_reference
 
 __all__ = [
+    "GATHER_MAX_DENSITY",
+    "GATHER_MAX_ROW_ELEMENTS",
     "SPARSE_MAX_DENSITY",
     "SPARSE_MAX_ROW_ELEMENTS",
     "dense_rows",
     "gather_matmul",
     "gather_matmul_reference",
+    "gather_prefers_sparse",
     "keep_mask",
     "masked_matmul",
     "masked_matmul_reference",

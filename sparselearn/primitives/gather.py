@@ -4,6 +4,12 @@ After a top-k first layer, each example has k nonzero hidden values at known uni
 indices. `gather_matmul(values, idx, w2)` multiplies them by the k matching rows of
 w2, so forward and backward cost O(m·k·out) instead of the dense O(m·s·out).
 
+On CPU a gathered row costs far more per multiply-add than a dense matrix product,
+which reuses every weight across the batch (benchmarks/results/primitives.json:
+at n = out = 512 the gather wins at density k/s = 1/64 and loses at 1/16 and 1/4).
+With `impl="auto"` (the default) the product is computed densely, with the same
+values and gradients, unless `gather_prefers_sparse(k, s, out)`.
+
 Example:
     >>> w2 = jnp.arange(6.0).reshape(3, 2)                  # s = 3 units, out = 2
     >>> gather_matmul(jnp.array([[1.0]]), jnp.array([[2]]), w2)
@@ -12,10 +18,26 @@ Example:
 
 from __future__ import annotations
 
+from typing import Literal
+
 import jax
 import jax.numpy as jnp
 
 from sparselearn.primitives import _checks, _rows
+
+# `impl="auto"` gathers when the active units are few (k/s ≤ GATHER_MAX_DENSITY) or the
+# gathered rows are short (k·out ≤ GATHER_MAX_ROW_ELEMENTS). Measured on a 2-core CPU,
+# batch 256, s = 4096: with out = 1 or 16 the gather won even at k/s = 1/4 (k·out ≤ 2^14),
+# with out = 64 it lost at 1/4 (k·out = 2^16), with out = 128 and 512 it was level or lost
+# at 1/16 and won only at 1/64.
+GATHER_MAX_DENSITY = 1 / 32
+GATHER_MAX_ROW_ELEMENTS = 1 << 14
+
+
+def gather_prefers_sparse(k: int, s: int, out: int) -> bool:
+    """Whether `gather_matmul(impl="auto")` gathers rows: k/s ≤ GATHER_MAX_DENSITY or
+    k·out ≤ GATHER_MAX_ROW_ELEMENTS (out = 1 for a vector w2)."""
+    return k / s <= GATHER_MAX_DENSITY or k * out <= GATHER_MAX_ROW_ELEMENTS
 
 
 @jax.custom_vjp
@@ -49,13 +71,18 @@ def _check(values, idx, w2) -> None:
     _checks.k_in_range(idx.shape[1], w2.shape[0])
 
 
-def gather_matmul(values: jax.Array, idx: jax.Array, w2: jax.Array) -> jax.Array:
+def gather_matmul(values: jax.Array, idx: jax.Array, w2: jax.Array, *,
+                  impl: Literal["auto", "sparse", "dense"] = "auto") -> jax.Array:
     """Σ_j values[i, j] · w2[idx[i, j]] for every example i.
 
     Args:
         values: (m, k) hidden values of the active units (e.g. relu of the top-k).
         idx: (m, k) int unit indices in [0, s); k ≤ s.
         w2: (s, out) second-layer weights, or (s,) for a scalar output.
+        impl: "sparse" (gather the k rows per example; custom VJP that scatters back
+            into them), "dense" (`gather_matmul_reference`: scatter values into an
+            (m, s) matrix, then one matrix product) or "auto": sparse where
+            `gather_prefers_sparse(k, s, out)`. All three give the same values and gradients.
 
     Returns:
         (m, out), or (m,) when w2 is (s,).
@@ -64,8 +91,16 @@ def gather_matmul(values: jax.Array, idx: jax.Array, w2: jax.Array) -> jax.Array
     idx gets none. Equals `dense_rows(values, idx, s) @ w2`.
     """
     _check(values, idx, w2)
+    if impl not in ("auto", "sparse", "dense"):
+        raise ValueError(f"impl must be 'auto', 'sparse' or 'dense', got {impl!r}")
     vector = w2.ndim == 1
-    out = _gather_matmul(values, idx.astype(jnp.int32), w2[:, None] if vector else w2)
+    w2m = w2[:, None] if vector else w2
+    if impl == "auto":
+        impl = "sparse" if gather_prefers_sparse(idx.shape[1], w2m.shape[0], w2m.shape[1]) else "dense"
+    if impl == "sparse":
+        out = _gather_matmul(values, idx.astype(jnp.int32), w2m)
+    else:
+        out = dense_rows(values, idx, w2m.shape[0]) @ w2m
     return out[:, 0] if vector else out
 
 
