@@ -19,9 +19,9 @@ retrain).
 Full size: `sparselearn figs PF-5` — (n, k) = (40, 4), 10 seeds, 30k steps per arm: 2 min 33 s
 wall on the 2-core AMD EPYC (Zen 4) CPU, jax 0.10.2, shared with other jobs. Steps to test
 error 0 (of 10 seeds): full network 10/10, median 2.75k; rewound top-5 tickets 6/10, median
-6.6k; random 5 units rewound 3/10 (17k); fresh width-5 networks 3/10 (15k). The tickets'
-units mostly started with one relevant input (the parents' units, not the tickets, find
-the parity; a ticket keeps their head start). We first ran the paper's (50, 5): the width-100
+6.6k; random 5 units rewound 3/10 (17k); fresh width-5 networks 3/10 (15k). Of the 50 ticket units, 30
+started connected to one relevant input and 1 to two (random units: 6 and 0), so the
+winning units are those whose sparse start already touched the support. We first ran the paper's (50, 5): the width-100
 parent reached 0 error in 6/10 seeds within 30k steps (7/10 below 10⁻³), but no width-5
 network did, tickets included, so the figure uses the (40, 4) fallback of SCIENCE.md §7.
 Smoke: `sparselearn figs PF-5 --smoke` (seconds; n = 10, k = 2, width 32).
