@@ -216,10 +216,14 @@ def test_gather_matmul_check_grads():
                         order=2, modes=("rev",))
 
 
-@pytest.mark.parametrize("block", [1, 7, 64])
-def test_row_helpers_match_dense_at_every_chunk_size(monkeypatch, block):
+@pytest.mark.parametrize("block, unroll, sum_block", [(1, 1, 1), (7, 2, 12), (64, 16, 1 << 17)])
+def test_row_helpers_match_dense_at_every_chunk_size(monkeypatch, block, unroll, sum_block):
+    # chunks of 1, a few or all examples; row_combine's slots one by one, in groups of 2
+    # with one left over (k = 5), and all in one group
     monkeypatch.setattr(_rows, "_BLOCK", block)
-    m, k, s, d = 9, 3, 11, 5
+    monkeypatch.setattr(_rows, "_UNROLL", unroll)
+    monkeypatch.setattr(_rows, "_SUM_BLOCK", sum_block)
+    m, k, s, d = 9, 5, 11, 5
     x, coef, table = normal(0, (m, d)), normal(1, (m, k)), normal(2, (s, d))
     idx = jax.random.randint(jax.random.key(3), (m, k), 0, s)
     onehot = jax.nn.one_hot(idx, s)  # (m, k, s)

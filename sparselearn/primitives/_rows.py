@@ -6,6 +6,12 @@ as the dense product it replaces. So the batch is walked in chunks small enough
 for the gathered block to stay in cache: `lax.map` for products, `lax.scan` with
 an accumulator for scatter-adds. Small problems (m·k·d under one chunk) run in one
 vectorised step. Accumulation is in float32 at least, whatever the input dtype.
+
+`row_combine` never materialises the gathered rows: it walks the k slots in groups
+of `_UNROLL` and adds coef[:, j] · table[idx[:, j]] for the slots of a group in one
+expression, which XLA fuses into a single loop that reads each gathered row once and
+keeps the (m, d) sum in cache (about 4× faster on CPU than gather-then-contract).
+The reductions over d in `row_dots` do not fuse that way, so it keeps the chunks.
 """
 
 from __future__ import annotations
@@ -15,6 +21,10 @@ import jax.numpy as jnp
 
 # Elements of one gathered (chunk, k, d) block: 32k floats = 128 KiB, inside L2.
 _BLOCK = 1 << 15
+# Slots that `row_combine` adds in one fused expression (16 was fastest of 4…64 on CPU).
+_UNROLL = 16
+# Elements of `row_combine`'s running sum per chunk of examples: 128k floats = 512 KiB.
+_SUM_BLOCK = 1 << 17
 
 
 def _acc_dtype(*arrays) -> jnp.dtype:
@@ -59,15 +69,42 @@ def row_dots(x: jax.Array, table: jax.Array, idx: jax.Array) -> jax.Array:
     return _map_rows(block, x, idx, table, idx.shape[1]).astype(jnp.result_type(x, table))
 
 
+def _add_slots(total: jax.Array, coef: jax.Array, idx: jax.Array, table: jax.Array) -> jax.Array:
+    """total + Σ_j coef[:, j] · table[idx[:, j]] over the few slots j of coef, idx (c, u),
+    written as one sum so that XLA fuses the gathers into the additions."""
+    acc = total.dtype
+    for j in range(idx.shape[1]):
+        row = table.at[idx[:, j]].get(mode="promise_in_bounds").astype(acc)
+        total = total + coef[:, j, None].astype(acc) * row
+    return total
+
+
 def row_combine(coef: jax.Array, idx: jax.Array, table: jax.Array) -> jax.Array:
     """out[i] = Σ_j coef[i, j] · table[idx[i, j]].  coef, idx (m, k), table (s, d) → (m, d)."""
+    m, k = idx.shape
+    d = table.shape[1]
     acc = _acc_dtype(coef, table)
+    u = min(k, _UNROLL)
+    whole = k - k % u  # slots in full groups of u; the k % u left over are added at the end
 
     def block(cb, ib):
-        return jnp.einsum("ck,ckd->cd", cb, table[ib], preferred_element_type=acc)
+        c = ib.shape[0]
+        total = jnp.zeros((c, d), acc)
+        if whole > u:
+            groups = (cb[:, :whole].reshape(c, -1, u).transpose(1, 0, 2),
+                      ib[:, :whole].reshape(c, -1, u).transpose(1, 0, 2))
+            total, _ = jax.lax.scan(lambda t, g: (_add_slots(t, *g, table), None), total, groups)
+        elif whole:
+            total = _add_slots(total, cb[:, :whole], ib[:, :whole], table)
+        return _add_slots(total, cb[:, whole:], ib[:, whole:], table)
 
-    return _map_rows(block, coef, idx, table, table.shape[1]).astype(jnp.result_type(coef, table))
-
+    c = int(min(m, max(1, _SUM_BLOCK // max(1, d))))
+    if c >= m:
+        out = block(coef, idx)
+    else:
+        parts, ids = _chunked([coef, idx], c)
+        out = jax.lax.map(lambda p: block(*p), (parts, ids)).reshape(-1, d)[:m]
+    return out.astype(jnp.result_type(coef, table))
 
 
 def row_scatter_add(s: int, idx: jax.Array, coef: jax.Array, x: jax.Array, dtype) -> jax.Array:
