@@ -7,13 +7,22 @@ gradients of all weights) of
 - routed:         routed_mlp(..., impl="auto"), what the `mlp` learner runs with
                   `routed: true` (dense fallback outside `prefers_sparse`);
 - routed_sparse:  routed_mlp(..., impl="sparse") everywhere, to show where it loses;
-- gather vs dense second layer with out = n: gather_matmul(values, idx, w2)
-  against dense_rows(values, idx, s) @ w2.
+- second layer with out = n: gather_matmul(values, idx, w2, impl="sparse") (the gather
+  path) and impl="auto" against dense_rows(values, idx, s) @ w2.
 
-Timings are medians of interleaved repeats (the two sides alternate, so drift in
-machine load hits both). `ideal` is s/k, the FLOP ratio of the first layer.
+The contenders of one cell run side by side: every round times each of them once, in
+turn, so a change in machine load hits all of them. A speedup is the median over
+rounds of (dense time / sparse time) within the round; the *_ms figures are medians
+of the rounds. `ideal` is s/k, the FLOP ratio of the first layer. The load average is
+recorded before and after every cell: other processes on the machine inflate the
+timings, and not evenly (in our runs on a busy machine the dense path, whose matrix
+products use every core, slowed down more than the sparse loops, which run on one),
+so compare figures only within one run and read them with its load.
 
-Run: python benchmarks/bench_primitives.py [--quick]   (~1.5–2 min on 2 CPU cores)
+At s = 4096, density 1/64 it also times the pieces of both paths on their own
+(`breakdown_s4096_density1_64`), to show where the time goes.
+
+Run: python benchmarks/bench_primitives.py [--quick]   (~2–3 min on an idle 2-core CPU)
 Writes benchmarks/results/primitives.json.
 """
 
@@ -22,8 +31,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
+import sys
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -31,31 +40,25 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from sparselearn import primitives as P
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import describe  # noqa: E402
+
+from sparselearn import primitives as P  # noqa: E402
+from sparselearn.primitives import _rows  # noqa: E402
 
 M, N, RANK = 256, 512, 8
 WIDTHS = (1024, 4096, 16384)
 DENSITIES = (Fraction(1, 4), Fraction(1, 16), Fraction(1, 64))
+TARGET_SPEEDUP = 4.0          # routed or gather path at s = 4096, density 1/64
+TARGET_WORST_SLOWDOWN = 1.2   # routed (auto) at density 1/4
 OUT = Path(__file__).parent / "results" / "primitives.json"
 
 
-def machine() -> dict:
-    model = platform.processor() or platform.machine()
+def load_average() -> list[float] | None:
     try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "jax": jax.__version__,
-        "backend": jax.default_backend(),
-        "device": jax.devices()[0].device_kind,
-        "python": platform.python_version(),
-        # other processes share the cores: timings are only comparable within one run
-        "load_average_1min_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-    }
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def _once(fn, args) -> float:
@@ -64,26 +67,41 @@ def _once(fn, args) -> float:
     return time.perf_counter() - t
 
 
-def race(contenders: dict, budget_s: float) -> dict:
-    """Median seconds per call of each jitted (fn, args), interleaved round by round."""
+def race(contenders: dict, budget_s: float, min_rounds: int = 7, max_rounds: int = 41) -> dict:
+    """Seconds per call of each jitted (fn, args), one list entry per round; every round
+    calls every contender once, in turn."""
     for fn, args in contenders.values():
         jax.block_until_ready(fn(*args))  # compile
     first = {name: _once(fn, args) for name, (fn, args) in contenders.items()}
-    rounds = int(max(3, min(25, budget_s / max(sum(first.values()), 1e-9))))
-    times = {name: [t] for name, t in first.items()}
-    for _ in range(rounds - 1):
+    rounds = int(max(min_rounds, min(max_rounds, budget_s / max(sum(first.values()), 1e-9))))
+    times = {name: [] for name in contenders}
+    for _ in range(rounds):
         for name, (fn, args) in contenders.items():
             times[name].append(_once(fn, args))
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return times
 
 
-def mlp_case(s: int, k: int, key) -> dict:
+def ms(times: list[float]) -> float:
+    return 1e3 * statistics.median(times)
+
+
+def speedup(base: list[float], other: list[float]) -> float:
+    """Median over rounds of base / other, the two timed in the same round."""
+    return statistics.median(b / o for b, o in zip(base, other))
+
+
+def mlp_data(s: int, k: int, key):
     ks = jax.random.split(key, 6)
     x = jax.random.normal(ks[0], (M, N))
     router = (jax.random.normal(ks[1], (N, RANK)), jax.random.normal(ks[2], (RANK, s)))
     w1 = jax.random.normal(ks[3], (s, N)) / jnp.sqrt(N)
     b1 = jnp.zeros(s)
     w2 = jax.random.normal(ks[4], (s,)) / jnp.sqrt(k)
+    return x, router, w1, b1, w2
+
+
+def mlp_case(s: int, k: int, key) -> dict:
+    x, router, w1, b1, w2 = mlp_data(s, k, key)
     mask = jnp.ones((N, s), bool)
 
     def dense_loss(w1t, b1, w2, x, mask):
@@ -102,22 +120,62 @@ def mlp_case(s: int, k: int, key) -> dict:
     }
 
 
-def gather_case(s: int, k: int, key) -> dict:
+def gather_data(s: int, k: int, key):
     ks = jax.random.split(key, 3)
     values = jax.random.normal(ks[0], (M, k))
     idx = jax.lax.top_k(jax.random.normal(ks[1], (M, s)), k)[1]
     w2 = jax.random.normal(ks[2], (s, N)) / jnp.sqrt(k)
+    return values, idx, w2
+
+
+def gather_case(s: int, k: int, key) -> dict:
+    values, idx, w2 = gather_data(s, k, key)
 
     def dense_loss(values, w2, idx):
         return jnp.sum(P.dense_rows(values, idx, s) @ w2)
 
-    def gather_loss(values, w2, idx):
-        return jnp.sum(P.gather_matmul(values, idx, w2))
+    def gather_loss(impl):
+        def loss(values, w2, idx):
+            return jnp.sum(P.gather_matmul(values, idx, w2, impl=impl))
+        return jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
 
     return {
         "dense": (jax.jit(jax.value_and_grad(dense_loss, argnums=(0, 1))), (values, w2, idx)),
-        "gather": (jax.jit(jax.value_and_grad(gather_loss, argnums=(0, 1))), (values, w2, idx)),
+        "gather": (gather_loss("sparse"), (values, w2, idx)),
+        "gather_auto": (gather_loss("auto"), (values, w2, idx)),
     }
+
+
+def breakdown(s: int, k: int, key, budget_s: float) -> dict:
+    """Milliseconds of the pieces of the dense, routed and gather paths, each jitted alone."""
+    x, router, w1, b1, w2 = mlp_data(s, k, key)
+    values, idx_g, w2_wide = gather_data(s, k, key)
+    scores = (x @ router[0]) @ router[1] + b1
+    idx = jax.lax.top_k(scores, k)[1]
+    coef = jax.random.normal(jax.random.fold_in(key, 7), (M, k))
+    g_wide = jax.random.normal(jax.random.fold_in(key, 8), (M, N))
+    z = x @ w1.T + b1
+    full = {**{f"total {name}": c for name, c in mlp_case(s, k, key).items() if name != "routed"},
+            **{f"total second layer {name}": c for name, c in gather_case(s, k, key).items()
+               if name != "gather_auto"}}
+    pieces = {
+        "dense: z = x @ w1 (forward matmul)": (jax.jit(lambda x, w: x @ w.T), (x, w1)),
+        "dense: d_w1 = x^T g (backward matmul)": (jax.jit(lambda x, g: x.T @ g), (x, z)),
+        "dense: topk(z, k) keep mask": (jax.jit(lambda z: P.topk(z, k)), (z,)),
+        "routed: route (router scores + lax.top_k)": (jax.jit(lambda x, r, b: P.route(x, r, b, k)), (x, router, b1)),
+        "routed: lax.top_k of the scores alone": (jax.jit(lambda sc: jax.lax.top_k(sc, k)), (scores,)),
+        "routed: row_dots x . w1[idx] (forward)": (jax.jit(_rows.row_dots), (x, w1, idx)),
+        "routed: row_scatter_add d_w1 (backward)": (
+            jax.jit(lambda i, c, x: _rows.row_scatter_add(s, i, c, x, jnp.float32)), (idx, coef, x)),
+        "routed: row_combine d_x (backward, only when x needs a gradient)": (jax.jit(_rows.row_combine),
+                                                                            (coef, idx, w1)),
+        "gather: row_combine (forward, out = n)": (jax.jit(_rows.row_combine), (values, idx_g, w2_wide)),
+        "gather: row_dots d_values (backward)": (jax.jit(_rows.row_dots), (g_wide, w2_wide, idx_g)),
+        "gather: row_scatter_add d_w2 (backward)": (
+            jax.jit(lambda i, c, g: _rows.row_scatter_add(s, i, c, g, jnp.float32)), (idx_g, values, g_wide)),
+    }
+    t = race({**full, **pieces}, budget_s)
+    return {name: round(ms(ts), 3) for name, ts in t.items()}
 
 
 def main(argv=None) -> dict:
@@ -126,9 +184,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     widths = WIDTHS[:2] if args.quick else WIDTHS
-    budget = 0.5 if args.quick else 3.0
+    budget = 0.5 if args.quick else 4.0
 
-    machine_info = machine()
+    machine_info = describe()
     results, ratios = [], {}
     started = time.perf_counter()
     for s in widths:
@@ -136,47 +194,79 @@ def main(argv=None) -> dict:
             k = int(s * density)
             tag = f"s{s}_density1_{density.denominator}"
             key = jax.random.fold_in(jax.random.key(0), s + k)
+            load_before = load_average()
             t = race(mlp_case(s, k, key), budget)
             g = race(gather_case(s, k, key), budget)
             row = {
                 "s": s, "k": k, "n": N, "batch": M, "router_rank": RANK, "density": str(density),
                 "ideal": s / k,
-                "dense_ms": 1e3 * t["dense"],
-                "routed_ms": 1e3 * t["routed"],
+                "rounds": len(t["dense"]), "rounds_second_layer": len(g["dense"]),
+                "dense_ms": ms(t["dense"]),
+                "routed_ms": ms(t["routed"]),
                 "routed_path": "sparse" if P.prefers_sparse(k, s, N) else "dense",
-                "routed_sparse_ms": 1e3 * t["routed_sparse"],
-                "speedup": t["dense"] / t["routed"],
-                "speedup_sparse_only": t["dense"] / t["routed_sparse"],
-                "efficiency": t["dense"] / t["routed"] / (s / k),
+                "routed_sparse_ms": ms(t["routed_sparse"]),
+                "speedup": speedup(t["dense"], t["routed"]),
+                "speedup_sparse_only": speedup(t["dense"], t["routed_sparse"]),
                 "second_layer_out": N,
-                "second_layer_dense_ms": 1e3 * g["dense"],
-                "gather_ms": 1e3 * g["gather"],
-                "gather_speedup": g["dense"] / g["gather"],
+                "second_layer_dense_ms": ms(g["dense"]),
+                "gather_ms": ms(g["gather"]),
+                "gather_speedup": speedup(g["dense"], g["gather"]),
+                "gather_auto_path": "sparse" if P.gather_prefers_sparse(k, s, N) else "dense",
+                "gather_auto_ms": ms(g["gather_auto"]),
+                "gather_auto_speedup": speedup(g["dense"], g["gather_auto"]),
+                "load_average_before": load_before,
+                "load_average_after": load_average(),
             }
+            row["efficiency"] = row["speedup"] / row["ideal"]
             results.append(row)
             ratios[f"speedup_{tag}"] = row["speedup"]
             ratios[f"speedup_sparse_only_{tag}"] = row["speedup_sparse_only"]
             ratios[f"gather_speedup_{tag}"] = row["gather_speedup"]
-            print(f"{tag:>22}  dense {row['dense_ms']:9.2f} ms  routed {row['routed_ms']:9.2f} ms "
-                  f"({row['routed_path']}, ×{row['speedup']:.2f}; sparse-only ×{row['speedup_sparse_only']:.2f}; "
-                  f"ideal ×{row['ideal']:.0f})  gather ×{row['gather_speedup']:.2f}", flush=True)
+            ratios[f"gather_auto_speedup_{tag}"] = row["gather_auto_speedup"]
+            print(f"{tag:>22}  dense {row['dense_ms']:8.2f} ms  routed {row['routed_ms']:8.2f} ms "
+                  f"({row['routed_path']}, x{row['speedup']:.2f}; sparse-only x{row['speedup_sparse_only']:.2f}; "
+                  f"ideal x{row['ideal']:.0f})  gather x{row['gather_speedup']:.2f} "
+                  f"(auto {row['gather_auto_path']} x{row['gather_auto_speedup']:.2f})  "
+                  f"load {row['load_average_before'][0] if row['load_average_before'] else '?'}", flush=True)
 
+    pieces = None
+    if 4096 in widths:
+        pieces = breakdown(4096, 64, jax.random.fold_in(jax.random.key(0), 4096 + 64), budget)
+        for name, v in pieces.items():
+            print(f"    {name:<70} {v:8.3f} ms")
+
+    best = max(ratios.get("speedup_s4096_density1_64", 0.0), ratios.get("gather_speedup_s4096_density1_64", 0.0))
+    worst_quarter = min((r["speedup"] for r in results if r["density"] == "1/4"), default=None)
     report = {
         "benchmark": "primitives",
         "machine": machine_info,
         "description": "forward+backward of one gradient step, dense top-k MLP vs routed/gather paths; "
-                       "speedup = dense time / sparse time",
+                       "speedup = median over side-by-side rounds of dense time / sparse time",
         "config": {"batch": M, "n": N, "router_rank": RANK, "widths": list(widths),
-                   "densities": [str(d) for d in DENSITIES], "sparse_max_density": str(Fraction(P.SPARSE_MAX_DENSITY)),
+                   "densities": [str(d) for d in DENSITIES],
+                   "sparse_max_density": str(Fraction(P.SPARSE_MAX_DENSITY)),
                    "sparse_max_row_elements": P.SPARSE_MAX_ROW_ELEMENTS,
+                   "gather_max_density": str(Fraction(P.GATHER_MAX_DENSITY)),
+                   "gather_max_row_elements": P.GATHER_MAX_ROW_ELEMENTS,
                    "quick": args.quick},
         "ratios": ratios,
+        "targets": {
+            "speedup_s4096_density1_64_routed_or_gather": {"required": TARGET_SPEEDUP, "measured": best,
+                                                           "met": best >= TARGET_SPEEDUP},
+            "routed_speedup_density1_4_worst": {"required": 1 / TARGET_WORST_SLOWDOWN, "measured": worst_quarter,
+                                                "met": worst_quarter is not None
+                                                and worst_quarter >= 1 / TARGET_WORST_SLOWDOWN},
+        },
         "results": results,
+        "breakdown_s4096_density1_64_ms": pieces,
+        "load_average_start": machine_info.get("load_average"),
+        "load_average_end": load_average(),
         "wall_s": time.perf_counter() - started,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out} in {report['wall_s']:.0f} s")
+    print(f"wrote {args.out} in {report['wall_s']:.0f} s (load average {report['load_average_start']} → "
+          f"{report['load_average_end']})")
     return report
 
 
