@@ -23,6 +23,8 @@ from sparselearn.learners.kernels import KernelRidge, RandomFeatures
 from sparselearn.learners.layerwise import Layerwise
 from sparselearn.learners.lowdegree import LowDegree
 from sparselearn.learners.mlp import MLP
+from sparselearn.learners.neuron import Neuron
+from sparselearn.learners.polynomial import PolyMLP, PolyNet
 
 REGISTRY: dict[str, type] = {
     MLP.name: MLP,
@@ -31,6 +33,9 @@ REGISTRY: dict[str, type] = {
     RandomFeatures.name: RandomFeatures,
     GF2.name: GF2,
     Layerwise.name: Layerwise,
+    PolyNet.name: PolyNet,
+    PolyMLP.name: PolyMLP,
+    Neuron.name: Neuron,
 }
 
 
