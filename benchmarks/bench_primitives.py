@@ -146,6 +146,14 @@ def gather_case(s: int, k: int, key) -> dict:
     }
 
 
+def combine_by_contraction(coef, idx, table):
+    """`_rows.row_combine` the way it was first written, for comparison: gather each
+    chunk's (c, k, d) rows into memory, then contract them with the coefficients."""
+    def block(cb, ib):
+        return jnp.einsum("ck,ckd->cd", cb, table[ib])
+    return _rows._map_rows(block, coef, idx, table, table.shape[1])
+
+
 def breakdown(s: int, k: int, key, budget_s: float) -> dict:
     """Milliseconds of the pieces of the dense, routed and gather paths, each jitted alone."""
     x, router, w1, b1, w2 = mlp_data(s, k, key)
@@ -170,6 +178,8 @@ def breakdown(s: int, k: int, key, budget_s: float) -> dict:
         "routed: row_combine d_x (backward, only when x needs a gradient)": (jax.jit(_rows.row_combine),
                                                                             (coef, idx, w1)),
         "gather: row_combine (forward, out = n)": (jax.jit(_rows.row_combine), (values, idx_g, w2_wide)),
+        "gather: row_combine by gather-then-contract, for comparison": (jax.jit(combine_by_contraction),
+                                                                        (values, idx_g, w2_wide)),
         "gather: row_dots d_values (backward)": (jax.jit(_rows.row_dots), (g_wide, w2_wide, idx_g)),
         "gather: row_scatter_add d_w2 (backward)": (
             jax.jit(lambda i, c, g: _rows.row_scatter_add(s, i, c, g, jnp.float32)), (idx_g, values, g_wide)),
