@@ -1,0 +1,106 @@
+"""Scaling study: sample complexity m* of a ReLU MLP on certified sparse teachers, as s grows at
+fixed k and as k grows at fixed s.
+
+Teachers: `sparse_mlp` (construction random: k groups of disjoint Hamming balls, so at most k of
+the s units fire on any x ∈ {±1}ⁿ, certified by enumeration), unit output variance. Learner: a
+two-layer ReLU `mlp` (width 128, Adam, square loss, full passes over a fixed sample of m).
+m* = the smallest m with test MSE ≤ EPS (a fraction of the label variance, which is 1) for at
+least 1 − DELTA of the seeds, found by `sl.sample_complexity` (doubling, then bisection on log m
+to a factor 1.5). ADKM Theorem 17 bounds the sparse class by Õ(k·s·n/ε²) samples (exponent 1
+in s and in k); the dense baseline (s units, any of them active) needs Õ(s²/ε²) (exponent 2 in s,
+0 in k). Both are upper bounds for ERM; a trained MLP need not follow either.
+
+Run:   python experiments/adkm_s1.py            full: n = 12; s ∈ {4, 8, 16, 32} at k = 2 and
+                                                 k ∈ {1, 2, 4, 8} at s = 32; 3 seeds
+       python experiments/adkm_s1.py --smoke    seconds
+Used by paper_figs/fig_adkm_s1.py and `sparselearn figs exponents`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import sparselearn as sl
+from sparselearn import theory
+
+TARGET, LEARNER = "sparse_mlp", "mlp"
+X, Y, BY = "size", "m_star", "sweep"
+
+EPS, DELTA = 0.1, 0.34          # test MSE ≤ 0.1 (10% of the label variance) on ≥ 2 of 3 seeds
+
+FULL = {"n": 12, "fixed_k": 2, "s_values": [4, 8, 16, 32], "fixed_s": 32, "k_values": [1, 2, 4, 8],
+        "width": 128, "batch": 64, "steps": 2000, "test_m": 2048, "seeds": 3, "start": 512,
+        "max_m": 16384, "rounds": 40, "eps": EPS}
+SMOKE = {"n": 8, "fixed_k": 2, "s_values": [4, 8], "fixed_s": 8, "k_values": [1, 2],
+         "width": 32, "batch": 16, "steps": 200, "test_m": 256, "seeds": 2, "start": 256,
+         "max_m": 1024, "rounds": 1, "eps": 1.0}
+
+TEXT = """
+experiment: adkm_s1{smoke}_{swept}
+target:  {{name: sparse_mlp, n: {n}, s: {s}, k: {k}, construction: random}}
+learner: {{name: mlp, width: {width}, depth: 2, activation: relu, init: standard}}
+train:   {{optimizer: adam, lr: 0.001, batch: {batch}, steps: {steps}, loss: square, eval_every: {steps}, eps: {eps}}}
+data:    {{m: {start}, test_m: {test_m}}}
+sweep:   {{seeds: {seeds}, grid: {{target.{swept}: {values}}}}}
+"""
+
+
+def configs(smoke: bool = False) -> dict[str, sl.config.Experiment]:
+    """Series label → config whose grid runs over the grown quantity (s or k)."""
+    size = SMOKE if smoke else FULL
+    common = {k: size[k] for k in ("n", "width", "batch", "steps", "test_m", "seeds", "start")}
+    text = {
+        f"s at k={size['fixed_k']}": TEXT.format(swept="s", s=max(size["s_values"]), k=size["fixed_k"],
+                                                 values=size["s_values"], **common, eps=size['eps'],
+                                                 smoke="_smoke" if smoke else ""),
+        f"k at s={size['fixed_s']}": TEXT.format(swept="k", s=size["fixed_s"], k=1, values=size["k_values"],
+                                                 **common, eps=size['eps'], smoke="_smoke" if smoke else ""),
+    }
+    return {label: sl.config.loads(t, name="adkm_s1") for label, t in text.items()}
+
+
+def measure(smoke: bool = False, results: str | Path = "results") -> pd.DataFrame:
+    """One row per teacher: sweep (series label), size (the grown s or k), n, s, k, m_star (NaN
+    when no m ≤ max_m reached ε), its bracket ci_low/ci_high, censored."""
+    size = SMOKE if smoke else FULL
+    rows = []
+    for label, exp in configs(smoke).items():
+        swept = "s" if label.startswith("s") else "k"
+        res = sl.sample_complexity(exp, eps=size["eps"], delta=DELTA, out=str(results), start=size["start"],
+                                   max_value=size["max_m"], rtol=0.5, progress=False, max_rounds=size["rounds"])
+        table = res.table()
+        s = table.get("target.s", pd.Series([exp.target.s] * len(table)))
+        k = table.get("target.k", pd.Series([exp.target.k] * len(table)))
+        rows.append(pd.DataFrame({
+            "sweep": label, "size": (s if swept == "s" else k).astype(int), "n": exp.target.n,
+            "s": s.astype(int), "k": k.astype(int), "m_star": table["estimate"].astype(float),
+            "ci_low": table["ci_low"].astype(float), "ci_high": table["ci_high"].astype(float),
+            "censored": table["censored"].astype(bool)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def theory_exponent(sweep: str) -> tuple[float, str]:
+    """The exponent of the grown quantity in ADKM Theorem 17's Õ(k·s·n/ε²), read off
+    `theory.sample_complexity_sparse` by a log-log fit (1 for s and for k; the dense baseline
+    Õ(s²/ε²) would give 2 for s and 0 for k)."""
+    grown = np.array([4.0, 32.0])
+    if sweep.startswith("s"):
+        m = theory.sample_complexity_sparse(n=12, s=grown, k=2, eps=EPS, delta=DELTA, W=1, B=1, R=np.sqrt(12))
+    else:
+        m = theory.sample_complexity_sparse(n=12, s=32, k=grown, eps=EPS, delta=DELTA, W=1, B=1, R=np.sqrt(12))
+    _, alpha = theory.fit_power_law(grown, m)
+    return alpha, "ADKM Thm 17: Õ(k·s·n/ε²) (dense: Õ(s²/ε²))"
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--smoke", action="store_true")
+    p.add_argument("--results", default="results")
+    a = p.parse_args()
+    print(measure(a.smoke, a.results).to_string())
+    sys.exit(0)

@@ -1,0 +1,99 @@
+"""ADKM-S1: measured sample complexity m* of a ReLU MLP on certified sparse teachers vs s and vs k.
+
+The measured counterpart of ADKM Theorem 17 (Õ(k·s·n/ε²) samples for the sparsely activated
+class H_{n,s,k}) against the dense baseline Õ(s²/ε²). m* per teacher from
+`experiments/adkm_s1.py`: the smallest m with test MSE ≤ 0.1 (10% of the label variance) on
+≥ 2 of 3 seeds, by `sl.sample_complexity`. Left: s grows at k = 2; right: k grows at s = 32
+(n = 12, `sparse_mlp` construction random, certified by enumerating {±1}^12). Error bars: the
+Clopper–Pearson bracket of m*; solid: fitted power law (exponent and bootstrap CI in the
+legend); dashed: the theory rates (constants unknown, anchored at the first point).
+
+Full size: `sparselearn figs ADKM-S1` (runs experiments/adkm_s1.py at full size). Machine:
+2-core AMD EPYC (Zen 4) CPU, jax 0.10.2, shared with other jobs; wall time WALL_TIME.
+Result: RESULT
+Smoke: `sparselearn figs ADKM-S1 --smoke` (seconds).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+if not __package__:  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from paper_figs import common  # noqa: E402
+from sparselearn import theory  # noqa: E402
+from sparselearn.plotting import fit_exponent, overlay  # noqa: E402
+from sparselearn.plotting.style import PALETTE, panels  # noqa: E402
+
+ID = "ADKM-S1"
+
+
+def _rates(sweep: str, part: pd.DataFrame, grid: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """(label, curve) of the ADKM and dense rates along the grown quantity."""
+    n, s, k = int(part["n"].iloc[0]), part["s"].to_numpy(), part["k"].to_numpy()
+    R, study = np.sqrt(n), common.study("adkm_s1")
+    eps, delta = study.EPS, study.DELTA
+    if sweep.startswith("s"):
+        sparse = theory.sample_complexity_sparse(n, grid, k[0], eps, delta, 1.0, 1.0, R)
+        dense = theory.sample_complexity_dense(grid, eps, delta, 1.0, 1.0, R)
+    else:
+        sparse = theory.sample_complexity_sparse(n, s[0], grid, eps, delta, 1.0, 1.0, R)
+        dense = theory.sample_complexity_dense(np.full_like(grid, s[0]), eps, delta, 1.0, 1.0, R)
+    return [("ADKM Thm 17: k·s·n", sparse), ("dense: s²", dense)]
+
+
+def draw(table: pd.DataFrame):
+    sweeps = list(dict.fromkeys(table["sweep"]))
+    fig, axes = panels(1, len(sweeps), width=4.2 * len(sweeps), height=3.4)
+    for i, (ax, sweep) in enumerate(zip(np.atleast_1d(axes), sweeps)):
+        part = table[table["sweep"] == sweep].sort_values("size")
+        ok = part.dropna(subset=["m_star"])
+        color = PALETTE[i % len(PALETTE)]
+        try:
+            fit = fit_exponent(ok["size"], ok["m_star"])
+            label = f"measured m*: {fit.label()}"
+        except ValueError:
+            fit, label = None, "measured m* (too few points to fit)"
+        lo = (ok["m_star"] - ok["ci_low"].fillna(ok["m_star"])).clip(lower=0)
+        hi = (ok["ci_high"].fillna(ok["m_star"]) - ok["m_star"]).clip(lower=0)
+        ax.errorbar(ok["size"], ok["m_star"], yerr=[lo, hi], fmt="o", color=color, ms=5, capsize=3, label=label)
+        if fit is not None:
+            grid = np.geomspace(ok["size"].min(), ok["size"].max(), 40)
+            ax.plot(grid, fit(grid), "-", color=color, lw=1)
+            for j, (name, curve) in enumerate(_rates(sweep, part, grid)):
+                overlay(ax, grid, curve, name, anchor=(grid[0], ok["m_star"].iloc[0]), color=("0.2", "0.6")[j])
+        censored = part[part["m_star"].isna()]
+        for x in censored["size"]:
+            ax.axvline(x, color="0.8", lw=0.8)
+        grown = "s (hidden units)" if sweep.startswith("s") else "k (active units)"
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel(grown)
+        ax.set_title(f"{sweep}, n={int(part['n'].iloc[0])}" + (f" ({len(censored)} censored)" if len(censored) else ""),
+                     fontsize=9)
+        ax.legend(frameon=False, fontsize=7)
+    np.atleast_1d(axes)[0].set_ylabel(f"m* (test MSE ≤ {common.study('adkm_s1').EPS:g})")
+    return fig
+
+
+def main(smoke: bool = False, results: str | Path = "results", out: str | Path | None = None) -> list[Path]:
+    data = common.data_paths(ID)[0]
+    study = common.study("adkm_s1")
+    if not smoke and data.exists():
+        table = pd.read_parquet(data)
+    else:
+        table = study.measure(smoke=smoke, results=results)
+        if not smoke:
+            data.parent.mkdir(parents=True, exist_ok=True)
+            table.to_parquet(data, index=False)
+            common.data_paths(ID)[2].write_text("\n---\n".join(
+                __import__("sparselearn").config.dump(e) for e in study.configs(False).values()))
+    return common.save_figure(ID, draw(table), out)
+
+
+if __name__ == "__main__":
+    common.main(main, __doc__)

@@ -1,0 +1,114 @@
+"""MOE-1: test MSE vs active neurons k — dense and routed students on dense and mixture-of-experts teachers.
+
+The secret-mixture-of-experts question (Boix-Adserà 2025, SCIENCE.md §5) in a controlled
+synthetic setting. Two teachers on n = 16 inputs, both `moe` with 8 experts of 4 ReLU units
+(s = 32 units, unit output variance): the sparse teacher routes each input to its top-1
+expert through a rank-4 router (at most 4 active units), the dense teacher uses all 8
+experts on every input (`top: 8`, no routing: an ordinary one-hidden-layer ReLU net). Each
+is learned by two students with the same number k of active hidden units per input:
+a dense `mlp` of width k (relu), and a routed top-k `mlp` of width 128 (`activation: topk,
+routed: true`, rank-8 router built from its own first layer). Adam, square loss, m = 16384
+samples. Rows: hypercube and Gaussian inputs; median and IQR over seeds.
+
+Full size: `sparselearn figs MOE-1` — k ∈ {2, 4, 8, 16, 32}, 3 seeds, 120 runs. Machine:
+2-core AMD EPYC (Zen 4) CPU, jax 0.10.2, shared with other jobs; wall time WALL_TIME.
+Result: RESULT
+Smoke: `sparselearn figs MOE-1 --smoke` (n = 8, 4 experts of 2 units, k ∈ {2, 4}).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+if not __package__:  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from paper_figs import common  # noqa: E402
+from sparselearn.plotting.style import PALETTE, panels  # noqa: E402
+
+ID = "MOE-1"
+
+FULL = {"n": 16, "experts": 8, "expert_width": 4, "r": 4, "ks": [2, 4, 8, 16, 32], "routed_width": 128,
+        "steps": 2000, "batch": 64, "eval_every": 500, "m": 8192, "test_m": 2048, "seeds": 2}
+SMOKE = {"n": 8, "experts": 4, "expert_width": 2, "r": 2, "ks": [2], "routed_width": 32,
+         "steps": 100, "batch": 16, "eval_every": 100, "m": 256, "test_m": 256, "seeds": 2}
+#: the smoke draws the sparse teacher only (fewer compiled programs)
+SMOKE_TEACHERS = ("sparse teacher (top-1 of 8 experts)",)
+TEACHERS = {"sparse teacher (top-1 of 8 experts)": 1, "dense teacher (all 8 experts)": None}
+STUDENTS = {
+    "dense student (width k)": "{{name: mlp, width: 32, depth: 2, activation: relu, init: standard}}",
+    "routed top-k student (width {rw})": ("{{name: mlp, width: {rw}, depth: 2, activation: topk, k: 2, "
+                                          "routed: true, router_rank: {rank}}}"),
+}
+INPUTS = ("hypercube", "gaussian")
+
+
+def configs(smoke: bool = False):
+    """[(teacher label, student label, inputs, Experiment)]: one config per teacher, student and
+    input law; the grid runs over k (the dense student's width, the routed student's top-k)."""
+    size = SMOKE if smoke else FULL
+    out = []
+    for inputs in INPUTS:
+        for teacher, top in TEACHERS.items():
+            if smoke and teacher not in SMOKE_TEACHERS:
+                continue
+            top = top or size["experts"]
+            for student, learner in STUDENTS.items():
+                routed = "routed" in student
+                key = "learner.k" if routed else "learner.width"
+                text = f"""
+experiment: moe_1{'_smoke' if smoke else ''}_{inputs}_top{top}_{'routed' if routed else 'dense'}
+target:  {{name: moe, n: {size['n']}, experts: {size['experts']}, expert_width: {size['expert_width']}, r: {size['r']}, top: {top}, inputs: {inputs}}}
+learner: {learner.format(rw=size['routed_width'], rank=min(8, size['n']))}
+train:   {{optimizer: adam, lr: 0.001, batch: {size['batch']}, steps: {size['steps']}, loss: square, eval_every: {size['eval_every']}}}
+data:    {{m: {size['m']}, test_m: {size['test_m']}}}
+sweep:   {{seeds: {size['seeds']}, grid: {{{key}: {size['ks']}}}}}
+"""
+                label = student.format(rw=size["routed_width"])
+                out.append((teacher, label, inputs, common.experiment(text, "moe_1")))
+    return out
+
+
+def draw(runs):
+    teachers = [t for t in TEACHERS if t in set(runs["teacher"])]
+    fig, axes = panels(2, len(teachers), width=4.0 * len(teachers), height=6.0, sharey="row")
+    axes = np.asarray(axes).reshape(2, len(teachers))
+    students = list(dict.fromkeys(runs["student"]))
+    for row, inputs in enumerate(INPUTS):
+        for col, teacher in enumerate(teachers):
+            ax = axes[row, col]
+            cell = runs[(runs["inputs"] == inputs) & (runs["teacher"] == teacher) & (runs["status"] == "ok")]
+            for student, part in cell.groupby("student", sort=False):
+                q = part.groupby("active")["test_error"].quantile([0.25, 0.5, 0.75]).unstack()
+                color = PALETTE[students.index(student) % len(PALETTE)]
+                ax.plot(q.index, q[0.5], "o-", ms=3, color=color, label=student)
+                ax.fill_between(q.index, q[0.25], q[0.75], color=color, alpha=0.2, lw=0)
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_title(f"{teacher}, {inputs} inputs", fontsize=9)
+            if row == 1:
+                ax.set_xlabel("active hidden units per input k")
+            if col == 0:
+                ax.set_ylabel("test MSE (unit-variance target)")
+    axes[0, 0].legend(frameon=False, fontsize=7)
+    return fig
+
+
+def main(smoke: bool = False, results="results", out=None) -> list[Path]:
+    labelled = configs(smoke)
+    runs, _ = common.collect(ID, [e for *_, e in labelled], smoke, results)
+    meta = {e.experiment: (teacher, student, inputs) for teacher, student, inputs, e in labelled}
+    routed = runs["experiment"].map(lambda name: meta[name][1].startswith("routed"))
+    runs = runs.assign(teacher=runs["experiment"].map(lambda name: meta[name][0]),
+                       student=runs["experiment"].map(lambda name: meta[name][1]),
+                       inputs=runs["experiment"].map(lambda name: meta[name][2]),
+                       active=np.where(routed, runs["grid"].map(lambda g: json.loads(g).get("learner.k", 0)),
+                                       runs["width"]))
+    return common.save_figure(ID, draw(runs), out)
+
+
+if __name__ == "__main__":
+    common.main(main, __doc__)
