@@ -68,3 +68,14 @@ def test_list_figs_and_bad_names(capsys):
     assert main(["figs", "HP-99", "--smoke"]) == 2
     assert "unknown figure" in capsys.readouterr().err
     assert main(["figs"]) == 2
+
+
+def test_exponent_table_adkm_s1(drawn):
+    results, out = drawn[0], drawn[1]
+    if not (out / "exponents.csv").exists():
+        assert main(["figs", "exponents", "--smoke", "--results", str(results), "--out", str(out)]) == 0
+    table = pd.read_csv(out / "exponents.csv")
+    rows = table[table["study"] == "adkm_s1"]
+    assert set(rows["series"]) == {"sweep=s at k=2", "sweep=k at s=8"}
+    assert (rows["target"] == "sparse_mlp").all() and (rows["learner"] == "mlp").all()
+    assert rows["theory"].between(0.9, 1.2).all()  # Õ(k·s·n): linear in s and in k, up to the log
