@@ -55,7 +55,7 @@ LEARNERS = {  # label → (learner YAML, train YAML)
     "2-layer ReLU (Adam)": ("{{name: mlp, width: 256, depth: 2, activation: relu, init: standard}}",
                             "{{optimizer: adam, lr: 0.001, batch: {batch}, steps: {steps}, loss: square, "
                             "eval_every: {eval_every}}}"),
-    "kernel (NTK ridge)": ("{{name: kernel, kernel: ntk, ridge: 0.0001}}", "{{loss: square}}"),
+    "kernel (NTK ridge)": ("{{name: kernel, kernel: ntk, ridge: 0.001}}", "{{loss: square}}"),
 }
 
 
