@@ -1,0 +1,85 @@
+"""Scaling study: sample complexity m* of the layerwise three-layer learner on hierarchical
+polynomials h = g∘p vs the input dimension d, against the Õ(d^k) of Wang–Nichani–Lee.
+
+Target: x ~ N(0, I_d), p(x) = r^{−1/2} Σ_{i≤r} λ_i h_k(x_{a_i}) on r = 8 random coordinates a_i
+(fixed r, so the signal of stage 1 does not change with d; paper_figs/fig_wnl_1.py uses r = d),
+g(z) = z + z², labels centred and scaled to unit variance. Learner:
+`layerwise` with Hermite random features of degree k, width 512 (spans the C(d + 2, 2) ≤ 351
+quadratics for d ≤ 24). m* = the smallest m with test MSE ≤ EPS on ≥ 2 of 3 seeds, by
+`sl.sample_complexity` (doubling, then bisection on log m to a factor 1.5), searched for all d
+side by side. Theory: stage 1 needs Õ(d^k) samples (exponent k in d); kernels Θ̃(d^{kq}).
+
+Run:   python experiments/wnl_samples.py            full: k = 2, d ∈ {8, 12, 16, 24}, 3 seeds
+       python experiments/wnl_samples.py --smoke    seconds
+Used by `sparselearn figs exponents`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import sparselearn as sl
+from sparselearn import theory
+
+TARGET, LEARNER = "hierarchical", "layerwise"
+X, Y, BY = "n", "m_star", "k"
+
+DELTA = 0.34                     # ≥ 2 of 3 seeds
+G_COEFFS = [0, 1, 1]             # g(z) = z + z²
+
+FULL = {"k": 2, "r": 8, "d": [8, 12, 16, 24], "width": 512, "test_m": 4096, "seeds": 3, "start": 512,
+        "max_m": 32768, "rounds": 40, "eps": 0.2}
+SMOKE = {"k": 2, "r": 4, "d": [4, 6], "width": 64, "test_m": 256, "seeds": 2, "start": 256,
+         "max_m": 1024, "rounds": 1, "eps": 1.0}
+
+TEXT = """
+experiment: wnl_samples{smoke}_k{k}
+target:  {{name: hierarchical, n: {d0}, k: {k}, r: {r}, directions: coordinate, g_coeffs: {g}}}
+learner: {{name: layerwise, width: {width}, degree: {k}, steps: 500}}
+train:   {{loss: square, eps: {eps}}}
+data:    {{m: {start}, test_m: {test_m}}}
+sweep:   {{seeds: {seeds}, grid: {{target.n: {d}}}}}
+"""
+
+
+def configs(smoke: bool = False) -> list[sl.config.Experiment]:
+    size = SMOKE if smoke else FULL
+    text = TEXT.format(smoke="_smoke" if smoke else "", d0=max(size["d"]), g=G_COEFFS, **size)
+    return [sl.config.loads(text, name="wnl_samples")]
+
+
+def measure(smoke: bool = False, results: str | Path = "results") -> pd.DataFrame:
+    """One row per d: n (= d), k, m_star (NaN when no m ≤ max_m reached EPS), ci_low, ci_high."""
+    size = SMOKE if smoke else FULL
+    rows = []
+    for exp in configs(smoke):
+        res = sl.sample_complexity(exp, eps=size["eps"], delta=DELTA, out=str(results), start=size["start"],
+                                   max_value=size["max_m"], rtol=0.5, progress=False, max_rounds=size["rounds"])
+        table = res.table()
+        rows.append(pd.DataFrame({"n": table["target.n"].astype(int), "k": exp.target.k,
+                                  "m_star": table["estimate"].astype(float),
+                                  "ci_low": table["ci_low"].astype(float), "ci_high": table["ci_high"].astype(float),
+                                  "censored": table["censored"].astype(bool)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def theory_exponent(k) -> tuple[float, str]:
+    """The exponent of d in WNL's Õ(d^k) for the three-layer learner, read off
+    `theory.hierarchical_samples_three_layer` by a log-log fit."""
+    d = np.array([8.0, 24.0])
+    _, alpha = theory.fit_power_law(d, theory.hierarchical_samples_three_layer(d, k))
+    return alpha, "WNL: Õ(d^k) (kernels: d^(kq))"
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--smoke", action="store_true")
+    p.add_argument("--results", default="results")
+    a = p.parse_args()
+    print(measure(a.smoke, a.results).to_string())
+    sys.exit(0)
