@@ -81,3 +81,11 @@ def test_exponent_table_adkm_s1(drawn):
     assert rows["theory"].between(0.9, 1.2).all()  # Õ(k·s·n): linear in s and in k, up to the log
     wnl = table[(table["study"] == "wnl_samples") & (table["series"] == "k=2")].iloc[0]
     assert (wnl["target"], wnl["learner"], wnl["theory"]) == ("hierarchical", "layerwise", pytest.approx(2.0))
+
+
+def test_exponent_table_covers_width(drawn):
+    results, out = drawn[0], drawn[1]
+    assert main(["figs", "exponents", "--smoke", "--results", str(results), "--out", str(out)]) == 0
+    table = pd.read_csv(out / "exponents.csv")
+    rows = table[table["study"] == "width_tc"]
+    assert not rows.empty and (rows["theory"] == -1.0).all()  # the r-fold speedup hypothesis t_c ∝ 1/r

@@ -1,0 +1,116 @@
+"""Scaling study: steps to convergence (t_c) of online SGD on the (40, 3) parity vs the width r.
+
+Barak et al. 2022 (Hidden Progress), Fig. 4 left / Fig. 14: 2-layer ReLU MLPs of width
+r ∈ {1, 2, 3, 10, 100, 1000, 10⁴}, hinge loss, batch 32, lr 0.1, a fresh batch every step; t_c = first
+evaluated step (every 100) with 100% accuracy on 8192 fresh points. Widths r < k cannot reach
+100% and count as converged at 55% accuracy (`train.eps: 0.45`, separate configs). Each width
+gets its own step cap (a compiled `lax.scan` always runs all its steps).
+
+The question is whether width buys an r-fold speedup, as it would if the units were r independent
+random searches (t_c ∝ 1/r): the exponent table compares the fitted slope of median t_c vs r
+against that hypothesis, −1; Barak et al. report diminishing returns instead (a slope near 0
+at large r) and lower variance.
+
+Run:   python experiments/width_tc.py            full (the configs of paper_figs/fig_hp_4l.py;
+                                                  reads its kept table when present)
+       python experiments/width_tc.py --smoke    seconds
+Used by paper_figs/fig_hp_4l.py and `sparselearn figs exponents`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import sparselearn as sl
+
+TARGET, LEARNER = "sparse_parity", "mlp"
+X, Y, BY = "width", "t_c", "accuracy"
+
+#: where the figure keeps the full-size runs (read instead of retraining)
+KEPT = Path(__file__).resolve().parents[1] / "paper_figs" / "data" / "hp-4l.parquet"
+
+FULL = """
+experiment: width_tc_{name}
+target:  {{name: sparse_parity, n: 40, k: 3}}
+learner: {{name: mlp, width: 100, depth: 2, activation: relu, init: standard}}
+train:   {{optimizer: sgd, lr: 0.1, batch: 32, steps: {steps}, loss: hinge, eval_every: 100, eps: {eps}}}
+data:    {{online: true, test_m: 8192}}
+sweep:   {{seeds: {seeds}, grid: {{learner.width: {widths}}}}}
+"""
+
+#: name → (widths, eps, step cap, seeds); cheap parts first so a stopped run keeps them
+PARTS = {
+    "narrow": ([1, 2], 0.45, 30000, 50),   # r < k: 55% accuracy counts as converged
+    "small": ([3, 10], 0.0, 30000, 50),
+    "r100": ([100], 0.0, 10000, 50),
+    "r1000": ([1000], 0.0, 5000, 30),
+    "r10000": ([10000], 0.0, 3000, 10),    # ≈ 1 ms per run-step on the CPU: fewer seeds
+}
+
+SMOKE = """
+experiment: width_tc_smoke_{name}
+target:  {{name: sparse_parity, n: 10, k: 2}}
+learner: {{name: mlp, width: 32, depth: 2, activation: relu, init: standard}}
+train:   {{optimizer: sgd, lr: 0.1, batch: 16, steps: 200, loss: hinge, eval_every: 20, eps: {eps}}}
+data:    {{online: true, test_m: 256}}
+sweep:   {{seeds: 3, grid: {{learner.width: {widths}}}}}
+"""
+
+SMOKE_PARTS = {"narrow": ([1], 0.45), "wide": ([32], 0.0)}
+
+
+def configs(smoke: bool = False) -> list[sl.config.Experiment]:
+    if smoke:
+        return [sl.config.loads(SMOKE.format(name=name, widths=w, eps=eps), name=f"width_tc_smoke_{name}")
+                for name, (w, eps) in SMOKE_PARTS.items()]
+    return [sl.config.loads(FULL.format(name=name, widths=w, eps=eps, steps=steps, seeds=seeds),
+                            name=f"width_tc_{name}")
+            for name, (w, eps, steps, seeds) in PARTS.items()]
+
+
+def tc_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: width, seed, accuracy (the convergence criterion: 0.55 or 1.0), cap
+    (the run's step cap) and t_c (NaN when the run never converged within its cap)."""
+    ok = runs[runs["status"] == "ok"]
+    return pd.DataFrame({"width": ok["width"].astype(int), "k": ok["k"].astype(int), "seed": ok["seed"].astype(int),
+                         "accuracy": (1.0 - ok["eps"].astype(float)).round(2), "cap": ok["steps"].astype(int),
+                         "t_c": ok["steps_to_eps"].astype(float)}).reset_index(drop=True)
+
+
+def measure(smoke: bool = False, results: str | Path = "results") -> pd.DataFrame:
+    """The t_c table (`tc_table`) of every width: from the figure's kept runs at full size when
+    present, else trained (or read back from the results store)."""
+    if not smoke and KEPT.exists():
+        return tc_table(pd.read_parquet(KEPT))
+    runs = [sl.run(exp, str(results), progress=False) for exp in configs(smoke)]
+    return tc_table(pd.concat(runs, ignore_index=True))
+
+
+def theory_exponent(accuracy) -> tuple[float, str]:
+    """The exponent of r if width were r parallel random searches (t_c ∝ 1/r)."""
+    return -1.0, "r-fold speedup hypothesis t_c ∝ 1/r (BEGKMZ Fig. 4/14 finds none)"
+
+
+def variance_ratio(table: pd.DataFrame) -> pd.Series:
+    """Per width: the interquartile range of log10 t_c over converged runs (spread across seeds)."""
+    reached = table.dropna(subset=["t_c"])
+    logs = np.log10(reached["t_c"])
+    return logs.groupby(reached["width"]).quantile(0.75) - logs.groupby(reached["width"]).quantile(0.25)
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--smoke", action="store_true")
+    p.add_argument("--results", default="results")
+    a = p.parse_args()
+    table = measure(a.smoke, a.results)
+    summary = table.groupby("width")["t_c"].agg(["median", "size", lambda s: int(s.notna().sum())])
+    summary.columns = ["median t_c", "runs", "reached"]
+    summary["IQR of log10 t_c"] = variance_ratio(table)
+    print(summary.to_string())
+    sys.exit(0)

@@ -1,0 +1,132 @@
+"""HP-2: t_c is not a lucky draw — no early successes, and the initialisation sets t_c.
+
+Barak et al. 2022, Fig. 2 left/centre: online SGD on the (20, 3) parity, width-100 ReLU MLP,
+hinge loss, batch 32, lr 0.1; t_c = first evaluation (every 50 steps) with 100% accuracy on
+4096 fresh points. Left: histogram of t_c over many initialisations (each run its own seed for
+the initialisation, teacher and batches), with the exponential law of the same mean (what a
+memoryless random search would give, mass piling up at t = 0) for comparison. Right: 20
+initialisations × 10 batch seeds (`train.init_seed: [0..19]` × `sweep.seeds: 10`, one compiled
+group): t_c of each initialisation across batch seeds, initialisations sorted by median; the
+title gives the fraction of the variance of log t_c explained by the initialisation (η² of a
+one-way ANOVA, and the bias-corrected ω²).
+
+Full size: `sparselearn figs HP-2` — 2000 initialisations (the paper: 10⁶) and 20 × 10, step cap
+4000; RESULTS_PLACEHOLDER
+Smoke: `sparselearn figs HP-2 --smoke` (seconds; the (10, 2) parity).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+if not __package__:  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from paper_figs import common  # noqa: E402
+from sparselearn.plotting.style import PALETTE, panels  # noqa: E402
+
+ID = "HP-2"
+
+FULL = """
+experiment: hp_2_{part}
+target:  {{name: sparse_parity, n: 20, k: 3}}
+learner: {{name: mlp, width: 100, depth: 2, activation: relu, init: standard}}
+train:   {{optimizer: sgd, lr: 0.1, batch: 32, steps: 4000, loss: hinge, eval_every: 50, eps: 0.0}}
+data:    {{online: true, test_m: 4096}}
+sweep:   {sweep}
+"""
+
+SMOKE = """
+experiment: hp_2_smoke_{part}
+target:  {target}
+learner: {learner}
+train:   {{{train}, eps: 0.0}}
+data:    {{online: true, test_m: 256}}
+sweep:   {sweep}
+"""
+
+#: part → sweep section (full size, smoke)
+SWEEPS = {
+    "inits": ("{seeds: 2000}", "{seeds: 40}"),
+    "batches": ("{seeds: 10, grid: {train.init_seed: [%s]}}" % ", ".join(map(str, range(20))),
+                "{seeds: 4, grid: {train.init_seed: [0, 1, 2, 3, 4]}}"),
+}
+
+
+def configs(smoke: bool = False) -> list:
+    text = SMOKE if smoke else FULL
+    shape = {"target": common.SMOKE_TARGET, "learner": common.SMOKE_LEARNER, "train": common.SMOKE_TRAIN}
+    return [common.experiment(text.format(part=part, sweep=sweeps[1 if smoke else 0], **shape), f"hp_2_{part}")
+            for part, sweeps in SWEEPS.items()]
+
+
+def split(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the many-initialisations runs, the initialisation × batch-seed runs), each with t_c."""
+    runs = runs[runs["status"] == "ok"].assign(t_c=runs["steps_to_eps"].astype(float))
+    return runs[runs["experiment"].str.endswith("inits")], runs[runs["experiment"].str.endswith("batches")]
+
+
+def variance_explained(grid: pd.DataFrame) -> tuple[float, float]:
+    """(η², ω²) of log t_c grouped by init_seed: the share of the variance of log t_c that lies
+    between initialisations (η² = SS_between / SS_total; ω² corrects its small-sample bias)."""
+    grid = grid.dropna(subset=["t_c"])
+    y = np.log(grid["t_c"].to_numpy())
+    groups = grid["init_seed"].to_numpy()
+    mean = y.mean()
+    ss_total = ((y - mean) ** 2).sum()
+    ss_between = sum(((y[groups == g].mean() - mean) ** 2) * (groups == g).sum() for g in np.unique(groups))
+    n_groups = len(np.unique(groups))
+    ms_within = (ss_total - ss_between) / max(len(y) - n_groups, 1)
+    return ss_between / ss_total, (ss_between - (n_groups - 1) * ms_within) / (ss_total + ms_within)
+
+
+def draw(runs: pd.DataFrame):
+    inits, grid = split(runs)
+    fig, (ax, ax2) = panels(1, 2, 10.0, 3.8)
+    t = inits["t_c"].dropna().to_numpy()
+    steps = int(inits["steps"].iloc[0])
+    bins = np.linspace(0, t.max() * 1.05 if t.size else steps, 40)
+    ax.hist(t, bins=bins, color=PALETTE[0], alpha=0.8, label=f"{t.size} initialisations")
+    if t.size:
+        width = bins[1] - bins[0]
+        x = np.linspace(0, bins[-1], 200)
+        ax.plot(x, t.size * width * np.exp(-x / t.mean()) / t.mean(), "--", color=PALETTE[3],
+                label="exponential, same mean\n(memoryless search)")
+        ax.axvline(np.median(t), color="k", lw=1)
+    missed = int(inits["t_c"].isna().sum())
+    ax.set_xlabel("t_c (steps)")
+    ax.set_ylabel("runs")
+    ax.set_title(f"t_c over initialisations (median {np.median(t):.0f}; {missed} not reached by {steps})"
+                 if t.size else "t_c over initialisations", fontsize=9)
+    ax.legend(frameon=False, fontsize=7)
+
+    order = grid.groupby("init_seed")["t_c"].median().sort_values().index
+    for i, seed in enumerate(order):
+        values = grid.loc[grid["init_seed"] == seed, "t_c"].dropna()
+        jitter = np.random.default_rng(int(seed)).uniform(-0.2, 0.2, len(values))
+        ax2.plot(i + jitter, values, ".", color=PALETTE[i % 2], ms=4)
+        ax2.plot([i - 0.3, i + 0.3], [values.median()] * 2, "k-", lw=1)
+    eta2, omega2 = variance_explained(grid)
+    ax2.set_xticks(range(len(order)), [str(int(s)) for s in order], fontsize=6)
+    ax2.set_yscale("log")
+    ax2.set_xlabel("initialisation (init_seed), sorted by median")
+    ax2.set_ylabel("t_c (steps)")
+    ax2.set_title(f"{grid['seed'].nunique()} batch seeds per initialisation: "
+                  f"init explains η² = {eta2:.2f} (ω² = {omega2:.2f}) of var log t_c", fontsize=9)
+    r = runs.iloc[0]
+    fig.suptitle(f"HP-2: online SGD on the ({int(r['n'])}, {int(r['k'])})-parity, width {int(r['width'])}",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def main(smoke: bool = False, results="results", out=None) -> list[Path]:
+    runs, _ = common.collect(ID, configs(smoke), smoke, results)
+    return common.save_figure(ID, draw(runs), out)
+
+
+if __name__ == "__main__":
+    common.main(main, __doc__)

@@ -1,0 +1,147 @@
+"""PF-1/4: success probability over width r × sample size m, dense vs sparse (s = 2) init.
+
+Edelman et al. 2023 (Pareto frontiers), Fig. 1/4: multi-pass SGD on a fixed sample of m
+examples of the (50, 3) parity; 2-layer ReLU MLP, hinge loss, batch 32, lr 0.1, coupled weight
+decay 0.01. A run succeeds when its test error on 10⁴ held-out points is ≤ 10% at some
+evaluation (every 500 steps) within T steps (`steps_to_eps` is set). Two panels, dense
+(Xavier) and sparse init (`init: sparse, fan_in: 2`: each hidden unit starts connected to 2
+random inputs); colour = fraction of seeds that succeed, black line = the 50% contour (the
+frontier). Expected: the frontier moves to smaller m as r grows, success is monotone in r,
+s = 2 is at least as good as dense.
+
+Reduced full size (what is kept): `sparselearn figs PF-1` — r ∈ {10, 100, 1000},
+m ∈ {200, 500, 1000, 2000, 3000, 10⁴}, 8 seeds, T = 2×10⁴, plus r = 10⁴ at
+m ∈ {500, 1000} with 4 seeds (the most costly cells, ≈ 1 ms per run-step), both inits;
+tables in paper_figs/data/pf-1*.parquet. m and the seeds are vmapped, so each
+(init, width) is one compiled group.
+RESULTS_PLACEHOLDER
+
+The paper-size grid (T = 10⁵, r ∈ {10, 30, 100, …, 10⁴}, 10 seeds; 2–4 h of CPU here) is the
+same configs with overrides, run on a cluster through the SLURM or Ray executor, one compiled
+group per job, all writing to one results store:
+
+    for init in dense sparse; do
+      sparselearn run paper_figs/data/pf-1-$init.yaml --executor slurm \\
+        --set train.steps=100000 --set sweep.seeds=10 \\
+        --set "sweep.grid.learner.width=[10, 30, 100, 300, 1000, 3000, 10000]" \\
+        --set executor.partition=gpu --set executor.gpus=1 --set executor.time_min=240
+    done
+
+(`--executor ray --set executor.address=HOST:PORT` for a Ray cluster; the two YAML files are
+written next to the kept tables.) Smoke: `sparselearn figs PF-1 --smoke` — the (10, 2) parity,
+r ∈ {2, 32}, m ∈ {64, 256}, 3 seeds, 200 steps (seconds); there success grows with width
+(tests/test_pf_science.py).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+if not __package__:  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from paper_figs import common  # noqa: E402
+from sparselearn.plotting.style import panels  # noqa: E402
+
+ID = "PF-1"
+INITS = {"dense": "init: standard", "sparse": "init: sparse, fan_in: 2, connectivity: free"}
+
+FULL = """
+experiment: pf_1_{init}
+target:  {{name: sparse_parity, n: 50, k: 3}}
+learner: {{name: mlp, width: 100, depth: 2, activation: relu, {learner}}}
+train:   {{optimizer: sgd, lr: 0.1, batch: 32, steps: 20000, loss: hinge, weight_decay: 0.01,
+          eval_every: 500, eps: 0.1}}
+data:    {{m: 10000, test_m: 10000}}
+sweep:   {{seeds: {seeds}, grid: {{learner.width: {widths}, data.m: {ms}}}}}
+"""
+
+#: (widths, sample sizes, seeds) of the full-size parts of each init's grid
+PARTS = [([10, 100, 1000], [200, 500, 1000, 2000, 3000, 10000], 8)]
+
+SMOKE = """
+experiment: pf_1_smoke_{init}
+target:  {{name: sparse_parity, n: 10, k: 2}}
+learner: {{name: mlp, width: 32, depth: 2, activation: relu, {learner}}}
+train:   {{optimizer: sgd, lr: 0.1, batch: 16, steps: 200, loss: hinge, weight_decay: 0.01,
+          eval_every: 20, eps: 0.1}}
+data:    {{m: 256, test_m: 512}}
+sweep:   {{seeds: 3, grid: {{learner.width: [2, 32], data.m: [64, 256]}}}}
+"""
+
+
+def configs(smoke: bool = False) -> list:
+    """One config per (init, part of the grid); the experiment name says the init."""
+    if smoke:
+        return [common.experiment(SMOKE.format(init=i, learner=text), f"pf_1_{i}") for i, text in INITS.items()]
+    exps = []
+    for i, text in INITS.items():
+        for j, (widths, ms, seeds) in enumerate(PARTS):
+            name = f"pf_1_{i}" + ("" if j == 0 else f"_part{j + 1}")
+            exps.append(common.experiment(FULL.format(init=i, learner=text, widths=widths, ms=ms, seeds=seeds)
+                                          .replace(f"experiment: pf_1_{i}", f"experiment: {name}"), name))
+    return exps
+
+
+def with_init(runs: pd.DataFrame) -> pd.DataFrame:
+    """`runs` with `init` (dense/sparse, from the experiment name) and `success` (test error
+    ≤ eps reached within the steps; failed or diverged runs count as failures)."""
+    init = runs["experiment"].str.contains("sparse").map({True: "sparse", False: "dense"})
+    success = (runs["status"] == "ok") & runs["steps_to_eps"].notna()
+    return runs.assign(init=init, success=success.astype(float))
+
+
+def success_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean success and run count per (init, width, m)."""
+    runs = with_init(runs)
+    return (runs.groupby(["init", "width", "m"])["success"].agg(["mean", "count"]).reset_index()
+            .rename(columns={"mean": "p_success", "count": "runs"}))
+
+
+def _phase(ax, table: pd.DataFrame, title: str):
+    grid = table.pivot(index="width", columns="m", values="p_success").sort_index().sort_index(axis=1)
+    counts = table.pivot(index="width", columns="m", values="runs").reindex_like(grid)
+    values = grid.to_numpy(dtype=float)
+    image = ax.imshow(np.ma.masked_invalid(values), origin="lower", aspect="auto", cmap="viridis", vmin=0, vmax=1)
+    for (i, j), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.2f}\n({int(counts.iloc[i, j])})", ha="center", va="center", fontsize=6.5,
+                    color="white" if v < 0.6 else "black")
+    if min(grid.shape) >= 2 and np.nanmin(values) < 0.5 < np.nanmax(values):
+        contour = ax.contour(np.arange(grid.shape[1]), np.arange(grid.shape[0]), values, levels=[0.5],
+                             colors="k", linewidths=1.5)
+        ax.clabel(contour, fmt={0.5: "50%"}, fontsize=7)
+    ax.set_xticks(range(grid.shape[1]), [f"{int(v)}" for v in grid.columns])
+    ax.set_yticks(range(grid.shape[0]), [f"{int(v)}" for v in grid.index])
+    ax.set_xlabel("sample size m")
+    ax.set_title(title, fontsize=10)
+    return image
+
+
+def draw(runs: pd.DataFrame):
+    table = success_table(runs)
+    fig, axes = panels(1, 2, 9.0, 3.6, sharey=True)
+    for ax, init in zip(axes, ("dense", "sparse")):
+        image = _phase(ax, table[table["init"] == init], "dense init" if init == "dense" else "sparse init, s = 2")
+    axes[0].set_ylabel("width r")
+    fig.colorbar(image, ax=list(axes), label="P[test error ≤ 10% within T]")
+    r = runs.iloc[0]
+    fig.suptitle(f"PF-1/4: ({int(r['n'])}, {int(r['k'])})-parity, T = {int(r['steps'])} steps, "
+                 "success fraction (seeds per cell)", fontsize=10)
+    return fig
+
+
+def main(smoke: bool = False, results="results", out=None) -> list[Path]:
+    runs, _ = common.collect(ID, configs(smoke), smoke, results)
+    if not smoke:
+        for exp in configs(False):  # the main part of each init's grid, for the cluster command
+            if "part" not in exp.experiment:
+                (common.DATA / f"pf-1-{exp.experiment[len('pf_1_'):]}.yaml").write_text(common.sl.config.dump(exp))
+    return common.save_figure(ID, draw(runs), out)
+
+
+if __name__ == "__main__":
+    common.main(main, __doc__)

@@ -1,0 +1,79 @@
+"""PF-2R: steps to success vs sample size m, one line per width — the data-vs-time trade-off.
+
+Edelman et al. 2023 (Pareto frontiers), Fig. 2 right: the runs of PF-1/4 (the same configs and
+the same stored results — nothing is retrained), multi-pass SGD on the (50, 3) parity with
+coupled weight decay 0.01, success = test error ≤ 10% on 10⁴ held-out points. For each
+(init, width, m): the median over seeds of the first evaluated step with success, a failed
+run counting as +∞ — so a median is drawn only where at least half the seeds succeed — and
+the successful runs as faint dots. Expected: near the frontier (small m) success takes many
+more steps (data traded for time, grokking-like), far from it (large m) few.
+
+Full size: `sparselearn figs PF-2R` reads the kept PF-1/4 table (paper_figs/data/pf-1.parquet;
+run `sparselearn figs PF-1` first, or this trains it); the m grid {200, 500, 1000, 2000, 3000,
+10⁴} is denser around the frontier (m = 1000–3000) than the paper's.
+RESULTS_PLACEHOLDER
+Smoke: `sparselearn figs PF-2R --smoke` (reuses the PF-1/4 smoke runs; seconds).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+if not __package__:  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from paper_figs import common, fig_pf_1  # noqa: E402
+from sparselearn.plotting.style import PALETTE, panels  # noqa: E402
+
+ID = "PF-2R"
+
+
+def steps_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (init, width, m): runs, successes, and the median steps to success with failures
+    counted as +∞ (NaN when fewer than half the seeds succeed)."""
+    runs = fig_pf_1.with_init(runs)
+    steps = runs["steps_to_eps"].astype(float).where(runs["success"] > 0, np.inf)
+    runs = runs.assign(steps_to_success=steps)
+    table = runs.groupby(["init", "width", "m"]).agg(runs=("success", "size"), successes=("success", "sum"),
+                                                     median_steps=("steps_to_success", "median"))
+    table["median_steps"] = table["median_steps"].replace(np.inf, np.nan)
+    return table.reset_index()
+
+
+def draw(runs: pd.DataFrame):
+    table = steps_table(runs)
+    dots = fig_pf_1.with_init(runs)
+    dots = dots[dots["success"] > 0]
+    fig, axes = panels(1, 2, 9.0, 3.6, sharey=True)
+    widths = sorted(table["width"].unique())
+    for ax, init in zip(axes, ("dense", "sparse")):
+        for i, r in enumerate(widths):
+            color = PALETTE[i % len(PALETTE)]
+            part = table[(table["init"] == init) & (table["width"] == r)].sort_values("m")
+            ax.plot(part["m"], part["median_steps"], "o-", color=color, label=f"r = {r}")
+            d = dots[(dots["init"] == init) & (dots["width"] == r)]
+            ax.plot(d["m"] * np.exp(np.random.default_rng(i).uniform(-0.06, 0.06, len(d))), d["steps_to_eps"],
+                    ".", color=color, alpha=0.3, ms=3)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("sample size m")
+        ax.set_title("dense init" if init == "dense" else "sparse init, s = 2", fontsize=10)
+    axes[0].set_ylabel("steps to test error ≤ 10%\n(median over seeds; dots: runs)")
+    axes[0].legend(frameon=False, fontsize=7)
+    r = runs.iloc[0]
+    fig.suptitle(f"PF-2R: ({int(r['n'])}, {int(r['k'])})-parity, steps to success vs data "
+                 f"(no line where < half the seeds succeed within {int(r['steps'])} steps)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def main(smoke: bool = False, results="results", out=None) -> list[Path]:
+    runs, _ = common.collect(fig_pf_1.ID, fig_pf_1.configs(smoke), smoke, results)
+    return common.save_figure(ID, draw(runs), out)
+
+
+if __name__ == "__main__":
+    common.main(main, __doc__)
