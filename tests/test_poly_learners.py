@@ -60,7 +60,7 @@ def test_polymlp_matches_a_loop_over_units():
         h = np.stack([(h @ w[:, j] + b[j]) ** 3 for j in range(w.shape[1])], axis=1)
     want = h @ np.asarray(params["readout"]["a"]) + float(params["readout"]["c"])
     np.testing.assert_allclose(net.apply(params, X), want, rtol=1e-4, atol=1e-3)
-    assert net.degree == 9 and net.width == 5 and net.first_layer(params).shape == (12, 5)
+    assert net.degree == 9 and net.width == 5 and net.depth == 3 and net.first_layer(params).shape == (12, 5)
 
 
 def test_sign_init_and_fixed_readout_are_plus_minus_one():

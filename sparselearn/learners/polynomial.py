@@ -154,6 +154,11 @@ class PolyMLP:
         return self.hidden[0]
 
     @property
+    def depth(self) -> int:
+        """Layers of weights, L = len(hidden) + 1 (recorded as `depth` in the results table)."""
+        return len(self.hidden) + 1
+
+    @property
     def degree(self) -> int:
         """Degree of the output as a polynomial of x."""
         return self.power ** len(self.hidden)
