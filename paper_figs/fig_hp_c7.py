@@ -1,0 +1,96 @@
+"""HP-C7: quadratic-activation networks learn parities end to end up to degree 2^(L−1), and no further.
+
+Barak et al. 2022, App. C.7: with activation z², the population gradient of any single layer of
+these networks is zero at a symmetric start, so layerwise training is stuck, yet end-to-end SGD
+learns: depth L = 3 with hidden widths (2, 1) in 20k steps and L = 4 with (10, 10, 1) in 50k steps,
+10 seeds; it fails when k > 2^(L−1). Here: `polymlp` with biases and a trained linear readout (its
+output is a polynomial of degree 2^(L−1), so a k-parity with k > 2^(L−1) has zero correlation with
+every network of the class), n = 10 (our choice: the paper's n is not in the text we have), hinge
+loss, online batches of 32, lr 0.01 (L = 3) and 0.003 (L = 4; 0.01 diverges on some seeds),
+Xavier-uniform weights. One line per k: median accuracy on 2048 fresh inputs over 10 seeds and the
+interquartile band; the legend gives how many seeds reach 100%.
+
+Full size: `sparselearn figs HP-C7` — L = 3 with k ∈ {2, 3, 4, 5} for 20k steps and L = 4 with
+k ∈ {4, 8, 9} for 50k steps, 10 seeds each (7 compiled groups, 70 runs): 338 s wall (L = 3: 132 s,
+L = 4: 166 s of training) on the 2-core AMD EPYC Zen 4 sandbox (jax 0.10.2 CPU) while other jobs
+kept the load average near 16; table kept in paper_figs/data/hp-c7*.parquet (+ .yaml), so the
+figure redraws without training (delete those files to retrain).
+Measured: every run with k ≤ 2^(L−1) reaches 100% test accuracy (L = 3: k = 2, 3, 4, 10/10 seeds
+each, median t_c 0.75k, 3.4k, 1.1k steps, slowest 17.3k; L = 4: k = 4, 8, 10/10 each, median t_c
+4.0k and 8.0k, slowest 24k), and every run with k > 2^(L−1) stays at chance (k = 5 at L = 3 and
+k = 9 at L = 4: final accuracy 0.48–0.52, 0/10). No run diverged.
+Smoke: `sparselearn figs HP-C7 --smoke` (seconds; 200 steps).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if not __package__:  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from paper_figs import common  # noqa: E402
+from sparselearn.plotting.curves import grid_frame  # noqa: E402
+from sparselearn.plotting.style import PALETTE, panels  # noqa: E402
+
+ID = "HP-C7"
+
+NET = """
+experiment: hp_c7_L{depth}
+target:  {{name: sparse_parity, n: 10, k: 2}}
+learner: {{name: polymlp, hidden: {hidden}, power: 2, readout: trained, init: xavier, bias: true}}
+train:   {{optimizer: sgd, lr: {lr}, batch: 32, steps: {steps}, loss: hinge, eval_every: {every}, eps: 0.0}}
+data:    {{online: true, test_m: 2048}}
+sweep:   {{seeds: {seeds}, grid: {{target.k: {ks}}}}}
+"""
+
+FULL = [NET.format(depth=3, hidden=[2, 1], lr=0.01, steps=20000, every=250, seeds=10, ks=[2, 3, 4, 5]),
+        NET.format(depth=4, hidden=[10, 10, 1], lr=0.003, steps=50000, every=500, seeds=10, ks=[4, 8, 9])]
+SMOKE = [NET.format(depth=3, hidden=[2, 1], lr=0.01, steps=200, every=50, seeds=2, ks=[2]).replace(
+             "hp_c7_L3", "hp_c7_L3_smoke"),
+         NET.format(depth=4, hidden=[10, 10, 1], lr=0.003, steps=200, every=50, seeds=2, ks=[2]).replace(
+             "hp_c7_L4", "hp_c7_L4_smoke")]
+
+
+def configs(smoke: bool = False):
+    return [common.experiment(text, "hp_c7") for text in (SMOKE if smoke else FULL)]
+
+
+def draw(runs, curves):
+    runs = grid_frame(runs[runs["status"] != "failed"])
+    depths = sorted(runs["depth"].dropna().astype(int).unique())
+    fig, axes = panels(1, len(depths), 5.0 * len(depths), 3.5, sharey=True)
+    for ax, depth in zip(axes, depths):
+        part = runs[runs["depth"] == depth]
+        merged = curves[curves["step"] > 0].merge(part[["run_id", "k", "seed"]], on="run_id")
+        for i, (k, one) in enumerate(merged.groupby("k", sort=True)):
+            acc = 1 - one.pivot_table(index="step", columns="seed", values="test_error")
+            q = acc.quantile([0.25, 0.5, 0.75], axis=1).T
+            finals = part[part["k"] == k]["test_error"]
+            reached = int((finals == 0).sum())
+            side = "≤" if k <= 2 ** (depth - 1) else ">"
+            color = PALETTE[i % len(PALETTE)]
+            ax.plot(acc.index, q[0.5], "-", color=color, lw=1.5,
+                    label=f"k = {k} ({side} {2 ** (depth - 1)}): {reached}/{len(finals)} reach 100%")
+            ax.fill_between(acc.index, q[0.25], q[0.75], color=color, alpha=0.2, lw=0)
+        hidden = "(2, 1)" if depth == 3 else "(10, 10, 1)" if depth == 4 else ""
+        ax.set_title(f"L = {depth}, hidden widths {hidden}, degree {2 ** (depth - 1)}")
+        ax.set_xscale("log")
+        ax.set_xlabel("training step")
+        ax.set_ylim(0.4, 1.02)
+        ax.axhline(0.5, color="0.6", lw=0.8, ls=":")
+        ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=7.5)
+    axes[0].set_ylabel("test accuracy (fresh inputs)")
+    r = runs.iloc[0]
+    fig.suptitle(f"quadratic-activation networks trained end to end on k-parities of n = {int(r['n'])} bits "
+                 "(median and interquartile band over seeds)", fontsize=10, y=1.03)
+    return fig
+
+
+def main(smoke: bool = False, results="results", out=None) -> list[Path]:
+    runs, curves = common.collect(ID, configs(smoke), smoke, results)
+    return common.save_figure(ID, draw(runs, curves), out)
+
+
+if __name__ == "__main__":
+    common.main(main, __doc__)
