@@ -36,7 +36,7 @@ EPS, DELTA = 0.1, 0.34          # test MSE ≤ 0.1 (10% of the label variance) o
 FULL = {"n": 12, "fixed_k": 2, "s_values": [4, 8, 16, 32], "fixed_s": 32, "k_values": [1, 2, 4, 8],
         "width": 128, "batch": 64, "steps": 2000, "test_m": 2048, "seeds": 3, "start": 512,
         "max_m": 16384, "rounds": 40, "eps": EPS}
-SMOKE = {"n": 8, "fixed_k": 2, "s_values": [4, 8], "fixed_s": 8, "k_values": [1, 2],
+SMOKE = {"n": 8, "fixed_k": 2, "s_values": [4, 8], "fixed_s": 8, "k_values": [2],
          "width": 32, "batch": 16, "steps": 200, "test_m": 256, "seeds": 2, "start": 256,
          "max_m": 1024, "rounds": 1, "eps": 1.0}
 

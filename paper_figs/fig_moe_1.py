@@ -13,7 +13,7 @@ samples. Rows: hypercube and Gaussian inputs; median and IQR over seeds.
 Full size: `sparselearn figs MOE-1` — k ∈ {2, 4, 8, 16, 32}, 3 seeds, 120 runs. Machine:
 2-core AMD EPYC (Zen 4) CPU, jax 0.10.2, shared with other jobs; wall time WALL_TIME.
 Result: RESULT
-Smoke: `sparselearn figs MOE-1 --smoke` (n = 8, 4 experts of 2 units, k ∈ {2, 4}).
+Smoke: `sparselearn figs MOE-1 --smoke` (n = 8, 4 experts of 2 units, k = 2, hypercube, sparse teacher).
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ FULL = {"n": 16, "experts": 8, "expert_width": 4, "r": 4, "ks": [2, 4, 8, 16, 32
         "steps": 2000, "batch": 64, "eval_every": 500, "m": 8192, "test_m": 2048, "seeds": 2}
 SMOKE = {"n": 8, "experts": 4, "expert_width": 2, "r": 2, "ks": [2], "routed_width": 32,
          "steps": 100, "batch": 16, "eval_every": 100, "m": 256, "test_m": 256, "seeds": 2}
-#: the smoke draws the sparse teacher only (fewer compiled programs)
+#: the smoke draws the sparse teacher on the hypercube only (fewer compiled programs)
 SMOKE_TEACHERS = ("sparse teacher (top-1 of 8 experts)",)
+SMOKE_INPUTS = ("hypercube",)
 TEACHERS = {"sparse teacher (top-1 of 8 experts)": 1, "dense teacher (all 8 experts)": None}
 STUDENTS = {
     "dense student (width k)": "{{name: mlp, width: 32, depth: 2, activation: relu, init: standard}}",
@@ -51,7 +52,7 @@ def configs(smoke: bool = False):
     input law; the grid runs over k (the dense student's width, the routed student's top-k)."""
     size = SMOKE if smoke else FULL
     out = []
-    for inputs in INPUTS:
+    for inputs in SMOKE_INPUTS if smoke else INPUTS:
         for teacher, top in TEACHERS.items():
             if smoke and teacher not in SMOKE_TEACHERS:
                 continue
@@ -74,10 +75,11 @@ sweep:   {{seeds: {size['seeds']}, grid: {{{key}: {size['ks']}}}}}
 
 def draw(runs):
     teachers = [t for t in TEACHERS if t in set(runs["teacher"])]
-    fig, axes = panels(2, len(teachers), width=4.0 * len(teachers), height=6.0, sharey="row")
-    axes = np.asarray(axes).reshape(2, len(teachers))
+    rows = [i for i in INPUTS if i in set(runs["inputs"])]
+    fig, axes = panels(len(rows), len(teachers), width=4.0 * len(teachers), height=3.0 * len(rows), sharey="row")
+    axes = np.asarray(axes).reshape(len(rows), len(teachers))
     students = list(dict.fromkeys(runs["student"]))
-    for row, inputs in enumerate(INPUTS):
+    for row, inputs in enumerate(rows):
         for col, teacher in enumerate(teachers):
             ax = axes[row, col]
             cell = runs[(runs["inputs"] == inputs) & (runs["teacher"] == teacher) & (runs["status"] == "ok")]
@@ -89,7 +91,7 @@ def draw(runs):
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_title(f"{teacher}, {inputs} inputs", fontsize=9)
-            if row == 1:
+            if row == len(rows) - 1:
                 ax.set_xlabel("active hidden units per input k")
             if col == 0:
                 ax.set_ylabel("test MSE (unit-variance target)")

@@ -17,7 +17,7 @@ needs m ≳ 32³ = 32768 rows, ≈ 10⁴× the cost of the d = 16 panel. On a cl
     sparselearn run <the config of `configs(False, cases=[(32, 3)])`> --executor slurm
 (write it out with `sparselearn.config.dump`). Machine: 2-core AMD EPYC (Zen 4) CPU, jax 0.10.2,
 shared with other jobs; wall time WALL_TIME. Result: RESULT
-Smoke: `sparselearn figs WNL-1 --smoke` (d = 8, k = 2, m ∈ {64, 256}).
+Smoke: `sparselearn figs WNL-1 --smoke` (d = 8, k = 2, m = 256).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ Q = 2                                     # its degree
 FULL_CASES = [(16, 2), (32, 2), (8, 3)]   # (d, k)
 FULL = {"m": [2 ** e for e in range(7, 14)], "kernel_max_m": 2 ** 11, "test_m": 4096, "seeds": 3,
         "mlp_steps": 2000, "batch": 128, "eval_every": 500}
-SMOKE = {"m": [64, 256], "kernel_max_m": 256, "test_m": 256, "seeds": 2, "mlp_steps": 200, "batch": 32, "eval_every": 100}
+SMOKE = {"m": [256], "kernel_max_m": 256, "test_m": 256, "seeds": 2, "mlp_steps": 200, "batch": 32, "eval_every": 100}
 
 
 def layerwise_width(d: int, k: int) -> int:
