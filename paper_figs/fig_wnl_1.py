@@ -97,11 +97,15 @@ def draw(runs):
         ax.set_xlim(lo, hi)
         for value, name, style in ((float(theory.hierarchical_samples_three_layer(d, k)), "d^k", "--"),
                                    (float(theory.hierarchical_samples_kernel(d, k, Q)), "d^kq", ":")):
-            if value <= hi:
+            text = f"{name} = {value:.3g}"
+            if lo <= value <= hi:
                 ax.axvline(value, color="0.3", ls=style, lw=1)
-                ax.text(value, 0.98, f" {name}", transform=ax.get_xaxis_transform(), va="top", fontsize=7)
+                ax.text(value, 0.98, f" {text}", transform=ax.get_xaxis_transform(), va="top", fontsize=7)
+            elif value > hi:
+                ax.annotate(f"{text} →", xy=(0.98, 0.04), xycoords="axes fraction", ha="right", fontsize=7,
+                            color="0.3")
             else:
-                ax.annotate(f"{name} = {value:.0e} →", xy=(0.98, 0.04), xycoords="axes fraction", ha="right",
+                ax.annotate(f"← {text}", xy=(0.02, 0.96), xycoords="axes fraction", ha="left", va="top",
                             fontsize=7, color="0.3")
         ax.set_title(f"d={d}, k={k}, q={Q}", fontsize=9)
         ax.set_xlabel("samples m")
