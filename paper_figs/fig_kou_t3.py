@@ -15,15 +15,19 @@ coordinates in grey.
 
 Full size: `sparselearn figs Kou-T3` — 3 configs (k = 2, 3, 4) × d ∈ {10, 20} × 10 seeds, plus
 the trajectory run: 240 s wall (k = 2, 3, 4: 49, 44, 113 s of training) on the 2-core AMD EPYC
-Zen 4 sandbox (jax 0.10.2 CPU) while other jobs kept the load average near 16; tables kept in paper_figs/data/kou-t3*.parquet (+ .yaml) and the trajectory in
+Zen 4 sandbox (jax 0.10.2 CPU) while other jobs kept the load average near 16; tables kept in
+paper_figs/data/kou-t3*.parquet (+ .yaml) and the trajectory in
 paper_figs/data/kou-t3-trajectory.parquet, so the figure redraws without training.
 Measured: mean test accuracy (10 seeds) 1.00, 1.00, 0.93 at d = 10 and 1.00, 1.00, 0.94 at d = 20 for
 k = 2, 3, 4; every k = 2, 3 run is exact by step 40; at k = 4, 6/10 (d = 10) and 7/10 (d = 20) runs
 are exact and the rest end at 0.64–0.88. In the trajectory run 16 of 32 units keep ±1 on S while
 their noise weights decay to 0 within about 50 steps (the time scale 1/(ηλ) = 10 steps); the other
-16 decay entirely. Our reading of the k = 4 shortfall (not measured separately): a good unit's
-⟨s, x_S⟩^k also carries lower-degree terms (for even k a constant, 40 at k = 4, against 24·χ_S),
-which cancel across the good units only when their fixed readout signs balance.
+16 decay entirely. About the k = 4 shortfall: a good unit's ⟨s, x_S⟩^k also carries lower-degree
+terms (for even k a constant, 40 at k = 4, against 24·χ_S) that cancel across the good units only
+when their fixed readout signs balance. Checked on the 20 k = 4 runs (same seeds, final weights):
+the three with the most unbalanced signs among good units (|Σ a_j| = 15–21 of 31–40 good units) all
+fail, but the remaining 4 failures have |Σ a_j| = 5–9, as do 4 exact runs: the balance of the
+signs does not decide alone (the degree-2 terms are the other suspect; not measured).
 Smoke: `sparselearn figs Kou-T3 --smoke` (seconds; d = 10, k = 2, 40 steps).
 """
 
