@@ -11,7 +11,17 @@ title gives the fraction of the variance of log t_c explained by the initialisat
 one-way ANOVA, and the bias-corrected ω²).
 
 Full size: `sparselearn figs HP-2` — 2000 initialisations (the paper: 10⁶) and 20 × 10, step cap
-4000; RESULTS_PLACEHOLDER
+4000: 22.3 min wall on a 2-core AMD EPYC (Zen 4) CPU, jax 0.10.2, shared with other jobs (load
+average 14–17); runs kept in paper_figs/data/hp-2.parquet, curves only for the 200 runs of
+the initialisation × batch-seed grid (hp-2-curves.parquet).
+Measured: all 2200 runs reach 100%. Over 2000 initialisations t_c has median 600 (mean 596),
+1% quantile 400, 5% quantile 450, 95% quantile 750, range 350–1050: no run succeeds before
+350 steps, whereas an exponential law of the same mean would put 22% of runs below 150
+steps — not the geometric law of a random search. Across 20 initialisations × 10 batch seeds,
+the initialisation explains η² = 0.87 (ω² = 0.86) of the variance of log t_c: the SD of
+log10 t_c is 0.078 overall but 0.028 within an initialisation (per-initialisation medians
+400–850). t_c is set by the initialisation, batch noise adds little (Barak et al. Fig. 2
+centre show this at B = 128, η = 0.01; here at the main setup, B = 32, η = 0.1).
 Smoke: `sparselearn figs HP-2 --smoke` (seconds; the (10, 2) parity).
 """
 
@@ -83,12 +93,21 @@ def variance_explained(grid: pd.DataFrame) -> tuple[float, float]:
     return ss_between / ss_total, (ss_between - (n_groups - 1) * ms_within) / (ss_total + ms_within)
 
 
+def runs_every(runs: pd.DataFrame) -> int:
+    """The evaluation interval of the runs: the gcd of their t_c values (every t_c is a
+    multiple of it), read back from the table since runs.parquet stores no eval_every."""
+    t = runs["steps_to_eps"].dropna().astype(int)
+    t = t[t > 0]
+    return int(np.gcd.reduce(t.to_numpy())) if len(t) else 1
+
+
 def draw(runs: pd.DataFrame):
     inits, grid = split(runs)
     fig, (ax, ax2) = panels(1, 2, 10.0, 3.8)
     t = inits["t_c"].dropna().to_numpy()
     steps = int(inits["steps"].iloc[0])
-    bins = np.linspace(0, t.max() * 1.05 if t.size else steps, 40)
+    every = runs_every(inits)
+    bins = np.arange(0, (t.max() if t.size else steps) + 2 * every, every) - every / 2  # one bin per evaluation
     ax.hist(t, bins=bins, color=PALETTE[0], alpha=0.8, label=f"{t.size} initialisations")
     if t.size:
         width = bins[1] - bins[0]
