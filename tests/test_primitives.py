@@ -292,6 +292,25 @@ def test_low_rank_router_ranks_truly_active_units_first_for_low_rank_weights():
                                rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="about how XLA on CPU lowers lax.top_k")
+def test_routing_stays_a_top_k_not_a_full_sort():
+    # k = 16 slots in one fused group once made XLA see column slices of the top-k and sort
+    # every row in full instead (25x slower at s = 1024)
+    m, n, s, k = 4, 8, 64, 16
+    x, router, w1, b1, w2 = routed_case({"m": m, "n": n, "s": s, "seed": 0}, jnp.float32)
+
+    def loss(w1, b1, w2):
+        return P.routed_mlp(x, router, w1, b1, w2, k, impl="sparse").sum()
+
+    def loss_gather(z, w2):  # the topk activation of the mlp learner
+        values, idx = P.topk_indices(z, k)
+        return P.gather_matmul(jax.nn.relu(values), idx, w2, impl="sparse").sum()
+
+    for fn, args in ((loss, (w1, b1, w2)), (loss_gather, (normal(1, (m, s)), w2))):
+        text = jax.jit(jax.value_and_grad(fn, argnums=tuple(range(len(args))))).lower(*args).compile().as_text()
+        assert " sort(" not in text
+
+
 def test_routed_mlp_gives_the_router_no_gradient():
     x, router, w1, b1, w2 = routed_case({"m": 3, "n": 4, "s": 8, "seed": 0}, jnp.float32)
     g = jax.grad(lambda r: P.routed_mlp(x, r, w1, b1, w2, 2).sum())(router)

@@ -84,6 +84,11 @@ def row_combine(coef: jax.Array, idx: jax.Array, table: jax.Array) -> jax.Array:
     m, k = idx.shape
     d = table.shape[1]
     acc = _acc_dtype(coef, table)
+    # Taken one column at a time, idx could be simplified into column slices of whatever
+    # produced it; when that is `lax.top_k`, XLA on CPU then no longer recognises the
+    # top-k and sorts every row in full (25× slower at s = 1024, k = 16). The barrier
+    # keeps idx whole.
+    idx = jax.lax.optimization_barrier(idx)
     u = min(k, _UNROLL)
     whole = k - k % u  # slots in full groups of u; the k % u left over are added at the end
 
