@@ -60,7 +60,8 @@ sweep:   {{seeds: {seeds}, grid: {{learner.width: {widths}, data.m: {ms}}}}}
 """
 
 #: (widths, sample sizes, seeds) of the full-size parts of each init's grid
-PARTS = [([10, 100, 1000], [200, 500, 1000, 2000, 3000, 10000], 8)]
+PARTS = [([10, 100, 1000], [200, 500, 1000, 2000, 3000, 10000], 8),
+         ([10, 100, 1000], [700, 1500], 6)]  # denser m near the frontier (for PF-2R)
 
 SMOKE = """
 experiment: pf_1_smoke_{init}
@@ -130,7 +131,7 @@ def draw(runs: pd.DataFrame):
     fig.colorbar(image, ax=list(axes), label="P[test error ≤ 10% within T]")
     r = runs.iloc[0]
     fig.suptitle(f"PF-1/4: ({int(r['n'])}, {int(r['k'])})-parity, T = {int(r['steps'])} steps, "
-                 "success fraction (seeds per cell)", fontsize=10)
+                 "success fraction (seeds per cell)", fontsize=10, y=1.03)
     return fig
 
 
