@@ -102,7 +102,7 @@ def draw(runs):
                 ax.axvline(value, color="0.3", ls=style, lw=1)
                 ax.text(value, 0.98, f" {text}", transform=ax.get_xaxis_transform(), va="top", fontsize=7)
             elif value > hi:
-                ax.annotate(f"{text} →", xy=(0.98, 0.04), xycoords="axes fraction", ha="right", fontsize=7,
+                ax.annotate(f"{text} →", xy=(0.98, 0.90), xycoords="axes fraction", ha="right", fontsize=7,
                             color="0.3")
             else:
                 ax.annotate(f"← {text}", xy=(0.02, 0.96), xycoords="axes fraction", ha="left", va="top",
