@@ -1,22 +1,40 @@
 """WNL-1: test MSE vs samples m on hierarchical polynomials h = g∘p — layerwise 3-layer vs 2-layer vs kernel.
 
-Wang–Nichani–Lee 2024 (SCIENCE.md §4), the setup of their Figure 2: x ~ N(0, I_d),
-p(x) = d^{−1/2} Σ_i λ_i h_k(x_i) with random signs λ_i (target `hierarchical`, directions
-coordinate, r = d), g(z) = z³ (q = 3), labels centred and scaled to unit variance. Learners:
-`layerwise` (stage 1: ridge on d-dimensional Hermite random features of degree k fitted by
-GD, V fixed; stage 2: a spline in the learned scalar feature), a plain two-layer ReLU `mlp`
-(width 256, Adam, square loss) and `kernel` ridge with the NTK. One panel per (d, k); median
-and IQR over seeds; dashed vertical lines at the theory's sample sizes d^k (three-layer,
-`theory.hierarchical_samples_three_layer`) and d^{kq} (kernels, `hierarchical_samples_kernel`;
-drawn as an arrow when beyond the axis).
+Wang–Nichani–Lee 2024 (SCIENCE.md §4): x ~ N(0, I_d), p(x) = d^{−1/2} Σ_i λ_i h_k(x_i) with
+random signs λ_i (target `hierarchical`, directions coordinate, r = d, as in the paper's
+Figure 2), g(z) = z + z² (q = 2), labels centred and scaled to unit variance. (g = z³ of the
+paper's figure gives heavy-tailed labels: in trial runs at d = 32 the 2-layer net at m = 16384
+and the kernel at m = 4096 stayed above MSE 1; g = z + z² has a linear term, so the degree-k
+part of g∘p carries p.)
+Learners: `layerwise` (stage 1: ridge on Hermite random features of degree ≤ k, width 1.5×
+C(d + k, k), fitted by GD with V fixed; stage 2: a spline in the learned scalar feature), a
+plain two-layer ReLU `mlp` (width 256, Adam lr 1e-3, batch 128, 2000 steps, square loss) and
+`kernel` ridge with the NTK (ridge 1e-3). One panel per (d, k); median and IQR over seeds;
+dashed line at d^k (three-layer rate, `theory.hierarchical_samples_three_layer`), and d^{kq}
+(kernels, `theory.hierarchical_samples_kernel`) marked by an arrow: it lies beyond the axis.
 
-Full size: `sparselearn figs WNL-1` — (d, k) ∈ {(16, 2), (32, 2), (16, 3)}, m = 2^7…2^14
-(kernel ≤ 2^12: its m × m solve), 3 seeds, 207 runs. d = 32 with k = 3 is left out: the
-layerwise inner block must span the C(35, 3) = 6545 cubic polynomials (width ≈ 8192) and
-needs m ≳ 32³ = 32768 rows, ≈ 10⁴× the cost of the d = 16 panel. On a cluster:
-    sparselearn run <the config of `configs(False, cases=[(32, 3)])`> --executor slurm
-(write it out with `sparselearn.config.dump`). Machine: 2-core AMD EPYC (Zen 4) CPU, jax 0.10.2,
-shared with other jobs; wall time WALL_TIME. Result: RESULT
+Full size: `sparselearn figs WNL-1` — (d, k) ∈ {(16, 2), (32, 2), (8, 3)}, m = 2^7…2^13
+(kernel ≤ 2^11: its m × m solve), 3 seeds, 171 runs: 2456 s (41 min) on a 2-core AMD EPYC
+(Zen 4) CPU, jax 0.10.2, shared with other jobs (load average ≈ 15 during the run); table
+kept in paper_figs/data/wnl-1*.parquet. Reduced from the figure table's d ∈ {16, 32} × k ∈
+{2, 3}: k = 3 needs the inner block to span C(d + 3, 3) cubics (969 at d = 16, 6545 at d = 32)
+and m well above d³, i.e. 10–10³× this run. On a cluster: write each config of
+`configs(False, cases=[(16, 3), (32, 3)])` to a file with `sparselearn.config.dump` and run
+`sparselearn run FILE --set "sweep.grid.data.m=[4096,8192,16384,32768,65536]" --executor slurm`.
+
+Result (median test MSE at m = 256 / 1024 / 2048 / 8192):
+    d=16, k=2   layerwise 0.88 0.39 0.26 0.065   2-layer 1.14 0.80 0.71 0.56   kernel 0.82 0.66 0.63
+    d=32, k=2   layerwise 0.98 1.01 0.60 0.22    2-layer 1.26 1.16 1.02 0.72   kernel 0.95 0.81 0.74
+    d=8,  k=3   layerwise 0.99 1.01 0.86 0.66    2-layer 0.95 1.04 0.79 0.67   kernel 0.86 0.88 0.74
+For k = 2 the layerwise learner's error falls steadily once m passes ≈ d^k (1.5–2× per
+doubling of m at d = 16) while the kernel and the 2-layer net improve slowly, as the d^{kq}
+prediction for kernels says (here 6.6×10⁴ and 10⁶, far beyond m). At d = 32 the layerwise
+curve has an interpolation peak at m = 512, where stage 1's least squares has about as many
+rows as its 897 features (sample-wise double descent; the weight decay 1e-3 is too small to
+hide it). For k = 3 at d = 8 no learner gets below 0.65 by m = 16·d^k: with g(z) = z + z² the
+degree-≤3 part of g∘p is p plus the degree-2 part of p², (3√2/r)·Σ_i h_2(x_i), whose variance
+18/r = 2.25 exceeds p's, so stage 1 learns mostly a feature that is not a function of p (for
+k = 2 the same leak has variance 8/r = 0.5 at d = 16 and 0.25 at d = 32).
 Smoke: `sparselearn figs WNL-1 --smoke` (d = 8, k = 2, m = 256).
 """
 
