@@ -8,9 +8,20 @@ class H_{n,s,k}) against the dense baseline Õ(s²/ε²). m* per teacher from
 Clopper–Pearson bracket of m*; solid: fitted power law (exponent and bootstrap CI in the
 legend); dashed: the theory rates (constants unknown, anchored at the first point).
 
-Full size: `sparselearn figs ADKM-S1` (runs experiments/adkm_s1.py at full size). Machine:
-2-core AMD EPYC (Zen 4) CPU, jax 0.10.2, shared with other jobs; wall time WALL_TIME.
-Result: RESULT
+Full size: `sparselearn figs ADKM-S1` (runs experiments/adkm_s1.py at full size: 8 searches,
+3 seeds each, m ≤ 16384, bisection to a factor 1.5): 1549 s (26 min) on a 2-core AMD EPYC
+(Zen 4) CPU, jax 0.10.2, shared with other jobs (load average ≈ 15); table kept in
+paper_figs/data/adkm-s1.parquet. Measured m*:
+    s = 4, 8, 16, 32 at k = 2:    256, 512, 724, 2896      α = 1.10 [0.50, 2.00]
+    k = 1, 2, 4, 8 at s = 32:     11585, 2896, 1448, 1024  α = −1.15 [−2.00, −0.50]
+(α: fitted exponent, 95% bootstrap interval over the four teachers; theory: 1 and 1 for ADKM,
+2 and 0 for the dense rate). Growing s at fixed k, m* grows about linearly, as k·s·n says, and
+slower than the dense s²; the interval is wide (four points, factor-1.5 resolution) and does
+not exclude 2. Growing k at fixed s, m* falls: the ADKM rate is a bound over the whole class
+H_{n,s,k}, which grows with k, while this construction gets simpler as k grows (s/k units per
+group on log₂(s/k) + 2 address bits: k = 1 is one 32-ball function of 7 bits, k = 8 a sum of
+eight 4-ball functions of 4 bits). The upper ends of the m* brackets are missing: with 3 seeds
+no Clopper–Pearson interval can certify a success rate ≥ 2/3.
 Smoke: `sparselearn figs ADKM-S1 --smoke` (seconds).
 """
 
