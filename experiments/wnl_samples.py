@@ -16,9 +16,9 @@ Used by `sparselearn figs exponents`.
 Measured at full size (1 run of 631 s on a 2-core AMD EPYC (Zen 4) CPU, jax 0.10.2, shared with
 other jobs): m* = 1024, 2048, 2048, 2896 for d = 8, 12, 16, 24; fitted exponent 0.89 [0.00, 1.71]
 against k = 2. The search resolves m* only to a factor 1.5–2 and four d values span a factor 3,
-so the interval is wide; within it, m* grows more slowly than d²: at ε = 0.2 the threshold is
-crossed early in stage 1's convergence (the d = 16 panel of WNL-1 shows MSE 0.26 at m = 2048),
-before the number of quadratic features sets the pace.
+so the interval is wide; over this range m* grows more slowly than d². Why is not settled here
+(the coarse ε = 0.2, small d, and the part of p² that leaks into stage 1's degree-2 target,
+variance 8/r = 1, are candidates); a finer search (rtol 0.1, more seeds, d up to 48) would tell.
 """
 
 from __future__ import annotations
