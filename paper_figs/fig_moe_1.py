@@ -22,7 +22,7 @@ What the runs show: (1) at equal active units the routed student beats the dense
 teacher and input law, by about 2× at k = 2 on the dense teacher, less as k grows (it also has
 128 units to choose from, so this compares equal compute per input, not equal parameters);
 (2) the routed teacher is far harder than the dense one for both students — neither gets below
-MSE 0.38 on it, while the dense teacher is fitted to 0.03–0.04 at k = 32 — so a student with
+MSE 0.37 on it, while the dense teacher is fitted to 0.03–0.04 at k = 32 — so a student with
 routing of its own does not find the teacher's routing from 8192 samples in 2000 steps;
 (3) Gaussian and hypercube inputs give nearly the same picture (Gaussian a little worse on the
 sparse teacher). The Gaussian failure in Boix-Adserà's theory is about approximating a given
