@@ -4,19 +4,44 @@ Edelman et al. 2023 (Pareto frontiers), Fig. 1/4: multi-pass SGD on a fixed samp
 examples of the (50, 3) parity; 2-layer ReLU MLP, hinge loss, batch 32, lr 0.1, coupled weight
 decay 0.01. A run succeeds when its test error on 10⁴ held-out points is ≤ 10% at some
 evaluation (every 500 steps) within T steps (`steps_to_eps` is set). Two panels, dense
-(Xavier) and sparse init (`init: sparse, fan_in: 2`: each hidden unit starts connected to 2
-random inputs); colour = fraction of seeds that succeed, black line = the 50% contour (the
-frontier). Expected: the frontier moves to smaller m as r grows, success is monotone in r,
-s = 2 is at least as good as dense.
+(Xavier) and sparse init (`init: sparse, fan_in: 2, connectivity: free`: each hidden unit
+starts connected to 2 random inputs, and all weights train, as in the paper; with the fixed
+connectivity a 2-sparse net cannot represent a 3-parity at all); colour = fraction of seeds
+that succeed, cells laid out evenly in m, black line = the 50% contour (the frontier).
+Expected: the frontier moves to smaller m as r grows, success is monotone in r, s = 2 is at
+least as good as dense.
 
-Reduced full size (what is kept): `sparselearn figs PF-1` — r ∈ {10, 100, 1000},
-m ∈ {200, 500, 1000, 2000, 3000, 10⁴}, 8 seeds, T = 2×10⁴, plus r = 10⁴ at
-m ∈ {500, 1000} with 4 seeds (the most costly cells, ≈ 1 ms per run-step), both inits;
+Reduced full size (what is kept): `sparselearn figs PF-1` — T = 2×10⁴ (the paper: 10⁵),
+r ∈ {10, 100, 1000} × m ∈ {200, 500, 1000, 2000, 3000, 10⁴} with 8 seeds, m ∈ {700, 1500} with
+6 seeds, and r = 10⁴ × m ∈ {500, 700} with 3 seeds (≈ 1 ms per run-step), both inits; 2-core
+AMD EPYC (Zen 4) CPU, jax 0.10.2, shared with other jobs: 35.6 min wall for the r ≤ 1000 main
+grid (load average 14–17), 4.4 min for m ∈ {700, 1500} (load 5–10), 14.8 min for r = 10⁴
+(load 5–7; ≈ 7.4 min per init);
 tables in paper_figs/data/pf-1*.parquet. m and the seeds are vmapped, so each
-(init, width) is one compiled group.
-RESULTS_PLACEHOLDER
+(init, width, part) is one compiled group.
+Measured success fraction (dense / sparse s = 2):
 
-The paper-size grid (T = 10⁵, r ∈ {10, 30, 100, …, 10⁴}, 10 seeds; 2–4 h of CPU here) is the
+    m        200   500   700        1000       1500       2000       3000       10⁴
+    r = 10   0/0   0/0   0/0        .12/.12    .33/.50    .62/.38    .88/1      .88/1
+    r = 100  0/0   0/0   0/.17      .12/1      .83/1      1/1        1/1        1/1
+    r = 10³  0/0   0/0   .33/.67    1/1        1/1        1/1        1/1        1/1
+    r = 10⁴              0/0   1/.33  (3 seeds; not run at other m)
+The 50% frontier sits between m = 1500 and 2000 for r = 10 (dense), between 1000 and 1500 for
+dense r = 100 but between 700 and 1000 for sparse r = 100, and between 700 and 1000 (dense) or
+below 700 (sparse) for r = 10³; dense r = 10⁴ succeeds at m = 700 in 3/3 runs (r = 10³: 2/6).
+Width buys data, and s = 2 buys about as much as a 10× wider dense net (sparse r = 100 matches
+dense r = 10³ at m = 1000). Success is non-decreasing in r in every column except sparse at
+m = 700, where r = 10⁴ gets 1/3 against 4/6 at r = 10³ (3 seeds; its two failures are at 39%
+and 42% test error at T, still falling). m ≤ 500 fails at every width within this T (the runs
+fit the sample, training error ≤ 0.5%, while the test error stays near 50%; at r = 10⁴ it is
+down to 32–51% at T).
+The reference measurement of SCIENCE.md §3 (T = 10⁵, 3 seeds) agrees where it overlaps: m ≥
+3000 succeeds within 2–3k steps at r ∈ {100, 1000} (here 1–2k); m = 1000 at r = 100 gives 1/3
+(2/3 with s = 2) there, 1/8 (8/8 with s = 2) here; r = 1000 at m = 1000 gives 3/3 at 7–10k
+steps there, 8/8 with median 7.5k here; m = 200 fails at every width in both; m = 500 at
+r = 10⁴ needs 21–59k steps there, beyond this T.
+
+The paper-size grid (T = 10⁵, r ∈ {10, 30, 100, …, 10⁴}, 10 seeds; ≈ 5 h of this CPU idle) is the
 same configs with overrides, run on a cluster through the SLURM or Ray executor, one compiled
 group per job, all writing to one results store:
 
@@ -61,7 +86,8 @@ sweep:   {{seeds: {seeds}, grid: {{learner.width: {widths}, data.m: {ms}}}}}
 
 #: (widths, sample sizes, seeds) of the full-size parts of each init's grid
 PARTS = [([10, 100, 1000], [200, 500, 1000, 2000, 3000, 10000], 8),
-         ([10, 100, 1000], [700, 1500], 6)]  # denser m near the frontier (for PF-2R)
+         ([10, 100, 1000], [700, 1500], 6),  # denser m near the frontier (for PF-2R)
+         ([10000], [500, 700], 3)]  # the widest nets, where the data limit should move
 
 SMOKE = """
 experiment: pf_1_smoke_{init}
@@ -115,7 +141,7 @@ def _phase(ax, table: pd.DataFrame, title: str):
         contour = ax.contour(np.arange(grid.shape[1]), np.arange(grid.shape[0]), values, levels=[0.5],
                              colors="k", linewidths=1.5)
         ax.clabel(contour, fmt={0.5: "50%"}, fontsize=7)
-    ax.set_xticks(range(grid.shape[1]), [f"{int(v)}" for v in grid.columns])
+    ax.set_xticks(range(grid.shape[1]), [f"{int(v)}" for v in grid.columns], fontsize=7, rotation=45)
     ax.set_yticks(range(grid.shape[0]), [f"{int(v)}" for v in grid.index])
     ax.set_xlabel("sample size m")
     ax.set_title(title, fontsize=10)
