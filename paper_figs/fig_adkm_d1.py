@@ -29,8 +29,9 @@ Measured median test MSE at the largest degree fitted (n = 12: d = 4; n = 16, 20
 The juntas become exact by d = log₂ s (d = 2 for s = 4; d = 4 for s = 16 at n = 12) and Index
 at d = b + 1 (b address bits, capped by b + 2^b ≤ n, so s = 16 and 64 give the same Index
 teacher at n = 12). The sparse teachers' error grows with s at fixed d, as Theorem 8's degree
-(polylog in s) says. But the dense comparison is the easiest at every (n, s): a random dense
-ReLU net with zero biases is smooth (≈ 97% of its variance at degree ≤ 2), while the sparse
+(polylog in s) says. But apart from the s = 4 juntas (exact by d ≤ 2), the dense comparison has
+the lowest error at d = 2 in every panel and then stays at a few percent: a random dense ReLU
+net with zero biases is smooth (≈ 97% of its variance at degree ≤ 2), while the sparse
 constructions' units are localised and carry high-degree weight. The theory's dense lower
 bounds concern worst-case dense nets (which can compute parities), not random ones.
 Smoke: `sparselearn figs ADKM-D1 --smoke` (n = 8, s = 8, d ∈ {1, 2}).
