@@ -18,8 +18,9 @@ Full size: `sparselearn figs WNL-1` — (d, k) ∈ {(16, 2), (32, 2), (8, 3)}, m
 (Zen 4) CPU, jax 0.10.2, shared with other jobs (load average ≈ 15 during the run); table
 kept in paper_figs/data/wnl-1*.parquet. Reduced from the figure table's d ∈ {16, 32} × k ∈
 {2, 3}: k = 3 needs the inner block to span C(d + 3, 3) cubics (969 at d = 16, 6545 at d = 32)
-and m well above d³, i.e. 10–10³× this run. On a cluster: write each config of
-`configs(False, cases=[(16, 3), (32, 3)])` to a file with `sparselearn.config.dump` and run
+and m well above d³, i.e. 10–10³× this run. On a cluster: write each layerwise and 2-layer
+config of `configs(False, cases=[(16, 3), (32, 3)])` to a file with `sparselearn.config.dump`
+(the kernel's m × m solve stops at m ≈ 2^14 in 8 GiB) and run
 `sparselearn run FILE --set "sweep.grid.data.m=[4096,8192,16384,32768,65536]" --executor slurm`.
 
 Result (median test MSE at m = 256 / 1024 / 2048 / 8192):
