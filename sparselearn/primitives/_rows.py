@@ -10,7 +10,8 @@ vectorised step. Accumulation is in float32 at least, whatever the input dtype.
 `row_combine` never materialises the gathered rows: it walks the k slots in groups
 of `_UNROLL` and adds coef[:, j] · table[idx[:, j]] for the slots of a group in one
 expression, which XLA fuses into a single loop that reads each gathered row once and
-keeps the (m, d) sum in cache (3–5× faster than gather-then-contract on a 2-core CPU).
+keeps the (m, d) sum in cache (on a 2-core CPU at m = 256, k = 64, d = 512 about 1.3×
+faster than gather-then-contract inside a training step, 2–4× faster alone).
 The reductions over d in `row_dots` do not fuse that way, so it keeps the chunks.
 """
 
