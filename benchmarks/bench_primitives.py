@@ -275,12 +275,14 @@ def main(argv=None) -> dict:
         "busy_machine_note": ("other processes kept the cores busy during this run (see the load averages); "
                               "the dense path suffered more from it than the sparse loops, so these speedups "
                               "overstate those of an idle machine") if busy else None,
+        # "met" is left open (None) for a run on a busy machine, which flatters the sparse paths
         "targets": {
-            "speedup_s4096_density1_64_routed_or_gather": {"required": TARGET_SPEEDUP, "measured": best,
-                                                           "met": best >= TARGET_SPEEDUP},
-            "routed_speedup_density1_4_worst": {"required": 1 / TARGET_WORST_SLOWDOWN, "measured": worst_quarter,
-                                                "met": worst_quarter is not None
-                                                and worst_quarter >= 1 / TARGET_WORST_SLOWDOWN},
+            "speedup_s4096_density1_64_routed_or_gather": {
+                "required": TARGET_SPEEDUP, "measured": best,
+                "met": None if busy else best >= TARGET_SPEEDUP},
+            "routed_speedup_density1_4_worst": {
+                "required": 1 / TARGET_WORST_SLOWDOWN, "measured": worst_quarter,
+                "met": None if busy or worst_quarter is None else worst_quarter >= 1 / TARGET_WORST_SLOWDOWN},
         },
         "results": results,
         "breakdown_s4096_density1_64_ms": pieces,
