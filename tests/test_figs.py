@@ -89,3 +89,11 @@ def test_exponent_table_covers_width(drawn):
     table = pd.read_csv(out / "exponents.csv")
     rows = table[table["study"] == "width_tc"]
     assert not rows.empty and (rows["theory"] == -1.0).all()  # the r-fold speedup hypothesis t_c ∝ 1/r
+
+
+def test_readme_lists_every_figure_with_a_thumbnail():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Figures"):readme.index("## Notebooks")]
+    for fig_id, module in paper_figs.FIGURES.items():
+        assert f"[{fig_id}](paper_figs/{module}.py)" in section, fig_id
+        assert (ROOT / "paper_figs" / "thumbs" / f"{fig_id.lower()}.png").is_file(), fig_id
