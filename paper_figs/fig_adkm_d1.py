@@ -8,27 +8,27 @@ active units, and a dense random network (k = s, every unit may fire). One panel
 n ∈ {12, 16, 20} × s ∈ {4, 16, 64}; median test MSE and IQR over 3 seeds, one line per teacher.
 Expected: the sparse teachers' error falls to ≈ 0 by small d (d = log₂(s/k) for juntas).
 
-Full size: `sparselearn figs ADKM-D1` — 45 configs, 585 runs: 81 min elapsed over three
-sittings (4335 s of training) on a 2-core AMD EPYC (Zen 4) CPU, jax 0.10.2, shared with other
-jobs (load average 4–18); table kept in paper_figs/data/adkm-d1*.parquet. The largest degrees
-are left out where they did not fit that budget: d ≤ 4 at n = 12, d ≤ 3 at n = 16 and 20 (the
-cost grows as m·N_d², N_d = Σ_{i≤d} C(n, i): 2517 features at n = 16, d = 4 and 6196 at
-n = 20, d = 4, where the figure table asks for d ≤ 4 everywhere). The missing degree on a
-cluster: `sparselearn run FILE --set "sweep.grid.learner.degree=[4]" --executor slurm` for each
-config of `configs(False)` with n ≥ 16, written to FILE by `sparselearn.config.dump`.
+Full size: `sparselearn figs ADKM-D1` — 45 configs, 630 runs: 96 min elapsed over four
+sittings (the grid was grown while the machine allowed) on a 2-core AMD EPYC (Zen 4) CPU,
+jax 0.10.2, shared with other jobs (load average 2–18); table kept in
+paper_figs/data/adkm-d1*.parquet. Left out: d = 4 at n = 20 (6196 features, ≈ 6× the cost of
+n = 16, d = 4, since the cost grows as m·N_d² with N_d = Σ_{i≤d} C(n, i)); the figure table
+asks for d ≤ 4 everywhere. On a cluster: `sparselearn run FILE --set
+"sweep.grid.learner.degree=[4]" --executor slurm` for each config of `configs(False)` with
+n = 20, written to FILE by `sparselearn.config.dump`.
 A junta with s = 4 is a random ±1 function of 2 bits, constant with probability 1/8; three
 teachers (n = 12 seed 2, n = 16 seeds 0 and 2) came out constant, their labels are rounding
-noise scaled by 1/std ≈ 10¹², and their 13 runs are left out of the plot (`degenerate`).
-Measured median test MSE at the largest degree fitted (n = 12: d = 4; n = 16, 20: d = 3):
+noise scaled by 1/std ≈ 10¹², and their 15 runs are left out of the plot (`degenerate`).
+Measured median test MSE at the largest degree fitted (n = 12, 16: d = 4; n = 20: d = 3):
                             n=12: s=4  16    64     n=16: s=4  16    64     n=20: s=4  16    64
-    junta (k=1)                   0    0     0.064        0    0.067 0.20         0    0.016 0.28
-    index (k=1)                   0    0     0            0    0.13  0.13         0    0.32  0.32
-    dense-weight Γ (k=1)          0.013 0.081 0.29        0.074 0.28 0.58         0.062 0.25 0.62
-    sparse random (k=2)           0    0.018 0.24         0.004 0.25 0.51         0.002 0.26 0.55
-    dense random (k=s)            0.007 0.005 0.004       0.028 0.023 0.032       0.035 0.036 0.031
-The juntas become exact by d = log₂ s (d = 2 for s = 4; d = 4 for s = 16 at n = 12) and Index
+    junta (k=1)                   0    0     0.064        0    0     0.090        0    0.016 0.28
+    index (k=1)                   0    0     0            0    0     0            0    0.32  0.32
+    dense-weight Γ (k=1)          0.013 0.081 0.29        0.020 0.093 0.33        0.062 0.25 0.62
+    sparse random (k=2)           0    0.018 0.24         0    0.066 0.23         0.002 0.26 0.55
+    dense random (k=s)            0.007 0.005 0.004       0.010 0.007 0.010       0.035 0.036 0.031
+The juntas become exact by d = log₂ s (d = 2 for s = 4; d = 4 for s = 16 at n = 12 and 16) and Index
 at d = b + 1 (b address bits, capped by b + 2^b ≤ n, so s = 16 and 64 give the same Index
-teacher at n = 12). The sparse teachers' error grows with s at fixed d, as Theorem 8's degree
+teacher at n = 12 and 16). The sparse teachers' error grows with s at fixed d, as Theorem 8's degree
 (polylog in s) says. But apart from the s = 4 juntas (exact by d ≤ 2), the dense comparison has
 the lowest error at d = 2 in every panel and then stays at a few percent: a random dense ReLU
 net with zero biases is smooth (≈ 97% of its variance at degree ≤ 2), while the sparse
@@ -64,7 +64,7 @@ TEACHERS = {
 #: (n = 16: 697 at d = 3, 2517 at d = 4; n = 20: 211 at d = 2, 1351 at d = 3, 6196 at d = 4), so
 #: the largest degrees are left out where they would not fit a shared 2-core CPU (see the docstring)
 FULL = {"n": (12, 16, 20), "s": (4, 16, 64), "m": 50000, "test_m": 8192, "seeds": 3,
-        "degrees": {12: [0, 1, 2, 3, 4], 16: [0, 1, 2, 3], 20: [0, 1, 2, 3]}}
+        "degrees": {12: [0, 1, 2, 3, 4], 16: [0, 1, 2, 3, 4], 20: [0, 1, 2, 3]}}
 SMOKE = {"n": (8,), "s": (8,), "m": 512, "test_m": 256, "seeds": 2, "degrees": {8: [1, 2]}}
 SMOKE_TEACHERS = ("sparse random (k=2)", "dense random (k=s)")
 
