@@ -391,3 +391,18 @@ def test_parity_noise_one_half_gives_labels_independent_of_x():
     assert abs(float(agree) - 0.5) < 0.02
     with pytest.raises(ConfigError, match="noise"):
         targets.get("sparse_parity", n=8, k=2, noise=0.51)
+
+
+def test_tiny_junta_teachers_are_never_constant_and_never_blow_up():
+    for k in (1, 2):
+        t = targets.get("sparse_mlp", n=12, s=4, k=k, construction="junta")
+        stds = []
+        for seed in range(40):
+            tp = t.init(jax.random.key(seed))
+            y = t.labels(tp, t.sample(tp, jax.random.key(1000 + seed), 4096)[0])
+            stds.append(float(jnp.std(y)))
+        stds = np.asarray(stds)
+        # unit variance (up to sampling), or exactly 0 for a teacher whose groups cancel
+        assert np.all((np.abs(stds - 1) < 0.1) | (stds == 0.0)), stds
+        if k == 1:  # one group, never constant by construction
+            assert np.all(stds > 0.5)

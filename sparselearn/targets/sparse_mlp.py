@@ -9,7 +9,8 @@ few "address" coordinates (a random subset, so the teacher is randomly permuted)
 
 - ``junta`` (paper's member (a)): a group is a junta on a = ⌊log₂(s/k)⌋ coordinates J; unit α
   ∈ {±1}^a computes relu(⟨α, x_J⟩ − a + 1), which is 1 exactly when x_J = α. Output weights
-  are a random ±1 function of α, or Π α (``junta_fn="parity"``: the group is an a-sparse parity).
+  are a random non-constant ±1 function of α (a constant draw has its first sign flipped, so
+  no group is wasted on a constant), or Π α (``junta_fn="parity"``: an a-sparse parity).
 - ``index`` (member (b)): b address bits select one of 2^b data bits; unit α has weight α on the
   address and ½ on data bit α, output weight 1; the group computes 1[data bit at the address is +1].
   The bias is b − ¼ rather than the paper's b − ½: the unit then outputs ¾ instead of 1 (the same
@@ -223,6 +224,8 @@ class SparseMLP:
 
         alpha = hypercube_points(bits, 0, g) if c != "random" else None     # (g, bits) all addresses
         if c == "junta":
+            constant = jnp.all(signs == signs[:, :1], axis=1, keepdims=True)                  # (K, 1)
+            signs = signs.at[:, 0].multiply(jnp.where(constant[:, 0], -1.0, 1.0)) if g > 1 else signs
             u = jnp.broadcast_to(jnp.prod(alpha, axis=1), (K, g)) if self.junta_fn == "parity" else signs
             return canonical(alpha), jnp.full((K, g), bits - 1.0, jnp.float32), u
         if c == "index":
@@ -264,12 +267,16 @@ class SparseMLP:
         """Teacher parameters {"w": (units, n), "b": (units,), "u": (units,), "scale": ()}.
 
         `u` already includes the factor `scale` (unit variance, or the W/B normalisation).
+        A teacher that is constant on the inputs (its groups cancel) gets scale 0, so every
+        label is 0, instead of rounding noise amplified by 1/std.
         """
         w, b, u = self._raw(jax.random.fold_in(key, 0))
         x, weights = reference(self.inputs, jax.random.fold_in(key, 1), self.n, self.p)
         if self.W is None and self.B is None:
-            _, std = weighted_moments(_forward(w, b, u, x), weights)
-            scale = 1.0 / jnp.maximum(std, 1e-12)
+            out = _forward(w, b, u, x)
+            _, std = weighted_moments(out, weights)
+            constant = std <= 1e-6 * jnp.maximum(jnp.max(jnp.abs(out)), 1e-30)
+            scale = jnp.where(constant, 0.0, 1.0 / jnp.maximum(std, 1e-30))
         else:
             umax = jnp.max(jnp.abs(u))
             scale = jnp.inf
