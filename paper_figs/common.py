@@ -72,6 +72,15 @@ def save_figure(fig_id: str, fig, out: str | Path | None = None) -> list[Path]:
     return save(fig, Path(out or OUT) / fig_id.lower())
 
 
+def figure_main(fig_id: str, configs, draw):
+    """The `main(smoke, results, out)` of a figure drawn by `draw(runs, curves)` from the
+    configs `configs(smoke)`: collect (train or reuse), draw, save; returns the .png and .pdf."""
+    def main(smoke: bool = False, results="results", out=None) -> list[Path]:
+        runs, curves = collect(fig_id, configs(smoke), smoke, results)
+        return save_figure(fig_id, draw(runs, curves), out)
+    return main
+
+
 def main(fn, doc: str | None = None) -> None:
     """Command line of a figure script: python paper_figs/fig_x.py [--smoke] [--results DIR] [--out DIR]."""
     p = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)

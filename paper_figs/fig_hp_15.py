@@ -79,9 +79,7 @@ def draw(runs, curves):
     return fig
 
 
-def main(smoke: bool = False, results="results", out=None) -> list[Path]:
-    runs, curves = common.collect(ID, configs(smoke), smoke, results)
-    return common.save_figure(ID, draw(runs, curves), out)
+main = common.figure_main(ID, configs, draw)
 
 
 if __name__ == "__main__":
