@@ -96,12 +96,15 @@ def subnetwork(parent_net, child_net, n: int):
     return init
 
 
-def _frames(arm: str, exp, seeds, out) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _frames(arm: str, exp, seeds, out, relevant=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs, curves) of one arm; `relevant`: per seed, the kept units' relevant-input counts."""
     ids = [f"{arm}-{s}" for s in seeds]
     runs = pd.DataFrame({"run_id": ids, "arm": ARMS[arm], "seed": seeds, "status": "ok",
                          "n": exp.target.n, "k": exp.target.k, "width": exp.learner.width,
                          "test_error": out["test_error"],
-                         "steps_to_eps": np.where(out["steps_to_eps"] >= 0, out["steps_to_eps"], np.nan)})
+                         "steps_to_eps": np.where(out["steps_to_eps"] >= 0, out["steps_to_eps"], np.nan),
+                         "relevant_inputs": pd.Series(relevant if relevant is not None else [None] * len(seeds),
+                                                      dtype=object)})
     steps = out["steps"]
     curves = pd.DataFrame({"run_id": np.repeat(ids, len(steps)), "step": np.tile(steps, len(ids)),
                            "test_error": out["curve_test_error"].ravel(),
@@ -124,16 +127,12 @@ def train(exp) -> tuple[pd.DataFrame, pd.DataFrame]:
                      init=subnetwork(exp.learner, child.learner, n))
     arms = [{k: v[i * len(seeds):(i + 1) * len(seeds)] if k != "steps" else v for k, v in out.items()}
             for i in range(3)]
+    relevant = {arm: [_relevant(exp, s, u).tolist() for s, u in zip(seeds, units)]
+                for arm, units in (("ticket", top), ("random", rand))}
     parts = [_frames("parent", exp, seeds, parent)] + [
-        _frames(arm, child, seeds, part) for arm, part in zip(("ticket", "random", "fresh"), arms)]
+        _frames(arm, child, seeds, part, relevant.get(arm)) for arm, part in zip(("ticket", "random", "fresh"), arms)]
     runs = pd.concat([p[0] for p in parts], ignore_index=True)
     curves = pd.concat([p[1] for p in parts], ignore_index=True)
-    runs["relevant_inputs"] = None
-    runs = runs.astype({"relevant_inputs": object})
-    for arm, units in (("ticket", top), ("random", rand)):
-        for i, s in enumerate(seeds):
-            runs.at[runs.index[runs["run_id"] == f"{arm}-{s}"][0], "relevant_inputs"] = \
-                _relevant(exp, s, units[i]).tolist()
     return runs, curves
 
 

@@ -78,8 +78,8 @@ def failed_frames(g: Group, text: str) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _typed(runs_df: pd.DataFrame) -> pd.DataFrame:
     runs_df = runs_df.astype({"n": "Int64", "k": "Int64", "s": "Int64", "m": "Int64", "width": "Int64",
-                              "depth": "Int64", "seed": "Int64", "init_seed": "Int64", "steps_to_eps": "Int64", "steps": "Int64",
-                              "batch": "Int64"})
+                              "depth": "Int64", "seed": "Int64", "init_seed": "Int64", "steps_to_eps": "Int64",
+                              "steps": "Int64", "batch": "Int64"})
     for col in ("test_error", "test_loss", "train_error", "train_loss", "noise", "wall_s"):
         runs_df[col] = runs_df[col].astype("float64")
     return runs_df

@@ -75,8 +75,7 @@ def make_data(exp: Experiment):
     target, data = exp.target, exp.data
     clean = replace(target, noise=0.0) if getattr(target, "noise", 0.0) else target
 
-    def draw(seed, instance=None):
-        instance = seed if instance is None else instance
+    def draw(seed, instance):
         teacher = target.init(key_for(instance, "teacher"))
         x_test, y_test = clean.sample(teacher, key_for(instance, "test_data"), data.test_m)
         if data.online:
@@ -298,8 +297,8 @@ def run_group(exp: Experiment, hps: dict, devices=None) -> dict[str, np.ndarray]
 
     hps: {"seed", "m", "lr", "weight_decay", "init_seed"} → equal-length 1-D sequences (R,).
     Missing ones default to the config's (init_seed −1: the run seed). With `devices`
-    (more than one) the run axis is sharded across them. Returns numpy arrays: (R,) metrics and (R, P) curves at
-    `curve_steps(exp)`.
+    (more than one) the run axis is sharded across them. Returns numpy arrays: (R,) metrics
+    and (R, P) curves at `curve_steps(exp)`.
     """
     arrays = _hp_arrays(exp, hps)
     if not exp.data.online and int(arrays["m"].max()) > exp.data.m:
@@ -327,7 +326,8 @@ def _run_host_group(exp: Experiment, arrays: dict) -> dict[str, np.ndarray]:
     call for all seeds, then `fit(key, x[:m], y[:m])` per run in numpy. A `FitFailed`
     marks the run failed with its reason."""
     learner, task, loss_of = exp.learner, exp.target.task, LOSSES[exp.train.loss]
-    x_tr, y_tr, x_te, y_te = (np.asarray(a) for a in _compiled_data(exp)(arrays["seed"], np.where(arrays["init_seed"] >= 0, arrays["init_seed"], arrays["seed"])))
+    data = _compiled_data(exp)(arrays["seed"], instance_seed(arrays))
+    x_tr, y_tr, x_te, y_te = (np.asarray(a) for a in data)
     rows = []
     for i, (seed, m) in enumerate(zip(arrays["seed"], arrays["m"])):
         try:
