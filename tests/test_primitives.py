@@ -271,6 +271,36 @@ def test_routed_mlp_matches_reference(d, dtype, impl, out):
         close(a, b, dtype)
 
 
+@settings(max_examples=6, deadline=None, derandomize=True)
+@given(sizes(), st.sampled_from(["sparse", "dense"]))
+def test_routed_layer_matches_the_routed_columns_of_the_dense_layer(d, impl):
+    x, router, w1, b1, _ = routed_case(d, jnp.float32)
+    k = d["k"]
+    g = normal(d["seed"] + 9, (d["m"], k))
+
+    def both(x, w1, b1):
+        z, pull = jax.vjp(lambda *a: P.routed_layer(a[0], router, *a[1:], k, impl=impl)[0], x, w1, b1)
+        idx = P.route(x, router, b1, k)
+        want, pull_ref = jax.vjp(lambda x, w1, b1: jnp.take_along_axis(x @ w1.T + b1, idx, axis=1), x, w1, b1)
+        return P.routed_layer(x, router, w1, b1, k, impl=impl)[1], idx, z, want, pull(g), pull_ref(g)
+
+    got_idx, idx, z, want, got_g, want_g = jax.jit(both)(x, w1, b1)
+    np.testing.assert_array_equal(got_idx, idx)
+    close(z, want)
+    for a, b in zip(got_g, want_g):
+        close(a, b)
+
+
+def test_routed_layer_check_grads():
+    with jax.enable_x64(True):
+        m, n, s, k = 3, 4, 7, 3
+        x, w1 = normal(0, (m, n)).astype(jnp.float64), normal(1, (s, n)).astype(jnp.float64)
+        b1 = distinct(3, (s,)).astype(jnp.float64)
+        router = (jnp.zeros((n, 1)), jnp.zeros((1, s)))  # scores = b1: routing fixed by the biases
+        check_grads(jax.jit(lambda x, w1, b1: P.routed_layer(x, router, w1, b1, k, impl="sparse")[0]),
+                    (x, w1, b1), order=2, modes=("rev",), eps=1e-3)
+
+
 def test_routed_mlp_equals_dense_topk_mlp_with_an_exact_router():
     m, n, s, k = 6, 5, 16, 4
     x, w1, b1, w2 = normal(0, (m, n)), normal(1, (s, n)), normal(2, (s,)), normal(3, (s, 2))
@@ -364,6 +394,8 @@ def test_vmap_equals_python_loop_for_every_primitive():
         "gather_matmul dense": (partial(P.gather_matmul, impl="dense"), (vals, idxs, w2s)),
         "routed_mlp": (lambda x, w1, b1, w2: P.routed_mlp(x, router, w1, b1, w2, k, impl="sparse"),
                        (xs, w1s, b1s, w2s)),
+        "routed_layer": (lambda x, w1, b1: P.routed_layer(x, router, w1, b1, k, impl="sparse")[0],
+                         (xs, w1s, b1s)),
     }
     for name, (fn, args) in cases.items():
         value_and_grad = jax.jit(lambda *a, fn=fn: (fn(*a), jax.grad(lambda *b: fn(*b).sum())(*a)))
@@ -406,6 +438,10 @@ def test_jit_equals_eager():
      "router must be a pair"),
     (lambda: P.routed_mlp(jnp.ones((2, 3)), (jnp.ones((3, 1)), jnp.ones((1, 5))), jnp.ones((5, 3)),
                           jnp.ones(5), jnp.ones(5), 2, impl="fast"), "impl must be"),
+    (lambda: P.routed_layer(jnp.ones((2, 3)), (jnp.ones((3, 1)), jnp.ones((1, 5))), jnp.ones((5, 3)),
+                            jnp.ones(4), 2), "hidden sizes s"),
+    (lambda: P.routed_layer(jnp.ones((2, 3)), (jnp.ones((3, 1)), jnp.ones((1, 5))), jnp.ones((5, 3)),
+                            jnp.ones(5), 6), "1 ≤ k ≤ s = 5"),
     (lambda: P.random_fan_in_mask(jax.random.key(0), 3, 4, 5), "fan_in"),
 ])
 def test_bad_arguments_fail_at_trace_time_with_a_clear_message(call, message):

@@ -12,8 +12,10 @@ Besides the plain ReLU network, three sparse variants built on `sparselearn.prim
   `connectivity="free"` the zero weights train like any other, as in Edelman et al.,
   where only the initialisation is sparse (needed whenever fan_in < k: a unit that sees
   fewer than k inputs cannot carry a k-parity).
-- `routed=True` (with `activation="topk"`, depth 2): a rank-`router_rank` router picks
-  the k units per example and only those first-layer rows are computed (`routed_mlp`).
+- `routed=True` (with `activation="topk"`): a rank-`router_rank` router picks the k
+  first-layer units per example and only those first-layer rows are computed
+  (`routed_layer`); at depth 3 the second hidden layer is a top-k over all its units,
+  fed by the k routed ones (`gather_matmul`).
 
 How the fixed sparse connectivity survives training: the connectivity *is* the set of nonzero
 first-layer weights. There is no separate mask in the parameters (`jax.grad` rejects
@@ -39,6 +41,7 @@ from sparselearn.primitives import (
     gather_matmul,
     masked_matmul,
     random_fan_in_mask,
+    routed_layer,
     routed_mlp,
     router_from_weights,
     topk_indices,
@@ -70,7 +73,7 @@ class MLP:
     of the unit are 0, and remain 0 unless `connectivity="free"`. Deeper layers are
     initialised as in "standard".
 
-    `activation="topk"` needs `k` (1 ≤ k ≤ width); `routed=True` also needs depth 2 and
+    `activation="topk"` needs `k` (1 ≤ k ≤ width); `routed=True` needs it too and
     replaces the first layer by the routed kernel, whose router is a rank-`router_rank`
     approximation of the first layer recomputed at every call (no router parameters,
     no gradient; exact when router_rank ≥ n). With routing, the first-layer weights are
@@ -113,7 +116,6 @@ class MLP:
         require(self.router_rank >= 1, "router_rank", f"must be ≥ 1, got {self.router_rank}")
         if self.routed:
             require(self.activation == "topk", "routed", "needs activation: topk (the router picks k units)")
-            require(self.depth == 2, "routed", f"is implemented for depth 2 only, got depth {self.depth}")
 
     def check(self, target, data) -> None:
         """Limits that depend on the target: fan_in ≤ n; and a depth-2 net with fixed
@@ -171,12 +173,17 @@ class MLP:
 
     def apply(self, params: list[dict], x: jax.Array) -> jax.Array:
         """Network output for x (m, n): shape (m,)."""
-        if self.routed:
-            return self._apply_routed(params, x)
         if self.activation == "relu" and not self._masked:
             return self._apply_dense(params, x)
+        if self.routed and self.depth == 2:
+            out = routed_mlp(x, *self._routed_first_layer(params[0]), params[-1]["w"], self.k)
+            return out + params[-1]["b"] if self.bias else out
         h, active = x, None  # active: (values, idx) of the previous top-k layer
         for i, layer in enumerate(params[:-1]):
+            if i == 0 and self.routed:
+                z, idx = routed_layer(x, *self._routed_first_layer(layer), self.k)
+                active = (jax.nn.relu(z), idx)
+                continue
             w = layer["w"]
             if active is not None:
                 z = gather_matmul(*active, w)
@@ -202,12 +209,10 @@ class MLP:
         out = h @ params[-1]["w"]
         return out + params[-1]["b"] if self.bias else out
 
-    def _apply_routed(self, params: list[dict], x: jax.Array) -> jax.Array:
-        first, last = params
+    def _routed_first_layer(self, first: dict) -> tuple:
+        """(router, w1 (width, n), b1 (width,)): the arguments of the routed kernels."""
         w1 = first["w"]
         if self._masked:
             w1 = jnp.where(w1 != 0, w1, 0.0)  # same values; the gradient is masked (an O(width·n) pass)
         b1 = first["b"] if self.bias else jnp.zeros_like(first["b"])
-        router = router_from_weights(w1, self.router_rank, seed=_ROUTER_SKETCH_SEED)
-        out = routed_mlp(x, router, w1, b1, last["w"], self.k)
-        return out + last["b"] if self.bias else out
+        return router_from_weights(w1, self.router_rank, seed=_ROUTER_SKETCH_SEED), w1, b1

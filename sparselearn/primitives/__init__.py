@@ -4,8 +4,8 @@
 - `topk(z, k)`: keep the k largest pre-activations per row, zero the rest.
 - `gather_matmul(values, idx, w2)`: second layer over the k active units only
   (dense where that is faster, `gather_prefers_sparse`).
-- `routed_mlp(x, router, w1, b1, w2, k)`: a low-rank router picks k units per
-  example and only those are computed.
+- `routed_layer(x, router, w1, b1, k)` and `routed_mlp(x, router, w1, b1, w2, k)`:
+  a low-rank router picks k units per example and only those are computed.
 
 All are pure functions of arrays that work under `jit`, `vmap` and `grad`; shapes
 and k are checked while tracing. The `*_reference` versions compute the same thing
@@ -26,6 +26,7 @@ from sparselearn.primitives.routed import (
     SPARSE_MAX_ROW_ELEMENTS,
     prefers_sparse,
     route,
+    routed_layer,
     routed_mlp,
     routed_mlp_reference,
     router_from_weights,
@@ -48,6 +49,7 @@ __all__ = [
     "prefers_sparse",
     "random_fan_in_mask",
     "route",
+    "routed_layer",
     "routed_mlp",
     "routed_mlp_reference",
     "router_from_weights",

@@ -1,4 +1,4 @@
-"""A one-hidden-layer top-k MLP that computes only the units a low-rank router picks.
+"""Top-k layers that compute only the units a low-rank router picks.
 
     scores = (x @ u) @ v + b1                  router of rank r: u (n, r), v (r, s)
     idx    = the k highest scores per example  (ties: lower unit index)
@@ -10,6 +10,9 @@ O(m·k·n) instead of O(m·s·n), the router O(m·r·(n + s)). The router estima
 weight part x · w1ᵀ of the pre-activations; the bias is known and added exactly. When
 the router ranks the truly largest pre-activations first, `idx` is the dense top-k set
 and the output equals the dense top-k MLP `topk_mlp_reference`.
+
+`routed_layer` returns the layer's (z, idx), to stack further layers on through
+`gather_matmul`; `routed_mlp` is the one-hidden-layer network built from it.
 
 The choice of units is piecewise constant in the router, so the router's exact
 gradient is zero almost everywhere; it gets none here. A learner that wants a
@@ -44,6 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sparselearn.primitives import _checks, _rows
+from sparselearn.primitives.gather import gather_matmul
 from sparselearn.primitives.topk import keep_mask, topk
 
 # Limits of `impl="auto"`'s sparse path, from benchmarks/results/primitives.json on a
@@ -60,38 +64,38 @@ def prefers_sparse(k: int, s: int, n: int) -> bool:
 
 
 @jax.custom_vjp
-def _sparse(x, w1, b1, w2, idx):
-    return _sparse_fwd(x, w1, b1, w2, idx)[0]
+def _rows_sparse(x, w1, b1, idx):
+    return _rows.row_dots(x, w1, idx) + b1[idx]
 
 
-def _sparse_fwd(x, w1, b1, w2, idx):
-    z = _rows.row_dots(x, w1, idx) + b1[idx]
-    h = jax.nn.relu(z)
-    return _rows.row_combine(h, idx, w2), (x, w1, b1, w2, idx, z)
+def _rows_sparse_fwd(x, w1, b1, idx):
+    return _rows_sparse(x, w1, b1, idx), (x, w1, b1, idx)
 
 
-def _sparse_bwd(res, g):
-    x, w1, b1, w2, idx, z = res
+def _rows_sparse_bwd(res, gz):
+    x, w1, b1, idx = res
     s = w1.shape[0]
-    h = jax.nn.relu(z)
-    gz = jnp.where(z > 0, _rows.row_dots(g, w2, idx), 0).astype(z.dtype)
-    d_w2 = _rows.row_scatter_add(s, idx, h, g, w2.dtype)
-    d_b1 = _rows.scatter_add_1d(s, idx, gz, b1.dtype)
-    d_w1 = _rows.row_scatter_add(s, idx, gz, x, w1.dtype)
     d_x = _rows.row_combine(gz, idx, w1).astype(x.dtype)
-    return d_x, d_w1, d_b1, d_w2, None
+    d_w1 = _rows.row_scatter_add(s, idx, gz, x, w1.dtype)
+    d_b1 = _rows.scatter_add_1d(s, idx, gz, b1.dtype)
+    return d_x, d_w1, d_b1, None
 
 
-_sparse.defvjp(_sparse_fwd, _sparse_bwd)
+_rows_sparse.defvjp(_rows_sparse_fwd, _rows_sparse_bwd)
 
 
-def _dense(x, w1, b1, w2, idx):
+def _rows_dense(x, w1, b1, idx):
+    return jnp.take_along_axis(x @ w1.T + b1, idx, axis=1)
+
+
+def _masked_dense(x, w1, b1, w2, idx):
+    """relu(x @ w1ᵀ + b1) kept at the units idx (m, k), zero elsewhere, times w2."""
     z = x @ w1.T + b1
     h = jnp.where(keep_mask(idx, w1.shape[0]), jax.nn.relu(z), jnp.zeros((), z.dtype))
     return h @ w2
 
 
-def _check(x, router, w1, b1, w2) -> tuple[int, int]:
+def _check(x, router, w1, b1, w2=None) -> tuple[int, int]:
     _checks.ndim("x", x, 2, "(m, n)")
     if not (isinstance(router, (tuple, list)) and len(router) == 2):
         raise ValueError("router must be a pair (u, v) with u (n, r) and v (r, s)")
@@ -100,14 +104,19 @@ def _check(x, router, w1, b1, w2) -> tuple[int, int]:
     _checks.ndim("router v", v, 2, "(r, s)")
     _checks.ndim("w1", w1, 2, "(s, n): one row per hidden unit")
     _checks.ndim("b1", b1, 1, "(s,)")
-    _checks.ndim("w2", w2, (1, 2), "(s,) or (s, out)")
-    for name, a in (("x", x), ("router u", u), ("router v", v), ("w1", w1), ("b1", b1), ("w2", w2)):
+    arrays = [("x", x), ("router u", u), ("router v", v), ("w1", w1), ("b1", b1)]
+    if w2 is not None:
+        _checks.ndim("w2", w2, (1, 2), "(s,) or (s, out)")
+        arrays.append(("w2", w2))
+    for name, a in arrays:
         _checks.floating(name, a)
     n, s = x.shape[1], w1.shape[0]
     _checks.same("input sizes n", ("x.shape[1]", n), ("router u.shape[0]", u.shape[0]), ("w1.shape[1]", w1.shape[1]))
     _checks.same("router ranks r", ("u.shape[1]", u.shape[1]), ("v.shape[0]", v.shape[0]))
-    _checks.same("hidden sizes s", ("w1.shape[0]", s), ("router v.shape[1]", v.shape[1]),
-                 ("b1.shape[0]", b1.shape[0]), ("w2.shape[0]", w2.shape[0]))
+    sizes = [("w1.shape[0]", s), ("router v.shape[1]", v.shape[1]), ("b1.shape[0]", b1.shape[0])]
+    if w2 is not None:
+        sizes.append(("w2.shape[0]", w2.shape[0]))
+    _checks.same("hidden sizes s", *sizes)
     return n, s
 
 
@@ -118,42 +127,68 @@ def route(x: jax.Array, router, b1: jax.Array, k: int) -> jax.Array:
     return jax.lax.top_k(scores, k)[1]
 
 
-def routed_mlp(x: jax.Array, router, w1: jax.Array, b1: jax.Array, w2: jax.Array, k: int,
-               *, impl: Literal["auto", "sparse", "dense"] = "auto") -> jax.Array:
-    """Top-k MLP output computing only the k router-selected hidden units per example.
+def _impl(impl: str, k: int, s: int, n: int) -> str:
+    if impl not in ("auto", "sparse", "dense"):
+        raise ValueError(f"impl must be 'auto', 'sparse' or 'dense', got {impl!r}")
+    if impl == "auto":
+        return "sparse" if prefers_sparse(k, s, n) else "dense"
+    return impl
+
+
+def routed_layer(x: jax.Array, router, w1: jax.Array, b1: jax.Array, k: int,
+                 *, impl: Literal["auto", "sparse", "dense"] = "auto") -> tuple[jax.Array, jax.Array]:
+    """Pre-activations of the k router-selected units of a layer, and which units they are.
 
     Args:
         x: (m, n) inputs.
         router: (u, v), u (n, r) and v (r, s); scores are (x @ u) @ v + b1. No gradient.
-        w1: (s, n) first-layer weights, one row per hidden unit.
-        b1: (s,) first-layer biases.
-        w2: (s, out) second-layer weights, or (s,) for a scalar output.
+        w1: (s, n) weights, one row per unit.
+        b1: (s,) biases.
         k: static int, 1 ≤ k ≤ s: units computed per example.
-        impl: "sparse" (gather the k rows, custom VJP that scatters back into them),
+        impl: "sparse" (gather the k rows; custom VJP that scatters back into them),
             "dense" (all s units, then keep the routed ones) or "auto": sparse where
             `prefers_sparse(k, s, n)`. All three return the same values and gradients.
+
+    Returns:
+        z (m, k) = x[i] · w1[idx[i, j]] + b1[idx[i, j]], and idx (m, k) int32, the
+        units in decreasing router score. Gradients reach x, w1 and b1 through z.
+        Feed (relu(z), idx) to `gather_matmul` for the next layer.
+    """
+    n, s = _check(x, router, w1, b1)
+    k = _checks.k_in_range(k, s)
+    impl = _impl(impl, k, s, n)
+    idx = route(x, router, b1, k)
+    z = _rows_sparse(x, w1, b1, idx) if impl == "sparse" else _rows_dense(x, w1, b1, idx)
+    return z, idx
+
+
+def routed_mlp(x: jax.Array, router, w1: jax.Array, b1: jax.Array, w2: jax.Array, k: int,
+               *, impl: Literal["auto", "sparse", "dense"] = "auto") -> jax.Array:
+    """Top-k MLP output computing only the k router-selected hidden units per example:
+    `gather_matmul(relu(z), idx, w2)` of `routed_layer`'s (z, idx).
+
+    Args:
+        x, router, w1, b1, k, impl: as in `routed_layer`; impl also picks the second
+            layer's path ("sparse" gathers the k rows of w2, "dense" multiplies all s).
+        w2: (s, out) second-layer weights, or (s,) for a scalar output.
 
     Returns:
         (m, out), or (m,) when w2 is (s,).
     """
     n, s = _check(x, router, w1, b1, w2)
     k = _checks.k_in_range(k, s)
-    if impl not in ("auto", "sparse", "dense"):
-        raise ValueError(f"impl must be 'auto', 'sparse' or 'dense', got {impl!r}")
-    if impl == "auto":
-        impl = "sparse" if prefers_sparse(k, s, n) else "dense"
-    idx = route(x, router, b1, k)
-    vector = w2.ndim == 1
-    w2m = w2[:, None] if vector else w2
-    out = _sparse(x, w1, b1, w2m, idx) if impl == "sparse" else _dense(x, w1, b1, w2m, idx)
-    return out[:, 0] if vector else out
+    if _impl(impl, k, s, n) == "dense":
+        # all units at once and a mask: no (m, k) gathers and scatters of z in and out
+        return _masked_dense(x, w1, b1, w2, route(x, router, b1, k))
+    z, idx = routed_layer(x, router, w1, b1, k, impl="sparse")
+    return gather_matmul(jax.nn.relu(z), idx, w2, impl="sparse")
 
 
 def routed_mlp_reference(x, router, w1, b1, w2, k):
     """`routed_mlp` by dense matrices and plain autodiff; arguments and result as there."""
     _check(x, router, w1, b1, w2)
     k = _checks.k_in_range(k, w1.shape[0])
-    return _dense(x, w1, b1, w2, route(x, router, b1, k))
+    return _masked_dense(x, w1, b1, w2, route(x, router, b1, k))
 
 
 def topk_mlp_reference(x, w1, b1, w2, k):
