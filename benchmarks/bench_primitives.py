@@ -22,7 +22,7 @@ so compare figures only within one run and read them with its load.
 At s = 4096, density 1/64 it also times the pieces of both paths on their own
 (`breakdown_s4096_density1_64`), to show where the time goes.
 
-Run: python benchmarks/bench_primitives.py [--quick]   (~2–3 min on an idle 2-core CPU)
+Run: python benchmarks/bench_primitives.py [--quick]   (~80 s on an idle 2-core CPU)
 Writes benchmarks/results/primitives.json.
 """
 
@@ -69,15 +69,18 @@ def _once(fn, args) -> float:
 
 def race(contenders: dict, budget_s: float, min_rounds: int = 7, max_rounds: int = 41) -> dict:
     """Seconds per call of each jitted (fn, args), one list entry per round; every round
-    calls every contender once, in turn."""
+    calls every contender once, in turn, starting one further along the list each round
+    (so that no contender always runs just after the same one, with its caches as that
+    one left them)."""
     for fn, args in contenders.values():
         jax.block_until_ready(fn(*args))  # compile
     first = {name: _once(fn, args) for name, (fn, args) in contenders.items()}
     rounds = int(max(min_rounds, min(max_rounds, budget_s / max(sum(first.values()), 1e-9))))
     times = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, (fn, args) in contenders.items():
-            times[name].append(_once(fn, args))
+    names = list(contenders)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            times[name].append(_once(*contenders[name]))
     return times
 
 
@@ -269,6 +272,8 @@ def main(argv=None) -> dict:
                    "sparse_max_row_elements": P.SPARSE_MAX_ROW_ELEMENTS,
                    "gather_max_density": str(Fraction(P.GATHER_MAX_DENSITY)),
                    "gather_max_row_elements": P.GATHER_MAX_ROW_ELEMENTS,
+                   "gather_mid_density": str(Fraction(P.GATHER_MID_DENSITY)),
+                   "gather_mid_row_elements": P.GATHER_MID_ROW_ELEMENTS,
                    "quick": args.quick},
         "ratios": ratios,
         "busy_machine": busy,

@@ -187,9 +187,10 @@ def test_gather_matmul_chunked_path_and_repeated_indices():
 
 
 def test_gather_matmul_auto_path_follows_the_rule_and_changes_nothing():
-    # the rule: gather when k/s ≤ 1/32 or k·out ≤ 2^14
+    # the rule: gather when k/s ≤ 1/32, or k/s ≤ 1/16 and k·out ≤ 2^17, or k·out ≤ 2^14
     assert P.gather_prefers_sparse(64, 4096, 512)         # density 1/64
-    assert not P.gather_prefers_sparse(256, 4096, 512)    # density 1/16, long rows
+    assert P.gather_prefers_sparse(256, 4096, 512)        # density 1/16, rows of 2^17
+    assert not P.gather_prefers_sparse(1024, 16384, 512)  # density 1/16, longer rows
     assert P.gather_prefers_sparse(1024, 4096, 1)         # density 1/4, scalar output
     assert not P.gather_prefers_sparse(1024, 4096, 64)
     m, s, k, out = 5, 64, 32, 1024                        # auto takes the dense path here

@@ -15,6 +15,8 @@ with dense matrices and plain autodiff, for tests and benchmarks.
 from sparselearn.primitives.gather import (
     GATHER_MAX_DENSITY,
     GATHER_MAX_ROW_ELEMENTS,
+    GATHER_MID_DENSITY,
+    GATHER_MID_ROW_ELEMENTS,
     dense_rows,
     gather_matmul,
     gather_matmul_reference,
@@ -37,6 +39,8 @@ from sparselearn.primitives.topk import keep_mask, topk, topk_indices, topk_refe
 __all__ = [
     "GATHER_MAX_DENSITY",
     "GATHER_MAX_ROW_ELEMENTS",
+    "GATHER_MID_DENSITY",
+    "GATHER_MID_ROW_ELEMENTS",
     "SPARSE_MAX_DENSITY",
     "SPARSE_MAX_ROW_ELEMENTS",
     "dense_rows",

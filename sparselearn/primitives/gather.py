@@ -6,7 +6,8 @@ w2, so forward and backward cost O(m·k·out) instead of the dense O(m·s·out).
 
 On CPU a gathered row costs far more per multiply-add than a dense matrix product,
 which reuses every weight across the batch (benchmarks/results/primitives.json:
-at n = out = 512 the gather wins at density k/s = 1/64 and loses at 1/16 and 1/4).
+at n = out = 512 the gather wins at density k/s = 1/64, mostly wins at 1/16 and
+loses at 1/4).
 With `impl="auto"` (the default) the product is computed densely, with the same
 values and gradients, unless `gather_prefers_sparse(k, s, out)`.
 
@@ -25,19 +26,25 @@ import jax.numpy as jnp
 
 from sparselearn.primitives import _checks, _rows
 
-# `impl="auto"` gathers when the active units are few (k/s ≤ GATHER_MAX_DENSITY) or the
-# gathered rows are short (k·out ≤ GATHER_MAX_ROW_ELEMENTS). Measured on a 2-core CPU,
-# batch 256, s = 4096: with out = 1 or 16 the gather won even at k/s = 1/4 (k·out ≤ 2^14),
-# with out = 64 it lost at 1/4 (k·out = 2^16), with out = 128 and 512 it was level or lost
-# at 1/16 and won only at 1/64.
+# `impl="auto"` gathers when the active units are few (k/s ≤ GATHER_MAX_DENSITY), or
+# fairly few with rows of moderate length (k/s ≤ GATHER_MID_DENSITY and
+# k·out ≤ GATHER_MID_ROW_ELEMENTS), or the gathered rows are short (k·out ≤
+# GATHER_MAX_ROW_ELEMENTS). Measured on a 2-core CPU, batch 256 (forward + backward,
+# dense time / gather time): at density 1/16 the gather won 1.3–2.1× for k·out from
+# 2^13 to 2^17 and lost (0.9×) at s = 16384, k = 1024, out = 512; at density 1/4 it lost
+# (0.3–0.5×) unless the rows were short (out = 1 or 16 won even there).
 GATHER_MAX_DENSITY = 1 / 32
+GATHER_MID_DENSITY = 1 / 16
+GATHER_MID_ROW_ELEMENTS = 1 << 17
 GATHER_MAX_ROW_ELEMENTS = 1 << 14
 
 
 def gather_prefers_sparse(k: int, s: int, out: int) -> bool:
-    """Whether `gather_matmul(impl="auto")` gathers rows: k/s ≤ GATHER_MAX_DENSITY or
-    k·out ≤ GATHER_MAX_ROW_ELEMENTS (out = 1 for a vector w2)."""
-    return k / s <= GATHER_MAX_DENSITY or k * out <= GATHER_MAX_ROW_ELEMENTS
+    """Whether `gather_matmul(impl="auto")` gathers rows (out = 1 for a vector w2): see
+    the GATHER_* limits above."""
+    density, row = k / s, k * out
+    return (density <= GATHER_MAX_DENSITY or row <= GATHER_MAX_ROW_ELEMENTS
+            or (density <= GATHER_MID_DENSITY and row <= GATHER_MID_ROW_ELEMENTS))
 
 
 @jax.custom_vjp
