@@ -281,13 +281,16 @@ def test_routed_layer_matches_the_routed_columns_of_the_dense_layer(d, impl):
 
     def both(x, w1, b1):
         z, pull = jax.vjp(lambda *a: P.routed_layer(a[0], router, *a[1:], k, impl=impl)[0], x, w1, b1)
-        idx = P.route(x, router, b1, k)
-        want, pull_ref = jax.vjp(lambda x, w1, b1: jnp.take_along_axis(x @ w1.T + b1, idx, axis=1), x, w1, b1)
-        return P.routed_layer(x, router, w1, b1, k, impl=impl)[1], idx, z, want, pull(g), pull_ref(g)
+        want, pull_ref = jax.vjp(lambda *a: P.routed_layer_reference(a[0], router, *a[1:], k)[0], x, w1, b1)
+        # the reference, written out: the routed columns of the dense layer
+        dense = jnp.take_along_axis(x @ w1.T + b1, P.route(x, router, b1, k), axis=1)
+        return (P.routed_layer(x, router, w1, b1, k, impl=impl)[1], P.route(x, router, b1, k), z, want, dense,
+                pull(g), pull_ref(g))
 
-    got_idx, idx, z, want, got_g, want_g = jax.jit(both)(x, w1, b1)
+    got_idx, idx, z, want, dense, got_g, want_g = jax.jit(both)(x, w1, b1)
     np.testing.assert_array_equal(got_idx, idx)
     close(z, want)
+    close(want, dense)
     for a, b in zip(got_g, want_g):
         close(a, b)
 

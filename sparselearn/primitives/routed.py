@@ -184,6 +184,14 @@ def routed_mlp(x: jax.Array, router, w1: jax.Array, b1: jax.Array, w2: jax.Array
     return gather_matmul(jax.nn.relu(z), idx, w2, impl="sparse")
 
 
+def routed_layer_reference(x, router, w1, b1, k):
+    """`routed_layer` by the dense layer x @ w1ᵀ + b1 and plain autodiff; arguments and
+    result as there."""
+    _check(x, router, w1, b1)
+    idx = route(x, router, b1, _checks.k_in_range(k, w1.shape[0]))
+    return _rows_dense(x, w1, b1, idx), idx
+
+
 def routed_mlp_reference(x, router, w1, b1, w2, k):
     """`routed_mlp` by dense matrices and plain autodiff; arguments and result as there."""
     _check(x, router, w1, b1, w2)
