@@ -67,7 +67,7 @@ def _once(fn, args) -> float:
     return time.perf_counter() - t
 
 
-def race(contenders: dict, budget_s: float, min_rounds: int = 7, max_rounds: int = 41) -> dict:
+def race(contenders: dict, budget_s: float, min_rounds: int = 7, max_rounds: int = 151) -> dict:
     """Seconds per call of each jitted (fn, args), one list entry per round; every round
     calls every contender once, in turn, starting one further along the list each round
     (so that no contender always runs just after the same one, with its caches as that
