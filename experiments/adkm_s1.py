@@ -73,14 +73,12 @@ def measure(smoke: bool = False, results: str | Path = "results") -> pd.DataFram
         swept = "s" if label.startswith("s") else "k"
         res = sl.sample_complexity(exp, eps=size["eps"], delta=DELTA, out=str(results), start=size["start"],
                                    max_value=size["max_m"], rtol=0.5, progress=False, max_rounds=size["rounds"])
-        table = res.table()
-        s = table.get("target.s", pd.Series([exp.target.s] * len(table)))
-        k = table.get("target.k", pd.Series([exp.target.k] * len(table)))
+        est = res.estimates()
+        s = est.get("target.s", pd.Series([exp.target.s] * len(est)))
+        k = est.get("target.k", pd.Series([exp.target.k] * len(est)))
         rows.append(pd.DataFrame({
             "sweep": label, "size": (s if swept == "s" else k).astype(int), "n": exp.target.n,
-            "s": s.astype(int), "k": k.astype(int), "m_star": table["estimate"].astype(float),
-            "ci_low": table["ci_low"].astype(float), "ci_high": table["ci_high"].astype(float),
-            "censored": table["censored"].astype(bool)}))
+            "s": s.astype(int), "k": k.astype(int), **est[["m_star", "ci_low", "ci_high", "censored"]]}))
     return pd.concat(rows, ignore_index=True)
 
 

@@ -67,11 +67,9 @@ def measure(smoke: bool = False, results: str | Path = "results") -> pd.DataFram
     for exp in configs(smoke):
         res = sl.sample_complexity(exp, eps=size["eps"], delta=DELTA, out=str(results), start=size["start"],
                                    max_value=size["max_m"], rtol=0.5, progress=False, max_rounds=size["rounds"])
-        table = res.table()
-        rows.append(pd.DataFrame({"n": table["target.n"].astype(int), "k": exp.target.k,
-                                  "m_star": table["estimate"].astype(float),
-                                  "ci_low": table["ci_low"].astype(float), "ci_high": table["ci_high"].astype(float),
-                                  "censored": table["censored"].astype(bool)}))
+        est = res.estimates()
+        rows.append(pd.DataFrame({"n": est["target.n"].astype(int), "k": exp.target.k,
+                                  **est[["m_star", "ci_low", "ci_high", "censored"]]}))
     return pd.concat(rows, ignore_index=True)
 
 

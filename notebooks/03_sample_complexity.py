@@ -51,7 +51,7 @@ table[["target.n", "estimate", "below", "ci_low", "ci_high", "success_rate"]]
 # first point).
 
 # %%
-points = pd.DataFrame({"n": table["target.n"], "m_star": table["estimate"].astype(float)})
+points = res.estimates().rename(columns={"target.n": "n"})
 fig, ax, fits = scaling_plot(points, "n", "m_star", xlabel="n", ylabel="m* (samples)", n_boot=200)
 n = np.geomspace(min(NS), max(NS), 20)
 bound = theory.gf2_samples(n.round(), np.full(n.shape, 0.25))

@@ -119,6 +119,20 @@ class SearchResult:
         return pd.DataFrame(rows)
 
 
+    def estimates(self) -> pd.DataFrame:
+        """`table()` as numbers to fit: the grid-point columns, then m_star, ci_low and
+        ci_high as floats (NaN where unknown, e.g. m_star of a censored point) and censored
+        as bool. One row per grid point."""
+        t = self.table()
+        keys = [k for k, _ in self.points[0].point] if self.points else []
+        out = t[keys].copy()
+        out["m_star"] = t["estimate"].astype(float)
+        for col in ("ci_low", "ci_high"):
+            out[col] = t[col].astype(float)
+        out["censored"] = t["censored"].astype(bool)
+        return out
+
+
 def _validate(exp: Experiment, param: str, eps: float, delta: float) -> None:
     if param not in PARAMS:
         raise ConfigError(f"can search over {', '.join(PARAMS)}, not {param!r}", key="--param")
