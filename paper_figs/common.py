@@ -81,6 +81,18 @@ def figure_main(fig_id: str, configs, draw):
     return main
 
 
+def labelled_figure_main(fig_id: str, configs, draw, column: str):
+    """The `main(smoke, results, out)` of a figure whose `configs(smoke)` are tuples
+    (label, ..., experiment): collect, give every run its experiment's label in `column`,
+    draw(runs), save; returns the .png and .pdf."""
+    def main(smoke: bool = False, results="results", out=None) -> list[Path]:
+        labelled = configs(smoke)
+        runs, _ = collect(fig_id, [item[-1] for item in labelled], smoke, results)
+        names = {item[-1].experiment: item[0] for item in labelled}
+        return save_figure(fig_id, draw(runs.assign(**{column: runs["experiment"].map(names)})), out)
+    return main
+
+
 def main(fn, doc: str | None = None) -> None:
     """Command line of a figure script: python paper_figs/fig_x.py [--smoke] [--results DIR] [--out DIR]."""
     p = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)

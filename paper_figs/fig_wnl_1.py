@@ -134,12 +134,7 @@ def draw(runs):
     return fig
 
 
-def main(smoke: bool = False, results="results", out=None) -> list[Path]:
-    labelled = configs(smoke)
-    runs, _ = common.collect(ID, [e for *_, e in labelled], smoke, results)
-    names = {e.experiment: label for label, _, _, e in labelled}
-    runs = runs.assign(learner_label=runs["experiment"].map(names))
-    return common.save_figure(ID, draw(runs), out)
+main = common.labelled_figure_main(ID, configs, draw, "learner_label")
 
 
 if __name__ == "__main__":
