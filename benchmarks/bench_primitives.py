@@ -20,7 +20,9 @@ products use every core, slowed down more than the sparse loops, which run on on
 so compare figures only within one run and read them with its load.
 
 At s = 4096, density 1/64 it also times the pieces of both paths on their own
-(`breakdown_s4096_density1_64`), to show where the time goes.
+(`breakdown_s4096_density1_64`), to show where the time goes, and one gradient step of
+the `mlp` learner with ReLU, top-k and routed top-k units (`mlp_learner_step_ms`), the
+speed a user of `activation: topk` / `routed: true` gets.
 
 Run: python benchmarks/bench_primitives.py [--quick]   (~80 s on an idle 2-core CPU)
 Writes benchmarks/results/primitives.json.
@@ -29,6 +31,7 @@ Writes benchmarks/results/primitives.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -44,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _machine import describe  # noqa: E402
 
 from sparselearn import primitives as P  # noqa: E402
+from sparselearn.learners.mlp import MLP  # noqa: E402
 from sparselearn.primitives import _rows  # noqa: E402
 
 M, N, RANK = 256, 512, 8
@@ -162,6 +166,28 @@ def combine_by_contraction(coef, idx, table):
     return _rows._map_rows(block, coef, idx, table, table.shape[1])
 
 
+def learner_steps(budget_s: float) -> dict:
+    """Milliseconds of one gradient of the `mlp` learner's square loss on a batch (m, n),
+    router construction included: ReLU, top-k and routed top-k at width 4096, k = 64 (depth
+    2) and at width 1024, k = 16 (depth 3)."""
+    x = jax.random.normal(jax.random.key(0), (M, N))
+    y = jax.random.normal(jax.random.key(1), (M,))
+    nets = {
+        "depth 2, width 4096: relu": MLP(width=4096),
+        "depth 2, width 4096: topk k=64": MLP(width=4096, activation="topk", k=64),
+        "depth 2, width 4096: routed k=64": MLP(width=4096, activation="topk", k=64, routed=True),
+        "depth 3, width 1024: relu": MLP(width=1024, depth=3),
+        "depth 3, width 1024: topk k=16": MLP(width=1024, depth=3, activation="topk", k=16),
+        "depth 3, width 1024: routed k=16": MLP(width=1024, depth=3, activation="topk", k=16, routed=True),
+    }
+    steps = {}
+    for name, net in nets.items():
+        loss = functools.partial(lambda net, p: jnp.mean((net.apply(p, x) - y) ** 2), net)
+        steps[name] = (jax.jit(jax.value_and_grad(loss)), (net.init_params(jax.random.key(2), N),))
+    t = race(steps, budget_s)
+    return {name: round(ms(ts), 3) for name, ts in t.items()}
+
+
 def breakdown(s: int, k: int, key, budget_s: float) -> dict:
     """Milliseconds of the pieces of the dense, routed and gather paths, each jitted alone."""
     x, router, w1, b1, w2 = mlp_data(s, k, key)
@@ -256,6 +282,15 @@ def main(argv=None) -> dict:
         for name, v in pieces.items():
             print(f"    {name:<70} {v:8.3f} ms")
 
+    learner = learner_steps(budget)
+    for name, v in learner.items():
+        print(f"    mlp learner, {name:<57} {v:8.3f} ms")
+    for depth, width, k in ((2, 4096, 64), (3, 1024, 16)):
+        relu, topk, routed = (learner[f"depth {depth}, width {width}: {kind}"]
+                              for kind in ("relu", f"topk k={k}", f"routed k={k}"))
+        ratios[f"learner_routed_vs_topk_depth{depth}_width{width}"] = topk / routed
+        ratios[f"learner_routed_vs_relu_depth{depth}_width{width}"] = relu / routed
+
     best = max(ratios.get("speedup_s4096_density1_64", 0.0), ratios.get("gather_speedup_s4096_density1_64", 0.0))
     worst_quarter = min((r["speedup"] for r in results if r["density"] == "1/4"), default=None)
     loads = [r["load_average_before"][0] for r in results if r["load_average_before"]]
@@ -291,6 +326,7 @@ def main(argv=None) -> dict:
         },
         "results": results,
         "breakdown_s4096_density1_64_ms": pieces,
+        "mlp_learner_step_ms": learner,
         "load_average_start": machine_info.get("load_average"),
         "load_average_end": load_average(),
         "wall_s": time.perf_counter() - started,
