@@ -51,9 +51,9 @@ from sparselearn.primitives.gather import gather_matmul
 from sparselearn.primitives.topk import keep_mask, topk
 
 # Limits of `impl="auto"`'s sparse path, from benchmarks/results/primitives.json on a
-# 2-core CPU (n = 512, batch 256): sparse won at density 1/64 (k ≤ 256), was level with
-# dense at 1/16 for k = 64 and lost there for k = 256 and 1024 (a 2 MiB block of rows per
-# example), and lost at density 1/4 everywhere.
+# 2-core CPU (n = 512, batch 256, speedups over the dense top-k network): the sparse path
+# won at density 1/64 (1.8–2.1×, k ≤ 256); at 1/16 it did no better than the dense path
+# of `impl="dense"` (0.98–1.18× against 1.14–1.22×), and at 1/4 it lost (0.5–0.7×).
 SPARSE_MAX_DENSITY = 1 / 32
 SPARSE_MAX_ROW_ELEMENTS = 1 << 17
 
