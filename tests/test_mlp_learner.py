@@ -121,10 +121,10 @@ OPTIMIZERS = {
 
 
 @pytest.mark.parametrize("opt", OPTIMIZERS, ids=list(OPTIMIZERS))
-@pytest.mark.parametrize("routed", [False, True], ids=["masked", "routed"])
-def test_sparse_connectivity_survives_training(opt, routed):
+@pytest.mark.parametrize("routed, depth", [(False, 2), (True, 2), (True, 3)], ids=["masked", "routed", "routed-3"])
+def test_sparse_connectivity_survives_training(opt, routed, depth):
     kw = {"activation": "topk", "k": 8, "routed": True} if routed else {}
-    net = MLP(width=32, init="sparse", fan_in=3, **kw)
+    net = MLP(width=32, depth=depth, init="sparse", fan_in=3, **kw)
     before, after = train(net, OPTIMIZERS[opt])
     w0, w1 = first_layer(net, before), first_layer(net, after)
     np.testing.assert_array_equal(np.asarray(w1 != 0), np.asarray(w0 != 0))
