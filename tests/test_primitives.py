@@ -238,6 +238,38 @@ def test_row_helpers_match_dense_at_every_chunk_size(monkeypatch, block, unroll,
     close(got[3], jnp.einsum("mk,mks->s", coef, onehot))
 
 
+@pytest.mark.parametrize("accel_block", [1, 12, 1 << 24])
+def test_row_helpers_accelerator_branch_matches_dense(monkeypatch, accel_block):
+    # the branch `cpu_else` takes outside CPUs, called directly: chunks of 1, a few or all examples
+    monkeypatch.setattr(_rows, "_ACCEL_BLOCK", accel_block)
+    m, k, s, d = 9, 5, 11, 5
+    x, coef, table = normal(0, (m, d)), normal(1, (m, k)), normal(2, (s, d))
+    idx = jax.random.randint(jax.random.key(3), (m, k), 0, s)
+    onehot = jax.nn.one_hot(idx, s)
+    c = _rows.chunk_size(m, k, d, accel_block)
+    close(_rows._row_dots_vector(x, table, idx), jnp.einsum("md,sd,mks->mk", x, table, onehot))
+    close(_rows._row_combine_vector(coef, idx, table), jnp.einsum("mk,mks,sd->md", coef, onehot, table))
+    close(_rows._scatter_rows(s, idx, coef, x, jnp.float32, c), jnp.einsum("mk,mks,md->sd", coef, onehot, x))
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="which branch a CPU program takes")
+def test_auto_takes_the_sparse_path_on_cpu_where_the_rule_says_so():
+    m, s, k, d = 8, 256, 4, 16                          # density 1/64
+    assert P.gather_prefers_sparse(k, s, d) and P.prefers_sparse(k, s, d)
+    values, w2 = normal(0, (m, k)), normal(1, (s, d))
+    idx = jax.lax.top_k(normal(2, (m, s)), k)[1]
+    x, router, w1, b1, _ = routed_case({"m": m, "n": d, "s": s, "seed": 3}, jnp.float32)
+    programs = {
+        "gather_matmul": (lambda v, w: P.gather_matmul(v, idx, w).sum(), (values, w2)),
+        "routed_mlp": (lambda w1, w2: P.routed_mlp(x, router, w1, b1, w2, k).sum(), (w1, w2)),
+    }
+    for name, (fn, args) in programs.items():
+        text = jax.jit(jax.value_and_grad(fn, argnums=(0, 1))).lower(*args).compile().as_text()
+        dots = [line for line in text.splitlines() if " dot(" in line]
+        # the dense path multiplies a whole (s, d) weight matrix, forward and backward
+        assert not any(f"f32[{s},{d}]" in line for line in dots), (name, dots)
+
+
 # ---------------------------------------------------------------- routed_mlp
 
 def routed_case(d, dtype, rank=2, out=None):

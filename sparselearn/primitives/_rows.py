@@ -15,6 +15,11 @@ faster than gather-then-contract inside a training step, 2–4× faster alone).
 The reductions over d in `row_dots` do not fuse that way; it takes long rows one example
 at a time as a vector-matrix product (which XLA fuses with the gather) and short rows in
 chunks.
+
+All of this is tuned for CPU caches. Compiled for an accelerator, where every step of a
+loop is a kernel launch, the same functions gather rows in large vectorised blocks
+(`_ACCEL_BLOCK` elements) instead (`jax.lax.platform_dependent` picks the branch when
+the program is lowered).
 """
 
 from __future__ import annotations
@@ -28,15 +33,23 @@ _BLOCK = 1 << 15
 _UNROLL = 16
 # Elements of `row_combine`'s running sum per chunk of examples: 128k floats = 512 KiB.
 _SUM_BLOCK = 1 << 17
+# Elements of one gathered block on an accelerator: 16M floats = 64 MiB.
+_ACCEL_BLOCK = 1 << 24
+
+
+def cpu_else(cpu, other, *args):
+    """cpu(*args) in a program compiled for a CPU, other(*args) for any other platform."""
+    return jax.lax.platform_dependent(*args, cpu=cpu, default=other)
 
 
 def _acc_dtype(*arrays) -> jnp.dtype:
     return jnp.promote_types(jnp.result_type(*arrays), jnp.float32)
 
 
-def chunk_size(m: int, k: int, d: int) -> int:
-    """Examples per chunk: as many as fit in one block, at least 1, at most m."""
-    return int(min(m, max(1, _BLOCK // max(1, k * d))))
+def chunk_size(m: int, k: int, d: int, block: int | None = None) -> int:
+    """Examples per chunk: as many as fit in one block (default `_BLOCK` elements), at
+    least 1, at most m."""
+    return int(min(m, max(1, (_BLOCK if block is None else block) // max(1, k * d))))
 
 
 def _chunked(arrays, c: int, fill=0):
@@ -51,11 +64,12 @@ def _chunked(arrays, c: int, fill=0):
     return out
 
 
-def _map_rows(block, a: jax.Array, idx: jax.Array, table: jax.Array, width: int) -> jax.Array:
-    """block(a, idx) over row chunks small enough that the gathered rows stay in cache;
-    a and idx share their leading dimension m, the result is (m, width)."""
+def _map_rows(block, a: jax.Array, idx: jax.Array, table: jax.Array, width: int, size: int | None = None) -> jax.Array:
+    """block(a, idx) over row chunks whose gathered rows fit in `size` elements (default
+    `_BLOCK`, so that they stay in cache); a and idx share their leading dimension m, the
+    result is (m, width)."""
     m, k = idx.shape
-    c = chunk_size(m, k, table.shape[1])
+    c = chunk_size(m, k, table.shape[1], size)
     if c >= m:
         return block(a, idx)
     parts, ids = _chunked([a, idx], c)
@@ -64,6 +78,19 @@ def _map_rows(block, a: jax.Array, idx: jax.Array, table: jax.Array, width: int)
 
 def row_dots(x: jax.Array, table: jax.Array, idx: jax.Array) -> jax.Array:
     """out[i, j] = table[idx[i, j]] · x[i].  x (m, d), table (s, d), idx (m, k) → (m, k)."""
+    return cpu_else(_row_dots_cpu, _row_dots_vector, x, table, idx)
+
+
+def _row_dots_vector(x, table, idx):
+    acc = _acc_dtype(x, table)
+
+    def block(xb, ib):
+        return jnp.einsum("cd,ckd->ck", xb, table[ib], preferred_element_type=acc)
+
+    return _map_rows(block, x, idx, table, idx.shape[1], _ACCEL_BLOCK).astype(jnp.result_type(x, table))
+
+
+def _row_dots_cpu(x, table, idx):
     m, k = idx.shape
     acc = _acc_dtype(x, table)
     if chunk_size(m, k, table.shape[1]) == 1:
@@ -95,6 +122,19 @@ def _add_slots(total: jax.Array, coef: jax.Array, idx: jax.Array, table: jax.Arr
 
 def row_combine(coef: jax.Array, idx: jax.Array, table: jax.Array) -> jax.Array:
     """out[i] = Σ_j coef[i, j] · table[idx[i, j]].  coef, idx (m, k), table (s, d) → (m, d)."""
+    return cpu_else(_row_combine_cpu, _row_combine_vector, coef, idx, table)
+
+
+def _row_combine_vector(coef, idx, table):
+    acc = _acc_dtype(coef, table)
+
+    def block(cb, ib):
+        return jnp.einsum("ck,ckd->cd", cb, table[ib], preferred_element_type=acc)
+
+    return _map_rows(block, coef, idx, table, table.shape[1], _ACCEL_BLOCK).astype(jnp.result_type(coef, table))
+
+
+def _row_combine_cpu(coef, idx, table):
     m, k = idx.shape
     d = table.shape[1]
     acc = _acc_dtype(coef, table)
@@ -133,15 +173,23 @@ def row_scatter_add(s: int, idx: jax.Array, coef: jax.Array, x: jax.Array, dtype
     """
     m, k = idx.shape
     d = x.shape[1]
+    # On CPU at least two examples per step: each step's scatter is split across threads,
+    # and with one example per step that overhead costs 5–20% (m = 256, k = 64–256, d = 512).
+    return cpu_else(lambda *a: _scatter_rows(s, *a, dtype, max(chunk_size(m, k, d), min(m, 2))),
+                    lambda *a: _scatter_rows(s, *a, dtype, chunk_size(m, k, d, _ACCEL_BLOCK)),
+                    idx, coef, x)
+
+
+def _scatter_rows(s: int, idx, coef, x, dtype, c: int):
+    """`row_scatter_add` in chunks of c examples."""
+    m, k = idx.shape
+    d = x.shape[1]
     acc = _acc_dtype(coef, x)
 
     def add(total, cb, ib, xb):
         upd = (cb[:, :, None].astype(acc) * xb[:, None, :].astype(acc)).reshape(-1, d)
         return total.at[ib.reshape(-1)].add(upd, mode="promise_in_bounds")
 
-    # At least two examples per step: each step's scatter is split across threads, and
-    # with one example per step that overhead costs 5–20% (m = 256, k = 64–256, d = 512).
-    c = max(chunk_size(m, k, d), min(m, 2))
     zeros = jnp.zeros((s, d), acc)
     if c >= m:
         return add(zeros, coef, idx, x).astype(dtype)

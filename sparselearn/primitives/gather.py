@@ -89,7 +89,9 @@ def gather_matmul(values: jax.Array, idx: jax.Array, w2: jax.Array, *,
         impl: "sparse" (gather the k rows per example; custom VJP that scatters back
             into them), "dense" (`gather_matmul_reference`: scatter values into an
             (m, s) matrix, then one matrix product) or "auto": sparse where
-            `gather_prefers_sparse(k, s, out)`. All three give the same values and gradients.
+            `gather_prefers_sparse(k, s, out)` and the program is compiled for a CPU
+            (the rule's measurements are from CPUs), dense otherwise. All three give
+            the same values and gradients.
 
     Returns:
         (m, out), or (m,) when w2 is (s,).
@@ -102,13 +104,19 @@ def gather_matmul(values: jax.Array, idx: jax.Array, w2: jax.Array, *,
         raise ValueError(f"impl must be 'auto', 'sparse' or 'dense', got {impl!r}")
     vector = w2.ndim == 1
     w2m = w2[:, None] if vector else w2
-    if impl == "auto":
-        impl = "sparse" if gather_prefers_sparse(idx.shape[1], w2m.shape[0], w2m.shape[1]) else "dense"
-    if impl == "sparse":
-        out = _gather_matmul(values, idx.astype(jnp.int32), w2m)
+    idx = idx.astype(jnp.int32)
+    if impl == "auto" and gather_prefers_sparse(idx.shape[1], w2m.shape[0], w2m.shape[1]):
+        # the rule was measured on CPU: elsewhere the dense product until measured there
+        out = _rows.cpu_else(_gather_matmul, _dense, values, idx, w2m)
+    elif impl == "sparse":
+        out = _gather_matmul(values, idx, w2m)
     else:
-        out = dense_rows(values, idx, w2m.shape[0]) @ w2m
+        out = _dense(values, idx, w2m)
     return out[:, 0] if vector else out
+
+
+def _dense(values, idx, w2):
+    return dense_rows(values, idx, w2.shape[0]) @ w2
 
 
 def dense_rows(values: jax.Array, idx: jax.Array, s: int) -> jax.Array:

@@ -127,12 +127,15 @@ def route(x: jax.Array, router, b1: jax.Array, k: int) -> jax.Array:
     return jax.lax.top_k(scores, k)[1]
 
 
-def _impl(impl: str, k: int, s: int, n: int) -> str:
+def _pick(impl: str, k: int, s: int, n: int, sparse, dense, *args):
+    """sparse(*args) or dense(*args) as `impl` says; "auto" takes sparse where
+    `prefers_sparse(k, s, n)` and the program is compiled for a CPU (the rule was
+    measured on CPUs), dense otherwise."""
     if impl not in ("auto", "sparse", "dense"):
         raise ValueError(f"impl must be 'auto', 'sparse' or 'dense', got {impl!r}")
     if impl == "auto":
-        return "sparse" if prefers_sparse(k, s, n) else "dense"
-    return impl
+        return _rows.cpu_else(sparse, dense, *args) if prefers_sparse(k, s, n) else dense(*args)
+    return sparse(*args) if impl == "sparse" else dense(*args)
 
 
 def routed_layer(x: jax.Array, router, w1: jax.Array, b1: jax.Array, k: int,
@@ -147,7 +150,9 @@ def routed_layer(x: jax.Array, router, w1: jax.Array, b1: jax.Array, k: int,
         k: static int, 1 ≤ k ≤ s: units computed per example.
         impl: "sparse" (gather the k rows; custom VJP that scatters back into them),
             "dense" (all s units, then keep the routed ones) or "auto": sparse where
-            `prefers_sparse(k, s, n)`. All three return the same values and gradients.
+            `prefers_sparse(k, s, n)` and the program is compiled for a CPU (the rule
+            was measured on CPUs), dense otherwise. All three return the same values
+            and gradients.
 
     Returns:
         z (m, k) = x[i] · w1[idx[i, j]] + b1[idx[i, j]], and idx (m, k) int32, the
@@ -156,10 +161,8 @@ def routed_layer(x: jax.Array, router, w1: jax.Array, b1: jax.Array, k: int,
     """
     n, s = _check(x, router, w1, b1)
     k = _checks.k_in_range(k, s)
-    impl = _impl(impl, k, s, n)
     idx = route(x, router, b1, k)
-    z = _rows_sparse(x, w1, b1, idx) if impl == "sparse" else _rows_dense(x, w1, b1, idx)
-    return z, idx
+    return _pick(impl, k, s, n, _rows_sparse, _rows_dense, x, w1, b1, idx), idx
 
 
 def routed_mlp(x: jax.Array, router, w1: jax.Array, b1: jax.Array, w2: jax.Array, k: int,
@@ -177,10 +180,12 @@ def routed_mlp(x: jax.Array, router, w1: jax.Array, b1: jax.Array, w2: jax.Array
     """
     n, s = _check(x, router, w1, b1, w2)
     k = _checks.k_in_range(k, s)
-    if _impl(impl, k, s, n) == "dense":
-        # all units at once and a mask: no (m, k) gathers and scatters of z in and out
-        return _masked_dense(x, w1, b1, w2, route(x, router, b1, k))
-    z, idx = routed_layer(x, router, w1, b1, k, impl="sparse")
+    # the dense path takes all units at once and a mask: no (m, k) gathers of z in and out
+    return _pick(impl, k, s, n, _sparse_mlp, _masked_dense, x, w1, b1, w2, route(x, router, b1, k))
+
+
+def _sparse_mlp(x, w1, b1, w2, idx):
+    z = _rows_sparse(x, w1, b1, idx)
     return gather_matmul(jax.nn.relu(z), idx, w2, impl="sparse")
 
 
