@@ -161,9 +161,7 @@ def gather_case(s: int, k: int, key) -> dict:
 def combine_by_contraction(coef, idx, table):
     """`_rows.row_combine` the way it was first written, for comparison: gather each
     chunk's (c, k, d) rows into memory, then contract them with the coefficients."""
-    def block(cb, ib):
-        return jnp.einsum("ck,ckd->cd", cb, table[ib])
-    return _rows._map_rows(block, coef, idx, table, table.shape[1])
+    return _rows._gather_contract("ck,ckd->cd", coef, idx, table, table.shape[1])
 
 
 def learner_steps(budget_s: float) -> dict:

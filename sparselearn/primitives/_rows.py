@@ -81,13 +81,19 @@ def row_dots(x: jax.Array, table: jax.Array, idx: jax.Array) -> jax.Array:
     return cpu_else(_row_dots_cpu, _row_dots_vector, x, table, idx)
 
 
+def _gather_contract(spec: str, a, idx, table, width: int, size: int | None = None):
+    """einsum(spec, a[chunk], table[idx[chunk]]) over chunks of examples whose gathered
+    rows fit in `size` elements (see `_map_rows`); (m, width) in the dtype of a and table."""
+    acc = _acc_dtype(a, table)
+
+    def block(ab, ib):
+        return jnp.einsum(spec, ab, table[ib], preferred_element_type=acc)
+
+    return _map_rows(block, a, idx, table, width, size).astype(jnp.result_type(a, table))
+
+
 def _row_dots_vector(x, table, idx):
-    acc = _acc_dtype(x, table)
-
-    def block(xb, ib):
-        return jnp.einsum("cd,ckd->ck", xb, table[ib], preferred_element_type=acc)
-
-    return _map_rows(block, x, idx, table, idx.shape[1], _ACCEL_BLOCK).astype(jnp.result_type(x, table))
+    return _gather_contract("cd,ckd->ck", x, idx, table, idx.shape[1], _ACCEL_BLOCK)
 
 
 def _row_dots_cpu(x, table, idx):
@@ -103,11 +109,7 @@ def _row_dots_cpu(x, table, idx):
             return jnp.dot(xi, table[ii].T, preferred_element_type=acc)
 
         return jax.lax.map(one, (x, idx)).astype(jnp.result_type(x, table))
-
-    def block(xb, ib):
-        return jnp.einsum("cd,ckd->ck", xb, table[ib], preferred_element_type=acc)
-
-    return _map_rows(block, x, idx, table, k).astype(jnp.result_type(x, table))
+    return _gather_contract("cd,ckd->ck", x, idx, table, k)
 
 
 def _add_slots(total: jax.Array, coef: jax.Array, idx: jax.Array, table: jax.Array) -> jax.Array:
@@ -126,12 +128,7 @@ def row_combine(coef: jax.Array, idx: jax.Array, table: jax.Array) -> jax.Array:
 
 
 def _row_combine_vector(coef, idx, table):
-    acc = _acc_dtype(coef, table)
-
-    def block(cb, ib):
-        return jnp.einsum("ck,ckd->cd", cb, table[ib], preferred_element_type=acc)
-
-    return _map_rows(block, coef, idx, table, table.shape[1], _ACCEL_BLOCK).astype(jnp.result_type(coef, table))
+    return _gather_contract("ck,ckd->cd", coef, idx, table, table.shape[1], _ACCEL_BLOCK)
 
 
 def _row_combine_cpu(coef, idx, table):
