@@ -19,12 +19,18 @@ timings, and not evenly (in our runs on a busy machine the dense path, whose mat
 products use every core, slowed down more than the sparse loops, which run on one),
 so compare figures only within one run and read them with its load.
 
+`ratios["speedup_<cell>"]` is the faster of the two sparse paths as `impl="auto"` runs
+them (routed, or the second layer by gather), the figure the targets are checked on;
+`routed_speedup_`, `routed_sparse_only_speedup_`, `gather_speedup_` and
+`gather_auto_speedup_` give each path on its own. At density 1/4 the target is checked
+on both auto paths.
+
 At s = 4096, density 1/64 it also times the pieces of both paths on their own
 (`breakdown_s4096_density1_64`), to show where the time goes, and one gradient step of
 the `mlp` learner with ReLU, top-k and routed top-k units (`mlp_learner_step_ms`), the
 speed a user of `activation: topk` / `routed: true` gets.
 
-Run: python benchmarks/bench_primitives.py [--quick]   (~80 s on an idle 2-core CPU)
+Run: python benchmarks/bench_primitives.py [--quick]   (~110 s on an idle 2-core CPU)
 Writes benchmarks/results/primitives.json.
 """
 
@@ -264,8 +270,10 @@ def main(argv=None) -> dict:
             }
             row["efficiency"] = row["speedup"] / row["ideal"]
             results.append(row)
-            ratios[f"speedup_{tag}"] = row["speedup"]
-            ratios[f"speedup_sparse_only_{tag}"] = row["speedup_sparse_only"]
+            # the headline: the faster of the two sparse paths as impl="auto" runs them
+            ratios[f"speedup_{tag}"] = max(row["speedup"], row["gather_auto_speedup"])
+            ratios[f"routed_speedup_{tag}"] = row["speedup"]
+            ratios[f"routed_sparse_only_speedup_{tag}"] = row["speedup_sparse_only"]
             ratios[f"gather_speedup_{tag}"] = row["gather_speedup"]
             ratios[f"gather_auto_speedup_{tag}"] = row["gather_auto_speedup"]
             print(f"{tag:>22}  dense {row['dense_ms']:8.2f} ms  routed {row['routed_ms']:8.2f} ms "
@@ -289,8 +297,10 @@ def main(argv=None) -> dict:
         ratios[f"learner_routed_vs_topk_depth{depth}_width{width}"] = topk / routed
         ratios[f"learner_routed_vs_relu_depth{depth}_width{width}"] = relu / routed
 
-    best = max(ratios.get("speedup_s4096_density1_64", 0.0), ratios.get("gather_speedup_s4096_density1_64", 0.0))
-    worst_quarter = min((r["speedup"] for r in results if r["density"] == "1/4"), default=None)
+    best = ratios.get("speedup_s4096_density1_64", 0.0)
+    # at density 1/4 both auto paths must hold up, whichever a user's shapes lead to
+    worst_quarter = min((min(r["speedup"], r["gather_auto_speedup"]) for r in results if r["density"] == "1/4"),
+                        default=None)
     loads = [r["load_average_before"][0] for r in results if r["load_average_before"]]
     # the benchmark itself keeps about one core busy: more than one process per core is busy
     busy = bool(loads) and max(loads) > (os.cpu_count() or 1)
@@ -298,7 +308,10 @@ def main(argv=None) -> dict:
         "benchmark": "primitives",
         "machine": machine_info,
         "description": "forward+backward of one gradient step, dense top-k MLP vs routed/gather paths; "
-                       "speedup = median over side-by-side rounds of dense time / sparse time",
+                       "speedup = median over side-by-side rounds of dense time / sparse time; "
+                       "ratios: speedup_<cell> = the faster of routed (impl=auto) and gather (impl=auto), "
+                       "routed_speedup_, routed_sparse_only_speedup_, gather_speedup_ (impl=sparse) and "
+                       "gather_auto_speedup_ each path on its own",
         "config": {"batch": M, "n": N, "router_rank": RANK, "widths": list(widths),
                    "densities": [str(d) for d in DENSITIES],
                    "sparse_max_density": str(Fraction(P.SPARSE_MAX_DENSITY)),
@@ -318,7 +331,7 @@ def main(argv=None) -> dict:
             "speedup_s4096_density1_64_routed_or_gather": {
                 "required": TARGET_SPEEDUP, "measured": best,
                 "met": None if busy else best >= TARGET_SPEEDUP},
-            "routed_speedup_density1_4_worst": {
+            "auto_speedup_density1_4_worst_of_routed_and_gather": {
                 "required": 1 / TARGET_WORST_SLOWDOWN, "measured": worst_quarter,
                 "met": None if busy or worst_quarter is None else worst_quarter >= 1 / TARGET_WORST_SLOWDOWN},
         },
