@@ -42,6 +42,17 @@ def cpu_else(cpu, other, *args):
     return jax.lax.platform_dependent(*args, cpu=cpu, default=other)
 
 
+def by_impl(impl: str, sparse_wins: bool, sparse, dense, *args):
+    """sparse(*args) or dense(*args) as `impl` ("auto", "sparse" or "dense") says. "auto"
+    takes sparse where the measured rule `sparse_wins` holds and the program is compiled
+    for a CPU (the rules were measured on CPUs), dense otherwise."""
+    if impl not in ("auto", "sparse", "dense"):
+        raise ValueError(f"impl must be 'auto', 'sparse' or 'dense', got {impl!r}")
+    if impl == "auto":
+        return cpu_else(sparse, dense, *args) if sparse_wins else dense(*args)
+    return sparse(*args) if impl == "sparse" else dense(*args)
+
+
 def _acc_dtype(*arrays) -> jnp.dtype:
     return jnp.promote_types(jnp.result_type(*arrays), jnp.float32)
 

@@ -100,18 +100,10 @@ def gather_matmul(values: jax.Array, idx: jax.Array, w2: jax.Array, *,
     idx gets none. Equals `dense_rows(values, idx, s) @ w2`.
     """
     _check(values, idx, w2)
-    if impl not in ("auto", "sparse", "dense"):
-        raise ValueError(f"impl must be 'auto', 'sparse' or 'dense', got {impl!r}")
     vector = w2.ndim == 1
     w2m = w2[:, None] if vector else w2
-    idx = idx.astype(jnp.int32)
-    if impl == "auto" and gather_prefers_sparse(idx.shape[1], w2m.shape[0], w2m.shape[1]):
-        # the rule was measured on CPU: elsewhere the dense product until measured there
-        out = _rows.cpu_else(_gather_matmul, _dense, values, idx, w2m)
-    elif impl == "sparse":
-        out = _gather_matmul(values, idx, w2m)
-    else:
-        out = _dense(values, idx, w2m)
+    sparse_wins = gather_prefers_sparse(idx.shape[1], w2m.shape[0], w2m.shape[1])
+    out = _rows.by_impl(impl, sparse_wins, _gather_matmul, _dense, values, idx.astype(jnp.int32), w2m)
     return out[:, 0] if vector else out
 
 
@@ -129,4 +121,4 @@ def dense_rows(values: jax.Array, idx: jax.Array, s: int) -> jax.Array:
 def gather_matmul_reference(values: jax.Array, idx: jax.Array, w2: jax.Array) -> jax.Array:
     """`gather_matmul` the dense way: scatter values into (m, s), then multiply by w2."""
     _check(values, idx, w2)
-    return dense_rows(values, idx, w2.shape[0]) @ w2
+    return _dense(values, idx, w2)

@@ -127,17 +127,6 @@ def route(x: jax.Array, router, b1: jax.Array, k: int) -> jax.Array:
     return jax.lax.top_k(scores, k)[1]
 
 
-def _pick(impl: str, k: int, s: int, n: int, sparse, dense, *args):
-    """sparse(*args) or dense(*args) as `impl` says; "auto" takes sparse where
-    `prefers_sparse(k, s, n)` and the program is compiled for a CPU (the rule was
-    measured on CPUs), dense otherwise."""
-    if impl not in ("auto", "sparse", "dense"):
-        raise ValueError(f"impl must be 'auto', 'sparse' or 'dense', got {impl!r}")
-    if impl == "auto":
-        return _rows.cpu_else(sparse, dense, *args) if prefers_sparse(k, s, n) else dense(*args)
-    return sparse(*args) if impl == "sparse" else dense(*args)
-
-
 def routed_layer(x: jax.Array, router, w1: jax.Array, b1: jax.Array, k: int,
                  *, impl: Literal["auto", "sparse", "dense"] = "auto") -> tuple[jax.Array, jax.Array]:
     """Pre-activations of the k router-selected units of a layer, and which units they are.
@@ -162,7 +151,7 @@ def routed_layer(x: jax.Array, router, w1: jax.Array, b1: jax.Array, k: int,
     n, s = _check(x, router, w1, b1)
     k = _checks.k_in_range(k, s)
     idx = route(x, router, b1, k)
-    return _pick(impl, k, s, n, _rows_sparse, _rows_dense, x, w1, b1, idx), idx
+    return _rows.by_impl(impl, prefers_sparse(k, s, n), _rows_sparse, _rows_dense, x, w1, b1, idx), idx
 
 
 def routed_mlp(x: jax.Array, router, w1: jax.Array, b1: jax.Array, w2: jax.Array, k: int,
@@ -181,7 +170,8 @@ def routed_mlp(x: jax.Array, router, w1: jax.Array, b1: jax.Array, w2: jax.Array
     n, s = _check(x, router, w1, b1, w2)
     k = _checks.k_in_range(k, s)
     # the dense path takes all units at once and a mask: no (m, k) gathers of z in and out
-    return _pick(impl, k, s, n, _sparse_mlp, _masked_dense, x, w1, b1, w2, route(x, router, b1, k))
+    return _rows.by_impl(impl, prefers_sparse(k, s, n), _sparse_mlp, _masked_dense, x, w1, b1, w2,
+                         route(x, router, b1, k))
 
 
 def _sparse_mlp(x, w1, b1, w2, idx):

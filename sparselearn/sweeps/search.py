@@ -118,7 +118,6 @@ class SearchResult:
                          "values": sorted(ps.tried)})
         return pd.DataFrame(rows)
 
-
     def estimates(self) -> pd.DataFrame:
         """`table()` as numbers to fit: the grid-point columns, then m_star, ci_low and
         ci_high as floats (NaN where unknown, e.g. m_star of a censored point) and censored
