@@ -21,9 +21,9 @@ from tqdm.auto import tqdm
 from sparselearn.config import ExecutorConfig, Experiment
 from sparselearn.sweeps.executors import EXECUTORS
 from sparselearn.sweeps.grid import Group, Run, expand, group
-from sparselearn.sweeps.store import CURVE_COLUMNS, RUN_COLUMNS, Store
+from sparselearn.schema import CURVE_COLUMNS, CURVES, RUN_COLUMNS, RUN_DTYPES
+from sparselearn.sweeps.store import Store
 from sparselearn.train import curve_steps, run_group
-from sparselearn.train.loop import CURVES
 
 SKIP_STATUSES = ("ok", "diverged")
 
@@ -77,12 +77,7 @@ def failed_frames(g: Group, text: str) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _typed(runs_df: pd.DataFrame) -> pd.DataFrame:
-    runs_df = runs_df.astype({"n": "Int64", "k": "Int64", "s": "Int64", "m": "Int64", "width": "Int64",
-                              "depth": "Int64", "seed": "Int64", "init_seed": "Int64", "steps_to_eps": "Int64",
-                              "steps": "Int64", "batch": "Int64"})
-    for col in ("test_error", "test_loss", "train_error", "train_loss", "noise", "wall_s"):
-        runs_df[col] = runs_df[col].astype("float64")
-    return runs_df
+    return runs_df.astype({c: t for c, t in RUN_DTYPES.items() if t != "object"})
 
 
 def train_group(g: Group, max_runs: int = 1024, devices=None) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -23,12 +23,8 @@ import pyarrow.parquet as pq
 from filelock import FileLock
 
 from sparselearn.config import Experiment, config_hash, dump
+from sparselearn.schema import CURVE_COLUMNS, RUN_COLUMNS
 
-RUN_COLUMNS = ["run_id", "experiment", "config_hash", "group_id", "target", "learner", "n", "k", "s", "m",
-               "width", "depth", "seed", "init_seed", "lr", "weight_decay", "steps", "batch", "optimizer", "loss",
-               "noise", "online", "eps", "grid", "test_error", "test_loss", "train_error", "train_loss",
-               "steps_to_eps", "wall_s", "status", "error"]
-CURVE_COLUMNS = ["run_id", "step", "train_loss", "train_error", "test_error", "test_loss", "drift"]
 
 
 class StoreError(RuntimeError):

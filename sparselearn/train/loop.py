@@ -31,13 +31,13 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from sparselearn.config import Experiment
 from sparselearn.errors import FitFailed
 from sparselearn.rng import key_for
+from sparselearn.schema import CURVES
 from sparselearn.train import optimizers
 from sparselearn.train.losses import LOSSES
 from sparselearn.train.metrics import pointwise_error, weighted_mean
 
 HP_FIELDS = ("seed", "m", "lr", "weight_decay", "init_seed")
 HP_DTYPES = {"seed": np.int32, "m": np.int32, "lr": np.float32, "weight_decay": np.float32, "init_seed": np.int32}
-CURVES = ("train_loss", "train_error", "test_error", "test_loss", "drift")
 
 
 def curve_steps(exp: Experiment) -> np.ndarray:

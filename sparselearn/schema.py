@@ -1,0 +1,30 @@
+"""The results schema, defined once: the columns of runs.parquet and curves.parquet and
+their pandas dtypes. The training loop names its curve outputs after `CURVES`, the runner
+fills `RUN_COLUMNS`, the store checks files against both; none of this imports jax.
+
+Example:
+    >>> RUN_COLUMNS[:3], CURVE_COLUMNS[:2]
+    (['run_id', 'experiment', 'config_hash'], ['run_id', 'step'])
+"""
+
+from __future__ import annotations
+
+#: run column → pandas dtype ("object" for strings, JSON text and booleans that may be null)
+RUN_DTYPES: dict[str, str] = {
+    "run_id": "object", "experiment": "object", "config_hash": "object", "group_id": "object",
+    "target": "object", "learner": "object",
+    "n": "Int64", "k": "Int64", "s": "Int64", "m": "Int64", "width": "Int64", "depth": "Int64",
+    "seed": "Int64", "init_seed": "Int64", "lr": "float64", "weight_decay": "float64",
+    "steps": "Int64", "batch": "Int64", "optimizer": "object", "loss": "object", "noise": "float64",
+    "online": "object", "eps": "float64", "grid": "object",
+    "test_error": "float64", "test_loss": "float64", "train_error": "float64", "train_loss": "float64",
+    "steps_to_eps": "Int64", "wall_s": "float64", "status": "object", "error": "object",
+}
+RUN_COLUMNS: list[str] = list(RUN_DTYPES)
+
+#: the quantities recorded at every evaluated step (curve_<name> outputs of a run)
+CURVES: tuple[str, ...] = ("train_loss", "train_error", "test_error", "test_loss", "drift")
+CURVE_COLUMNS: list[str] = ["run_id", "step", *CURVES]
+
+#: run statuses: a rerun skips ok and diverged runs, and failed ones unless asked to retry
+STATUSES: tuple[str, ...] = ("ok", "diverged", "failed")
