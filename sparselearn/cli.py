@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import traceback
 from pathlib import Path
 
-from sparselearn import config, learners, targets
+# Only the light modules here: `--help` and `list configs` must not wait for jax, pandas or
+# matplotlib; each command imports what it needs.
 from sparselearn.errors import ConfigError
-from sparselearn.sweeps.store import StoreError
 
 EPILOG = "Docs: README.md. Example: sparselearn run configs/quickstart.yaml --set train.steps=500"
 
@@ -121,8 +122,31 @@ def _summary_table(df) -> str:
         return pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}")
 
 
+def _file_backend() -> None:
+    """Figures from the command line are files: a non-interactive matplotlib backend, unless
+    the user chose one with MPLBACKEND."""
+    if not os.environ.get("MPLBACKEND"):
+        import matplotlib
+
+        matplotlib.use("Agg")
+
+
+def _bad_input(e: BaseException) -> bool:
+    """A ConfigError, or a StoreError (when the store was imported at all)."""
+    store = sys.modules.get("sparselearn.store")
+    return isinstance(e, ConfigError) or (store is not None and isinstance(e, store.StoreError))
+
+
+def _check_out_file(out: str | None) -> None:
+    """A figure path whose directory cannot be written: StoreError naming it (before any work)."""
+    if out is not None:
+        from sparselearn.store import check_writable
+
+        check_writable(Path(out).parent)
+
+
 def cmd_run(args) -> int:
-    from sparselearn.plotting import learnability
+    from sparselearn import config
     from sparselearn.sweeps import run
 
     overrides = args.overrides + ([f"executor.name={args.executor}"] if args.executor else [])
@@ -136,14 +160,24 @@ def cmd_run(args) -> int:
     print(summary.line())
     print(f"runs:   {summary.path}/runs.parquet\ncurves: {summary.path}/curves.parquet")
     if not args.no_plot and (df["status"] != "failed").any():
+        _file_backend()
+        from sparselearn.plotting import learnability
+
         paths = learnability(summary.path)
         print(f"figure: {paths[0]} (+ .pdf)")
     return 1 if summary.failed else 0
 
 
 def cmd_search(args) -> int:
+    from sparselearn import config
     from sparselearn.sweeps.search import sample_complexity
 
+    if args.min_value is not None and args.max_value is not None and args.min_value > args.max_value:
+        raise ConfigError(f"--min {args.min_value} is above --max {args.max_value}", key="--min/--max",
+                          file=args.config)
+    for flag, value in (("--min", args.min_value), ("--max", args.max_value), ("--start", args.start)):
+        if value is not None and value < 1:
+            raise ConfigError(f"must be at least 1, got {value}", key=flag, file=args.config)
     exp = config.load(args.config, args.overrides)
     if args.smoke:
         exp = config.smoke(exp)
@@ -159,6 +193,8 @@ def cmd_search(args) -> int:
 
 
 def cmd_plot(args) -> int:
+    _check_out_file(args.out)
+    _file_backend()
     from sparselearn.plotting import plot_results
 
     try:
@@ -218,6 +254,8 @@ def _config_dirs() -> list[Path]:
 
 def cmd_list(args) -> int:
     what = [args.what] if args.what else ["targets", "learners", "configs", "figs"]
+    if "targets" in what or "learners" in what:
+        from sparselearn import learners, targets
     if "targets" in what:
         print("targets:")
         for name in targets.names():
@@ -257,15 +295,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "figs":
+        _file_backend()
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, StoreError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted: finished groups are stored; rerun the same command to resume", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001
+        if _bad_input(e):
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         print(f"internal error: {type(e).__name__}: {e}", file=sys.stderr)
         traceback.print_exc(file=sys.stderr)
         return 1

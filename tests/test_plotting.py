@@ -14,7 +14,7 @@ from sparselearn.cli import main
 from sparselearn.plotting import (fit_exponent, first_step, grid_frame, overlay, phase_diagram, plot_results,
                                   scaling_plot, success_table)
 from sparselearn.plotting.style import figure
-from sparselearn.sweeps.store import CURVE_COLUMNS, RUN_COLUMNS
+from sparselearn.schema import CURVE_COLUMNS, RUN_COLUMNS
 
 
 def _draw(rng, alpha=1.8, seeds=25, sigma=0.2):

@@ -11,7 +11,7 @@ import pytest
 from sparselearn import config
 from sparselearn.sweeps import Store, StoreError, expand, group, load_results, run
 from sparselearn.sweeps import runner
-from sparselearn.sweeps.store import CURVE_COLUMNS, RUN_COLUMNS
+from sparselearn.schema import CURVE_COLUMNS, RUN_COLUMNS
 from sparselearn.train import curve_steps
 
 
@@ -96,7 +96,7 @@ def test_chunked_groups_equal_one_big_group(tiny, tmp_path):
 
 def test_corrupt_store_is_reported(tiny, tmp_path):
     run(tiny, tmp_path, progress=False)
-    path = tmp_path / "tiny" / config.config_hash(tiny) / "runs.parquet"
+    path = next((tmp_path / "tiny" / config.config_hash(tiny) / "runs.parquet").glob("part-*.parquet"))
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(StoreError, match="unreadable"):
         run(tiny, tmp_path, progress=False)

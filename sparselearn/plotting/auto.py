@@ -14,7 +14,7 @@ from sparselearn.plotting.curves import grid_frame, learnability
 from sparselearn.plotting.phase import phase_diagram
 from sparselearn.plotting.scaling import scaling_plot
 from sparselearn.plotting.style import save
-from sparselearn.sweeps.store import load_results, resolve
+from sparselearn.store import load_results, resolve
 
 KINDS = ("curve", "scaling", "phase")
 #: grid keys preferred as the x axis of a scaling plot, then of a phase diagram

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sparselearn.plotting.style import PALETTE, figure, save
-from sparselearn.sweeps.store import load_results, resolve
+from sparselearn.store import load_results, resolve
 
 
 def series_labels(runs: pd.DataFrame, exclude: tuple[str, ...] = ()) -> pd.Series:
@@ -118,5 +118,8 @@ def learnability(path: str | Path, out: str | Path | None = None) -> list[Path]:
     if ok["m"].nunique(dropna=True) > 1:
         fig, _ = error_vs_m(ok)
     else:
+        if not curves["run_id"].isin(ok["run_id"]).any():
+            raise ValueError(f"{store}: no curves stored for its runs, nothing to plot (rerun the same "
+                             f"`sparselearn run` command to recompute them)")
         fig, _ = error_vs_steps(ok, curves)
     return save(fig, out or store / "figures" / "learnability")

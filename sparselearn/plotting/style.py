@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")  # figures are files; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
+# No backend is chosen here: in Jupyter figures show inline, the CLI picks a file backend itself.
 
 # Okabe–Ito colours, distinguishable under the common colour-vision deficiencies.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]

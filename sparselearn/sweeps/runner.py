@@ -9,9 +9,11 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import sys
 import time
 import traceback
+import uuid
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,10 +24,11 @@ from sparselearn.config import ExecutorConfig, Experiment
 from sparselearn.sweeps.executors import EXECUTORS
 from sparselearn.sweeps.grid import Group, Run, expand, group
 from sparselearn.schema import CURVE_COLUMNS, CURVES, RUN_COLUMNS, RUN_DTYPES
-from sparselearn.sweeps.store import Store
+from sparselearn.store import Store, StoreView, check_writable
 from sparselearn.train import curve_steps, run_group
 
-SKIP_STATUSES = ("ok", "diverged")
+#: seconds between looks at the store while other processes train the groups left
+LEASE_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -118,44 +121,98 @@ def train_group(g: Group, max_runs: int = 1024, devices=None) -> tuple[pd.DataFr
     return runs_df, curves_df
 
 
+def _claimed(g: Group, *, train, store: Store, token: str, owner: int, view: StoreView, force: bool,
+             retry_failed: bool, **kwargs):
+    """`train(g)` once this process holds the lease on `g` and for its runs that no other
+    process has stored meanwhile; None when another live process holds the lease. Where train
+    runs in another process (Ray, SLURM) there is no lease: it trains."""
+    if os.getpid() != owner:
+        return train(g, **kwargs)
+    if not store.claim(g.group_id, token):
+        return None
+    view.refresh()
+    done = view.done(retry_failed, fresh_only=force)
+    left = tuple(r for r in g.runs if r.run_id not in done)
+    if not left:
+        return pd.DataFrame(columns=RUN_COLUMNS), pd.DataFrame(columns=CURVE_COLUMNS)
+    with store.heartbeat(g.group_id, token):
+        return train(g if len(left) == len(g.runs) else Group(g.group_id, g.exp, left), **kwargs)
+
+
 def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: bool = False,
             retry_failed: bool = False, progress: bool = True, desc: str = "",
             round_m: bool = False) -> tuple[pd.DataFrame, Summary]:
     """Train the given runs that `store` does not hold yet, group by group, storing each
-    group as it finishes; return the stored rows of `runs` and a Summary."""
+    group as it finishes; return the stored rows of `runs` and a Summary.
+
+    Every stored file is read (and so checked) before anything trains. A run is done when its
+    row (ok/diverged, or failed unless `retry_failed`) and its curves are stored. Groups are
+    claimed through leases in the store, so several processes running the same sweep on one
+    store split its groups; each waits for the groups others hold, then returns."""
     start = time.perf_counter()
-    stored = {} if force else store.stored_status()
-    keep = SKIP_STATUSES + (() if retry_failed else ("failed",))
-    todo = [r for r in runs if stored.get(r.run_id) not in keep]
+    check_writable(store.path)
+    view = StoreView(store)
+    view.refresh(full=True)
+    done = set() if force else view.done(retry_failed)
+    todo = [r for r in runs if r.run_id not in done]
     groups = group(todo, round_m=round_m)
     counts = {"ok": 0, "diverged": 0, "failed": 0}
     bar = tqdm(total=len(todo), unit="run", disable=not progress or not todo, file=sys.stderr,
                desc=desc, dynamic_ncols=True)
     done_groups = 0
+    held: list[Group] = []
+    token = uuid.uuid4().hex
 
     def on_done(g: Group, result) -> None:
         nonlocal done_groups
+        if result is None:  # another process holds it
+            held.append(g)
+            return
         if isinstance(result, BaseException):
             print(f"group {g.group_id} lost: {type(result).__name__}: {result}", file=sys.stderr)
             result = failed_frames(g, f"{type(result).__name__}: {result}")
         runs_df, curves_df = result
-        store.write(runs_df, curves_df)
+        if len(runs_df):
+            supersede = view.holding(runs_df["run_id"])
+            for part in store.write(runs_df, curves_df, supersede):
+                view.add(part, runs_df if part.parent == store.runs_path else None,
+                         curves_df if part.parent == store.curves_path else None)
+        store.release(g.group_id, token)
         for status in runs_df["status"]:
             counts[status] += 1
         done_groups += 1
         bar.set_postfix_str(f"group {done_groups}/{len(groups)}")
-        bar.update(len(runs_df))
+        bar.update(len(g.runs))
 
+    train = functools.partial(_claimed, train=functools.partial(train_group, max_runs=executor.max_group_runs),
+                              store=store, token=token, owner=os.getpid(), view=view, force=force,
+                              retry_failed=retry_failed)
     try:
         bar.set_postfix_str(f"group 0/{len(groups)} (compiling)")
-        EXECUTORS[executor.name](groups, functools.partial(train_group, max_runs=executor.max_group_runs), on_done,
-                                 executor)
+        pending = groups
+        while pending:
+            EXECUTORS[executor.name](pending, train, on_done, executor)
+            pending = []
+            if held:
+                time.sleep(LEASE_POLL_S)
+                view.refresh()
+                finished = view.done(retry_failed, fresh_only=force)
+                for g in held:
+                    left = tuple(r for r in g.runs if r.run_id not in finished)
+                    if left:
+                        pending.append(Group(g.group_id, g.exp, left))
+                    else:
+                        done_groups += 1
+                        bar.update(len(g.runs))
+                held.clear()
     finally:
         bar.close()
+        store.release(None, token)
     df = store.runs()
     ids = {r.run_id for r in runs}
     df = df[df["run_id"].isin(ids)].reset_index(drop=True)
-    summary = Summary(str(store.path), len(runs), len(runs) - len(todo), counts["ok"], counts["diverged"],
+    trained = sum(counts.values())
+    summary = Summary(str(store.path), len(runs), len(runs) - trained, counts["ok"], counts["diverged"],
                       counts["failed"], time.perf_counter() - start)
     return df, summary
 

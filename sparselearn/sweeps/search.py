@@ -32,7 +32,7 @@ from sparselearn.config import Experiment, config_hash, grid_points, with_point
 from sparselearn.errors import ConfigError
 from sparselearn.sweeps.grid import Run, run_id
 from sparselearn.sweeps.runner import execute
-from sparselearn.sweeps.store import Store
+from sparselearn.store import Store
 
 PARAMS = ("data.m", "train.steps")
 

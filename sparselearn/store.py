@@ -1,0 +1,503 @@
+"""The results store: results/<experiment>/<config-hash>/{config.yaml, runs.parquet/, curves.parquet/}.
+
+`runs.parquet` and `curves.parquet` are directories of append-only part files
+(`part-<time>-<pid>-<random>.parquet`), so storing a group costs the same however many groups
+are stored, and `pandas.read_parquet(store / "runs.parquet")` still reads a whole table. A
+store written as two single files (the earlier layout) is read as it is and converted on its
+first write. Every write happens under the store's file lock and is atomic (temporary file,
+then `os.replace`), curves before runs: a run row appears only once its curve rows exist, and a
+sweep killed mid-group loses only that group. When parts hold the same run_id, the later part
+wins (`--force`, `--retry-failed`). Files carry Parquet page checksums, verified on read.
+
+Several processes may run the same sweep on one store: each claims a group through a lease
+(`.leases/<group>.json`: pid, host, heartbeat) before training it, so they split the work.
+
+Reading needs neither jax nor the config machinery.
+
+Example:
+    >>> store = Store.create("results", cfg)     # nothing is written until the first group
+    >>> store.write(runs_df, curves_df)
+    >>> load_results("results/quickstart")       # every run of an experiment, all config hashes
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from filelock import FileLock
+
+from sparselearn.schema import CURVE_COLUMNS, RUN_COLUMNS
+
+if TYPE_CHECKING:
+    from sparselearn.config import Experiment
+
+#: table name → (all columns, columns a file must have to be one of ours)
+TABLES: dict[str, tuple[list[str], tuple[str, ...]]] = {
+    "runs": (RUN_COLUMNS, ("run_id", "status")),
+    "curves": (CURVE_COLUMNS, ("run_id", "step")),
+}
+#: statuses a rerun keeps (failed runs too, unless asked to retry them)
+KEPT = ("ok", "diverged")
+#: a lease whose heartbeat is older than this is taken over (holders refresh it every HEARTBEAT_S)
+LEASE_TIMEOUT_S = 120.0
+HEARTBEAT_S = 10.0
+
+
+class StoreError(RuntimeError):
+    """A results directory that cannot be read or written (missing, corrupt, not a store, no permission)."""
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _os_error(e: OSError, path: Path, doing: str) -> StoreError:
+    """One line naming the path: permission problems never advise moving data."""
+    if isinstance(e, PermissionError) or e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StoreError(f"{path}: permission denied ({doing})")
+    if e.errno == errno.ENAMETOOLONG:
+        return StoreError(f"{path}: file name too long ({doing})")
+    if e.errno in (errno.ENOTDIR, errno.EEXIST) and not Path(path).is_dir():
+        return StoreError(f"{path}: a file is in the way, a directory is needed ({doing})")
+    return StoreError(f"{path}: {e.strerror or e} ({doing})")
+
+
+def check_writable(path: str | Path) -> None:
+    """Raise StoreError unless the directory `path` exists and is writable or can be created.
+    Creates nothing."""
+    path = Path(path).absolute()
+    for part in path.parts:
+        if len(os.fsencode(part)) > 255:
+            raise StoreError(f"{path}: file name too long ({len(part)} characters in one name; the limit is 255)")
+    probe = path
+    while not probe.exists():
+        if probe.is_symlink():  # a dangling link
+            raise StoreError(f"{probe}: broken symbolic link")
+        probe = probe.parent
+    if not probe.is_dir():
+        raise StoreError(f"{probe}: is a file, not a directory (needed for {path})")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise StoreError(f"{probe}: permission denied (cannot write results under it)")
+
+
+def _arrow(df: pd.DataFrame) -> pa.Table:
+    """`df` as an Arrow table; all-null columns typed as strings so parts stay concatenable."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
+
+
+def _write_atomic(write, path: Path) -> None:
+    """Write `path` through a temporary file in its directory (`write(tmp_path)`), fsync, give it
+    the umask's mode, then `os.replace`."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise _os_error(e, path.parent, "writing results") from None
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise _os_error(e, path, "writing results") from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_parquet(df: pd.DataFrame, path: Path) -> None:
+    """`df` to `path` atomically, with page checksums."""
+    table = _arrow(df)
+    _write_atomic(lambda tmp: pq.write_table(table, tmp, write_page_checksum=True), path)
+
+
+def read_parquet(path: Path, table: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """One store file, checked: readable, page checksums intact, the table's key columns present."""
+    everything, required = TABLES[table]
+    try:
+        names = pq.read_schema(path).names
+    except PermissionError:
+        raise StoreError(f"{path}: permission denied (reading results)") from None
+    except (pa.ArrowException, OSError) as e:
+        raise StoreError(_corrupt(path, table, e)) from None
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise StoreError(f"{path}: not a sparselearn store file (no {', '.join(missing)} column; "
+                         f"a {table} file has {', '.join(everything[:4])}, …)")
+    try:
+        cols = None if columns is None else [c for c in columns if c in names]
+        df = pq.read_table(path, columns=cols, page_checksum_verification=True).to_pandas()
+    except PermissionError:
+        raise StoreError(f"{path}: permission denied (reading results)") from None
+    except (pa.ArrowException, OSError) as e:
+        raise StoreError(_corrupt(path, table, e)) from None
+    absent = [c for c in (columns or everything) if c not in df.columns]
+    return df.reindex(columns=[*df.columns, *absent]) if absent else df
+
+
+def _corrupt(path: Path, table: str, e: Exception) -> str:
+    lost = "their runs and curves are recomputed" if table == "runs" else "the runs whose curves it held are recomputed"
+    return (f"{path}: unreadable, corrupt parquet file ({str(e).splitlines()[0][:200]}); delete it and rerun the same "
+            f"command: {lost}")
+
+
+def _part_name() -> str:
+    return f"part-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
+
+
+def _combine(frames: list[pd.DataFrame], table: str) -> pd.DataFrame:
+    """Parts in order as one frame; a run_id's rows come from the last part that has it."""
+    frames = [f.assign(_part=i) for i, f in enumerate(frames) if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=TABLES[table][0])
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if len(frames) > 1:
+        latest = df.groupby("run_id", sort=False)["_part"].transform("max")
+        df = df[df["_part"] == latest]
+        if table == "runs":
+            df = df.drop_duplicates("run_id", keep="last")
+    return df.drop(columns="_part").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Store:
+    """One experiment's results directory for one config hash. `config` is the resolved
+    config text written as config.yaml with the first group (nothing is written before)."""
+
+    path: Path
+    config: str | None = None
+
+    @classmethod
+    def create(cls, root: str | Path, exp: "Experiment") -> "Store":
+        """The store results/<experiment>/<hash>/ of `exp` (written on the first `write`)."""
+        from sparselearn.config import config_hash
+
+        return cls.at(Path(root) / exp.experiment / config_hash(exp), exp)
+
+    @classmethod
+    def at(cls, path: str | Path, exp: "Experiment | None" = None) -> "Store":
+        """A store in `path` whose config.yaml is `exp` (written on the first `write`)."""
+        text = None
+        if exp is not None:
+            from sparselearn.config import dump
+
+            text = dump(exp)
+        return cls(Path(path), text)
+
+    @property
+    def runs_path(self) -> Path:
+        return self.path / "runs.parquet"
+
+    @property
+    def curves_path(self) -> Path:
+        return self.path / "curves.parquet"
+
+    def lock(self) -> FileLock:
+        return FileLock(str(self.path / ".lock"))
+
+    def files(self, table: str) -> list[Path]:
+        """The files holding `table`, oldest first: a single-file table, or its parts."""
+        top = self.path / f"{table}.parquet"
+        legacy = self.path / f".{table}.parquet.legacy"  # left by a conversion that was interrupted
+        out = [legacy] if legacy.is_file() else []
+        if top.is_file():
+            return out + [top]
+        if top.is_dir():
+            try:
+                out += sorted(p for p in top.iterdir() if p.name.startswith("part-") and p.suffix == ".parquet")
+            except PermissionError:
+                raise StoreError(f"{top}: permission denied (listing results)") from None
+        return out
+
+    def read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """Every stored row of `table` ("runs" or "curves"), one table."""
+        return _combine([read_parquet(p, table, columns) for p in self.files(table)], table)
+
+    def runs(self) -> pd.DataFrame:
+        """Every stored run (an empty frame with the schema if none)."""
+        return self.read("runs")
+
+    def curves(self) -> pd.DataFrame:
+        return self.read("curves")
+
+    def stored_status(self) -> dict[str, str]:
+        """run_id → status of every stored run that counts as done: failed, or ok/diverged with
+        its curves stored (a run whose curves are missing is not done)."""
+        view = StoreView(self)
+        view.refresh()
+        return {rid: status for rid, (status, _) in view.status.items()
+                if status not in KEPT or rid in view.curves}
+
+    def check(self) -> None:
+        """Before any training: the store's place is writable and every stored file reads back."""
+        check_writable(self.path)
+        for table in TABLES:
+            self.read(table)
+
+    def _prepare(self) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _os_error(e, self.path, "creating the results directory") from None
+
+    def _to_parts(self, table: str) -> Path:
+        """The directory of `table`'s parts, converting a single-file table into its first part."""
+        top = self.path / f"{table}.parquet"
+        legacy = self.path / f".{table}.parquet.legacy"
+        if top.is_file():
+            os.replace(top, legacy)
+        top.mkdir(exist_ok=True)
+        if legacy.is_file():
+            os.replace(legacy, top / f"part-{0:020d}-legacy.parquet")
+        return top
+
+    def write(self, runs: pd.DataFrame, curves: pd.DataFrame, supersede: Iterable[Path] = ()) -> list[Path]:
+        """Store one group's rows (replacing, by run_id, rows stored before), atomically and under
+        the lock: curves first, then runs. `supersede` names earlier parts that may hold these
+        run_ids; they are rewritten without them (readers prefer the later part in any case).
+        Returns the parts written."""
+        self._prepare()
+        written = []
+        try:
+            with self.lock():
+                cfg = self.path / "config.yaml"
+                if self.config is not None and not cfg.exists():
+                    text = self.config
+                    _write_atomic(lambda tmp: Path(tmp).write_text(text), cfg)
+                for table, df in (("curves", curves), ("runs", runs)):
+                    if len(df):
+                        part = self._to_parts(table) / _part_name()
+                        write_parquet(df.reindex(columns=TABLES[table][0]) if table == "runs" else df, part)
+                        written.append(part)
+                ids = set(runs["run_id"])
+                for old in supersede:
+                    table = old.parent.name.removesuffix(".parquet")
+                    if old in written or table not in TABLES or not old.is_file():
+                        continue
+                    df = read_parquet(old, table)
+                    keep = ~df["run_id"].isin(ids)
+                    if keep.all():
+                        continue
+                    if keep.any():
+                        write_parquet(df[keep].reset_index(drop=True), old)
+                    else:
+                        old.unlink()
+        except OSError as e:
+            raise _os_error(e, self.path, "writing results") from None
+        return written
+
+    # -- leases: several processes splitting one sweep -----------------------------------------
+    def _lease_path(self, key: str) -> Path:
+        return self.path / ".leases" / f"{key}.json"
+
+    def claim(self, key: str, token: str) -> bool:
+        """Take the lease on `key` for `token` unless a live holder has it (one that refreshed it
+        within LEASE_TIMEOUT_S and, on this host, whose process is alive)."""
+        self._prepare()
+        path = self._lease_path(key)
+        with self.lock():
+            holder = _read_lease(path)
+            if holder is not None and holder.get("token") != token and _alive(holder):
+                return False
+            path.parent.mkdir(exist_ok=True)
+            _write_lease(path, token)
+        return True
+
+    def beat(self, key: str, token: str) -> None:
+        """Refresh the heartbeat of a lease `token` holds."""
+        path = self._lease_path(key)
+        with self.lock():
+            holder = _read_lease(path)
+            if holder is not None and holder.get("token") == token:
+                _write_lease(path, token)
+
+    def release(self, key: str | None, token: str) -> None:
+        """Drop the lease on `key` (every lease, if None) held by `token`."""
+        leases = self.path / ".leases"
+        if not leases.is_dir():
+            return
+        paths = [self._lease_path(key)] if key is not None else list(leases.glob("*.json"))
+        with self.lock():
+            for path in paths:
+                holder = _read_lease(path)
+                if holder is not None and holder.get("token") == token:
+                    path.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def heartbeat(self, key: str, token: str):
+        """Keep the lease on `key` fresh (a background thread) while the block runs."""
+        stop = threading.Event()
+
+        def loop():
+            while not stop.wait(HEARTBEAT_S):
+                with contextlib.suppress(Exception):
+                    self.beat(key, token)
+
+        thread = threading.Thread(target=loop, daemon=True, name=f"lease-{key}")
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+
+
+def _read_lease(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}  # unreadable: treated as a dead holder
+
+
+def _write_lease(path: Path, token: str) -> None:
+    text = json.dumps({"token": token, "pid": os.getpid(), "host": socket.gethostname(), "heartbeat": time.time()})
+    _write_atomic(lambda tmp: Path(tmp).write_text(text), path)
+
+
+def _alive(holder: dict) -> bool:
+    if time.time() - float(holder.get("heartbeat", 0)) > LEASE_TIMEOUT_S:
+        return False
+    if holder.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(holder.get("pid", -1)), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError, OverflowError):
+        return True
+    return True
+
+
+class StoreView:
+    """What a store holds, read incrementally (parts already read are not read again): for each
+    run_id its status and the part holding it, and which run_ids have curves. Mutable, one per
+    process; `fresh` marks entries from parts written after the view was made.
+
+    Example:
+        >>> view = StoreView(store); view.refresh()
+        >>> view.done(retry_failed=False)        # run_ids a rerun skips
+    """
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.seen: set[Path] = set()
+        self.initial: set[Path] | None = None
+        self.status: dict[str, tuple[str, Path]] = {}
+        self.curves: dict[str, Path] = {}
+
+    def refresh(self, full: bool = False) -> None:
+        """Read every part not read yet, checking it (readable, the right columns; with `full`
+        every column's pages, else only the columns needed here)."""
+        files = {t: self.store.files(t) for t in TABLES}
+        if self.initial is None:
+            self.initial = {p for fs in files.values() for p in fs}
+        for table, paths in files.items():
+            for p in paths:
+                if p in self.seen:
+                    continue
+                cols = None if full else ["run_id", "status"] if table == "runs" else ["run_id"]
+                df = read_parquet(p, table, cols)
+                self.add(p, df if table == "runs" else None, df if table == "curves" else None)
+
+    def add(self, part: Path, runs: pd.DataFrame | None = None, curves: pd.DataFrame | None = None) -> None:
+        """Record rows of `part` (its name orders it among parts; the latest wins)."""
+        self.seen.add(part)
+        if runs is not None:
+            for rid, status in zip(runs["run_id"], runs["status"]):
+                old = self.status.get(rid)
+                if old is None or _order(old[1]) <= _order(part):
+                    self.status[rid] = (status, part)
+        if curves is not None:
+            for rid in pd.unique(curves["run_id"]):
+                old = self.curves.get(rid)
+                if old is None or _order(old) <= _order(part):
+                    self.curves[rid] = part
+
+    def done(self, retry_failed: bool = False, fresh_only: bool = False) -> set[str]:
+        """run_ids a rerun skips: ok/diverged with curves stored, and failed ones unless
+        `retry_failed` (failed again since the view was made counts as done). With `fresh_only`
+        only what was stored after the view was made counts (for `--force`)."""
+        initial = self.initial or set()
+        out = set()
+        for rid, (status, part) in self.status.items():
+            fresh = part not in initial
+            if fresh_only and not fresh:
+                continue
+            if status in KEPT:
+                if rid in self.curves:
+                    out.add(rid)
+            elif not retry_failed or fresh:
+                out.add(rid)
+        return out
+
+    def holding(self, ids: Iterable[str]) -> set[Path]:
+        """Parts that hold rows of any of `ids`."""
+        out = set()
+        for rid in ids:
+            if rid in self.status:
+                out.add(self.status[rid][1])
+            if rid in self.curves:
+                out.add(self.curves[rid])
+        return out
+
+
+def _order(part: Path) -> tuple[int, str]:
+    """Parts sort by name (time first); a single-file table comes before every part."""
+    return (0 if not part.name.startswith("part-") else 1, part.name)
+
+
+def resolve(path: str | Path) -> list[Path]:
+    """The store directories under `path`: itself if it holds runs.parquet, else its
+    children that do (results/<experiment> → every config hash), newest first."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"{path}: no such results directory")
+    if (path / "runs.parquet").exists():
+        return [path]
+    found = sorted((p.parent for p in path.glob("*/runs.parquet")), key=lambda p: -p.stat().st_mtime)
+    if not found:
+        found = sorted((p.parent for p in path.glob("*/*/runs.parquet")), key=lambda p: -p.stat().st_mtime)
+    if not found:
+        raise StoreError(f"{path}: no runs.parquet here or below (run `sparselearn run CONFIG` first)")
+    return found
+
+
+def load_results(path: str | Path, curves: bool = False) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+    """Every stored run under `path` (a store, an experiment or a results root), as one
+    frame; with `curves=True` also the matching curves frame. Imports no jax.
+
+    Example:
+        >>> runs, curves = load_results("results/quickstart", curves=True)
+    """
+    stores = [Store(p) for p in resolve(path)]
+    runs = _concat([s.runs() for s in stores], "runs")
+    if not curves:
+        return runs
+    return runs, _concat([s.curves() for s in stores], "curves")
+
+
+def _concat(frames: list[pd.DataFrame], table: str) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=TABLES[table][0])
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
