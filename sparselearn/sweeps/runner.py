@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from sparselearn.config import ExecutorConfig, Experiment
+from sparselearn.config import ExecutorConfig, Experiment, from_dict, to_plain
 from sparselearn.sweeps.executors import EXECUTORS
 from sparselearn.sweeps.grid import Group, Run, expand, group
 from sparselearn.schema import CURVE_COLUMNS, CURVES, RUN_COLUMNS, RUN_DTYPES
@@ -225,6 +225,7 @@ def run(exp: Experiment, out: str = "results", *, force: bool = False, retry_fai
     `force` recomputes everything. The returned frame has `attrs["summary"]` (a Summary)
     and `attrs["path"]` (the store directory).
     """
+    from_dict(to_plain(exp), default_name=exp.experiment)  # a hand-built Experiment is checked like a file
     store = Store.create(out, exp)
     df, summary = execute(store, expand(exp), exp.executor, force=force, retry_failed=retry_failed,
                           progress=progress, desc=exp.experiment)

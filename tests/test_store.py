@@ -1,0 +1,255 @@
+"""The results store without training: part files, replacement by run_id, the single-file layout,
+file modes, page checksums, foreign files, permissions, leases and a jax-free `load_results`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from sparselearn import store as st
+from sparselearn.schema import CURVE_COLUMNS, RUN_COLUMNS
+from sparselearn.store import Store, StoreError, StoreView, check_writable, load_results
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def frames(ids, status="ok", steps=5, value=0.25):
+    """A group's runs and curves frames (no training)."""
+    runs = pd.DataFrame([{**{c: None for c in RUN_COLUMNS}, "run_id": r, "experiment": "s", "status": status,
+                          "test_error": value, "seed": i, "m": 64} for i, r in enumerate(ids)], columns=RUN_COLUMNS)
+    runs = runs.astype({"seed": "Int64", "m": "Int64", "test_error": "float64"})
+    curves = pd.DataFrame([{"run_id": r, "step": s, **{c: value for c in CURVE_COLUMNS[2:]}}
+                           for r in ids for s in range(steps)], columns=CURVE_COLUMNS)
+    return runs, curves
+
+
+def parts(store: Store, table: str) -> list[Path]:
+    return sorted((store.path / f"{table}.parquet").glob("part-*.parquet"))
+
+
+def test_each_write_adds_one_part_and_reads_back_as_one_table(tmp_path):
+    store = Store(tmp_path / "exp" / "h", "experiment: s\n")
+    for g in range(5):
+        store.write(*frames([f"g{g}r{i}" for i in range(4)]))
+    assert len(parts(store, "runs")) == 5 and len(parts(store, "curves")) == 5
+    runs, curves = load_results(tmp_path / "exp", curves=True)
+    assert len(runs) == 20 and runs["run_id"].is_unique and len(curves) == 100
+    assert list(runs.columns) == RUN_COLUMNS
+    # an ordinary parquet reader sees the same table in the directory
+    assert sorted(pd.read_parquet(store.runs_path)["run_id"]) == sorted(runs["run_id"])
+    assert (store.path / "config.yaml").read_text() == "experiment: s\n"
+
+
+def test_later_part_replaces_rows_of_the_same_run(tmp_path):
+    store = Store(tmp_path)
+    store.write(*frames(["a", "b"], value=0.5))
+    store.write(*frames(["b"], value=0.0, steps=3))
+    runs, curves = store.runs(), store.curves()
+    assert dict(zip(runs["run_id"], runs["test_error"])) == {"a": 0.5, "b": 0.0}
+    assert (curves["run_id"] == "b").sum() == 3 and (curves.loc[curves["run_id"] == "b", "test_error"] == 0).all()
+    # with the superseded parts named, the old rows leave the files too
+    view = StoreView(store)
+    view.refresh()
+    store.write(*frames(["a"], value=0.1), supersede=view.holding(["a"]))
+    raw = pd.read_parquet(store.runs_path)
+    assert (raw["run_id"] == "a").sum() == 1 and float(raw.loc[raw["run_id"] == "a", "test_error"].iloc[0]) == 0.1
+    assert (raw["run_id"] == "b").sum() == 2  # written twice without naming the old part: readers take the later
+    assert (pd.read_parquet(store.curves_path)["run_id"] == "a").sum() == 5
+
+
+def test_single_file_store_is_read_and_converted_on_write(tmp_path):
+    runs, curves = frames(["old1", "old2"])
+    runs.to_parquet(tmp_path / "runs.parquet")
+    curves.to_parquet(tmp_path / "curves.parquet")
+    store = Store(tmp_path)
+    assert sorted(store.runs()["run_id"]) == ["old1", "old2"]
+    store.write(*frames(["new"]))
+    assert store.runs_path.is_dir() and len(parts(store, "runs")) == 2
+    assert sorted(store.runs()["run_id"]) == ["new", "old1", "old2"]
+    assert sorted(store.curves()["run_id"].unique()) == ["new", "old1", "old2"]
+
+
+def test_create_writes_nothing_until_the_first_group(tmp_path, tiny):
+    store = Store.create(tmp_path / "results", tiny)
+    store.check()
+    assert not (tmp_path / "results").exists() and store.runs().empty
+    store.write(*frames(["x"]))
+    assert (store.path / "config.yaml").is_file()
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_files_honour_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        store = Store(tmp_path / "s", "experiment: s\n")
+        store.write(*frames(["a"]))
+    finally:
+        os.umask(old)
+    files = [store.path / "config.yaml", *parts(store, "runs"), *parts(store, "curves")]
+    assert {stat.S_IMODE(p.stat().st_mode) for p in files} == {mode}
+
+
+def test_one_byte_corruption_in_data_pages_is_never_read_silently(tmp_path):
+    rng = np.random.default_rng(0)
+    store = Store(tmp_path)
+    ids = [f"r{i}" for i in range(50)]
+    runs, curves = frames(ids, steps=40)
+    curves[CURVE_COLUMNS[2:]] = rng.random((len(curves), len(CURVE_COLUMNS) - 2))
+    store.write(runs, curves)
+    path = parts(store, "curves")[0]
+    clean = path.read_bytes()
+    meta = pq.ParquetFile(path).metadata
+    spans = []
+    for rg in range(meta.num_row_groups):
+        for c in range(meta.num_columns):
+            col = meta.row_group(rg).column(c)
+            start = col.dictionary_page_offset if col.has_dictionary_page else col.data_page_offset
+            spans.append((start, start + col.total_compressed_size))
+    expected = store.curves()
+    tries = detected = 0
+    for _ in range(200):
+        lo, hi = spans[rng.integers(len(spans))]
+        pos = int(rng.integers(lo, hi))
+        broken = bytearray(clean)
+        broken[pos] ^= 1 << int(rng.integers(8))
+        path.write_bytes(bytes(broken))
+        tries += 1
+        try:
+            got = store.curves()
+        except StoreError as e:
+            detected += 1
+            assert "corrupt" in str(e) and str(path) in str(e)
+            continue
+        pd.testing.assert_frame_equal(got, expected)  # a flip that changed nothing may pass, never a changed value
+    assert detected >= 0.9 * tries
+
+
+def test_a_file_with_other_columns_is_not_a_store_file(tmp_path):
+    store = Store(tmp_path)
+    store.write(*frames(["a"]))
+    pd.DataFrame({"a": [1], "b": [2]}).to_parquet(store.runs_path / "part-99999999999999999999-0-x.parquet")
+    with pytest.raises(StoreError, match="not a sparselearn store file"):
+        store.runs()
+
+
+def test_curves_missing_means_not_done(tmp_path):
+    store = Store(tmp_path)
+    store.write(*frames(["a", "b"]))
+    store.write(*frames(["c"], status="failed", steps=0))
+    assert set(store.stored_status()) == {"a", "b", "c"}
+    for p in parts(store, "curves"):
+        p.unlink()
+    view = StoreView(store)
+    view.refresh()
+    assert view.done() == {"c"} and view.done(retry_failed=True) == set()
+    assert set(store.stored_status()) == {"c"}
+
+
+def test_check_writable_names_the_path(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match=f"{blocker}: is a file"):
+        check_writable(blocker / "results" / "exp")
+    with pytest.raises(StoreError, match="file name too long"):
+        check_writable(tmp_path / ("x" * 300))
+    check_writable(tmp_path / "new" / "dir")
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.fixture
+def shared_dir():
+    """A directory another user can enter (pytest's own temporary root is private)."""
+    path = Path(tempfile.mkdtemp(prefix="sl-shared-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _as_nobody(fn) -> str:
+    """`fn()` in a forked child running as the unprivileged user 'nobody' (root reads
+    everything); returns what it returned, or the exception as text."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover — the child
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                text = f"returned {fn()!r}"
+            except Exception as e:  # noqa: BLE001
+                text = f"{type(e).__name__}: {e}"
+            os.write(w, text.encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        text = f.read()
+    os.waitpid(pid, 0)
+    return text
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_permission_denied_is_said_and_no_advice_to_move(shared_dir):
+    store = Store(shared_dir / "s")
+    store.write(*frames(["a"]))
+    os.chmod(parts(store, "runs")[0], 0o600)
+    text = _as_nobody(lambda: len(load_results(store.path)))
+    assert text.startswith("StoreError") and "permission denied" in text
+    assert str(parts(store, "runs")[0]) in text and "move" not in text and "delete" not in text
+    os.chmod(parts(store, "runs")[0], 0o644)  # what the store writes under umask 022: readable by all
+    assert _as_nobody(lambda: len(load_results(store.path))) == "returned 1"
+
+
+def test_load_results_imports_no_jax(tmp_path):
+    store = Store(tmp_path / "exp" / "h")
+    store.write(*frames(["a", "b"]))
+    code = ("import sparselearn as sl, sys\n"
+            f"df = sl.load_results({str(tmp_path / 'exp')!r})\n"
+            "assert len(df) == 2, df\n"
+            "assert 'jax' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_leases_block_live_holders_and_pass_from_dead_ones(tmp_path, monkeypatch):
+    store = Store(tmp_path)
+    assert store.claim("g1", "me")
+    assert store.claim("g1", "me")              # a holder may renew its own
+    assert not store.claim("g1", "other")       # this process is alive
+    lease = json.loads((tmp_path / ".leases" / "g1.json").read_text())
+    assert lease["pid"] == os.getpid() and lease["token"] == "me" and {"host", "heartbeat"} <= set(lease)
+    store.release("g1", "other")                # not the holder: nothing happens
+    assert not store.claim("g1", "other")
+    store.release("g1", "me")
+    assert store.claim("g1", "other")
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / ".leases" / "g2.json").write_text(json.dumps(
+        {"token": "gone", "pid": dead.pid, "host": lease["host"], "heartbeat": time.time()}))
+    assert store.claim("g2", "me")              # same host, process gone
+    (tmp_path / ".leases" / "g3.json").write_text(json.dumps(
+        {"token": "far", "pid": 1, "host": "elsewhere", "heartbeat": time.time()}))
+    assert not store.claim("g3", "me")          # another host, fresh heartbeat
+    (tmp_path / ".leases" / "g3.json").write_text(json.dumps(
+        {"token": "far", "pid": 1, "host": "elsewhere", "heartbeat": time.time() - st.LEASE_TIMEOUT_S - 1}))
+    assert store.claim("g3", "me")              # heartbeat too old
+    monkeypatch.setattr(st, "HEARTBEAT_S", 0.05)
+    before = json.loads((tmp_path / ".leases" / "g3.json").read_text())["heartbeat"]
+    with store.heartbeat("g3", "me"):
+        time.sleep(0.3)
+    assert json.loads((tmp_path / ".leases" / "g3.json").read_text())["heartbeat"] > before
+    store.release(None, "me")
+    assert sorted(p.name for p in (tmp_path / ".leases").iterdir()) == ["g1.json"]
