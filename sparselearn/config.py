@@ -26,15 +26,19 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_type_hints
 
 import yaml
 
 from sparselearn import learners, targets
+from sparselearn.contracts import kind_of, learner_check
 from sparselearn.errors import ConfigError, require
-from sparselearn.fields import build, suggest, to_dict
+from sparselearn.fields import MAX_INT, build, coerce, suggest, to_dict
+from sparselearn.train import losses, optimizers
 
-MAX_INT = 2**31 - 1
+# the choices, read from their registries (one definition each)
+OptimizerName = Literal[optimizers.NAMES]
+LossName = Literal[losses.NAMES]
 
 
 @dataclass(frozen=True)
@@ -46,11 +50,11 @@ class TrainConfig:
     always follow the run seed, so a grid over `train.init_seed` × seeds separates the luck of
     the initialisation from the luck of the batches (it is vmapped: no extra compiles)."""
 
-    optimizer: Literal["sgd", "adam", "sign-sgd"] = "sgd"
+    optimizer: OptimizerName = "sgd"
     lr: float = 0.1
     batch: int = 32
     steps: int = 2000
-    loss: Literal["hinge", "square", "logistic", "correlation"] = "hinge"
+    loss: LossName = "hinge"
     weight_decay: float = 0.0
     momentum: float = 0.0
     sign_threshold: float = 0.0
@@ -73,6 +77,11 @@ class TrainConfig:
         require(0 <= self.eps <= 1, "eps", f"must be in [0, 1], got {self.eps}")
         require(self.init_seed is None or 0 <= self.init_seed < 2**31, "init_seed",
                 f"must be null or in [0, 2^31), got {self.init_seed}")
+        uses = optimizers.OPTIMIZERS[self.optimizer].uses
+        for name in optimizers.HYPERPARAMETERS:  # a value the optimizer would silently ignore
+            require(name in uses or getattr(self, name) == 0, name,
+                    f"is not used by optimizer {self.optimizer} (it reads lr, weight_decay"
+                    f"{''.join(', ' + u for u in uses)}); got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -84,8 +93,8 @@ class DataConfig:
     online: bool = False
 
     def __post_init__(self):
-        require(1 <= self.m <= MAX_INT, "m", f"must be ≥ 1, got {self.m}")
-        require(1 <= self.test_m <= MAX_INT, "test_m", f"must be ≥ 1, got {self.test_m}")
+        require(1 <= self.m <= MAX_INT, "m", f"must be in [1, {MAX_INT}], got {self.m}")
+        require(1 <= self.test_m <= MAX_INT, "test_m", f"must be in [1, {MAX_INT}], got {self.test_m}")
 
 
 @dataclass(frozen=True)
@@ -104,7 +113,7 @@ class ExecutorConfig:
     local one), `slurm` (one submitit job per group; `cluster: local` runs the jobs as local
     processes). `max_group_runs` caps the runs in one compiled call (memory)."""
 
-    name: Literal["local", "devices", "ray", "slurm"] = "local"
+    name: str = "local"
     max_group_runs: int = 1024
     address: str | None = None
     cpus: int = 1
@@ -116,7 +125,12 @@ class ExecutorConfig:
     cluster: Literal["slurm", "local", "debug"] = "slurm"
 
     def __post_init__(self):
-        require(1 <= self.max_group_runs <= 10**6, "max_group_runs", f"must be ≥ 1, got {self.max_group_runs}")
+        from sparselearn.sweeps.executors import NAMES  # imported here: sweeps imports this module
+
+        require(self.name in NAMES, "name", f"expected one of {', '.join(map(repr, NAMES))}, got {self.name!r}"
+                f"{suggest(self.name, NAMES)}")
+        require(1 <= self.max_group_runs <= 10**6, "max_group_runs",
+                f"must be in [1, 1000000], got {self.max_group_runs}")
         require(self.cpus >= 1, "cpus", f"must be ≥ 1, got {self.cpus}")
         require(self.gpus >= 0, "gpus", f"must be ≥ 0, got {self.gpus}")
         require(self.time_min >= 1, "time_min", f"must be ≥ 1 minute, got {self.time_min}")
@@ -145,6 +159,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # ---------------------------------------------------------------- dict ↔ dataclasses
 
 def _named(section: str, registry, raw) -> Any:
+    """The target or learner of a config section: `name` is a registered name or
+    `package.module:ClassName` (imported and checked against its contract)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"expected a mapping with a `name`, got {raw!r}", key=section)
     if "name" not in raw:
@@ -211,21 +227,21 @@ def _sweep(raw, base: dict) -> SweepConfig:
 
 def _check_experiment(exp: Experiment) -> None:
     """Constraints between sections."""
-    if not exp.data.online and exp.learner.kind == "gradient":
+    trained = kind_of(exp.learner).trained
+    if not exp.data.online and trained:
         require(exp.train.batch <= exp.data.m, "train.batch",
                 f"batch = {exp.train.batch} exceeds the sample size data.m = {exp.data.m}")
-    check = getattr(exp.learner, "check", None)
-    if check is not None:  # learner-specific limits, e.g. a feature count that must fit in memory
-        try:
-            check(exp.target, exp.data)
-        except ConfigError as e:
-            raise e.within("learner") from None
-    if exp.learner.kind != "gradient":
+    try:  # learner-specific limits, e.g. a feature count that must fit in memory
+        learner_check(exp.learner, exp.target, exp.data)
+    except ConfigError as e:
+        raise e.within("learner") from None
+    if not trained:
         require(not exp.data.online, "data.online", f"learner {exp.learner.name} fits a fixed sample: "
                 "set data.online: false")
-    if exp.target.task == "regression":
-        require(exp.train.loss == "square", "train.loss",
-                f"{exp.target.name} has real-valued labels: use loss square, not {exp.train.loss}")
+    if exp.target.task not in losses.LOSSES[exp.train.loss].tasks:
+        fitting = " or ".join(name for name, loss in losses.LOSSES.items() if exp.target.task in loss.tasks)
+        raise ConfigError(f"{exp.target.name} has {exp.target.task} labels: use loss {fitting}, not "
+                          f"{exp.train.loss}", key="train.loss")
 
 
 def from_dict(raw: Any, *, default_name: str = "experiment") -> Experiment:
@@ -240,8 +256,29 @@ def from_dict(raw: Any, *, default_name: str = "experiment") -> Experiment:
             raise ConfigError(f"missing section `{section}`", key=section)
     exp = _single(raw, default_name)
     exp = replace(exp, sweep=_sweep(raw.get("sweep"), to_plain(exp)))
+    _check_repeats(exp)
     _check_grid(exp)
     return exp
+
+
+def _check_repeats(exp: Experiment) -> None:
+    """No grid value twice (compared as the field's type reads them: lr 1 and 1.0 are one
+    value); a repeat would train and store the same runs twice."""
+    for key, values in exp.sweep.grid:
+        section, _, name = key.partition(".")
+        hint = get_type_hints(type(getattr(exp, section)))[name]
+        seen: list[tuple[Any, Any]] = []  # (value as given, value as read)
+        for value in values:
+            try:
+                read = coerce(value, hint, key)
+            except ConfigError:
+                continue  # a wrong type is reported with its grid point
+            for given, other in seen:
+                if other == read:
+                    same = "" if repr(given) == repr(value) else f" (the same as {given!r})"
+                    raise ConfigError(f"repeated value {value!r}{same}: list each grid value once",
+                                      key=f"sweep.grid.{key}")
+            seen.append((value, read))
 
 
 def _check_grid(exp: Experiment) -> None:
@@ -270,8 +307,8 @@ def _single(raw: dict, default_name: str) -> Experiment:
 def to_plain(exp: Experiment) -> dict:
     """The resolved config as plain YAML-able data (defaults filled in)."""
     out = {"experiment": exp.experiment,
-           "target": {"name": exp.target.name, **to_dict(exp.target)},
-           "learner": {"name": exp.learner.name, **to_dict(exp.learner)},
+           "target": {"name": targets.spelled(exp.target), **to_dict(exp.target)},
+           "learner": {"name": learners.spelled(exp.learner), **to_dict(exp.learner)},
            "train": to_dict(exp.train), "data": to_dict(exp.data),
            "sweep": {"seeds": list(exp.sweep.seeds), "grid": {k: list(v) for k, v in exp.sweep.grid}},
            "executor": to_dict(exp.executor)}
@@ -301,6 +338,43 @@ def with_point(exp: Experiment, point) -> Experiment:
 
 # ---------------------------------------------------------------- loading
 
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader (the same safe types) that rejects a key given twice in one mapping,
+    where plain YAML loading keeps the last silently."""
+
+    def construct_document(self, node):
+        _no_duplicate_keys(node, (), set())
+        return super().construct_document(node)
+
+
+def _no_duplicate_keys(node, path: tuple[str, ...], seen: set[int]) -> None:
+    """ConfigError naming the dotted key and both lines for a repeated key anywhere under `node`."""
+    if id(node) in seen:  # an alias: checked where it was defined (and no endless recursion)
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        lines: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key, line = str(key_node.value), key_node.start_mark.line + 1
+                if key in lines:
+                    dotted = ".".join((*path, key))
+                    raise ConfigError(f"duplicate key: given at line {lines[key]} and again at line {line} "
+                                      "(keep one)", key=dotted)
+                lines[key] = line
+                _no_duplicate_keys(value_node, (*path, key), seen)
+            else:
+                _no_duplicate_keys(value_node, path, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _no_duplicate_keys(item, (*path[:-1], f"{path[-1]}[{i}]") if path else (f"[{i}]",), seen)
+
+
+def _safe_load(text: str):
+    """yaml.safe_load that also rejects duplicate keys (ConfigError naming the key and lines)."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 — a SafeLoader subclass
+
+
 def _yaml_problem(e: yaml.YAMLError) -> str:
     mark = getattr(e, "problem_mark", None)
     where = f" at line {mark.line + 1}" if mark else ""
@@ -316,7 +390,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"bad key in override {text!r}", key="--set")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
+        parsed = _safe_load(value) if value.strip() else None
     except yaml.YAMLError as e:
         raise ConfigError(f"cannot parse the value of {text!r} as YAML{_yaml_problem(e)}", key=key) from None
     if isinstance(parsed, dict):
@@ -342,8 +416,17 @@ def apply_override(raw: dict, key: str, value: Any) -> dict:
     return raw
 
 
+def _override_list(overrides) -> list[str]:
+    if isinstance(overrides, (str, bytes)) or not isinstance(overrides, (list, tuple)):
+        raise TypeError(f"overrides is a list of strings like ['train.lr=0.5'], got {type(overrides).__name__} "
+                        f"{overrides!r}")
+    return list(overrides)
+
+
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Experiment:
-    """Read a YAML config, apply `key=value` overrides, validate. Raises ConfigError."""
+    """Read a YAML config, apply `key=value` overrides, validate. Raises ConfigError (bad
+    input) or TypeError (overrides not a list of strings)."""
+    overrides = _override_list(overrides)
     path = Path(path)
     try:
         text = path.read_text()
@@ -359,8 +442,9 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Exper
 
 def loads(text: str, overrides=(), name: str = "experiment") -> Experiment:
     """Like `load`, from a YAML string (handy in notebooks and tests)."""
+    overrides = _override_list(overrides)
     try:
-        raw = yaml.safe_load(text)
+        raw = _safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"invalid YAML{_yaml_problem(e)}") from None
     raw = {} if raw is None else raw

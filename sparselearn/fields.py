@@ -20,12 +20,19 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 from sparselearn.errors import ConfigError
 
 _EXPONENT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+#: every integer field is a 32-bit integer: sizes, counts and seeds beyond it cannot be stored or run
+MAX_INT = 2**31 - 1
+MIN_INT = -(2**31)
 
 
 def suggest(key: str, choices) -> str:
     """' (did you mean 'x'?)' when a close match exists, else ''."""
     close = difflib.get_close_matches(str(key), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class _OutOfRange(ConfigError):
+    """An integer beyond 32 bits (a ConfigError like any other to callers)."""
 
 
 def _type_name(tp) -> str:
@@ -42,7 +49,7 @@ def _type_name(tp) -> str:
 def coerce(value: Any, tp, key: str) -> Any:
     """`value` checked against the annotation `tp` (int, float, str, bool, Literal,
     X | None, tuple[X, ...]); lists become tuples, ints become floats where a float
-    is expected. Raises ConfigError(key) on a mismatch."""
+    is expected; integers must fit in 32 bits. Raises ConfigError(key) on a mismatch."""
     origin = get_origin(tp)
     if origin is Literal:
         if any(value == a and type(value) is type(a) for a in get_args(tp)):
@@ -51,6 +58,8 @@ def coerce(value: Any, tp, key: str) -> Any:
         for arm in get_args(tp):
             try:
                 return coerce(value, arm, key)
+            except _OutOfRange:
+                raise  # the right type, too large: say so rather than "expected an integer or null"
             except ConfigError:
                 pass
     elif origin is tuple:
@@ -65,6 +74,10 @@ def coerce(value: Any, tp, key: str) -> Any:
             return value
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if value > MAX_INT:
+                raise _OutOfRange(f"must be at most {MAX_INT} (2^31 − 1), got {value}", key=key)
+            if value < MIN_INT:
+                raise _OutOfRange(f"must be at least {MIN_INT} (−2^31), got {value}", key=key)
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -61,7 +61,7 @@ def test_dump_round_trips(tiny):
     ("train.lr=-1", "train.lr", "> 0"),
     ("train.lr=.nan", "train.lr", "> 0"),
     ("target.k=11", "target.k", "k ≤ n"),
-    ("data.m=0", "data.m", "≥ 1"),
+    ("data.m=0", "data.m", "must be in [1, 2147483647]"),
     ("train.batch=1000", "train.batch", "exceeds the sample size"),
     ("train.loss=hinj", "train.loss", "one of"),
     ("learner.depth=5", "learner.depth", "one of 2, 3"),

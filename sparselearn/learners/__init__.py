@@ -1,4 +1,5 @@
-"""Learners. Two kinds, told apart by the class attribute `kind`:
+"""Learners, in three kinds told apart by the class attribute `kind` (contracts and their
+optional hooks: `sparselearn.contracts`):
 
 - "gradient": `init_params(key, n) -> params`, `apply(params, x) -> (m,)`; trained by
   the loop in `sparselearn.train` (the field `init` names the initialisation scheme).
@@ -9,6 +10,8 @@
 
 Any learner may define `check(target, data)` raising ConfigError(key=<its field>) for limits
 that depend on the target (checked when the config loads, for every grid point).
+A user's own learner: `@sparselearn.learners.register` on the class, or
+`learner: {name: "package.module:ClassName"}` in a config.
 
 Example:
     >>> net = sparselearn.learners.get("mlp", width=256, depth=2)
@@ -16,7 +19,7 @@ Example:
 
 from __future__ import annotations
 
-from sparselearn import fields
+from sparselearn.contracts import Registry, validate_learner
 from sparselearn.fields import build
 from sparselearn.learners.gf2 import GF2
 from sparselearn.learners.kernels import KernelRidge, RandomFeatures
@@ -39,9 +42,24 @@ REGISTRY: dict[str, type] = {
 }
 
 
+_registry = Registry("learner", validate_learner, REGISTRY)
+
+
+def register(cls: type) -> type:
+    """Register a learner class under its `name` (usable as a class decorator); checks the
+    contract and raises ConfigError naming what is missing."""
+    return _registry.register(cls)
+
+
 def lookup(name: str) -> type:
-    """The learner class registered as `name`; ConfigError naming the choices otherwise."""
-    return fields.lookup(REGISTRY, "learner", name)
+    """The learner class called `name`: a registered name or `package.module:ClassName`;
+    ConfigError naming the choices (or what is wrong with the class) otherwise."""
+    return _registry.lookup(name)
+
+
+def spelled(obj) -> str:
+    """The name a config uses for this learner: its registered name, else `module:Class`."""
+    return _registry.spelled(obj)
 
 
 def get(name: str, **kwargs):
@@ -50,4 +68,5 @@ def get(name: str, **kwargs):
 
 
 def names() -> list[str]:
-    return sorted(REGISTRY)
+    """The registered names, sorted."""
+    return _registry.names()

@@ -29,6 +29,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from sparselearn.contracts import input_distribution
 from sparselearn.errors import FitFailed, require
 
 
@@ -131,7 +132,7 @@ class GF2:
 
     def check(self, target, data) -> None:
         """GF(2) elimination reads ±1 inputs and ±1 labels."""
-        inputs = getattr(target, "inputs", None)
+        inputs = input_distribution(target)
         require(inputs in ("hypercube", "biased"), "name",
                 f"gf2 needs ±1 inputs; target {target.name} has {inputs} inputs")
         require(target.task == "classification", "name",

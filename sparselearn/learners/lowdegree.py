@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sparselearn.contracts import input_distribution
 from sparselearn.errors import ConfigError, require
 from sparselearn.learners.kernels import _check_inputs, check_memory, ridge_solve, solve_bytes
 
@@ -180,7 +181,7 @@ class LowDegree:
 
     def check(self, target, data) -> None:
         """Degree vs n, basis vs the target's inputs, `keep` vs the feature count, and memory."""
-        n, inputs = target.n, getattr(target, "inputs", None)
+        n, inputs = target.n, input_distribution(target)
         discrete = inputs in ("hypercube", "biased")
         if self.basis == "walsh":
             require(self.degree <= n, "degree", f"Walsh characters have degree ≤ n = {n}, got degree {self.degree}")

@@ -36,6 +36,7 @@ from typing import ClassVar, Literal
 import jax
 import jax.numpy as jnp
 
+from sparselearn.contracts import threshold_degree
 from sparselearn.errors import ConfigError, require
 from sparselearn.primitives import (
     gather_matmul,
@@ -119,16 +120,18 @@ class MLP:
 
     def check(self, target, data) -> None:
         """Limits that depend on the target: fan_in ≤ n; and a depth-2 net with fixed
-        connectivity and fan_in < k cannot sign-represent a k-sparse parity (its output has
-        Fourier degree ≤ fan_in, and parity on k bits has threshold degree k)."""
+        connectivity and fan_in below the target's threshold degree (k for a k-sparse parity)
+        cannot sign-represent it (its output is a sum of functions of fan_in inputs each)."""
         if self.fan_in is None:
             return
         require(self.fan_in <= target.n, "fan_in", f"must be ≤ n = {target.n} (inputs), got {self.fan_in}")
-        if self._masked and self.depth == 2 and getattr(target, "name", None) == "sparse_parity":
-            require(self.fan_in >= target.k, "connectivity",
-                    f"fixed with fan_in = {self.fan_in} < k = {target.k}: no unit sees all k relevant inputs, so "
-                    "this network cannot represent the parity; use connectivity: free (Edelman et al.'s sparse "
-                    "initialisation, all weights trained) or fan_in ≥ k")
+        degree = threshold_degree(target)
+        if self._masked and self.depth == 2 and degree is not None:
+            require(self.fan_in >= degree, "connectivity",
+                    f"fixed with fan_in = {self.fan_in} < {degree} = the target's threshold degree: no unit sees "
+                    f"all {degree} relevant inputs, so this network cannot represent {target.name}; use "
+                    "connectivity: free (Edelman et al.'s sparse initialisation, all weights trained) or "
+                    f"fan_in ≥ {degree}")
 
     def init_params(self, key: jax.Array, n: int) -> list[dict]:
         """Parameters: one {"w": (fan_in, fan_out), "b": (fan_out,)} per layer; the last

@@ -1,8 +1,9 @@
 """Expand an experiment into runs (grid × seeds) and group them by shape.
 
-Runs whose configs differ only in vmapped values (seed, data.m, train.lr,
-train.weight_decay, train.init_seed) share a group: one compiled program trains them all. For fitted
-learners data.m is a shape too (their solves grow with the rows).
+Runs whose configs differ only in vmapped values (the axes of `sparselearn.train.spec`:
+seed, data.m, train.lr, train.weight_decay, train.init_seed, target.noise) share a group:
+one compiled program trains them all. For fitted learners data.m is a shape too (their
+solves grow with the rows).
 
 Example:
     >>> runs = expand(cfg)                  # one Run per (grid point, seed)
@@ -17,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sparselearn.config import Experiment, config_hash, grid_points, with_point
-from sparselearn.train import static_part
+from sparselearn.train import spec
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,8 @@ class Group:
     runs: tuple[Run, ...]
 
     def hps(self) -> dict[str, list]:
-        """The vmapped values of every run, in order."""
-        return {"seed": [r.seed for r in self.runs], "m": [r.exp.data.m for r in self.runs],
-                "lr": [r.exp.train.lr for r in self.runs],
-                "weight_decay": [r.exp.train.weight_decay for r in self.runs],
-                "init_seed": [-1 if r.exp.train.init_seed is None else r.exp.train.init_seed for r in self.runs]}
+        """The vmapped values of every run, in order ({axis name: [value per run]})."""
+        return spec.hp_lists([spec.run_values(r.exp, r.seed) for r in self.runs])
 
 
 def _digest(*parts) -> str:
@@ -77,10 +75,7 @@ def group(runs: list[Run], round_m: bool = False) -> list[Group]:
     """
     buckets: dict[Experiment, list[Run]] = {}
     for r in runs:
-        # gradient runs of any m share a group (batches index below m); a fitted learner's
-        # cost grows with the rows it is given, so each m is its own group
-        exp = r.exp if r.exp.learner.kind != "gradient" else replace(r.exp, data=replace(r.exp.data, m=1))
-        buckets.setdefault(static_part(exp), []).append(r)
+        buckets.setdefault(spec.group_key(r.exp), []).append(r)
     groups = []
     for members in buckets.values():
         first = members[0].exp

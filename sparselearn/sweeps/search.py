@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from sparselearn.config import Experiment, config_hash, grid_points, with_point
+from sparselearn.contracts import kind_of
 from sparselearn.errors import ConfigError
 from sparselearn.sweeps.grid import Run, run_id
 from sparselearn.sweeps.runner import execute
@@ -141,7 +142,7 @@ def _validate(exp: Experiment, param: str, eps: float, delta: float) -> None:
         raise ConfigError(f"must be in (0, 1), got {delta}", key="--delta")
     if param == "data.m" and exp.data.online:
         raise ConfigError("searching over data.m needs data.online: false", key="data.online")
-    if param == "train.steps" and exp.learner.kind != "gradient":
+    if param == "train.steps" and not kind_of(exp.learner).trained:
         raise ConfigError(f"learner {exp.learner.name} has no training steps", key="--param")
 
 
@@ -191,7 +192,7 @@ def _train(base: Experiment, store: Store, search_hash: str, candidates, progres
 
 def _search_m(base, store, points, search_hash, target, eps, start, min_value, max_value, rtol, progress,
               max_rounds):
-    lo_limit = min_value or (base.train.batch if base.learner.kind == "gradient" else 1)
+    lo_limit = min_value or (base.train.batch if kind_of(base.learner).trained else 1)
     hi_limit = max_value or 2**18
     start = int(np.clip(start or base.data.m, lo_limit, hi_limit))
     for _ in range(max_rounds):

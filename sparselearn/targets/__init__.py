@@ -6,7 +6,10 @@
 
 and class attributes `name` and `task` ("classification": y in {±1}, error is 0-1;
 "regression": real y, error is mean squared error). Every target has fields `n` and
-`noise`; the test set is drawn with `noise=0`.
+`noise`; the test set is drawn with `noise=0`. The contract and its optional hooks (e.g.
+`add_noise`, which makes noise a vmapped value) are in `sparselearn.contracts`. A user's own
+target: `@sparselearn.targets.register` on the class, or `target: {name:
+"package.module:ClassName"}` in a config.
 
 Example:
     >>> t = sparselearn.targets.get("sparse_parity", n=30, k=3)
@@ -14,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-from sparselearn import fields
+from sparselearn.contracts import Registry, validate_target
 from sparselearn.fields import build
 from sparselearn.targets.hierarchical import Hierarchical
 from sparselearn.targets.moe import MoE
@@ -31,9 +34,24 @@ REGISTRY: dict[str, type] = {
 }
 
 
+_registry = Registry("target", validate_target, REGISTRY)
+
+
+def register(cls: type) -> type:
+    """Register a target class under its `name` (usable as a class decorator); checks the
+    contract and raises ConfigError naming what is missing."""
+    return _registry.register(cls)
+
+
 def lookup(name: str) -> type:
-    """The target class registered as `name`; ConfigError naming the choices otherwise."""
-    return fields.lookup(REGISTRY, "target", name)
+    """The target class called `name`: a registered name or `package.module:ClassName`;
+    ConfigError naming the choices (or what is wrong with the class) otherwise."""
+    return _registry.lookup(name)
+
+
+def spelled(obj) -> str:
+    """The name a config uses for this target: its registered name, else `module:Class`."""
+    return _registry.spelled(obj)
 
 
 def get(name: str, **kwargs):
@@ -42,4 +60,5 @@ def get(name: str, **kwargs):
 
 
 def names() -> list[str]:
-    return sorted(REGISTRY)
+    """The registered names, sorted."""
+    return _registry.names()

@@ -34,7 +34,7 @@ import numpy as np
 from numpy.polynomial import hermite_e
 
 from sparselearn.errors import require
-from sparselearn.targets.inputs import draw_many, labelled
+from sparselearn.targets.inputs import LabelNoise, draw_many, labelled
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -98,7 +98,7 @@ def polynomial_moments(coeffs: tuple[float, ...], k: int, r: int) -> tuple[float
 
 
 @dataclass(frozen=True)
-class Hierarchical:
+class Hierarchical(LabelNoise):
     """h = g ∘ p with a degree-k, rank-r inner polynomial p and an outer polynomial g of degree q.
 
     Fields: `n` (input dimension d), `k` (degree of p), `r` (number of directions, ≤ n), `q`

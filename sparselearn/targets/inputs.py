@@ -216,16 +216,31 @@ def _sampled_max(count, params, key, inputs: str, n: int, size: int, p: float) -
     return jnp.max(count(params, draw(inputs, key, size, n, p)))
 
 
+def add_label_noise(task: str, y: jax.Array, key: jax.Array, noise) -> jax.Array:
+    """y with label noise of level `noise` (a float or a traced scalar): each ±1 label
+    flipped with probability `noise` (classification), or N(0, noise²) added (regression).
+    The noise is drawn from fold_in(key, 1), `key` being the key of the sample."""
+    noise_key = jax.random.fold_in(key, 1)
+    if task == "classification":
+        return jnp.where(jax.random.bernoulli(noise_key, noise, y.shape), -y, y)
+    return y + noise * jax.random.normal(noise_key, y.shape, jnp.float32)
+
+
 def labelled(target, params, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
     """m examples of `target`: x drawn from its inputs, y = target.labels(params, x), then
-    the label noise — each ±1 label flipped with probability `noise` (classification) or
-    N(0, noise²) added (regression). Shapes (m, n) and (m,), float32."""
+    the label noise of `add_label_noise`. Shapes (m, n) and (m,), float32."""
     x = draw(target.inputs, jax.random.fold_in(key, 0), m, target.n, getattr(target, "p", 0.5))
     y = target.labels(params, x)
     if target.noise > 0:
-        noise_key = jax.random.fold_in(key, 1)
-        if target.task == "classification":
-            y = jnp.where(jax.random.bernoulli(noise_key, target.noise, (m,)), -y, y)
-        else:
-            y = y + target.noise * jax.random.normal(noise_key, (m,), jnp.float32)
+        y = add_label_noise(target.task, y, key, target.noise)
     return x, y
+
+
+class LabelNoise:
+    """For targets whose `sample` is `labelled`: declares its noise model as the `add_noise`
+    hook (`sparselearn.contracts.Target`), so training draws clean examples and adds noise
+    of a vmapped level — a grid over `noise` is then one compiled group."""
+
+    def add_noise(self, y: jax.Array, key: jax.Array, noise) -> jax.Array:
+        """y with the label noise `sample(params, key, m)` adds at level `noise`."""
+        return add_label_noise(self.task, y, key, noise)

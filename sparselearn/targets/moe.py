@@ -33,14 +33,14 @@ import jax
 import jax.numpy as jnp
 
 from sparselearn.errors import require
-from sparselearn.targets.inputs import (INPUTS, Certificate, certify_max, draw_many, labelled, reference,
-                                        weighted_moments)
+from sparselearn.targets.inputs import (INPUTS, Certificate, LabelNoise, certify_max, draw_many, labelled,
+                                        reference, weighted_moments)
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
 
 @dataclass(frozen=True)
-class MoE:
+class MoE(LabelNoise):
     """A top-`top` routed mixture of `experts` one-hidden-layer ReLU experts of `expert_width` units.
 
     Fields: `n`, `experts` (E), `expert_width`, `r` (router rank, ≤ n), `top` (experts per input),

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from sparselearn.errors import require
-from sparselearn.targets.inputs import labelled
+from sparselearn.targets.inputs import LabelNoise, labelled
 
 
 def _check_common(n: int, k: int, p: float, inputs: str) -> None:
@@ -37,7 +37,7 @@ def _support(key: jax.Array, n: int, k: int) -> jax.Array:
 
 
 @dataclass(frozen=True)
-class SparseParity:
+class SparseParity(LabelNoise):
     """A k-sparse parity of n bits; each label flipped with probability `noise`
     (`noise: 0.5` makes the labels independent of x: the random-label control).
 
@@ -62,6 +62,11 @@ class SparseParity:
         _check_common(self.n, self.k, self.p, self.inputs)
         require(0.0 <= self.noise <= 0.5, "noise", f"label-flip probability must be in [0, 0.5], got {self.noise}")
 
+    @property
+    def threshold_degree(self) -> int:
+        """k: the least degree of a polynomial whose sign is χ_S on every ±1 input."""
+        return self.k
+
     @functools.partial(jax.jit, static_argnums=0)
     def init(self, key: jax.Array) -> dict:
         """Teacher parameters: the support S, shape (k,) int32."""
@@ -78,7 +83,7 @@ class SparseParity:
 
 
 @dataclass(frozen=True)
-class Staircase:
+class Staircase(LabelNoise):
     """The degree-k staircase k^{−1/2}(x_{s_1} + x_{s_1}x_{s_2} + … + x_{s_1}⋯x_{s_k}).
 
     A regression target: `noise` is the standard deviation of additive Gaussian noise. The

@@ -57,8 +57,9 @@ import jax
 import jax.numpy as jnp
 
 from sparselearn.errors import require
-from sparselearn.targets.inputs import (INPUTS, Certificate, balanced_threshold, certify_max, draw_many,
-                                        hypercube_points, is_discrete, labelled, reference, weighted_moments)
+from sparselearn.targets.inputs import (INPUTS, Certificate, LabelNoise, balanced_threshold, certify_max,
+                                        draw_many, hypercube_points, is_discrete, labelled, reference,
+                                        weighted_moments)
 
 HIGHEST = jax.lax.Precision.HIGHEST
 CONSTRUCTIONS = ("random", "junta", "index", "dense_weight", "dense")
@@ -99,7 +100,7 @@ def calibrated_bias(w: jax.Array, x: jax.Array, k: int) -> jax.Array:
 
 
 @dataclass(frozen=True)
-class SparseMLP:
+class SparseMLP(LabelNoise):
     """A ReLU network with s hidden units of which at most k are active on any input.
 
     Fields: `n` inputs, `s` hidden units (the construction may use fewer; see `layout`),

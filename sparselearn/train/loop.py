@@ -1,8 +1,8 @@
 """One training run as a pure function, and a group of runs as one compiled program.
 
-`make_run(exp)` returns `run(hp) -> outputs` where `hp` holds the run's non-shape
-values — seed, m, lr, weight_decay, init_seed — as scalars. Everything else in `exp` (n, width,
-batch, steps, …) is a shape or a static choice, so
+`make_run(exp)` returns `run(hp) -> outputs` where `hp` holds the run's vmapped values —
+seed, m, lr, weight_decay, init_seed, noise: the axes of `sparselearn.train.spec` — as
+scalars. Everything else in `exp` (n, width, batch, steps, …) is a shape or a static choice, so
 
     run_group = jit(vmap(make_run(exp)))
 
@@ -29,21 +29,20 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from sparselearn.config import Experiment
+from sparselearn.contracts import first_layer, kind_of, sampler
 from sparselearn.errors import FitFailed
 from sparselearn.rng import key_for
 from sparselearn.schema import CURVES
-from sparselearn.train import optimizers
+from sparselearn.train import optimizers, spec
 from sparselearn.train.losses import LOSSES
 from sparselearn.train.metrics import pointwise_error, weighted_mean
-
-HP_FIELDS = ("seed", "m", "lr", "weight_decay", "init_seed")
-HP_DTYPES = {"seed": np.int32, "m": np.int32, "lr": np.float32, "weight_decay": np.float32, "init_seed": np.int32}
+from sparselearn.train.spec import static_part
 
 
 def curve_steps(exp: Experiment) -> np.ndarray:
     """Steps at which curves are evaluated: 0, E, 2E, …, and `steps` (E = eval_every).
     Fitted learners have one point, step 0."""
-    if exp.learner.kind != "gradient":
+    if not kind_of(exp.learner).trained:
         return np.zeros(1, dtype=np.int64)
     steps, every = exp.train.steps, exp.train.eval_every
     points = list(range(0, steps + 1, every))
@@ -52,10 +51,13 @@ def curve_steps(exp: Experiment) -> np.ndarray:
     return np.asarray(points, dtype=np.int64)
 
 
-def draw_dataset(target, params, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
+def draw_dataset(target, params, key: jax.Array, m: int, noise=None) -> tuple[jax.Array, jax.Array]:
     """m examples, row i drawn from fold_in(key, i): the first rows of a larger draw equal
-    a smaller draw, so a run's data do not depend on the group it runs in."""
-    rows = jax.vmap(lambda i: target.sample(params, jax.random.fold_in(key, i), 1))(jnp.arange(m))
+    a smaller draw, so a run's data do not depend on the group it runs in. `noise`: the
+    label-noise level (a traced scalar under vmap; default target.noise), see
+    `contracts.sampler`."""
+    sample, level = sampler(target), target.noise if noise is None else noise
+    rows = jax.vmap(lambda i: sample(params, jax.random.fold_in(key, i), 1, level))(jnp.arange(m))
     x, y = rows
     return x[:, 0, :], y[:, 0]
 
@@ -68,19 +70,19 @@ def instance_seed(hp) -> jax.Array:
 
 
 def make_data(exp: Experiment):
-    """(seed, instance) → (teacher params, x_train (M, n), y_train (M,), x_test, y_test),
-    M = data.m; the teacher and test set come from `instance` (see `instance_seed`), the
-    training set from `seed`. The test labels are noiseless. Online experiments get no
-    training set (None)."""
+    """(seed, instance, noise) → (teacher params, x_train (M, n), y_train (M,), x_test,
+    y_test), M = data.m; the teacher and test set come from `instance` (see
+    `instance_seed`), the training set from `seed` with label noise `noise`. The test labels
+    are noiseless. Online experiments get no training set (None)."""
     target, data = exp.target, exp.data
-    clean = replace(target, noise=0.0) if getattr(target, "noise", 0.0) else target
+    clean = replace(target, noise=0.0) if target.noise else target
 
-    def draw(seed, instance):
+    def draw(seed, instance, noise):
         teacher = target.init(key_for(instance, "teacher"))
         x_test, y_test = clean.sample(teacher, key_for(instance, "test_data"), data.test_m)
         if data.online:
             return teacher, None, None, x_test, y_test
-        x_train, y_train = draw_dataset(target, teacher, key_for(seed, "train_data"), data.m)
+        x_train, y_train = draw_dataset(target, teacher, key_for(seed, "train_data"), data.m, noise)
         return teacher, x_train, y_train, x_test, y_test
 
     return draw
@@ -110,21 +112,13 @@ def make_fit_run(exp: Experiment):
 
     def run(hp):
         with jax.default_matmul_precision(exp.train.precision):
-            _, x_train, y_train, x_test, y_test = data(hp["seed"], instance_seed(hp))
+            _, x_train, y_train, x_test, y_test = data(hp["seed"], instance_seed(hp), hp["noise"])
             weights = (jnp.arange(exp.data.m) < hp["m"]).astype(jnp.float32)
             params = learner.fit(key_for(hp["seed"], "fit"), x_train, y_train, weights)
             return _fitted_outputs(_metrics(learner.apply(params, x_test), y_test, task, loss_of),
                                    _metrics(learner.apply(params, x_train), y_train, task, loss_of, weights))
 
     return run
-
-
-def first_layer(learner, params) -> jax.Array:
-    """The weights whose drift `‖W_t − W_0‖_∞` the curves record: the learner's
-    `first_layer(params)` if it defines one, else every parameter (flattened)."""
-    if hasattr(learner, "first_layer"):
-        return learner.first_layer(params)
-    return jnp.concatenate([jnp.ravel(leaf) for leaf in jax.tree.leaves(params)])
 
 
 def make_run(exp: Experiment, observe=None, init=None):
@@ -138,9 +132,13 @@ def make_run(exp: Experiment, observe=None, init=None):
     evaluated at every curve point and returned as `trace_<name>` (P, ...); `init(key, hp)`
     replaces `learner.init_params(key, n)` (e.g. to rewind a pruned network).
     """
-    if exp.learner.kind == "fitted":
-        return make_fit_run(exp)
+    return RUN_BUILDERS[kind_of(exp.learner).name](exp, observe, init)
+
+
+def make_train_run(exp: Experiment, observe=None, init=None):
+    """hp → outputs for a gradient-trained learner (see `make_run`)."""
     target, learner, tr, data = exp.target, exp.learner, exp.train, exp.data
+    sample = sampler(target)
     draw_data = make_data(exp)
     loss_of = LOSSES[tr.loss]
     task = target.task
@@ -157,11 +155,11 @@ def make_run(exp: Experiment, observe=None, init=None):
 
     def _run(hp):
         seed, instance = hp["seed"], instance_seed(hp)
-        teacher, x_train, y_train, x_test, y_test = draw_data(seed, instance)
+        teacher, x_train, y_train, x_test, y_test = draw_data(seed, instance, hp["noise"])
         batch_key = key_for(seed, "batches")
 
         def batch_at(step):  # online: a fresh mini-batch from the teacher
-            return target.sample(teacher, jax.random.fold_in(batch_key, step), tr.batch)
+            return sample(teacher, jax.random.fold_in(batch_key, step), tr.batch, hp["noise"])
 
         def rows_at(step):  # the mini-batch indices of one step
             return jax.random.randint(jax.random.fold_in(batch_key, step), (tr.batch,), 0, hp["m"])
@@ -169,7 +167,7 @@ def make_run(exp: Experiment, observe=None, init=None):
         init_key = key_for(instance, "init")
         params0 = learner.init_params(init_key, target.n) if init is None else init(init_key, hp)
         w0 = first_layer(learner, params0)
-        opt = optimizers.make(tr.optimizer, hp["lr"], hp["weight_decay"], tr.momentum, tr.sign_threshold)
+        opt = optimizers.for_config(tr, hp["lr"], hp["weight_decay"])
 
         def snapshot(params):  # what every curve point records besides the losses
             drift = jnp.max(jnp.abs(first_layer(learner, params) - w0))
@@ -237,11 +235,21 @@ def make_run(exp: Experiment, observe=None, init=None):
     return run
 
 
+def _fit_run(exp: Experiment, observe=None, init=None):
+    if observe is not None or init is not None:
+        raise ValueError(f"learner {exp.learner.name} is fitted, not trained: no observe/init hooks")
+    return make_fit_run(exp)
+
+
+#: learner kind → the builder of its pure run function (host learners run outside jit)
+RUN_BUILDERS = {"gradient": make_train_run, "fitted": _fit_run}
+
+
 def trajectory(exp: Experiment, hps: dict, observe=None, init=None) -> dict[str, np.ndarray]:
     """Train the runs `hps` of `exp` in one program with the diagnostics hooks of `make_run`,
     outside the results store (for weight trajectories, pruning and rewinding).
 
-    hps: "seed" (R,) and optionally m, lr, weight_decay, init_seed (defaults from `exp`) plus
+    hps: "seed" (R,) and optionally the other axes of `spec.AXES` (defaults from `exp`) plus
     any extra per-run arrays (R, ...) that `init` reads from its `hp`. Returns the outputs of
     `make_run` as numpy arrays with a leading run axis, and "steps" (P,).
 
@@ -249,17 +257,10 @@ def trajectory(exp: Experiment, hps: dict, observe=None, init=None) -> dict[str,
         >>> out = trajectory(exp, {"seed": [0, 1]}, observe=lambda p, p0: {"w": p[0]["w"][:, :4]})
         >>> out["trace_w"].shape          # (runs, curve points, n, 4)
     """
-    arrays = _hp_arrays(exp, hps)
-    arrays.update({k: np.asarray(v) for k, v in hps.items() if k not in HP_FIELDS})
+    arrays = spec.hp_arrays(exp, hps)
+    arrays.update({k: np.asarray(v) for k, v in hps.items() if k not in spec.BY_NAME})
     out = jax.jit(jax.vmap(make_run(static_part(exp), observe, init)))(arrays)
     return {"steps": curve_steps(exp), **{k: np.asarray(v) for k, v in out.items()}}
-
-
-def static_part(exp: Experiment) -> Experiment:
-    """`exp` with the vmapped values neutralised: equal static parts ⇒ one compile group.
-    (data.m stays: the group sets it to its largest m.)"""
-    return replace(exp, experiment="", train=replace(exp.train, lr=1.0, weight_decay=0.0, init_seed=None),
-                   sweep=type(exp.sweep)(), executor=type(exp.executor)())
 
 
 @functools.lru_cache(maxsize=64)
@@ -283,29 +284,22 @@ def _shard(arrays: dict, devices) -> tuple[dict, int]:
     return {k: jax.device_put(v, sharding) for k, v in arrays.items()}, pad
 
 
-def _hp_arrays(exp: Experiment, hps: dict) -> dict[str, np.ndarray]:
-    """The vmapped values of R runs as typed (R,) arrays; missing ones from `exp`."""
-    size = len(hps["seed"])
-    init_seed = -1 if exp.train.init_seed is None else exp.train.init_seed
-    defaults = {"m": exp.data.m, "lr": exp.train.lr, "weight_decay": exp.train.weight_decay, "init_seed": init_seed}
-    return {name: np.asarray(hps.get(name, [defaults.get(name)] * size), dtype=HP_DTYPES[name]).reshape(size)
-            for name in HP_FIELDS}
-
-
 def run_group(exp: Experiment, hps: dict, devices=None) -> dict[str, np.ndarray]:
     """Train every run of one shape group in one compiled program.
 
-    hps: {"seed", "m", "lr", "weight_decay", "init_seed"} → equal-length 1-D sequences (R,).
-    Missing ones default to the config's (init_seed −1: the run seed). With `devices`
-    (more than one) the run axis is sharded across them. Returns numpy arrays: (R,) metrics
-    and (R, P) curves at `curve_steps(exp)`.
+    hps: the axes of `spec.AXES` ("seed", "m", "lr", "weight_decay", "init_seed", "noise") →
+    equal-length 1-D sequences (R,). Missing ones default to the config's (init_seed −1: the
+    run seed). With `devices` (more than one) the run axis is sharded across them. Returns
+    numpy arrays: (R,) metrics and (R, P) curves at `curve_steps(exp)`.
     """
-    arrays = _hp_arrays(exp, hps)
+    arrays = spec.hp_arrays(exp, hps)
     if not exp.data.online and int(arrays["m"].max()) > exp.data.m:
         raise ValueError(f"a run's m = {int(arrays['m'].max())} exceeds the group's data.m = {exp.data.m}")
-    static = static_part(exp)
-    if exp.learner.kind == "host":
-        return _run_host_group(static, arrays)
+    return GROUP_RUNNERS[kind_of(exp.learner).name](static_part(exp), arrays, devices)
+
+
+def _run_compiled_group(static: Experiment, arrays: dict, devices=None) -> dict[str, np.ndarray]:
+    """Every run in one jit(vmap(run)) call (sharded over `devices` when there are several)."""
     if devices is not None and len(devices) > 1:
         placed, pad = _shard(arrays, devices)
         out = compiled_group(static)(placed)
@@ -316,17 +310,17 @@ def run_group(exp: Experiment, hps: dict, devices=None) -> dict[str, np.ndarray]
 
 @functools.lru_cache(maxsize=64)
 def _compiled_data(static: Experiment):
-    def data_group(seeds, instances):
-        return jax.vmap(lambda s, i: make_data(static)(s, i)[1:])(seeds, instances)
+    def data_group(seeds, instances, noises):
+        return jax.vmap(lambda s, i, e: make_data(static)(s, i, e)[1:])(seeds, instances, noises)
     return jax.jit(data_group)
 
 
-def _run_host_group(exp: Experiment, arrays: dict) -> dict[str, np.ndarray]:
+def _run_host_group(exp: Experiment, arrays: dict, devices=None) -> dict[str, np.ndarray]:
     """Learners that run on the host (e.g. GF(2) elimination): data drawn in one compiled
     call for all seeds, then `fit(key, x[:m], y[:m])` per run in numpy. A `FitFailed`
     marks the run failed with its reason."""
     learner, task, loss_of = exp.learner, exp.target.task, LOSSES[exp.train.loss]
-    data = _compiled_data(exp)(arrays["seed"], instance_seed(arrays))
+    data = _compiled_data(exp)(arrays["seed"], instance_seed(arrays), arrays["noise"])
     x_tr, y_tr, x_te, y_te = (np.asarray(a) for a in data)
     rows = []
     for i, (seed, m) in enumerate(zip(arrays["seed"], arrays["m"])):
@@ -345,6 +339,10 @@ def _run_host_group(exp: Experiment, arrays: dict) -> dict[str, np.ndarray]:
         rows.append(out)
     return {k: np.stack([r[k] for r in rows]) if k != "error" else np.asarray([r[k] for r in rows], dtype=object)
             for k in rows[0]}
+
+
+#: learner kind → how a group of its runs is executed
+GROUP_RUNNERS = {"gradient": _run_compiled_group, "fitted": _run_compiled_group, "host": _run_host_group}
 
 
 def run_one(exp: Experiment, seed: int = 0, **hp) -> dict[str, np.ndarray]:

@@ -1,6 +1,17 @@
-"""Per-example losses ℓ(f, y) for outputs f (m,) and labels y (m,)."""
+"""Per-example losses ℓ(f, y) for outputs f (m,) and labels y (m,), in one registry.
+
+`LOSSES` maps each name to the loss and the tasks it fits (a margin loss needs ±1 labels);
+config validation, the CLI and the docs read it.
+
+Example:
+    >>> LOSSES["hinge"](f, y).shape, LOSSES["hinge"].tasks
+    ((m,), ('classification',))
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -27,4 +38,22 @@ def correlation(f: jax.Array, y: jax.Array) -> jax.Array:
     return -y * f
 
 
-LOSSES = {"hinge": hinge, "square": square, "logistic": logistic, "correlation": correlation}
+@dataclass(frozen=True)
+class Loss:
+    """A per-example loss `fn(f, y)` (called as the Loss itself) and the tasks it fits."""
+
+    fn: Callable
+    tasks: tuple[str, ...]
+
+    def __call__(self, f: jax.Array, y: jax.Array) -> jax.Array:
+        return self.fn(f, y)
+
+
+_MARGIN = ("classification",)
+LOSSES: dict[str, Loss] = {
+    "hinge": Loss(hinge, _MARGIN),
+    "square": Loss(square, ("classification", "regression")),
+    "logistic": Loss(logistic, _MARGIN),
+    "correlation": Loss(correlation, _MARGIN),
+}
+NAMES: tuple[str, ...] = tuple(LOSSES)

@@ -1,7 +1,38 @@
 """Executors decide where groups run. Each is `execute(groups, train, on_done, cfg)`:
 it calls `train(group)` somewhere and `on_done(group, result)` here as groups finish,
-where `result` is train's return value or the exception that lost the group."""
+where `result` is train's return value or the exception that lost the group.
 
-from sparselearn.sweeps.executors import devices, local, ray, slurm
+`MODULES` is the one list of executor names (config validation, the CLI and `sparselearn
+list` read it); `EXECUTORS[name]` imports that module on first use, so naming the executors
+imports neither ray nor submitit.
+"""
 
-EXECUTORS = {"local": local.execute, "devices": devices.execute, "ray": ray.execute, "slurm": slurm.execute}
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+
+#: executor name → the module that defines its `execute`
+MODULES: dict[str, str] = {
+    "local": "sparselearn.sweeps.executors.local",
+    "devices": "sparselearn.sweeps.executors.devices",
+    "ray": "sparselearn.sweeps.executors.ray",
+    "slurm": "sparselearn.sweeps.executors.slurm",
+}
+NAMES: tuple[str, ...] = tuple(MODULES)
+
+
+class _Lazy(Mapping):
+    """name → execute function, each module imported when first asked for."""
+
+    def __getitem__(self, name: str):
+        return importlib.import_module(MODULES[name]).execute
+
+    def __iter__(self):
+        return iter(MODULES)
+
+    def __len__(self) -> int:
+        return len(MODULES)
+
+
+EXECUTORS: Mapping = _Lazy()

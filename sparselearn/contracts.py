@@ -1,0 +1,307 @@
+"""The contracts of a target and of the three kinds of learner, written once.
+
+A target or learner is any frozen dataclass that has the members below; no base class is
+needed. The optional hooks have their defaults here (`learner_check`, `first_layer`,
+`threshold_degree`, `input_distribution`, `sampler`), so no other module asks whether an
+object defines them. `validate_target` / `validate_learner` check a class against its
+contract (used by `register` and by `module:Class` names in configs).
+
+Kinds of learner (the class attribute `kind`), each with its properties in `KINDS`:
+
+- "gradient" (`TrainedLearner`): `init_params(key, n)`, `apply(params, x)`; trained by the
+  loop in `sparselearn.train` with mini-batches, curves over steps, data.m a vmapped value.
+- "fitted" (`FittedLearner`): `fit(key, x, y, weights)`, `apply`; solved inside jit+vmap
+  (x: (M, n), weights: (M,) marking the run's m rows); data.m is a shape.
+- "host" (`HostLearner`): `fit(key, x, y)`, `apply` in numpy on the run's m rows.
+
+Example:
+    >>> kind_of(sparselearn.learners.get("mlp")).trained
+    True
+    >>> validate_target(MyTarget)        # ConfigError(key="name") naming what is missing
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
+
+from sparselearn.errors import ConfigError
+
+TASKS = ("classification", "regression")
+
+
+# ---------------------------------------------------------------- protocols
+
+@runtime_checkable
+class Target(Protocol):
+    """A teacher: a frozen dataclass with fields `n` (input dimension) and `noise` (label
+    noise: a flip probability for classification, a Gaussian std for regression).
+
+    Optional: `add_noise(y, key, noise) -> y`, the label noise `sample(params, key, m)` adds
+    to clean labels, for a (possibly traced) level `noise` and the same `key` as `sample`.
+    A target that declares it gets `noise` as a vmapped value (a grid over noise is one
+    compiled group); otherwise noise is a static choice like n. `threshold_degree` (int or
+    None): the least degree of a polynomial whose sign equals the noiseless labels.
+    `inputs` (str): the input distribution's name (hypercube, biased, gaussian, …).
+    """
+
+    n: int
+    noise: float
+    name: ClassVar[str]
+    task: ClassVar[str]                               # "classification" (y in {±1}) or "regression"
+
+    def init(self, key) -> Any: ...                   # teacher parameters (a pytree)
+    def sample(self, params, key, m: int) -> tuple: ...   # x (m, n) float32, y (m,) float32
+    def labels(self, params, x) -> Any: ...           # noiseless labels (m,)
+
+
+@runtime_checkable
+class TrainedLearner(Protocol):
+    """kind "gradient". Optional: `check(target, data)` (raise ConfigError for limits that
+    depend on the target), `first_layer(params)` (the weights whose drift curves record)."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str]
+
+    def init_params(self, key, n: int) -> Any: ...
+    def apply(self, params, x) -> Any: ...
+
+
+@runtime_checkable
+class FittedLearner(Protocol):
+    """kind "fitted": solved in jit+vmap; `weights` (M,) is 1 on the run's rows. Optional `check`."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str]
+
+    def fit(self, key, x, y, weights) -> Any: ...
+    def apply(self, params, x) -> Any: ...
+
+
+@runtime_checkable
+class HostLearner(Protocol):
+    """kind "host": numpy on the run's m rows; may raise `errors.FitFailed`. Optional `check`."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str]
+
+    def fit(self, key, x, y) -> Any: ...
+    def apply(self, params, x) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a learner kind means to the rest of the package.
+
+    trained: gradient steps — curves over steps, mini-batches (batch ≤ m), online data
+    allowed, and data.m a vmapped value (otherwise m is a shape: solves grow with the rows).
+    compiled: runs inside jit(vmap(...)) (otherwise in numpy on the host).
+    """
+
+    name: str
+    protocol: type
+    methods: tuple[str, ...]
+    trained: bool
+    compiled: bool
+
+
+KINDS: dict[str, Kind] = {
+    "gradient": Kind("gradient", TrainedLearner, ("init_params", "apply"), trained=True, compiled=True),
+    "fitted": Kind("fitted", FittedLearner, ("fit", "apply"), trained=False, compiled=True),
+    "host": Kind("host", HostLearner, ("fit", "apply"), trained=False, compiled=False),
+}
+TARGET_METHODS = ("init", "sample", "labels")
+
+
+def kind_of(learner) -> Kind:
+    """The `Kind` of a learner (instance or class)."""
+    return KINDS[learner.kind]
+
+
+# ---------------------------------------------------------------- optional hooks, defaults in one place
+
+def learner_check(learner, target, data) -> None:
+    """Run the learner's `check(target, data)` if it has one (limits that depend on the target)."""
+    check = getattr(learner, "check", None)
+    if check is not None:
+        check(target, data)
+
+
+def first_layer(learner, params):
+    """The learner's `first_layer(params)`, else every parameter flattened into one vector."""
+    hook = getattr(learner, "first_layer", None)
+    if hook is not None:
+        return hook(params)
+    import jax
+    import jax.numpy as jnp
+
+    return jnp.concatenate([jnp.ravel(leaf) for leaf in jax.tree.leaves(params)])
+
+
+def threshold_degree(target) -> int | None:
+    """The target's `threshold_degree` (e.g. k for a k-sparse parity), or None when unknown."""
+    return getattr(target, "threshold_degree", None)
+
+
+def input_distribution(target) -> str | None:
+    """The name of the target's input distribution (its `inputs` field), or None when unknown."""
+    value = getattr(target, "inputs", None)
+    return value if isinstance(value, str) else None
+
+
+def noise_is_vmapped(target) -> bool:
+    """Whether the target declares `add_noise`, so its label noise can be a traced value."""
+    return callable(getattr(target, "add_noise", None))
+
+
+def sampler(target) -> Callable:
+    """`draw(params, key, m, noise) -> (x, y)`: examples of `target` with label noise `noise`.
+
+    With `add_noise` the clean sample gets noise of the given (possibly traced) level; the
+    result equals `replace(target, noise=noise).sample(params, key, m)`. Without it `noise`
+    is ignored and the target's own (static) `noise` applies.
+    """
+    if not noise_is_vmapped(target):
+        return lambda params, key, m, noise: target.sample(params, key, m)
+    clean = target if target.noise == 0 else dataclasses.replace(target, noise=0.0)
+
+    def draw(params, key, m, noise):
+        x, y = clean.sample(params, key, m)
+        return x, clean.add_noise(y, key, noise)
+
+    return draw
+
+
+# ---------------------------------------------------------------- validation
+
+def _frozen_dataclass(cls) -> bool:
+    return isinstance(cls, type) and dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen
+
+
+def _missing_methods(cls, names) -> list[str]:
+    return [m for m in names if not callable(getattr(cls, m, None))]
+
+
+def validate_target(cls) -> type:
+    """`cls` if it meets the `Target` contract, else ConfigError(key="name") saying what is missing."""
+    what = getattr(cls, "__qualname__", repr(cls))
+    problems = []
+    if not _frozen_dataclass(cls):
+        problems.append("is not a frozen dataclass (@dataclass(frozen=True))")
+    else:
+        names = {f.name for f in dataclasses.fields(cls)}
+        problems += [f"has no field `{f}`" for f in ("n", "noise") if f not in names]
+    if not isinstance(getattr(cls, "name", None), str):
+        problems.append("has no class attribute `name` (a string)")
+    if getattr(cls, "task", None) not in TASKS:
+        problems.append(f"has task {getattr(cls, 'task', None)!r}, expected one of {', '.join(TASKS)}")
+    problems += [f"has no method `{m}`" for m in _missing_methods(cls, TARGET_METHODS)]
+    if problems:
+        raise ConfigError(f"{what} is not a target: it {'; it '.join(problems)}", key="name")
+    return cls
+
+
+def validate_learner(cls) -> type:
+    """`cls` if it meets the contract of its kind, else ConfigError(key="name") saying what is missing."""
+    what = getattr(cls, "__qualname__", repr(cls))
+    problems = []
+    if not _frozen_dataclass(cls):
+        problems.append("is not a frozen dataclass (@dataclass(frozen=True))")
+    if not isinstance(getattr(cls, "name", None), str):
+        problems.append("has no class attribute `name` (a string)")
+    kind = getattr(cls, "kind", None)
+    if kind not in KINDS:
+        problems.append(f"has kind {kind!r}, expected one of {', '.join(KINDS)}")
+    else:
+        problems += [f"has no method `{m}` (needed by kind {kind})" for m in _missing_methods(cls, KINDS[kind].methods)]
+    if problems:
+        raise ConfigError(f"{what} is not a learner: it {'; it '.join(problems)}", key="name")
+    return cls
+
+
+
+
+# ---------------------------------------------------------------- registries
+
+class Registry:
+    """Names → classes of one contract (targets or learners), plus `module:Class` names.
+
+    `register` (also a class decorator) validates the class and files it under its `name`;
+    `lookup("pkg.mod:Class")` imports the class and validates it, so a user's own target or
+    learner works in a config without registering it first.
+
+    Example:
+        >>> @sparselearn.targets.register
+        ... @dataclass(frozen=True)
+        ... class Majority: ...
+    """
+
+    def __init__(self, what: str, validate: Callable[[type], type], classes: dict[str, type]):
+        self.what = what
+        self.validate = validate
+        self.classes = classes  # the registry itself (a plain dict: tests may patch it)
+
+    def register(self, cls: type) -> type:
+        """File `cls` under `cls.name` after checking its contract; returns `cls` (a decorator)."""
+        self.validate(cls)
+        held = self.classes.get(cls.name)
+        if held is not None and _spelling(held) != _spelling(cls):
+            raise ConfigError(f"{self.what} name {cls.name!r} is taken by {_spelling(held)}", key="name")
+        self.classes[cls.name] = cls
+        return cls
+
+    def lookup(self, name: str) -> type:
+        """The class called `name`: a registered name, or `package.module:ClassName` (imported
+        and validated). ConfigError(key="name") naming the choices or what is wrong."""
+        if ":" in name:
+            return self.validate(import_class(name))
+        if name not in self.classes:
+            from sparselearn.fields import suggest
+
+            raise ConfigError(f"unknown {self.what} {name!r}{suggest(name, self.classes)}; known: "
+                              f"{', '.join(sorted(self.classes))} (or a class as package.module:ClassName)",
+                              key="name")
+        return self.classes[name]
+
+    def spelled(self, obj) -> str:
+        """The name a config uses for `obj`'s class: its registered name, else `module:Class`."""
+        cls = obj if isinstance(obj, type) else type(obj)
+        return cls.name if self.classes.get(cls.name) is cls else _spelling(cls)
+
+    def names(self) -> list[str]:
+        return sorted(self.classes)
+
+
+def _spelling(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def import_class(spec: str) -> type:
+    """The class named by "package.module:ClassName" (ClassName may be dotted), imported;
+    ConfigError(key="name") when the module or the class cannot be found."""
+    import importlib
+
+    module_name, _, qualname = spec.partition(":")
+    if not module_name or not qualname:
+        raise ConfigError(f"expected package.module:ClassName, got {spec!r}", key="name")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        raise ConfigError(f"cannot import module {module_name!r} of {spec!r}: {e}", key="name") from None
+    except Exception as e:  # noqa: BLE001 — a broken plug-in is bad input, reported in one line
+        raise ConfigError(f"importing module {module_name!r} of {spec!r} failed: {type(e).__name__}: {e}",
+                          key="name") from None
+    obj: Any = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise ConfigError(f"module {module_name!r} has no class {qualname!r}", key="name")
+    if not isinstance(obj, type):
+        raise ConfigError(f"{spec!r} is a {type(obj).__name__}, not a class", key="name")
+    return obj
+
+
+__all__ = ["Target", "TrainedLearner", "FittedLearner", "HostLearner", "Kind", "KINDS", "TASKS", "kind_of",
+           "learner_check", "first_layer", "threshold_degree", "input_distribution", "noise_is_vmapped",
+           "sampler", "validate_target", "validate_learner", "Registry", "import_class"]

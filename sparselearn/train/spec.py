@@ -1,0 +1,123 @@
+"""The run contract: which values of an experiment are vmapped run axes, and the split of an
+experiment into its static part (one compiled program) and each run's values.
+
+Every row of `AXES` is one value that runs of one compiled group may differ in: its name
+(the key in `hps` dicts and the column of runs.parquet), its config path, the numpy dtype of
+its (R,) array, the neutral value it takes in the static part, and how an experiment's
+value is read. Grid expansion and grouping (`sweeps.grid`), the training loop
+(`train.loop`), the search and the store's run rows ask this module; adding a vmapped value
+is one row here plus its use in the loop.
+
+Example:
+    >>> run_values(exp, seed=3)       # {"seed": 3, "m": 256, "lr": 0.1, "weight_decay": 0.0, …}
+    >>> hp_arrays(exp, {"seed": [0, 1], "lr": [0.1, 0.2]})["m"]      # defaults from exp
+    array([256, 256], dtype=int32)
+    >>> static_part(a) == static_part(b)   # a and b share a compiled program
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from sparselearn.contracts import kind_of, noise_is_vmapped
+
+if TYPE_CHECKING:
+    from sparselearn.config import Experiment
+
+
+def _always(exp) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One vmapped run value.
+
+    name: key in hps dicts and run rows. path: "section.field" in the config ("" for the seed,
+    which is not a config value). dtype: of its (R,) array. neutral: its value in the static
+    part. read: the experiment's value (None allowed, e.g. init_seed unset). to_array: the
+    config value as the array holds it (None → a sentinel). vmapped(exp): False where the
+    value is a static choice for this experiment (it then stays in the static part). largest:
+    the group's program is built at the largest value of its runs (data.m: datasets drawn at
+    the largest m, each run indexing below its own).
+    """
+
+    name: str
+    path: str
+    dtype: type
+    neutral: Any
+    read: Callable[[Experiment], Any]
+    to_array: Callable[[Any], Any] = lambda v: v
+    vmapped: Callable[[Experiment], bool] = _always
+    largest: bool = False
+
+
+AXES: tuple[Axis, ...] = (
+    Axis("seed", "", np.int32, None, lambda exp: None),
+    # a fitted learner's solve grows with its rows, so there m is a shape
+    Axis("m", "data.m", np.int32, 1, lambda exp: exp.data.m,
+         vmapped=lambda exp: kind_of(exp.learner).trained, largest=True),
+    Axis("lr", "train.lr", np.float32, 1.0, lambda exp: exp.train.lr),
+    Axis("weight_decay", "train.weight_decay", np.float32, 0.0, lambda exp: exp.train.weight_decay),
+    # unset (None) means "the run seed", −1 in the array
+    Axis("init_seed", "train.init_seed", np.int32, None, lambda exp: exp.train.init_seed,
+         to_array=lambda v: -1 if v is None else v),
+    # vmapped where the target declares its noise model (`add_noise`), else a static choice
+    Axis("noise", "target.noise", np.float32, 0.0, lambda exp: exp.target.noise,
+         vmapped=lambda exp: noise_is_vmapped(exp.target)),
+)
+BY_NAME: dict[str, Axis] = {a.name: a for a in AXES}
+NAMES: tuple[str, ...] = tuple(BY_NAME)
+PATHS: dict[str, str] = {a.path: a.name for a in AXES if a.path}  # config path → axis name
+
+
+def _set(exp: Experiment, path: str, value) -> Experiment:
+    section, _, name = path.partition(".")
+    return replace(exp, **{section: replace(getattr(exp, section), **{name: value})})
+
+
+def run_values(exp: Experiment, seed: int) -> dict[str, Any]:
+    """The vmapped values of the run (`exp`, seed) as config values (init_seed may be None)."""
+    return {a.name: seed if a.name == "seed" else a.read(exp) for a in AXES}
+
+
+def static_part(exp: Experiment) -> Experiment:
+    """`exp` with its vmapped values neutralised (and name, sweep and executor reset): equal
+    static parts ⇒ one compiled program. Values built at the group's largest (data.m) stay."""
+    for a in AXES:
+        if a.path and not a.largest and a.vmapped(exp):
+            exp = _set(exp, a.path, a.neutral)
+    return replace(exp, experiment="", sweep=type(exp.sweep)(), executor=type(exp.executor)())
+
+
+def group_key(exp: Experiment) -> Experiment:
+    """The static part with the `largest` values neutralised too: runs with equal keys share a
+    group (its program then built at their largest data.m)."""
+    for a in AXES:
+        if a.path and a.largest and a.vmapped(exp):
+            exp = _set(exp, a.path, a.neutral)
+    return static_part(exp)
+
+
+def hp_arrays(exp: Experiment, hps: dict) -> dict[str, np.ndarray]:
+    """The vmapped values of R runs as typed (R,) arrays, every axis present: those missing
+    from `hps` (all but "seed") are the experiment's. Keys of `hps` that are not axes are
+    left out."""
+    size = len(hps["seed"])
+    out = {}
+    for a in AXES:
+        values = hps[a.name] if a.name in hps else [a.to_array(a.read(exp))] * size
+        out[a.name] = np.asarray(values, dtype=a.dtype).reshape(size)
+    return out
+
+
+def hp_lists(values: list[dict[str, Any]]) -> dict[str, list]:
+    """Per-run values (from `run_values`) → {axis: [value per run]} as the arrays hold them."""
+    return {a.name: [a.to_array(v[a.name]) for v in values] for a in AXES}
+
+
+__all__ = ["Axis", "AXES", "BY_NAME", "NAMES", "PATHS", "run_values", "static_part", "group_key", "hp_arrays",
+           "hp_lists"]
