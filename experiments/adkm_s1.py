@@ -18,15 +18,11 @@ Used by paper_figs/fig_adkm_s1.py and `sparselearn figs exponents`.
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 import sparselearn as sl
-from sparselearn import theory
+from sparselearn import figures, theory
 
 TARGET, LEARNER = "sparse_mlp", "mlp"
 X, Y, BY = "size", "m_star", "sweep"
@@ -40,38 +36,32 @@ SMOKE = {"n": 8, "fixed_k": 2, "s_values": [4, 8], "fixed_s": 8, "k_values": [2]
          "width": 32, "batch": 16, "steps": 200, "test_m": 256, "seeds": 2, "start": 256,
          "max_m": 1024, "rounds": 1, "eps": 1.0}
 
-TEXT = """
-experiment: adkm_s1{smoke}_{swept}
-target:  {{name: sparse_mlp, n: {n}, s: {s}, k: {k}, construction: random}}
-learner: {{name: mlp, width: {width}, depth: 2, activation: relu, init: standard}}
-train:   {{optimizer: adam, lr: 0.001, batch: {batch}, steps: {steps}, loss: square, eval_every: {steps}, eps: {eps}}}
-data:    {{m: {start}, test_m: {test_m}}}
-sweep:   {{seeds: {seeds}, grid: {{target.{swept}: {values}}}}}
-"""
 
 
-def configs(smoke: bool = False) -> dict[str, sl.config.Experiment]:
+def experiments(smoke: bool) -> dict[str, sl.config.Experiment]:
     """Series label → config whose grid runs over the grown quantity (s or k)."""
     size = SMOKE if smoke else FULL
-    common = {k: size[k] for k in ("n", "width", "batch", "steps", "test_m", "seeds", "start")}
-    text = {
-        f"s at k={size['fixed_k']}": TEXT.format(swept="s", s=max(size["s_values"]), k=size["fixed_k"],
-                                                 values=size["s_values"], **common, eps=size['eps'],
-                                                 smoke="_smoke" if smoke else ""),
-        f"k at s={size['fixed_s']}": TEXT.format(swept="k", s=size["fixed_s"], k=1, values=size["k_values"],
-                                                 **common, eps=size['eps'], smoke="_smoke" if smoke else ""),
-    }
-    return {label: sl.config.loads(t, name="adkm_s1") for label, t in text.items()}
+    series = {f"s at k={size['fixed_k']}": ("s", max(size["s_values"]), size["fixed_k"], size["s_values"]),
+              f"k at s={size['fixed_s']}": ("k", size["fixed_s"], 1, size["k_values"])}
+    return {label: figures.config({
+        "experiment": f"adkm_s1{'_smoke' if smoke else ''}_{swept}",
+        "target": {"name": "sparse_mlp", "n": size["n"], "s": s, "k": k, "construction": "random"},
+        "learner": {"name": "mlp", "width": size["width"], "depth": 2, "activation": "relu", "init": "standard"},
+        "train": {"optimizer": "adam", "lr": 0.001, "batch": size["batch"], "steps": size["steps"], "loss": "square",
+                  "eval_every": size["steps"], "eps": size["eps"]},
+        "data": {"m": size["start"], "test_m": size["test_m"]},
+        "sweep": {"seeds": size["seeds"], "grid": {f"target.{swept}": values}}})
+        for label, (swept, s, k, values) in series.items()}
 
 
-def measure(smoke: bool = False, results: str | Path = "results") -> pd.DataFrame:
+def measure(smoke: bool = False, store: str = "results") -> pd.DataFrame:
     """One row per teacher: sweep (series label), size (the grown s or k), n, s, k, m_star (NaN
     when no m ≤ max_m reached ε), its bracket ci_low/ci_high, censored."""
     size = SMOKE if smoke else FULL
     rows = []
-    for label, exp in configs(smoke).items():
+    for label, exp in experiments(smoke).items():
         swept = "s" if label.startswith("s") else "k"
-        res = sl.sample_complexity(exp, eps=size["eps"], delta=DELTA, out=str(results), start=size["start"],
+        res = sl.sample_complexity(exp, eps=size["eps"], delta=DELTA, out=str(store), start=size["start"],
                                    max_value=size["max_m"], rtol=0.5, progress=False, max_rounds=size["rounds"])
         est = res.estimates()
         s = est.get("target.s", pd.Series([exp.target.s] * len(est)))
@@ -96,9 +86,4 @@ def theory_exponent(sweep: str) -> tuple[float, str]:
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--smoke", action="store_true")
-    p.add_argument("--results", default="results")
-    a = p.parse_args()
-    print(measure(a.smoke, a.results).to_string())
-    sys.exit(0)
+    figures.study_main(__file__)

@@ -13,52 +13,42 @@ Used by paper_figs/fig_hp_1r.py and `sparselearn figs exponents`.
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 import sparselearn as sl
-from sparselearn import theory
+from sparselearn import figures, theory
 
 TARGET, LEARNER = "sparse_parity", "mlp"
 X, Y, BY = "n", "t_c", "k"
 
-FULL = """
-experiment: parity_tc_k{k}
-target:  {{name: sparse_parity, n: 30, k: {k}}}
-learner: {{name: mlp, width: 100, depth: 2, activation: relu, init: standard}}
-train:   {{optimizer: sgd, lr: 0.1, batch: 32, steps: {steps}, loss: hinge, eval_every: 100, eps: 0.0}}
-data:    {{online: true, test_m: 8192}}
-sweep:   {{seeds: 25, grid: {{target.n: [10, 20, 30, 40, 50, 60]}}}}
-"""
+FULL = {"target": {"name": "sparse_parity", "n": 30},
+        "learner": {"name": "mlp", "width": 100, "depth": 2, "activation": "relu", "init": "standard"},
+        "train": {"optimizer": "sgd", "lr": 0.1, "batch": 32, "loss": "hinge", "eval_every": 100, "eps": 0.0},
+        "data": {"online": True, "test_m": 8192},
+        "sweep": {"seeds": 25, "grid": {"target.n": [10, 20, 30, 40, 50, 60]}}}
 
-SMOKE = """
-experiment: parity_tc_smoke_k{k}
-target:  {{name: sparse_parity, n: 10, k: {k}}}
-learner: {{name: mlp, width: 32, depth: 2, activation: relu, init: standard}}
-train:   {{optimizer: sgd, lr: 0.1, batch: 16, steps: 200, loss: hinge, eval_every: 20, eps: 0.0}}
-data:    {{online: true, test_m: 256}}
-sweep:   {{seeds: 2, grid: {{target.n: [8, 10]}}}}
-"""
+SMOKE = {"target": {"n": 10}, "learner": {"width": 32}, "train": {"batch": 16, "steps": 200, "eval_every": 20},
+         "data": {"test_m": 256}, "sweep": {"seeds": 2, "grid": {"target.n": [8, 10]}}}
 
 #: steps cap per k at full size (k = 4 at n = 60 needs ≈ 7k steps by the reference measurement)
 STEPS = {2: 5000, 3: 20000, 4: 20000}
 
 
-def configs(smoke: bool = False) -> list[sl.config.Experiment]:
-    ks = (2,) if smoke else (2, 3, 4)
-    text = SMOKE if smoke else FULL
-    return [sl.config.loads(text.format(k=k, steps=STEPS[k]), name=f"parity_tc_k{k}") for k in ks]
+def experiments(smoke: bool) -> list[sl.config.Experiment]:
+    """One config per k, its grid over n."""
+    out = []
+    for k in (2,) if smoke else (2, 3, 4):
+        exp = figures.config(FULL, experiment=f"parity_tc_k{k}", target={"k": k}, train={"steps": STEPS[k]})
+        out.append(figures.config(exp, experiment=f"parity_tc_smoke_k{k}", **SMOKE) if smoke else exp)
+    return out
 
 
-def measure(smoke: bool = False, results: str | Path = "results") -> pd.DataFrame:
+def measure(smoke: bool = False, store: str = "results") -> pd.DataFrame:
     """One row per run: n, k, seed, t_c (NaN when the run never reached 100% within its steps)."""
     rows = []
-    for exp in configs(smoke):
-        df = sl.run(exp, str(results), progress=False)
+    for exp in experiments(smoke):
+        df = sl.run(exp, str(store), progress=False)
         ok = df[df["status"] == "ok"]
         rows.append(pd.DataFrame({"n": ok["n"].astype(int), "k": ok["k"].astype(int), "seed": ok["seed"],
                                   "t_c": ok["steps_to_eps"].astype(float)}))
@@ -74,13 +64,12 @@ def theory_exponent(k) -> tuple[float, str]:
     return alpha, "BEGKMZ Def. 1 gap: n^(k-1) samples (batch fixed ⇒ steps)"
 
 
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Median t_c, runs and runs that reached 100%, per (k, n)."""
+    out = table.groupby(["k", "n"])["t_c"].agg(["median", "count", lambda s: int(s.notna().sum())])
+    out.columns = ["median t_c", "runs", "reached"]
+    return out
+
+
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--smoke", action="store_true")
-    p.add_argument("--results", default="results")
-    a = p.parse_args()
-    table = measure(a.smoke, a.results)
-    summary = table.groupby(["k", "n"])["t_c"].agg(["median", "count", lambda s: int(s.notna().sum())])
-    summary.columns = ["median t_c", "runs", "reached"]
-    print(summary.to_string())
-    sys.exit(0)
+    figures.study_main(__file__)

@@ -21,14 +21,13 @@ Used by paper_figs/fig_hp_4l.py and `sparselearn figs exponents`.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 import sparselearn as sl
+from sparselearn import figures
 
 TARGET, LEARNER = "sparse_parity", "mlp"
 X, Y, BY = "width", "t_c", "accuracy"
@@ -36,14 +35,10 @@ X, Y, BY = "width", "t_c", "accuracy"
 #: where the figure keeps the full-size runs (read instead of retraining)
 KEPT = Path(__file__).resolve().parents[1] / "paper_figs" / "data" / "hp-4l.parquet"
 
-FULL = """
-experiment: width_tc_{name}
-target:  {{name: sparse_parity, n: 40, k: 3}}
-learner: {{name: mlp, width: 100, depth: 2, activation: relu, init: standard}}
-train:   {{optimizer: sgd, lr: 0.1, batch: 32, steps: {steps}, loss: hinge, eval_every: 100, eps: {eps}}}
-data:    {{online: true, test_m: 8192}}
-sweep:   {{seeds: {seeds}, grid: {{learner.width: {widths}}}}}
-"""
+FULL = {"target": {"name": "sparse_parity", "n": 40, "k": 3},
+        "learner": {"name": "mlp", "width": 100, "depth": 2, "activation": "relu", "init": "standard"},
+        "train": {"optimizer": "sgd", "lr": 0.1, "batch": 32, "loss": "hinge", "eval_every": 100},
+        "data": {"online": True, "test_m": 8192}}
 
 #: name → (widths, eps, step cap, seeds); cheap parts first so a stopped run keeps them
 PARTS = {
@@ -54,25 +49,20 @@ PARTS = {
     "r10000": ([10000], 0.0, 3000, 10),    # ≈ 1 ms per run-step on the CPU: fewer seeds
 }
 
-SMOKE = """
-experiment: width_tc_smoke_{name}
-target:  {{name: sparse_parity, n: 10, k: 2}}
-learner: {{name: mlp, width: 32, depth: 2, activation: relu, init: standard}}
-train:   {{optimizer: sgd, lr: 0.1, batch: 16, steps: 200, loss: hinge, eval_every: 20, eps: {eps}}}
-data:    {{online: true, test_m: 256}}
-sweep:   {{seeds: 3, grid: {{learner.width: {widths}}}}}
-"""
-
+SMOKE = {"target": {"n": 10, "k": 2}, "learner": {"width": 32}, "data": {"test_m": 256}}
 SMOKE_PARTS = {"narrow": ([1], 0.45), "wide": ([32], 0.0)}
 
 
-def configs(smoke: bool = False) -> list[sl.config.Experiment]:
+def experiments(smoke: bool) -> list[sl.config.Experiment]:
+    """One config per part (widths, criterion, step cap), its grid over the width."""
     if smoke:
-        return [sl.config.loads(SMOKE.format(name=name, widths=w, eps=eps), name=f"width_tc_smoke_{name}")
-                for name, (w, eps) in SMOKE_PARTS.items()]
-    return [sl.config.loads(FULL.format(name=name, widths=w, eps=eps, steps=steps, seeds=seeds),
-                            name=f"width_tc_{name}")
-            for name, (w, eps, steps, seeds) in PARTS.items()]
+        return [figures.config(FULL, experiment=f"width_tc_smoke_{name}", **SMOKE,
+                               train={"batch": 16, "steps": 200, "eval_every": 20, "eps": eps},
+                               sweep={"seeds": 3, "grid": {"learner.width": widths}})
+                for name, (widths, eps) in SMOKE_PARTS.items()]
+    return [figures.config(FULL, experiment=f"width_tc_{name}", train={"steps": steps, "eps": eps},
+                           sweep={"seeds": seeds, "grid": {"learner.width": widths}})
+            for name, (widths, eps, steps, seeds) in PARTS.items()]
 
 
 def tc_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -91,13 +81,13 @@ def measured_widths(table: pd.DataFrame) -> pd.DataFrame:
     return table[share >= 0.5]
 
 
-def measure(smoke: bool = False, results: str | Path = "results") -> pd.DataFrame:
+def measure(smoke: bool = False, store: str = "results") -> pd.DataFrame:
     """The t_c table (`tc_table`) of the widths with a defined median (`measured_widths`):
     from the figure's kept runs at full size when present, else trained (or read back from
     the results store)."""
     if not smoke and KEPT.exists():
         return measured_widths(tc_table(pd.read_parquet(KEPT)))
-    runs = [sl.run(exp, str(results), progress=False) for exp in configs(smoke)]
+    runs = [sl.run(exp, str(store), progress=False) for exp in experiments(smoke)]
     return measured_widths(tc_table(pd.concat(runs, ignore_index=True)))
 
 
@@ -113,14 +103,13 @@ def variance_ratio(table: pd.DataFrame) -> pd.Series:
     return logs.groupby(reached["width"]).quantile(0.75) - logs.groupby(reached["width"]).quantile(0.25)
 
 
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Median t_c, runs, converged runs and the spread of log10 t_c, per width."""
+    out = table.groupby("width")["t_c"].agg(["median", "size", lambda s: int(s.notna().sum())])
+    out.columns = ["median t_c", "runs", "reached"]
+    out["IQR of log10 t_c"] = variance_ratio(table)
+    return out
+
+
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--smoke", action="store_true")
-    p.add_argument("--results", default="results")
-    a = p.parse_args()
-    table = tc_table(pd.read_parquet(KEPT)) if not a.smoke and KEPT.exists() else measure(a.smoke, a.results)
-    summary = table.groupby("width")["t_c"].agg(["median", "size", lambda s: int(s.notna().sum())])
-    summary.columns = ["median t_c", "runs", "reached"]
-    summary["IQR of log10 t_c"] = variance_ratio(table)
-    print(summary.to_string())
-    sys.exit(0)
+    figures.study_main(__file__)

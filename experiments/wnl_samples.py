@@ -23,15 +23,11 @@ variance 8/r = 1, are candidates); a finer search (rtol 0.1, more seeds, d up to
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 import sparselearn as sl
-from sparselearn import theory
+from sparselearn import figures, theory
 
 TARGET, LEARNER = "hierarchical", "layerwise"
 X, Y, BY = "n", "m_star", "k"
@@ -44,28 +40,26 @@ FULL = {"k": 2, "r": 8, "d": [8, 12, 16, 24], "width": 512, "test_m": 4096, "see
 SMOKE = {"k": 2, "r": 4, "d": [4, 6], "width": 64, "test_m": 256, "seeds": 2, "start": 256,
          "max_m": 1024, "rounds": 1, "eps": 1.0}
 
-TEXT = """
-experiment: wnl_samples{smoke}_k{k}
-target:  {{name: hierarchical, n: {d0}, k: {k}, r: {r}, directions: coordinate, g_coeffs: {g}}}
-learner: {{name: layerwise, width: {width}, degree: {k}, steps: 500}}
-train:   {{loss: square, eps: {eps}}}
-data:    {{m: {start}, test_m: {test_m}}}
-sweep:   {{seeds: {seeds}, grid: {{target.n: {d}}}}}
-"""
 
 
-def configs(smoke: bool = False) -> list[sl.config.Experiment]:
+def experiments(smoke: bool) -> list[sl.config.Experiment]:
     size = SMOKE if smoke else FULL
-    text = TEXT.format(smoke="_smoke" if smoke else "", d0=max(size["d"]), g=G_COEFFS, **size)
-    return [sl.config.loads(text, name="wnl_samples")]
+    return [figures.config({
+        "experiment": f"wnl_samples{'_smoke' if smoke else ''}_k{size['k']}",
+        "target": {"name": "hierarchical", "n": max(size["d"]), "k": size["k"], "r": size["r"],
+                   "directions": "coordinate", "g_coeffs": G_COEFFS},
+        "learner": {"name": "layerwise", "width": size["width"], "degree": size["k"], "steps": 500},
+        "train": {"loss": "square", "eps": size["eps"]},
+        "data": {"m": size["start"], "test_m": size["test_m"]},
+        "sweep": {"seeds": size["seeds"], "grid": {"target.n": size["d"]}}})]
 
 
-def measure(smoke: bool = False, results: str | Path = "results") -> pd.DataFrame:
+def measure(smoke: bool = False, store: str = "results") -> pd.DataFrame:
     """One row per d: n (= d), k, m_star (NaN when no m ≤ max_m reached EPS), ci_low, ci_high."""
     size = SMOKE if smoke else FULL
     rows = []
-    for exp in configs(smoke):
-        res = sl.sample_complexity(exp, eps=size["eps"], delta=DELTA, out=str(results), start=size["start"],
+    for exp in experiments(smoke):
+        res = sl.sample_complexity(exp, eps=size["eps"], delta=DELTA, out=str(store), start=size["start"],
                                    max_value=size["max_m"], rtol=0.5, progress=False, max_rounds=size["rounds"])
         est = res.estimates()
         rows.append(pd.DataFrame({"n": est["target.n"].astype(int), "k": exp.target.k,
@@ -82,9 +76,4 @@ def theory_exponent(k) -> tuple[float, str]:
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--smoke", action="store_true")
-    p.add_argument("--results", default="results")
-    a = p.parse_args()
-    print(measure(a.smoke, a.results).to_string())
-    sys.exit(0)
+    figures.study_main(__file__)

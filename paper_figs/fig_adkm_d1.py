@@ -14,7 +14,7 @@ jax 0.10.2, shared with other jobs (load average 2–18); table kept in
 paper_figs/data/adkm-d1*.parquet. Left out: d = 4 at n = 20 (6196 features, ≈ 6× the cost of
 n = 16, d = 4, since the cost grows as m·N_d² with N_d = Σ_{i≤d} C(n, i)); the figure table
 asks for d ≤ 4 everywhere. On a cluster: `sparselearn run FILE --set
-"sweep.grid.learner.degree=[4]" --executor slurm` for each config of `configs(False)` with
+"sweep.grid.learner.degree=[4]" --executor slurm` for each config of `experiments(False)` with
 n = 20, written to FILE by `sparselearn.config.dump`.
 When the kept table was made, a junta with s = 4 was a random ±1 function of 2 bits, constant
 with probability 1/8: three teachers (n = 12 seed 2, n = 16 seeds 0 and 2) came out constant,
@@ -42,15 +42,11 @@ Smoke: `sparselearn figs ADKM-D1 --smoke` (n = 8, s = 8, d ∈ {1, 2}).
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 
-if not __package__:  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from paper_figs import common  # noqa: E402
-from sparselearn.plotting.style import PALETTE, panels  # noqa: E402
+from sparselearn import figures
+from sparselearn.plotting.style import PALETTE, panels
 
 ID = "ADKM-D1"
 
@@ -71,25 +67,23 @@ SMOKE = {"n": (8,), "s": (8,), "m": 512, "test_m": 256, "seeds": 2, "degrees": {
 SMOKE_TEACHERS = ("sparse random (k=2)", "dense random (k=s)")
 
 
-def configs(smoke: bool = False):
-    """[(teacher label, n, s, Experiment)], one config per teacher and (n, s), its grid over d."""
+def experiments(smoke: bool):
+    """(teacher label, n, s) → config of that teacher and size, its grid over the degree d."""
     size = SMOKE if smoke else FULL
-    exps = []
+    exps = {}
     for n in size["n"]:
         for s in size["s"]:
             for label, fields in TEACHERS.items():
                 if smoke and label not in SMOKE_TEACHERS:
                     continue
                 k = fields["k"] or s
-                text = f"""
-experiment: adkm_d1{'_smoke' if smoke else ''}_{fields['construction']}_k{k}_n{n}_s{s}
-target:  {{name: sparse_mlp, n: {n}, s: {s}, k: {k}, construction: {fields['construction']}}}
-learner: {{name: lowdegree, degree: 1, basis: walsh, ridge: 0.0001}}
-train:   {{loss: square}}
-data:    {{m: {size['m']}, test_m: {size['test_m']}}}
-sweep:   {{seeds: {size['seeds']}, grid: {{learner.degree: {size['degrees'][n]}}}}}
-"""
-                exps.append((label, n, s, common.experiment(text, "adkm_d1")))
+                exps[label, n, s] = figures.config({
+                    "experiment": f"adkm_d1{'_smoke' if smoke else ''}_{fields['construction']}_k{k}_n{n}_s{s}",
+                    "target": {"name": "sparse_mlp", "n": n, "s": s, "k": k, "construction": fields["construction"]},
+                    "learner": {"name": "lowdegree", "degree": 1, "basis": "walsh", "ridge": 0.0001},
+                    "train": {"loss": "square"},
+                    "data": {"m": size["m"], "test_m": size["test_m"]},
+                    "sweep": {"seeds": size["seeds"], "grid": {"learner.degree": size["degrees"][n]}}})
     return exps
 
 
@@ -104,7 +98,8 @@ def degenerate(runs):
     return worst > DEGENERATE_MSE
 
 
-def draw(runs):
+def draw(results):
+    runs = results.runs.assign(teacher=results.runs["label"].str[0])
     dropped = degenerate(runs)
     runs = runs[~dropped]
     ns, ss = sorted(runs["n"].unique()), sorted(runs["s"].unique())
@@ -134,8 +129,5 @@ def draw(runs):
     return fig
 
 
-main = common.labelled_figure_main(ID, configs, draw, "teacher")
-
-
 if __name__ == "__main__":
-    common.main(main, __doc__)
+    figures.main(__file__)

@@ -8,7 +8,8 @@ hypercube inputs, unit output variance), k ∈ {1, 2, 4}, 5 random teachers per 
 teachers. Expected: the measured values grow slowly with n (AS ∝ √n up to logs at most) and lie
 far below the bounds, whose level is set by k⁴W².
 
-No training, so it bypasses the sweep store; the table is kept as paper_figs/data/adkm-d2.parquet.
+No training, so it bypasses the sweep store; the table is kept as
+paper_figs/data/adkm-d2-sensitivity.parquet.
 Full size: `sparselearn figs ADKM-D2` (n ∈ {8, 10, 12, 14, 16}; run on the shared 2-core CPU
 sandbox: 57 s wall, table kept; delete it to recompute).
 Smoke: `sparselearn figs ADKM-D2 --smoke` (n ∈ {6, 8}, k = 2, 2 teachers).
@@ -16,17 +17,11 @@ Smoke: `sparselearn figs ADKM-D2 --smoke` (n ∈ {6, 8}, k = 2, 2 teachers).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import jax
 import pandas as pd
 
-if not __package__:  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from paper_figs import common  # noqa: E402
-from sparselearn import analysis, targets, theory  # noqa: E402
-from sparselearn.plotting.style import PALETTE, panels  # noqa: E402
+from sparselearn import analysis, figures, targets, theory
+from sparselearn.plotting.style import PALETTE, panels
 
 ID = "ADKM-D2"
 S, RHO = 16, 0.9
@@ -34,8 +29,11 @@ FULL = {"n": (8, 10, 12, 14, 16), "k": (1, 2, 4), "teachers": 5}
 SMOKE = {"n": (6, 8), "k": (2,), "teachers": 2}
 
 
-def measure(n_values, k_values, teachers: int) -> pd.DataFrame:
-    """One row per teacher: n, k, seed, AS, NS_ρ, W, B and the Lemma 9/10 bounds."""
+def measure(smoke: bool, store: str) -> dict[str, pd.DataFrame]:
+    """"sensitivity": one row per teacher: n, k, seed, AS, NS_ρ, W, B and the Lemma 9/10 bounds."""
+    del store  # exact sums over the hypercube, nothing trained
+    size = SMOKE if smoke else FULL
+    n_values, k_values, teachers = size["n"], size["k"], size["teachers"]
     rows = []
     for k in k_values:
         for n in n_values:
@@ -48,10 +46,11 @@ def measure(n_values, k_values, teachers: int) -> pd.DataFrame:
                              "NS": analysis.noise_sensitivity_exact(values, RHO), "W": norms["W"], "B": norms["B"],
                              "AS_bound": float(theory.as_bound_lemma9(n, S, k, norms["W"], norms["B"])),
                              "NS_bound": float(theory.ns_bound_lemma10(n, S, k, norms["W"], norms["B"], RHO))})
-    return pd.DataFrame(rows)
+    return {"sensitivity": pd.DataFrame(rows)}
 
 
-def draw(table: pd.DataFrame):
+def draw(results):
+    table = results["sensitivity"]
     fig, (left, right) = panels(1, 2, 9.5, 3.6)
     for ax, col, name, lemma in ((left, "AS", "average sensitivity AS(h)", "Lemma 9"),
                                  (right, "NS", f"noise sensitivity NS_ρ(h), ρ = {RHO}", "Lemma 10")):
@@ -73,18 +72,5 @@ def draw(table: pd.DataFrame):
     return fig
 
 
-def main(smoke: bool = False, results="results", out=None) -> list[Path]:
-    kept = common.data_paths(ID)[0]
-    if not smoke and kept.exists():
-        table = pd.read_parquet(kept)
-    else:
-        size = SMOKE if smoke else FULL
-        table = measure(size["n"], size["k"], size["teachers"])
-        if not smoke:
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            table.to_parquet(kept, index=False)
-    return common.save_figure(ID, draw(table), out)
-
-
 if __name__ == "__main__":
-    common.main(main, __doc__)
+    figures.main(__file__)

@@ -11,16 +11,10 @@ Full size = smoke: closed-form, well under a second. `sparselearn figs ADKM-D3`.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
-if not __package__:  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from paper_figs import common  # noqa: E402
-from sparselearn import theory  # noqa: E402
-from sparselearn.plotting.style import PALETTE, panels  # noqa: E402
+from sparselearn import figures, theory
+from sparselearn.plotting.style import PALETTE, panels
 
 ID = "ADKM-D3"
 N, K, S, M, W, B = 100, 4, 1024, 1e5, 1.0, 1.0
@@ -38,7 +32,8 @@ def bounds(s, m, n=N, k=K, W=W, B=B) -> dict[str, np.ndarray]:
     }
 
 
-def draw():
+def draw(results):
+    del results  # closed form: nothing measured
     fig, (left, right) = panels(1, 2, 9.5, 3.6)
     m = np.geomspace(1e2, 1e8, 200)
     s = np.geomspace(8, 1e5, 200)
@@ -58,9 +53,5 @@ def draw():
     return fig
 
 
-def main(smoke: bool = False, results="results", out=None) -> list[Path]:
-    return common.save_figure(ID, draw(), out)
-
-
 if __name__ == "__main__":
-    common.main(main, __doc__)
+    figures.main(__file__)

@@ -11,7 +11,7 @@ legend); dashed: the theory rates (constants unknown, anchored at the first poin
 Full size: `sparselearn figs ADKM-S1` (runs experiments/adkm_s1.py at full size: 8 searches,
 3 seeds each, m ≤ 16384, bisection to a factor 1.5): 1549 s (26 min) on a 2-core AMD EPYC
 (Zen 4) CPU, jax 0.10.2, shared with other jobs (load average ≈ 15); table kept in
-paper_figs/data/adkm-s1.parquet. Measured m*:
+paper_figs/data/adkm-s1-m_star.parquet. Measured m*:
     s = 4, 8, 16, 32 at k = 2:    256, 512, 724, 2896      α = 1.10 [0.50, 2.00]
     k = 1, 2, 4, 8 at s = 32:     11585, 2896, 1448, 1024  α = −1.15 [−2.00, −0.50]
 (α: fitted exponent, 95% bootstrap interval over the four teachers; theory: 1 and 1 for ADKM,
@@ -27,27 +27,27 @@ Smoke: `sparselearn figs ADKM-S1 --smoke` (seconds).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-if not __package__:  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from paper_figs import common  # noqa: E402
-from sparselearn import theory  # noqa: E402
-from sparselearn.plotting import fit_exponent, overlay  # noqa: E402
-from sparselearn.plotting.style import PALETTE, panels  # noqa: E402
+from sparselearn import figures, theory
+from sparselearn.plotting import fit_exponent, overlay
+from sparselearn.plotting.style import PALETTE, panels
 
 ID = "ADKM-S1"
+adkm_s1 = figures.study("adkm_s1", near=__file__)
+experiments = adkm_s1.experiments
+
+
+def measure(smoke: bool, store: str) -> dict[str, pd.DataFrame]:
+    """"m_star": one row per teacher (the study's table)."""
+    return {"m_star": adkm_s1.measure(smoke, store)}
 
 
 def _rates(sweep: str, part: pd.DataFrame, grid: np.ndarray) -> list[tuple[str, np.ndarray]]:
     """(label, curve) of the ADKM and dense rates along the grown quantity."""
     n, s, k = int(part["n"].iloc[0]), part["s"].to_numpy(), part["k"].to_numpy()
-    R, study = np.sqrt(n), common.study("adkm_s1")
-    eps, delta = study.EPS, study.DELTA
+    R, eps, delta = np.sqrt(n), adkm_s1.EPS, adkm_s1.DELTA
     if sweep.startswith("s"):
         sparse = theory.sample_complexity_sparse(n, grid, k[0], eps, delta, 1.0, 1.0, R)
         dense = theory.sample_complexity_dense(grid, eps, delta, 1.0, 1.0, R)
@@ -57,7 +57,8 @@ def _rates(sweep: str, part: pd.DataFrame, grid: np.ndarray) -> list[tuple[str, 
     return [("ADKM Thm 17: k·s·n", sparse), ("dense: s²", dense)]
 
 
-def draw(table: pd.DataFrame):
+def draw(results):
+    table = results["m_star"]
     sweeps = list(dict.fromkeys(table["sweep"]))
     fig, axes = panels(1, len(sweeps), width=4.2 * len(sweeps), height=3.4)
     for i, (ax, sweep) in enumerate(zip(np.atleast_1d(axes), sweeps)):
@@ -87,24 +88,9 @@ def draw(table: pd.DataFrame):
         ax.set_title(f"{sweep}, n={int(part['n'].iloc[0])}" + (f" ({len(censored)} censored)" if len(censored) else ""),
                      fontsize=9)
         ax.legend(frameon=False, fontsize=7)
-    np.atleast_1d(axes)[0].set_ylabel(f"m* (test MSE ≤ {common.study('adkm_s1').EPS:g})")
+    np.atleast_1d(axes)[0].set_ylabel(f"m* (test MSE ≤ {adkm_s1.EPS:g})")
     return fig
 
 
-def main(smoke: bool = False, results: str | Path = "results", out: str | Path | None = None) -> list[Path]:
-    data = common.data_paths(ID)[0]
-    study = common.study("adkm_s1")
-    if not smoke and data.exists():
-        table = pd.read_parquet(data)
-    else:
-        table = study.measure(smoke=smoke, results=results)
-        if not smoke:
-            data.parent.mkdir(parents=True, exist_ok=True)
-            table.to_parquet(data, index=False)
-            common.data_paths(ID)[2].write_text("\n---\n".join(
-                __import__("sparselearn").config.dump(e) for e in study.configs(False).values()))
-    return common.save_figure(ID, draw(table), out)
-
-
 if __name__ == "__main__":
-    common.main(main, __doc__)
+    figures.main(__file__)

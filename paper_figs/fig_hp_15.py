@@ -18,40 +18,30 @@ Smoke: `sparselearn figs HP-15 --smoke` (seconds).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-if not __package__:  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from paper_figs import common  # noqa: E402
-from sparselearn.plotting.style import PALETTE, panels  # noqa: E402
+from sparselearn import figures
+from sparselearn.plotting.style import PALETTE, panels
 
 ID = "HP-15"
 
-FULL = """
-experiment: hp_15
-target:  {name: sparse_parity, n: 50, k: 3}
-learner: {name: mlp, width: 100, depth: 2, activation: relu, init: standard}
-train:   {optimizer: sgd, lr: 0.1, batch: 32, steps: 20000, loss: hinge, eval_every: 200, eps: 0.0}
-data:    {m: 10000, test_m: 8192}
-sweep:   {seeds: 3, grid: {data.m: [300, 1000, 3000, 10000], train.weight_decay: [0.0, 0.001, 0.01, 0.1]}}
-"""
-
-SMOKE = f"""
-experiment: hp_15_smoke
-target:  {common.SMOKE_TARGET}
-learner: {common.SMOKE_LEARNER}
-train:   {{{common.SMOKE_TRAIN}, eps: 0.0}}
-data:    {{m: 256, test_m: 256}}
-sweep:   {{seeds: 2, grid: {{data.m: [64, 256], train.weight_decay: [0.0, 0.01]}}}}
-"""
+FULL = {"experiment": "hp_15",
+        "target": {"name": "sparse_parity", "n": 50, "k": 3},
+        "learner": {"name": "mlp", "width": 100, "depth": 2, "activation": "relu", "init": "standard"},
+        "train": {"optimizer": "sgd", "lr": 0.1, "batch": 32, "steps": 20000, "loss": "hinge", "eval_every": 200,
+                  "eps": 0.0},
+        "data": {"m": 10000, "test_m": 8192},
+        "sweep": {"seeds": 3, "grid": {"data.m": [300, 1000, 3000, 10000],
+                                       "train.weight_decay": [0.0, 0.001, 0.01, 0.1]}}}
 
 
-def configs(smoke: bool = False):
-    return [common.experiment(SMOKE if smoke else FULL, "hp_15")]
+def experiments(smoke: bool):
+    if not smoke:
+        return [figures.config(FULL)]
+    return [figures.config(FULL, experiment="hp_15_smoke", **figures.SMOKE, data={"m": 256, "test_m": 256},
+                           sweep={"seeds": 2, "grid": {"data.m": [64, 256], "train.weight_decay": [0.0, 0.01]}})]
 
 
-def draw(runs, curves):
+def draw(results):
+    runs, curves = results.runs, results.curves
     ms = sorted(runs["m"].dropna().astype(int).unique())
     lams = sorted(runs["weight_decay"].dropna().astype(float).unique())
     fig, axes = panels(len(ms), len(lams), 2.4 * len(lams), 1.9 * len(ms), sharex=True, sharey=True)
@@ -79,8 +69,5 @@ def draw(runs, curves):
     return fig
 
 
-main = common.figure_main(ID, configs, draw)
-
-
 if __name__ == "__main__":
-    common.main(main, __doc__)
+    figures.main(__file__)

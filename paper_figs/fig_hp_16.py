@@ -15,49 +15,33 @@ Smoke: `sparselearn figs HP-16 --smoke` (seconds).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-if not __package__:  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from paper_figs import common  # noqa: E402
-from sparselearn.plotting import error_vs_steps  # noqa: E402
-from sparselearn.plotting.style import panels  # noqa: E402
+from sparselearn import figures
+from sparselearn.plotting import error_vs_steps
+from sparselearn.plotting.style import panels
 
 ID = "HP-16"
 
-FULL = """
-experiment: hp_16
-target:  {name: sparse_parity, n: 50, k: 3, noise: 0.0}
-learner: {name: mlp, width: 100, depth: 2, activation: relu, init: standard}
-train:   {optimizer: sgd, lr: 0.1, batch: 32, steps: 50000, loss: hinge, eval_every: 500, eps: 0.0}
-data:    {online: true, test_m: 8192}
-sweep:   {seeds: 5, grid: {target.noise: [0.0, 0.2, 0.4]}}
-"""
-
-#: the paper's large-batch panel: the same runs with batch 1024 (fewer, costlier steps)
-FULL_LARGE_BATCH = (FULL.replace("experiment: hp_16", "experiment: hp_16_b1024")
-                    .replace("batch: 32, steps: 50000", "batch: 1024, steps: 20000")
-                    .replace("eval_every: 500", "eval_every: 100"))
-
-SMOKE = f"""
-experiment: hp_16_smoke
-target:  {common.SMOKE_TARGET}
-learner: {common.SMOKE_LEARNER}
-train:   {{{common.SMOKE_TRAIN}, eps: 0.0}}
-data:    {{online: true, test_m: 256}}
-sweep:   {{seeds: 2, grid: {{target.noise: [0.0, 0.2]}}}}
-"""
-SMOKE_LARGE_BATCH = SMOKE.replace("experiment: hp_16_smoke", "experiment: hp_16_b1024_smoke").replace(
-    "batch: 16", "batch: 64")
+FULL = {"experiment": "hp_16",
+        "target": {"name": "sparse_parity", "n": 50, "k": 3, "noise": 0.0},
+        "learner": {"name": "mlp", "width": 100, "depth": 2, "activation": "relu", "init": "standard"},
+        "train": {"optimizer": "sgd", "lr": 0.1, "batch": 32, "steps": 50000, "loss": "hinge", "eval_every": 500,
+                  "eps": 0.0},
+        "data": {"online": True, "test_m": 8192},
+        "sweep": {"seeds": 5, "grid": {"target.noise": [0.0, 0.2, 0.4]}}}
 
 
-def configs(smoke: bool = False):
-    texts = (SMOKE, SMOKE_LARGE_BATCH) if smoke else (FULL, FULL_LARGE_BATCH)
-    return [common.experiment(text, "hp_16") for text in texts]
+def experiments(smoke: bool):
+    """Batch 32, and the paper's large-batch panel: the same runs with batch 1024 (fewer, costlier steps)."""
+    if not smoke:
+        return [figures.config(FULL), figures.config(FULL, experiment="hp_16_b1024",
+                                                     train={"batch": 1024, "steps": 20000, "eval_every": 100})]
+    smoke = figures.config(FULL, experiment="hp_16_smoke", **figures.SMOKE, data={"test_m": 256},
+                           sweep={"seeds": 2, "grid": {"target.noise": [0.0, 0.2]}})
+    return [smoke, figures.config(smoke, experiment="hp_16_b1024_smoke", train={"batch": 64})]
 
 
-def draw(runs, curves):
+def draw(results):
+    runs, curves = results.runs, results.curves
     runs = runs.assign(label="p = " + runs["noise"].astype(float).map("{:g}".format))
     batches = sorted(runs["batch"].dropna().astype(int).unique())
     fig, axes = panels(1, len(batches), 4.6 * len(batches), 3.4, sharey=True)
@@ -73,8 +57,5 @@ def draw(runs, curves):
     return fig
 
 
-main = common.figure_main(ID, configs, draw)
-
-
 if __name__ == "__main__":
-    common.main(main, __doc__)
+    figures.main(__file__)

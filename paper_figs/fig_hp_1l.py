@@ -21,61 +21,42 @@ Smoke: `sparselearn figs HP-1L --smoke` (seconds; n = 10, k = 2, width 32, PolyN
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-if not __package__:  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from paper_figs import common  # noqa: E402
-from sparselearn.plotting.style import PALETTE, panels  # noqa: E402
+from sparselearn import figures
+from sparselearn.plotting.style import PALETTE, panels
 
 ID = "HP-1L"
 
-FULL = """
-experiment: hp_1l
-target:  {name: sparse_parity, n: 50, k: 3}
-learner: {name: mlp, width: 100, depth: 2, activation: relu, init: standard}
-train:   {optimizer: sgd, lr: 0.1, batch: 32, steps: 10000, loss: hinge, eval_every: 100, eps: 0.0}
-data:    {online: true, test_m: 8192}
-sweep:   {seeds: 5, grid: {learner.width: [100, 1000]}}
-"""
+FULL = {"experiment": "hp_1l",
+        "target": {"name": "sparse_parity", "n": 50, "k": 3},
+        "learner": {"name": "mlp", "width": 100, "depth": 2, "activation": "relu", "init": "standard"},
+        "train": {"optimizer": "sgd", "lr": 0.1, "batch": 32, "steps": 10000, "loss": "hinge", "eval_every": 100,
+                  "eps": 0.0},
+        "data": {"online": True, "test_m": 8192},
+        "sweep": {"seeds": 5, "grid": {"learner.width": [100, 1000]}}}
 
 #: PolyNet f = Π⟨w_i, x⟩ at the batch sizes and learning rates of Fig. 6 row 2: (1, .005),
 #: (4, .01), then lr 0.1 for batch 16…1024; one config per learning rate
-POLYNET = """
-experiment: hp_1l_polynet{tag}
-target:  {{name: sparse_parity, n: 50, k: 3}}
-learner: {{name: polynet, factors: 3, init: xavier}}
-train:   {{optimizer: sgd, lr: {lr}, batch: 32, steps: 10000, loss: hinge, eval_every: 50, eps: 0.0}}
-data:    {{online: true, test_m: 8192}}
-sweep:   {{seeds: 5, grid: {{train.batch: {batches}}}}}
-"""
-FULL_POLYNET = [POLYNET.format(tag="_b1", lr=0.005, batches=[1]), POLYNET.format(tag="_b4", lr=0.01, batches=[4]),
-                POLYNET.format(tag="", lr=0.1, batches=[16, 64, 256, 1024])]
+POLYNET = {"learner": {"name": "polynet", "factors": 3, "init": "xavier"}, "train": {"eval_every": 50}}
+POLYNET_PARTS = {"_b1": (0.005, [1]), "_b4": (0.01, [4]), "": (0.1, [16, 64, 256, 1024])}
 
 #: a single sinusoidal neuron u·sin(π/2·(⟨w, x⟩ + b)) with a trained u, lr 0.01
-FULL_NEURON = FULL.replace("experiment: hp_1l", "experiment: hp_1l_sin").replace(
-    "{name: mlp, width: 100, depth: 2, activation: relu, init: standard}",
-    "{name: neuron, activation: sin, bias: true, readout: trained}").replace(
-    "lr: 0.1", "lr: 0.01").replace("grid: {learner.width: [100, 1000]}", "grid: {}")
-
-SMOKE = f"""
-experiment: hp_1l_smoke
-target:  {common.SMOKE_TARGET}
-learner: {common.SMOKE_LEARNER}
-train:   {{{common.SMOKE_TRAIN}, eps: 0.0}}
-data:    {{online: true, test_m: 256}}
-sweep:   {{seeds: 2}}
-"""
-SMOKE_POLYNET = (SMOKE.replace("experiment: hp_1l_smoke", "experiment: hp_1l_polynet_smoke")
-                 .replace(common.SMOKE_LEARNER, "{name: polynet, factors: 2}"))
-SMOKE_NEURON = (SMOKE.replace("experiment: hp_1l_smoke", "experiment: hp_1l_sin_smoke")
-                .replace(common.SMOKE_LEARNER, "{name: neuron, activation: sin}").replace("lr: 0.1", "lr: 0.05"))
+NEURON = {"learner": {"name": "neuron", "activation": "sin", "bias": True, "readout": "trained"},
+          "train": {"lr": 0.01}}
 
 
-def configs(smoke: bool = False):
-    texts = [SMOKE, SMOKE_POLYNET, SMOKE_NEURON] if smoke else [FULL, *FULL_POLYNET, FULL_NEURON]
-    return [common.experiment(text, "hp_1l") for text in texts]
+def experiments(smoke: bool):
+    if smoke:
+        small = figures.config(FULL, experiment="hp_1l_smoke", **figures.SMOKE, data={"test_m": 256},
+                               sweep={"seeds": 2, "grid": {}})
+        return [small,
+                figures.config(small, experiment="hp_1l_polynet_smoke", learner={"name": "polynet", "factors": 2}),
+                figures.config(small, experiment="hp_1l_sin_smoke", learner={"name": "neuron", "activation": "sin"},
+                               train={"lr": 0.05})]
+    polynets = [figures.config(FULL, experiment=f"hp_1l_polynet{tag}", learner=POLYNET["learner"],
+                               train={**POLYNET["train"], "lr": lr}, sweep={"seeds": 5, "grid": {"train.batch": b}})
+                for tag, (lr, b) in POLYNET_PARTS.items()]
+    neuron = figures.config(FULL, experiment="hp_1l_sin", **NEURON, sweep={"seeds": 5, "grid": {}})
+    return [figures.config(FULL), *polynets, neuron]
 
 
 def _label(r) -> str:
@@ -101,7 +82,8 @@ def _median_lines(ax, runs, curves, column: str = "test_error"):
     ax.legend(frameon=False)
 
 
-def draw(runs, curves):
+def draw(results):
+    runs, curves = results.runs, results.curves
     runs = runs[runs["status"] != "failed"].sort_values(["learner", "width", "batch"])
     runs = runs.assign(label=runs.apply(_label, axis=1))
     fig, (left, middle, right) = panels(1, 3, 13.5, 3.6)
@@ -124,8 +106,5 @@ def draw(runs, curves):
     return fig
 
 
-main = common.figure_main(ID, configs, draw)
-
-
 if __name__ == "__main__":
-    common.main(main, __doc__)
+    figures.main(__file__)

@@ -8,7 +8,7 @@ median of the smallest n). Runs that never reach 100% within the cap are left ou
 and counted in the title.
 
 Full size: `sparselearn figs HP-1R` (trains experiments/parity_tc.py at full size): 297 s on a
-2-core AMD EPYC CPU, table kept in paper_figs/data/hp-1r.parquet; all 450 runs reached 100%.
+2-core AMD EPYC CPU, table kept in paper_figs/data/hp-1r-t_c.parquet; all 450 runs reached 100%.
 Median t_c for n = 10…60: k = 3: 0.3, 0.6, 1.3, 2.2, 3.7, 4.6k; k = 4: 0.3, 0.8, 1.4, 2.4, 4.1,
 6.8k (the reference measurement of SCIENCE.md §2 gives 0.3, 0.6, 1.0, 2.1, 3.9, 4.1k and 0.3,
 0.8, 1.6, 2.6, 4.8, 7.2k). Fitted exponents: k = 3: 1.59 [1.55, 1.81], k = 4: 1.69 [1.50, 1.78];
@@ -18,22 +18,24 @@ Smoke: `sparselearn figs HP-1R --smoke` (seconds).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-if not __package__:  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from paper_figs import common  # noqa: E402
-from sparselearn import theory  # noqa: E402
-from sparselearn.plotting import overlay, scaling_plot  # noqa: E402
+from sparselearn import figures, theory
+from sparselearn.plotting import overlay, scaling_plot
 
 ID = "HP-1R"
+parity_tc = figures.study("parity_tc", near=__file__)
+experiments = parity_tc.experiments
 
 
-def draw(table: pd.DataFrame):
+def measure(smoke: bool, store: str) -> dict[str, pd.DataFrame]:
+    """"t_c": one row per run (the study's table)."""
+    return {"t_c": parity_tc.measure(smoke, store)}
+
+
+def draw(results):
+    table = results["t_c"]
     reached = table.dropna(subset=["t_c"])
     fig, ax, fits = scaling_plot(reached, "n", "t_c", by="k", xlabel="input dimension n",
                                  ylabel="t_c (steps to 100% accuracy)")
@@ -48,20 +50,5 @@ def draw(table: pd.DataFrame):
     return fig
 
 
-def main(smoke: bool = False, results: str | Path = "results", out: str | Path | None = None) -> list[Path]:
-    data = common.data_paths(ID)[0]
-    if not smoke and data.exists():
-        table = pd.read_parquet(data)
-    else:
-        study = common.study("parity_tc")
-        table = study.measure(smoke=smoke, results=results)
-        if not smoke:
-            data.parent.mkdir(parents=True, exist_ok=True)
-            table.to_parquet(data, index=False)
-            common.data_paths(ID)[2].write_text("\n---\n".join(
-                __import__("sparselearn").config.dump(e) for e in study.configs(False)))
-    return common.save_figure(ID, draw(table), out)
-
-
 if __name__ == "__main__":
-    common.main(main, __doc__)
+    figures.main(__file__)

@@ -27,50 +27,31 @@ Smoke: `sparselearn figs HP-2 --smoke` (seconds; the (10, 2) parity).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-if not __package__:  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from paper_figs import common  # noqa: E402
-from sparselearn.plotting.style import PALETTE, panels  # noqa: E402
+from sparselearn import figures
+from sparselearn.plotting.style import PALETTE, panels
 
 ID = "HP-2"
 
-FULL = """
-experiment: hp_2_{part}
-target:  {{name: sparse_parity, n: 20, k: 3}}
-learner: {{name: mlp, width: 100, depth: 2, activation: relu, init: standard}}
-train:   {{optimizer: sgd, lr: 0.1, batch: 32, steps: 4000, loss: hinge, eval_every: 50, eps: 0.0}}
-data:    {{online: true, test_m: 4096}}
-sweep:   {sweep}
-"""
-
-SMOKE = """
-experiment: hp_2_smoke_{part}
-target:  {target}
-learner: {learner}
-train:   {{{train}, eps: 0.0}}
-data:    {{online: true, test_m: 256}}
-sweep:   {sweep}
-"""
+FULL = {"target": {"name": "sparse_parity", "n": 20, "k": 3},
+        "learner": {"name": "mlp", "width": 100, "depth": 2, "activation": "relu", "init": "standard"},
+        "train": {"optimizer": "sgd", "lr": 0.1, "batch": 32, "steps": 4000, "loss": "hinge", "eval_every": 50,
+                  "eps": 0.0},
+        "data": {"online": True, "test_m": 4096}}
 
 #: part → sweep section (full size, smoke)
-SWEEPS = {
-    "inits": ("{seeds: 2000}", "{seeds: 40}"),
-    "batches": ("{seeds: 10, grid: {train.init_seed: [%s]}}" % ", ".join(map(str, range(20))),
-                "{seeds: 4, grid: {train.init_seed: [0, 1, 2, 3, 4]}}"),
-}
+SWEEPS = {"inits": ({"seeds": 2000}, {"seeds": 40}),
+          "batches": ({"seeds": 10, "grid": {"train.init_seed": list(range(20))}},
+                      {"seeds": 4, "grid": {"train.init_seed": [0, 1, 2, 3, 4]}})}
 
 
-def configs(smoke: bool = False) -> list:
-    text = SMOKE if smoke else FULL
-    shape = {"target": common.SMOKE_TARGET, "learner": common.SMOKE_LEARNER, "train": common.SMOKE_TRAIN}
-    return [common.experiment(text.format(part=part, sweep=sweeps[1 if smoke else 0], **shape), f"hp_2_{part}")
-            for part, sweeps in SWEEPS.items()]
+def experiments(smoke: bool):
+    if smoke:
+        return [figures.config(FULL, experiment=f"hp_2_smoke_{part}", **figures.SMOKE, data={"test_m": 256},
+                               sweep=sweeps[1]) for part, sweeps in SWEEPS.items()]
+    return [figures.config(FULL, experiment=f"hp_2_{part}", sweep=sweeps[0]) for part, sweeps in SWEEPS.items()]
 
 
 def split(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -101,7 +82,8 @@ def runs_every(runs: pd.DataFrame) -> int:
     return int(np.gcd.reduce(t.to_numpy())) if len(t) else 1
 
 
-def draw(runs: pd.DataFrame):
+def draw(results):
+    runs = results.runs
     inits, grid = split(runs)
     fig, (ax, ax2) = panels(1, 2, 10.0, 3.8)
     t = inits["t_c"].dropna().to_numpy()
@@ -142,10 +124,5 @@ def draw(runs: pd.DataFrame):
     return fig
 
 
-def main(smoke: bool = False, results="results", out=None) -> list[Path]:
-    runs, _ = common.collect(ID, configs(smoke), smoke, results)
-    return common.save_figure(ID, draw(runs), out)
-
-
 if __name__ == "__main__":
-    common.main(main, __doc__)
+    figures.main(__file__)

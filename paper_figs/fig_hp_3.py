@@ -23,70 +23,52 @@ Smoke: `sparselearn figs HP-3 --smoke` (seconds; n = 10, k = 2).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-if not __package__:  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from paper_figs import common  # noqa: E402
-import sparselearn as sl  # noqa: E402
-from sparselearn.plotting.curves import _band  # noqa: E402
-from sparselearn.plotting.style import PALETTE, panels  # noqa: E402
-from sparselearn.rng import key_for  # noqa: E402
-from sparselearn.train import trajectory  # noqa: E402
+from sparselearn import figures
+from sparselearn.plotting.curves import _band
+from sparselearn.plotting.style import PALETTE, panels
 
 ID = "HP-3"
 
-FULL = """
-experiment: hp_3
-target:  {name: sparse_parity, n: 30, k: 3}
-learner: {name: neuron, activation: sin, bias: true, readout: none}
-train:   {optimizer: sgd, lr: 0.01, batch: 32, steps: 5000, loss: hinge, eval_every: 50, eps: 0.0}
-data:    {online: true, test_m: 8192}
-sweep:   {seeds: 5, grid: {train.batch: [1, 32, 1024], target.noise: [0.0, 0.5]}}
-"""
+FULL = {"experiment": "hp_3",
+        "target": {"name": "sparse_parity", "n": 30, "k": 3},
+        "learner": {"name": "neuron", "activation": "sin", "bias": True, "readout": "none"},
+        "train": {"optimizer": "sgd", "lr": 0.01, "batch": 32, "steps": 5000, "loss": "hinge", "eval_every": 50,
+                  "eps": 0.0},
+        "data": {"online": True, "test_m": 8192},
+        "sweep": {"seeds": 5, "grid": {"train.batch": [1, 32, 1024], "target.noise": [0.0, 0.5]}}}
 
-SMOKE = """
-experiment: hp_3_smoke
-target:  {name: sparse_parity, n: 10, k: 2}
-learner: {name: neuron, activation: sin, bias: true, readout: none}
-train:   {optimizer: sgd, lr: 0.05, batch: 16, steps: 200, loss: hinge, eval_every: 20, eps: 0.0}
-data:    {online: true, test_m: 256}
-sweep:   {seeds: 2, grid: {target.noise: [0.0, 0.5]}}
-"""
+SMOKE = {"experiment": "hp_3_smoke", "target": {"n": 10, "k": 2},
+         "train": {"lr": 0.05, "batch": 16, "steps": 200, "eval_every": 20}, "data": {"test_m": 256},
+         "sweep": {"seeds": 2, "grid": {"target.noise": [0.0, 0.5]}}}
 
 TRACED_BATCH = 32
 
 
-def configs(smoke: bool = False):
-    return [common.experiment(SMOKE if smoke else FULL, "hp_3")]
+def experiments(smoke: bool):
+    return [figures.config(FULL, **SMOKE) if smoke else figures.config(FULL)]
 
 
-def traced_run(exp, seed: int = 0) -> pd.DataFrame:
+def measure(smoke: bool, store: str) -> dict[str, pd.DataFrame]:
+    """The runs and curves of the sweep, and "weights": w_i(t) of one run traced outside the
+    store (`traced_weights`)."""
+    runs, curves = figures.sweep(experiments(smoke), store)
+    return {"runs": runs, "curves": curves, "weights": traced_weights(experiments(smoke)[0])}
+
+
+def traced_weights(exp, seed: int = 0) -> pd.DataFrame:
     """The weights w_i(t) of one run with true labels: long table (step, coordinate, weight,
     relevant)."""
-    exp = sl.config.override(exp, target={"noise": 0.0}, train={"batch": min(TRACED_BATCH, exp.train.batch)},
-                             sweep={"grid": {}})
-    out = trajectory(exp, {"seed": [seed]}, observe=lambda p, p0: {"w": p["w"]})
+    exp = figures.config(exp, target={"noise": 0.0}, train={"batch": min(TRACED_BATCH, exp.train.batch)},
+                         sweep={"grid": {}})
+    out = figures.traced_runs(exp, {"seed": [seed]}, observe=lambda p, p0: {"w": p["w"]})
     w = out["trace_w"][0]                                               # (P, n)
-    support = set(np.asarray(exp.target.init(key_for(seed, "teacher"))["support"]).tolist())
+    support = set(np.asarray(figures.teacher_params(exp, seed)["support"]).tolist())
     steps, n = out["steps"], w.shape[1]
     return pd.DataFrame({"step": np.repeat(steps, n), "coordinate": np.tile(np.arange(n), len(steps)),
                          "weight": w.ravel(), "relevant": np.tile([i in support for i in range(n)], len(steps))})
-
-
-def collect(smoke: bool, results):
-    runs, curves = common.collect(ID, configs(smoke), smoke, results)
-    kept = common.DATA / "hp-3-weights.parquet"
-    if not smoke and kept.exists():
-        return runs, curves, pd.read_parquet(kept)
-    weights = traced_run(configs(smoke)[0])
-    if not smoke:
-        weights.to_parquet(kept, index=False)
-    return runs, curves, weights
 
 
 def _median_band(ax, runs, curves, column, label, color):
@@ -96,7 +78,8 @@ def _median_band(ax, runs, curves, column, label, color):
     _band(ax, table.index.to_numpy(dtype=float), table, label, color)
 
 
-def draw(runs, curves, weights):
+def draw(results):
+    runs, curves, weights = results.runs, results.curves, results["weights"]
     fig, (left, middle, right) = panels(1, 3, 13, 3.5)
     for relevant, part in weights.groupby("relevant"):
         for i, (_, coord) in enumerate(part.groupby("coordinate")):
@@ -137,9 +120,5 @@ def draw(runs, curves, weights):
     return fig
 
 
-def main(smoke: bool = False, results="results", out=None) -> list[Path]:
-    return common.save_figure(ID, draw(*collect(smoke, results)), out)
-
-
 if __name__ == "__main__":
-    common.main(main, __doc__)
+    figures.main(__file__)

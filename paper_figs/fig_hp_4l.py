@@ -34,22 +34,20 @@ Smoke: `sparselearn figs HP-4L --smoke` (seconds).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-if not __package__:  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from paper_figs import common  # noqa: E402
-from sparselearn.plotting import fit_exponent  # noqa: E402
-from sparselearn.plotting.style import PALETTE, panels  # noqa: E402
+from sparselearn import figures
+from sparselearn.plotting import fit_exponent
+from sparselearn.plotting.style import PALETTE, panels
 
 ID = "HP-4L"
+width_tc = figures.study("width_tc", near=__file__)
+experiments = width_tc.experiments
 
 
-def draw(table: pd.DataFrame):
+def draw(results):
+    table = width_tc.tc_table(results.runs)
     widths = sorted(table["width"].unique())
     reached = table.dropna(subset=["t_c"])
     fig, (ax, ax2) = panels(1, 2, 10.0, 3.8, gridspec_kw={"width_ratios": [2, 1]})
@@ -104,16 +102,9 @@ def draw(table: pd.DataFrame):
 def fit_wide(table: pd.DataFrame):
     """Power-law fit of median t_c vs r over the widths r ≥ k (100% accuracy) where at least
     half the runs converged (the `width_tc` rows of the exponent table)."""
-    part = common.study("width_tc").measured_widths(table[table["accuracy"] == 1.0]).dropna(subset=["t_c"])
+    part = width_tc.measured_widths(table[table["accuracy"] == 1.0]).dropna(subset=["t_c"])
     return fit_exponent(part["width"], part["t_c"])
 
 
-def main(smoke: bool = False, results="results", out=None) -> list[Path]:
-    study = common.study("width_tc")
-    runs, _ = common.collect(ID, study.configs(smoke), smoke, results)
-    table = study.tc_table(runs)
-    return common.save_figure(ID, draw(table), out)
-
-
 if __name__ == "__main__":
-    common.main(main, __doc__)
+    figures.main(__file__)

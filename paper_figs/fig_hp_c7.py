@@ -24,39 +24,35 @@ Smoke: `sparselearn figs HP-C7 --smoke` (seconds; 200 steps).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-if not __package__:  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from paper_figs import common  # noqa: E402
-from sparselearn.plotting.curves import grid_frame  # noqa: E402
-from sparselearn.plotting.style import PALETTE, panels  # noqa: E402
+from sparselearn import figures
+from sparselearn.plotting.curves import grid_frame
+from sparselearn.plotting.style import PALETTE, panels
 
 ID = "HP-C7"
 
-NET = """
-experiment: hp_c7_L{depth}
-target:  {{name: sparse_parity, n: 10, k: 2}}
-learner: {{name: polymlp, hidden: {hidden}, power: 2, readout: trained, init: xavier, bias: true}}
-train:   {{optimizer: sgd, lr: {lr}, batch: 32, steps: {steps}, loss: hinge, eval_every: {every}, eps: 0.0}}
-data:    {{online: true, test_m: 2048}}
-sweep:   {{seeds: {seeds}, grid: {{target.k: {ks}}}}}
-"""
 
-FULL = [NET.format(depth=3, hidden=[2, 1], lr=0.01, steps=20000, every=250, seeds=10, ks=[2, 3, 4, 5]),
-        NET.format(depth=4, hidden=[10, 10, 1], lr=0.003, steps=50000, every=500, seeds=10, ks=[4, 8, 9])]
-SMOKE = [NET.format(depth=3, hidden=[2, 1], lr=0.01, steps=200, every=50, seeds=2, ks=[2]).replace(
-             "hp_c7_L3", "hp_c7_L3_smoke"),
-         NET.format(depth=4, hidden=[10, 10, 1], lr=0.003, steps=200, every=50, seeds=2, ks=[2]).replace(
-             "hp_c7_L4", "hp_c7_L4_smoke")]
+def net(depth: int, hidden: list, lr: float, steps: int, every: int, seeds: int, ks: list, smoke: bool = False):
+    """The depth-L network of hidden widths `hidden`, its grid over the parity order k."""
+    return figures.config({
+        "experiment": f"hp_c7_L{depth}" + ("_smoke" if smoke else ""),
+        "target": {"name": "sparse_parity", "n": 10, "k": 2},
+        "learner": {"name": "polymlp", "hidden": hidden, "power": 2, "readout": "trained", "init": "xavier",
+                    "bias": True},
+        "train": {"optimizer": "sgd", "lr": lr, "batch": 32, "steps": steps, "loss": "hinge", "eval_every": every,
+                  "eps": 0.0},
+        "data": {"online": True, "test_m": 2048},
+        "sweep": {"seeds": seeds, "grid": {"target.k": ks}}})
 
 
-def configs(smoke: bool = False):
-    return [common.experiment(text, "hp_c7") for text in (SMOKE if smoke else FULL)]
+def experiments(smoke: bool):
+    if smoke:
+        return [net(3, [2, 1], 0.01, 200, 50, 2, [2], smoke=True),
+                net(4, [10, 10, 1], 0.003, 200, 50, 2, [2], smoke=True)]
+    return [net(3, [2, 1], 0.01, 20000, 250, 10, [2, 3, 4, 5]), net(4, [10, 10, 1], 0.003, 50000, 500, 10, [4, 8, 9])]
 
 
-def draw(runs, curves):
+def draw(results):
+    runs, curves = results.runs, results.curves
     runs = grid_frame(runs[runs["status"] != "failed"])
     depths = sorted(runs["depth"].dropna().astype(int).unique())
     fig, axes = panels(1, len(depths), 5.0 * len(depths), 3.5, sharey=True)
@@ -87,8 +83,5 @@ def draw(runs, curves):
     return fig
 
 
-main = common.figure_main(ID, configs, draw)
-
-
 if __name__ == "__main__":
-    common.main(main, __doc__)
+    figures.main(__file__)

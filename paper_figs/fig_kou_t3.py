@@ -34,69 +34,58 @@ Smoke: `sparselearn figs Kou-T3 --smoke` (seconds; d = 10, k = 2, 40 steps).
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
-if not __package__:  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-import sparselearn as sl  # noqa: E402
-from paper_figs import common  # noqa: E402
-from sparselearn.plotting.style import PALETTE, panels  # noqa: E402
-from sparselearn.rng import key_for  # noqa: E402
-from sparselearn.train import trajectory  # noqa: E402
+from sparselearn import figures
+from sparselearn.plotting.style import PALETTE, panels
 
 ID = "Kou-T3"
-TRAJECTORY = common.DATA / "kou-t3-trajectory.parquet"
-
-NET = """
-experiment: kou_t3_k{k}{tag}
-target:  {{name: sparse_parity, n: 20, k: {k}}}
-learner: {{name: polymlp, hidden: [{units}], power: {k}, readout: fixed, init: sign, scale: 1.0, bias: false}}
-train:   {{optimizer: sign-sgd, lr: 0.1, batch: {batch}, steps: {steps}, loss: correlation, weight_decay: 1.0,
-          sign_threshold: {rho}, eval_every: {every}, eps: 0.0}}
-data:    {{online: true, test_m: {test_m}}}
-sweep:   {{seeds: {seeds}, grid: {{target.n: {ds}}}}}
-"""
-
 
 #: batch per k: 20^(k−1)·ln 20 = 60, 1198, 23965, rounded up
 BATCH = {2: 60, 3: 1200, 4: 24000}
 
 
-def net(k: int, smoke: bool = False, steps: int = 200, every: int = 10, ds=(10, 20), seeds: int = 10) -> str:
-    """The config text for sparsity k: 2^(k+2) units of power k, batch BATCH[k], ρ = k!/2."""
-    batch = 64 if smoke else BATCH[k]
-    return NET.format(k=k, tag="_smoke" if smoke else "", units=2 ** (k + 2), batch=batch, steps=steps, every=every,
-                      rho=math.factorial(k) / 2, test_m=512 if smoke else 4096, seeds=seeds, ds=list(ds))
+def net(k: int, smoke: bool = False, steps: int = 200, every: int = 10, ds=(10, 20), seeds: int = 10):
+    """The config for sparsity k: 2^(k+2) units of power k, batch BATCH[k], ρ = k!/2, grid over d."""
+    return figures.config({
+        "experiment": f"kou_t3_k{k}" + ("_smoke" if smoke else ""),
+        "target": {"name": "sparse_parity", "n": 20, "k": k},
+        "learner": {"name": "polymlp", "hidden": [2 ** (k + 2)], "power": k, "readout": "fixed", "init": "sign",
+                    "scale": 1.0, "bias": False},
+        "train": {"optimizer": "sign-sgd", "lr": 0.1, "batch": 64 if smoke else BATCH[k], "steps": steps,
+                  "loss": "correlation", "weight_decay": 1.0, "sign_threshold": math.factorial(k) / 2,
+                  "eval_every": every, "eps": 0.0},
+        "data": {"online": True, "test_m": 512 if smoke else 4096},
+        "sweep": {"seeds": seeds, "grid": {"target.n": list(ds)}}})
 
 
-def configs(smoke: bool = False):
+def experiments(smoke: bool):
     if smoke:
-        return [common.experiment(net(2, smoke=True, steps=40, ds=(10,), seeds=2), "kou_t3")]
-    return [common.experiment(net(k), "kou_t3") for k in (2, 3, 4)]
+        return [net(2, smoke=True, steps=40, ds=(10,), seeds=2)]
+    return [net(k) for k in (2, 3, 4)]
+
+
+def measure(smoke: bool, store: str) -> dict[str, pd.DataFrame]:
+    """The runs and curves of the sweep, and "trajectory": one run's weights traced outside the store."""
+    runs, curves = figures.sweep(experiments(smoke), store)
+    return {"runs": runs, "curves": curves, "trajectory": weight_trajectory(smoke)}
 
 
 def weight_trajectory(smoke: bool = False) -> pd.DataFrame:
     """First-layer weights of one run, every 2 steps: one row per (step, unit, coordinate)."""
-    if not smoke and TRAJECTORY.exists():
-        return pd.read_parquet(TRAJECTORY)
     k, d = (2, 10) if smoke else (3, 20)
-    text = net(k, smoke=smoke, steps=40 if smoke else 100, every=2, ds=(d,), seeds=1)
-    exp = sl.config.with_point(common.experiment(text, "kou_t3"), (("target.n", d),))
-    out = trajectory(exp, {"seed": [0]}, observe=lambda p, p0: {"w": p["layers"][0]["w"]})
+    exp = figures.config(net(k, smoke=smoke, steps=40 if smoke else 100, every=2, ds=(d,), seeds=1),
+                         target={"n": d}, sweep={"grid": {}})
+    out = figures.traced_runs(exp, {"seed": [0]}, observe=lambda p, p0: {"w": p["layers"][0]["w"]})
     w = out["trace_w"][0]                                            # (points, d, units)
-    support = set(np.asarray(exp.target.init(key_for(0, "teacher"))["support"]).tolist())
+    support = set(np.asarray(figures.teacher_params(exp, 0)["support"]).tolist())
     steps, coords, units = np.meshgrid(out["steps"], np.arange(d), np.arange(w.shape[2]), indexing="ij")
     table = pd.DataFrame({"step": steps.ravel().astype(np.int32), "coord": coords.ravel().astype(np.int16),
                           "unit": units.ravel().astype(np.int16), "weight": w.ravel().astype(np.float32)})
     table["feature"] = table["coord"].isin(support)
     table["k"], table["d"] = k, d
-    if not smoke:
-        TRAJECTORY.parent.mkdir(parents=True, exist_ok=True)
-        table.to_parquet(TRAJECTORY, index=False)
     return table
 
 
@@ -116,7 +105,8 @@ def _unit_panel(ax, table: pd.DataFrame, unit: int, title: str):
     ax.set_title(title)
 
 
-def draw(runs, curves, table):
+def draw(results):
+    runs, table = results.runs, results["trajectory"]
     runs = runs[runs["status"] != "failed"]
     fig, (left, good_ax, bad_ax) = panels(1, 3, 13.5, 3.6)
     for i, (d, part) in enumerate(runs.groupby("n", sort=True)):
@@ -148,10 +138,5 @@ def draw(runs, curves, table):
     return fig
 
 
-def main(smoke: bool = False, results="results", out=None) -> list[Path]:
-    runs, curves = common.collect(ID, configs(smoke), smoke, results)
-    return common.save_figure(ID, draw(runs, curves, weight_trajectory(smoke)), out)
-
-
 if __name__ == "__main__":
-    common.main(main, __doc__)
+    figures.main(__file__)

@@ -33,15 +33,11 @@ Smoke: `sparselearn figs MOE-1 --smoke` (n = 8, 4 experts of 2 units, k = 2, hyp
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 
-if not __package__:  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from paper_figs import common  # noqa: E402
-from sparselearn.plotting.style import PALETTE, panels  # noqa: E402
+from sparselearn import figures
+from sparselearn.plotting.style import PALETTE, panels
 
 ID = "MOE-1"
 
@@ -53,41 +49,53 @@ SMOKE = {"n": 8, "experts": 4, "expert_width": 2, "r": 2, "ks": [2], "routed_wid
 SMOKE_TEACHERS = ("sparse teacher (top-1 of 8 experts)",)
 SMOKE_INPUTS = ("hypercube",)
 TEACHERS = {"sparse teacher (top-1 of 8 experts)": 1, "dense teacher (all 8 experts)": None}
-STUDENTS = {
-    "dense student (width k)": "{{name: mlp, width: 32, depth: 2, activation: relu, init: standard}}",
-    "routed top-k student (width {rw})": ("{{name: mlp, width: {rw}, depth: 2, activation: topk, k: 2, "
-                                          "routed: true, router_rank: {rank}}}"),
-}
+STUDENTS = ("dense student (width k)", "routed top-k student (width {rw})")
 INPUTS = ("hypercube", "gaussian")
 
 
-def configs(smoke: bool = False):
-    """[(teacher label, student label, inputs, Experiment)]: one config per teacher, student and
-    input law; the grid runs over k (the dense student's width, the routed student's top-k)."""
+def student(label: str, size: dict) -> tuple[dict, str]:
+    """(learner section, the grid key that sets the active units k) of a student."""
+    if label.startswith("routed"):
+        return ({"name": "mlp", "width": size["routed_width"], "depth": 2, "activation": "topk", "k": 2,
+                 "routed": True, "router_rank": min(8, size["n"])}, "learner.k")
+    return {"name": "mlp", "width": 32, "depth": 2, "activation": "relu", "init": "standard"}, "learner.width"
+
+
+def experiments(smoke: bool):
+    """(teacher label, student label, inputs) → config; the grid runs over k (the dense
+    student's width, the routed student's top-k)."""
     size = SMOKE if smoke else FULL
-    out = []
+    out = {}
     for inputs in SMOKE_INPUTS if smoke else INPUTS:
         for teacher, top in TEACHERS.items():
             if smoke and teacher not in SMOKE_TEACHERS:
                 continue
             top = top or size["experts"]
-            for student, learner in STUDENTS.items():
-                routed = "routed" in student
-                key = "learner.k" if routed else "learner.width"
-                text = f"""
-experiment: moe_1{'_smoke' if smoke else ''}_{inputs}_top{top}_{'routed' if routed else 'dense'}
-target:  {{name: moe, n: {size['n']}, experts: {size['experts']}, expert_width: {size['expert_width']}, r: {size['r']}, top: {top}, inputs: {inputs}}}
-learner: {learner.format(rw=size['routed_width'], rank=min(8, size['n']))}
-train:   {{optimizer: adam, lr: 0.001, batch: {size['batch']}, steps: {size['steps']}, loss: square, eval_every: {size['eval_every']}}}
-data:    {{m: {size['m']}, test_m: {size['test_m']}}}
-sweep:   {{seeds: {size['seeds']}, grid: {{{key}: {size['ks']}}}}}
-"""
-                label = student.format(rw=size["routed_width"])
-                out.append((teacher, label, inputs, common.experiment(text, "moe_1")))
+            for label in STUDENTS:
+                learner, key = student(label, size)
+                out[teacher, label.format(rw=size["routed_width"]), inputs] = figures.config({
+                    "experiment": f"moe_1{'_smoke' if smoke else ''}_{inputs}_top{top}_"
+                                  f"{'routed' if key == 'learner.k' else 'dense'}",
+                    "target": {"name": "moe", "n": size["n"], "experts": size["experts"],
+                               "expert_width": size["expert_width"], "r": size["r"], "top": top, "inputs": inputs},
+                    "learner": learner,
+                    "train": {"optimizer": "adam", "lr": 0.001, "batch": size["batch"], "steps": size["steps"],
+                              "loss": "square", "eval_every": size["eval_every"]},
+                    "data": {"m": size["m"], "test_m": size["test_m"]},
+                    "sweep": {"seeds": size["seeds"], "grid": {key: size["ks"]}}})
     return out
 
 
-def draw(runs):
+def labelled(runs):
+    """`runs` with teacher, student, inputs (from the label) and active: the units active per input."""
+    routed = runs["label"].str[1].str.startswith("routed")
+    return runs.assign(teacher=runs["label"].str[0], student=runs["label"].str[1], inputs=runs["label"].str[2],
+                       active=np.where(routed, runs["grid"].map(lambda g: json.loads(g).get("learner.k", 0)),
+                                       runs["width"]))
+
+
+def draw(results):
+    runs = labelled(results.runs)
     teachers = [t for t in TEACHERS if t in set(runs["teacher"])]
     rows = [i for i in INPUTS if i in set(runs["inputs"])]
     fig, axes = panels(len(rows), len(teachers), width=4.0 * len(teachers), height=3.0 * len(rows), sharey="row")
@@ -113,18 +121,5 @@ def draw(runs):
     return fig
 
 
-def main(smoke: bool = False, results="results", out=None) -> list[Path]:
-    labelled = configs(smoke)
-    runs, _ = common.collect(ID, [e for *_, e in labelled], smoke, results)
-    meta = {e.experiment: (teacher, student, inputs) for teacher, student, inputs, e in labelled}
-    routed = runs["experiment"].map(lambda name: meta[name][1].startswith("routed"))
-    runs = runs.assign(teacher=runs["experiment"].map(lambda name: meta[name][0]),
-                       student=runs["experiment"].map(lambda name: meta[name][1]),
-                       inputs=runs["experiment"].map(lambda name: meta[name][2]),
-                       active=np.where(routed, runs["grid"].map(lambda g: json.loads(g).get("learner.k", 0)),
-                                       runs["width"]))
-    return common.save_figure(ID, draw(runs), out)
-
-
 if __name__ == "__main__":
-    common.main(main, __doc__)
+    figures.main(__file__)

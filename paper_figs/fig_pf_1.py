@@ -53,64 +53,47 @@ group per job, all writing to one results store:
     done
 
 (`--executor ray --set executor.address=HOST:PORT` for a Ray cluster; the two YAML files are
-written next to the kept tables.) Smoke: `sparselearn figs PF-1 --smoke` — the (10, 2) parity,
+kept next to the tables.) Smoke: `sparselearn figs PF-1 --smoke` — the (10, 2) parity,
 r ∈ {2, 32}, m ∈ {64, 256}, 3 seeds, 200 steps (seconds); there success grows with width
 (tests/test_pf_science.py).
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-if not __package__:  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from paper_figs import common  # noqa: E402
-from sparselearn.plotting.style import panels  # noqa: E402
+from sparselearn import figures
+from sparselearn.plotting.style import panels
 
 ID = "PF-1"
-INITS = {"dense": "init: standard", "sparse": "init: sparse, fan_in: 2, connectivity: free"}
+INITS = {"dense": {"init": "standard"}, "sparse": {"init": "sparse", "fan_in": 2, "connectivity": "free"}}
 
-FULL = """
-experiment: pf_1_{init}
-target:  {{name: sparse_parity, n: 50, k: 3}}
-learner: {{name: mlp, width: 100, depth: 2, activation: relu, {learner}}}
-train:   {{optimizer: sgd, lr: 0.1, batch: 32, steps: 20000, loss: hinge, weight_decay: 0.01,
-          eval_every: 500, eps: 0.1}}
-data:    {{m: 10000, test_m: 10000}}
-sweep:   {{seeds: {seeds}, grid: {{learner.width: {widths}, data.m: {ms}}}}}
-"""
+FULL = {"target": {"name": "sparse_parity", "n": 50, "k": 3},
+        "learner": {"name": "mlp", "width": 100, "depth": 2, "activation": "relu"},
+        "train": {"optimizer": "sgd", "lr": 0.1, "batch": 32, "steps": 20000, "loss": "hinge", "weight_decay": 0.01,
+                  "eval_every": 500, "eps": 0.1},
+        "data": {"m": 10000, "test_m": 10000}}
 
 #: (widths, sample sizes, seeds) of the full-size parts of each init's grid
 PARTS = [([10, 100, 1000], [200, 500, 1000, 2000, 3000, 10000], 8),
          ([10, 100, 1000], [700, 1500], 6),  # denser m near the frontier (for PF-2R)
          ([10000], [500, 700], 3)]  # the widest nets, where the data limit should move
 
-SMOKE = """
-experiment: pf_1_smoke_{init}
-target:  {{name: sparse_parity, n: 10, k: 2}}
-learner: {{name: mlp, width: 32, depth: 2, activation: relu, {learner}}}
-train:   {{optimizer: sgd, lr: 0.1, batch: 16, steps: 200, loss: hinge, weight_decay: 0.01,
-          eval_every: 20, eps: 0.1}}
-data:    {{m: 256, test_m: 512}}
-sweep:   {{seeds: 3, grid: {{learner.width: [2, 32], data.m: [64, 256]}}}}
-"""
+SMOKE = {"target": {"n": 10, "k": 2}, "learner": {"width": 32},
+         "train": {"batch": 16, "steps": 200, "eval_every": 20}, "data": {"m": 256, "test_m": 512},
+         "sweep": {"seeds": 3, "grid": {"learner.width": [2, 32], "data.m": [64, 256]}}}
 
 
-def configs(smoke: bool = False) -> list:
-    """One config per (init, part of the grid); the experiment name says the init."""
+def experiments(smoke: bool):
+    """One config per (init, part of the grid); the experiment name says the init. The main
+    part of each init's grid is also kept as paper_figs/data/pf-1-<init>.yaml (the cluster command)."""
     if smoke:
-        return [common.experiment(SMOKE.format(init=i, learner=text), f"pf_1_{i}") for i, text in INITS.items()]
-    exps = []
-    for i, text in INITS.items():
-        for j, (widths, ms, seeds) in enumerate(PARTS):
-            name = f"pf_1_{i}" + ("" if j == 0 else f"_part{j + 1}")
-            exps.append(common.experiment(FULL.format(init=i, learner=text, widths=widths, ms=ms, seeds=seeds)
-                                          .replace(f"experiment: pf_1_{i}", f"experiment: {name}"), name))
-    return exps
+        return [figures.config(FULL, experiment=f"pf_1_smoke_{i}", **{**SMOKE, "learner": {"width": 32, **init}})
+                for i, init in INITS.items()]
+    return [figures.config(FULL, experiment=f"pf_1_{i}" + ("" if j == 0 else f"_part{j + 1}"), learner=init,
+                           sweep={"seeds": seeds, "grid": {"learner.width": widths, "data.m": ms}})
+            for i, init in INITS.items() for j, (widths, ms, seeds) in enumerate(PARTS)]
 
 
 def with_init(runs: pd.DataFrame) -> pd.DataFrame:
@@ -148,7 +131,8 @@ def _phase(ax, table: pd.DataFrame, title: str):
     return image
 
 
-def draw(runs: pd.DataFrame):
+def draw(results):
+    runs = results.runs
     table = success_table(runs)
     fig, axes = panels(1, 2, 9.0, 3.6, sharey=True)
     for ax, init in zip(axes, ("dense", "sparse")):
@@ -161,14 +145,5 @@ def draw(runs: pd.DataFrame):
     return fig
 
 
-def main(smoke: bool = False, results="results", out=None) -> list[Path]:
-    runs, _ = common.collect(ID, configs(smoke), smoke, results)
-    if not smoke:
-        for exp in configs(False):  # the main part of each init's grid, for the cluster command
-            if "part" not in exp.experiment:
-                (common.DATA / f"pf-1-{exp.experiment[len('pf_1_'):]}.yaml").write_text(common.sl.config.dump(exp))
-    return common.save_figure(ID, draw(runs), out)
-
-
 if __name__ == "__main__":
-    common.main(main, __doc__)
+    figures.main(__file__)

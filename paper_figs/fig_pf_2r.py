@@ -29,24 +29,22 @@ Smoke: `sparselearn figs PF-2R --smoke` (reuses the PF-1/4 smoke runs; seconds).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-if not __package__:  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from paper_figs import common, fig_pf_1  # noqa: E402
-from sparselearn.plotting.style import PALETTE, panels  # noqa: E402
+from sparselearn import figures
+from sparselearn.plotting.style import PALETTE, panels
 
 ID = "PF-2R"
+pf_1 = figures.figure("PF-1", near=__file__)
+experiments = pf_1.experiments
+KEPT_AS = pf_1.ID  # the runs and kept tables of PF-1/4
 
 
 def steps_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (init, width, m): runs, successes, and the median steps to success with failures
     counted as +∞ (NaN when fewer than half the seeds succeed)."""
-    runs = fig_pf_1.with_init(runs)
+    runs = pf_1.with_init(runs)
     steps = runs["steps_to_eps"].astype(float).where(runs["success"] > 0, np.inf)
     runs = runs.assign(steps_to_success=steps)
     table = runs.groupby(["init", "width", "m"]).agg(runs=("success", "size"), successes=("success", "sum"),
@@ -55,9 +53,10 @@ def steps_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
-def draw(runs: pd.DataFrame):
+def draw(results):
+    runs = results.runs
     table = steps_table(runs)
-    dots = fig_pf_1.with_init(runs)
+    dots = pf_1.with_init(runs)
     dots = dots[dots["success"] > 0]
     fig, axes = panels(1, 2, 9.0, 3.6, sharey=True)
     widths = sorted(table["width"].unique())
@@ -85,10 +84,5 @@ def draw(runs: pd.DataFrame):
     return fig
 
 
-def main(smoke: bool = False, results="results", out=None) -> list[Path]:
-    runs, _ = common.collect(fig_pf_1.ID, fig_pf_1.configs(smoke), smoke, results)
-    return common.save_figure(ID, draw(runs), out)
-
-
 if __name__ == "__main__":
-    common.main(main, __doc__)
+    figures.main(__file__)

@@ -11,7 +11,7 @@ initialisation, rewound the same way, and a freshly initialised width-5 network.
 error vs step, median and IQR over seeds; right: how many of the k relevant inputs each kept
 unit was connected to at initialisation.
 
-The runs train outside the results store (`sparselearn.train.trajectory`, which records the
+The runs train outside the results store (`sparselearn.figures.traced_runs`, which records the
 per-unit weights and can start from given weights); the small tables behind the full-size
 figure are kept in paper_figs/data/pf-5*.parquet and redrawn without training (delete them to
 retrain).
@@ -29,43 +29,26 @@ Smoke: `sparselearn figs PF-5 --smoke` (seconds; n = 10, k = 2, width 32).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-if not __package__:  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from paper_figs import common  # noqa: E402
-import sparselearn as sl  # noqa: E402
-from sparselearn.plotting import error_vs_steps  # noqa: E402
-from sparselearn.plotting.style import PALETTE, panels  # noqa: E402
-from sparselearn.train import trajectory  # noqa: E402
+from sparselearn import figures
+from sparselearn.plotting import error_vs_steps
+from sparselearn.plotting.style import PALETTE, panels
 
 ID = "PF-5"
 TICKET = 5  # units kept
 FRESH_STREAM = 0x66726573  # fold_in label of the fresh width-5 initialisation
 
-FULL = """
-experiment: pf_5
-target:  {name: sparse_parity, n: 40, k: 4}
-learner: {name: mlp, width: 100, depth: 2, init: sparse, fan_in: 2, connectivity: free}
-train:   {optimizer: sgd, lr: 0.1, batch: 32, steps: 30000, loss: hinge, eval_every: 250, eps: 0.0}
-data:    {online: true, test_m: 8192}
-sweep:   {seeds: 10}
-"""
-
-SMOKE = f"""
-experiment: pf_5_smoke
-target:  {{name: sparse_parity, n: 10, k: 2}}
-learner: {{name: mlp, width: 32, depth: 2, init: sparse, fan_in: 2, connectivity: free}}
-train:   {{{common.SMOKE_TRAIN}, eps: 0.0}}
-data:    {{online: true, test_m: 256}}
-sweep:   {{seeds: 2}}
-"""
+FULL = {"experiment": "pf_5",
+        "target": {"name": "sparse_parity", "n": 40, "k": 4},
+        "learner": {"name": "mlp", "width": 100, "depth": 2, "init": "sparse", "fan_in": 2, "connectivity": "free"},
+        "train": {"optimizer": "sgd", "lr": 0.1, "batch": 32, "steps": 30000, "loss": "hinge", "eval_every": 250,
+                  "eps": 0.0},
+        "data": {"online": True, "test_m": 8192},
+        "sweep": {"seeds": 10}}
 
 ARMS = {"parent": "full network, trained",
         "ticket": f"top-{TICKET} units, rewound",
@@ -73,8 +56,19 @@ ARMS = {"parent": "full network, trained",
         "fresh": f"fresh width-{TICKET} network"}
 
 
-def configs(smoke: bool = False):
-    return [common.experiment(SMOKE if smoke else FULL, "pf_5")]
+def experiments(smoke: bool):
+    if smoke:
+        return [figures.config(FULL, experiment="pf_5_smoke", target={"n": 10, "k": 2}, learner={"width": 32},
+                               train={**figures.SMOKE["train"], "eps": 0.0}, data={"test_m": 256},
+                               sweep={"seeds": 2})]
+    return [figures.config(FULL)]
+
+
+def measure(smoke: bool, store: str) -> dict[str, pd.DataFrame]:
+    """The runs and curves of every arm, trained outside the store (`figures.traced_runs`)."""
+    del store
+    runs, curves = train(experiments(smoke)[0])
+    return {"runs": runs, "curves": curves}
 
 
 def unit_norms(params, params0):
@@ -116,13 +110,13 @@ def train(exp) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train the parent, pick tickets and random subnetworks, retrain them; (runs, curves)."""
     seeds = list(exp.sweep.seeds)
     n, width = exp.target.n, exp.learner.width
-    parent = trajectory(exp, {"seed": seeds}, observe=unit_norms)
+    parent = figures.traced_runs(exp, {"seed": seeds}, observe=unit_norms)
     final = parent["trace_norm"][:, -1, :]                                   # (R, width)
     top = np.argsort(-final, axis=1)[:, :TICKET]
     rand = np.stack([np.random.default_rng(s).choice(width, TICKET, replace=False) for s in seeds])
-    child = sl.config.override(exp, learner={"width": TICKET})
+    child = figures.config(exp, learner={"width": TICKET})
     # the three width-5 arms in one program: rewound top units, rewound random units, fresh
-    out = trajectory(child, {"seed": seeds * 3, "units": np.concatenate([top, rand, rand]),
+    out = figures.traced_runs(child, {"seed": seeds * 3, "units": np.concatenate([top, rand, rand]),
                              "fresh": np.repeat([False, False, True], len(seeds))},
                      init=subnetwork(exp.learner, child.learner, n))
     arms = [{k: v[i * len(seeds):(i + 1) * len(seeds)] if k != "steps" else v for k, v in out.items()}
@@ -138,26 +132,13 @@ def train(exp) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _relevant(exp, seed: int, units: np.ndarray) -> np.ndarray:
     """For each kept unit: how many of the parity's k relevant inputs it started connected to."""
-    from sparselearn.rng import key_for
-
-    support = np.asarray(exp.target.init(key_for(seed, "teacher"))["support"])
-    w0 = np.asarray(exp.learner.init_params(key_for(seed, "init"), exp.target.n)[0]["w"])
+    support = np.asarray(figures.teacher_params(exp, seed)["support"])
+    w0 = np.asarray(figures.initial_params(exp, seed)[0]["w"])
     return (w0[support][:, units] != 0).sum(axis=0)
 
 
-def collect(smoke: bool, results) -> tuple[pd.DataFrame, pd.DataFrame]:
-    del results  # trained outside the store (trajectory); the kept table plays its part
-    exp = configs(smoke)[0]
-    kept = common.data_paths(ID)
-    if not smoke and kept[0].exists():
-        return pd.read_parquet(kept[0]), pd.read_parquet(kept[1])
-    runs, curves = train(exp)
-    if not smoke:
-        common.keep(ID, runs, curves, [exp])
-    return runs, curves
-
-
-def draw(runs: pd.DataFrame, curves: pd.DataFrame):
+def draw(results):
+    runs, curves = results.runs, results.curves
     fig, (left, right) = panels(1, 2, 9.5, 3.5, gridspec_kw={"width_ratios": [1.6, 1]})
     error_vs_steps(runs, curves, ax=left, logx=True, series="arm", title="test error (fresh inputs)")
     r = runs.iloc[0]
@@ -181,10 +162,5 @@ def draw(runs: pd.DataFrame, curves: pd.DataFrame):
     return fig
 
 
-def main(smoke: bool = False, results="results", out=None) -> list[Path]:
-    runs, curves = collect(smoke, results)
-    return common.save_figure(ID, draw(runs, curves), out)
-
-
 if __name__ == "__main__":
-    common.main(main, __doc__)
+    figures.main(__file__)

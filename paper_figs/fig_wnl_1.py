@@ -19,7 +19,7 @@ Full size: `sparselearn figs WNL-1` — (d, k) ∈ {(16, 2), (32, 2), (8, 3)}, m
 kept in paper_figs/data/wnl-1*.parquet. Reduced from the figure table's d ∈ {16, 32} × k ∈
 {2, 3}: k = 3 needs the inner block to span C(d + 3, 3) cubics (969 at d = 16, 6545 at d = 32)
 and m well above d³, i.e. 10–10³× this run. On a cluster: write each layerwise and 2-layer
-config of `configs(False, cases=[(16, 3), (32, 3)])` to a file with `sparselearn.config.dump`
+config of `experiments(False, cases=[(16, 3), (32, 3)])` to a file with `sparselearn.config.dump`
 (the kernel's m × m solve stops at m ≈ 2^14 in 8 GiB) and run
 `sparselearn run FILE --set "sweep.grid.data.m=[4096,8192,16384,32768,65536]" --executor slurm`.
 
@@ -41,16 +41,10 @@ Smoke: `sparselearn figs WNL-1 --smoke` (d = 8, k = 2, m = 256).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
-if not __package__:  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from paper_figs import common  # noqa: E402
-from sparselearn import theory  # noqa: E402
-from sparselearn.plotting.style import PALETTE, panels  # noqa: E402
+from sparselearn import figures, theory
+from sparselearn.plotting.style import PALETTE, panels
 
 ID = "WNL-1"
 G_COEFFS = [0, 1, 1]                      # g(z) = z + z², then centred and scaled
@@ -69,40 +63,42 @@ def layerwise_width(d: int, k: int) -> int:
     return -(-int(1.5 * comb(d + k, k)) // 64) * 64
 
 
-LEARNERS = {  # label → (learner YAML, train YAML)
-    "layerwise 3-layer": ("{{name: layerwise, width: {width}, degree: {k}, steps: 500}}", "{{loss: square}}"),
-    "2-layer ReLU (Adam)": ("{{name: mlp, width: 256, depth: 2, activation: relu, init: standard}}",
-                            "{{optimizer: adam, lr: 0.001, batch: {batch}, steps: {steps}, loss: square, "
-                            "eval_every: {eval_every}}}"),
-    "kernel (NTK ridge)": ("{{name: kernel, kernel: ntk, ridge: 0.001}}", "{{loss: square}}"),
-}
+def learners(d: int, k: int, size: dict) -> dict[str, tuple[dict, dict]]:
+    """Learner label → (learner section, train section)."""
+    return {
+        "layerwise 3-layer": ({"name": "layerwise", "width": layerwise_width(d, k), "degree": k, "steps": 500},
+                              {"loss": "square"}),
+        "2-layer ReLU (Adam)": ({"name": "mlp", "width": 256, "depth": 2, "activation": "relu", "init": "standard"},
+                                {"optimizer": "adam", "lr": 0.001, "batch": size["batch"], "steps": size["mlp_steps"],
+                                 "loss": "square", "eval_every": size["eval_every"]}),
+        "kernel (NTK ridge)": ({"name": "kernel", "kernel": "ntk", "ridge": 0.001}, {"loss": "square"}),
+    }
 
 
-def configs(smoke: bool = False, cases=None):
-    """[(learner label, d, k, Experiment)]: one config per learner and (d, k), its grid over m."""
+def experiments(smoke: bool, cases=None):
+    """(learner label, d, k) → config of that learner and (d, k), its grid over m."""
     size = SMOKE if smoke else FULL
     cases = cases or ([(8, 2)] if smoke else FULL_CASES)
-    out = []
+    out = {}
     for d, k in cases:
-        for label, (learner, train) in LEARNERS.items():
+        for label, (learner, train) in learners(d, k, size).items():
             ms = [m for m in size["m"] if not label.startswith("kernel") or m <= size["kernel_max_m"]]
             name = label.split()[0].lower().replace("2-layer", "mlp")
-            text = f"""
-experiment: wnl_1{'_smoke' if smoke else ''}_{name}_d{d}_k{k}
-target:  {{name: hierarchical, n: {d}, k: {k}, r: {d}, directions: coordinate, g_coeffs: {G_COEFFS}}}
-learner: {learner.format(width=layerwise_width(d, k), k=k)}
-train:   {train.format(steps=size['mlp_steps'], batch=size['batch'], eval_every=size['eval_every'])}
-data:    {{m: {max(ms)}, test_m: {size['test_m']}}}
-sweep:   {{seeds: {size['seeds']}, grid: {{data.m: {ms}}}}}
-"""
-            out.append((label, d, k, common.experiment(text, "wnl_1")))
+            out[label, d, k] = figures.config({
+                "experiment": f"wnl_1{'_smoke' if smoke else ''}_{name}_d{d}_k{k}",
+                "target": {"name": "hierarchical", "n": d, "k": k, "r": d, "directions": "coordinate",
+                           "g_coeffs": G_COEFFS},
+                "learner": learner, "train": train,
+                "data": {"m": max(ms), "test_m": size["test_m"]},
+                "sweep": {"seeds": size["seeds"], "grid": {"data.m": ms}}})
     return out
 
 
-def draw(runs):
+def draw(results):
+    runs = results.runs.assign(learner_label=results.runs["label"].str[0])
     cases = sorted({(int(d), int(k)) for d, k in zip(runs["n"], runs["k"])}, key=lambda c: (c[1], c[0]))
     fig, axes = panels(1, len(cases), width=3.6 * len(cases), height=3.2, sharey=True)
-    labels = list(LEARNERS)
+    labels = list(learners(8, 2, SMOKE))
     for ax, (d, k) in zip(np.atleast_1d(axes), cases):
         cell = runs[(runs["n"] == d) & (runs["k"] == k) & (runs["status"] == "ok")]
         for label, part in cell.groupby("learner_label", sort=False):
@@ -134,8 +130,5 @@ def draw(runs):
     return fig
 
 
-main = common.labelled_figure_main(ID, configs, draw, "learner_label")
-
-
 if __name__ == "__main__":
-    common.main(main, __doc__)
+    figures.main(__file__)

@@ -13,12 +13,9 @@ from pathlib import Path
 
 from PIL import Image
 
-if not __package__:  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import paper_figs  # noqa: E402
-from paper_figs import common  # noqa: E402
+from sparselearn import figures
 
-THUMBS = common.ROOT / "thumbs"
+HERE = Path(__file__).resolve().parent
 WIDTH = 480  # pixels
 
 
@@ -32,10 +29,10 @@ def thumbnail(source: Path, target: Path, width: int = WIDTH) -> Path:
     return target
 
 
-def main(out: Path = common.OUT, thumbs: Path = THUMBS) -> list[Path]:
+def main(out: Path = HERE / "out", thumbs: Path = HERE / "thumbs") -> list[Path]:
     """A thumbnail for every figure drawn in `out`; figures not drawn yet are listed as missing."""
     made, missing = [], []
-    for fig_id in paper_figs.FIGURES:
+    for fig_id in figures.discover(HERE.parent):
         source = out / f"{fig_id.lower()}.png"
         if source.exists():
             made.append(thumbnail(source, thumbs / source.name))

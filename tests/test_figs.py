@@ -1,25 +1,30 @@
 """Every paper figure in --smoke mode writes a non-empty PNG and PDF, through the CLI as users run
-it; the exponent table lists the scaling study next to its theory exponent. The figures share one
-results root, so tiny shapes compile once for all of them."""
+it, and redraws at full size from its kept tables without training; the exponent table lists the
+scaling studies next to their theory exponents. The smoke figures share one results root, so tiny
+shapes compile once for all of them."""
 
 from __future__ import annotations
 
-import sys
+import ast
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
+import sparselearn as sl
+from sparselearn import figures
 from sparselearn.cli import main
+from sparselearn.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-import paper_figs  # noqa: E402
+FIGURES = figures.discover(ROOT)
 
 
 @pytest.fixture(scope="module")
 def drawn(tmp_path_factory):
-    """Run `sparselearn figs --all --smoke` once; return (results dir, out dir, exit code, stdout)."""
+    """Run `sparselearn figs --all --smoke` once; return (results dir, out dir, exit code)."""
     base = tmp_path_factory.mktemp("figs")
     results, out = base / "results", base / "out"
     code = main(["figs", "--all", "--smoke", "--results", str(results), "--out", str(out)])
@@ -30,7 +35,7 @@ def test_figs_all_smoke_exit_0(drawn):
     assert drawn[2] == 0
 
 
-@pytest.mark.parametrize("fig_id", list(paper_figs.FIGURES))
+@pytest.mark.parametrize("fig_id", list(FIGURES))
 def test_each_figure_writes_png_and_pdf(drawn, fig_id):
     out = drawn[1]
     for suffix in (".png", ".pdf"):
@@ -48,6 +53,79 @@ def test_trained_figures_are_stored_and_resumable(drawn, capsys):
     assert "HP-1L:" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("fig_id", list(FIGURES))
+def test_each_figure_redraws_from_its_kept_tables(tmp_path, fig_id):
+    """At full size every figure draws from paper_figs/data/ alone: its store stays empty."""
+    store = tmp_path / "results"
+    paths = figures.make(FIGURES[fig_id], smoke=False, store=store, out=tmp_path / "out")
+    assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 2000 for p in paths)
+    assert not store.exists()
+
+
+@pytest.mark.parametrize("fig_id", list(FIGURES))
+def test_each_figure_follows_the_contract(fig_id):
+    """ID, draw(results) and the declared hooks; no sys.path edits, no hand-derived keys, no
+    training outside `sparselearn.figures`, no YAML text templates."""
+    path = FIGURES[fig_id]
+    source = path.read_text()
+    fig = figures.load(path)
+    assert fig.ID == fig_id and callable(fig.draw)
+    assert ast.get_docstring(ast.parse(source)), "module docstring: title, what it shows, full-size command"
+    for forbidden in ("sys.path", "key_for", "sparselearn.train", "import trajectory", "{{", "common."):
+        assert forbidden not in source, forbidden
+    assert 'if __name__ == "__main__":\n    figures.main(__file__)' in source
+    if hasattr(fig, "experiments"):
+        for smoke in (False, True):
+            declared = fig.experiments(smoke)
+            exps = list(declared.values()) if isinstance(declared, dict) else declared
+            assert all(isinstance(e, sl.config.Experiment) for e in exps)
+
+
+def _kept_configs(path: Path) -> list[str]:
+    """Config hashes of the YAML documents in a kept configs file (resolved with today's defaults)."""
+    return [sl.config.config_hash(sl.config.from_dict(doc)) for doc in yaml.safe_load_all(path.read_text())]
+
+
+@pytest.mark.parametrize("fig_id", [f for f, p in FIGURES.items() if (p.parent / "data" / f"{f.lower()}.yaml").exists()])
+def test_kept_configs_are_the_declared_ones(fig_id):
+    """paper_figs/data/<id>.yaml holds the configs of the figure's full-size experiments."""
+    declared = figures.load(FIGURES[fig_id]).experiments(False)
+    exps = list(declared.values()) if isinstance(declared, dict) else declared
+    kept = _kept_configs(ROOT / "paper_figs" / "data" / f"{fig_id.lower()}.yaml")
+    assert kept == [sl.config.config_hash(e) for e in exps]
+
+
+def test_pf_1_cluster_configs_are_kept():
+    for exp in figures.load(FIGURES["PF-1"]).experiments(False):
+        if "part" not in exp.experiment:
+            init = exp.experiment.removeprefix("pf_1_")
+            assert _kept_configs(ROOT / "paper_figs" / "data" / f"pf-1-{init}.yaml") == [sl.config.config_hash(exp)]
+
+
+def test_run_parameters_agree_with_the_training_loop():
+    """teacher_params and initial_params follow train.init_seed as the loop does; the initial
+    parameters are those the loop trains from."""
+    exp = sl.config.loads("""
+target:  {name: sparse_parity, n: 12, k: 3}
+learner: {name: mlp, width: 8, depth: 2}
+train:   {steps: 4, eval_every: 2, batch: 4, init_seed: 3}
+data:    {online: true, test_m: 16}
+""")
+    plain = sl.config.override(exp, train={"init_seed": None})
+    assert np.array_equal(figures.teacher_params(exp, 0)["support"], figures.teacher_params(plain, 3)["support"])
+    assert not np.array_equal(figures.initial_params(exp, 0)[0]["w"], figures.initial_params(plain, 0)[0]["w"])
+    out = figures.traced_runs(exp, {"seed": [0]}, observe=lambda p, p0: {"w0": p0[0]["w"]})
+    assert np.array_equal(out["trace_w0"][0, 0], figures.initial_params(exp, 0)[0]["w"])
+
+
+def test_a_study_that_breaks_the_protocol_is_a_clear_error(tmp_path):
+    (tmp_path / "paper_figs").mkdir()
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "half.py").write_text('TARGET, LEARNER = "sparse_parity", "mlp"\n')
+    with pytest.raises(ConfigError, match=r"half\.py.*missing: X, Y, BY, experiments, measure, theory_exponent"):
+        figures.studies(tmp_path)
+
+
 def test_exponent_table(drawn):
     results, out = drawn[0], drawn[1]
     assert main(["figs", "exponents", "--smoke", "--results", str(results), "--out", str(out)]) == 0
@@ -59,15 +137,19 @@ def test_exponent_table(drawn):
     assert "| parity_tc | sparse_parity | mlp | t_c vs n | k=2 |" in text
 
 
-def test_list_figs_and_bad_names(capsys):
+def test_list_figs_and_bad_names(capsys, tmp_path, monkeypatch):
     assert main(["list", "figs"]) == 0
     listed = capsys.readouterr().out
-    for fig_id in paper_figs.FIGURES:
+    for fig_id in FIGURES:
         assert fig_id in listed
     assert "exponents" in listed
     assert main(["figs", "HP-99", "--smoke"]) == 2
     assert "unknown figure" in capsys.readouterr().err
     assert main(["figs"]) == 2
+    monkeypatch.chdir(tmp_path)  # outside any checkout: one line saying what to do
+    assert main(["figs", "HP-15", "--smoke"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no paper_figs/ folder" in err and "checkout" in err
 
 
 def test_exponent_table_adkm_s1(drawn):
@@ -94,6 +176,6 @@ def test_exponent_table_covers_width(drawn):
 def test_readme_lists_every_figure_with_a_thumbnail():
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("## Figures"):readme.index("## Notebooks")]
-    for fig_id, module in paper_figs.FIGURES.items():
-        assert f"[{fig_id}](paper_figs/{module}.py)" in section, fig_id
+    for fig_id, path in FIGURES.items():
+        assert f"[{fig_id}](paper_figs/{path.name})" in section, fig_id
         assert (ROOT / "paper_figs" / "thumbs" / f"{fig_id.lower()}.png").is_file(), fig_id

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pandas as pd
 
 import sparselearn as sl
+from sparselearn import figures
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from paper_figs import fig_pf_1  # noqa: E402
+fig_pf_1 = figures.load(Path(__file__).resolve().parents[1] / "paper_figs" / "fig_pf_1.py")
 
 
 def test_pf1_smoke_success_grows_with_width(tmp_path):
     """PF-1/4: averaged over inits, sample sizes and seeds (fixed), the success probability at the
     largest width of the smoke grid is at least that at the smallest, and width helps somewhere."""
-    runs = pd.concat([sl.run(exp, str(tmp_path), progress=False) for exp in fig_pf_1.configs(smoke=True)],
+    runs = pd.concat([sl.run(exp, str(tmp_path), progress=False) for exp in fig_pf_1.experiments(smoke=True)],
                      ignore_index=True)
     table = fig_pf_1.success_table(runs)
     by_width = table.groupby("width")["p_success"].mean().sort_index()
