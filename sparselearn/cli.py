@@ -206,35 +206,24 @@ def cmd_plot(args) -> int:
     return 0
 
 
-def _paper_figs():
-    """The paper_figs package of this checkout (./paper_figs, else next to the installed package)."""
-    import importlib
-
-    for root in dict.fromkeys([Path.cwd().resolve(), Path(__file__).resolve().parents[1]]):
-        if (root / "paper_figs" / "__init__.py").exists():
-            if str(root) not in sys.path:
-                sys.path.insert(0, str(root))
-            return importlib.import_module("paper_figs")
-    raise ConfigError("no paper_figs/ directory here or next to the package (run from the repository root)",
-                      key="figs")
-
-
 def cmd_figs(args) -> int:
-    pf = _paper_figs()
+    from sparselearn import figures
+
+    root = figures.checkout()
     names = list(args.names)
     want_exponents = any(n.lower() == "exponents" for n in names)
     names = [n for n in names if n.lower() != "exponents"]
     if args.all:
-        names = list(pf.FIGURES)
+        names = list(figures.discover(root))
     if not names and not want_exponents:
-        raise ConfigError(f"name a figure ({', '.join(pf.FIGURES)}), 'exponents', or pass --all", key="figs")
-    ids = [pf.lookup(n) for n in names]
-    for fig_id in ids:
-        paths = pf.make(fig_id, smoke=args.smoke, results=args.results, out=args.out)
-        print(f"{fig_id}: " + ", ".join(str(p) for p in paths))
+        raise ConfigError(f"name a figure ({', '.join(figures.discover(root))}), 'exponents', or pass --all",
+                          key="figs")
+    for path in [figures.find(root, n) for n in names]:
+        made = figures.make(path, smoke=args.smoke, store=args.results, out=args.out)
+        print(f"{figures.load(path).ID}: " + ", ".join(str(p) for p in made))
     if want_exponents:
-        paths = pf.exponents(smoke=args.smoke, results=args.results, out=args.out)
-        print("exponents: " + ", ".join(str(p) for p in paths))
+        made = figures.exponents(root, smoke=args.smoke, store=args.results, out=args.out)
+        print("exponents: " + ", ".join(str(p) for p in made))
     return 0
 
 
@@ -274,14 +263,16 @@ def cmd_list(args) -> int:
                 shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
                 print(f"  {shown}  {head}")
     if "figs" in what:
+        from sparselearn import figures
+
         print("figs:")
         try:
-            pf = _paper_figs()
+            root = figures.checkout()
         except ConfigError as e:
             print(f"  ({e})")
         else:
-            for fig_id, module in pf.FIGURES.items():
-                print(f"  {fig_id:10s} {pf.title(fig_id)}")
+            for fig_id, path in figures.discover(root).items():
+                print(f"  {fig_id:10s} {figures.title(path)}")
             print(f"  {'exponents':10s} fitted scaling exponents next to theory (paper_figs/out/exponents.md, .csv)")
     return 0
 
