@@ -181,3 +181,135 @@ def test_garbage_overrides_load_or_raise_config_error(text):
         config.loads("target: {name: sparse_parity}\nlearner: {name: mlp}\ndata: {m: 64}", [text])
     except ConfigError:
         pass
+
+
+# ------------------------------------------------------------------ repeats, duplicate keys, magnitudes
+
+@pytest.mark.parametrize("override, value", [
+    ("sweep.grid.data.m=[256, 256]", "256"),
+    ("sweep.grid.train.lr=[1, 1.0]", "1.0 (the same as 1)"),
+    ("sweep.grid.train.lr=[0.001, 1e-3]", "'1e-3' (the same as 0.001)"),
+    ("sweep.grid.target.inputs=[hypercube, biased, hypercube]", "'hypercube'"),
+])
+def test_a_repeated_grid_value_is_an_error(tiny_file, override, value):
+    with pytest.raises(ConfigError) as info:
+        config.load(tiny_file, [override])
+    assert info.value.key == override.split("=")[0] and f"repeated value {value}" in str(info.value)
+
+
+@pytest.mark.parametrize("text, key, lines", [
+    ("target: {name: sparse_parity}\nlearner: {name: mlp}\ntrain:\n  lr: 0.1\n  steps: 100\n  lr: 0.5\n",
+     "train.lr", (4, 6)),
+    ("target: {name: sparse_parity}\nlearner: {name: mlp}\ndata: {m: 64}\ntrain: {lr: 0.1}\ndata: {m: 128}\n",
+     "data", (3, 5)),
+    ("target: {name: sparse_parity, n: 10, n: 12}\nlearner: {name: mlp}\n", "target.n", (1, 1)),
+    ("target: {name: sparse_parity}\nlearner: {name: mlp}\nsweep: {grid: {data.m: [64], data.m: [128]}}\n",
+     "sweep.grid.data.m", (3, 3)),
+])
+def test_duplicate_yaml_keys_name_the_key_and_both_lines(tmp_path, text, key, lines):
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        config.load(path)
+    assert info.value.key == key and info.value.file == str(path)
+    assert f"line {lines[0]} and again at line {lines[1]}" in str(info.value)
+
+
+def test_yaml_merge_keys_may_still_be_overridden():
+    text = ("target: {name: sparse_parity, n: 10, k: 2}\n"
+            "learner: {<<: {name: mlp, width: 8}, width: 16}\n"   # an explicit key beats a merged one
+            "data: {m: 64}\n")
+    assert config.loads(text).learner.width == 16
+
+
+@pytest.mark.parametrize("override, key, fragment", [
+    ("data.m=10000000000", "data.m", "must be at most 2147483647"),
+    ("target.n=1000000000000000000000000000000", "target.n", "must be at most 2147483647"),
+    ("learner.width=1000000000000000000000000000000", "learner.width", "must be at most 2147483647"),
+    ("train.init_seed=100000000000", "train.init_seed", "must be at most 2147483647"),
+    ("target.n=-100000000000", "target.n", "must be at least -2147483648"),
+    ("sweep.grid.target.n=[10, 1000000000000000000000000000000]", "target.n", "must be at most"),
+])
+def test_integers_beyond_32_bits_are_rejected_with_their_bound(tiny_file, override, key, fragment):
+    with pytest.raises(ConfigError) as info:
+        config.load(tiny_file, [override])
+    assert info.value.key == key and fragment in str(info.value), str(info.value)
+
+
+def test_data_sizes_out_of_range_say_the_range():
+    with pytest.raises(ConfigError, match=r"must be in \[1, 2147483647\], got 10000000000"):
+        config.DataConfig(m=10_000_000_000)
+
+
+def test_huge_sizes_exit_2_and_write_nothing(tiny_file, tmp_path, capsys):
+    from sparselearn import cli
+
+    out = tmp_path / "out"
+    code = cli.main(["run", str(tiny_file), "--out", str(out), "--set", f"target.n={10**30}", "--no-plot"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "target.n" in err[0] and not out.exists()
+
+
+def test_overrides_must_be_a_list_of_strings(tiny_file):
+    with pytest.raises(TypeError, match="overrides is a list of strings"):
+        config.load(tiny_file, overrides="train.lr=0.5")
+    with pytest.raises(TypeError, match="overrides is a list of strings"):
+        config.loads(tiny_file.read_text(), "train.lr=0.5")
+    assert config.load(tiny_file, ("train.lr=0.5",)).train.lr == 0.5
+
+
+SECTION_KEYS = {"train": ["lr", "steps", "batch"], "data": ["m", "test_m"], "target": ["n", "k"],
+                "learner": ["width"]}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(section=st.sampled_from(sorted(SECTION_KEYS)), data=st.data())
+def test_fuzzed_duplicate_keys_are_always_errors(section, data):
+    key = data.draw(st.sampled_from(SECTION_KEYS[section]))
+    first, second = data.draw(st.integers(1, 64)), data.draw(st.integers(1, 64))
+    sections = {"target": "  name: sparse_parity\n", "learner": "  name: mlp\n", "train": "", "data": ""}
+    between = "".join(f"  unknown_{i}: 1\n" for i in range(data.draw(st.integers(0, 2))))
+    sections[section] += f"  {key}: {first}\n" + between
+    sections[section] += f"  {key}: {second}\n"
+    text = "".join(f"{s}:\n{body}" if body else f"{s}: {{}}\n" for s, body in sections.items())
+    with pytest.raises(ConfigError) as info:
+        config.loads(text)
+    assert info.value.key == f"{section}.{key}" and "duplicate key" in str(info.value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.sampled_from([1, 2, 4]), min_size=2, max_size=5).filter(
+    lambda v: len(set(v)) < len(v)), as_float=st.booleans())
+def test_fuzzed_repeated_grid_values_are_always_errors(values, as_float):
+    grid = [float(v) if as_float and i % 2 else v for i, v in enumerate(values)]
+    raw = {"target": {"name": "sparse_parity", "n": 10, "k": 2}, "learner": {"name": "mlp", "width": 8},
+           "train": {"batch": 16}, "sweep": {"grid": {"train.lr": grid}}}  # lr 2 and 2.0 are one value
+    with pytest.raises(ConfigError) as info:
+        config.from_dict(raw)
+    assert info.value.key == "sweep.grid.train.lr" and "repeated value" in str(info.value)
+
+
+MAGNITUDES = st.one_of(st.integers(-10**40, 10**40), st.sampled_from([2**31 - 1, 2**31, -2**31, -2**31 - 1, 10**30]),
+                       st.floats(min_value=-1e300, max_value=1e300))
+
+
+@settings(max_examples=150, deadline=None)
+@given(path=st.sampled_from(["target.n", "target.k", "learner.width", "data.m", "data.test_m", "train.steps",
+                             "train.batch", "train.eval_every", "train.lr", "train.init_seed", "sweep.seeds",
+                             "executor.max_group_runs", "executor.cpus", "target.noise"]),
+       value=MAGNITUDES)
+def test_extreme_magnitudes_load_within_bounds_or_raise_config_error(path, value):
+    raw = {"target": {"name": "sparse_parity", "n": 10, "k": 2}, "learner": {"name": "mlp", "width": 8},
+           "train": {"batch": 16, "steps": 50, "eval_every": 10}, "data": {"m": 64}}
+    section, _, key = path.partition(".")
+    raw.setdefault(section, {})[key] = value
+    try:
+        cfg = config.from_dict(raw)
+    except ConfigError as e:
+        assert e.key and str(e)
+        return
+    plain = config.to_plain(cfg)
+    for s in ("target", "learner", "train", "data", "executor"):
+        for v in plain[s].values():
+            if isinstance(v, int) and not isinstance(v, bool):
+                assert -2**31 <= v <= 2**31 - 1

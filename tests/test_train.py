@@ -186,3 +186,48 @@ def test_init_seed_grid_is_one_compile_group(tiny):
     exp = config.override(tiny, sweep={"seeds": 3, "grid": {"train.init_seed": [0, 1]}})
     groups = group(expand(exp))
     assert len(groups) == 1 and groups[0].hps()["init_seed"] == [0, 0, 0, 1, 1, 1]
+
+
+def _count_compiles(fn) -> int:
+    counter = _CompileCounter()
+    logger = logging.getLogger("jax")
+    logger.addHandler(counter)
+    prev = jax.config.jax_log_compiles
+    jax.config.update("jax_log_compiles", True)
+    try:
+        fn()
+    finally:
+        jax.config.update("jax_log_compiles", prev)
+        logger.removeHandler(counter)
+    return counter.names.count("jit(run_group)")
+
+
+def test_a_grid_over_label_noise_is_one_compiled_group_equal_to_separate_runs(tiny):
+    from sparselearn.sweeps.grid import expand, group
+
+    # n = 11 and 6 runs: a shape no other test compiles
+    exp = config.override(tiny, target={"n": 11}, sweep={"seeds": 2, "grid": {"target.noise": [0.0, 0.1, 0.3]}})
+    groups = group(expand(exp))
+    assert len(groups) == 1 and groups[0].hps()["noise"] == [0.0, 0.0, 0.1, 0.1, 0.3, 0.3]
+    box = {}
+    assert _count_compiles(lambda: box.update(out=run_group(groups[0].exp, groups[0].hps()))) == 1
+    out = box["out"]
+    assert len(set(out["curve_train_loss"][:, -1].tolist())) == 6  # noise changes the training data
+    for i, run in enumerate(groups[0].runs):
+        alone = run_one(run.exp, seed=run.seed)
+        for name in METRICS:
+            np.testing.assert_allclose(out[name][i], alone[name], atol=1e-6, rtol=0, err_msg=f"run {i} {name}")
+
+
+@pytest.mark.parametrize("name, level", [("sparse_parity", 0.2), ("staircase", 0.5)])
+def test_vmapped_noise_draws_what_the_target_itself_samples(name, level):
+    noisy = targets.get(name, n=8, k=3, noise=level)
+    clean = targets.get(name, n=8, k=3)
+    tp = clean.init(jax.random.key(0))
+    key = jax.random.key(4)
+    own = jax.vmap(lambda i: noisy.sample(tp, jax.random.fold_in(key, i), 1))(jnp.arange(64))
+    x, y = draw_dataset(clean, tp, key, 64, noise=jnp.float32(level))  # the level as the loop passes it
+    np.testing.assert_array_equal(x, own[0][:, 0, :])
+    # flips are exact; real labels may differ in the last bit (another fusion of y + σ·z)
+    np.testing.assert_allclose(y, own[1][:, 0], rtol=1e-6, atol=1e-6)
+    assert not np.allclose(y, clean.labels(tp, x))  # the noise did change labels

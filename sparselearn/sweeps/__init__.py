@@ -1,7 +1,20 @@
-"""Sweeps: grid expansion, shape groups and executors (the store lives in `sparselearn.store`)."""
+"""Sweeps: grid expansion, shape groups and executors (the store lives in `sparselearn.store`).
 
-from sparselearn.store import Store, StoreError, load_results
-from sparselearn.sweeps.grid import Group, Run, expand, group
-from sparselearn.sweeps.runner import Summary, run
+The names below are imported on first use, so `sparselearn.sweeps.executors.NAMES` (read by
+config validation and the CLI) loads without jax.
+"""
 
-__all__ = ["Group", "Run", "expand", "group", "run", "Summary", "Store", "StoreError", "load_results"]
+import importlib
+
+_LAZY = {"Group": "sparselearn.sweeps.grid", "Run": "sparselearn.sweeps.grid", "expand": "sparselearn.sweeps.grid",
+         "group": "sparselearn.sweeps.grid", "run": "sparselearn.sweeps.runner",
+         "Summary": "sparselearn.sweeps.runner", "Store": "sparselearn.store", "StoreError": "sparselearn.store",
+         "load_results": "sparselearn.store"}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'sparselearn.sweeps' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)

@@ -33,9 +33,8 @@ from sparselearn.contracts import kind_of
 from sparselearn.errors import ConfigError
 from sparselearn.sweeps.grid import Run, run_id
 from sparselearn.sweeps.runner import execute
+from sparselearn.train.spec import SEARCHABLE as PARAMS
 from sparselearn.store import Store
-
-PARAMS = ("data.m", "train.steps")
 
 
 def clopper_pearson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:

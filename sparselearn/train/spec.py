@@ -73,6 +73,11 @@ BY_NAME: dict[str, Axis] = {a.name: a for a in AXES}
 NAMES: tuple[str, ...] = tuple(BY_NAME)
 PATHS: dict[str, str] = {a.path: a.name for a in AXES if a.path}  # config path → axis name
 
+#: what `sparselearn search` can vary: the sample size (an axis: every candidate m of a round
+#: shares a group) and the step budget (one training at the largest budget gives
+#: steps_to_eps for every smaller one)
+SEARCHABLE: tuple[str, ...] = ("data.m", "train.steps")
+
 
 def _set(exp: Experiment, path: str, value) -> Experiment:
     section, _, name = path.partition(".")
@@ -119,5 +124,5 @@ def hp_lists(values: list[dict[str, Any]]) -> dict[str, list]:
     return {a.name: [a.to_array(v[a.name]) for v in values] for a in AXES}
 
 
-__all__ = ["Axis", "AXES", "BY_NAME", "NAMES", "PATHS", "run_values", "static_part", "group_key", "hp_arrays",
+__all__ = ["Axis", "AXES", "BY_NAME", "NAMES", "PATHS", "SEARCHABLE", "run_values", "static_part", "group_key", "hp_arrays",
            "hp_lists"]
