@@ -1,14 +1,7 @@
-"""devices: each group's run axis sharded over every local JAX device (GPUs, TPU cores,
-or CPU devices made with XLA_FLAGS=--xla_force_host_platform_device_count=N)."""
+"""devices: the same as `local`, which already shards each group's run axis over every local
+JAX device (GPUs, TPU cores, or the host devices made with
+XLA_FLAGS=--xla_force_host_platform_device_count=N); kept as a name for configs that use it."""
 
-from __future__ import annotations
+from sparselearn.sweeps.executors.local import execute
 
-import jax
-
-
-def execute(groups, train, on_done, cfg) -> None:
-    """Train groups in order, each split evenly across `jax.devices()`."""
-    del cfg
-    devices = tuple(jax.devices())
-    for g in groups:
-        on_done(g, train(g, devices=devices))
+__all__ = ["execute"]

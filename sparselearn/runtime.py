@@ -1,0 +1,151 @@
+"""JAX start-up settings: the persistent compilation cache and the number of host devices.
+
+The compilation cache stores every compiled program on disk, so a shape compiles once on a
+machine, not once per process. It is on by default, in
+`$SPARSELEARN_CACHE_DIR`, else `$XDG_CACHE_HOME/sparselearn/jax-<jax version>` (default
+`~/.cache/...`); `SPARSELEARN_CACHE=0` (or `off`), `--no-compile-cache` on the command line
+or `executor.compile_cache: false` turns it off.
+
+Host devices: XLA runs one CPU "device" by default, so a vmapped group uses one core for its
+small matrix products. `sparselearn` (the command) starts JAX with one host device per core
+and the local executor shards each group's run axis over them. From Python, do the same
+before JAX first runs anything:
+
+    >>> import os; os.environ["XLA_FLAGS"] = sparselearn.runtime.host_device_flags(os.environ)
+    >>> import sparselearn as sl            # then sl.run uses every core
+
+(or `jax.config.update("jax_num_cpu_devices", os.cpu_count())` right after `import jax`).
+Nothing here imports jax at module level.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import warnings
+from importlib import metadata
+from pathlib import Path
+
+CACHE_ENV = "SPARSELEARN_CACHE"
+CACHE_DIR_ENV = "SPARSELEARN_CACHE_DIR"
+OFF = ("0", "off", "false", "no")
+DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
+
+
+def cpu_count() -> int:
+    """Cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def cache_dir(environ=os.environ) -> Path | None:
+    """Where compiled programs are kept, or None when the cache is switched off.
+
+    The default directory names the jax and jaxlib versions, so programs of one version are
+    never offered to another (jax's own cache key covers this too; separate directories
+    also make stale ones easy to delete).
+    """
+    if environ.get(CACHE_ENV, "").strip().lower() in OFF:
+        return None
+    if environ.get(CACHE_DIR_ENV):
+        return Path(environ[CACHE_DIR_ENV]).expanduser()
+    base = Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+    return base / "sparselearn" / f"jax-{metadata.version('jax')}-jaxlib-{metadata.version('jaxlib')}"
+
+
+def enable_compile_cache(path: str | Path | None = None, environ=os.environ) -> Path | None:
+    """Point JAX's persistent compilation cache at `path` (default: `cache_dir()`), keeping
+    every program however fast it compiled. Returns the directory in use, or None when the
+    cache is off (by the environment or `disable_compile_cache`). A directory set before
+    (`jax_compilation_cache_dir`) is kept. Safe to call many times; takes effect for programs
+    compiled after it.
+    """
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache as cc
+
+    path = cache_dir(environ) if path is None else Path(path)
+    if path is None or not jax.config.jax_enable_compilation_cache:
+        return None
+    if jax.config.jax_compilation_cache_dir:
+        return Path(jax.config.jax_compilation_cache_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # an unwritable home: run without the cache rather than fail
+        warnings.warn(f"compilation cache disabled: cannot create {path} ({e.strerror})", stacklevel=2)
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    cc.reset_cache()  # jax decides once per process whether to use a cache; ask again now
+    return path
+
+
+def disable_compile_cache(environ=os.environ) -> None:
+    """Switch the cache off for this process and the processes it starts (executors); for the
+    command line's `--no-compile-cache` and `executor.compile_cache: false`."""
+    environ[CACHE_ENV] = "off"
+    if "jax" not in sys.modules:  # not started: the environment is enough
+        return
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache as cc
+
+    if jax.config.jax_enable_compilation_cache:
+        jax.config.update("jax_enable_compilation_cache", False)
+        cc.reset_cache()
+
+
+def host_device_flags(environ=os.environ, count: int | None = None) -> str:
+    """XLA_FLAGS with one host device per core appended, unless the flags already set a count.
+
+    Example:
+        >>> host_device_flags({"XLA_FLAGS": "--xla_cpu_enable_fast_math=false"}, count=4)
+        '--xla_cpu_enable_fast_math=false --xla_force_host_platform_device_count=4'
+    """
+    flags = environ.get("XLA_FLAGS", "")
+    if re.search(rf"{DEVICE_COUNT_FLAG}\b", flags):
+        return flags
+    count = cpu_count() if count is None else count
+    return f"{flags} {DEVICE_COUNT_FLAG}={count}".strip()
+
+
+def jax_started() -> bool:
+    """Whether this process's JAX backends exist already (device counts are then fixed)."""
+    if "jax" not in sys.modules:
+        return False
+    from jax._src import xla_bridge
+
+    return xla_bridge.backends_are_initialized()
+
+
+def use_every_core(environ=os.environ) -> None:
+    """Give JAX one host device per core, if its backend has not started yet (else nothing).
+    For processes that own their JAX, such as the command line."""
+    if not jax_started():
+        environ["XLA_FLAGS"] = host_device_flags(environ)
+
+
+def local_devices():
+    """The devices a local group is sharded over: every local accelerator, or every host
+    CPU device. Warns (once per call site) when JAX runs a single host device on a machine
+    with several cores, unless that count was chosen (XLA_FLAGS, jax_num_cpu_devices)."""
+    import jax
+
+    devices = jax.local_devices()
+    chosen = DEVICE_COUNT_FLAG in os.environ.get("XLA_FLAGS", "") or jax.config.jax_num_cpu_devices > 0
+    if len(devices) == 1 and devices[0].platform == "cpu" and cpu_count() > 1 and not chosen:
+        warnings.warn(f"JAX runs one CPU device on this {cpu_count()}-core machine, so groups use one core; "
+                      f"set XLA_FLAGS={DEVICE_COUNT_FLAG}={cpu_count()} before importing jax "
+                      "(see sparselearn.runtime) to use them all", RuntimeWarning, stacklevel=2)
+    return tuple(devices)
+
+
+def compile_cache(on: bool = True) -> Path | None:
+    """Before a sweep compiles: the persistent cache on (unless the environment switches it
+    off, see `cache_dir`) or off for this process. Returns the directory in use, if any."""
+    if on:
+        return enable_compile_cache()
+    disable_compile_cache()
+    return None
