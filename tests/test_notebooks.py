@@ -1,7 +1,10 @@
-"""Each notebook (jupytext percent .py) executes top to bottom without error, at its default size."""
+"""Each notebook (jupytext percent .py) executes top to bottom without error through a Jupyter
+kernel, at its default size, and every cell that draws a figure shows it (an image output):
+importing sparselearn must not switch matplotlib to a file-only backend."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,8 @@ jupytext = pytest.importorskip("jupytext")
 nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.py"))
+#: a cell that draws: it makes a figure (`fig, ax = …`, `figure()`, a pyplot call)
+DRAWS = re.compile(r"^\s*fig\b.*=|\bfigure\(|\bplt\.", re.MULTILINE)
 
 
 def test_all_three_notebooks_present():
@@ -17,12 +22,18 @@ def test_all_three_notebooks_present():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_executes(path, tmp_path, monkeypatch):
+def test_notebook_executes_and_shows_its_figures(path, tmp_path, monkeypatch):
     monkeypatch.setenv("SPARSELEARN_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's own (inline) backend, as a user gets
     nb = jupytext.read(path)
     client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    errors = [o for c in code for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
+    drawing = [c for c in code if DRAWS.search(c.source)]
+    assert drawing, "every notebook draws at least one figure"
+    for cell in drawing:
+        images = [o for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert images, f"no image shown by the cell:\n{cell.source}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import matplotlib
@@ -20,9 +21,22 @@ RC = {
 }
 
 
+@contextlib.contextmanager
+def styled():
+    """The house style for the block. Unlike `plt.rc_context` it restores only the style's own
+    keys: the first figure may load the backend (in Jupyter the inline one, which turns on
+    interactive mode), and that must outlive the block or later cells show no figure."""
+    old = {k: matplotlib.rcParams[k] for k in RC}
+    matplotlib.rcParams.update(RC)
+    try:
+        yield
+    finally:
+        matplotlib.rcParams.update(old)
+
+
 def figure(width: float = 4.5, height: float = 3.2):
     """A new (fig, ax) drawn with the house style."""
-    with plt.rc_context(RC):
+    with styled():
         fig, ax = plt.subplots(figsize=(width, height))
     return fig, ax
 
@@ -31,7 +45,7 @@ def panels(rows: int = 1, cols: int = 2, width: float | None = None, height: flo
     """A new (fig, axes) grid in the house style; axes is a 2-D array when rows > 1, else 1-D."""
     width = width or 4.0 * cols
     height = height or 3.0 * rows
-    with plt.rc_context(RC):
+    with styled():
         fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False, **kw)
     return fig, (axes if rows > 1 else axes[0])
 
@@ -41,7 +55,7 @@ def save(fig, path: str | Path) -> list[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     out = []
-    with plt.rc_context(RC):
+    with styled():
         for suffix in (".png", ".pdf"):
             p = path.with_suffix(suffix)
             fig.savefig(p)
