@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -130,27 +131,35 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
     _write_atomic(lambda tmp: pq.write_table(table, tmp, write_page_checksum=True), path)
 
 
-def read_parquet(path: Path, table: str, columns: list[str] | None = None) -> pd.DataFrame:
-    """One store file, checked: readable, page checksums intact, the table's key columns present."""
+def read_arrow(path: Path, table: str, columns: list[str] | None = None) -> pa.Table:
+    """One store file as Arrow, checked: readable, page checksums intact, the table's key
+    columns present."""
     everything, required = TABLES[table]
     try:
-        names = pq.read_schema(path).names
+        pf = pq.ParquetFile(path, page_checksum_verification=True)
+        names = pf.schema_arrow.names
+        missing = [c for c in required if c not in names]
+        if missing:
+            raise StoreError(f"{path}: not a sparselearn store file (no {', '.join(missing)} column; "
+                             f"a {table} file has {', '.join(everything[:4])}, …)")
+        return pf.read(columns=None if columns is None else [c for c in columns if c in names])
     except PermissionError:
         raise StoreError(f"{path}: permission denied (reading results)") from None
     except (pa.ArrowException, OSError) as e:
         raise StoreError(_corrupt(path, table, e)) from None
-    missing = [c for c in required if c not in names]
-    if missing:
-        raise StoreError(f"{path}: not a sparselearn store file (no {', '.join(missing)} column; "
-                         f"a {table} file has {', '.join(everything[:4])}, …)")
+
+
+def read_parquet(path: Path, table: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """One store file as pandas (see `read_arrow`), with any missing schema column added empty."""
+    return _frame(read_arrow(path, table, columns), table, columns)
+
+
+def _frame(arrow: pa.Table, table: str, columns: list[str] | None) -> pd.DataFrame:
     try:
-        cols = None if columns is None else [c for c in columns if c in names]
-        df = pq.read_table(path, columns=cols, page_checksum_verification=True).to_pandas()
-    except PermissionError:
-        raise StoreError(f"{path}: permission denied (reading results)") from None
-    except (pa.ArrowException, OSError) as e:
-        raise StoreError(_corrupt(path, table, e)) from None
-    absent = [c for c in (columns or everything) if c not in df.columns]
+        df = arrow.to_pandas()
+    except pa.ArrowException as e:
+        raise StoreError(f"unreadable {table} table ({e})") from None
+    absent = [c for c in (columns or TABLES[table][0]) if c not in df.columns]
     return df.reindex(columns=[*df.columns, *absent]) if absent else df
 
 
@@ -164,17 +173,22 @@ def _part_name() -> str:
     return f"part-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
 
 
-def _combine(frames: list[pd.DataFrame], table: str) -> pd.DataFrame:
+def _combine(tables: list[pa.Table], table: str, columns: list[str] | None = None) -> pd.DataFrame:
     """Parts in order as one frame; a run_id's rows come from the last part that has it."""
-    frames = [f.assign(_part=i) for i, f in enumerate(frames) if len(f)]
-    if not frames:
-        return pd.DataFrame(columns=TABLES[table][0])
-    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    if len(frames) > 1:
-        latest = df.groupby("run_id", sort=False)["_part"].transform("max")
-        df = df[df["_part"] == latest]
-        if table == "runs":
-            df = df.drop_duplicates("run_id", keep="last")
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return pd.DataFrame(columns=columns or TABLES[table][0])
+    if len(tables) == 1:
+        return _frame(tables[0], table, columns)
+    tagged = [t.append_column("_part", pa.array(np.full(t.num_rows, i, dtype=np.int32))) for i, t in enumerate(tables)]
+    try:
+        df = _frame(pa.concat_tables(tagged, promote_options="permissive"), table, columns)
+    except pa.ArrowException as e:
+        raise StoreError(f"{table} parts do not fit together ({e})") from None
+    latest = df.groupby("run_id", sort=False)["_part"].transform("max")
+    df = df[df["_part"] == latest]
+    if table == "runs":
+        df = df.drop_duplicates("run_id", keep="last")
     return df.drop(columns="_part").reset_index(drop=True)
 
 
@@ -230,7 +244,7 @@ class Store:
 
     def read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
         """Every stored row of `table` ("runs" or "curves"), one table."""
-        return _combine([read_parquet(p, table, columns) for p in self.files(table)], table)
+        return _combine([read_arrow(p, table, columns) for p in self.files(table)], table, columns)
 
     def runs(self) -> pd.DataFrame:
         """Every stored run (an empty frame with the schema if none)."""
