@@ -42,13 +42,27 @@ def cpu_else(cpu, other, *args):
     return jax.lax.platform_dependent(*args, cpu=cpu, default=other)
 
 
-def by_impl(impl: str, sparse_wins: bool, sparse, dense, *args):
-    """sparse(*args) or dense(*args) as `impl` ("auto", "sparse" or "dense") says. "auto"
-    takes sparse where the measured rule `sparse_wins` holds and the program is compiled
-    for a CPU (the rules were measured on CPUs), dense otherwise."""
-    if impl not in ("auto", "sparse", "dense"):
-        raise ValueError(f"impl must be 'auto', 'sparse' or 'dense', got {impl!r}")
+#: the values of the primitives' `impl` argument
+IMPLS = ("auto", "sparse", "dense", "pallas")
+
+
+def by_impl(impl: str, sparse_wins: bool, sparse, dense, *args, pallas=None, pallas_wins: bool = False):
+    """sparse(*args), dense(*args) or pallas(*args) as `impl` (one of `IMPLS`) says.
+
+    "auto" takes sparse where the measured CPU rule `sparse_wins` holds and the program is
+    compiled for a CPU, pallas where the measured GPU rule `pallas_wins` holds (see
+    `primitives.pallas.prefers_pallas`) and the program is compiled for a CUDA GPU, and
+    dense otherwise. `pallas` (a callable) must be given when impl is "pallas" or
+    pallas_wins is true.
+    """
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {', '.join(map(repr, IMPLS))}; got {impl!r}")
+    if impl == "pallas":
+        return pallas(*args)
     if impl == "auto":
+        cpu = sparse if sparse_wins else dense
+        if pallas_wins:
+            return jax.lax.platform_dependent(*args, cpu=cpu, cuda=pallas, default=dense)
         return cpu_else(sparse, dense, *args) if sparse_wins else dense(*args)
     return sparse(*args) if impl == "sparse" else dense(*args)
 

@@ -19,12 +19,14 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import jax
 import jax.numpy as jnp
 
 from sparselearn.primitives import _checks, _rows
+from sparselearn.primitives.pallas import prefers_pallas
 
 # `impl="auto"` gathers when the active units are few (k/s ≤ GATHER_MAX_DENSITY), or
 # fairly few with rows of moderate length (k/s ≤ GATHER_MID_DENSITY and
@@ -47,23 +49,39 @@ def gather_prefers_sparse(k: int, s: int, out: int) -> bool:
             or (density <= GATHER_MID_DENSITY and row <= GATHER_MID_ROW_ELEMENTS))
 
 
-@jax.custom_vjp
-def _gather_matmul(values, idx, w2):
-    return _rows.row_combine(values, idx, w2)
+def gather_vjp(rows):
+    """The gather product as a custom_vjp function of (values, idx, w2) built from the row
+    helpers of `rows` (`_rows`, or `pallas.kernels` for the Pallas path)."""
+
+    @jax.custom_vjp
+    def product(values, idx, w2):
+        return rows.row_combine(values, idx, w2)
+
+    def fwd(values, idx, w2):
+        return rows.row_combine(values, idx, w2), (values, idx, w2)
+
+    def bwd(res, g):
+        values, idx, w2 = res
+        d_values = rows.row_dots(g, w2, idx).astype(values.dtype)
+        d_w2 = rows.row_scatter_add(w2.shape[0], idx, values, g, w2.dtype)
+        return d_values, None, d_w2
+
+    product.defvjp(fwd, bwd)
+    return product
 
 
-def _gather_matmul_fwd(values, idx, w2):
-    return _rows.row_combine(values, idx, w2), (values, idx, w2)
+_gather_matmul = gather_vjp(_rows)
 
 
-def _gather_matmul_bwd(res, g):
-    values, idx, w2 = res
-    d_values = _rows.row_dots(g, w2, idx).astype(values.dtype)
-    d_w2 = _rows.row_scatter_add(w2.shape[0], idx, values, g, w2.dtype)
-    return d_values, None, d_w2
+@functools.cache
+def _gather_matmul_pallas():
+    from sparselearn.primitives.pallas import kernels  # loads jax.experimental.pallas
+
+    return gather_vjp(kernels)
 
 
-_gather_matmul.defvjp(_gather_matmul_fwd, _gather_matmul_bwd)
+def _pallas(values, idx, w2):
+    return _gather_matmul_pallas()(values, idx, w2)
 
 
 def _check(values, idx, w2) -> None:
@@ -79,7 +97,7 @@ def _check(values, idx, w2) -> None:
 
 
 def gather_matmul(values: jax.Array, idx: jax.Array, w2: jax.Array, *,
-                  impl: Literal["auto", "sparse", "dense"] = "auto") -> jax.Array:
+                  impl: Literal["auto", "sparse", "dense", "pallas"] = "auto") -> jax.Array:
     """Σ_j values[i, j] · w2[idx[i, j]] for every example i.
 
     Args:
@@ -88,10 +106,13 @@ def gather_matmul(values: jax.Array, idx: jax.Array, w2: jax.Array, *,
         w2: (s, out) second-layer weights, or (s,) for a scalar output.
         impl: "sparse" (gather the k rows per example; custom VJP that scatters back
             into them), "dense" (`gather_matmul_reference`: scatter values into an
-            (m, s) matrix, then one matrix product) or "auto": sparse where
-            `gather_prefers_sparse(k, s, out)` and the program is compiled for a CPU
-            (the rule's measurements are from CPUs), dense otherwise. All three give
-            the same values and gradients.
+            (m, s) matrix, then one matrix product), "pallas" (the sparse path as
+            Triton kernels, `primitives.pallas`; off GPUs in interpret mode, slowly)
+            or "auto": sparse where `gather_prefers_sparse(k, s, out)` and the program
+            is compiled for a CPU (the rule's measurements are from CPUs), pallas where
+            `pallas.prefers_pallas("gather_matmul", k, s)` and it is compiled for a
+            CUDA GPU (no GPU measurement yet: never), dense otherwise. All give the
+            same values and gradients.
 
     Returns:
         (m, out), or (m,) when w2 is (s,).
@@ -102,8 +123,10 @@ def gather_matmul(values: jax.Array, idx: jax.Array, w2: jax.Array, *,
     _check(values, idx, w2)
     vector = w2.ndim == 1
     w2m = w2[:, None] if vector else w2
-    sparse_wins = gather_prefers_sparse(idx.shape[1], w2m.shape[0], w2m.shape[1])
-    out = _rows.by_impl(impl, sparse_wins, _gather_matmul, _dense, values, idx.astype(jnp.int32), w2m)
+    k, s = idx.shape[1], w2m.shape[0]
+    sparse_wins = gather_prefers_sparse(k, s, w2m.shape[1])
+    out = _rows.by_impl(impl, sparse_wins, _gather_matmul, _dense, values, idx.astype(jnp.int32), w2m,
+                        pallas=_pallas, pallas_wins=prefers_pallas("gather_matmul", k, s))
     return out[:, 0] if vector else out
 
 

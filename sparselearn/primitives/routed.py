@@ -48,6 +48,7 @@ import numpy as np
 
 from sparselearn.primitives import _checks, _rows
 from sparselearn.primitives.gather import gather_matmul
+from sparselearn.primitives.pallas import prefers_pallas
 from sparselearn.primitives.topk import keep_mask, topk
 
 # Limits of `impl="auto"`'s sparse path, from benchmarks/results/primitives.json on a
@@ -63,25 +64,41 @@ def prefers_sparse(k: int, s: int, n: int) -> bool:
     return k / s <= SPARSE_MAX_DENSITY and k * n <= SPARSE_MAX_ROW_ELEMENTS
 
 
-@jax.custom_vjp
-def _rows_sparse(x, w1, b1, idx):
-    return _rows.row_dots(x, w1, idx) + b1[idx]
+def rows_vjp(rows):
+    """z = x · w1[idx] + b1[idx] as a custom_vjp function of (x, w1, b1, idx) built from
+    the row helpers of `rows` (`_rows`, or `pallas.kernels` for the Pallas path)."""
+
+    @jax.custom_vjp
+    def layer(x, w1, b1, idx):
+        return rows.row_dots(x, w1, idx) + b1[idx]
+
+    def fwd(x, w1, b1, idx):
+        return layer(x, w1, b1, idx), (x, w1, b1, idx)
+
+    def bwd(res, gz):
+        x, w1, b1, idx = res
+        s = w1.shape[0]
+        d_x = rows.row_combine(gz, idx, w1).astype(x.dtype)
+        d_w1 = rows.row_scatter_add(s, idx, gz, x, w1.dtype)
+        d_b1 = _rows.scatter_add_1d(s, idx, gz, b1.dtype)
+        return d_x, d_w1, d_b1, None
+
+    layer.defvjp(fwd, bwd)
+    return layer
 
 
-def _rows_sparse_fwd(x, w1, b1, idx):
-    return _rows_sparse(x, w1, b1, idx), (x, w1, b1, idx)
+_rows_sparse = rows_vjp(_rows)
 
 
-def _rows_sparse_bwd(res, gz):
-    x, w1, b1, idx = res
-    s = w1.shape[0]
-    d_x = _rows.row_combine(gz, idx, w1).astype(x.dtype)
-    d_w1 = _rows.row_scatter_add(s, idx, gz, x, w1.dtype)
-    d_b1 = _rows.scatter_add_1d(s, idx, gz, b1.dtype)
-    return d_x, d_w1, d_b1, None
+@functools.cache
+def _rows_pallas_vjp():
+    from sparselearn.primitives.pallas import kernels  # loads jax.experimental.pallas
+
+    return rows_vjp(kernels)
 
 
-_rows_sparse.defvjp(_rows_sparse_fwd, _rows_sparse_bwd)
+def _rows_pallas(x, w1, b1, idx):
+    return _rows_pallas_vjp()(x, w1, b1, idx)
 
 
 def _rows_dense(x, w1, b1, idx):
@@ -128,7 +145,7 @@ def route(x: jax.Array, router, b1: jax.Array, k: int) -> jax.Array:
 
 
 def routed_layer(x: jax.Array, router, w1: jax.Array, b1: jax.Array, k: int,
-                 *, impl: Literal["auto", "sparse", "dense"] = "auto") -> tuple[jax.Array, jax.Array]:
+                 *, impl: Literal["auto", "sparse", "dense", "pallas"] = "auto") -> tuple[jax.Array, jax.Array]:
     """Pre-activations of the k router-selected units of a layer, and which units they are.
 
     Args:
@@ -138,10 +155,13 @@ def routed_layer(x: jax.Array, router, w1: jax.Array, b1: jax.Array, k: int,
         b1: (s,) biases.
         k: static int, 1 ≤ k ≤ s: units computed per example.
         impl: "sparse" (gather the k rows; custom VJP that scatters back into them),
-            "dense" (all s units, then keep the routed ones) or "auto": sparse where
-            `prefers_sparse(k, s, n)` and the program is compiled for a CPU (the rule
-            was measured on CPUs), dense otherwise. All three return the same values
-            and gradients.
+            "dense" (all s units, then keep the routed ones), "pallas" (the sparse path
+            as Triton kernels, `primitives.pallas`; off GPUs in interpret mode, slowly)
+            or "auto": sparse where `prefers_sparse(k, s, n)` and the program is
+            compiled for a CPU (the rule was measured on CPUs), pallas where
+            `pallas.prefers_pallas("routed", k, s)` and it is compiled for a CUDA GPU
+            (no GPU measurement yet: never), dense otherwise. All return the same
+            values and gradients.
 
     Returns:
         z (m, k) = x[i] · w1[idx[i, j]] + b1[idx[i, j]], and idx (m, k) int32, the
@@ -151,17 +171,20 @@ def routed_layer(x: jax.Array, router, w1: jax.Array, b1: jax.Array, k: int,
     n, s = _check(x, router, w1, b1)
     k = _checks.k_in_range(k, s)
     idx = route(x, router, b1, k)
-    return _rows.by_impl(impl, prefers_sparse(k, s, n), _rows_sparse, _rows_dense, x, w1, b1, idx), idx
+    z = _rows.by_impl(impl, prefers_sparse(k, s, n), _rows_sparse, _rows_dense, x, w1, b1, idx,
+                      pallas=_rows_pallas, pallas_wins=prefers_pallas("routed", k, s))
+    return z, idx
 
 
 def routed_mlp(x: jax.Array, router, w1: jax.Array, b1: jax.Array, w2: jax.Array, k: int,
-               *, impl: Literal["auto", "sparse", "dense"] = "auto") -> jax.Array:
+               *, impl: Literal["auto", "sparse", "dense", "pallas"] = "auto") -> jax.Array:
     """Top-k MLP output computing only the k router-selected hidden units per example:
     `gather_matmul(relu(z), idx, w2)` of `routed_layer`'s (z, idx).
 
     Args:
         x, router, w1, b1, k, impl: as in `routed_layer`; impl also picks the second
-            layer's path ("sparse" gathers the k rows of w2, "dense" multiplies all s).
+            layer's path ("sparse" and "pallas" gather the k rows of w2, "dense"
+            multiplies all s).
         w2: (s, out) second-layer weights, or (s,) for a scalar output.
 
     Returns:
@@ -171,12 +194,17 @@ def routed_mlp(x: jax.Array, router, w1: jax.Array, b1: jax.Array, w2: jax.Array
     k = _checks.k_in_range(k, s)
     # the dense path takes all units at once and a mask: no (m, k) gathers of z in and out
     return _rows.by_impl(impl, prefers_sparse(k, s, n), _sparse_mlp, _masked_dense, x, w1, b1, w2,
-                         route(x, router, b1, k))
+                         route(x, router, b1, k), pallas=_pallas_mlp, pallas_wins=prefers_pallas("routed", k, s))
 
 
 def _sparse_mlp(x, w1, b1, w2, idx):
     z = _rows_sparse(x, w1, b1, idx)
     return gather_matmul(jax.nn.relu(z), idx, w2, impl="sparse")
+
+
+def _pallas_mlp(x, w1, b1, w2, idx):
+    z = _rows_pallas(x, w1, b1, idx)
+    return gather_matmul(jax.nn.relu(z), idx, w2, impl="pallas")
 
 
 def routed_layer_reference(x, router, w1, b1, k):

@@ -1,0 +1,336 @@
+"""GPU check: training throughput against the device's dense peak, and the sparse primitives' speedups.
+
+Two parts, each writing one JSON (with `_machine.describe()` and the GPU's name):
+
+- `sweep` → results/train-gpu.json. A wide sweep: 256 runs of the `mlp` learner (width
+  4096, depth 2, ReLU) on a 3-sparse parity, n = 64, batch 128, 300 SGD steps, trained
+  by `sparselearn.train.run_group` in one compiled group. FLOPs per step and run are
+  counted as 6 · batch · params (forward + backward), plus 2 · points · params for every
+  evaluation's forward pass. Achieved FLOP/s are divided by the device's dense peak at the
+  matmul precision used (`PEAK_TFLOPS`: vendor data sheets, no structured sparsity):
+  "highest" → the FP32 peak, "default" → the TF32 tensor-core peak. Timed: steady calls
+  after a compiling one (data drawing included, not counted as FLOPs).
+- `primitives` → results/primitives-gpu.json. One gradient step (forward + backward) at
+  s = 4096, density k/s = 1/64, n = out = 512, batch 256, as in bench_primitives.py:
+  the second layer by dense_rows @ w2 ("dense"), gather_matmul impl="sparse" ("gather",
+  XLA gathers) and impl="pallas" ("gather_pallas", Triton kernels), in float32 and
+  bfloat16; the top-k MLP dense ("routed_dense"), routed_mlp impl="sparse" ("routed") and
+  impl="pallas" ("routed_pallas"). Before timing, every path's values and gradients are
+  compared with the dense one on the device (`max_rel_error`). A path that fails to
+  compile is recorded with its error and the rest still runs.
+
+Targets (issue 16): fraction of peak ≥ 0.3 on the wide sweep; gather ≥ 4× dense at
+density 1/64 (the faster of "gather" and "gather_pallas", float32).
+
+Run on a GPU machine from the repository root:  bash benchmarks/device_check.sh
+(or: PYTHONPATH=. python benchmarks/bench_gpu.py [--part sweep|primitives|all]).
+Without a GPU it exits with status 3 and writes nothing. `--cpu-dry-run` runs every code
+path on the CPU with tiny sizes (Pallas in interpret mode) and writes
+<part>-gpu-dry-run.json instead, so the script can be checked where no GPU is available.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import describe  # noqa: E402
+from bench_primitives import ms, race, speedup  # noqa: E402
+
+from sparselearn import config  # noqa: E402
+from sparselearn import primitives as P  # noqa: E402
+from sparselearn.learners.mlp import MLP  # noqa: E402
+from sparselearn.train import run_group  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TARGET_FRACTION_OF_PEAK = 0.3
+TARGET_GATHER_SPEEDUP = 4.0
+NO_GPU_STATUS = 3
+
+# Dense peak TFLOP/s (no 2:4 sparsity) by GPU name, from the vendors' data sheets: FP32 on
+# CUDA cores, TF32 and BF16 on tensor cores. The first name contained in the device's
+# `device_kind` wins, so more specific names come first.
+PEAK_TFLOPS = (
+    ("H200", {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4}),
+    ("GH200", {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4}),
+    ("H100 PCIe", {"fp32": 51.2, "tf32": 378.0, "bf16": 756.0}),
+    ("H100 NVL", {"fp32": 60.0, "tf32": 417.5, "bf16": 835.0}),
+    ("H100", {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4}),        # SXM
+    ("A100", {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0}),
+    ("L40S", {"fp32": 91.6, "tf32": 183.0, "bf16": 362.0}),
+)
+# jax matmul precision of float32 products → the peak that applies on NVIDIA GPUs
+PRECISION_PEAK = {"highest": "fp32", "high": "tf32", "default": "tf32"}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    runs: int = 256
+    width: int = 4096
+    n: int = 64
+    k: int = 3
+    batch: int = 128
+    steps: int = 300
+    eval_every: int = 100
+    m: int = 2048
+    test_m: int = 512
+    lr: float = 0.05
+    precisions: tuple[str, ...] = ("highest", "default")
+    min_seconds: float = 6.0      # timed calls continue until this much time has passed
+    max_calls: int = 5
+
+
+@dataclass(frozen=True)
+class Cells:
+    batch: int = 256
+    n: int = 512
+    s: int = 4096
+    k: int = 64                   # density 1/64
+    router_rank: int = 8
+    budget_s: float = 3.0         # timing budget per group of contenders
+    precision: str = "highest"
+    dtypes: tuple[str, ...] = ("float32", "bfloat16")   # of the second-layer paths
+
+
+DRY_SWEEP = Sweep(runs=4, width=64, n=10, batch=16, steps=10, eval_every=10, m=128, test_m=64,
+                  precisions=("highest",), min_seconds=0.0, max_calls=2)
+DRY_CELLS = Cells(batch=16, n=32, s=256, k=4, router_rank=2, budget_s=0.05, dtypes=("float32",))
+
+
+def gpus() -> list:
+    try:
+        return jax.devices("gpu")
+    except RuntimeError:
+        return []
+
+
+def gpu_info() -> dict:
+    devices = gpus()
+    info = {"device_kind": devices[0].device_kind if devices else None, "count": len(devices)}
+    if shutil.which("nvidia-smi"):
+        try:
+            done = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version,clocks.max.sm",
+                                   "--format=csv,noheader"], capture_output=True, text=True, timeout=20)
+            info["nvidia_smi"] = done.stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            info["nvidia_smi"] = None
+    return info
+
+
+def peak_flops(device_kind: str | None, precision: str) -> tuple[float | None, str | None]:
+    """(dense peak FLOP/s, which entry of PEAK_TFLOPS) for float32 products at `precision`."""
+    for name, peaks in PEAK_TFLOPS:
+        if device_kind and name in device_kind:
+            kind = PRECISION_PEAK[precision]
+            return peaks[kind] * 1e12, f"{name} {kind}"
+    return None, None
+
+
+def target(required: float, measured: float | None, dry_run: bool) -> dict:
+    met = None if dry_run or measured is None else measured >= required
+    return {"required": required, "measured": measured, "met": met}
+
+
+# ---------------------------------------------------------------- the wide sweep
+
+def sweep_config(w: Sweep, precision: str) -> config.Experiment:
+    return config.loads(f"""
+experiment: gpu_wide_sweep
+target:  {{name: sparse_parity, n: {w.n}, k: {w.k}}}
+learner: {{name: mlp, width: {w.width}, depth: 2, activation: relu, init: standard}}
+train:   {{optimizer: sgd, lr: {w.lr}, batch: {w.batch}, steps: {w.steps}, loss: hinge,
+          eval_every: {w.eval_every}, eps: 0.05, precision: {precision}}}
+data:    {{m: {w.m}, test_m: {w.test_m}}}
+sweep:   {{seeds: 1}}
+""")
+
+
+def param_count(width: int, n: int) -> int:
+    shapes = jax.eval_shape(lambda key: MLP(width=width).init_params(key, n), jax.random.key(0))
+    return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes))
+
+
+def sweep_flops(w: Sweep) -> dict:
+    """Counted FLOPs of one call (all runs): training steps 6·batch·params, and the forward
+    passes 2·points·params of the evaluations (step 0 and every eval_every steps on the test
+    set, the first batch at step 0, the training set at the end)."""
+    params = param_count(w.width, w.n)
+    evals = 1 + math.ceil(w.steps / w.eval_every)
+    per_step = 6 * w.batch * params
+    forward_points = evals * w.test_m + w.batch + w.m
+    return {"params_per_run": params, "flops_per_step": w.runs * per_step,
+            "flops_per_call": w.runs * (w.steps * per_step + 2 * forward_points * params)}
+
+
+def measure_sweep(w: Sweep, precision: str, device_kind: str | None) -> dict:
+    cfg = sweep_config(w, precision)
+    hps = {"seed": list(range(w.runs)), "m": [w.m] * w.runs}
+    start = time.perf_counter()
+    out = run_group(cfg, hps)                               # compiles, then runs once
+    first = time.perf_counter() - start
+    times = []
+    while len(times) < 2 or (sum(times) < w.min_seconds and len(times) < w.max_calls):
+        start = time.perf_counter()
+        out = run_group(cfg, hps)                           # returns numpy: synchronised
+        times.append(time.perf_counter() - start)
+    seconds = min(times)
+    counted = sweep_flops(w)
+    peak, peak_entry = peak_flops(device_kind, precision)
+    rate = counted["flops_per_call"] / seconds
+    return {"precision": precision, "peak_kind": PRECISION_PEAK[precision], **counted,
+            "seconds_per_call": seconds, "all_seconds": times, "first_call_seconds": first,
+            "seconds_per_step": seconds / w.steps, "flops_per_s": rate,
+            "peak_flops_per_s": peak, "peak_entry": peak_entry,
+            "fraction_of_peak": None if peak is None else rate / peak,
+            "mean_final_test_error": float(out["test_error"].mean())}
+
+
+def part_sweep(dry_run: bool, device_kind: str | None) -> dict:
+    w = DRY_SWEEP if dry_run else Sweep()
+    rows = []
+    for precision in w.precisions:
+        row = measure_sweep(w, precision, device_kind)
+        rows.append(row)
+        frac = row["fraction_of_peak"]
+        print(f"sweep {precision:>8}: {row['seconds_per_step'] * 1e3:8.3f} ms/step, "
+              f"{row['flops_per_s'] / 1e12:8.2f} TFLOP/s, fraction of {row['peak_entry']} peak "
+              f"{'n/a' if frac is None else f'{frac:.3f}'}", flush=True)
+    fractions = [r["fraction_of_peak"] for r in rows if r["fraction_of_peak"] is not None]
+    best = max(rows, key=lambda r: r["fraction_of_peak"] or 0.0)
+    return {"wide_sweep": {**best, "workload": asdict(w)}, "by_precision": rows,
+            "targets": {"wide_sweep_fraction_of_peak": {
+                **target(TARGET_FRACTION_OF_PEAK, max(fractions) if fractions else None, dry_run),
+                "precision": best["precision"]}}}
+
+
+# ---------------------------------------------------------------- the primitives
+
+def second_layer_paths(c: Cells, dtype, key) -> dict:
+    ks = jax.random.split(key, 3)
+    values = jax.random.normal(ks[0], (c.batch, c.k), dtype)
+    idx = jax.lax.top_k(jax.random.normal(ks[1], (c.batch, c.s)), c.k)[1]
+    w2 = (jax.random.normal(ks[2], (c.s, c.n)) / math.sqrt(c.k)).astype(dtype)
+
+    def path(product):
+        def loss(values, w2, idx):
+            return jnp.sum(product(values, idx, w2).astype(jnp.float32) ** 2)
+        return jax.jit(jax.value_and_grad(loss, argnums=(0, 1))), (values, w2, idx)
+
+    return {"dense": path(lambda v, i, w: P.dense_rows(v, i, c.s) @ w),
+            "gather": path(lambda v, i, w: P.gather_matmul(v, i, w, impl="sparse")),
+            "gather_pallas": path(lambda v, i, w: P.gather_matmul(v, i, w, impl="pallas"))}
+
+
+def routed_paths(c: Cells, key) -> dict:
+    ks = jax.random.split(key, 5)
+    x = jax.random.normal(ks[0], (c.batch, c.n))
+    router = (jax.random.normal(ks[1], (c.n, c.router_rank)), jax.random.normal(ks[2], (c.router_rank, c.s)))
+    w1 = jax.random.normal(ks[3], (c.s, c.n)) / math.sqrt(c.n)
+    b1 = jnp.zeros(c.s)
+    w2 = jax.random.normal(ks[4], (c.s, c.n)) / math.sqrt(c.k)
+
+    def path(impl):
+        def loss(w1, b1, w2, x, router):
+            return jnp.sum(P.routed_mlp(x, router, w1, b1, w2, c.k, impl=impl) ** 2)
+        return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2))), (w1, b1, w2, x, router)
+
+    return {"routed_dense": path("dense"), "routed": path("sparse"), "routed_pallas": path("pallas")}
+
+
+def max_rel_error(got, want) -> float:
+    """Largest |got − want| of each output (loss and every gradient) over its largest |want|."""
+    worst = 0.0
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        a, b = jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)
+        worst = max(worst, float(jnp.max(jnp.abs(a - b)) / jnp.maximum(jnp.max(jnp.abs(b)), 1e-30)))
+    return worst
+
+
+def time_group(paths: dict, baseline: str, budget_s: float, labels: dict) -> list[dict]:
+    """Check every path against `baseline` on the device, then time the ones that compiled
+    side by side (bench_primitives.race); a path that fails is recorded with its error."""
+    want = jax.block_until_ready(paths[baseline][0](*paths[baseline][1]))
+    ok, rows = {}, {}
+    for name, (fn, args) in paths.items():
+        try:
+            got = jax.block_until_ready(fn(*args))
+        except Exception as e:  # a kernel that does not compile on this device: record it, go on
+            rows[name] = {"path": name, **labels, "error": f"{type(e).__name__}: {str(e)[:2000]}"}
+            continue
+        ok[name] = (fn, args)
+        rows[name] = {"path": name, **labels, "max_rel_error": max_rel_error(got, want)}
+    times = race(ok, budget_s)
+    for name, t in times.items():
+        rows[name].update(ms=ms(t), rounds=len(t), speedup_vs_dense=speedup(times[baseline], t))
+    return list(rows.values())
+
+
+def part_primitives(dry_run: bool) -> dict:
+    c = DRY_CELLS if dry_run else Cells()
+    key = jax.random.key(0)
+    cells = []
+    with jax.default_matmul_precision(c.precision):
+        for dtype in c.dtypes:
+            cells += time_group(second_layer_paths(c, jnp.dtype(dtype), key), "dense", c.budget_s,
+                                {"group": "second_layer", "dtype": dtype})
+        cells += time_group(routed_paths(c, key), "routed_dense", c.budget_s,
+                            {"group": "routed_mlp", "dtype": "float32"})
+    for row in cells:
+        timing = (f"{row['ms']:9.3f} ms  x{row['speedup_vs_dense']:6.2f}  rel. err {row['max_rel_error']:.1e}"
+                  if "ms" in row else f"FAILED {row['error'][:200]}")
+        print(f"{row['group']:>12} {row['dtype']:>8} {row['path']:>14}  {timing}", flush=True)
+    gather = [r["speedup_vs_dense"] for r in cells
+              if r["dtype"] == "float32" and r["path"] in ("gather", "gather_pallas") and "ms" in r]
+    return {"config": asdict(c), "density": f"1/{c.s // c.k}",
+            "description": "value_and_grad of one step; speedup_vs_dense = median over side-by-side rounds of "
+                           "dense time / path time (second layer: dense_rows @ w2; routed_mlp: impl='dense')",
+            "primitives": {"cells": cells},
+            "targets": {"gather_speedup_density1_64": target(TARGET_GATHER_SPEEDUP, max(gather, default=None),
+                                                             dry_run)}}
+
+
+# ---------------------------------------------------------------- main
+
+PARTS = {"sweep": ("train", lambda dry, kind: part_sweep(dry, kind)),
+         "primitives": ("primitives", lambda dry, kind: part_primitives(dry))}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=[*PARTS, "all"], default="all")
+    parser.add_argument("--cpu-dry-run", action="store_true",
+                        help="tiny sizes on the CPU, every code path; writes <part>-gpu-dry-run.json")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if not args.cpu_dry_run and not gpus():
+        print(f"bench_gpu: no GPU visible to jax (backend {jax.default_backend()!r}, devices {jax.devices()}); "
+              "nothing measured. Use --cpu-dry-run to exercise the script on a CPU.", file=sys.stderr)
+        return NO_GPU_STATUS
+    info = gpu_info()
+    for part in (PARTS if args.part == "all" else [args.part]):
+        stem, run = PARTS[part]
+        started = time.perf_counter()
+        machine = describe()
+        body = run(args.cpu_dry_run, info["device_kind"])
+        report = {"benchmark": f"{stem}-gpu", "dry_run": args.cpu_dry_run, "machine": machine, "gpu": info,
+                  **body, "wall_s": time.perf_counter() - started}
+        out = args.out_dir / f"{stem}-gpu{'-dry-run' if args.cpu_dry_run else ''}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {out} ({report['wall_s']:.0f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Pallas kernels for the gather and routed paths, and the rule by which `impl="auto"` picks them.
+
+`kernels` (imported on first use: it loads `jax.experimental.pallas`) holds `row_dots`,
+`row_combine` and `row_scatter_add` with the signatures and results of those in `_rows`,
+written as Triton kernels. `impl="pallas"` in `gather_matmul`, `routed_layer` and
+`routed_mlp` runs them: compiled by Triton in programs for a CUDA or ROCm GPU, and in
+Pallas interpret mode everywhere else (CPU, TPU), where they give the same values slowly
+(for tests, not for speed).
+
+`impl="auto"` takes them only in programs compiled for a CUDA GPU, and only for shapes that
+a GPU measurement covers: a cell of `MEASURED_WINS`. The table is empty because no GPU
+measurement exists yet; `benchmarks/device_check.sh` makes one
+(`benchmarks/results/primitives-gpu.json`). Until a cell is added from such a run, `auto`
+never selects the kernels and keeps the dense path on GPUs.
+
+Example:
+    >>> prefers_pallas("gather_matmul", k=64, s=4096)      # nothing measured yet
+    False
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Primitive = Literal["gather_matmul", "routed"]
+
+
+@dataclass(frozen=True)
+class MeasuredWin:
+    """One measured case where the kernels beat the dense path on a GPU.
+
+    primitive: "gather_matmul" (second layer) or "routed" (routed_layer / routed_mlp).
+    max_density: the kernels are taken at k/s ≤ this.
+    speedup: dense time / kernel time measured there (forward + backward).
+    device: the GPU measured (its `device_kind`), source: the results file.
+    """
+
+    primitive: Primitive
+    max_density: float
+    speedup: float
+    device: str
+    source: str
+
+
+# Empty: no GPU measurement yet. Fill from benchmarks/results/primitives-gpu.json after
+# running benchmarks/device_check.sh, one cell per primitive whose speedup is > 1.
+MEASURED_WINS: tuple[MeasuredWin, ...] = ()
+
+
+def prefers_pallas(primitive: Primitive, k: int, s: int, wins: tuple[MeasuredWin, ...] | None = None) -> bool:
+    """Whether `impl="auto"` takes the kernels on a CUDA GPU for k of s units: some cell of
+    `wins` (default `MEASURED_WINS`) for this primitive has k/s ≤ its max_density."""
+    table = MEASURED_WINS if wins is None else wins
+    return any(w.primitive == primitive and k / s <= w.max_density for w in table)
+
+
+__all__ = ["MEASURED_WINS", "MeasuredWin", "prefers_pallas"]
