@@ -119,14 +119,6 @@ def build(cls, values: dict, *, skip: tuple[str, ...] = ()):
         raise ConfigError(str(e)) from e
 
 
-def lookup(registry: dict[str, type], what: str, name: str) -> type:
-    """`registry[name]`, or a ConfigError (key `name`) listing the choices."""
-    if name not in registry:
-        raise ConfigError(f"unknown {what} {name!r}{suggest(name, registry)}; known: {', '.join(sorted(registry))}",
-                          key="name")
-    return registry[name]
-
-
 def to_dict(obj) -> dict:
     """Fields of a dataclass as plain Python values (tuples as lists), for YAML and hashing."""
     out = {}
