@@ -26,7 +26,8 @@ Run on a GPU machine from the repository root:  bash benchmarks/device_check.sh
 (or: PYTHONPATH=. python benchmarks/bench_gpu.py [--part sweep|primitives|all]).
 Without a GPU it exits with status 3 and writes nothing. `--cpu-dry-run` runs every code
 path on the CPU with tiny sizes (Pallas in interpret mode) and writes
-<part>-gpu-dry-run.json instead, so the script can be checked where no GPU is available.
+<part>-gpu-dry-run.json (to a temporary folder unless --out-dir is given) instead, so the
+script can be checked where no GPU is available.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import math
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -311,13 +313,15 @@ def main(argv=None) -> int:
     parser.add_argument("--part", choices=[*PARTS, "all"], default="all")
     parser.add_argument("--cpu-dry-run", action="store_true",
                         help="tiny sizes on the CPU, every code path; writes <part>-gpu-dry-run.json")
-    parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    parser.add_argument("--out-dir", type=Path, default=None,
+                        help=f"default {RESULTS}, or a temporary folder with --cpu-dry-run")
     args = parser.parse_args(argv)
     if not args.cpu_dry_run and not gpus():
         print(f"bench_gpu: no GPU visible to jax (backend {jax.default_backend()!r}, devices {jax.devices()}); "
               "nothing measured. Use --cpu-dry-run to exercise the script on a CPU.", file=sys.stderr)
         return NO_GPU_STATUS
     info = gpu_info()
+    out_dir = args.out_dir or (Path(tempfile.gettempdir()) / "bench-gpu-dry-run" if args.cpu_dry_run else RESULTS)
     for part in (PARTS if args.part == "all" else [args.part]):
         stem, run = PARTS[part]
         started = time.perf_counter()
@@ -325,7 +329,7 @@ def main(argv=None) -> int:
         body = run(args.cpu_dry_run, info["device_kind"])
         report = {"benchmark": f"{stem}-gpu", "dry_run": args.cpu_dry_run, "machine": machine, "gpu": info,
                   **body, "wall_s": time.perf_counter() - started}
-        out = args.out_dir / f"{stem}-gpu{'-dry-run' if args.cpu_dry_run else ''}.json"
+        out = out_dir / f"{stem}-gpu{'-dry-run' if args.cpu_dry_run else ''}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2) + "\n")
         print(f"wrote {out} ({report['wall_s']:.0f} s)", flush=True)

@@ -11,9 +11,10 @@ All are pure functions of arrays that work under `jit`, `vmap` and `grad`; shape
 and k are checked while tracing. `impl="auto"` chooses between the sparse and the dense
 path by rules measured on a CPU, and takes the dense path in programs compiled for a
 GPU or TPU, where nothing has been measured yet; `impl="sparse"` runs there too, with
-the rows gathered in large vectorised blocks instead of CPU-cache-sized loops. The
-`*_reference` versions compute the same thing with dense matrices and plain autodiff,
-for tests and benchmarks.
+the rows gathered in large vectorised blocks instead of CPU-cache-sized loops, and
+`impl="pallas"` runs the gather and routed paths as Triton kernels (`primitives.pallas`;
+in interpret mode off GPUs). The `*_reference` versions compute the same thing with
+dense matrices and plain autodiff, for tests and benchmarks.
 """
 
 from sparselearn.primitives.gather import (
