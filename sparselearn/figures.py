@@ -278,11 +278,12 @@ def make(path: str | Path, smoke: bool = False, store: str | Path = "results",
     return save(fig.draw(collect(fig, smoke, store)), out / fig.ID.lower())
 
 
-def _arguments(doc: str | None) -> argparse.Namespace:
+def _arguments(doc: str | None, draws: bool) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=(doc or " ").strip().splitlines()[0])
     p.add_argument("--smoke", action="store_true", help="seconds-long version")
     p.add_argument("--results", default="results", help="results root (default: results)")
-    p.add_argument("--out", default=None, help="figure directory (default: paper_figs/out)")
+    if draws:
+        p.add_argument("--out", default=None, help="figure directory (default: paper_figs/out)")
     return p.parse_args()
 
 
@@ -291,7 +292,7 @@ def main(path: str | Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    a = _arguments(load(path).__doc__)
+    a = _arguments(load(path).__doc__, draws=True)
     for made in make(path, smoke=a.smoke, store=a.results, out=a.out):
         print(made)
 
@@ -300,7 +301,7 @@ def study_main(path: str | Path) -> None:
     """Command line of a study file: python experiments/<name>.py [--smoke] [--results DIR] prints
     its table (or the study's `summary(table)` when it declares one)."""
     mod = _checked(Path(path))
-    a = _arguments(mod.__doc__)
+    a = _arguments(mod.__doc__, draws=False)
     table = mod.measure(a.smoke, a.results)
     print((mod.summary(table) if hasattr(mod, "summary") else table).to_string())
 

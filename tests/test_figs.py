@@ -86,7 +86,10 @@ def _kept_configs(path: Path) -> list[str]:
     return [sl.config.config_hash(sl.config.from_dict(doc)) for doc in yaml.safe_load_all(path.read_text())]
 
 
-@pytest.mark.parametrize("fig_id", [f for f, p in FIGURES.items() if (p.parent / "data" / f"{f.lower()}.yaml").exists()])
+KEPT_CONFIGS = [f for f, p in FIGURES.items() if (p.parent / "data" / f"{f.lower()}.yaml").exists()]
+
+
+@pytest.mark.parametrize("fig_id", KEPT_CONFIGS)
 def test_kept_configs_are_the_declared_ones(fig_id):
     """paper_figs/data/<id>.yaml holds the configs of the figure's full-size experiments."""
     declared = figures.load(FIGURES[fig_id]).experiments(False)
@@ -146,6 +149,7 @@ def test_list_figs_and_bad_names(capsys, tmp_path, monkeypatch):
     assert main(["figs", "HP-99", "--smoke"]) == 2
     assert "unknown figure" in capsys.readouterr().err
     assert main(["figs"]) == 2
+    capsys.readouterr()
     monkeypatch.chdir(tmp_path)  # outside any checkout: one line saying what to do
     assert main(["figs", "HP-15", "--smoke"]) == 2
     err = capsys.readouterr().err
