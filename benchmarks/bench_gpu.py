@@ -166,13 +166,20 @@ def param_count(width: int, n: int) -> int:
 def sweep_flops(w: Sweep) -> dict:
     """Counted FLOPs of one call (all runs): training steps 6·batch·params, and the forward
     passes 2·points·params of the evaluations (step 0 and every eval_every steps on the test
-    set, the first batch at step 0, the training set at the end)."""
+    set, the first batch at step 0, the training set at the end).
+
+    The 6·batch·params rule counts an input gradient of the first layer that training never
+    forms; `flops_per_call_matmuls` counts only the matrix products done (per step
+    4·batch·n·width + 6·batch·width, as bench_train.py), the stricter figure.
+    """
     params = param_count(w.width, w.n)
     evals = 1 + math.ceil(w.steps / w.eval_every)
     per_step = 6 * w.batch * params
     forward_points = evals * w.test_m + w.batch + w.m
+    matmul_step = 4 * w.batch * w.n * w.width + 6 * w.batch * w.width
     return {"params_per_run": params, "flops_per_step": w.runs * per_step,
-            "flops_per_call": w.runs * (w.steps * per_step + 2 * forward_points * params)}
+            "flops_per_call": w.runs * (w.steps * per_step + 2 * forward_points * params),
+            "flops_per_call_matmuls": w.runs * (w.steps * matmul_step + 2 * forward_points * params)}
 
 
 def measure_sweep(w: Sweep, precision: str, device_kind: str | None) -> dict:
@@ -195,10 +202,12 @@ def measure_sweep(w: Sweep, precision: str, device_kind: str | None) -> dict:
             "seconds_per_step": seconds / w.steps, "flops_per_s": rate,
             "peak_flops_per_s": peak, "peak_entry": peak_entry,
             "fraction_of_peak": None if peak is None else rate / peak,
+            "fraction_of_peak_matmul_flops": None if peak is None else counted["flops_per_call_matmuls"] / seconds / peak,
             "mean_final_test_error": float(out["test_error"].mean())}
 
 
-def part_sweep(dry_run: bool, device_kind: str | None) -> dict:
+def part_sweep(dry_run: bool, device_kind: str | None):
+    """Yields the report so far after each precision (so a run cut short keeps what it measured)."""
     w = DRY_SWEEP if dry_run else Sweep()
     rows = []
     for precision in w.precisions:
@@ -208,12 +217,12 @@ def part_sweep(dry_run: bool, device_kind: str | None) -> dict:
         print(f"sweep {precision:>8}: {row['seconds_per_step'] * 1e3:8.3f} ms/step, "
               f"{row['flops_per_s'] / 1e12:8.2f} TFLOP/s, fraction of {row['peak_entry']} peak "
               f"{'n/a' if frac is None else f'{frac:.3f}'}", flush=True)
-    fractions = [r["fraction_of_peak"] for r in rows if r["fraction_of_peak"] is not None]
-    best = max(rows, key=lambda r: r["fraction_of_peak"] or 0.0)
-    return {"wide_sweep": {**best, "workload": asdict(w)}, "by_precision": rows,
-            "targets": {"wide_sweep_fraction_of_peak": {
-                **target(TARGET_FRACTION_OF_PEAK, max(fractions) if fractions else None, dry_run),
-                "precision": best["precision"]}}}
+        fractions = [r["fraction_of_peak"] for r in rows if r["fraction_of_peak"] is not None]
+        best = max(rows, key=lambda r: r["fraction_of_peak"] or 0.0)
+        yield {"wide_sweep": {**best, "workload": asdict(w)}, "by_precision": rows,
+               "targets": {"wide_sweep_fraction_of_peak": {
+                   **target(TARGET_FRACTION_OF_PEAK, max(fractions) if fractions else None, dry_run),
+                   "precision": best["precision"]}}}
 
 
 # ---------------------------------------------------------------- the primitives
@@ -278,33 +287,36 @@ def time_group(paths: dict, baseline: str, budget_s: float, labels: dict) -> lis
     return list(rows.values())
 
 
-def part_primitives(dry_run: bool) -> dict:
+def part_primitives(dry_run: bool):
+    """Yields the report so far after each group of paths."""
     c = DRY_CELLS if dry_run else Cells()
     key = jax.random.key(0)
+    groups = [(lambda d=dtype: second_layer_paths(c, jnp.dtype(d), key), "dense",
+               {"group": "second_layer", "dtype": dtype}) for dtype in c.dtypes]
+    groups.append((lambda: routed_paths(c, key), "routed_dense", {"group": "routed_mlp", "dtype": "float32"}))
     cells = []
-    with jax.default_matmul_precision(c.precision):
-        for dtype in c.dtypes:
-            cells += time_group(second_layer_paths(c, jnp.dtype(dtype), key), "dense", c.budget_s,
-                                {"group": "second_layer", "dtype": dtype})
-        cells += time_group(routed_paths(c, key), "routed_dense", c.budget_s,
-                            {"group": "routed_mlp", "dtype": "float32"})
-    for row in cells:
-        timing = (f"{row['ms']:9.3f} ms  x{row['speedup_vs_dense']:6.2f}  rel. err {row['max_rel_error']:.1e}"
-                  if "ms" in row else f"FAILED {row['error'][:200]}")
-        print(f"{row['group']:>12} {row['dtype']:>8} {row['path']:>14}  {timing}", flush=True)
-    gather = [r["speedup_vs_dense"] for r in cells
-              if r["dtype"] == "float32" and r["path"] in ("gather", "gather_pallas") and "ms" in r]
-    return {"config": asdict(c), "density": f"1/{c.s // c.k}",
-            "description": "value_and_grad of one step; speedup_vs_dense = median over side-by-side rounds of "
-                           "dense time / path time (second layer: dense_rows @ w2; routed_mlp: impl='dense')",
-            "primitives": {"cells": cells},
-            "targets": {"gather_speedup_density1_64": target(TARGET_GATHER_SPEEDUP, max(gather, default=None),
-                                                             dry_run)}}
+    for make, baseline, labels in groups:
+        with jax.default_matmul_precision(c.precision):
+            rows = time_group(make(), baseline, c.budget_s, labels)
+        for row in rows:
+            timing = (f"{row['ms']:9.3f} ms  x{row['speedup_vs_dense']:6.2f}  rel. err {row['max_rel_error']:.1e}"
+                      if "ms" in row else f"FAILED {row['error'][:200]}")
+            print(f"{row['group']:>12} {row['dtype']:>8} {row['path']:>14}  {timing}", flush=True)
+        cells += rows
+        gather = [r["speedup_vs_dense"] for r in cells
+                  if r["dtype"] == "float32" and r["path"] in ("gather", "gather_pallas") and "ms" in r]
+        yield {"config": asdict(c), "density": f"1/{c.s // c.k}",
+               "description": "value_and_grad of one step; speedup_vs_dense = median over side-by-side rounds "
+                              "of dense time / path time (second layer: dense_rows @ w2; routed_mlp: impl='dense')",
+               "primitives": {"cells": cells},
+               "targets": {"gather_speedup_density1_64": target(TARGET_GATHER_SPEEDUP, max(gather, default=None),
+                                                                dry_run)}}
 
 
 # ---------------------------------------------------------------- main
 
-PARTS = {"sweep": ("train", lambda dry, kind: part_sweep(dry, kind)),
+#: part → (results file stem, a generator of the report so far, from (dry_run, device_kind))
+PARTS = {"sweep": ("train", part_sweep),
          "primitives": ("primitives", lambda dry, kind: part_primitives(dry))}
 
 
@@ -326,11 +338,13 @@ def main(argv=None) -> int:
         stem, run = PARTS[part]
         started = time.perf_counter()
         machine = describe()
-        body = run(args.cpu_dry_run, info["device_kind"])
-        report = {"benchmark": f"{stem}-gpu", "dry_run": args.cpu_dry_run, "machine": machine, "gpu": info,
-                  **body, "wall_s": time.perf_counter() - started}
         out = out_dir / f"{stem}-gpu{'-dry-run' if args.cpu_dry_run else ''}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
+        for body in run(args.cpu_dry_run, info["device_kind"]):  # rewritten after every piece
+            report = {"benchmark": f"{stem}-gpu", "dry_run": args.cpu_dry_run, "complete": False,
+                      "machine": machine, "gpu": info, **body, "wall_s": time.perf_counter() - started}
+            out.write_text(json.dumps(report, indent=2) + "\n")
+        report["complete"] = True
         out.write_text(json.dumps(report, indent=2) + "\n")
         print(f"wrote {out} ({report['wall_s']:.0f} s)", flush=True)
     return 0

@@ -246,7 +246,7 @@ def bench_gpu():
 def check_dry_run_reports(out_dir: Path) -> None:
     assert sorted(p.name for p in out_dir.iterdir()) == ["primitives-gpu-dry-run.json", "train-gpu-dry-run.json"]
     train = json.loads((out_dir / "train-gpu-dry-run.json").read_text())
-    assert train["dry_run"] is True and train["machine"]["jax_backend"] == "cpu"
+    assert train["dry_run"] is True and train["complete"] is True and train["machine"]["jax_backend"] == "cpu"
     sweep = train["wide_sweep"]
     assert sweep["flops_per_step"] == 6 * 16 * sweep["params_per_run"] * 4  # batch 16, 4 runs
     assert sweep["seconds_per_step"] > 0 and sweep["fraction_of_peak"] is None
