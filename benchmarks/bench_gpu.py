@@ -202,7 +202,8 @@ def measure_sweep(w: Sweep, precision: str, device_kind: str | None) -> dict:
             "seconds_per_step": seconds / w.steps, "flops_per_s": rate,
             "peak_flops_per_s": peak, "peak_entry": peak_entry,
             "fraction_of_peak": None if peak is None else rate / peak,
-            "fraction_of_peak_matmul_flops": None if peak is None else counted["flops_per_call_matmuls"] / seconds / peak,
+            "fraction_of_peak_matmul_flops": (None if peak is None
+                                              else counted["flops_per_call_matmuls"] / seconds / peak),
             "mean_final_test_error": float(out["test_error"].mean())}
 
 

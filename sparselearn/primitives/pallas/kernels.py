@@ -86,7 +86,8 @@ def _combine(coef, idx, table, *, rows_per, cols_per, interpret):
                                acc=_acc_dtype(coef, table))
     return pl.pallas_call(
         kernel, out_shape=jax.ShapeDtypeStruct((m, d), jnp.result_type(coef, table)),
-        grid=(pl.cdiv(m, rows_per), pl.cdiv(d, cols_per)), interpret=interpret, compiler_params=_TRITON, name="row_combine",
+        grid=(pl.cdiv(m, rows_per), pl.cdiv(d, cols_per)), interpret=interpret,
+        compiler_params=_TRITON, name="row_combine",
     )(coef, idx, table)
 
 
@@ -125,7 +126,8 @@ def _dots(x, table, idx, *, pairs_per, cols_per, interpret):
                                acc=_acc_dtype(x, table))
     flat = pl.pallas_call(
         kernel, out_shape=jax.ShapeDtypeStruct((m * k,), jnp.result_type(x, table)),
-        grid=(pl.cdiv(m * k, pairs_per),), interpret=interpret, compiler_params=_TRITON, name="row_dots",
+        grid=(pl.cdiv(m * k, pairs_per),), interpret=interpret,
+        compiler_params=_TRITON, name="row_dots",
     )(x, table, idx.reshape(-1))
     return flat.reshape(m, k)
 
@@ -167,7 +169,8 @@ def _scatter(starts, order, coef, x, *, s, k, dtype, pairs_per, cols_per, interp
                                acc=_acc_dtype(coef, x))
     return pl.pallas_call(
         kernel, out_shape=jax.ShapeDtypeStruct((s, d), dtype),
-        grid=(s, pl.cdiv(d, cols_per)), interpret=interpret, compiler_params=_TRITON, name="row_scatter_add",
+        grid=(s, pl.cdiv(d, cols_per)), interpret=interpret,
+        compiler_params=_TRITON, name="row_scatter_add",
     )(starts, order, coef, x)
 
 
