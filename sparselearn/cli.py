@@ -98,6 +98,10 @@ def _parser() -> argparse.ArgumentParser:
     fg.add_argument("--results", default="results", metavar="DIR", help="results root (default: results)")
     fg.add_argument("--out", metavar="DIR", help="figure directory (default: paper_figs/out)")
 
+    for command in (r, se, fg):
+        command.add_argument("--no-compile-cache", action="store_true",
+                             help="compile without the persistent cache (also: SPARSELEARN_CACHE=off)")
+
     ls = sub.add_parser("list", help="list targets, learners or configs",
                         description="List the registered targets and learners with their parameters, "
                         "or the configs in ./configs.")
@@ -165,7 +169,10 @@ def cmd_run(args) -> int:
 
         paths = learnability(summary.path)
         print(f"figure: {paths[0]} (+ .pdf)")
-    return 1 if summary.failed else 0
+    if summary.stored_failed:
+        print(f"{summary.stored_failed} runs are stored as failed (see the error column of runs.parquet); "
+              "--retry-failed recomputes them", file=sys.stderr)
+    return 1 if summary.failed or summary.stored_failed else 0
 
 
 def cmd_search(args) -> int:
@@ -288,10 +295,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "figs":
         _file_backend()
+    if args.command in ("run", "search", "figs"):
+        from sparselearn import runtime
+
+        runtime.use_every_core()  # before jax starts: one host device per core
+        if args.no_compile_cache:
+            runtime.disable_compile_cache()
     try:
         return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        from sparselearn.sweeps.executors.local import Interrupted
+
         print("interrupted: finished groups are stored; rerun the same command to resume", file=sys.stderr)
+        if isinstance(e, Interrupted):  # a group is still computing in XLA: leave without waiting for it
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         return 130
     except Exception as e:  # noqa: BLE001
         if _bad_input(e):

@@ -111,10 +111,13 @@ class ExecutorConfig:
     """Where groups run: `local` (this process), `devices` (the run axis sharded over
     jax.devices()), `ray` (one Ray task per group; `address` of an existing cluster, else a
     local one), `slurm` (one submitit job per group; `cluster: local` runs the jobs as local
-    processes). `max_group_runs` caps the runs in one compiled call (memory)."""
+    processes). `max_group_runs` caps the runs in one compiled call (below it, as many as the
+    machine's memory holds). `compile_cache`: keep compiled programs on disk across processes
+    (see `sparselearn.runtime`)."""
 
     name: str = "local"
     max_group_runs: int = 1024
+    compile_cache: bool = True
     address: str | None = None
     cpus: int = 1
     gpus: int = 0

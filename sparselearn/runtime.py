@@ -149,3 +149,10 @@ def compile_cache(on: bool = True) -> Path | None:
         return enable_compile_cache()
     disable_compile_cache()
     return None
+
+
+def with_compile_cache(fn, *args, **kwargs):
+    """`fn(*args, **kwargs)` with the compile cache on (unless the environment switches it off):
+    what a worker process of the Ray or SLURM executors runs, so workers share compiled programs."""
+    enable_compile_cache()
+    return fn(*args, **kwargs)

@@ -110,7 +110,7 @@ def test_sigkill_loses_only_the_group_in_flight_and_rerun_finishes_each_run_once
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 300
-        while time.time() < deadline and not list(out.glob("kill/*/runs.parquet")):
+        while time.time() < deadline and not list(out.glob("kill/*/runs.parquet/part-*.parquet")):
             assert proc.poll() is None, "the sweep ended before it could be killed"
             time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGKILL)
@@ -127,3 +127,99 @@ def test_sigkill_loses_only_the_group_in_flight_and_rerun_finishes_each_run_once
     curves = pd.read_parquet(next(out.glob("kill/*/curves.parquet")))
     assert curves.groupby("run_id").size().eq(3).all() and curves["run_id"].nunique() == 24
     _same_results(stored, run(exp, tmp_path / "clean", progress=False))
+
+
+LONG = """
+experiment: long
+target:  {name: sparse_parity, n: 6, k: 2}
+learner: {name: mlp, width: 8}
+train:   {batch: 8, steps: 20, eval_every: 20}
+data:    {m: 64, test_m: 64}
+sweep:   {seeds: 2, grid: {train.steps: [20, 40000000]}}
+"""
+
+
+def test_ctrl_c_during_a_long_group_exits_130_within_2_s_and_keeps_the_store(tmp_path):
+    path = tmp_path / "long.yaml"
+    path.write_text(LONG)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "sparselearn.cli", "run", str(path), "--quiet", "--no-plot",
+                             "--out", str(out)], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        # the short group stored, then the long one (minutes) compiles and trains
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None and not list(out.glob("long/*/runs.parquet/part-*")):
+            time.sleep(0.1)
+        time.sleep(8)  # past the compile (seconds) into the 40M steps
+        assert proc.poll() is None, proc.communicate()
+        sent = time.perf_counter()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        took = time.perf_counter() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert took < 2, took
+    assert "rerun the same command to resume" in err
+    from sparselearn import load_results
+
+    stored = load_results(out / "long")
+    assert len(stored) == 2 and (stored["steps"] == 20).all() and (stored["status"] == "ok").all()
+    assert not list(out.glob("long/*/.leases/*.json"))  # the abandoned group's lease is released
+
+
+def test_a_rerun_with_runs_stored_as_failed_says_so_and_exits_1(tmp_path, capsys):
+    from sparselearn.cli import main
+
+    path = tmp_path / "gf2.yaml"
+    path.write_text("experiment: gf2_noisy\ntarget: {name: sparse_parity, n: 20, k: 3, noise: 0.1}\n"
+                    "learner: {name: gf2}\ndata: {m: 200, test_m: 256}\nsweep: {seeds: 2}\n")
+    args = ["run", str(path), "--quiet", "--no-plot", "--out", str(tmp_path / "out")]
+    assert main(args) == 1
+    assert "2 failed" in capsys.readouterr().out
+    assert main(args) == 1  # nothing recomputed, and the failure is not hidden
+    captured = capsys.readouterr()
+    assert "(2 already stored, 2 of them failed)" in captured.out
+    assert "2 runs are stored as failed" in captured.err and "--retry-failed" in captured.err
+    assert main(args + ["--retry-failed"]) == 1  # recomputed: noisy labels fail again
+    assert "0 already stored" in capsys.readouterr().out
+
+
+def _stored(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from sparselearn import load_results
+
+    runs, curves = load_results(out / "tiny", curves=True)
+    return (_by_id(runs[["run_id", *METRICS, "steps_to_eps", "status"]]),
+            curves.sort_values(["run_id", "step"]).reset_index(drop=True))
+
+
+def test_every_core_by_default_gives_results_identical_to_one_device(tiny_file, tmp_path):
+    outs = {}
+    for count in (1, 2):
+        out = tmp_path / f"d{count}"
+        env = {**_env(), "XLA_FLAGS": f"--xla_force_host_platform_device_count={count}"}
+        code = ("import sys, jax; from sparselearn.cli import main; "
+                f"code = main(['run', {str(tiny_file)!r}, '--quiet', '--no-plot', '--out', {str(out)!r}, "
+                "'--set', 'sweep.seeds=3']); "
+                f"assert len(jax.local_devices()) == {count}, jax.local_devices(); sys.exit(code)")
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        outs[count] = _stored(out)
+    (runs1, curves1), (runs2, curves2) = outs[1], outs[2]
+    assert len(runs1) == 6
+    pd.testing.assert_frame_equal(runs1, runs2, check_exact=True)
+    pd.testing.assert_frame_equal(curves1, curves2, check_exact=True)
+
+
+def test_the_cli_starts_jax_with_one_host_device_per_core(tiny_file, tmp_path):
+    env = {k: v for k, v in _env().items() if k != "XLA_FLAGS"}
+    code = ("import os, sys; from sparselearn.cli import main; "
+            f"code = main(['run', {str(tiny_file)!r}, '--quiet', '--no-plot', '--out', {str(tmp_path)!r}, "
+            "'--set', 'sweep.seeds=1']); "
+            "import jax; from sparselearn.runtime import cpu_count; "
+            "assert len(jax.local_devices()) == cpu_count(), (jax.local_devices(), os.environ['XLA_FLAGS']); "
+            "sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr

@@ -3,7 +3,7 @@
 `estimate(exp)` is the memory of one run of a compiled group (the group's config, data.m =
 its largest m), in three parts, each found by abstract evaluation (no compile, no data):
 
-- data:        the training and test sets, (m + test_m) × bytes of one drawn example;
+- data:        the training and test sets, (m + test_m) × bytes of one drawn example, and the curves;
 - parameters:  parameters, their copy at initialisation, gradients and optimizer state;
 - activations: the largest of one training step (batch × forward intermediates per example,
                kept for the backward pass) and an evaluation over test_m or m examples.
@@ -38,15 +38,18 @@ class Estimate:
     data: int
     parameters: int
     activations: int
+    data_keys: tuple[str, ...] = ("data.m", "target.n")
+    activation_keys: tuple[str, ...] = ("learner.width", "train.batch")
 
     @property
     def total(self) -> int:
         return self.data + self.parameters + self.activations
 
-    def parts(self) -> dict[str, tuple[int, str]]:
-        return {"data": (self.data, "data.m, data.test_m, target.n"),
-                "parameters and optimizer state": (self.parameters, "learner.width, learner.depth, target.n"),
-                "activations": (self.activations, "learner.width, data.m, data.test_m, train.batch")}
+    def parts(self) -> dict[str, tuple[int, tuple[str, ...]]]:
+        """name → (bytes, the config keys that drive it, the largest first)."""
+        return {"data": (self.data, self.data_keys),
+                "parameters and optimizer state": (self.parameters, ("learner.width", "target.n")),
+                "activations": (self.activations, self.activation_keys)}
 
 
 def _itemsize(dtype) -> int:
@@ -93,6 +96,7 @@ def estimate(exp) -> Estimate:
     """Memory of one run of the group `exp` (its data.m the group's largest m)."""
     import jax
 
+    from sparselearn.schema import CURVES
     from sparselearn.train import optimizers
 
     target, learner, tr, data = exp.target, exp.learner, exp.train, exp.data
@@ -103,7 +107,10 @@ def estimate(exp) -> Estimate:
     per_row = _bytes((x_one, y_one)) + 2 * _grow(lambda rows: jax.make_jaxpr(
         lambda p, k: target.sample(p, k, rows))(teacher, key), 1)
     train_rows = 0 if data.online else data.m
-    data_bytes = (train_rows + data.test_m) * per_row + _bytes(teacher)
+    rows_key = "data.m" if train_rows >= data.test_m else "data.test_m"
+    # and the outputs: a curve of every metric at each evaluation point
+    curve_points = tr.steps // tr.eval_every + 2 if learner.kind == "gradient" else 1
+    data_bytes = (train_rows + data.test_m) * per_row + _bytes(teacher) + curve_points * len(CURVES) * 4
 
     if learner.kind == "gradient":
         params = jax.eval_shape(lambda k: learner.init_params(k, target.n), key)
@@ -118,6 +125,7 @@ def estimate(exp) -> Estimate:
         step = BACKWARD * tr.batch * _grow(forward, 0)
         evaluation = 2 * max(data.test_m, train_rows) * _grow(forward, 1)
         activations = max(step, evaluation)
+        act_keys = ("train.batch" if step >= evaluation else rows_key, "learner.width")
     else:
         # fitted/host learners: the parameters and the largest array the fit computes (a
         # feature or Gram matrix) at the group's own m
@@ -128,8 +136,9 @@ def estimate(exp) -> Estimate:
             param_bytes = _bytes(fit.out_avals)
             activations = 2 * _intermediates(fit)[1]
         else:  # host: numpy copies of the run's data
-            param_bytes, activations = 0, data.m * example
-    return Estimate(int(data_bytes), int(param_bytes), int(activations))
+            param_bytes, activations = 0, data.m * _bytes((x_one, y_one))
+        act_keys = ("data.m", "learner")
+    return Estimate(int(data_bytes), int(param_bytes), int(activations), (rows_key, "target.n"), act_keys)
 
 
 def available(devices=None) -> int | None:
@@ -170,7 +179,7 @@ def host_available() -> int | None:
 
 
 def _gb(b: float) -> str:
-    return f"{b / 1e9:.3g} GB"
+    return f"{b / 1e9:.1f} GB" if b >= 1e8 else f"{b / 1e6:.0f} MB" if b >= 1e6 else "< 1 MB"
 
 
 def runs_per_call(exp, cap: int, free: int | None, multiple: int = 1) -> int:
@@ -183,10 +192,11 @@ def runs_per_call(exp, cap: int, free: int | None, multiple: int = 1) -> int:
     budget = HEADROOM * free
     if est.total > budget:
         parts = sorted(est.parts().items(), key=lambda kv: -kv[1][0])
-        detail = "; ".join(f"{name} {_gb(b)} ({keys})" for name, (b, keys) in parts)
-        worst = parts[0][1][1].split(", ")
-        raise ConfigError(f"one run needs about {_gb(est.total)} of memory ({detail}) but only {_gb(budget)} "
-                          f"of {_gb(free)} available may be used; reduce {', '.join(worst)}", key=worst[0])
+        detail = ", ".join(f"{name} {_gb(b)} from {' × '.join(keys)}" for name, (b, keys) in parts)
+        worst = parts[0][1][1]
+        raise ConfigError(f"one run needs about {_gb(est.total)} of memory ({detail}), more than the "
+                          f"{_gb(budget)} a group may use of the {_gb(free)} available; reduce "
+                          f"{' or '.join(worst)}", key=worst[0])
     fit = min(cap, int(budget // max(est.total, 1)))
     return fit - fit % multiple if fit >= multiple else fit
 

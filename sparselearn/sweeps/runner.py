@@ -22,6 +22,8 @@ from tqdm.auto import tqdm
 
 from sparselearn.config import ExecutorConfig, Experiment, from_dict, to_plain
 from sparselearn.sweeps.executors import EXECUTORS
+from sparselearn import runtime
+from sparselearn.sweeps import memory
 from sparselearn.sweeps.grid import Group, Run, expand, group
 from sparselearn.schema import CURVE_COLUMNS, CURVES, RUN_COLUMNS, RUN_DTYPES
 from sparselearn.store import Store, StoreView, check_writable
@@ -42,10 +44,12 @@ class Summary:
     diverged: int
     failed: int
     wall_s: float
+    stored_failed: int = 0  # skipped runs whose stored status is failed (not retried)
 
     def line(self) -> str:
-        return (f"{self.total} runs ({self.skipped} already stored): {self.ok} ok, {self.diverged} diverged, "
-                f"{self.failed} failed in {self.wall_s:.1f} s → {self.path}")
+        stored = f", {self.stored_failed} of them failed" if self.stored_failed else ""
+        return (f"{self.total} runs ({self.skipped} already stored{stored}): {self.ok} ok, "
+                f"{self.diverged} diverged, {self.failed} failed in {self.wall_s:.1f} s → {self.path}")
 
 
 def _chunks(runs: tuple[Run, ...], limit: int) -> list[list[Run]]:
@@ -156,6 +160,10 @@ def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: b
     done = set() if force else view.done(retry_failed)
     todo = [r for r in runs if r.run_id not in done]
     groups = group(todo, round_m=round_m)
+    limits = memory.plan(groups, executor)  # before anything compiles: fails if one run cannot fit
+    runtime.compile_cache(executor.compile_cache)
+    stored_failed = 0 if force or retry_failed else sum(
+        view.status.get(r.run_id, ("",))[0] == "failed" for r in runs)
     counts = {"ok": 0, "diverged": 0, "failed": 0}
     bar = tqdm(total=len(todo), unit="run", disable=not progress or not todo, file=sys.stderr,
                desc=desc, dynamic_ncols=True)
@@ -184,7 +192,8 @@ def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: b
         bar.set_postfix_str(f"group {done_groups}/{len(groups)}")
         bar.update(len(g.runs))
 
-    train = functools.partial(_claimed, train=functools.partial(train_group, max_runs=executor.max_group_runs),
+    sized = functools.partial(memory.sized, functools.partial(train_group, max_runs=executor.max_group_runs), limits)
+    train = functools.partial(_claimed, train=sized,
                               store=store, token=token, owner=os.getpid(), view=view, force=force,
                               retry_failed=retry_failed)
     try:
@@ -213,7 +222,7 @@ def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: b
     df = df[df["run_id"].isin(ids)].reset_index(drop=True)
     trained = sum(counts.values())
     summary = Summary(str(store.path), len(runs), len(runs) - trained, counts["ok"], counts["diverged"],
-                      counts["failed"], time.perf_counter() - start)
+                      counts["failed"], time.perf_counter() - start, stored_failed)
     return df, summary
 
 
@@ -226,6 +235,7 @@ def run(exp: Experiment, out: str = "results", *, force: bool = False, retry_fai
     and `attrs["path"]` (the store directory).
     """
     from_dict(to_plain(exp), default_name=exp.experiment)  # a hand-built Experiment is checked like a file
+    memory.plan(group(expand(exp)), exp.executor)  # a size that cannot fit: nothing is written
     store = Store.create(out, exp)
     df, summary = execute(store, expand(exp), exp.executor, force=force, retry_failed=retry_failed,
                           progress=progress, desc=exp.experiment)

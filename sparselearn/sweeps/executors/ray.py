@@ -4,10 +4,9 @@ Results come back to this process, which writes the store as each task finishes.
 from __future__ import annotations
 
 from sparselearn.errors import ConfigError
+from sparselearn.runtime import with_compile_cache
 
-
-def _call(train, group):
-    return train(group)
+WAIT_S = 0.5  # ray.wait in short steps, so Ctrl-C reaches this process at once
 
 
 def execute(groups, train, on_done, cfg) -> None:
@@ -23,10 +22,12 @@ def execute(groups, train, on_done, cfg) -> None:
         ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False,
                  ignore_reinit_error=True)
     try:
-        task = ray.remote(num_cpus=cfg.cpus, num_gpus=cfg.gpus)(_call)
+        task = ray.remote(num_cpus=cfg.cpus, num_gpus=cfg.gpus)(with_compile_cache)
         pending = {task.remote(train, g): g for g in groups}
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
+            if not done:
+                continue
             ref = done[0]
             g = pending.pop(ref)
             try:

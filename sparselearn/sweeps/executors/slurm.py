@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from sparselearn.errors import ConfigError
+from sparselearn.runtime import with_compile_cache
 
 POLL_S = 0.5
 
@@ -29,7 +30,7 @@ def execute(groups, train, on_done, cfg) -> None:
     if cfg.partition:
         params["slurm_partition"] = cfg.partition
     executor.update_parameters(**params)
-    pending = {executor.submit(train, g): g for g in groups}
+    pending = {executor.submit(with_compile_cache, train, g): g for g in groups}
     while pending:
         finished = [job for job in pending if job.done()]
         for job in finished:

@@ -1,0 +1,92 @@
+"""A group's memory is estimated before compiling: sizes that cannot fit fail fast with exit 2,
+and the estimate sets how many runs share one compiled call."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from sparselearn import config
+from sparselearn.cli import main
+from sparselearn.sweeps import memory
+from sparselearn.sweeps.grid import expand, group
+from sparselearn.train.loop import compiled_group
+from sparselearn.train.spec import hp_arrays, static_part
+
+SIZED = """
+experiment: sized
+target:  {name: sparse_parity, n: %d, k: 2}
+learner: {name: %s}
+train:   {optimizer: %s, batch: %d, steps: 40, eval_every: 20}
+data:    {m: %d, test_m: %d}
+sweep:   {seeds: 4}
+"""
+
+
+@pytest.mark.parametrize("n, learner, optimizer, batch, m, test_m", [
+    (10, "mlp, width: 32", "sgd", 16, 256, 128),
+    (50, "mlp, width: 512", "adam", 64, 4096, 1024),       # parameters and activations
+    (200, "mlp, width: 64", "sgd", 32, 20000, 2048),       # data
+    (30, "mlp, width: 1024, depth: 3", "sgd", 128, 2048, 4096),
+    (12, "lowdegree, degree: 2", "sgd", 32, 2000, 512),    # a fitted learner
+])
+def test_estimate_is_within_a_small_factor_of_the_compiled_group(n, learner, optimizer, batch, m, test_m):
+    exp = config.loads(SIZED % (n, learner, optimizer, batch, m, test_m))
+    g = group(expand(exp))[0]
+    estimated = len(g.runs) * memory.estimate(g.exp).total
+    compiled = compiled_group(static_part(g.exp)).lower(hp_arrays(g.exp, g.hps())).compile()
+    stats = compiled.memory_analysis()
+    actual = stats.temp_size_in_bytes + stats.argument_size_in_bytes + stats.output_size_in_bytes
+    assert actual / 2.5 <= estimated <= 3 * actual, (estimated, actual)
+
+
+def test_runs_per_call_follows_free_memory_and_the_cap(tiny):
+    g = group(expand(tiny))[0]
+    one = memory.estimate(g.exp).total
+    free = int(10.5 * one / memory.HEADROOM)
+    assert memory.runs_per_call(g.exp, 1024, free) == 10
+    assert memory.runs_per_call(g.exp, 1024, free, multiple=4) == 8  # whole runs per device
+    assert memory.runs_per_call(g.exp, 3, free) == 3
+    assert memory.runs_per_call(g.exp, 1024, None) == 1024  # unknown memory: the cap
+    with pytest.raises(config.ConfigError, match="one run needs about"):
+        memory.runs_per_call(g.exp, 1024, one // 2)
+    assert memory.plan([g], config.override(tiny, executor={"name": "ray"}).executor) == {}
+
+
+@pytest.mark.parametrize("overrides, keys", [
+    (["target.n=1000000", "learner.width=4096"], "target.n"),
+    (["sweep.grid.data.m=[1000000000]"], "data.m"),
+    (["learner.width=10000000", "target.n=1000"], "learner.width"),
+])
+def test_sizes_that_cannot_fit_fail_fast_with_exit_2_and_write_nothing(tmp_path, tiny_file, capsys, monkeypatch,
+                                                                        overrides, keys):
+    monkeypatch.chdir(tmp_path)
+    args = ["run", str(tiny_file), "--quiet", "--out", "out"] + [a for o in overrides for a in ("--set", o)]
+    start = time.perf_counter()
+    assert main(args) == 2
+    took = time.perf_counter() - start
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and "one run needs about" in err, err
+    assert " GB" in err and keys in err, err
+    assert not (tmp_path / "out").exists()
+    assert took < 5, took
+
+
+def test_a_large_group_is_split_into_calls_that_fit(tiny, tmp_path, monkeypatch):
+    g = group(expand(tiny))[0]
+    one = memory.estimate(g.exp).total
+    monkeypatch.setattr(memory, "available", lambda devices=None: int(2.5 * one / memory.HEADROOM))
+    calls = []
+    import sparselearn.sweeps.runner as runner
+
+    real = runner.run_group
+
+    def counted(exp, hps, devices=None):
+        calls.append(len(hps["seed"]))
+        return real(exp, hps, devices=devices)
+
+    monkeypatch.setattr(runner, "run_group", counted)
+    df = runner.run(tiny, tmp_path, progress=False)
+    assert (df["status"] == "ok").all() and len(df) == 4
+    assert calls == [2, 2], calls
