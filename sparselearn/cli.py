@@ -22,6 +22,8 @@ from pathlib import Path
 # Only the light modules here: `--help` and `list configs` must not wait for jax, pandas or
 # matplotlib; each command imports what it needs.
 from sparselearn.errors import ConfigError
+from sparselearn.sweeps.executors import NAMES as EXECUTORS
+from sparselearn.train.spec import SEARCHABLE
 
 EPILOG = "Docs: README.md. Example: sparselearn run configs/quickstart.yaml --set train.steps=500"
 
@@ -49,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--smoke", action="store_true", help="shrink steps, seeds and grid for a seconds-long check")
     r.add_argument("--force", action="store_true", help="recompute runs that are already stored")
     r.add_argument("--retry-failed", action="store_true", help="recompute runs stored as failed")
-    r.add_argument("--executor", choices=["local", "devices", "ray", "slurm"],
+    r.add_argument("--executor", choices=EXECUTORS,
                    help="where groups run (default: executor.name of the config, local)")
     r.add_argument("--quiet", action="store_true", help="no progress bar or table, only the summary line")
     r.add_argument("--no-plot", action="store_true", help="do not draw the learnability figure")
@@ -61,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
                         "≤ eps, for every point of the config's grid, with an exact binomial confidence bracket. "
                         "Every trained run is stored; a repeated search reuses them.")
     se.add_argument("config", metavar="CONFIG")
-    se.add_argument("--param", choices=["data.m", "train.steps"], default="data.m",
+    se.add_argument("--param", choices=SEARCHABLE, default="data.m",
                     help="what to search over (default: data.m)")
     se.add_argument("--eps", type=float, help="target test error (default: train.eps of the config)")
     se.add_argument("--delta", type=float, default=0.1, help="allowed failure probability (default: 0.1)")
@@ -252,16 +254,23 @@ def cmd_list(args) -> int:
     what = [args.what] if args.what else ["targets", "learners", "configs", "figs"]
     if "targets" in what or "learners" in what:
         from sparselearn import learners, targets
+        from sparselearn.contracts import kind_of
+        from sparselearn.train import losses, optimizers
     if "targets" in what:
-        print("targets:")
+        print("targets (or your own: name: package.module:ClassName):")
         for name in targets.names():
             cls = targets.lookup(name)
             print(f"  {name:16s} ({cls.task}) {_fields(cls)}")
     if "learners" in what:
-        print("learners:")
+        print("learners (or your own: name: package.module:ClassName):")
         for name in learners.names():
             cls = learners.lookup(name)
-            print(f"  {name:16s} ({cls.kind}) {_fields(cls)}")
+            print(f"  {name:16s} ({kind_of(cls).name}) {_fields(cls)}")
+        print("training choices:")
+        opts = [f"{n} ({', '.join(o.uses)})" if o.uses else n for n, o in optimizers.OPTIMIZERS.items()]
+        print(f"  train.optimizer  {', '.join(opts)}")
+        print(f"  train.loss       {', '.join(losses.NAMES)}")
+        print(f"  executor.name    {', '.join(EXECUTORS)}")
     if "configs" in what:
         print("configs:")
         for d in _config_dirs():

@@ -96,10 +96,12 @@ def estimate(exp) -> Estimate:
     """Memory of one run of the group `exp` (its data.m the group's largest m)."""
     import jax
 
+    from sparselearn.contracts import kind_of
     from sparselearn.schema import CURVES
     from sparselearn.train import optimizers
 
     target, learner, tr, data = exp.target, exp.learner, exp.train, exp.data
+    kind = kind_of(learner)
     key = jax.random.key(0)
     teacher = jax.eval_shape(target.init, key)
     x_one, y_one = jax.eval_shape(lambda p: target.sample(p, key, 1), teacher)
@@ -109,10 +111,10 @@ def estimate(exp) -> Estimate:
     train_rows = 0 if data.online else data.m
     rows_key = "data.m" if train_rows >= data.test_m else "data.test_m"
     # and the outputs: a curve of every metric at each evaluation point
-    curve_points = tr.steps // tr.eval_every + 2 if learner.kind == "gradient" else 1
+    curve_points = tr.steps // tr.eval_every + 2 if kind.trained else 1
     data_bytes = (train_rows + data.test_m) * per_row + _bytes(teacher) + curve_points * len(CURVES) * 4
 
-    if learner.kind == "gradient":
+    if kind.trained:
         params = jax.eval_shape(lambda k: learner.init_params(k, target.n), key)
         opt = optimizers.make(tr.optimizer, 0.1, 0.0, tr.momentum, tr.sign_threshold)
         param_bytes = 3 * _bytes(params) + _bytes(jax.eval_shape(opt.init, params))
@@ -131,7 +133,7 @@ def estimate(exp) -> Estimate:
         # feature or Gram matrix) at the group's own m
         x = jax.ShapeDtypeStruct((data.m, target.n), x_one.dtype)
         y = jax.ShapeDtypeStruct((data.m,), jax.numpy.float32)
-        if learner.kind == "fitted":
+        if kind.compiled:
             fit = jax.make_jaxpr(lambda x, y: learner.fit(key, x, y, y))(x, y)
             param_bytes = _bytes(fit.out_avals)
             activations = 2 * _intermediates(fit)[1]
