@@ -13,7 +13,6 @@ Exit status: 0 success, 2 bad input (config, flags, paths), 1 internal failure.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import traceback
@@ -236,12 +235,10 @@ def cmd_figs(args) -> int:
     return 0
 
 
-def _fields(cls) -> str:
-    parts = []
-    for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else "…"
-        parts.append(f"{f.name}={default!r}")
-    return ", ".join(parts)
+def _described(registry, name: str, attr: str) -> str:
+    """'(task or kind) field=default, …' of a registered class, read without importing it."""
+    attrs, fields = registry.describe(name)
+    return f"({attrs.get(attr, '?')}) " + ", ".join(f"{f}={default}" for f, default in fields)
 
 
 def _config_dirs() -> list[Path]:
@@ -254,18 +251,15 @@ def cmd_list(args) -> int:
     what = [args.what] if args.what else ["targets", "learners", "configs", "figs"]
     if "targets" in what or "learners" in what:
         from sparselearn import learners, targets
-        from sparselearn.contracts import kind_of
         from sparselearn.train import losses, optimizers
     if "targets" in what:
         print("targets (or your own: name: package.module:ClassName):")
         for name in targets.names():
-            cls = targets.lookup(name)
-            print(f"  {name:16s} ({cls.task}) {_fields(cls)}")
+            print(f"  {name:16s} {_described(targets._registry, name, 'task')}")
     if "learners" in what:
         print("learners (or your own: name: package.module:ClassName):")
         for name in learners.names():
-            cls = learners.lookup(name)
-            print(f"  {name:16s} ({kind_of(cls).name}) {_fields(cls)}")
+            print(f"  {name:16s} {_described(learners._registry, name, 'kind')}")
         print("training choices:")
         opts = [f"{n} ({', '.join(o.uses)})" if o.uses else n for n, o in optimizers.OPTIMIZERS.items()]
         print(f"  train.optimizer  {', '.join(opts)}")

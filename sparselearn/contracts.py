@@ -237,10 +237,13 @@ class Registry:
         ... class Majority: ...
     """
 
-    def __init__(self, what: str, validate: Callable[[type], type], classes: dict[str, type]):
+    def __init__(self, what: str, validate: Callable[[type], type], classes: dict[str, type | str]):
         self.what = what
         self.validate = validate
-        self.classes = classes  # the registry itself (a plain dict: tests may patch it)
+        # the registry itself (a plain dict: tests may patch it); a value is a class or, for the
+        # built-in ones, its "module:Class" spelling, imported on first lookup so that naming
+        # and listing them needs no jax
+        self.classes = classes
 
     def register(self, cls: type) -> type:
         """File `cls` under `cls.name` after checking its contract; returns `cls` (a decorator)."""
@@ -262,19 +265,81 @@ class Registry:
             raise ConfigError(f"unknown {self.what} {name!r}{suggest(name, self.classes)}; known: "
                               f"{', '.join(sorted(self.classes))} (or a class as package.module:ClassName)",
                               key="name")
-        return self.classes[name]
+        held = self.classes[name]
+        if isinstance(held, str):
+            held = self.classes[name] = import_class(held)
+        return held
 
     def spelled(self, obj) -> str:
         """The name a config uses for `obj`'s class: its registered name, else `module:Class`."""
         cls = obj if isinstance(obj, type) else type(obj)
-        return cls.name if self.classes.get(cls.name) is cls else _spelling(cls)
+        held = self.classes.get(cls.name)
+        return cls.name if held is not None and _spelling(held) == _spelling(cls) else _spelling(cls)
 
     def names(self) -> list[str]:
         return sorted(self.classes)
 
+    def describe(self, name: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        """(class attributes such as task or kind, [(field, default)]) of a registered class,
+        read from its source without importing it when it is not imported yet (see
+        `declared`); for `sparselearn list`."""
+        held = self.classes[name]
+        if isinstance(held, str):
+            return declared(held)
+        attrs = {a: getattr(held, a) for a in ("name", "task", "kind") if hasattr(held, a)}
+        fields = [(f.name, "…" if f.default is dataclasses.MISSING else repr(f.default))
+                  for f in dataclasses.fields(held)]
+        return attrs, fields
 
-def _spelling(cls: type) -> str:
-    return f"{cls.__module__}:{cls.__qualname__}"
+
+def _spelling(cls: type | str) -> str:
+    return cls if isinstance(cls, str) else f"{cls.__module__}:{cls.__qualname__}"
+
+
+def declared(spec: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The class attributes (string constants: name, task, kind) and dataclass fields with
+    their defaults (as source text) of the class "package.module:Class", read from the
+    module's source with `ast`: no import, so no jax. Base classes defined in the module or
+    imported into it from this package are followed, fields in dataclass order.
+
+    Example:
+        >>> declared("sparselearn.targets.parity:SparseParity")[1][:2]
+        [('n', '…'), ('k', '3')]
+    """
+    import ast
+    import importlib.util
+
+    module_name, _, qualname = spec.partition(":")
+    origin = importlib.util.find_spec(module_name).origin
+    tree = ast.parse(open(origin, encoding="utf-8").read())
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    imported = {alias.asname or alias.name: f"{node.module}:{alias.name}" for node in tree.body
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sparselearn")
+                for alias in node.names}
+    node = classes[qualname]
+    attrs: dict[str, Any] = {}
+    fields: dict[str, str] = {}
+    for base in node.bases:  # bases first: their fields come first, the class may override them
+        if isinstance(base, ast.Name) and base.id in classes:
+            base_attrs, base_fields = declared(f"{module_name}:{base.id}")
+        elif isinstance(base, ast.Name) and base.id in imported:
+            base_attrs, base_fields = declared(imported[base.id])
+        else:
+            continue
+        attrs.update(base_attrs)
+        fields.update(base_fields)
+    for stmt in node.body:
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+            if "ClassVar" in ast.unparse(stmt.annotation):
+                if isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
+                    attrs[stmt.target.id] = stmt.value.value
+                continue
+            fields[stmt.target.id] = "…" if stmt.value is None else ast.unparse(stmt.value)
+        elif isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant):
+            for target in stmt.targets:
+                if isinstance(target, ast.Name) and isinstance(stmt.value.value, str):
+                    attrs[target.id] = stmt.value.value
+    return attrs, list(fields.items())
 
 
 def import_class(spec: str) -> type:

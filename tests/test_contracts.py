@@ -159,3 +159,27 @@ def test_plugin_kinds_are_checked_once_by_the_registry(monkeypatch):
     assert learners.spelled(Host()) == "host_test"
     unregistered = type("Unregistered", (Host,), {"name": "unregistered"})
     assert learners.spelled(unregistered) == f"{__name__}:Unregistered"  # not registered: module:Class
+
+
+def test_listing_reads_the_builtin_classes_as_they_are_declared():
+    """`sparselearn list` describes classes from their source; that must agree with the
+    imported dataclasses (fields, defaults, task or kind, name)."""
+    import dataclasses
+
+    for registry, attr in ((targets._registry, "task"), (learners._registry, "kind")):
+        for name in registry.names():
+            cls = registry.lookup(name)
+            attrs, fields = contracts.declared(f"{cls.__module__}:{cls.__qualname__}")
+            assert attrs["name"] == cls.name == name
+            assert attrs[attr] == getattr(cls, attr)
+            real = [(f.name, "…" if f.default is dataclasses.MISSING else repr(f.default))
+                    for f in dataclasses.fields(cls)]
+            assert fields == real, name
+
+
+def test_list_and_help_answer_without_jax():
+    code = ("import sys; from sparselearn.cli import main; main(['list']); main(['list', 'learners']); "
+            "assert not any(m in sys.modules for m in ('jax', 'optax', 'pandas', 'matplotlib')), "
+            "[m for m in ('jax', 'optax', 'pandas', 'matplotlib') if m in sys.modules]")
+    out = subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True, text=True).stdout
+    assert "sparse_parity    (classification) n=30, k=3" in out and "mlp              (gradient)" in out

@@ -363,7 +363,7 @@ def test_bad_parameters_raise_config_error_naming_the_key(name, cfg, key):
         targets.get(name, **cfg)
     assert err.value.key == key
     with pytest.raises(ValueError):                          # and a ValueError from Python directly
-        targets.REGISTRY[name](**cfg)
+        targets.lookup(name)(**cfg)
 
 
 def test_unknown_field_is_an_error():

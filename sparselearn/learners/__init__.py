@@ -21,24 +21,19 @@ from __future__ import annotations
 
 from sparselearn.contracts import Registry, validate_learner
 from sparselearn.fields import build
-from sparselearn.learners.gf2 import GF2
-from sparselearn.learners.kernels import KernelRidge, RandomFeatures
-from sparselearn.learners.layerwise import Layerwise
-from sparselearn.learners.lowdegree import LowDegree
-from sparselearn.learners.mlp import MLP
-from sparselearn.learners.neuron import Neuron
-from sparselearn.learners.polynomial import PolyMLP, PolyNet
 
-REGISTRY: dict[str, type] = {
-    MLP.name: MLP,
-    LowDegree.name: LowDegree,
-    KernelRidge.name: KernelRidge,
-    RandomFeatures.name: RandomFeatures,
-    GF2.name: GF2,
-    Layerwise.name: Layerwise,
-    PolyNet.name: PolyNet,
-    PolyMLP.name: PolyMLP,
-    Neuron.name: Neuron,
+#: name → class, or "module:Class" for the built-in ones (imported on first lookup, so
+#: naming and listing them needs no jax)
+REGISTRY: dict[str, type | str] = {
+    "mlp": "sparselearn.learners.mlp:MLP",
+    "lowdegree": "sparselearn.learners.lowdegree:LowDegree",
+    "kernel": "sparselearn.learners.kernels:KernelRidge",
+    "random_features": "sparselearn.learners.kernels:RandomFeatures",
+    "gf2": "sparselearn.learners.gf2:GF2",
+    "layerwise": "sparselearn.learners.layerwise:Layerwise",
+    "polynet": "sparselearn.learners.polynomial:PolyNet",
+    "polymlp": "sparselearn.learners.polynomial:PolyMLP",
+    "neuron": "sparselearn.learners.neuron:Neuron",
 }
 
 

@@ -19,18 +19,16 @@ from __future__ import annotations
 
 from sparselearn.contracts import Registry, validate_target
 from sparselearn.fields import build
-from sparselearn.targets.hierarchical import Hierarchical
-from sparselearn.targets.moe import MoE
-from sparselearn.targets.parity import SparseParity, Staircase
-from sparselearn.targets.sparse_mlp import SparseMLP, SparseMLPSign
 
-REGISTRY: dict[str, type] = {
-    SparseParity.name: SparseParity,
-    Staircase.name: Staircase,
-    SparseMLP.name: SparseMLP,
-    SparseMLPSign.name: SparseMLPSign,
-    Hierarchical.name: Hierarchical,
-    MoE.name: MoE,
+#: name → class, or "module:Class" for the built-in ones (imported on first lookup, so
+#: naming and listing them needs no jax)
+REGISTRY: dict[str, type | str] = {
+    "sparse_parity": "sparselearn.targets.parity:SparseParity",
+    "staircase": "sparselearn.targets.parity:Staircase",
+    "sparse_mlp": "sparselearn.targets.sparse_mlp:SparseMLP",
+    "sparse_mlp_sign": "sparselearn.targets.sparse_mlp:SparseMLPSign",
+    "hierarchical": "sparselearn.targets.hierarchical:Hierarchical",
+    "moe": "sparselearn.targets.moe:MoE",
 }
 
 

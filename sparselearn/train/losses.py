@@ -11,24 +11,30 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import jax
-import jax.numpy as jnp
+if TYPE_CHECKING:  # jax is imported when a loss is evaluated, not when the names are read
+    import jax
 
 
 def hinge(f: jax.Array, y: jax.Array) -> jax.Array:
     """max(0, 1 − y·f), labels in {±1}."""
+    import jax.numpy as jnp
+
     return jnp.maximum(0.0, 1.0 - y * f)
 
 
 def square(f: jax.Array, y: jax.Array) -> jax.Array:
     """½(f − y)²."""
+    import jax.numpy as jnp
+
     return 0.5 * jnp.square(f - y)
 
 
 def logistic(f: jax.Array, y: jax.Array) -> jax.Array:
     """log(1 + exp(−y·f)), labels in {±1}."""
+    import jax
+
     return jax.nn.softplus(-y * f)
 
 
