@@ -1,0 +1,232 @@
+"""Fixed costs, from a cold process: the command line against a numpy SGD loop per seed.
+
+Workload (the sweep a researcher runs every day): 3-sparse parity on {±1}^20, a width-200
+ReLU network, hinge loss, SGD (lr 0.1, batch 32), 1,000 training samples, test accuracy on
+1,000 fresh points every 50 steps, at most 3,000 steps, for 16 and for 256 seeds.
+
+    ours        `sparselearn run CONFIG --quiet` in a new process: start, import, compile (cold:
+                an empty compile cache; warm: the cache of the cold run), train every seed in
+                one program, store, draw the figure. With `train.stop_at_eps` (if the
+                installed version has it) the group stops once every seed is at 0 test error.
+    numpy_loop  a new process running the loop a researcher would write: numpy arrays, one
+                seed after the other, the same network, loss, batches and evaluation, each
+                seed stopping once its test accuracy is 100%.
+
+Both run on one core (`taskset -c 0`, BLAS and XLA single-threaded). Also measured:
+`import sparselearn`, `sparselearn --help`, and the compile of the quickstart group (cold
+and from the warm cache) in a fresh process.
+
+Run:   python benchmarks/bench_overhead.py           # about 5 min on an idle 2-core machine
+       python benchmarks/bench_overhead.py --quick   # 16 seeds only, writes nothing
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import describe  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "overhead.json"
+N, K, WIDTH, M, TEST_M, BATCH, LR, STEPS, EVAL_EVERY = 20, 3, 200, 1000, 1000, 32, 0.1, 3000, 50
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "XLA_FLAGS": "--xla_force_host_platform_device_count=1 --xla_cpu_multi_thread_eigen=false"}
+
+NUMPY_LOOP = textwrap.dedent('''
+    import sys, time
+    import numpy as np
+
+    n, k, width, m, test_m, batch, lr, steps, every, seeds = (float(a) if "." in a else int(a)
+                                                              for a in sys.argv[1:])
+    done_at = []
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        support = rng.choice(n, k, replace=False)
+        x = rng.choice([-1.0, 1.0], size=(m, n)).astype(np.float32)
+        y = np.prod(x[:, support], axis=1)
+        xt = rng.choice([-1.0, 1.0], size=(test_m, n)).astype(np.float32)
+        yt = np.prod(xt[:, support], axis=1)
+        a = np.sqrt(6 / (n + width))
+        w1 = rng.uniform(-a, a, (n, width)).astype(np.float32)
+        b1 = rng.uniform(-1 / np.sqrt(n), 1 / np.sqrt(n), width).astype(np.float32)
+        a2 = np.sqrt(6 / (width + 1))
+        w2 = rng.uniform(-a2, a2, width).astype(np.float32)
+        b2 = np.float32(0.0)
+        finished = steps
+        for t in range(steps):
+            if t % every == 0 and np.all(np.sign(np.maximum(xt @ w1 + b1, 0) @ w2 + b2) == yt):
+                finished = t
+                break
+            idx = rng.integers(0, m, batch)
+            xb, yb = x[idx], y[idx]
+            h = np.maximum(xb @ w1 + b1, 0)
+            f = h @ w2 + b2
+            g = np.where(yb * f < 1, -yb, 0.0).astype(np.float32) / batch   # d mean hinge / df
+            gh = np.outer(g, w2) * (h > 0)
+            w2 -= lr * (h.T @ g)
+            b2 -= lr * g.sum()
+            w1 -= lr * (xb.T @ gh)
+            b1 -= lr * gh.sum(axis=0)
+        done_at.append(finished)
+    print("steps", *done_at)
+''')
+
+
+def config_text(seeds: int, stop: bool) -> str:
+    stop_text = ", stop_at_eps: true" if stop else ""
+    return textwrap.dedent(f"""\
+        experiment: bench_overhead
+        target:  {{name: sparse_parity, n: {N}, k: {K}}}
+        learner: {{name: mlp, width: {WIDTH}, depth: 2, activation: relu, init: standard}}
+        train:   {{optimizer: sgd, lr: {LR}, batch: {BATCH}, steps: {STEPS}, loss: hinge,
+                  eval_every: {EVAL_EVERY}, eps: 0.0{stop_text}}}
+        data:    {{m: {M}, test_m: {TEST_M}}}
+        sweep:   {{seeds: {seeds}}}
+        """)
+
+
+def has_stop_at_eps() -> bool:
+    from sparselearn.config import TrainConfig
+
+    return "stop_at_eps" in TrainConfig.__dataclass_fields__
+
+
+def timed(cmd: list[str], env: dict, cwd: Path) -> tuple[float, str]:
+    """Wall seconds of a new process pinned to core 0, and its stdout."""
+    start = time.perf_counter()
+    done = subprocess.run(["taskset", "-c", "0", *cmd], env=env, cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return seconds, done.stdout
+
+
+def bench_cli(seeds: int, work: Path, stop: bool) -> dict:
+    cfg = work / f"overhead_{seeds}.yaml"
+    cfg.write_text(config_text(seeds, stop))
+    cache = work / f"cache_{seeds}"
+    env = {**os.environ, **ONE_THREAD, "SPARSELEARN_CACHE_DIR": str(cache)}
+    exe = shutil.which("sparselearn") or "sparselearn"
+    cold, _ = timed([exe, "run", str(cfg), "--out", str(work / "cold"), "--quiet"], env, work)
+    warm, out = timed([exe, "run", str(cfg), "--out", str(work / "warm"), "--quiet"], env, work)
+    import pandas as pd
+
+    runs = pd.read_parquet(next((work / "warm").rglob("runs.parquet")))
+    steps = runs["steps_to_eps"]
+    return {"seeds": seeds, "cold_s": cold, "warm_s": warm, "learned": int((steps >= 0).sum()),
+            "median_steps_to_eps": float(steps[steps >= 0].median()) if (steps >= 0).any() else None,
+            "stop_at_eps": stop, "summary": out.strip().splitlines()[-1] if out.strip() else ""}
+
+
+def bench_numpy(seeds: int, work: Path) -> dict:
+    script = work / "numpy_loop.py"
+    script.write_text(NUMPY_LOOP)
+    env = {**os.environ, **ONE_THREAD}
+    args = [str(v) for v in (N, K, WIDTH, M, TEST_M, BATCH, LR, STEPS, EVAL_EVERY, seeds)]
+    seconds, out = timed([sys.executable, str(script), *args], env, work)
+    steps = [int(s) for s in out.split()[1:]]
+    learned = [s for s in steps if s < STEPS]
+    return {"seeds": seeds, "seconds": seconds, "learned": len(learned),
+            "median_steps": statistics.median(learned) if learned else None}
+
+
+def bench_start(work: Path, repeats: int = 5) -> dict:
+    env = {**os.environ, **ONE_THREAD}
+    exe = shutil.which("sparselearn") or "sparselearn"
+    imports = [timed([sys.executable, "-c", "import sparselearn"], env, work)[0] for _ in range(repeats)]
+    helps = [timed([exe, "--help"], env, work)[0] for _ in range(repeats)]
+    lists = [timed([exe, "list", "learners"], env, work)[0] for _ in range(repeats)]
+    bare = [timed([sys.executable, "-c", "pass"], env, work)[0] for _ in range(repeats)]
+    return {"import_sparselearn_s": statistics.median(imports), "help_s": statistics.median(helps),
+            "list_learners_s": statistics.median(lists), "python_start_s": statistics.median(bare)}
+
+
+COMPILE = textwrap.dedent('''
+    import json, sys, time
+    import sparselearn as sl
+    from sparselearn import runtime
+    from sparselearn.sweeps import grid
+    from sparselearn.train import loop, spec
+    runtime.enable_compile_cache()
+    exp = sl.config.load(sys.argv[1])
+    g = grid.group(grid.expand(exp))[-1]
+    static = spec.static_part(g.exp)
+    arrays = spec.hp_arrays(g.exp, g.hps())
+    start = time.perf_counter()
+    lowered = loop.compiled_group(static).lower(arrays)
+    traced = time.perf_counter()
+    lowered.compile()
+    done = time.perf_counter()
+    print(json.dumps({"trace_lower_s": traced - start, "compile_s": done - traced, "total_s": done - start}))
+''')
+
+
+def bench_compile(work: Path) -> dict:
+    """The quickstart group (16 runs) traced, lowered and compiled in a new process, with an
+    empty compile cache and then with the cache it filled; both on 2 host devices if present."""
+    script = work / "compile.py"
+    script.write_text(COMPILE)
+    env = {**os.environ, "SPARSELEARN_CACHE_DIR": str(work / "compile_cache")}
+    out = {}
+    for name in ("cold", "warm"):
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, str(script), str(ROOT / "configs" / "quickstart.yaml")],
+                              env=env, capture_output=True, text=True, check=True)
+        out[name] = {**json.loads(done.stdout.strip().splitlines()[-1]), "process_s": time.perf_counter() - start}
+    return out
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="16 seeds only; writes nothing")
+    parser.add_argument("--out", type=Path, default=None, help=f"JSON path (default {RESULTS})")
+    args = parser.parse_args(argv)
+    load_before = describe()["load_average"]
+    stop = has_stop_at_eps()
+    report: dict = {"benchmark": "overhead",
+                    "workload": {"n": N, "k": K, "width": WIDTH, "m": M, "test_m": TEST_M, "batch": BATCH,
+                                 "lr": LR, "max_steps": STEPS, "eval_every": EVAL_EVERY}}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        report["start"] = bench_start(work)
+        print("start:", report["start"])
+        report["compile_quickstart_group"] = bench_compile(work)
+        print("compile:", report["compile_quickstart_group"])
+        rows = []
+        for seeds in ((16,) if args.quick else (16, 256)):
+            ours, ref = bench_cli(seeds, work, stop), bench_numpy(seeds, work)
+            rows.append({"seeds": seeds, "ours": ours, "numpy_loop": ref,
+                         "speedup_cold": ref["seconds"] / ours["cold_s"],
+                         "speedup_warm": ref["seconds"] / ours["warm_s"]})
+            print(f"{seeds} seeds: ours cold {ours['cold_s']:.2f} s, warm {ours['warm_s']:.2f} s "
+                  f"({ours['learned']}/{seeds} learned); numpy loop {ref['seconds']:.2f} s "
+                  f"({ref['learned']}/{seeds} learned) → ×{rows[-1]['speedup_warm']:.2f} warm")
+        report["sweeps"] = rows
+    report["targets"] = {"warm_16_seeds_at_least_1x": rows[0]["speedup_warm"] >= 1.0}
+    if len(rows) > 1:
+        report["targets"]["warm_256_seeds_at_least_10x"] = rows[1]["speedup_warm"] >= 10.0
+    machine = describe()
+    machine["load_average_at_start"] = load_before
+    machine["load_average_at_end"] = machine.pop("load_average")
+    report["machine"] = machine
+    out = args.out or (None if args.quick else RESULTS)
+    if out:
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {out}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
