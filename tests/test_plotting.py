@@ -142,3 +142,21 @@ def test_plot_cli_grid_without_axes_exits_2(tmp_path, capsys):
     assert main(["plot", str(store), "--kind", "phase"]) == 2
     assert "two grid axes" in capsys.readouterr().err
     assert main(["plot", str(store), "--kind", "scaling"]) == 2
+
+
+def test_error_vs_m_labels_the_grid_values_on_a_log_axis():
+    """A log m axis shows the grid's m values as its labels and no colliding minor labels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sparselearn.plotting.curves import error_vs_m
+
+    runs = pd.DataFrame([{"run_id": f"{m}-{s}", "m": m, "seed": s, "test_error": 0.5 / (1 + i),
+                          "status": "ok", "target": "sparse_parity", "learner": "mlp", "n": 30, "k": 3,
+                          "grid": json.dumps({"data.m": m})}
+                         for i, m in enumerate((256, 1024, 4096)) for s in range(3)])
+    fig, ax = error_vs_m(runs)
+    fig.canvas.draw()
+    major = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    minor = [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]
+    assert ax.get_xscale() == "log" and major == ["256", "1024", "4096"] and minor == []

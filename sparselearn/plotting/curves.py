@@ -48,9 +48,20 @@ def _band(ax, x, values: pd.DataFrame, label: str, color):
 
 
 def _log_if_wide(ax, values, axis="x"):
-    v = np.asarray([x for x in values if x > 0], dtype=float)
-    if v.size and v.max() / v.min() >= 8:
-        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    """A log axis when the positive `values` span ≥ 8×; its ticks are then the values
+    themselves when there are few of them (grid values read better than 10^k ticks, and log
+    minor labels collide), else the decades alone."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    v = np.unique(np.asarray([x for x in values if x > 0], dtype=float))
+    if not (v.size and v.max() / v.min() >= 8):
+        return
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    scale = ax.xaxis if axis == "x" else ax.yaxis
+    scale.set_minor_formatter(NullFormatter())
+    if v.size <= 8:
+        (ax.set_xticks if axis == "x" else ax.set_yticks)(v)
+        scale.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.0f}" if x == round(x) else f"{x:g}"))
 
 
 def error_vs_m(runs: pd.DataFrame, ax=None, title: str | None = None):
