@@ -119,11 +119,19 @@ def build(cls, values: dict, *, skip: tuple[str, ...] = ()):
         raise ConfigError(str(e)) from e
 
 
+#: field metadata marking a field added after configs were stored: `to_dict` leaves it out while it
+#: holds its default, so the hashes of configs written before it existed stay the same
+OMIT_DEFAULT = {"omit_default": True}
+
+
 def to_dict(obj) -> dict:
-    """Fields of a dataclass as plain Python values (tuples as lists), for YAML and hashing."""
+    """Fields of a dataclass as plain Python values (tuples as lists), for YAML and hashing;
+    a field with OMIT_DEFAULT metadata is left out while it equals its default."""
     out = {}
     for f in dataclasses.fields(obj):
         v = getattr(obj, f.name)
+        if f.metadata.get("omit_default") and v == f.default:
+            continue
         if dataclasses.is_dataclass(v):
             v = to_dict(v)
         elif isinstance(v, tuple):

@@ -31,6 +31,23 @@ few "address" coordinates (a random subset, so the teacher is randomly permuted)
   order 2^−14 (the regime of the paper's Remark 11); the certificate is sampled and labelled as
   such, and the price is a very sparse function (most inputs activate no unit at all).
 
+Two dense comparisons make no sparsity promise (k = s; `certify` measures the k they attain):
+
+- ``parity`` (the hard dense member behind the §1.3 lower bounds): the parity χ_S(x) = Π_{i∈S} x_i of
+  p = min(n, s − 1) random coordinates S (``bits`` sets a smaller p), written as p + 1 ramps in the
+  sum c = Σ_{i∈S} x_i. Every unit has weight 1 on S; c takes the values c_i = −p + 2i, and χ_S =
+  (−1)^{p−i} there. Unit 0 has bias −p − 1 (always active, it carries the value at c_0) and unit
+  j ≥ 1 bias c_{j−1} + ½, just past the j-th value, so on c_i exactly units 0…i fire (between 1
+  and p + 1, about p/2 on a typical input) and no pre-activation is within ½ of 0. The output
+  weights solve the (lower-triangular) interpolation system; they alternate in sign and stay
+  at most 4 in magnitude for every p. The Fourier degree is p.
+- ``biased``: the dense random net with every bias shifted so that each unit fires on a fraction
+  ``active`` = q of the inputs (the (1 − q)-quantile of its pre-activation under the input
+  distribution, exact on the enumerated cube for n ≤ 14, else from 2^14 draws; the threshold sits
+  halfway between two reference values). Gaussian first-layer weights N(0, I/n), Gaussian output
+  weights; q = ½ is about the zero-bias `dense` net, q → 1/s a net with about one unit active on
+  a typical input, so q sweeps the fraction of active units at fixed s.
+
 Scale: by default the output weights are rescaled to unit output variance under the input
 distribution (exact on the enumerated hypercube for n ≤ 14, else from 2^14 draws); the factor is
 returned as ``params["scale"]``. Giving `W` and/or `B` instead scales the teacher to the largest
@@ -50,19 +67,23 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from sparselearn.errors import require
+from sparselearn.fields import OMIT_DEFAULT
 from sparselearn.targets.inputs import (INPUTS, Certificate, LabelNoise, balanced_threshold, certify_max,
                                         draw_many, hypercube_points, is_discrete, labelled, reference,
                                         weighted_moments)
 
 HIGHEST = jax.lax.Precision.HIGHEST
-CONSTRUCTIONS = ("random", "junta", "index", "dense_weight", "dense")
+CONSTRUCTIONS = ("random", "junta", "index", "dense_weight", "dense", "parity", "biased")
+#: constructions without a sparsity promise: config k = s, the certificate measures the k attained
+DENSE = ("dense", "parity", "biased")
 
 
 def _choice(value, key: str, choices) -> None:
@@ -99,16 +120,45 @@ def calibrated_bias(w: jax.Array, x: jax.Array, k: int) -> jax.Array:
     return jnp.max(jax.lax.top_k(z, k + 1)[0][:, -1])
 
 
+def quantile_bias(z: jax.Array, weights: jax.Array, q: float) -> jax.Array:
+    """A threshold b with mass ≈ q of the values z (N,) above it, under weights (N,) summing to
+    1: the cut between consecutive distinct sorted values whose upper tail mass is closest to q,
+    placed halfway between them (so no reference value sits on it). Shape ()."""
+    order = jnp.argsort(z)
+    zs, ws = z[order], weights[order]
+    tail = 1.0 - jnp.cumsum(ws) + ws                      # tail[i] = mass of zs[i:]
+    gap = jnp.concatenate([jnp.zeros((1,), bool), zs[1:] > zs[:-1]])   # a cut below i is possible
+    i = jnp.argmin(jnp.where(gap, jnp.abs(tail - q), jnp.inf))
+    return 0.5 * (zs[i - 1] + zs[i])
+
+
+def parity_ramps(p: int) -> tuple[np.ndarray, np.ndarray]:
+    """Biases (p + 1,) and output weights (p + 1,) of the ramps whose sum, as a function of
+    c = Σ_{i∈S} x_i ∈ {−p, −p + 2, …, p}, is the parity (−1)^{(p − c)/2} (see the module
+    docstring): bias −p − 1, then c_{j−1} + ½ for j = 1 … p.
+
+    Example:
+        >>> b, u = parity_ramps(2)        # b = [-3, -1.5, 0.5]; u = [1, -8/3, 32/9]
+    """
+    c = -p + 2.0 * np.arange(p + 1)
+    b = np.concatenate([[-p - 1.0], c[:-1] + 0.5])
+    ramps = np.maximum(c[:, None] - b[None, :], 0.0)      # lower triangular, positive diagonal
+    u = np.linalg.solve(ramps, (-1.0) ** (p - np.arange(p + 1)))
+    return b.astype(np.float32), u.astype(np.float32)
+
+
 @dataclass(frozen=True)
 class SparseMLP(LabelNoise):
     """A ReLU network with s hidden units of which at most k are active on any input.
 
     Fields: `n` inputs, `s` hidden units (the construction may use fewer; see `layout`),
-    sparsity `k`, `construction` (random | junta | index | dense_weight, or `dense`: the
-    unconstrained comparison, Gaussian weights, zero biases, k = s), `bits` (address bits
-    per group; codeword length for random; default from s/k), `junta_fn` (random | parity),
-    `gamma` (Γ of dense_weight), norms `W`, `B` (default: unit variance instead), `noise`
-    (std of additive Gaussian label noise), `inputs`, and `p` (+1 probability for biased inputs).
+    sparsity `k`, `construction` (random | junta | index | dense_weight, or the dense comparisons
+    with k = s: `dense`, Gaussian weights and zero biases; `parity`, a parity on min(n, s − 1)
+    bits; `biased`, Gaussian weights with biases giving each unit the active fraction `active`),
+    `bits` (address bits per group; codeword length for random; the parity's size p for parity;
+    default from s/k), `junta_fn` (random | parity), `gamma` (Γ of dense_weight), norms `W`, `B`
+    (default: unit variance instead), `noise` (std of additive Gaussian label noise), `inputs`,
+    `p` (+1 probability for biased inputs), and `active` (biased only: the fraction q ∈ (0, 1)).
 
     Example:
         >>> t = SparseMLP(n=12, s=16, k=1, construction="junta", junta_fn="parity")
@@ -118,7 +168,7 @@ class SparseMLP(LabelNoise):
     n: int = 16
     s: int = 64
     k: int = 4
-    construction: Literal["random", "junta", "index", "dense_weight", "dense"] = "random"
+    construction: Literal["random", "junta", "index", "dense_weight", "dense", "parity", "biased"] = "random"
     bits: int | None = None
     junta_fn: Literal["random", "parity"] = "random"
     gamma: float | None = None
@@ -127,6 +177,7 @@ class SparseMLP(LabelNoise):
     noise: float = 0.0
     inputs: Literal["hypercube", "gaussian", "biased"] = "hypercube"
     p: float = 0.5
+    active: float | None = field(default=None, metadata=OMIT_DEFAULT)   # left out of config hashes while None
 
     name: ClassVar[str] = "sparse_mlp"
     task: ClassVar[str] = "regression"
@@ -138,8 +189,9 @@ class SparseMLP(LabelNoise):
         require(self.n >= 1, "n", f"must be ≥ 1, got {self.n}")
         require(self.s >= 1, "s", f"must be ≥ 1, got {self.s}")
         require(1 <= self.k <= self.s, "k", f"must satisfy 1 ≤ k ≤ s = {self.s}, got {self.k}")
-        if self.construction == "dense":
-            require(self.k == self.s, "k", f"a dense network has no sparsity promise: set k = s = {self.s}")
+        if self.construction in DENSE:
+            require(self.k == self.s, "k", f"construction {self.construction!r} has no sparsity promise: "
+                    f"set k = s = {self.s} (certify() measures the k it attains)")
         else:
             require(self.k <= self.n, "k", f"must be ≤ n = {self.n}, got {self.k}")
         require(0.0 < self.p < 1.0, "p", f"probability of +1 must be in (0, 1), got {self.p}")
@@ -148,8 +200,17 @@ class SparseMLP(LabelNoise):
             require(value is None or value > 0, key, f"must be > 0, got {value}")
         self._check_noise()
         c = self.construction
-        require(self.inputs != "gaussian" or c == "random", "construction",
-                f"{c!r} is defined on the hypercube; with inputs='gaussian' use construction='random'")
+        require(self.inputs != "gaussian" or c in ("random", "biased", "dense"), "construction",
+                f"{c!r} is defined on the hypercube; with inputs='gaussian' use random, biased or dense")
+        if c == "biased":
+            require(self.active is not None and 0.0 < self.active < 1.0, "active",
+                    f"construction 'biased' needs the active fraction of units in (0, 1), got {self.active}")
+        else:
+            require(self.active is None, "active", "is used only by construction='biased'")
+        if c == "parity":
+            require(self.s >= 2, "s", f"construction 'parity' needs s ≥ 2 (a parity on s − 1 bits), got {self.s}")
+            require(self.bits is None or self.bits <= min(self.n, self.s - 1), "bits",
+                    f"the parity's size must be ≤ min(n, s − 1) = {min(self.n, self.s - 1)}, got {self.bits}")
         require(self.gamma is None or c == "dense_weight", "gamma", "is used only by construction='dense_weight'")
         require(self.junta_fn == "random" or c == "junta", "junta_fn", "is used only by construction='junta'")
         require(self.bits is None or self.bits >= 1, "bits", f"must be ≥ 1, got {self.bits}")
@@ -159,7 +220,7 @@ class SparseMLP(LabelNoise):
         if self.bits is not None:
             require(self.inputs != "gaussian", "bits", "is not used with inputs='gaussian'")
             require(self.bits <= self.n, "bits", f"must be ≤ n = {self.n}, got {self.bits}")
-        if self.bits is not None and c != "random":
+        if self.bits is not None and c not in ("random", "parity"):
             require(2 ** self.bits <= per_group, "bits",
                     f"2^bits units per group must fit in s/k = {per_group}, got bits = {self.bits}")
         if c == "index":
@@ -177,8 +238,11 @@ class SparseMLP(LabelNoise):
         """Address bits per group, units per group and total units (static, from the config)."""
         per_group = self.s // self.k
         c = self.construction
-        if c == "dense":
+        if c in ("dense", "biased"):
             return Layout(0, 1, self.s)
+        if c == "parity":
+            p = self.bits or min(self.n, self.s - 1)
+            return Layout(p, p + 1, p + 1)
         if c == "random" and self.inputs == "gaussian":
             return Layout(0, per_group, self.k * per_group)
         if c == "random":
@@ -251,9 +315,19 @@ class SparseMLP(LabelNoise):
     def _raw(self, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """(w (units, n), b (units,), u (units,)) before scaling."""
         _, g, units = self.layout
-        if self.construction == "dense":  # about half of the units fire on a typical input
+        if self.construction in ("dense", "biased"):  # dense: about half of the units fire on a typical input
             w, u = draw_many("normal", jax.random.fold_in(key, 0), (units, self.n), (units,))
-            return w / math.sqrt(self.n), jnp.zeros((units,), jnp.float32), u
+            w = w / math.sqrt(self.n)
+            if self.construction == "dense":
+                return w, jnp.zeros((units,), jnp.float32), u
+            x, weights = reference(self.inputs, jax.random.fold_in(key, 2), self.n, self.p)
+            z = jnp.matmul(x, w.T, precision=HIGHEST)                                   # (N, units)
+            return w, jax.vmap(quantile_bias, in_axes=(1, None, None))(z, weights, self.active), u
+        if self.construction == "parity":
+            p = self.layout.bits
+            on = jnp.argsort(jax.random.uniform(jax.random.fold_in(key, 0), (self.n,))) < p   # S: p random coordinates
+            b, u = parity_ramps(p)
+            return jnp.broadcast_to(on.astype(jnp.float32), (p + 1, self.n)), jnp.asarray(b), jnp.asarray(u)
         if self.inputs == "gaussian":
             blocks = -(-units // self.n)
             g, u = draw_many("normal", jax.random.fold_in(key, 0), (blocks, self.n, self.n), (units,))
