@@ -34,7 +34,7 @@ from sparselearn import learners, targets
 from sparselearn.contracts import kind_of, learner_check
 from sparselearn.errors import ConfigError, require
 from sparselearn.fields import MAX_INT, build, coerce, suggest, to_dict
-from sparselearn.train import losses, optimizers
+from sparselearn.train import losses, optimizers, record
 
 # the choices, read from their registries (one definition each)
 OptimizerName = Literal[optimizers.NAMES]
@@ -48,7 +48,9 @@ class TrainConfig:
     sign (sign-sgd: coordinates with |g| ≤ ρ do not move). `init_seed` seeds the teacher, the
     test set and the initialisation (default: the run seed); the training data and batches
     always follow the run seed, so a grid over `train.init_seed` × seeds separates the luck of
-    the initialisation from the luck of the batches (it is vmapped: no extra compiles)."""
+    the initialisation from the luck of the batches (it is vmapped: no extra compiles).
+    `record`: recorders (names in `sparselearn.train.record.RECORDERS`, e.g. first_layer) whose
+    arrays every curve point stores in the traces table."""
 
     optimizer: OptimizerName = "sgd"
     lr: float = 0.1
@@ -62,6 +64,7 @@ class TrainConfig:
     eps: float = 0.05
     precision: Literal["highest", "high", "default"] = "highest"
     init_seed: int | None = None
+    record: tuple[str, ...] = ()
 
     def __post_init__(self):
         require(math.isfinite(self.lr) and self.lr > 0, "lr", f"must be a finite number > 0, got {self.lr}")
@@ -77,6 +80,10 @@ class TrainConfig:
         require(0 <= self.eps <= 1, "eps", f"must be in [0, 1], got {self.eps}")
         require(self.init_seed is None or 0 <= self.init_seed < 2**31, "init_seed",
                 f"must be null or in [0, 2^31), got {self.init_seed}")
+        for name in self.record:  # what every curve point also stores (sparselearn.train.record)
+            require(name in record.NAMES, "record", f"unknown recorder {name!r}; choose from {', '.join(record.NAMES)}"
+                    f"{suggest(name, record.NAMES)}")
+        require(len(set(self.record)) == len(self.record), "record", f"lists a recorder twice: {list(self.record)}")
         uses = optimizers.OPTIMIZERS[self.optimizer].uses
         for name in optimizers.HYPERPARAMETERS:  # a value the optimizer would silently ignore
             require(name in uses or getattr(self, name) == 0, name,
@@ -239,6 +246,8 @@ def _check_experiment(exp: Experiment) -> None:
     except ConfigError as e:
         raise e.within("learner") from None
     if not trained:
+        require(not exp.train.record, "train.record", f"learner {exp.learner.name} is fitted, not trained: "
+                "it has no curve points to record at")
         require(not exp.data.online, "data.online", f"learner {exp.learner.name} fits a fixed sample: "
                 "set data.online: false")
     if exp.target.task not in losses.LOSSES[exp.train.loss].tasks:
@@ -469,6 +478,8 @@ def config_hash(exp: Experiment) -> str:
     """12 hex digits identifying the resolved config (executor excluded)."""
     plain = to_plain(exp)
     plain.pop("executor")
+    if not plain["train"]["record"]:  # a config without recorders keeps the hash it had before they existed
+        del plain["train"]["record"]
     blob = json.dumps(plain, sort_keys=True, separators=(",", ":"), default=repr)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

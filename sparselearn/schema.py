@@ -1,6 +1,7 @@
-"""The results schema, defined once: the columns of runs.parquet and curves.parquet and
-their pandas dtypes. The training loop names its curve outputs after `CURVES`, the runner
-fills `RUN_COLUMNS`, the store checks files against both; none of this imports jax.
+"""The results schema, defined once: the columns of runs.parquet, curves.parquet and
+traces.parquet, and the run columns' pandas dtypes. The training loop names its curve outputs
+after `CURVES`, the runner fills `RUN_COLUMNS`, the store checks files against all three;
+none of this imports jax.
 
 Example:
     >>> RUN_COLUMNS[:3], CURVE_COLUMNS[:2]
@@ -25,6 +26,10 @@ RUN_COLUMNS: list[str] = list(RUN_DTYPES)
 #: the quantities recorded at every evaluated step (curve_<name> outputs of a run)
 CURVES: tuple[str, ...] = ("train_loss", "train_error", "test_error", "test_loss", "drift")
 CURVE_COLUMNS: list[str] = ["run_id", "step", *CURVES]
+
+#: the traces table (experiments with `train.record`): one row per (run, curve step, recorder),
+#: the recorder's array flattened to float32 `values` with its `shape`
+TRACE_COLUMNS: list[str] = ["run_id", "step", "name", "shape", "values"]
 
 #: run statuses: a rerun skips ok and diverged runs, and failed ones unless asked to retry
 STATUSES: tuple[str, ...] = ("ok", "diverged", "failed")

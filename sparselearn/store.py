@@ -1,11 +1,13 @@
-"""The results store: results/<experiment>/<config-hash>/{config.yaml, runs.parquet/, curves.parquet/}.
+"""The results store: results/<experiment>/<config-hash>/{config.yaml, runs.parquet/, curves.parquet/},
+plus traces.parquet/ for experiments that record arrays (`train.record`).
 
-`runs.parquet` and `curves.parquet` are directories of append-only part files
+`runs.parquet`, `curves.parquet` and `traces.parquet` are directories of append-only part files
 (`part-<time>-<pid>-<random>.parquet`), so storing a group costs the same however many groups
 are stored, and `pandas.read_parquet(store / "runs.parquet")` still reads a whole table. A
 store written as two single files (the earlier layout) is read as it is and converted on its
 first write. Every write happens under the store's file lock and is atomic (temporary file,
-then `os.replace`), curves before runs: a run row appears only once its curve rows exist, and a
+then `os.replace`), traces and curves before runs: a run row appears only once its curve (and
+trace) rows exist, and a
 sweep killed mid-group loses only that group. When parts hold the same run_id, the later part
 wins (`--force`, `--retry-failed`). Files carry Parquet page checksums, verified on read.
 
@@ -18,6 +20,7 @@ Example:
     >>> store = Store.create("results", cfg)     # nothing is written until the first group
     >>> store.write(runs_df, curves_df)
     >>> load_results("results/quickstart")       # every run of an experiment, all config hashes
+    >>> trace_array(load_traces("results/hp_3"), "first_layer")   # (run_ids, steps, (R, P, n))
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock
 
-from sparselearn.schema import CURVE_COLUMNS, RUN_COLUMNS
+from sparselearn.schema import CURVE_COLUMNS, RUN_COLUMNS, TRACE_COLUMNS
 
 if TYPE_CHECKING:
     from sparselearn.config import Experiment
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
 TABLES: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "runs": (RUN_COLUMNS, ("run_id", "status")),
     "curves": (CURVE_COLUMNS, ("run_id", "step")),
+    "traces": (TRACE_COLUMNS, ("run_id", "step", "name")),
 }
 #: statuses a rerun keeps (failed runs too, unless asked to retry them)
 KEPT = ("ok", "diverged")
@@ -164,7 +168,8 @@ def _frame(arrow: pa.Table, table: str, columns: list[str] | None) -> pd.DataFra
 
 
 def _corrupt(path: Path, table: str, e: Exception) -> str:
-    lost = "their runs and curves are recomputed" if table == "runs" else "the runs whose curves it held are recomputed"
+    lost = "their runs and curves are recomputed" if table == "runs" else \
+        f"the runs whose {table} it held are recomputed"
     return (f"{path}: unreadable, corrupt parquet file ({str(e).splitlines()[0][:200]}); delete it and rerun the same "
             f"command: {lost}")
 
@@ -284,11 +289,12 @@ class Store:
             os.replace(legacy, top / f"part-{0:020d}-legacy.parquet")
         return top
 
-    def write(self, runs: pd.DataFrame, curves: pd.DataFrame, supersede: Iterable[Path] = ()) -> list[Path]:
+    def write(self, runs: pd.DataFrame, curves: pd.DataFrame, supersede: Iterable[Path] = (),
+              traces: pd.DataFrame | None = None) -> list[Path]:
         """Store one group's rows (replacing, by run_id, rows stored before), atomically and under
-        the lock: curves first, then runs. `supersede` names earlier parts that may hold these
-        run_ids; they are rewritten without them (readers prefer the later part in any case).
-        Returns the parts written."""
+        the lock: traces and curves first, then runs. `supersede` names earlier parts that may
+        hold these run_ids; they are rewritten without them (readers prefer the later part in any
+        case). Returns the parts written."""
         self._prepare()
         written = []
         try:
@@ -297,8 +303,8 @@ class Store:
                 if self.config is not None and not cfg.exists():
                     text = self.config
                     _write_atomic(lambda tmp: Path(tmp).write_text(text), cfg)
-                for table, df in (("curves", curves), ("runs", runs)):
-                    if len(df):
+                for table, df in (("traces", traces), ("curves", curves), ("runs", runs)):
+                    if df is not None and len(df):
                         part = self._to_parts(table) / _part_name()
                         write_parquet(df.reindex(columns=TABLES[table][0]) if table == "runs" else df, part)
                         written.append(part)
@@ -418,6 +424,7 @@ class StoreView:
         self.initial: set[Path] | None = None
         self.status: dict[str, tuple[str, Path]] = {}
         self.curves: dict[str, Path] = {}
+        self.traces: dict[str, Path] = {}
 
     def refresh(self, full: bool = False) -> None:
         """Read every part not read yet, checking it (readable, the right columns; with `full`
@@ -431,9 +438,10 @@ class StoreView:
                     continue
                 cols = None if full else ["run_id", "status"] if table == "runs" else ["run_id"]
                 df = read_parquet(p, table, cols)
-                self.add(p, df if table == "runs" else None, df if table == "curves" else None)
+                self.add(p, **{table: df})
 
-    def add(self, part: Path, runs: pd.DataFrame | None = None, curves: pd.DataFrame | None = None) -> None:
+    def add(self, part: Path, runs: pd.DataFrame | None = None, curves: pd.DataFrame | None = None,
+            traces: pd.DataFrame | None = None) -> None:
         """Record rows of `part` (its name orders it among parts; the latest wins)."""
         self.seen.add(part)
         if runs is not None:
@@ -441,11 +449,12 @@ class StoreView:
                 old = self.status.get(rid)
                 if old is None or _order(old[1]) <= _order(part):
                     self.status[rid] = (status, part)
-        if curves is not None:
-            for rid in pd.unique(curves["run_id"]):
-                old = self.curves.get(rid)
-                if old is None or _order(old) <= _order(part):
-                    self.curves[rid] = part
+        for held, df in ((self.curves, curves), (self.traces, traces)):
+            if df is not None:
+                for rid in pd.unique(df["run_id"]):
+                    old = held.get(rid)
+                    if old is None or _order(old) <= _order(part):
+                        held[rid] = part
 
     def done(self, retry_failed: bool = False, fresh_only: bool = False) -> set[str]:
         """run_ids a rerun skips: ok/diverged with curves stored, and failed ones unless
@@ -470,8 +479,9 @@ class StoreView:
         for rid in ids:
             if rid in self.status:
                 out.add(self.status[rid][1])
-            if rid in self.curves:
-                out.add(self.curves[rid])
+            for held in (self.curves, self.traces):
+                if rid in held:
+                    out.add(held[rid])
         return out
 
 
@@ -515,3 +525,61 @@ def _concat(frames: list[pd.DataFrame], table: str) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=TABLES[table][0])
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def load_traces(path: str | Path) -> pd.DataFrame:
+    """Every stored trace row under `path` (like `load_results`): columns run_id, step, name,
+    shape, values (a flat float32 array per row); empty when nothing was recorded. Imports no jax.
+
+    Example:
+        >>> traces = load_traces("results/hp_3")
+        >>> run_ids, steps, w = trace_array(traces, "first_layer")
+    """
+    stores = [Store(p) for p in resolve(path)]
+    return _concat([s.read("traces") for s in stores if s.files("traces")], "traces")
+
+
+def trace_array(traces: pd.DataFrame, name: str, run_ids=None) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """One recorder's traces as arrays: (run_ids, steps (P,), values (R, P, *shape)), runs in
+    the order of `run_ids` (default: as stored). Every run must have the same steps.
+
+    Example:
+        >>> ids, steps, norms = trace_array(load_traces(path), "unit_norms")   # (R, P, width)
+    """
+    rows = traces[traces["name"] == name]
+    if rows.empty:
+        raise StoreError(f"no trace {name!r} stored (recorded: {', '.join(sorted(set(traces['name']))) or 'none'}); "
+                         "add it to train.record")
+    ids = list(pd.unique(rows["run_id"])) if run_ids is None else list(run_ids)
+    by_run = {rid: part.sort_values("step") for rid, part in rows.groupby("run_id", sort=False)}
+    missing = [rid for rid in ids if rid not in by_run]
+    if missing:
+        raise StoreError(f"no trace {name!r} for run(s) {', '.join(map(str, missing[:5]))}")
+    steps = by_run[ids[0]]["step"].to_numpy()
+    shape = tuple(int(d) for d in by_run[ids[0]]["shape"].iloc[0])
+    values = []
+    for rid in ids:
+        part = by_run[rid]
+        if not np.array_equal(part["step"].to_numpy(), steps):
+            raise StoreError(f"trace {name!r}: runs {ids[0]} and {rid} were recorded at different steps")
+        values.append(np.stack([np.asarray(v, dtype=np.float32) for v in part["values"]]))
+    return ids, steps, np.stack(values).reshape(len(ids), len(steps), *shape)
+
+
+def trace_frame(run_ids, steps, outputs: dict) -> pd.DataFrame:
+    """The trace rows of R runs from the loop's outputs `trace_<name>` (R, P, ...) at `steps` (P,)."""
+    names = [k.removeprefix("trace_") for k in outputs if k.startswith("trace_")]
+    if not names:
+        return pd.DataFrame(columns=TRACE_COLUMNS)
+    rows = {c: [] for c in TRACE_COLUMNS}
+    for i, rid in enumerate(run_ids):
+        for name in names:
+            block = np.asarray(outputs[f"trace_{name}"][i], dtype=np.float32)      # (P, *shape)
+            shape = np.asarray(block.shape[1:], dtype=np.int32)
+            for p, step in enumerate(steps):
+                rows["run_id"].append(rid)
+                rows["step"].append(int(step))
+                rows["name"].append(name)
+                rows["shape"].append(shape)
+                rows["values"].append(block[p].ravel())
+    return pd.DataFrame(rows)

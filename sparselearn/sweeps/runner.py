@@ -26,7 +26,7 @@ from sparselearn import runtime
 from sparselearn.sweeps import memory
 from sparselearn.sweeps.grid import Group, Run, expand, group
 from sparselearn.schema import CURVE_COLUMNS, CURVES, RUN_COLUMNS, RUN_DTYPES
-from sparselearn.store import Store, StoreView, check_writable
+from sparselearn.store import Store, StoreView, check_writable, trace_frame
 from sparselearn.train import curve_steps, run_group
 
 #: seconds between looks at the store while other processes train the groups left
@@ -81,22 +81,23 @@ def _run_row(run: Run, group_id: str) -> dict:
     return row
 
 
-def failed_frames(g: Group, text: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def failed_frames(g: Group, text: str) -> tuple[pd.DataFrame, pd.DataFrame, None]:
     """The rows of a group lost before it returned (e.g. its worker died)."""
     rows = [{**_run_row(r, g.group_id), "status": "failed", "error": text[:2000], "wall_s": None} for r in g.runs]
-    return _typed(pd.DataFrame(rows).reindex(columns=RUN_COLUMNS)), pd.DataFrame(columns=CURVE_COLUMNS)
+    return _typed(pd.DataFrame(rows).reindex(columns=RUN_COLUMNS)), pd.DataFrame(columns=CURVE_COLUMNS), None
 
 
 def _typed(runs_df: pd.DataFrame) -> pd.DataFrame:
     return runs_df.astype({c: t for c, t in RUN_DTYPES.items() if t != "object"})
 
 
-def train_group(g: Group, max_runs: int = 1024, devices=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def train_group(g: Group, max_runs: int = 1024, devices=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Train one group (its run axis sharded over `devices` if given); a failure marks its
-    runs `failed` with the error text instead of raising."""
+    runs `failed` with the error text instead of raising. Returns (runs, curves, traces); traces
+    has rows only for experiments with `train.record`."""
     start = time.perf_counter()
     rows = [_run_row(r, g.group_id) for r in g.runs]
-    curves = []
+    curves, traced = [], []
     try:
         outs = []
         for chunk in _chunks(g.runs, max_runs):
@@ -116,7 +117,11 @@ def train_group(g: Group, max_runs: int = 1024, devices=None) -> tuple[pd.DataFr
                        status="ok" if finite else "diverged", error=None if finite else "non-finite training loss")
             curves.append(pd.DataFrame({
                 "run_id": row["run_id"], "step": steps, **{c: out[f"curve_{c}"][i] for c in CURVES}}))
+            traced.append(i)
+        traces = trace_frame([rows[i]["run_id"] for i in traced], steps,
+                             {k: v[traced] for k, v in out.items() if k.startswith("trace_")})
     except Exception as e:  # noqa: BLE001 — one bad group must not sink the sweep
+        traces = None
         text = f"{type(e).__name__}: {e}"
         for row in rows:
             row.update(status="failed", error=text[:2000])
@@ -126,7 +131,7 @@ def train_group(g: Group, max_runs: int = 1024, devices=None) -> tuple[pd.DataFr
         row["wall_s"] = wall / len(rows)
     runs_df = _typed(pd.DataFrame(rows).reindex(columns=RUN_COLUMNS))
     curves_df = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS)
-    return runs_df, curves_df
+    return runs_df, curves_df, traces
 
 
 def _claimed(g: Group, *, train, store: Store, token: str, owner: int, view: StoreView, force: bool,
@@ -142,7 +147,7 @@ def _claimed(g: Group, *, train, store: Store, token: str, owner: int, view: Sto
     done = view.done(retry_failed, fresh_only=force)
     left = tuple(r for r in g.runs if r.run_id not in done)
     if not left:
-        return pd.DataFrame(columns=RUN_COLUMNS), pd.DataFrame(columns=CURVE_COLUMNS)
+        return pd.DataFrame(columns=RUN_COLUMNS), pd.DataFrame(columns=CURVE_COLUMNS), None
     with store.heartbeat(g.group_id, token):
         return train(g if len(left) == len(g.runs) else Group(g.group_id, g.exp, left), **kwargs)
 
@@ -183,12 +188,12 @@ def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: b
         if isinstance(result, BaseException):
             print(f"group {g.group_id} lost: {type(result).__name__}: {result}", file=sys.stderr)
             result = failed_frames(g, f"{type(result).__name__}: {result}")
-        runs_df, curves_df = result
+        runs_df, curves_df, traces_df = result
         if len(runs_df):
             supersede = view.holding(runs_df["run_id"])
-            for part in store.write(runs_df, curves_df, supersede):
-                view.add(part, runs_df if part.parent == store.runs_path else None,
-                         curves_df if part.parent == store.curves_path else None)
+            for part in store.write(runs_df, curves_df, supersede, traces=traces_df):
+                table = part.parent.name.removesuffix(".parquet")
+                view.add(part, **{table: {"runs": runs_df, "curves": curves_df, "traces": traces_df}[table]})
         store.release(g.group_id, token)
         for status in runs_df["status"]:
             counts[status] += 1

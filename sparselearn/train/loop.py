@@ -128,10 +128,16 @@ def make_run(exp: Experiment, observe=None, init=None):
     `curve_steps(exp)` (P,): `curve_<name>` for name in CURVES, where `drift` is
     ‖W_t − W_0‖_∞ over the learner's first layer (the hidden-progress measure ρ).
 
-    Hooks for diagnostics (`trajectory`): `observe(params, params0) -> {name: array}` is
-    evaluated at every curve point and returned as `trace_<name>` (P, ...); `init(key, hp)`
-    replaces `learner.init_params(key, n)` (e.g. to rewind a pruned network).
+    Hooks for diagnostics: `observe(params, params0, teacher, x_test) -> {name: array}` is
+    evaluated at every curve point and returned as `trace_<name>` (P, ...); by default it is
+    the recorders of `exp.train.record` (`sparselearn.train.record`), which the runner stores
+    as traces. `init(key, hp)` replaces `learner.init_params(key, n)` (e.g. to rewind a
+    pruned network).
     """
+    if observe is None and exp.train.record:
+        from sparselearn.train.record import observer
+
+        observe = observer(exp)
     return RUN_BUILDERS[kind_of(exp.learner).name](exp, observe, init)
 
 
@@ -171,7 +177,7 @@ def make_train_run(exp: Experiment, observe=None, init=None):
 
         def snapshot(params):  # what every curve point records besides the losses
             drift = jnp.max(jnp.abs(first_layer(learner, params) - w0))
-            return drift, ({} if observe is None else observe(params, params0))
+            return drift, ({} if observe is None else observe(params, params0, teacher, x_test))
 
         def objective(p, xb, yb):
             f = learner.apply(p, xb)
@@ -259,7 +265,8 @@ def trajectory(exp: Experiment, hps: dict, observe=None, init=None) -> dict[str,
     """
     arrays = spec.hp_arrays(exp, hps)
     arrays.update({k: np.asarray(v) for k, v in hps.items() if k not in spec.BY_NAME})
-    out = jax.jit(jax.vmap(make_run(static_part(exp), observe, init)))(arrays)
+    look = None if observe is None else (lambda p, p0, teacher, x_test: observe(p, p0))
+    out = jax.jit(jax.vmap(make_run(static_part(exp), look, init)))(arrays)
     return {"steps": curve_steps(exp), **{k: np.asarray(v) for k, v in out.items()}}
 
 
