@@ -33,7 +33,7 @@ import yaml
 from sparselearn import learners, targets
 from sparselearn.contracts import kind_of, learner_check
 from sparselearn.errors import ConfigError, require
-from sparselearn.fields import MAX_INT, build, coerce, suggest, to_dict
+from sparselearn.fields import MAX_INT, OMIT_DEFAULT, build, coerce, suggest, to_dict
 from sparselearn.train import losses, optimizers, record
 
 # the choices, read from their registries (one definition each)
@@ -64,7 +64,7 @@ class TrainConfig:
     eps: float = 0.05
     precision: Literal["highest", "high", "default"] = "highest"
     init_seed: int | None = None
-    record: tuple[str, ...] = ()
+    record: tuple[str, ...] = field(default=(), metadata=OMIT_DEFAULT)
 
     def __post_init__(self):
         require(math.isfinite(self.lr) and self.lr > 0, "lr", f"must be a finite number > 0, got {self.lr}")
@@ -478,8 +478,6 @@ def config_hash(exp: Experiment) -> str:
     """12 hex digits identifying the resolved config (executor excluded)."""
     plain = to_plain(exp)
     plain.pop("executor")
-    if not plain["train"]["record"]:  # a config without recorders keeps the hash it had before they existed
-        del plain["train"]["record"]
     blob = json.dumps(plain, sort_keys=True, separators=(",", ":"), default=repr)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
