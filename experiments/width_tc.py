@@ -96,6 +96,13 @@ def theory_exponent(accuracy) -> tuple[float, str]:
     return -1.0, "r-fold speedup hypothesis t_c ∝ 1/r (BEGKMZ Fig. 4/14 finds none)"
 
 
+def reason(accuracy) -> str | None:
+    """Why the row may disagree with −1: that exponent is the hypothesis Barak et al. reject."""
+    if accuracy == 1.0:
+        return "−1 is the random-search hypothesis Barak et al. reject: width buys less than an r-fold speedup"
+    return None
+
+
 def variance_ratio(table: pd.DataFrame) -> pd.Series:
     """Per width: the interquartile range of log10 t_c over converged runs (spread across seeds)."""
     reached = table.dropna(subset=["t_c"])

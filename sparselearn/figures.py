@@ -7,7 +7,7 @@ A figure is a file `paper_figs/fig_<id>.py` of a checkout that declares
     def draw(results: Results) -> matplotlib.figure.Figure
 
 and, when its numbers are not just the runs of its experiments (an analysis, a study's search,
-runs traced outside the store),
+tables derived from the traces its runs recorded),
 
     def measure(smoke: bool, store: str) -> dict[str, pandas.DataFrame]
 
@@ -17,8 +17,8 @@ otherwise it calls `measure`, or runs the experiments through `sl.run` (stored u
 a rerun resumes), and at full size keeps the tables and the resolved configs (<id>.yaml) for the
 next redraw. With a dict of experiments, every run gets its experiment's key in `runs["label"]`.
 
-Scaling studies, `experiments/<name>.py`, declare STUDY_PROTOCOL; `exponents` fits each one
-against its theory exponent.
+Scaling studies, `experiments/<name>.py`, declare STUDY_PROTOCOL (and may declare
+STUDY_OPTIONAL); `exponents` fits each one against its theory exponent and gives a verdict.
 
 Example:
     >>> root = checkout()                              # the checkout around the working directory
@@ -46,6 +46,10 @@ from sparselearn.errors import ConfigError
 #: X, Y (fitted as Y ∝ X^α) and BY (one fit per value) of its table, `experiments(smoke)`,
 #: `measure(smoke, store) -> table` and `theory_exponent(by_value) -> (α, theorem)`
 STUDY_PROTOCOL = ("TARGET", "LEARNER", "X", "Y", "BY", "experiments", "measure", "theory_exponent")
+#: what a study may declare besides: `KEPT_TABLE` (path of its full-size table, read instead of
+#: measuring; see `study_table`) and `reason(by_value) -> str | None` (why a row disagrees with
+#: its theorem, shown with the verdict)
+STUDY_OPTIONAL = ("KEPT_TABLE", "reason")
 
 #: the shape the smoke configs of trained figures share where they can, so that
 #: `figs --all --smoke` compiles few programs
@@ -201,19 +205,22 @@ class Results:
         return self["curves"]
 
 
-def sweep(exps, store: str | Path) -> tuple:
-    """(runs, curves) of the experiments `exps`: what is stored under `store` is reused, the
-    rest trained (`sl.run`)."""
+def sweep(exps, store: str | Path, traces: bool = False) -> tuple:
+    """(runs, curves) of the experiments `exps`, and with `traces` their traces table (what
+    `train.record` stored; see `sparselearn.store.trace_array`): what is stored under `store`
+    is reused, the rest trained (`sl.run`)."""
     import pandas as pd
 
     import sparselearn as sl
+    from sparselearn.store import load_traces
 
     parts = []
     for exp in _listed(exps):
         stored = sl.run(exp, str(store), progress=False)
-        parts.append(sl.load_results(stored.attrs["path"], curves=True))
-    return (pd.concat([p[0] for p in parts], ignore_index=True),
-            pd.concat([p[1] for p in parts], ignore_index=True))
+        path = stored.attrs["path"]
+        parts.append((*sl.load_results(path, curves=True), load_traces(path) if traces else None))
+    tables = [pd.concat([p[i] for p in parts], ignore_index=True) for i in range(3 if traces else 2)]
+    return tuple(tables)
 
 
 def _kept_paths(data: Path, stem: str) -> dict[str, Path]:
@@ -306,77 +313,139 @@ def study_main(path: str | Path) -> None:
     print((mod.summary(table) if hasattr(mod, "summary") else table).to_string())
 
 
-# ------------------------------------------------------------------ runs traced outside the store
-def traced_runs(exp, hps: Mapping[str, Any], observe=None, init=None) -> dict:
-    """Train the runs `hps` of `exp` outside the results store, recording `observe(params,
-    params0)` at every curve point and starting from `init(key, hp)` when given (see
-    `sparselearn.train.trajectory`). The one way figures train: HP-3, Kou-T3 and PF-5 use it
-    for weight trajectories and rewound subnetworks."""
-    from sparselearn.train import trajectory
-
-    return trajectory(exp, dict(hps), observe=observe, init=init)
-
-
-def _run(exp, seed: int) -> dict:
-    """The vmapped values of run `seed` of `exp` as the training loop reads them, and `instance`:
-    the seed its teacher, test set and initialisation are drawn from."""
-    from sparselearn.train import spec
-    from sparselearn.train.loop import instance_seed
-
-    hp = {name: values[0] for name, values in spec.hp_arrays(exp, {"seed": [seed]}).items()}
-    return {**hp, "instance": instance_seed(hp)}
-
-
-def teacher_params(exp, seed: int):
-    """The teacher parameters of run `seed` of `exp`, exactly as the training loop draws them
-    (from `train.init_seed` when set)."""
-    from sparselearn.train.loop import make_data
-
-    hp = _run(exp, seed)
-    return make_data(exp)(hp["seed"], hp["instance"], hp["noise"])[0]
-
-
-def initial_params(exp, seed: int):
-    """The learner's initial parameters in run `seed` of `exp`, as the training loop draws them."""
-    from sparselearn.rng import key_for
-
-    return exp.learner.init_params(key_for(_run(exp, seed)["instance"], "init"), exp.target.n)
-
-
 # ------------------------------------------------------------------ the exponent table
-def exponents(root: Path, smoke: bool = False, store: str | Path = "results",
-              out: str | Path | None = None) -> list[Path]:
-    """For every study of `root` and each value of its BY column: the fitted exponent of Y vs X
-    with its bootstrap CI next to the theorem's exponent; writes out/exponents.md and .csv."""
+#: columns of the exponent table (`exponents`), in the order the CSV writes them
+EXPONENT_COLUMNS = ("study", "target", "learner", "quantity", "series", "range", "seeds", "reached",
+                    "exponent", "ci_low", "ci_high", "upper", "upper_low", "upper_high", "last_slope",
+                    "theory", "verdict", "reason", "theorem")
+
+
+def study_table(mod: ModuleType, smoke: bool = False, store: str | Path = "results"):
+    """The table of the study `mod`: at full size the one kept at its `KEPT_TABLE` path (a
+    parquet file) when the study names one and it exists; otherwise `mod.measure`, kept there
+    at full size."""
     import pandas as pd
 
-    from sparselearn.plotting import fit_exponent
+    kept = None if smoke else getattr(mod, "KEPT_TABLE", None)
+    if kept is not None and Path(kept).exists():
+        return pd.read_parquet(kept)
+    table = mod.measure(smoke, str(store))
+    if kept is not None:
+        Path(kept).parent.mkdir(parents=True, exist_ok=True)
+        table.to_parquet(kept, index=False)
+    return table
+
+
+def _seeds(mod: ModuleType, part, smoke: bool) -> str:
+    """Seeds behind each point of a row: runs per x when the table has one row per run (a
+    `seed` column), else the seeds of the study's searches (its experiments' sweeps)."""
+    if "seed" in part:
+        counts = part.groupby(mod.X)["seed"].count().tolist()
+    else:
+        counts = [len(e.sweep.seeds) for e in _listed(mod.experiments(smoke))]
+    lo, hi = min(counts), max(counts)
+    return str(lo) if lo == hi else f"{lo}–{hi}"
+
+
+def exponent_row(mod: ModuleType, value, part, smoke: bool = False) -> dict:
+    """One row of the exponent table: the fit of Y vs X over `part` (the study table's rows with
+    BY = `value`) with its bootstrap CI, the fit over the upper half of X, the last local slope,
+    the X range and seeds, the theory exponent and the verdict (`exponent_verdict`, with the
+    reason the study's optional `reason(value)` declares)."""
+    import numpy as np
+
+    from sparselearn.plotting import exponent_verdict, fit_exponent, local_slopes, upper_half_fit
+
+    fits = []
+    for fitter in (fit_exponent, upper_half_fit):
+        try:
+            fits.append(fitter(part[mod.X], part[mod.Y]))
+        except ValueError:
+            fits.append(None)
+    slopes = local_slopes(part[mod.X], part[mod.Y])
+    theory_alpha, theorem = mod.theory_exponent(value)
+    declared = mod.reason(value) if hasattr(mod, "reason") else None
+    verdict = exponent_verdict(fits[0], theory_alpha, slopes, declared)
+    used = part.loc[part[mod.Y].gt(0) & np.isfinite(part[mod.Y].astype(float)), mod.X]
+    nan = float("nan")
+    whole, upper = [(round(f.alpha, 3), round(f.ci_low, 3), round(f.ci_high, 3)) if f else (nan,) * 3 for f in fits]
+    return {"study": Path(mod.__file__).stem,
+            "target": mod.TARGET, "learner": mod.LEARNER, "quantity": f"{mod.Y} vs {mod.X}",
+            "series": f"{mod.BY}={value}",
+            "range": f"{mod.X} ∈ [{used.min():g}, {used.max():g}]" if len(used) else "",
+            "seeds": _seeds(mod, part, smoke), "reached": f"{int(part[mod.Y].notna().sum())}/{len(part)}",
+            "exponent": whole[0], "ci_low": whole[1], "ci_high": whole[2],
+            "upper": upper[0], "upper_low": upper[1], "upper_high": upper[2],
+            "last_slope": round(float(slopes["slope"].iloc[-1]), 3) if len(slopes) else nan,
+            "theory": round(theory_alpha, 3), "verdict": verdict.verdict, "reason": verdict.reason,
+            "theorem": theorem}
+
+
+#: the README block that `exponents` rewrites at full size (between these two lines)
+README_MARKERS = ("<!-- exponents: written by `sparselearn figs exponents` -->", "<!-- /exponents -->")
+
+
+def _markdown_table(rows: list[dict], compact: bool = False) -> list[str]:
+    """The exponent table as markdown lines; `compact` (for the README) leaves out target,
+    learner, reached and theorem."""
+    def ci(r, name, low, high):
+        if r[name] != r[name]:
+            return "–"
+        return f"{r[name]:.2f} [{r[low]:.2f}, {r[high]:.2f}]" if r[low] == r[low] else f"{r[name]:.2f} (2 points)"
+
+    head = (["study", "quantity", "series", "range", "seeds"] if compact else
+            ["study", "target", "learner", "quantity", "series", "range", "seeds", "reached"])
+    head += ["exponent [95% CI]", "upper half of x", "theory", "verdict"] + ([] if compact else ["theorem"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = {**r, "exponent [95% CI]": ci(r, "exponent", "ci_low", "ci_high"),
+                 "upper half of x": ci(r, "upper", "upper_low", "upper_high"), "theory": f"{r['theory']:.2f}",
+                 "verdict": f"**{r['verdict']}**: {r['reason']}"}
+        lines.append("| " + " | ".join(str(cells[h]) for h in head) + " |")
+    return lines
+
+
+def _markdown(rows: list[dict], smoke: bool) -> str:
+    lines = ["# Fitted scaling exponents vs theory" + (" (smoke: tiny sizes, not meaningful)" if smoke else ""), "",
+             "Verdict (`sparselearn.plotting.exponent_verdict`): **agrees** when the 95% bootstrap interval "
+             "covers the theory exponent; **pre-asymptotic** when the local slope d log y / d log x (windows "
+             "of three x values) moves towards it as x grows; **disagrees** otherwise, with the reason. "
+             "`sparselearn figs exponents` regenerates this table.", ""]
+    return "\n".join(lines + _markdown_table(rows)) + "\n"
+
+
+def _update_readme(readme: Path, rows: list[dict]) -> None:
+    """Rewrite the README's exponent block (between README_MARKERS), if it has one."""
+    if not readme.exists():
+        return
+    text = readme.read_text()
+    begin, end = README_MARKERS
+    if begin in text and end in text[text.index(begin):]:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1]
+        readme.write_text(head + begin + "\n" + "\n".join(_markdown_table(rows, compact=True)) + "\n" + end + tail)
+
+
+def exponents(root: Path, smoke: bool = False, store: str | Path = "results",
+              out: str | Path | None = None) -> list[Path]:
+    """For every study of `root` and each value of its BY column, a row (`exponent_row`): the
+    fitted exponent of Y vs X with its bootstrap CI, the upper-half fit, the theorem's exponent
+    and the verdict; writes out/exponents.md and .csv, and at full size keeps both in
+    paper_figs/data/ and rewrites the README's block between README_MARKERS. Study tables come
+    from `study_table` (kept tables at full size)."""
+    import pandas as pd
 
     rows = []
-    for name, mod in studies(root).items():
-        table = mod.measure(smoke, str(store))
+    for mod in studies(root).values():
+        table = study_table(mod, smoke, store)
         for value, part in table.groupby(mod.BY, sort=True):
-            try:
-                fit = fit_exponent(part[mod.X], part[mod.Y])
-                alpha, lo, hi = round(fit.alpha, 3), round(fit.ci_low, 3), round(fit.ci_high, 3)
-            except ValueError:
-                alpha = lo = hi = float("nan")
-            theory_alpha, theorem = mod.theory_exponent(value)
-            rows.append({"study": name, "target": mod.TARGET, "learner": mod.LEARNER,
-                         "quantity": f"{mod.Y} vs {mod.X}", "series": f"{mod.BY}={value}",
-                         "reached": f"{int(part[mod.Y].notna().sum())}/{len(part)}",
-                         "exponent": alpha, "ci_low": lo, "ci_high": hi,
-                         "theory": round(theory_alpha, 3), "theorem": theorem})
+            rows.append(exponent_row(mod, value, part, smoke))
     out = Path(out) if out else root / "paper_figs" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    csv, md = out / "exponents.csv", out / "exponents.md"
-    pd.DataFrame(rows).to_csv(csv, index=False)
-    lines = ["# Fitted scaling exponents vs theory" + (" (smoke: tiny sizes, not meaningful)" if smoke else ""), "",
-             "| study | target | learner | quantity | series | reached | exponent [95% CI] | theory | theorem |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['study']} | {r['target']} | {r['learner']} | {r['quantity']} | {r['series']} | "
-                     f"{r['reached']} | {r['exponent']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}] | "
-                     f"{r['theory']:.2f} | {r['theorem']} |")
-    md.write_text("\n".join(lines) + "\n")
-    return [md, csv]
+    targets = [out] + ([] if smoke else [root / "paper_figs" / "data"])
+    for folder in targets:
+        folder.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows, columns=list(EXPONENT_COLUMNS)).to_csv(folder / "exponents.csv", index=False)
+        (folder / "exponents.md").write_text(_markdown(rows, smoke))
+    if not smoke:
+        _update_readme(root / "README.md", rows)
+    return [out / "exponents.md", out / "exponents.csv"]

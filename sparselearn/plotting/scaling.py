@@ -6,6 +6,9 @@ Example:
     >>> fit.alpha, fit.ci                          # (1.83, (1.61, 2.04))
     >>> fig, ax, fits = scaling_plot(table, x="n", y="t_c", by="k")
     >>> overlay(ax, n, theory.parity_sgd_samples(n, 3), "BEGKMZ: n^{k-1}", anchor=(20, 600))
+    >>> local_slopes(n, t_c, window=3)             # d log t_c / d log n over sliding windows of n
+    >>> upper_half_fit(n, t_c).alpha               # the exponent over the larger half of n
+    >>> exponent_verdict(fit, 2.0, local_slopes(n, t_c)).verdict    # 'agrees' | 'pre-asymptotic' | …
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class PowerLaw:
         return self.c * np.asarray(x, dtype=float) ** self.alpha
 
     def label(self) -> str:
+        if not np.isfinite(self.ci_low):
+            return f"α = {self.alpha:.2f} (two points, no interval)"
         return f"α = {self.alpha:.2f} [{self.ci_low:.2f}, {self.ci_high:.2f}]"
 
 
@@ -52,20 +57,25 @@ def _medians(xs: np.ndarray, groups: list[np.ndarray]) -> tuple[np.ndarray, np.n
     return np.log(xs), np.log(med)
 
 
+def _distinct(x, y) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y) without non-positive or non-finite pairs, and the sorted distinct x values."""
+    x = np.asarray(x, dtype=float).ravel()
+    y = np.asarray(y, dtype=float).ravel()
+    ok = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
+    return x[ok], y[ok], np.unique(x[ok])
+
+
 def fit_exponent(x, y, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> PowerLaw:
     """Fit y ≈ c·x^α by least squares on log median(y) against log x.
 
     Repeated x values are treated as seeds of one point: the fit uses the median per x and the
     bootstrap resamples seeds within each x (a stratified bootstrap). With one observation per x
-    the bootstrap resamples (x, y) pairs instead. Non-positive or non-finite observations (a run
-    that never reached the target) are dropped. The interval is the percentile interval of the
+    the bootstrap resamples (x, y) pairs instead; with only two such points every resample gives
+    the same line, so the interval is NaN. Non-positive or non-finite observations (a run that
+    never reached the target) are dropped. The interval is the percentile interval of the
     bootstrapped slopes.
     """
-    x = np.asarray(x, dtype=float).ravel()
-    y = np.asarray(y, dtype=float).ravel()
-    ok = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
-    xs = np.unique(x)
+    x, y, xs = _distinct(x, y)
     if xs.size < 2:
         raise ValueError(f"need positive values at two or more distinct x to fit a power law, got {xs.size}")
     groups = [y[x == v] for v in xs]
@@ -76,6 +86,8 @@ def fit_exponent(x, y, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0
         for b in range(n_boot):
             resampled = [g[rng.integers(0, len(g), len(g))] for g in groups]
             slopes[b] = _loglog_slope(*_medians(xs, resampled))[0]
+    elif xs.size == 2:
+        slopes[:] = np.nan
     else:
         lx, ly = np.log(x), np.log(y)
         b = 0
@@ -86,8 +98,100 @@ def fit_exponent(x, y, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0
             slopes[b] = _loglog_slope(lx[idx], ly[idx])[0]
             b += 1
     tail = (1 - level) / 2
-    lo, hi = np.quantile(slopes, [tail, 1 - tail])
+    lo, hi = np.quantile(slopes, [tail, 1 - tail]) if np.isfinite(slopes).all() else (np.nan, np.nan)
     return PowerLaw(alpha, float(np.exp(logc)), float(lo), float(hi), level, int(x.size))
+
+
+def local_slopes(x, y, *, window: int = 3, n_boot: int = 1000, level: float = 0.95,
+                 seed: int = 0) -> pd.DataFrame:
+    """The local exponent d log y / d log x: a power law fitted (`fit_exponent`) over every run of
+    `window` consecutive distinct x values, sliding by one.
+
+    Repeated x values are seeds; the interval of each local slope is the stratified bootstrap over
+    them. With one observation per x there is nothing to resample, and ci_low/ci_high are NaN.
+    Returns one row per window: x (geometric mean of the window's x values), x_low, x_high,
+    slope, ci_low, ci_high; empty when fewer than two distinct x are usable.
+
+    Example: t = n² at n ≤ 20 and n³ beyond gives local slopes rising from 2 to 3.
+        >>> local_slopes([10, 20, 40, 80], [100, 400, 3200, 25600], window=2)["slope"].round(2).tolist()
+        [2.0, 3.0, 3.0]
+    """
+    x, y, xs = _distinct(x, y)
+    rows = []
+    width = min(max(window, 2), xs.size)
+    seeds = xs.size and max(int((x == v).sum()) for v in xs) > 1
+    for i in range(xs.size - width + 1 if xs.size >= 2 else 0):
+        inside = (x >= xs[i]) & (x <= xs[i + width - 1])
+        fit = fit_exponent(x[inside], y[inside], n_boot=n_boot if seeds else 2, level=level, seed=seed)
+        rows.append({"x": float(np.exp(np.log(xs[i:i + width]).mean())), "x_low": xs[i],
+                     "x_high": xs[i + width - 1], "slope": fit.alpha,
+                     "ci_low": fit.ci_low if seeds else np.nan, "ci_high": fit.ci_high if seeds else np.nan})
+    return pd.DataFrame(rows, columns=["x", "x_low", "x_high", "slope", "ci_low", "ci_high"])
+
+
+def upper_half_fit(x, y, **kwargs) -> PowerLaw:
+    """`fit_exponent` over the upper half of the distinct x values (x ≥ the median one; at
+    least the two largest), where a rate that is still bending is closest to its asymptote.
+    Keyword arguments go to `fit_exponent`.
+
+    Example: n ∈ {10, …, 60} fits over n ∈ {40, 50, 60}.
+    """
+    x, y, xs = _distinct(x, y)
+    low = xs[max(0, min(xs.size // 2, xs.size - 2))] if xs.size else 0.0
+    return fit_exponent(x[x >= low], y[x >= low], **kwargs)
+
+
+#: the verdicts of `exponent_verdict`, in the order the exponent table explains them
+VERDICTS = ("agrees", "pre-asymptotic", "disagrees", "not measured")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How a fitted exponent compares with its theorem: `verdict` (one of VERDICTS) and `reason`
+    (why, in words; for 'disagrees' the reason the study declares, else a measured one)."""
+
+    verdict: str
+    reason: str
+
+
+def exponent_verdict(fit: PowerLaw | None, theory: float, slopes: pd.DataFrame | None = None,
+                     reason: str | None = None) -> Verdict:
+    """Compare a fitted exponent with the theory exponent `theory`.
+
+    - **agrees**: the fit's interval [ci_low, ci_high] covers `theory`.
+    - **pre-asymptotic**: it does not, but the local slopes (`local_slopes`, ordered by x) move
+      towards `theory` as x grows: the last is closer to `theory` than the first, on the same
+      side it moved from (rising towards a larger exponent, falling towards a smaller one), of
+      the same sign as `theory` (a quantity still falling is not on its way to a rising rate),
+      and, where the local slopes carry seed intervals, the first interval excludes the last
+      slope (the change is larger than the seed noise).
+    - **disagrees**: neither; the reason is `reason` (what the study declares for this row)
+      or, when none is declared, the measured local slopes.
+    - **not measured**: no fit (fewer than two x values reached the target).
+
+    Example:
+        >>> exponent_verdict(PowerLaw(1.6, 1.0, 1.5, 1.8, 0.95, 150), 2.0,
+        ...                  pd.DataFrame({"slope": [1.3, 1.9], "ci_low": [1.1, 1.7], "ci_high": [1.5, 2.1]}))
+        Verdict(verdict='pre-asymptotic', reason='local slope 1.30 → 1.90 towards 2.00')
+    """
+    if fit is None or not np.isfinite(fit.alpha):
+        return Verdict("not measured", reason or "fewer than two x values reached the target")
+    if fit.ci_low <= theory <= fit.ci_high:
+        return Verdict("agrees", f"{theory:.2f} ∈ [{fit.ci_low:.2f}, {fit.ci_high:.2f}]")
+    trend = ""
+    if slopes is not None and len(slopes) >= 2:
+        first, last = slopes.iloc[0], slopes.iloc[-1]
+        trend = f"local slope {first['slope']:.2f} → {last['slope']:.2f}"
+        towards = np.sign(last["slope"] - first["slope"]) == np.sign(theory - first["slope"]) != 0
+        closer = abs(last["slope"] - theory) < abs(first["slope"] - theory)
+        same_sign = theory == 0 or last["slope"] * theory > 0
+        noisy = np.isfinite(first["ci_low"]) and first["ci_low"] <= last["slope"] <= first["ci_high"]
+        if towards and closer and same_sign and not noisy:
+            return Verdict("pre-asymptotic", f"{trend} towards {theory:.2f}")
+        if towards and closer:
+            trend += " (within the seed noise)" if noisy else " (still of the opposite sign)"
+    measured = f"{theory:.2f} ∉ [{fit.ci_low:.2f}, {fit.ci_high:.2f}]" + (f"; {trend}" if trend else "")
+    return Verdict("disagrees", f"{reason} ({measured})" if reason else measured)
 
 
 def overlay(ax, x, y, label: str, *, anchor: tuple[float, float] | None = None, color="0.3"):

@@ -1,0 +1,175 @@
+"""Local slopes, the upper-half fit and the verdicts of the exponent table, on synthetic data whose
+exponents are known; and `exponents` end to end on a made-up study."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sparselearn import figures
+from sparselearn.plotting import PowerLaw, exponent_verdict, fit_exponent, local_slopes, upper_half_fit
+
+#: n on an even grid in log n (a factor √2 per step), so a window's least-squares slope of a
+#: quadratic in log n is its derivative at the window's centre
+N = 10 * 2 ** (np.arange(9) / 2)
+
+
+def drifting(alpha0: float, drift: float, seeds: int, sigma: float, rng) -> tuple[np.ndarray, np.ndarray]:
+    """t with local exponent d log t / d log n = alpha0 + drift·log(n/10), times log-normal
+    noise of scale sigma, `seeds` runs per n."""
+    u = np.log(N / N[0])
+    log_t = alpha0 * u + 0.5 * drift * u ** 2
+    n = np.repeat(N, seeds)
+    return n, np.exp(np.repeat(log_t, seeds) + sigma * rng.standard_normal(n.size))
+
+
+def true_slope(x, alpha0: float, drift: float):
+    return alpha0 + drift * np.log(np.asarray(x) / N[0])
+
+
+def test_local_slopes_recover_a_drifting_exponent():
+    rng = np.random.default_rng(0)
+    n, t = drifting(1.0, 0.5, seeds=25, sigma=0.2, rng=rng)
+    slopes = local_slopes(n, t, window=3, n_boot=400)
+    truth = true_slope(slopes["x"], 1.0, 0.5)
+    assert len(slopes) == N.size - 2
+    assert np.allclose(slopes["x"], N[1:-1])                # window centres, geometric
+    assert np.abs(slopes["slope"] - truth).max() < 0.25      # noise 0.2 per run, 25 seeds per n
+    covered = (slopes["ci_low"] <= truth) & (truth <= slopes["ci_high"])
+    assert covered.mean() >= 0.8
+    assert slopes["slope"].iloc[-1] - slopes["slope"].iloc[0] > 0.8   # truth rises by 1.04
+    # a single power law has flat local slopes
+    flat = local_slopes(*drifting(2.0, 0.0, seeds=25, sigma=0.2, rng=rng), n_boot=200)
+    assert np.abs(flat["slope"] - 2.0).max() < 0.25
+
+
+def test_local_slopes_without_seeds_and_edge_cases():
+    exact = local_slopes([10, 20, 40, 80], [100, 400, 3200, 25600], window=2)
+    assert exact["slope"].tolist() == pytest.approx([2.0, 3.0, 3.0])
+    assert exact["ci_low"].isna().all()                       # one run per x: nothing to resample
+    assert list(exact[["x_low", "x_high"]].iloc[0]) == [10, 20]
+    # unreached runs (NaN) are dropped; a window wider than the data is clamped to it
+    wide = local_slopes([10, 20, 30, 30], [1.0, 4.0, np.nan, np.nan], window=5)
+    assert len(wide) == 1 and wide["slope"].iloc[0] == pytest.approx(2.0)
+    assert local_slopes([10, 10], [1.0, 2.0]).empty
+
+
+def test_upper_half_fit_sees_the_late_exponent():
+    rng = np.random.default_rng(1)
+    n = np.repeat([10, 20, 30, 40, 50, 60], 25).astype(float)
+    # exponent 1 up to n = 30, then 2 (continuous at 30), noise 0.1
+    t = np.where(n <= 30, n, n ** 2 / 30) * np.exp(0.1 * rng.standard_normal(n.size))
+    whole = fit_exponent(n, t, n_boot=300)
+    upper = upper_half_fit(n, t, n_boot=300)
+    assert not whole.ci_low <= 2.0 <= whole.ci_high
+    assert upper.ci_low <= 2.0 <= upper.ci_high and upper.alpha == pytest.approx(2.0, abs=0.2)
+    # the upper half of n ∈ {10, …, 60} is n ∈ {40, 50, 60}
+    same = fit_exponent(n[n >= 40], t[n >= 40], n_boot=300)
+    assert (upper.alpha, upper.ci) == (same.alpha, same.ci)
+    # at least the two largest x; two x with one run each give no interval
+    two = upper_half_fit([4, 8], [16, 64])
+    assert two.alpha == pytest.approx(2.0) and np.isnan(two.ci_low) and "no interval" in two.label()
+    assert upper_half_fit([4, 8, 16, 32], [1, 2, 8, 32]).alpha == pytest.approx(2.0)
+
+
+def _row(alpha0, drift, theory, reason=None, seed=0, sigma=0.2):
+    n, t = drifting(alpha0, drift, seeds=25, sigma=sigma, rng=np.random.default_rng(seed))
+    return exponent_verdict(fit_exponent(n, t, n_boot=300), theory, local_slopes(n, t, n_boot=300), reason)
+
+
+def test_verdicts_on_synthetic_rows():
+    # a straight power law at the theory exponent: the interval covers it
+    assert _row(2.0, 0.0, 2.0).verdict == "agrees"
+    # exponent rising 1 → 2 towards theory 2: the whole-range fit (≈ 1.5) misses 2, the trend does not
+    rising = _row(1.0, 0.5, 2.0)
+    assert rising.verdict == "pre-asymptotic" and "towards 2.00" in rising.reason
+    # falling towards a smaller theory exponent counts too
+    assert _row(3.0, -0.5, 1.5).verdict == "pre-asymptotic"
+    # a flat slope of 1 against 2: disagrees, with the declared reason and the measured numbers
+    flat = _row(1.0, 0.0, 2.0, reason="the evaluation grid is too coarse")
+    assert flat.verdict == "disagrees"
+    assert flat.reason.startswith("the evaluation grid is too coarse (2.00 ∉ [")
+    # moving away from theory: disagrees even with no reason declared (the measured one is given)
+    away = _row(1.5, -0.5, 2.0)
+    assert away.verdict == "disagrees" and "local slope" in away.reason
+
+
+def test_verdict_edge_cases():
+    fit = PowerLaw(-1.15, 1.0, -2.0, -0.5, 0.95, 4)
+    # rising towards a positive exponent but still negative: not on its way there
+    opposite = exponent_verdict(fit, 1.16, pd.DataFrame({"slope": [-1.5, -0.75], "ci_low": np.nan,
+                                                         "ci_high": np.nan}))
+    assert opposite.verdict == "disagrees" and "opposite sign" in opposite.reason
+    # a trend smaller than the seed noise of the first window is not a trend
+    fit = PowerLaw(1.5, 1.0, 1.4, 1.6, 0.95, 100)
+    noisy = exponent_verdict(fit, 2.0, pd.DataFrame({"slope": [1.4, 1.6], "ci_low": [1.0, 1.2],
+                                                     "ci_high": [1.8, 2.0]}))
+    assert noisy.verdict == "disagrees" and "seed noise" in noisy.reason
+    assert exponent_verdict(None, 2.0).verdict == "not measured"
+    # no local slopes (too few x): the interval alone decides
+    assert exponent_verdict(fit, 2.0, local_slopes([1, 2], [1, 4])).verdict == "disagrees"
+    assert exponent_verdict(fit, 1.5).verdict == "agrees"
+
+
+STUDY = '''
+import numpy as np
+import pandas as pd
+from pathlib import Path
+
+from sparselearn import figures
+
+TARGET, LEARNER = "sparse_parity", "mlp"
+X, Y, BY = "n", "t_c", "k"
+KEPT_TABLE = Path(__file__).resolve().parents[1] / "paper_figs" / "data" / "drift.parquet"
+CALLS = []
+
+
+def experiments(smoke):
+    return [figures.config({"target": {"name": "sparse_parity", "n": 10, "k": 2}, "learner": {"name": "gf2"},
+                            "sweep": {"seeds": 4}})]
+
+
+def measure(smoke, store):
+    CALLS.append(smoke)
+    rng = np.random.default_rng(0)
+    rows = []
+    for k, drift in ((2, 0.0), (3, 0.5)):
+        for n in (10, 14, 20, 28, 40, 57, 80):
+            u = np.log(n / 10)
+            for seed in range(20):
+                t = np.exp((k - 1 if drift == 0 else 1.0) * u + 0.5 * drift * u ** 2 + 0.1 * rng.standard_normal())
+                rows.append({"n": n, "k": k, "seed": seed, "t_c": t})
+    return pd.DataFrame(rows)
+
+
+def theory_exponent(k):
+    return float(k - 1), "n^(k-1)"
+
+
+def reason(k):
+    return None
+'''
+
+
+def test_exponents_table_end_to_end(tmp_path):
+    (tmp_path / "paper_figs").mkdir()
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "drift.py").write_text(STUDY)
+    begin, end = figures.README_MARKERS
+    (tmp_path / "README.md").write_text(f"# x\n\n{begin}\nold\n{end}\n\nafter\n")
+    made = figures.exponents(tmp_path, smoke=False, out=tmp_path / "out")
+    table = pd.read_csv(made[1])
+    assert list(table.columns) == list(figures.EXPONENT_COLUMNS)
+    k2, k3 = table.iloc[0], table.iloc[1]
+    assert (k2["verdict"], k2["range"], k2["seeds"], k2["reached"]) == ("agrees", "n ∈ [10, 80]", 20, "140/140")
+    assert k3["verdict"] == "pre-asymptotic" and k3["upper"] > k3["exponent"]
+    # kept at full size: the table, the study table (read back instead of measuring), the README block
+    assert (tmp_path / "paper_figs" / "data" / "exponents.md").read_text() == made[0].read_text()
+    assert (tmp_path / "paper_figs" / "data" / "drift.parquet").exists()
+    readme = (tmp_path / "README.md").read_text()
+    assert "old" not in readme and readme.endswith(f"{end}\n\nafter\n")
+    assert "| drift | t_c vs n | k=3 | n ∈ [10, 80] | 20 |" in readme and "**pre-asymptotic**" in readme
+    study = figures.studies(tmp_path)["drift"]
+    figures.exponents(tmp_path, smoke=False, out=tmp_path / "out")
+    assert study.CALLS == [False]
