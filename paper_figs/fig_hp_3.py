@@ -8,9 +8,15 @@ largest change of any weight since initialisation (recorded for every stored run
 curve), for true labels and for random labels (`noise: 0.5`, independent of x), median over
 seeds, per batch size. Right: test error with true labels on the same step axis.
 
+The weights of the left panel are the stored run's own: every run records its first layer and
+the teacher's influence per coordinate (`train.record: [first_layer, influence]`, the traces
+table of the store); the panel shows seed 0 with true labels.
+
 Full size: `sparselearn figs HP-3` (5 seeds × batch {1, 32, 1024} × {true, random} labels ×
-5k steps, plus one traced run): 2 min 35 s wall on the 2-core AMD EPYC (Zen 4) CPU, jax 0.10.2,
-shared with other jobs; tables kept in paper_figs/data/hp-3*.parquet (delete them to retrain).
+5k steps): 3 min 46 s wall on the 2-core AMD EPYC (Zen 4) CPU, jax 0.10.2, shared with other jobs
+(load average about 14); tables kept in paper_figs/data/hp-3*.parquet (delete them to retrain).
+They equal, value for value, the tables made before the weights were stored, when one run was
+traced again outside the store.
 Result: with batch 32 and 1024 every seed reaches test error 0 (median t_c 1.3k and 1.65k
 steps); the three relevant weights leave the irrelevant ones from about step 500 and reach ±1
 while the irrelevant ones decay to 0. Median ρ at step 500, true vs random labels: 0.16 vs 0.10
@@ -29,6 +35,7 @@ import pandas as pd
 from sparselearn import figures
 from sparselearn.plotting.curves import _band
 from sparselearn.plotting.style import PALETTE, panels
+from sparselearn.store import trace_array
 
 ID = "HP-3"
 
@@ -36,7 +43,7 @@ FULL = {"experiment": "hp_3",
         "target": {"name": "sparse_parity", "n": 30, "k": 3},
         "learner": {"name": "neuron", "activation": "sin", "bias": True, "readout": "none"},
         "train": {"optimizer": "sgd", "lr": 0.01, "batch": 32, "steps": 5000, "loss": "hinge", "eval_every": 50,
-                  "eps": 0.0},
+                  "eps": 0.0, "record": ["first_layer", "influence"]},
         "data": {"online": True, "test_m": 8192},
         "sweep": {"seeds": 5, "grid": {"train.batch": [1, 32, 1024], "target.noise": [0.0, 0.5]}}}
 
@@ -52,23 +59,22 @@ def experiments(smoke: bool):
 
 
 def measure(smoke: bool, store: str) -> dict[str, pd.DataFrame]:
-    """The runs and curves of the sweep, and "weights": w_i(t) of one run traced outside the
-    store (`traced_weights`)."""
-    runs, curves = figures.sweep(experiments(smoke), store)
-    return {"runs": runs, "curves": curves, "weights": traced_weights(experiments(smoke)[0])}
+    """The runs and curves of the sweep, and "weights": w_i(t) of one stored run (`weights`)."""
+    runs, curves, traces = figures.sweep(experiments(smoke), store, traces=True)
+    return {"runs": runs, "curves": curves, "weights": weights(runs, traces)}
 
 
-def traced_weights(exp, seed: int = 0) -> pd.DataFrame:
-    """The weights w_i(t) of one run with true labels: long table (step, coordinate, weight,
+def weights(runs: pd.DataFrame, traces: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """The weights w_i(t) of the run with true labels, batch TRACED_BATCH (the smallest batch
+    when it was not run) and `seed`, from its traces: long table (step, coordinate, weight,
     relevant)."""
-    exp = figures.config(exp, target={"noise": 0.0}, train={"batch": min(TRACED_BATCH, exp.train.batch)},
-                         sweep={"grid": {}})
-    out = figures.traced_runs(exp, {"seed": [seed]}, observe=lambda p, p0: {"w": p["w"]})
-    w = out["trace_w"][0]                                               # (P, n)
-    support = set(np.asarray(figures.teacher_params(exp, seed)["support"]).tolist())
-    steps, n = out["steps"], w.shape[1]
+    batch = TRACED_BATCH if (runs["batch"] == TRACED_BATCH).any() else runs["batch"].min()
+    (run_id,) = runs.loc[(runs["noise"] == 0) & (runs["batch"] == batch) & (runs["seed"] == seed), "run_id"]
+    _, steps, w = trace_array(traces, "first_layer", [run_id])                # (1, P, n)
+    relevant = trace_array(traces, "influence", [run_id])[2][0, 0] > 0.5     # the parity's support
+    n = w.shape[2]
     return pd.DataFrame({"step": np.repeat(steps, n), "coordinate": np.tile(np.arange(n), len(steps)),
-                         "weight": w.ravel(), "relevant": np.tile([i in support for i in range(n)], len(steps))})
+                         "weight": w[0].ravel(), "relevant": np.tile(relevant, len(steps))})
 
 
 def _median_band(ax, runs, curves, column, label, color):
