@@ -18,6 +18,20 @@ with a_j, w_j, b_j ~ N(0, 1). For θ the angle between ũ and ṽ:
 
 `arccos1` is the kernel of `random_features` as its width grows (Cho–Saul's first-order
 arc-cosine kernel divided by 2); `ntk` is the neural tangent kernel of the network above.
+
+The bias-generalized kernels (Yang et al., JMLR 2024) are those of a network whose biases all
+start at the same constant −β instead of being random, f(x) = r^{−1/2} Σ_j a_j relu(w_j·u − β),
+u = x/√n (the `mlp` learner with parametrization: ntk, bias_init: −β). For unit-norm u and v
+at angle θ, ρ = cos θ, and (Z, Z') standard normals with correlation ρ:
+
+    shifted_arccos0(u, v, β) = P(Z > β, Z' > β)                 (= arccos0 at β = 0)
+    shifted_arccos1(u, v, β) = E[relu(Z − β) relu(Z' − β)]      (= arccos1 at β = 0)
+    bias_ntk(u, v, β)        = shifted_arccos1 + (⟨u, v⟩ + 1) · shifted_arccos0
+
+(other norms: thresholds β/‖u‖ and β/‖v‖, and shifted_arccos1 scales by ‖u‖‖v‖). The orthant
+probability has no elementary form for β ≠ 0; it is the one-dimensional integral
+Φ(−β)² + (1/2π) ∫_0^{arcsin ρ} exp(−β²/(1 + sin t)) dt, evaluated by Gauss–Legendre quadrature.
+A unit is active on a unit-norm input with probability shifted_arccos0(u, u, β) = Φ(−β).
 Without a bias the ReLU kernels have no odd Fourier components of degree ≥ 3 on the
 hypercube, so they cannot fit a 3-sparse parity; keep `bias > 0` for odd parities.
 
@@ -43,7 +57,9 @@ from typing import ClassVar, Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.linalg import cho_factor, cho_solve
+from jax.scipy.special import ndtr
 
 from sparselearn.errors import ConfigError, require
 
@@ -150,6 +166,64 @@ def ntk(u: jax.Array, v: jax.Array) -> jax.Array:
     k1 = scale * (jnp.sqrt(jnp.maximum(1.0 - cos * cos, 0.0)) + (jnp.pi - theta) * cos) / (2 * jnp.pi)
     k0 = (jnp.pi - theta) / (2 * jnp.pi)
     return k1 + dot * k0
+
+
+#: Gauss–Legendre nodes and weights on [−1, 1] for the orthant integral of the shifted kernels
+#: (its integrand is smooth, so 64 nodes give float32 accuracy)
+_NODES, _WEIGHTS = (np.asarray(a, np.float32) for a in np.polynomial.legendre.leggauss(64))
+#: correlations within this of 1 are read as exactly 1 (float32 rounding of u·u/‖u‖²)
+_PARALLEL = 1e-6
+
+
+def _shifted_parts(u: jax.Array, v: jax.Array, beta: float):
+    """(L, M, dot) for the rows of u (a, d) and v (b, d): L = P(Z > h, Z' > k) and M =
+    E[(Z − h)₊(Z' − k)₊] for standard normals of correlation ρ = cos θ(u, v), thresholds
+    h = β/‖u‖ and k = β/‖v‖; dot = u·vᵀ. Each (a, b)."""
+    dot, scale, rho = _norms_and_cos(u, v)
+    rho = jnp.where(rho > 1.0 - _PARALLEL, 1.0, rho)
+    h = (beta / jnp.sqrt(jnp.sum(u * u, axis=1)))[:, None]
+    k = (beta / jnp.sqrt(jnp.sum(v * v, axis=1)))[None, :]
+    top = jnp.arcsin(rho)
+    t = 0.5 * top[..., None] * (_NODES + 1.0)                    # (a, b, nodes) in [0, arcsin ρ]
+    # (h² − 2hk sin t + k²)/(2cos² t), written without the cancellation of 1 − sin t near t = π/2
+    hh, kk = h[..., None], k[..., None]
+    expo = (hh - kk) ** 2 / (2.0 * jnp.cos(t) ** 2) + hh * kk / (1.0 + jnp.sin(t))
+    orthant = ndtr(-h) * ndtr(-k) + top * jnp.sum(_WEIGHTS * jnp.exp(-expo), axis=-1) / (4.0 * jnp.pi)
+    s = jnp.maximum(jnp.sqrt(jnp.maximum(1.0 - rho * rho, 0.0)), 1e-12)
+    phi = lambda z: jnp.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)  # noqa: E731
+    a_term = phi(h) * ndtr(-(k - rho * h) / s)                  # E[Z 1{Z > h, Z' > k}] = a + ρ b
+    b_term = phi(k) * ndtr(-(h - rho * k) / s)
+    d2 = jnp.maximum(h * h - 2.0 * rho * h * k + k * k, 0.0) / (s * s)
+    moment = (rho + h * k) * orthant - k * a_term - h * b_term + s * phi(jnp.sqrt(d2)) / math.sqrt(2.0 * math.pi)
+    return orthant, jnp.maximum(moment, 0.0) * scale, dot
+
+
+def shifted_arccos0(u: jax.Array, v: jax.Array, beta: float) -> jax.Array:
+    """E_w[1{w·u > β}·1{w·v > β}] for w ~ N(0, I): the fraction of units of bias −β active on
+    both inputs, shape (len(u), len(v)). On unit-norm inputs the diagonal is Φ(−β).
+
+    Example:
+        >>> shifted_arccos0(u, u, 0.0)          # = arccos0(u, u)
+    """
+    return _shifted_parts(u, v, beta)[0]
+
+
+def shifted_arccos1(u: jax.Array, v: jax.Array, beta: float) -> jax.Array:
+    """E_w[relu(w·u − β)·relu(w·v − β)] for w ~ N(0, I), shape (len(u), len(v)); arccos1 at β = 0."""
+    return _shifted_parts(u, v, beta)[1]
+
+
+def bias_ntk(u: jax.Array, v: jax.Array, beta: float) -> jax.Array:
+    """The bias-generalized NTK: the neural tangent kernel, as the width r → ∞, of
+    r^{−1/2} Σ_j a_j relu(w_j·u + b_j) with a_j, w_j ~ N(0, 1) and every b_j = −β at
+    initialisation, all of a, w, b trained: shifted_arccos1 + (u·v + 1)·shifted_arccos0.
+    For the `mlp` learner (parametrization: ntk, bias_init: −β) pass u = x/√n.
+
+    Example:
+        >>> gram = bias_ntk(x / math.sqrt(n), x / math.sqrt(n), 1.5)     # (m, m)
+    """
+    orthant, moment, dot = _shifted_parts(u, v, beta)
+    return moment + (dot + 1.0) * orthant
 
 
 def kernel_matrix(name: str, x: jax.Array, z: jax.Array, *, bias: float = 1.0, degree: int = 2) -> jax.Array:

@@ -17,6 +17,13 @@ Besides the plain ReLU network, three sparse variants built on `sparselearn.prim
   (`routed_layer`); at depth 3 the second hidden layer is a top-k over all its units,
   fed by the k routed ones (`gather_matmul`).
 
+Two options for the neural-tangent-kernel regime (Yang et al., "Neural networks with sparse
+activation induced by large bias"): `parametrization="ntk"` draws every weight from N(0, 1) and
+divides each layer's input by √fan_in in the forward pass, so the output's scale at
+initialisation does not depend on the width; `bias_init=c` starts every hidden bias at the
+constant c. With c = −β a unit fires on a unit-norm input x/√n with probability Φ(−β) at
+initialisation. `learners.kernels.bias_ntk` is this network's kernel as the width grows.
+
 How the fixed sparse connectivity survives training: the connectivity *is* the set of nonzero
 first-layer weights. There is no separate mask in the parameters (`jax.grad` rejects
 bool leaves, and a float mask would be shrunk by weight decay); instead the first layer
@@ -30,7 +37,7 @@ probability ~0 and would act as pruning.)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 import jax
@@ -38,6 +45,7 @@ import jax.numpy as jnp
 
 from sparselearn.contracts import threshold_degree
 from sparselearn.errors import ConfigError, require
+from sparselearn.fields import OMIT_DEFAULT
 from sparselearn.primitives import (
     gather_matmul,
     masked_matmul,
@@ -80,6 +88,16 @@ class MLP:
     no gradient; exact when router_rank ≥ n). With routing, the first-layer weights are
     stored as rows, shape (width, n), because that is what the kernel gathers.
 
+    `parametrization="ntk"` (ReLU, standard init, not routed): weights and the hidden biases
+    ~ N(0, 1), and
+
+        f(x) = Σ_j a_j relu(Σ_i w_ij x_i/√n + b_j)/√width        (depth 2; depth 3 alike)
+
+    with no output bias (the output layer's b is kept at 0 and not used, so it never trains).
+    `bias_init`: every hidden bias starts at this constant instead (needs `bias=True`); the
+    output bias, if any, keeps its own initialisation. Both fields are left out of config
+    hashes at their defaults.
+
     Example:
         >>> net = MLP(width=256, depth=2, activation="topk", k=16, init="sparse", fan_in=4)
         >>> params = net.init_params(jax.random.key(0), 30)
@@ -97,6 +115,8 @@ class MLP:
     routed: bool = False
     router_rank: int = 8
     connectivity: Literal["fixed", "free"] = "fixed"
+    parametrization: Literal["standard", "ntk"] = field(default="standard", metadata=OMIT_DEFAULT)
+    bias_init: float | None = field(default=None, metadata=OMIT_DEFAULT)
 
     name: ClassVar[str] = "mlp"
     kind: ClassVar[str] = "gradient"
@@ -117,6 +137,14 @@ class MLP:
         require(self.router_rank >= 1, "router_rank", f"must be ≥ 1, got {self.router_rank}")
         if self.routed:
             require(self.activation == "topk", "routed", "needs activation: topk (the router picks k units)")
+        require(self.parametrization in ("standard", "ntk"), "parametrization",
+                f"must be 'standard' or 'ntk', got {self.parametrization!r}")
+        if self.parametrization == "ntk":
+            require(self.activation == "relu" and self.init == "standard" and not self.routed, "parametrization",
+                    "ntk is implemented for activation: relu, init: standard, routed: false")
+        if self.bias_init is not None:
+            require(self.bias, "bias_init", "needs bias: true (the hidden biases it sets)")
+            require(math.isfinite(self.bias_init), "bias_init", f"must be a finite number, got {self.bias_init}")
 
     def check(self, target, data) -> None:
         """Limits that depend on the target: fan_in ≤ n; and a depth-2 net with fixed
@@ -145,9 +173,17 @@ class MLP:
             if i == 0 and self.init == "sparse":
                 layers.append(self._sparse_first_layer(key, kw, kb, n))
                 continue
-            w = _xavier_uniform(kw, fan_in, fan_out)
-            b = _bias_uniform(kb, fan_in, (fan_out,)) if self.bias else jnp.zeros((fan_out,), jnp.float32)
+            if self.parametrization == "ntk":
+                w = jax.random.normal(kw, (fan_in, fan_out), jnp.float32)
+                b = jax.random.normal(kb, (fan_out,), jnp.float32) if self.bias else jnp.zeros((fan_out,), jnp.float32)
+            else:
+                w = _xavier_uniform(kw, fan_in, fan_out)
+                b = _bias_uniform(kb, fan_in, (fan_out,)) if self.bias else jnp.zeros((fan_out,), jnp.float32)
             layers.append({"w": w, "b": b})
+        if self.bias_init is not None:
+            layers[:-1] = [{**layer, "b": jnp.full_like(layer["b"], self.bias_init)} for layer in layers[:-1]]
+        if self.parametrization == "ntk":
+            layers[-1] = {**layers[-1], "b": jnp.zeros_like(layers[-1]["b"])}
         layers[-1] = {"w": layers[-1]["w"][:, 0], "b": layers[-1]["b"][0]}
         if self.routed:
             layers[0] = {"w": layers[0]["w"].T, "b": layers[0]["b"]}
@@ -205,12 +241,21 @@ class MLP:
         return out + params[-1]["b"] if self.bias else out
 
     def _apply_dense(self, params: list[dict], x: jax.Array) -> jax.Array:
+        if self.parametrization == "ntk":
+            return self._apply_ntk(params, x)
         h = x
         for layer in params[:-1]:
             h = h @ layer["w"] + layer["b"] if self.bias else h @ layer["w"]
             h = jax.nn.relu(h)
         out = h @ params[-1]["w"]
         return out + params[-1]["b"] if self.bias else out
+
+    def _apply_ntk(self, params: list[dict], x: jax.Array) -> jax.Array:
+        h = x
+        for layer in params[:-1]:
+            z = h @ layer["w"] * (1.0 / math.sqrt(h.shape[-1]))
+            h = jax.nn.relu(z + layer["b"] if self.bias else z)
+        return h @ params[-1]["w"] * (1.0 / math.sqrt(h.shape[-1]))
 
     def _routed_first_layer(self, first: dict) -> tuple:
         """(router, w1 (width, n), b1 (width,)): the arguments of the routed kernels."""
