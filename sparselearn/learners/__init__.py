@@ -34,6 +34,7 @@ REGISTRY: dict[str, type | str] = {
     "polynet": "sparselearn.learners.polynomial:PolyNet",
     "polymlp": "sparselearn.learners.polynomial:PolyMLP",
     "neuron": "sparselearn.learners.neuron:Neuron",
+    "moe": "sparselearn.learners.moe:MoE",
 }
 
 

@@ -1,11 +1,16 @@
 """Input distributions, and the tools that walk their support.
 
-Every target draws its x through `draw`. Three distributions:
+Every target draws its x through `draw`. Four distributions:
 
 - ``hypercube``: uniform on {±1}^n;
 - ``gaussian``: standard normal N(0, I_n);
 - ``biased``: independent coordinates, +1 with probability p and −1 otherwise
-  (the p-biased product measure; same support as the hypercube).
+  (the p-biased product measure; same support as the hypercube);
+- ``dictionary``: dictionary-sparse x = D z, the structure sparse autoencoders find in network
+  activations. D = `dictionary(n, atoms)` is a fixed n × N matrix of unit-norm atoms (a function
+  of n and N alone, like the hypercube's support), and z has exactly `nonzeros` non-zero entries
+  on atoms drawn uniformly without replacement, with N(0, n / nonzeros) values, so
+  E‖x‖² = n as under N(0, I_n). Moments: E x = 0, E x xᵀ = (n / N)·D Dᵀ.
 
 The hypercube is enumerated in one fixed order, shared with `sparselearn.analysis`:
 row i of `hypercube_points(n, 0, 2**n)` has x_j = (−1)^{bit j of i}, so the Walsh
@@ -17,6 +22,7 @@ to enumerate, otherwise the maximum over a random sample, which is only a lower 
 
 Example:
     >>> x = draw("hypercube", jax.random.key(0), 8, 30)      # (8, 30) float32 in {±1}
+    >>> x = draw("dictionary", jax.random.key(0), 8, 30, atoms=120, nonzeros=3)   # 3 atoms per row
     >>> hypercube_points(3, 0, 8)[5]                          # index 5 = bits 101
     Array([-1.,  1., -1.], dtype=float32)
 """
@@ -31,7 +37,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-INPUTS = ("hypercube", "gaussian", "biased")
+from sparselearn.errors import require
+
+INPUTS = ("hypercube", "gaussian", "biased", "dictionary")
+
+#: ``dictionary``: non-zero codes per input when a target does not set `nonzeros`
+NONZEROS = 2
+#: ``dictionary``: atoms per input coordinate when a target leaves `atoms` unset (N = 4n, overcomplete)
+ATOMS_PER_COORDINATE = 4
+#: seeds every dictionary (with n and N), so one (n, N) names one dictionary in every process
+_DICTIONARY_SEED = 0x64696374
 
 #: Largest n whose hypercube `certify_max` enumerates exactly (2^20 ≈ 10^6 points).
 MAX_ENUMERATE = 20
@@ -41,10 +56,12 @@ MAX_REFERENCE = 14
 REFERENCE_SAMPLES = 1 << 14
 
 
-def draw(inputs: str, key: jax.Array, m: int, n: int, p: float = 0.5) -> jax.Array:
+def draw(inputs: str, key: jax.Array, m: int, n: int, p: float = 0.5, *,
+         atoms: int | None = None, nonzeros: int = NONZEROS) -> jax.Array:
     """m inputs in R^n, shape (m, n) float32.
 
-    `p` is the probability of +1 per coordinate and is used only by ``biased``.
+    `p` is the probability of +1 per coordinate and is used only by ``biased``; `atoms` (N,
+    default 4n) and `nonzeros` only by ``dictionary`` (see `dictionary_codes`).
 
     Example:
         >>> draw("biased", jax.random.key(0), 4, 10, p=0.9).mean() > 0.5
@@ -55,7 +72,61 @@ def draw(inputs: str, key: jax.Array, m: int, n: int, p: float = 0.5) -> jax.Arr
         return jax.random.normal(key, (m, n), dtype=jnp.float32)
     if inputs == "biased":
         return jnp.where(jax.random.bernoulli(key, p, (m, n)), 1.0, -1.0).astype(jnp.float32)
+    if inputs == "dictionary":
+        z = dictionary_codes(key, m, n, atoms, nonzeros)
+        return jnp.matmul(z, jnp.asarray(dictionary(n, atoms).T), precision=jax.lax.Precision.HIGHEST)
     raise ValueError(f"unknown inputs {inputs!r}; expected one of {INPUTS}")
+
+
+def atom_count(n: int, atoms: int | None) -> int:
+    """N, the number of atoms of the ``dictionary`` law on R^n: `atoms`, or 4n when unset."""
+    return ATOMS_PER_COORDINATE * n if atoms is None else atoms
+
+
+def check_dictionary(n: int, atoms: int | None, nonzeros: int) -> None:
+    """ConfigError (key `atoms` or `nonzeros`) unless 1 ≤ nonzeros ≤ N and N ≥ 1."""
+    require(atoms is None or atoms >= 1, "atoms", f"must be ≥ 1 (or null for 4n), got {atoms}")
+    require(1 <= nonzeros <= atom_count(n, atoms), "nonzeros",
+            f"must satisfy 1 ≤ nonzeros ≤ atoms = {atom_count(n, atoms)}, got {nonzeros}")
+
+
+def dictionary_options(target) -> dict:
+    """`atoms` and `nonzeros` of a target (defaults for a target without those fields), as the
+    keyword arguments of `draw`, `reference` and `certify_max`."""
+    return {"atoms": getattr(target, "atoms", None), "nonzeros": getattr(target, "nonzeros", NONZEROS)}
+
+
+@functools.lru_cache(maxsize=64)
+def dictionary(n: int, atoms: int | None = None) -> np.ndarray:
+    """The dictionary D of the ``dictionary`` law: (n, N) float32, Gaussian columns scaled to
+    unit norm, fixed by (n, N) (a numpy generator seeded with them; read-only).
+
+    Example:
+        >>> np.linalg.norm(dictionary(8, 32), axis=0)         # 32 ones
+    """
+    count = atom_count(n, atoms)
+    d = np.random.default_rng([_DICTIONARY_SEED, n, count]).standard_normal((n, count))
+    d = (d / np.linalg.norm(d, axis=0, keepdims=True)).astype(np.float32)
+    d.setflags(write=False)
+    return d
+
+
+def dictionary_codes(key: jax.Array, m: int, n: int, atoms: int | None = None,
+                     nonzeros: int = NONZEROS) -> jax.Array:
+    """The sparse codes z of `draw("dictionary", key, m, n, …)`, shape (m, N) float32.
+
+    Each row has exactly `nonzeros` non-zero entries, on atoms chosen uniformly without
+    replacement (the top entries of N uniform draws), with independent N(0, n / nonzeros)
+    values. So P(atom i is used) = nonzeros / N and E z zᵀ = (n / N)·I.
+
+    Example:
+        >>> (dictionary_codes(jax.random.key(0), 5, 8, 32, 3) != 0).sum(1)     # [3 3 3 3 3]
+    """
+    count = atom_count(n, atoms)
+    pick, value = jax.random.split(key)
+    _, idx = jax.lax.top_k(jax.random.uniform(pick, (m, count)), nonzeros)
+    values = math.sqrt(n / nonzeros) * jax.random.normal(value, (m, nonzeros), jnp.float32)
+    return jnp.zeros((m, count), jnp.float32).at[jnp.arange(m)[:, None], idx].set(values)
 
 
 def draw_many(kind: str, key: jax.Array, *shapes: tuple[int, ...]) -> list[jax.Array]:
@@ -104,7 +175,8 @@ def probabilities(x: jax.Array, inputs: str, p: float = 0.5) -> jax.Array:
     return jnp.exp(plus * np.log(p) + (n - plus) * np.log1p(-p)).astype(jnp.float32)
 
 
-def reference(inputs: str, key: jax.Array, n: int, p: float = 0.5) -> tuple[jax.Array, jax.Array]:
+def reference(inputs: str, key: jax.Array, n: int, p: float = 0.5, *, atoms: int | None = None,
+              nonzeros: int = NONZEROS) -> tuple[jax.Array, jax.Array]:
     """Points and weights that stand for the input distribution, for computing moments.
 
     Returns (x (N, n) float32, w (N,) float32 summing to 1). For a discrete support with
@@ -119,7 +191,7 @@ def reference(inputs: str, key: jax.Array, n: int, p: float = 0.5) -> tuple[jax.
     if is_discrete(inputs) and n <= MAX_REFERENCE:
         x = hypercube_points(n, 0, 1 << n)
         return x, probabilities(x, inputs, p)
-    x = draw(inputs, key, REFERENCE_SAMPLES, n, p)
+    x = draw(inputs, key, REFERENCE_SAMPLES, n, p, atoms=atoms, nonzeros=nonzeros)
     return x, jnp.full((REFERENCE_SAMPLES,), 1.0 / REFERENCE_SAMPLES, jnp.float32)
 
 
@@ -180,7 +252,8 @@ class Certificate(NamedTuple):
 
 
 def certify_max(count: Callable, params, n: int, inputs: str, k: int, *, key: jax.Array | None = None,
-                samples: int = 1 << 16, p: float = 0.5, chunk: int = 1 << 16) -> Certificate:
+                samples: int = 1 << 16, p: float = 0.5, chunk: int = 1 << 16, atoms: int | None = None,
+                nonzeros: int = NONZEROS) -> Certificate:
     """Maximum of `count(params, x) -> (m,) int` over the support of `inputs`.
 
     For a discrete support (``hypercube``, ``biased``) with n ≤ MAX_ENUMERATE, all 2^n points
@@ -199,7 +272,7 @@ def certify_max(count: Callable, params, n: int, inputs: str, k: int, *, key: ja
         return Certificate(best, True, total, k)
     key = jax.random.key(0) if key is None else key
     step = min(chunk, samples)
-    best = max(int(_sampled_max(count, params, jax.random.fold_in(key, i), inputs, n, step, p))
+    best = max(int(_sampled_max(count, params, jax.random.fold_in(key, i), inputs, n, step, p, atoms, nonzeros))
                for i in range(-(-samples // step)))
     return Certificate(best, False, step * -(-samples // step), k)
 
@@ -211,9 +284,9 @@ def _enumerated_max(count, params, start, n: int, size: int) -> jax.Array:
     return jnp.max(count(params, x))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3, 4, 5, 6))
-def _sampled_max(count, params, key, inputs: str, n: int, size: int, p: float) -> jax.Array:
-    return jnp.max(count(params, draw(inputs, key, size, n, p)))
+@functools.partial(jax.jit, static_argnums=(0, 3, 4, 5, 6, 7, 8))
+def _sampled_max(count, params, key, inputs: str, n: int, size: int, p: float, atoms, nonzeros: int) -> jax.Array:
+    return jnp.max(count(params, draw(inputs, key, size, n, p, atoms=atoms, nonzeros=nonzeros)))
 
 
 def add_label_noise(task: str, y: jax.Array, key: jax.Array, noise) -> jax.Array:
@@ -229,7 +302,8 @@ def add_label_noise(task: str, y: jax.Array, key: jax.Array, noise) -> jax.Array
 def labelled(target, params, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
     """m examples of `target`: x drawn from its inputs, y = target.labels(params, x), then
     the label noise of `add_label_noise`. Shapes (m, n) and (m,), float32."""
-    x = draw(target.inputs, jax.random.fold_in(key, 0), m, target.n, getattr(target, "p", 0.5))
+    x = draw(target.inputs, jax.random.fold_in(key, 0), m, target.n, getattr(target, "p", 0.5),
+             **dictionary_options(target))
     y = target.labels(params, x)
     if target.noise > 0:
         y = add_label_noise(target.task, y, key, target.noise)

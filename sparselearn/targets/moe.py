@@ -26,15 +26,16 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 import jax
 import jax.numpy as jnp
 
 from sparselearn.errors import require
-from sparselearn.targets.inputs import (INPUTS, Certificate, LabelNoise, certify_max, draw_many, labelled,
-                                        reference, weighted_moments)
+from sparselearn.fields import OMIT_DEFAULT
+from sparselearn.targets.inputs import (INPUTS, NONZEROS, Certificate, LabelNoise, certify_max, check_dictionary,
+                                        dictionary_options, draw_many, labelled, reference, weighted_moments)
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -44,7 +45,8 @@ class MoE(LabelNoise):
     """A top-`top` routed mixture of `experts` one-hidden-layer ReLU experts of `expert_width` units.
 
     Fields: `n`, `experts` (E), `expert_width`, `r` (router rank, ≤ n), `top` (experts per input),
-    `noise` (std of additive Gaussian label noise), `inputs`, `p` (+1 probability for biased).
+    `noise` (std of additive Gaussian label noise), `inputs`, `p` (+1 probability for biased),
+    `atoms` and `nonzeros` (dictionary inputs: N atoms, default 4n, and non-zeros per input).
     Derived: `s` = experts · expert_width hidden units, `k` = top · expert_width (the promise).
 
     Example:
@@ -58,8 +60,11 @@ class MoE(LabelNoise):
     r: int = 4
     top: int = 1
     noise: float = 0.0
-    inputs: Literal["hypercube", "gaussian", "biased"] = "hypercube"
+    inputs: Literal["hypercube", "gaussian", "biased", "dictionary"] = "hypercube"
     p: float = 0.5
+    # left out of config hashes at their defaults
+    atoms: int | None = field(default=None, metadata=OMIT_DEFAULT)
+    nonzeros: int = field(default=NONZEROS, metadata=OMIT_DEFAULT)
 
     name: ClassVar[str] = "moe"
     task: ClassVar[str] = "regression"
@@ -74,6 +79,7 @@ class MoE(LabelNoise):
                 f"must satisfy 1 ≤ top ≤ experts = {self.experts}, got {self.top}")
         require(self.noise >= 0.0, "noise", f"noise standard deviation must be ≥ 0, got {self.noise}")
         require(0.0 < self.p < 1.0, "p", f"probability of +1 must be in (0, 1), got {self.p}")
+        check_dictionary(self.n, self.atoms, self.nonzeros)
 
     @property
     def s(self) -> int:
@@ -101,7 +107,7 @@ class MoE(LabelNoise):
             "offset": jnp.zeros((), jnp.float32),
             "scale": jnp.ones((), jnp.float32),
         }
-        x, weights = reference(self.inputs, jax.random.fold_in(key, 1), self.n, self.p)
+        x, weights = reference(self.inputs, jax.random.fold_in(key, 1), self.n, self.p, **dictionary_options(self))
         mean, std = weighted_moments(self.labels(raw, x), weights)
         scale = 1.0 / jnp.maximum(std, 1e-12)
         return {**raw, "u": raw["u"] * scale, "offset": mean * scale, "scale": scale}
@@ -138,4 +144,4 @@ class MoE(LabelNoise):
         """Largest `active_units` over the support: exact by enumeration for hypercube/biased inputs
         with n ≤ 20, otherwise a sampled lower bound (`exact=False`). The promise is k."""
         return certify_max(self.active_units, params, self.n, self.inputs, self.k,
-                           key=key, samples=samples, p=self.p)
+                           key=key, samples=samples, p=self.p, **dictionary_options(self))
