@@ -34,7 +34,7 @@ from sparselearn import learners, targets
 from sparselearn.contracts import kind_of, learner_check
 from sparselearn.errors import ConfigError, require
 from sparselearn.fields import MAX_INT, OMIT_DEFAULT, build, coerce, suggest, to_dict
-from sparselearn.train import losses, optimizers, record
+from sparselearn.train import losses, optimizers, record, rewind
 
 # the choices, read from their registries (one definition each)
 OptimizerName = Literal[optimizers.NAMES]
@@ -50,7 +50,10 @@ class TrainConfig:
     always follow the run seed, so a grid over `train.init_seed` × seeds separates the luck of
     the initialisation from the luck of the batches (it is vmapped: no extra compiles).
     `record`: recorders (names in `sparselearn.train.record.RECORDERS`, e.g. first_layer) whose
-    arrays every curve point stores in the traces table."""
+    arrays every curve point stores in the traces table.
+    `rewind: K`: a lottery-ticket run — keep K hidden units (`rewind_pick`: those with the largest
+    trained weights, or random ones), rewound to their initial weights, and train them alone
+    (see `sparselearn.train.rewind`)."""
 
     optimizer: OptimizerName = "sgd"
     lr: float = 0.1
@@ -65,6 +68,8 @@ class TrainConfig:
     precision: Literal["highest", "high", "default"] = "highest"
     init_seed: int | None = None
     record: tuple[str, ...] = field(default=(), metadata=OMIT_DEFAULT)
+    rewind: int | None = field(default=None, metadata=OMIT_DEFAULT)
+    rewind_pick: Literal["largest", "random"] = field(default="largest", metadata=OMIT_DEFAULT)
 
     def __post_init__(self):
         require(math.isfinite(self.lr) and self.lr > 0, "lr", f"must be a finite number > 0, got {self.lr}")
@@ -84,6 +89,8 @@ class TrainConfig:
             require(name in record.NAMES, "record", f"unknown recorder {name!r}; choose from {', '.join(record.NAMES)}"
                     f"{suggest(name, record.NAMES)}")
         require(len(set(self.record)) == len(self.record), "record", f"lists a recorder twice: {list(self.record)}")
+        require(self.rewind is None or self.rewind >= 1, "rewind", f"must be null or ≥ 1 (units kept), got {self.rewind}")
+        require(self.rewind is not None or self.rewind_pick == "largest", "rewind_pick", "is used only with rewind")
         uses = optimizers.OPTIMIZERS[self.optimizer].uses
         for name in optimizers.HYPERPARAMETERS:  # a value the optimizer would silently ignore
             require(name in uses or getattr(self, name) == 0, name,
@@ -245,6 +252,8 @@ def _check_experiment(exp: Experiment) -> None:
         learner_check(exp.learner, exp.target, exp.data)
     except ConfigError as e:
         raise e.within("learner") from None
+    if exp.train.rewind is not None:
+        rewind.check(exp)
     if not trained:
         require(not exp.train.record, "train.record", f"learner {exp.learner.name} is fitted, not trained: "
                 "it has no curve points to record at")

@@ -139,3 +139,23 @@ def test_recorders_run_on_other_learners():
     out = trajectory(config.loads(SMALL % "{name: neuron, activation: sin}"), {"seed": [0]})
     assert out["trace_unit_norms"].shape == (1, 3)          # one unit: a scalar per point
     np.testing.assert_array_equal(out["trace_active_fraction"], 1.0)  # sin' vanishes nowhere generic
+
+
+def test_a_rewound_run_trains_the_full_networks_strongest_units_from_their_start(tmp_path, tiny):
+    from sparselearn.train.rewind import unit_weights
+
+    parent = config.override(tiny, learner={"width": 12}, sweep={"seeds": [0, 1], "grid": {}})
+    full = trajectory(parent, {"seed": [0, 1]}, observe=lambda p, p0: {"u": unit_weights(p), "w0": p0[0]["w"]})
+    ticket = config.override(parent, train={"rewind": 3, "record": ["first_layer"]})
+    runs = sl.run(ticket, str(tmp_path), progress=False)
+    assert runs["width"].tolist() == [12, 12]  # the experiment's network; the run trains 3 of its units
+    _, _, w = trace_array(load_traces(runs.attrs["path"]), "first_layer", runs["run_id"])
+    assert w.shape[-1] == 3
+    for i, seed in enumerate(runs["seed"]):
+        top = np.argsort(-full["trace_u"][seed, -1])[:3]
+        np.testing.assert_array_equal(np.sort(w[i, 0], axis=1), np.sort(full["trace_w0"][seed, 0][:, top], axis=1))
+    with pytest.raises(config.ConfigError, match="must be ≤ the width"):
+        config.override(parent, train={"rewind": 13})
+    with pytest.raises(config.ConfigError) as e:
+        config.override(parent, train={"rewind_pick": "random"})
+    assert e.value.key == "train.rewind_pick"

@@ -132,8 +132,13 @@ def make_run(exp: Experiment, observe=None, init=None):
     evaluated at every curve point and returned as `trace_<name>` (P, ...); by default it is
     the recorders of `exp.train.record` (`sparselearn.train.record`), which the runner stores
     as traces. `init(key, hp)` replaces `learner.init_params(key, n)` (e.g. to rewind a
-    pruned network).
+    pruned network); by default, with `exp.train.rewind`, the run is a lottery ticket's
+    (`sparselearn.train.rewind`).
     """
+    if init is None and exp.train.rewind is not None:  # a lottery-ticket run: train the kept units
+        from sparselearn.train.rewind import rewound
+
+        exp, init = rewound(exp, make_run)
     if observe is None and exp.train.record:
         from sparselearn.train.record import observer
 
