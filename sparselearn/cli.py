@@ -251,7 +251,7 @@ def cmd_list(args) -> int:
     what = [args.what] if args.what else ["targets", "learners", "configs", "figs"]
     if "targets" in what or "learners" in what:
         from sparselearn import learners, targets
-        from sparselearn.train import losses, optimizers
+        from sparselearn.train import losses, optimizers, record
     if "targets" in what:
         print("targets (or your own: name: package.module:ClassName):")
         for name in targets.names():
@@ -264,6 +264,7 @@ def cmd_list(args) -> int:
         opts = [f"{n} ({', '.join(o.uses)})" if o.uses else n for n, o in optimizers.OPTIMIZERS.items()]
         print(f"  train.optimizer  {', '.join(opts)}")
         print(f"  train.loss       {', '.join(losses.NAMES)}")
+        print(f"  train.record     {', '.join(record.NAMES)} (arrays stored at every curve point)")
         print(f"  executor.name    {', '.join(EXECUTORS)}")
     if "configs" in what:
         print("configs:")
