@@ -8,7 +8,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -103,22 +102,6 @@ def test_pf_1_cluster_configs_are_kept():
         if "part" not in exp.experiment:
             init = exp.experiment.removeprefix("pf_1_")
             assert _kept_configs(ROOT / "paper_figs" / "data" / f"pf-1-{init}.yaml") == [sl.config.config_hash(exp)]
-
-
-def test_run_parameters_agree_with_the_training_loop():
-    """teacher_params and initial_params follow train.init_seed as the loop does; the initial
-    parameters are those the loop trains from."""
-    exp = sl.config.loads("""
-target:  {name: sparse_parity, n: 12, k: 3}
-learner: {name: mlp, width: 8, depth: 2}
-train:   {steps: 4, eval_every: 2, batch: 4, init_seed: 3}
-data:    {online: true, test_m: 16}
-""")
-    plain = sl.config.override(exp, train={"init_seed": None})
-    assert np.array_equal(figures.teacher_params(exp, 0)["support"], figures.teacher_params(plain, 3)["support"])
-    assert not np.array_equal(figures.initial_params(exp, 0)[0]["w"], figures.initial_params(plain, 0)[0]["w"])
-    out = figures.traced_runs(exp, {"seed": [0]}, observe=lambda p, p0: {"w0": p0[0]["w"]})
-    assert np.array_equal(out["trace_w0"][0, 0], figures.initial_params(exp, 0)[0]["w"])
 
 
 def test_a_study_that_breaks_the_protocol_is_a_clear_error(tmp_path):

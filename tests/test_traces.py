@@ -159,3 +159,26 @@ def test_a_rewound_run_trains_the_full_networks_strongest_units_from_their_start
     with pytest.raises(config.ConfigError) as e:
         config.override(parent, train={"rewind_pick": "random"})
     assert e.value.key == "train.rewind_pick"
+
+
+def test_traces_follow_train_init_seed_as_the_loop_does(tmp_path):
+    """The recorded teacher and initial weights are those of the run's instance (init_seed when set)."""
+    exp = config.loads("""
+experiment: seeded
+target:  {name: sparse_parity, n: 12, k: 3}
+learner: {name: mlp, width: 8, depth: 2}
+train:   {steps: 4, eval_every: 2, batch: 4, init_seed: 3, record: [first_layer, influence]}
+data:    {online: true, test_m: 64}
+sweep:   {seeds: [0, 1]}
+""")
+    runs = sl.run(exp, str(tmp_path), progress=False)
+    traces = load_traces(runs.attrs["path"])
+    _, _, w = trace_array(traces, "first_layer", runs["run_id"])
+    _, _, influence = trace_array(traces, "influence", runs["run_id"])
+    w0 = exp.learner.init_params(key_for(3, "init"), exp.target.n)[0]["w"]
+    support = np.flatnonzero(influence[0, 0] > 0.5)
+    assert np.array_equal(support, np.sort(np.asarray(exp.target.init(key_for(3, "teacher"))["support"])))
+    for i in range(2):  # both seeds share the instance of init_seed 3
+        np.testing.assert_array_equal(w[i, 0], w0)
+        np.testing.assert_array_equal(influence[i], influence[0])
+    assert not np.array_equal(w[0, -1], w[1, -1])  # and train on their own batches
