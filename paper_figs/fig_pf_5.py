@@ -11,36 +11,42 @@ initialisation, rewound the same way, and a freshly initialised width-5 network.
 error vs step, median and IQR over seeds; right: how many of the k relevant inputs each kept
 unit was connected to at initialisation.
 
-The runs train outside the results store (`sparselearn.figures.traced_runs`, which records the
-per-unit weights and can start from given weights); the small tables behind the full-size
-figure are kept in paper_figs/data/pf-5*.parquet and redrawn without training (delete them to
-retrain).
+Each arm is an experiment of its own, stored like any other: the rewound arms are the parent's
+config with `train.rewind: 5` (see the `rewind` training option; `rewind_pick: largest` trains the full
+network in the same run, with the same keys as the stored parent, and keeps its 5 strongest
+units; `random` keeps 5 drawn from the run's initialisation key) and record their first layer
+and the teacher's influence per input, from which the right panel counts the relevant inputs of
+each kept unit at step 0. The small tables behind the full-size figure are kept in
+paper_figs/data/pf-5*.parquet and redrawn without training (delete them to retrain).
 
-Full size: `sparselearn figs PF-5` — (n, k) = (40, 4), 10 seeds, 30k steps per arm: 2 min 33 s
-wall on the 2-core AMD EPYC (Zen 4) CPU, jax 0.10.2, shared with other jobs. Steps to test
-error 0 (of 10 seeds): full network 10/10, median 2.75k; rewound top-5 tickets 6/10, median
-6.6k; random 5 units rewound 3/10 (17k); fresh width-5 networks 3/10 (15k). Of the 50 ticket units, 30
-started connected to one relevant input and 1 to two (random units: 6 and 0), so the
-winning units are those whose sparse start already touched the support. We first ran the paper's (50, 5): the width-100
-parent reached 0 error in 6/10 seeds within 30k steps (7/10 below 10⁻³), but no width-5
-network did, tickets included, so the figure uses the (40, 4) fallback of SCIENCE.md §7.
+Full size: `sparselearn figs PF-5` — (n, k) = (40, 4), 10 seeds, 30k steps per arm: 4 min 22 s
+wall on the 2-core AMD EPYC (Zen 4) CPU, jax 0.10.2, shared with other jobs (load average
+about 12). Steps to test error 0 (of 10 seeds): full network 10/10, median 2.75k; rewound top-5
+tickets 7/10, median 8.25k; random 5 units rewound 2/10 (14.75k); fresh width-5 networks 4/10
+(10.5k). Of the 50 ticket units, 30 started connected to one relevant input and 1 to two (random
+units: 12 and 0), so the winning units are those whose sparse start already touched the
+support. (The tables made before the arms were stored, with the same parent and the same kept
+units, gave tickets 6/10 at median 6.6k: the same runs compiled as another program round
+differently, and over 30k steps the tickets' step counts moved by up to 750 steps and one seed
+crossed to 0 error at 21.75k; the random and fresh arms then drew other units and
+initialisations, 3/10 each.) We first ran the paper's (50, 5): the width-100 parent reached 0
+error in 6/10 seeds within 30k steps (7/10 below 10⁻³), but no width-5 network did, tickets
+included, so the figure uses the (40, 4) fallback of SCIENCE.md §7.
 Smoke: `sparselearn figs PF-5 --smoke` (seconds; n = 10, k = 2, width 32).
 """
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
 from sparselearn import figures
 from sparselearn.plotting import error_vs_steps
 from sparselearn.plotting.style import PALETTE, panels
+from sparselearn.store import trace_array
 
 ID = "PF-5"
 TICKET = 5  # units kept
-FRESH_STREAM = 0x66726573  # fold_in label of the fresh width-5 initialisation
 
 FULL = {"experiment": "pf_5",
         "target": {"name": "sparse_parity", "n": 40, "k": 4},
@@ -55,86 +61,40 @@ ARMS = {"parent": "full network, trained",
         "random": f"random {TICKET} units, rewound",
         "fresh": f"fresh width-{TICKET} network"}
 
+#: what each arm changes in the parent's config; the rewound arms record their first layer (at
+#: step 0: the kept units' initial weights) and the teacher's influence per input
+CHANGES = {"parent": {},
+           "ticket": {"train": {"rewind": TICKET, "rewind_pick": "largest", "record": ["first_layer", "influence"]}},
+           "random": {"train": {"rewind": TICKET, "rewind_pick": "random", "record": ["first_layer", "influence"]}},
+           "fresh": {"learner": {"width": TICKET}}}
+
 
 def experiments(smoke: bool):
-    if smoke:
-        return [figures.config(FULL, experiment="pf_5_smoke", target={"n": 10, "k": 2}, learner={"width": 32},
-                               train={**figures.SMOKE["train"], "eps": 0.0}, data={"test_m": 256},
-                               sweep={"seeds": 2})]
-    return [figures.config(FULL)]
+    """The four arms, by name: the parent, and three width-5 networks trained on the same stream."""
+    base = figures.config(FULL, experiment="pf_5_smoke", target={"n": 10, "k": 2}, learner={"width": 32},
+                          train={**figures.SMOKE["train"], "eps": 0.0}, data={"test_m": 256},
+                          sweep={"seeds": 2}) if smoke else figures.config(FULL)
+    out = {}
+    for arm, change in CHANGES.items():
+        name = base.experiment if arm == "parent" else base.experiment.replace("pf_5", f"pf_5_{arm}")
+        out[arm] = figures.config(base, experiment=name, **change)
+    return out
 
 
 def measure(smoke: bool, store: str) -> dict[str, pd.DataFrame]:
-    """The runs and curves of every arm, trained outside the store (`figures.traced_runs`)."""
-    del store
-    runs, curves = train(experiments(smoke)[0])
+    """The runs and curves of every arm from the store; each run's `arm`, and for the rewound
+    arms `relevant_inputs`: per kept unit, how many of the parity's relevant inputs it started
+    connected to (from the traces)."""
+    declared = experiments(smoke)
+    runs, curves, traces = figures.sweep(declared, store, traces=True)
+    runs["arm"] = runs["experiment"].map({exp.experiment: ARMS[arm] for arm, exp in declared.items()})
+    relevant = {}
+    for rid in runs["run_id"][runs["run_id"].isin(traces["run_id"])]:
+        w0 = trace_array(traces, "first_layer", [rid])[2][0, 0]                     # (n, TICKET) at step 0
+        support = trace_array(traces, "influence", [rid])[2][0, 0] > 0.5
+        relevant[rid] = (w0[support] != 0).sum(axis=0).tolist()
+    runs["relevant_inputs"] = pd.Series([relevant.get(rid) for rid in runs["run_id"]], dtype=object)
     return {"runs": runs, "curves": curves}
-
-
-def unit_norms(params, params0):
-    """Every hidden unit's weight: |a_j|·‖w_j‖₂, output weight times the norm of its incoming
-    weights, (width,)."""
-    del params0
-    return {"norm": jnp.abs(params[1]["w"]) * jnp.linalg.norm(params[0]["w"], axis=0)}
-
-
-def subnetwork(parent_net, child_net, n: int):
-    """init hook: the parent's initial weights restricted to the units hp["units"] (TICKET,),
-    or, where hp["fresh"] is set, the child network's own initialisation."""
-    def init(key, hp):
-        first, last = parent_net.init_params(key, n)
-        idx = hp["units"]
-        sub = [{"w": first["w"][:, idx], "b": first["b"][idx]}, {"w": last["w"][idx], "b": last["b"]}]
-        own = child_net.init_params(jax.random.fold_in(key, FRESH_STREAM), n)
-        return jax.tree.map(lambda a, b: jnp.where(hp["fresh"], a, b), own, sub)
-    return init
-
-
-def _frames(arm: str, exp, seeds, out, relevant=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(runs, curves) of one arm; `relevant`: per seed, the kept units' relevant-input counts."""
-    ids = [f"{arm}-{s}" for s in seeds]
-    runs = pd.DataFrame({"run_id": ids, "arm": ARMS[arm], "seed": seeds, "status": "ok",
-                         "n": exp.target.n, "k": exp.target.k, "width": exp.learner.width,
-                         "test_error": out["test_error"],
-                         "steps_to_eps": np.where(out["steps_to_eps"] >= 0, out["steps_to_eps"], np.nan),
-                         "relevant_inputs": pd.Series(relevant if relevant is not None else [None] * len(seeds),
-                                                      dtype=object)})
-    steps = out["steps"]
-    curves = pd.DataFrame({"run_id": np.repeat(ids, len(steps)), "step": np.tile(steps, len(ids)),
-                           "test_error": out["curve_test_error"].ravel(),
-                           "train_loss": out["curve_train_loss"].ravel()})
-    return runs, curves
-
-
-def train(exp) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train the parent, pick tickets and random subnetworks, retrain them; (runs, curves)."""
-    seeds = list(exp.sweep.seeds)
-    n, width = exp.target.n, exp.learner.width
-    parent = figures.traced_runs(exp, {"seed": seeds}, observe=unit_norms)
-    final = parent["trace_norm"][:, -1, :]                                   # (R, width)
-    top = np.argsort(-final, axis=1)[:, :TICKET]
-    rand = np.stack([np.random.default_rng(s).choice(width, TICKET, replace=False) for s in seeds])
-    child = figures.config(exp, learner={"width": TICKET})
-    # the three width-5 arms in one program: rewound top units, rewound random units, fresh
-    out = figures.traced_runs(child, {"seed": seeds * 3, "units": np.concatenate([top, rand, rand]),
-                             "fresh": np.repeat([False, False, True], len(seeds))},
-                     init=subnetwork(exp.learner, child.learner, n))
-    arms = [{k: v[i * len(seeds):(i + 1) * len(seeds)] if k != "steps" else v for k, v in out.items()}
-            for i in range(3)]
-    relevant = {arm: [_relevant(exp, s, u).tolist() for s, u in zip(seeds, units)]
-                for arm, units in (("ticket", top), ("random", rand))}
-    parts = [_frames("parent", exp, seeds, parent)] + [
-        _frames(arm, child, seeds, part, relevant.get(arm)) for arm, part in zip(("ticket", "random", "fresh"), arms)]
-    runs = pd.concat([p[0] for p in parts], ignore_index=True)
-    curves = pd.concat([p[1] for p in parts], ignore_index=True)
-    return runs, curves
-
-
-def _relevant(exp, seed: int, units: np.ndarray) -> np.ndarray:
-    """For each kept unit: how many of the parity's k relevant inputs it started connected to."""
-    support = np.asarray(figures.teacher_params(exp, seed)["support"])
-    w0 = np.asarray(figures.initial_params(exp, seed)[0]["w"])
-    return (w0[support][:, units] != 0).sum(axis=0)
 
 
 def draw(results):
