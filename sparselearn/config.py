@@ -89,7 +89,7 @@ class TrainConfig:
             require(name in record.NAMES, "record", f"unknown recorder {name!r}; choose from {', '.join(record.NAMES)}"
                     f"{suggest(name, record.NAMES)}")
         require(len(set(self.record)) == len(self.record), "record", f"lists a recorder twice: {list(self.record)}")
-        require(self.rewind is None or self.rewind >= 1, "rewind", f"must be null or ≥ 1 (units kept), got {self.rewind}")
+        require(self.rewind is None or self.rewind >= 1, "rewind", f"must be null or ≥ 1 units, got {self.rewind}")
         require(self.rewind is not None or self.rewind_pick == "largest", "rewind_pick", "is used only with rewind")
         uses = optimizers.OPTIMIZERS[self.optimizer].uses
         for name in optimizers.HYPERPARAMETERS:  # a value the optimizer would silently ignore
