@@ -53,7 +53,11 @@ class TrainConfig:
     arrays every curve point stores in the traces table.
     `rewind: K`: a lottery-ticket run — keep K hidden units (`rewind_pick`: those with the largest
     trained weights, or random ones), rewound to their initial weights, and train them alone
-    (see `sparselearn.train.rewind`)."""
+    (see `sparselearn.train.rewind`).
+    `stop_at_eps`: a run stops training at its first curve point whose test error is ≤ `eps`
+    (the quantity `steps_to_eps` reads: the 0-1 test error for classification, the test mean
+    squared error for regression); its curves end there, its final metrics are that point's,
+    and its steps_to_eps equals a full-length run's. A group stops once all its runs have."""
 
     optimizer: OptimizerName = "sgd"
     lr: float = 0.1
@@ -70,6 +74,7 @@ class TrainConfig:
     record: tuple[str, ...] = field(default=(), metadata=OMIT_DEFAULT)
     rewind: int | None = field(default=None, metadata=OMIT_DEFAULT)
     rewind_pick: Literal["largest", "random"] = field(default="largest", metadata=OMIT_DEFAULT)
+    stop_at_eps: bool = field(default=False, metadata=OMIT_DEFAULT)
 
     def __post_init__(self):
         require(math.isfinite(self.lr) and self.lr > 0, "lr", f"must be a finite number > 0, got {self.lr}")
@@ -83,6 +88,7 @@ class TrainConfig:
         require(1 <= self.eval_every <= self.steps, "eval_every",
                 f"must be in [1, steps = {self.steps}], got {self.eval_every}")
         require(0 <= self.eps <= 1, "eps", f"must be in [0, 1], got {self.eps}")
+        require(isinstance(self.stop_at_eps, bool), "stop_at_eps", f"must be true or false, got {self.stop_at_eps!r}")
         require(self.init_seed is None or 0 <= self.init_seed < 2**31, "init_seed",
                 f"must be null or in [0, 2^31), got {self.init_seed}")
         for name in self.record:  # what every curve point also stores (sparselearn.train.record)

@@ -11,6 +11,7 @@ import optax
 import pytest
 
 from sparselearn import config, targets
+from sparselearn.schema import CURVES
 from sparselearn.train import curve_steps, run_group, run_one, trajectory
 from sparselearn.train.loop import compiled_group, draw_dataset
 from sparselearn.train.losses import correlation, hinge, logistic, square
@@ -231,3 +232,118 @@ def test_vmapped_noise_draws_what_the_target_itself_samples(name, level):
     # flips are exact; real labels may differ in the last bit (another fusion of y + σ·z)
     np.testing.assert_allclose(y, own[1][:, 0], rtol=1e-6, atol=1e-6)
     assert not np.allclose(y, clean.labels(tp, x))  # the noise did change labels
+
+
+def test_threefry_keeps_its_published_known_answers():
+    # the loop lowers threefry on CPU without a loop (sparselearn.train.loop): the same bits
+    from jax.extend.random import threefry_2x32
+
+    def hashed(key, count):
+        return [int(v) for v in jax.jit(threefry_2x32)(jnp.array(key, jnp.uint32), jnp.array(count, jnp.uint32))]
+
+    assert hashed([0x13198A2E, 0x03707344], [0x243F6A88, 0x85A308D3]) == [0xC4923A9C, 0x483DF7A0]
+    assert hashed([0, 0], [0, 0]) == [0x6B200159, 0x99BA4EFE]
+
+
+def test_instance_keys_are_the_keys_of_key_for():
+    from sparselearn.rng import key_for
+    from sparselearn.train.loop import instance_keys
+
+    keys = jax.jit(instance_keys)(3, 7)
+    for name, seed in [("train_data", 3), ("batches", 3), ("teacher", 7), ("test_data", 7), ("init", 7)]:
+        np.testing.assert_array_equal(jax.random.key_data(keys[name]), jax.random.key_data(key_for(seed, name)))
+
+
+EASY = """
+target: {name: sparse_parity, n: 6, k: 2}
+learner: {name: mlp, width: 32}
+train: {steps: 300, eval_every: 20, batch: 16, lr: 0.2, eps: 0.05}
+data: {m: 256, test_m: 128}
+"""
+CURVE_OUTPUTS = tuple(f"curve_{name}" for name in CURVES)
+
+
+def test_stop_at_eps_keeps_steps_to_eps_and_the_curves_up_to_the_stop():
+    full_exp = config.loads(EASY)
+    stop_exp = config.override(full_exp, train={"stop_at_eps": True})
+    hps = {"seed": [0, 1, 2, 3], "m": [256, 256, 256, 8]}  # the last run cannot learn from 8 examples
+    full, stop = run_group(full_exp, hps), run_group(stop_exp, hps)
+    steps = curve_steps(full_exp)
+    np.testing.assert_array_equal(stop["steps_to_eps"], full["steps_to_eps"])
+    assert (full["evaluated"] == len(steps)).all()
+    assert stop["steps_to_eps"][3] == -1 and stop["evaluated"][3] == len(steps)
+    assert stop["evaluated"][:3].max() < len(steps) // 2
+    for i, points in enumerate(stop["evaluated"]):
+        if full["steps_to_eps"][i] >= 0:  # it stopped at its first point with test error ≤ eps
+            assert steps[points - 1] == full["steps_to_eps"][i]
+        for name in CURVE_OUTPUTS:
+            np.testing.assert_array_equal(stop[name][i, :points], full[name][i, :points], err_msg=name)
+            assert np.isnan(stop[name][i, points:]).all()
+        assert stop["test_error"][i] == stop["curve_test_error"][i, points - 1]
+    np.testing.assert_array_equal(stop["test_error"][3], full["test_error"][3])
+
+
+def test_progress_comes_at_every_curve_point_with_the_same_results(tiny):
+    seen = []
+    out = run_group(tiny, {"seed": [0, 1]}, progress=lambda step, steps: seen.append((step, steps)))
+    assert seen == [(0, 50), (20, 50), (40, 50), (50, 50)]
+    plain = run_group(tiny, {"seed": [0, 1]})
+    assert out.keys() == plain.keys()
+    for name in plain:
+        np.testing.assert_array_equal(out[name], plain[name], err_msg=name)
+
+
+def test_a_group_whose_runs_all_learn_stops_early_and_compiles_once():
+    exp = config.override(config.loads(EASY), train={"stop_at_eps": True})
+    seen, box = [], {}
+
+    def both():
+        box["plain"] = run_group(exp, {"seed": [0, 1, 2, 3, 4]})  # 5 runs: a shape no other test compiles
+        box["stepped"] = run_group(exp, {"seed": [0, 1, 2, 3, 4]}, progress=lambda step, steps: seen.append(step))
+        run_group(exp, {"seed": [5, 6, 7, 8, 9]}, progress=lambda step, steps: None)  # same shapes: cached
+
+    counter = _CompileCounter()
+    logger = logging.getLogger("jax")
+    logger.addHandler(counter)
+    prev = jax.config.jax_log_compiles
+    jax.config.update("jax_log_compiles", True)
+    try:
+        both()
+    finally:
+        jax.config.update("jax_log_compiles", prev)
+        logger.removeHandler(counter)
+    for name in ("run_group", "start_group", "advance_group", "finish_group"):
+        assert counter.names.count(f"jit({name})") == 1, (name, counter.names)
+    last = int(box["plain"]["evaluated"].max())
+    assert last < len(curve_steps(exp)) // 2
+    # points reported while the group trained, then its end: it stopped after its last run did
+    assert seen == [int(s) for s in curve_steps(exp)[:last - 1]] + [300]
+    for name in box["plain"]:
+        np.testing.assert_array_equal(box["stepped"][name], box["plain"][name], err_msg=name)
+
+
+SHARDED = """
+import sys, jax, numpy as np
+from sparselearn import config
+from sparselearn.train import run_group
+exp = config.override(config.loads(sys.argv[1]), train={"stop_at_eps": True})
+hps = {"seed": [0, 1, 2, 3, 4], "m": [256, 256, 256, 8, 256]}
+one = run_group(exp, hps)
+seen = []
+two = run_group(exp, hps, devices=jax.devices(), progress=lambda s, total: seen.append(s))
+assert len(jax.devices()) == 2 and seen[-1] == 300, (jax.devices(), seen)
+for name in one:
+    np.testing.assert_allclose(two[name], one[name], rtol=1e-6, atol=1e-6, err_msg=name)
+print("ok", one["evaluated"].tolist())
+"""
+
+
+def test_stop_at_eps_on_two_devices_equals_one_device():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    done = subprocess.run([sys.executable, "-c", SHARDED, EASY], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("ok")

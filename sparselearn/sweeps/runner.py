@@ -91,18 +91,27 @@ def _typed(runs_df: pd.DataFrame) -> pd.DataFrame:
     return runs_df.astype({c: t for c, t in RUN_DTYPES.items() if t != "object"})
 
 
-def train_group(g: Group, max_runs: int = 1024, devices=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _report(progress, g: Group, part: int, parts: int, step: int, steps: int) -> None:
+    """`progress(g, runs' worth done, step)` from the progress of call `part` of `parts`."""
+    progress(g, len(g.runs) * (part + step / steps) / parts, step)
+
+
+def train_group(g: Group, max_runs: int = 1024, devices=None,
+                progress=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Train one group (its run axis sharded over `devices` if given); a failure marks its
     runs `failed` with the error text instead of raising. Returns (runs, curves, traces); traces
-    has rows only for experiments with `train.record`."""
+    has rows only for experiments with `train.record`. `progress(g, runs_done, step)`, if
+    given, is called at every curve point (runs_done: how many runs' worth is done, a float)."""
     start = time.perf_counter()
     rows = [_run_row(r, g.group_id) for r in g.runs]
     curves, traced = [], []
     try:
         outs = []
-        for chunk in _chunks(g.runs, max_runs):
+        chunks = _chunks(g.runs, max_runs)
+        for i, chunk in enumerate(chunks):
             sub = Group(g.group_id, g.exp, tuple(chunk))
-            outs.append(run_group(g.exp, sub.hps(), devices=devices))
+            report = {} if progress is None else {"progress": functools.partial(_report, progress, g, i, len(chunks))}
+            outs.append(run_group(g.exp, sub.hps(), devices=devices, **report))
         out = {k: np.concatenate([o[k] for o in outs])[: len(g.runs)] for k in outs[0]}
         steps = curve_steps(g.exp)
         for i, row in enumerate(rows):
@@ -115,8 +124,9 @@ def train_group(g: Group, max_runs: int = 1024, devices=None) -> tuple[pd.DataFr
                        train_error=float(out["train_error"][i]), train_loss=float(out["train_loss"][i]),
                        steps_to_eps=int(out["steps_to_eps"][i]) if out["steps_to_eps"][i] >= 0 else None,
                        status="ok" if finite else "diverged", error=None if finite else "non-finite training loss")
+            points = int(out["evaluated"][i])  # fewer than len(steps) where the run stopped at eps
             curves.append(pd.DataFrame({
-                "run_id": row["run_id"], "step": steps, **{c: out[f"curve_{c}"][i] for c in CURVES}}))
+                "run_id": row["run_id"], "step": steps[:points], **{c: out[f"curve_{c}"][i][:points] for c in CURVES}}))
             traced.append(i)
         traces = trace_frame([rows[i]["run_id"] for i in traced], steps,
                              {k: v[traced] for k, v in out.items() if k.startswith("trace_")})
@@ -175,7 +185,8 @@ def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: b
         view.status.get(r.run_id, ("",))[0] == "failed" for r in runs)
     counts = {"ok": 0, "diverged": 0, "failed": 0}
     bar = tqdm(total=len(todo), unit="run", disable=not progress or not todo, file=sys.stderr,
-               desc=desc, dynamic_ncols=True)
+               desc=desc, dynamic_ncols=True,  # n counts runs, in fractions while a group trains
+               bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]")
     done_groups = 0
     held: list[Group] = []
     token = uuid.uuid4().hex
@@ -199,9 +210,19 @@ def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: b
             counts[status] += 1
         done_groups += 1
         bar.set_postfix_str(f"group {done_groups}/{len(groups)}")
-        bar.update(len(g.runs))
+        bar.update(len(g.runs) - credited.pop(g.group_id, 0.0))
 
-    sized = functools.partial(memory.sized, functools.partial(train_group, max_runs=executor.max_group_runs), limits)
+    credited: dict[str, float] = {}  # group id → runs' worth of it the bar shows while it trains
+
+    def advanced(g: Group, runs_done: float, step: int) -> None:  # called by the thread training g
+        bar.update(runs_done - credited.get(g.group_id, 0.0))
+        credited[g.group_id] = runs_done
+        bar.set_postfix_str(f"group {done_groups + 1}/{len(groups)}, step {step}/{g.exp.train.steps}")
+
+    # progress within a group where it trains in this process (not on Ray or SLURM workers)
+    within = {"progress": advanced} if not bar.disable and EXECUTORS[executor.name] is EXECUTORS["local"] else {}
+    sized = functools.partial(memory.sized, functools.partial(train_group, max_runs=executor.max_group_runs,
+                                                              **within), limits)
     train = functools.partial(_claimed, train=sized,
                               store=store, token=token, owner=os.getpid(), view=view, force=force,
                               retry_failed=retry_failed)

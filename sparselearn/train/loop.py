@@ -8,8 +8,11 @@ scalars. Everything else in `exp` (n, width, batch, steps, …) is a shape or a 
 
 trains any number of runs of one shape group in one compiled program: datasets drawn at
 the group's largest m (row i from its own key, so the first m rows do not depend on the
-group), mini-batches indexed below each run's own m, `lax.scan` over steps with the
-evaluation every `eval_every` steps inside the scan.
+group), mini-batches indexed below each run's own m, a `lax.while_loop` over the curve points,
+each one traced body: the steps since the last point, then one evaluation (see
+`TrainedRun`). With `train.stop_at_eps` runs stop at their first point with test error ≤ eps
+and the loop ends when all have; `run_group(..., progress=...)` runs the same pieces point by
+point from the host to report progress.
 
 Example:
     >>> out = run_group(cfg, {"seed": [0, 1], "m": [256, 1024], "lr": [.1, .1], "weight_decay": [0., 0.]})
@@ -20,7 +23,8 @@ Example:
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -31,12 +35,42 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from sparselearn.config import Experiment
 from sparselearn.contracts import first_layer, kind_of, sampler
 from sparselearn.errors import FitFailed
-from sparselearn.rng import key_for
+from sparselearn.rng import PURPOSES, key_for, seed_key
 from sparselearn.schema import CURVES
 from sparselearn.train import optimizers, spec
 from sparselearn.train.losses import LOSSES
 from sparselearn.train.metrics import pointwise_error, weighted_mean
 from sparselearn.train.spec import static_part
+
+
+def _unrolled_threefry_on_cpu() -> None:
+    """Lower JAX's threefry hash on CPU as straight-line code, as JAX does on GPU, instead of a
+    loop: the same bits (a test checks the published known answers), but each random draw then
+    compiles to one kernel rather than a while loop of small ones, which cuts the compile time
+    of a group by about half. A no-op where JAX's internals differ."""
+    try:
+        from jax._src.random import threefry2x32 as threefry
+        from jax.interpreters import mlir
+
+        mlir.register_lowering(threefry.threefry2x32_p, threefry._threefry2x32_lowering_rule, platform="cpu",
+                               inline=False)  # one function per shape, shared by its call sites
+    except (ImportError, AttributeError):
+        pass
+
+
+_unrolled_threefry_on_cpu()
+
+#: XLA options for every program of the loop on CPU: the classic fusion emitters compile a
+#: group about 2.5× faster than the newer ones (and run it no slower); results agree to float
+#: rounding (the last bit of a mean may differ)
+CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+
+
+def jit(fn, **kwargs):
+    """`jax.jit(fn, **kwargs)`, with `CPU_COMPILER_OPTIONS` when JAX runs on CPU."""
+    if jax.default_backend() == "cpu" and jax.__version_info__ >= (0, 7):
+        kwargs.setdefault("compiler_options", CPU_COMPILER_OPTIONS)
+    return jax.jit(fn, **kwargs)
 
 
 def curve_steps(exp: Experiment) -> np.ndarray:
@@ -69,23 +103,40 @@ def instance_seed(hp) -> jax.Array:
     return jnp.where(jnp.asarray(init_seed) >= 0, init_seed, hp["seed"])
 
 
+def instance_keys(seed, instance) -> dict[str, jax.Array]:
+    """The keys a run draws from: name → `key_for(seed or instance, name)`, the run seed's for
+    its training data and batches, the instance's (see `instance_seed`) for the teacher, the
+    test set and the initialisation. Hashed in two batched calls rather than ten: on CPU every
+    threefry call site adds compile time, and batching leaves the bits unchanged.
+
+    Example:
+        >>> instance_keys(3, 7)["init"]          # the key of key_for(7, "init")
+    """
+    owner = {"train_data": 0, "batches": 0, "teacher": 1, "test_data": 1, "init": 1}
+    roots = jax.vmap(seed_key)(jnp.stack([jnp.asarray(seed, jnp.int32), jnp.asarray(instance, jnp.int32)]))
+    keys = jax.vmap(jax.random.fold_in)(roots[np.asarray(list(owner.values()))],
+                                        jnp.asarray([PURPOSES[name] for name in owner], jnp.uint32))
+    return {name: keys[i] for i, name in enumerate(owner)}
+
+
+def _draw(exp: Experiment, keys: dict, noise):
+    """(teacher, x_train, y_train, x_test, y_test) from a run's `instance_keys` (see `make_data`)."""
+    target, data = exp.target, exp.data
+    clean = replace(target, noise=0.0) if target.noise else target
+    teacher = target.init(keys["teacher"])
+    x_test, y_test = clean.sample(teacher, keys["test_data"], data.test_m)
+    if data.online:
+        return teacher, None, None, x_test, y_test
+    x_train, y_train = draw_dataset(target, teacher, keys["train_data"], data.m, noise)
+    return teacher, x_train, y_train, x_test, y_test
+
+
 def make_data(exp: Experiment):
     """(seed, instance, noise) → (teacher params, x_train (M, n), y_train (M,), x_test,
     y_test), M = data.m; the teacher and test set come from `instance` (see
     `instance_seed`), the training set from `seed` with label noise `noise`. The test labels
     are noiseless. Online experiments get no training set (None)."""
-    target, data = exp.target, exp.data
-    clean = replace(target, noise=0.0) if target.noise else target
-
-    def draw(seed, instance, noise):
-        teacher = target.init(key_for(instance, "teacher"))
-        x_test, y_test = clean.sample(teacher, key_for(instance, "test_data"), data.test_m)
-        if data.online:
-            return teacher, None, None, x_test, y_test
-        x_train, y_train = draw_dataset(target, teacher, key_for(seed, "train_data"), data.m, noise)
-        return teacher, x_train, y_train, x_test, y_test
-
-    return draw
+    return lambda seed, instance, noise: _draw(exp, instance_keys(seed, instance), noise)
 
 
 def _metrics(f, y, task, loss_of, weights=None):
@@ -98,7 +149,7 @@ def _fitted_outputs(test, train):
     one = lambda v: jnp.reshape(v, (1,))  # noqa: E731
     return {"test_error": test_error, "test_loss": test_loss, "train_error": train_error,
             "train_loss": train_loss, "steps_to_eps": jnp.int32(-1),
-            "finite": jnp.isfinite(test_loss) & jnp.isfinite(train_loss),
+            "finite": jnp.isfinite(test_loss) & jnp.isfinite(train_loss), "evaluated": jnp.int32(1),
             "curve_train_loss": one(train_loss), "curve_train_error": one(train_error),
             "curve_test_error": one(test_error), "curve_test_loss": one(test_loss),
             "curve_drift": jnp.full((1,), jnp.nan, jnp.float32)}
@@ -146,104 +197,175 @@ def make_run(exp: Experiment, observe=None, init=None):
     return RUN_BUILDERS[kind_of(exp.learner).name](exp, observe, init)
 
 
-def make_train_run(exp: Experiment, observe=None, init=None):
-    """hp → outputs for a gradient-trained learner (see `make_run`)."""
-    target, learner, tr, data = exp.target, exp.learner, exp.train, exp.data
+def _precise(precision: str, fn):
+    """`fn` traced under `jax.default_matmul_precision(precision)`."""
+    @functools.wraps(fn)
+    def wrapped(*args):
+        with jax.default_matmul_precision(precision):
+            return fn(*args)
+    return wrapped
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """Gradient-trained runs as three pieces over a leading run axis (R runs):
+
+        data, state = start(hps)                     # draw the data, initialise
+        state, more = advance(hps, data, state, c)   # the steps up to curve point c, then evaluate it
+        outputs = finish(hps, data, state)           # final metrics, curves, steps_to_eps
+
+    `group(hps)` chains them in one program, a `lax.while_loop` over the `points` curve
+    points; a host loop may call them one point at a time instead (`run_group` with
+    `progress`), with the same results. Called on one run's hp (scalars), it is that run's
+    pure function hp → outputs.
+
+    With `stop` (train.stop_at_eps) a run stops at its first curve point with test error ≤ eps
+    (its state frozen from then on, so its results do not depend on its group), and `more`
+    is False, ending the loop, once no run of the group is still training.
+    """
+
+    start: Callable
+    advance: Callable
+    finish: Callable
+    points: int
+    stop: bool
+
+    def group(self, hps: dict) -> dict:
+        data, state = self.start(hps)
+
+        def body(carry):
+            c, state, _ = carry
+            state, more = self.advance(hps, data, state, c)
+            return c + 1, state, more
+
+        _, state, _ = jax.lax.while_loop(lambda carry: (carry[0] < self.points) & carry[2], body,
+                                         (jnp.int32(0), state, jnp.bool_(True)))
+        return self.finish(hps, data, state)
+
+    def __call__(self, hp: dict) -> dict:
+        out = self.group(jax.tree.map(lambda a: jnp.asarray(a)[None], hp))
+        return jax.tree.map(lambda a: a[0], out)
+
+
+def make_train_run(exp: Experiment, observe=None, init=None) -> TrainedRun:
+    """hp → outputs for a gradient-trained learner (see `make_run`), as a `TrainedRun`.
+
+    Curve point c (step `curve_steps(exp)[c]`) takes the steps since point c − 1, then
+    evaluates: the mean training loss and error of those steps' mini-batches, test error and
+    loss (one forward pass over the test set), drift and `observe`. Point 0 takes the first
+    step without applying it: its training loss is the untrained network's on the first
+    mini-batch. Every point is one traced body, so the program compiles one step and one
+    evaluation.
+    """
+    target, learner, tr, data_cfg = exp.target, exp.learner, exp.train, exp.data
     sample = sampler(target)
-    draw_data = make_data(exp)
     loss_of = LOSSES[tr.loss]
-    task = target.task
-    every, n_chunks = tr.eval_every, tr.steps // tr.eval_every
-    rest = tr.steps - n_chunks * every
+    task, every, online = target.task, tr.eval_every, data_cfg.online
     points = curve_steps(exp)
+    # the steps [lo, hi) of curve point c: point 0 measures step 0 (its update is discarded)
+    lows = np.concatenate([[0], points[:-1]]).astype(np.int32)
+    highs = np.concatenate([[1], points[1:]]).astype(np.int32)
 
     def evaluate(params, x, y, weights=None):
         return _metrics(learner.apply(params, x), y, task, loss_of, weights)
 
-    def run(hp):
-        with jax.default_matmul_precision(tr.precision):
-            return _run(hp)
+    def optimizer(hp):
+        return optimizers.for_config(tr, hp["lr"], hp["weight_decay"])
 
-    def _run(hp):
-        seed, instance = hp["seed"], instance_seed(hp)
-        teacher, x_train, y_train, x_test, y_test = draw_data(seed, instance, hp["noise"])
-        batch_key = key_for(seed, "batches")
+    def start(hp):
+        keys = instance_keys(hp["seed"], instance_seed(hp))
+        teacher, x_train, y_train, x_test, y_test = _draw(exp, keys, hp["noise"])
+        params0 = learner.init_params(keys["init"], target.n) if init is None else init(keys["init"], hp)
+        data = {"teacher": teacher, "x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test,
+                "params0": params0, "batches": keys["batches"]}
+        seen = {} if observe is None else jax.eval_shape(observe, params0, params0, teacher, x_test)
+        state = {"params": params0, "opt": optimizer(hp).init(params0), "finite": jnp.bool_(True),
+                 "active": jnp.bool_(True), "evaluated": jnp.int32(0),
+                 "curves": {name: jnp.full(len(points), jnp.nan, jnp.float32) for name in CURVES},
+                 "traces": {name: jnp.full((len(points), *v.shape), jnp.nan if jnp.issubdtype(v.dtype, jnp.floating)
+                                           else 0, v.dtype) for name, v in seen.items()}}
+        return data, state
 
-        def batch_at(step):  # online: a fresh mini-batch from the teacher
-            return sample(teacher, jax.random.fold_in(batch_key, step), tr.batch, hp["noise"])
+    def advance(hp, data, state, c):
+        x_train, y_train, params0 = data["x_train"], data["y_train"], data["params0"]
+        opt = optimizer(hp)
+        lo, hi = jnp.asarray(lows)[c], jnp.asarray(highs)[c]
 
-        def rows_at(step):  # the mini-batch indices of one step
-            return jax.random.randint(jax.random.fold_in(batch_key, step), (tr.batch,), 0, hp["m"])
+        def batch_at(t):  # online: a fresh mini-batch from the teacher
+            return sample(data["teacher"], jax.random.fold_in(data["batches"], t), tr.batch, hp["noise"])
 
-        init_key = key_for(instance, "init")
-        params0 = learner.init_params(init_key, target.n) if init is None else init(init_key, hp)
-        w0 = first_layer(learner, params0)
-        opt = optimizers.for_config(tr, hp["lr"], hp["weight_decay"])
+        def rows_at(t):  # the mini-batch indices of one step
+            return jax.random.randint(jax.random.fold_in(data["batches"], t), (tr.batch,), 0, hp["m"])
 
-        def snapshot(params):  # what every curve point records besides the losses
-            drift = jnp.max(jnp.abs(first_layer(learner, params) - w0))
-            return drift, ({} if observe is None else observe(params, params0, teacher, x_test))
+        # all of the chunk's batch indices in one vectorised draw (the same stream as per step)
+        rows = None if online else jax.vmap(rows_at)(lo + jnp.arange(every))
 
         def objective(p, xb, yb):
             f = learner.apply(p, xb)
             return jnp.mean(loss_of(f, yb)), f
 
-        def step(carry, t_idx):
-            params, opt_state, finite = carry
-            t, idx = t_idx
-            xb, yb = batch_at(t) if data.online else (x_train[idx], y_train[idx])
+        def step(t, carry):
+            params, opt_state, finite, losses, errs = carry
+            xb, yb = batch_at(t) if online else (x_train[rows[t - lo]], y_train[rows[t - lo]])
             (loss, f), grads = jax.value_and_grad(objective, has_aux=True)(params, xb, yb)
             updates, opt_state = opt.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
             err = jnp.mean(pointwise_error(f, yb, task))
-            return (params, opt_state, finite & jnp.isfinite(loss)), (loss, err)
+            return (params, opt_state, finite & jnp.isfinite(loss),
+                    losses.at[t - lo].set(loss), errs.at[t - lo].set(err))
 
-        def chunk(carry, start, length):
-            ts = start + jnp.arange(length)
-            # all of a chunk's batch indices in one vectorised draw (the same stream as per step)
-            idx = None if data.online else jax.vmap(rows_at)(ts)
-            carry, (losses, errs) = jax.lax.scan(step, carry, (ts, idx))
-            test_err, test_loss = evaluate(carry[0], x_test, y_test)
-            drift, seen = snapshot(carry[0])
-            return carry, ((jnp.mean(losses), jnp.mean(errs), test_err, test_loss, drift), seen)
+        before = (state["params"], state["opt"], state["finite"])
+        *after, losses, errs = jax.lax.fori_loop(lo, hi, step, (*before, jnp.zeros(every), jnp.zeros(every)))
+        params, opt_state, finite = jax.tree.map(lambda new, old: jnp.where(c > 0, new, old), tuple(after), before)
+        taken = jnp.arange(every) < hi - lo
+        test_error, test_loss = evaluate(params, data["x_test"], data["y_test"])
+        now = {"train_loss": jnp.sum(jnp.where(taken, losses, 0.0)) / (hi - lo),
+               "train_error": jnp.sum(jnp.where(taken, errs, 0.0)) / (hi - lo),
+               "test_error": test_error, "test_loss": test_loss,
+               "drift": jnp.max(jnp.abs(first_layer(learner, params) - first_layer(learner, params0)))}
+        seen = {} if observe is None else observe(params, params0, data["teacher"], data["x_test"])
+        return {"params": params, "opt": opt_state, "finite": finite,
+                "active": ~(test_error <= tr.eps) if tr.stop_at_eps else jnp.bool_(True), "evaluated": c + 1,
+                "curves": {name: state["curves"][name].at[c].set(now[name]) for name in CURVES},
+                "traces": {name: state["traces"][name].at[c].set(v) for name, v in seen.items()}}
 
-        # step 0: the untrained network (train loss on the first mini-batch)
-        if data.online:
-            xb0, yb0 = batch_at(0)
+    def finish(hp, data, state):
+        curves, evaluated = state["curves"], state["evaluated"]
+        last = evaluated - 1
+        if online:  # no fixed training set: the last evaluation window's mini-batches
+            train_error, train_loss = curves["train_error"][last], curves["train_loss"][last]
         else:
-            rows0 = rows_at(0)
-            xb0, yb0 = x_train[rows0], y_train[rows0]
-        train_err0, train_loss0 = evaluate(params0, xb0, yb0)
-        drift0, seen0 = snapshot(params0)
-        first = ((train_loss0, train_err0, *evaluate(params0, x_test, y_test), drift0), seen0)
-        carry = (params0, opt.init(params0), jnp.bool_(True))
-        carry, rows = jax.lax.scan(lambda c, s: chunk(c, s, every), carry, jnp.arange(n_chunks) * every)
-        pieces = [jax.tree.map(lambda a: a[None], first), rows]
-        if rest:
-            carry, tail = chunk(carry, n_chunks * every, rest)
-            pieces.append(jax.tree.map(lambda a: a[None], tail))
-        (train_loss_c, train_err_c, test_err_c, test_loss_c, drift_c), seen = jax.tree.map(
-            lambda *a: jnp.concatenate(a), *pieces)
-        params, _, finite = carry
-
-        if data.online:  # no fixed training set: the last evaluation window's mini-batches
-            train_error, train_loss = train_err_c[-1], train_loss_c[-1]
-        else:
-            weights = (jnp.arange(data.m) < hp["m"]).astype(jnp.float32)
-            train_error, train_loss = evaluate(params, x_train, y_train, weights)
-
-        reached = test_err_c <= tr.eps
+            weights = (jnp.arange(data_cfg.m) < hp["m"]).astype(jnp.float32)
+            train_error, train_loss = evaluate(state["params"], data["x_train"], data["y_train"], weights)
+        recorded = jnp.arange(len(points)) < evaluated
+        reached = curves["test_error"] <= tr.eps
         steps_to_eps = jnp.where(jnp.any(reached), jnp.asarray(points)[jnp.argmax(reached)], -1)
         return {
-            "test_error": test_err_c[-1], "test_loss": test_loss_c[-1],
-            "train_error": train_error, "train_loss": train_loss,
-            "steps_to_eps": steps_to_eps, "finite": finite & jnp.all(jnp.isfinite(train_loss_c)),
-            "curve_train_loss": train_loss_c, "curve_train_error": train_err_c,
-            "curve_test_error": test_err_c, "curve_test_loss": test_loss_c, "curve_drift": drift_c,
-            **{f"trace_{name}": v for name, v in seen.items()},
+            "test_error": curves["test_error"][last], "test_loss": curves["test_loss"][last],
+            "train_error": train_error, "train_loss": train_loss, "steps_to_eps": steps_to_eps,
+            "finite": state["finite"] & jnp.all(jnp.isfinite(curves["train_loss"]) | ~recorded),
+            "evaluated": evaluated,
+            **{f"curve_{name}": curves[name] for name in CURVES},
+            **{f"trace_{name}": v for name, v in state["traces"].items()},
         }
 
-    return run
+    start, advance, finish = (_precise(tr.precision, fn) for fn in (start, advance, finish))
+
+    def start_group(hps):
+        return jax.vmap(start)(hps)
+
+    def advance_group(hps, data, state, c):
+        new = jax.vmap(advance, in_axes=(0, 0, 0, None))(hps, data, state, c)
+        if not tr.stop_at_eps:
+            return new, jnp.bool_(True)
+        going = state["active"]  # runs that have stopped keep their state
+        new = jax.tree.map(lambda a, b: jnp.where(going.reshape(going.shape + (1,) * (a.ndim - 1)), a, b), new, state)
+        return new, jnp.any(new["active"])
+
+    def finish_group(hps, data, state):
+        return jax.vmap(finish)(hps, data, state)
+
+    return TrainedRun(start_group, advance_group, finish_group, len(points), tr.stop_at_eps)
 
 
 def _fit_run(exp: Experiment, observe=None, init=None):
@@ -254,6 +376,12 @@ def _fit_run(exp: Experiment, observe=None, init=None):
 
 #: learner kind → the builder of its pure run function (host learners run outside jit)
 RUN_BUILDERS = {"gradient": make_train_run, "fitted": _fit_run}
+
+
+def _program(run) -> Callable:
+    """hps (R, ...) → outputs (R, ...) for a run function: a `TrainedRun`'s own group program,
+    else vmap(run)."""
+    return run.group if isinstance(run, TrainedRun) else jax.vmap(run)
 
 
 def trajectory(exp: Experiment, hps: dict, observe=None, init=None) -> dict[str, np.ndarray]:
@@ -271,19 +399,31 @@ def trajectory(exp: Experiment, hps: dict, observe=None, init=None) -> dict[str,
     arrays = spec.hp_arrays(exp, hps)
     arrays.update({k: np.asarray(v) for k, v in hps.items() if k not in spec.BY_NAME})
     look = None if observe is None else (lambda p, p0, teacher, x_test: observe(p, p0))
-    out = jax.jit(jax.vmap(make_run(static_part(exp), look, init)))(arrays)
+    out = jit(_program(make_run(static_part(exp), look, init)))(arrays)
     return {"steps": curve_steps(exp), **{k: np.asarray(v) for k, v in out.items()}}
 
 
 @functools.lru_cache(maxsize=64)
 def compiled_group(static: Experiment):
-    """jit(vmap(run)) for one static experiment, cached so a shape group compiles once."""
-    run = make_run(static)
+    """The group program hps → outputs, jitted, for one static experiment; cached so a shape
+    group compiles once."""
+    program = _program(make_run(static))
 
     def run_group(hps):
-        return jax.vmap(run)(hps)
+        return program(hps)
 
-    return jax.jit(run_group)
+    return jit(run_group)
+
+
+@functools.lru_cache(maxsize=64)
+def stepped_group(static: Experiment) -> tuple[Callable, Callable, Callable] | None:
+    """The pieces of a trained group (`TrainedRun` start, advance, finish), jitted for a host
+    loop that reports progress at every curve point; None for learners without steps. The
+    advanced state is donated (updated in place)."""
+    run = make_run(static)
+    if not isinstance(run, TrainedRun):
+        return None
+    return jit(run.start), jit(run.advance, donate_argnums=2), jit(run.finish)
 
 
 def _shard(arrays: dict, devices) -> tuple[dict, int]:
@@ -296,38 +436,69 @@ def _shard(arrays: dict, devices) -> tuple[dict, int]:
     return {k: jax.device_put(v, sharding) for k, v in arrays.items()}, pad
 
 
-def run_group(exp: Experiment, hps: dict, devices=None) -> dict[str, np.ndarray]:
+def run_group(exp: Experiment, hps: dict, devices=None, progress=None) -> dict[str, np.ndarray]:
     """Train every run of one shape group in one compiled program.
 
     hps: the axes of `spec.AXES` ("seed", "m", "lr", "weight_decay", "init_seed", "noise") →
     equal-length 1-D sequences (R,). Missing ones default to the config's (init_seed −1: the
-    run seed). With `devices` (more than one) the run axis is sharded across them. Returns
-    numpy arrays: (R,) metrics and (R, P) curves at `curve_steps(exp)`.
+    run seed). With `devices` (more than one) the run axis is sharded across them; with
+    `train.stop_at_eps` the whole group stops when its last run has stopped (all devices
+    together). Returns numpy arrays: (R,) metrics, `evaluated` (R,) the number of curve points
+    each run reached (P unless it stopped early) and (R, P) curves at `curve_steps(exp)`, NaN
+    past a run's `evaluated` points.
+
+    `progress(step, steps)`, if given, is called in this thread after each curve point of a
+    trained group (and once with step = steps at its end): the group then runs as three
+    compiled pieces driven point by point from here (`stepped_group`), with the same results.
+    A callback inside the compiled program would do the same, but JAX never keeps programs
+    with host callbacks in its persistent compilation cache.
+
+    Example:
+        >>> out = run_group(exp, {"seed": [0, 1]}, progress=lambda s, total: print(f"{s}/{total}"))
     """
     arrays = spec.hp_arrays(exp, hps)
     if not exp.data.online and int(arrays["m"].max()) > exp.data.m:
         raise ValueError(f"a run's m = {int(arrays['m'].max())} exceeds the group's data.m = {exp.data.m}")
-    return GROUP_RUNNERS[kind_of(exp.learner).name](static_part(exp), arrays, devices)
+    return GROUP_RUNNERS[kind_of(exp.learner).name](static_part(exp), arrays, devices, progress)
 
 
-def _run_compiled_group(static: Experiment, arrays: dict, devices=None) -> dict[str, np.ndarray]:
-    """Every run in one jit(vmap(run)) call (sharded over `devices` when there are several)."""
+def _stepped(static: Experiment, pieces, arrays: dict, progress) -> dict:
+    """A trained group point by point: while point c runs, wait for point c − 1 and report it."""
+    start, advance, finish = pieces
+    points, steps = curve_steps(static), static.train.steps
+    data, state = start(arrays)
+    waiting = None  # (point, its `more` flag)
+    for c in range(len(points)):
+        state, more = advance(arrays, data, state, np.int32(c))
+        if waiting is not None:
+            if not bool(waiting[1]):  # every run stopped at that point: this one changes nothing
+                break
+            progress(int(points[waiting[0]]), steps)
+        waiting = (c, more)
+    out = finish(arrays, data, state)
+    progress(steps, steps)
+    return out
+
+
+def _run_compiled_group(static: Experiment, arrays: dict, devices=None, progress=None) -> dict[str, np.ndarray]:
+    """Every run in one compiled call (sharded over `devices` when there are several), or in
+    compiled pieces point by point when `progress` is asked for."""
+    size = len(arrays["seed"])
     if devices is not None and len(devices) > 1:
-        placed, pad = _shard(arrays, devices)
-        out = compiled_group(static)(placed)
-        return {k: np.asarray(v)[:len(arrays["seed"])] for k, v in out.items()}
-    out = compiled_group(static)(arrays)
-    return {k: np.asarray(v) for k, v in out.items()}
+        arrays, _ = _shard(arrays, devices)
+    pieces = None if progress is None else stepped_group(static)
+    out = compiled_group(static)(arrays) if pieces is None else _stepped(static, pieces, arrays, progress)
+    return {k: np.asarray(v)[:size] for k, v in out.items()}
 
 
 @functools.lru_cache(maxsize=64)
 def _compiled_data(static: Experiment):
     def data_group(seeds, instances, noises):
         return jax.vmap(lambda s, i, e: make_data(static)(s, i, e)[1:])(seeds, instances, noises)
-    return jax.jit(data_group)
+    return jit(data_group)
 
 
-def _run_host_group(exp: Experiment, arrays: dict, devices=None) -> dict[str, np.ndarray]:
+def _run_host_group(exp: Experiment, arrays: dict, devices=None, progress=None) -> dict[str, np.ndarray]:
     """Learners that run on the host (e.g. GF(2) elimination): data drawn in one compiled
     call for all seeds, then `fit(key, x[:m], y[:m])` per run in numpy. A `FitFailed`
     marks the run failed with its reason."""
@@ -345,7 +516,7 @@ def _run_host_group(exp: Experiment, arrays: dict, devices=None) -> dict[str, np
             out["error"] = None
         except FitFailed as e:
             out = {k: np.asarray(np.nan) for k in ("test_error", "test_loss", "train_error", "train_loss")}
-            out.update(steps_to_eps=np.asarray(-1), finite=np.asarray(True), error=str(e))
+            out.update(steps_to_eps=np.asarray(-1), finite=np.asarray(True), evaluated=np.asarray(1), error=str(e))
             for name in CURVES:
                 out[f"curve_{name}"] = np.full(1, np.nan)
         rows.append(out)
