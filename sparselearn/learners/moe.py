@@ -63,7 +63,8 @@ class MoE:
     def __post_init__(self):
         require(self.experts >= 1, "experts", f"must be ≥ 1, got {self.experts}")
         require(self.expert_width >= 1, "expert_width", f"must be ≥ 1, got {self.expert_width}")
-        require(1 <= self.top <= self.experts, "top", f"must satisfy 1 ≤ top ≤ experts = {self.experts}, got {self.top}")
+        require(1 <= self.top <= self.experts, "top",
+                f"must satisfy 1 ≤ top ≤ experts = {self.experts}, got {self.top}")
         require(self.r >= 1, "r", f"router rank must be ≥ 1, got {self.r}")
 
     @property

@@ -258,8 +258,9 @@ def certify_max(count: Callable, params, n: int, inputs: str, k: int, *, key: ja
 
     For a discrete support (``hypercube``, ``biased``) with n ≤ MAX_ENUMERATE, all 2^n points
     are enumerated in chunks of `chunk` rows (exact). Otherwise `samples` draws from the
-    distribution (key defaults to `jax.random.key(0)`) give a sampled lower bound. `count` must
-    be hashable (a bound method of a frozen target is): each chunk runs one cached, jitted call.
+    distribution (key defaults to `jax.random.key(0)`; `p`, `atoms`, `nonzeros` as in `draw`) give
+    a sampled lower bound. `count` must be hashable (a bound method of a frozen target is): each
+    chunk runs one cached, jitted call.
 
     Example:
         >>> certify_max(lambda _, x: (x > 0).sum(1), None, 10, "hypercube", k=10)
