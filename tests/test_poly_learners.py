@@ -180,6 +180,22 @@ def test_fixed_readout_has_no_gradient_and_survives_weight_decay():
     np.testing.assert_array_equal(net.readout_weights(params), signs)
 
 
+def test_trained_layers_hold_the_others_at_init():
+    net = PolyMLP(hidden=(4, 2), power=2)
+    params = net.init_params(jax.random.key(9), 12)
+    for layers in [(0,), (1,), (2,), (0, 2)]:
+        alone = PolyMLP(hidden=(4, 2), power=2, trained_layers=layers)
+        np.testing.assert_array_equal(alone.apply(params, X), net.apply(params, X))   # same function
+        grads = jax.grad(lambda p: jnp.sum(alone.apply(p, X) ** 2))(params)
+        leaves = [grads["layers"][0], grads["layers"][1], grads["readout"]]
+        for i, leaf in enumerate(leaves):
+            size = max(float(jnp.max(jnp.abs(v))) for v in jax.tree.leaves(leaf))
+            assert (size > 0) == (i in layers), (layers, i)
+    with pytest.raises(ConfigError, match="trained_layers"):
+        config.loads("target: {name: sparse_parity, n: 10, k: 2}\n"
+                     "learner: {name: polymlp, hidden: [4, 2], trained_layers: [3]}")
+
+
 # ---------------------------------------------------------------- training from a config
 
 def _train(text: str, seed: int = 0):

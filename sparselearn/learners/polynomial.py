@@ -17,13 +17,14 @@ fan_out))], `gaussian` draws N(0, scale²/fan_in), `sign` draws ±scale with equ
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 import jax
 import jax.numpy as jnp
 
 from sparselearn.errors import require
+from sparselearn.fields import OMIT_DEFAULT
 
 Init = Literal["xavier", "gaussian", "sign"]
 
@@ -119,6 +120,12 @@ class PolyMLP:
     cannot change the function (a decayed entry keeps its sign, even when it underflows to ±0).
     The readout is initialised like the layers (`init`, `scale`), so `init: sign` gives ±scale.
 
+    `trained_layers`: the layers of weights training updates, numbered 0 … L − 1 from the input
+    (L − 1 is the readout); None (default) trains all. The others keep their initial values:
+    `apply` reads them behind a stop_gradient (zero gradient, so plain SGD leaves them alone;
+    weight decay, which shrinks every leaf, would not). Training one layer alone is the
+    layerwise arm of Barak et al. App. C.7.
+
     The output is a polynomial of degree power^len(hidden). A k-sparse parity is representable
     when k ≤ power^len(hidden): e.g. hidden (2, 1), power 2, with biases: the first layer
     computes (x1 + x2)²/2 = 1 + x1x2 and (x3 + x4)²/2 = 1 + x3x4, the second
@@ -137,6 +144,7 @@ class PolyMLP:
     init: Init = "xavier"
     scale: float = 1.0
     bias: bool = True
+    trained_layers: tuple[int, ...] | None = field(default=None, metadata=OMIT_DEFAULT)
 
     name: ClassVar[str] = "polymlp"
     kind: ClassVar[str] = "gradient"
@@ -147,6 +155,11 @@ class PolyMLP:
             require(r >= 1, f"hidden[{i}]", f"a width must be ≥ 1, got {r}")
         require(self.power >= 1, "power", f"must be an integer ≥ 1, got {self.power}")
         check_scale(self.scale)
+        if self.trained_layers is not None:
+            depth = len(self.hidden) + 1
+            require(len(self.trained_layers) >= 1 and all(0 <= i < depth for i in self.trained_layers),
+                    "trained_layers", f"layers are numbered 0 … {depth - 1} (the readout is {depth - 1}), "
+                    f"got {list(self.trained_layers)}")
 
     @property
     def width(self) -> int:
@@ -181,6 +194,15 @@ class PolyMLP:
     def first_layer(self, params: dict) -> jax.Array:
         return params["layers"][0]["w"]
 
+    def _held(self, params: dict) -> dict:
+        """`params` with the layers outside `trained_layers` behind a stop_gradient."""
+        if self.trained_layers is None:
+            return params
+        hold = [i not in self.trained_layers for i in range(self.depth)]
+        layers = [jax.lax.stop_gradient(p) if h else p for p, h in zip(params["layers"], hold)]
+        readout = jax.lax.stop_gradient(params["readout"]) if hold[-1] else params["readout"]
+        return {**params, "layers": layers, "readout": readout}
+
     def readout_weights(self, params: dict) -> jax.Array:
         """The readout a as `apply` uses it: ±1 from the sign bits when fixed."""
         a = params["readout"]["a"]
@@ -191,7 +213,7 @@ class PolyMLP:
     def hidden_output(self, params: dict, x: jax.Array) -> jax.Array:
         """The last hidden layer for x (m, n): shape (m, hidden[-1])."""
         h = x
-        for layer in params["layers"]:
+        for layer in self._held(params)["layers"]:
             z = h @ layer["w"]
             if self.bias:
                 z = z + layer["b"]
@@ -200,9 +222,10 @@ class PolyMLP:
 
     def apply(self, params: dict, x: jax.Array) -> jax.Array:
         """Output for x (m, n): shape (m,)."""
-        out = self.hidden_output(params, x) @ self.readout_weights(params)
+        held = self._held(params)
+        out = self.hidden_output(held, x) @ self.readout_weights(held)
         if self.bias and self.readout == "trained":
-            out = out + params["readout"]["c"]
+            out = out + held["readout"]["c"]
         return out
 
 
