@@ -106,6 +106,9 @@ def test_verdict_edge_cases():
     noisy = exponent_verdict(fit, 2.0, pd.DataFrame({"slope": [1.4, 1.6], "ci_low": [1.0, 1.2],
                                                      "ci_high": [1.8, 2.0]}))
     assert noisy.verdict == "disagrees" and "seed noise" in noisy.reason
+    # a trend whose last local slope covers the theory exponent says so
+    near = exponent_verdict(fit, 2.0, pd.DataFrame({"slope": [1.3, 1.9], "ci_low": [1.1, 1.7], "ci_high": [1.5, 2.1]}))
+    assert near.verdict == "pre-asymptotic" and near.reason.endswith("[1.70, 2.10], covers it")
     assert exponent_verdict(None, 2.0).verdict == "not measured"
     # no local slopes (too few x): the interval alone decides
     assert exponent_verdict(fit, 2.0, local_slopes([1, 2], [1, 4])).verdict == "disagrees"

@@ -171,8 +171,8 @@ def exponent_verdict(fit: PowerLaw | None, theory: float, slopes: pd.DataFrame |
 
     Example:
         >>> exponent_verdict(PowerLaw(1.6, 1.0, 1.5, 1.8, 0.95, 150), 2.0,
-        ...                  pd.DataFrame({"slope": [1.3, 1.9], "ci_low": [1.1, 1.7], "ci_high": [1.5, 2.1]}))
-        Verdict(verdict='pre-asymptotic', reason='local slope 1.30 → 1.90 towards 2.00')
+        ...                  pd.DataFrame({"slope": [1.3, 1.9], "ci_low": [1.1, 1.7], "ci_high": [1.5, 2.1]})).reason
+        'local slope 1.30 → 1.90 towards 2.00; the last, [1.70, 2.10], covers it'
     """
     if fit is None or not np.isfinite(fit.alpha):
         return Verdict("not measured", reason or "fewer than two x values reached the target")
@@ -187,7 +187,9 @@ def exponent_verdict(fit: PowerLaw | None, theory: float, slopes: pd.DataFrame |
         same_sign = theory == 0 or last["slope"] * theory > 0
         noisy = np.isfinite(first["ci_low"]) and first["ci_low"] <= last["slope"] <= first["ci_high"]
         if towards and closer and same_sign and not noisy:
-            return Verdict("pre-asymptotic", f"{trend} towards {theory:.2f}")
+            covers = last["ci_low"] <= theory <= last["ci_high"]      # False when there are no intervals
+            return Verdict("pre-asymptotic", f"{trend} towards {theory:.2f}" +
+                           (f"; the last, [{last['ci_low']:.2f}, {last['ci_high']:.2f}], covers it" if covers else ""))
         if towards and closer:
             trend += " (within the seed noise)" if noisy else " (still of the opposite sign)"
     measured = f"{theory:.2f} ∉ [{fit.ci_low:.2f}, {fit.ci_high:.2f}]" + (f"; {trend}" if trend else "")
