@@ -1,70 +1,85 @@
-"""ADKM-D1: test error of low-degree regression vs its degree d, sparse teachers vs dense ones.
+"""ADKM-D1: test error of low-degree regression vs its degree d, sparse teachers vs a hard dense one.
 
-Derived figure (no paper figure) for ADKM Lemma 7 / Theorem 8: least squares on all Walsh
-characters of degree ≤ d (`lowdegree`, basis walsh) fitted to m = 5×10⁴ samples of a teacher
-on {±1}ⁿ. Teachers (`sparse_mlp`, unit output variance): the junta construction (member (a)),
-Index (b), the dense-weight construction (c), random Hamming-ball constructions with k = 2
-active units, and a dense random network (k = s, every unit may fire). One panel per (n, s),
-n ∈ {12, 16, 20} × s ∈ {4, 16, 64}; median test MSE and IQR over 3 seeds, one line per teacher.
-Expected: the sparse teachers' error falls to ≈ 0 by small d (d = log₂(s/k) for juntas).
+Derived figure (no paper figure) for ADKM Lemma 7 / Theorem 8 and the dense contrast of §1.3:
+least squares (ridge 10⁻⁴) on all Walsh characters of degree ≤ d fitted to m = 5×10⁴ uniform
+samples of a teacher on {±1}ⁿ. Teachers (`sparse_mlp`, unit output variance): sparse juntas (the
+paper's member (a): k groups of s/k units, each group a random ±1 function of log₂(s/k) bits, so
+Fourier degree log₂(s/k); k = 4 needs s ≥ 8) and the dense parity net (construction `parity`: the
+parity of p = min(n, s − 1) bits as p + 1 ramps in their sum, Fourier degree p, about half of the
+units active on a typical input). One panel per (n, s), n ∈ {12, 16, 20} × s ∈ {4, 16, 64}; each
+title gives the units each teacher uses and the k its certificate finds (max active units over all
+2ⁿ inputs). Median and IQR over 5 seeds; a dotted line marks each teacher's Fourier degree.
 
-Full size: `sparselearn figs ADKM-D1` — 45 configs, 630 runs: 96 min elapsed over four
-sittings (the grid was grown while the machine allowed) on a 2-core AMD EPYC (Zen 4) CPU,
-jax 0.10.2, shared with other jobs (load average 2–18); table kept in
-paper_figs/data/adkm-d1*.parquet. Left out: d = 4 at n = 20 (6196 features, ≈ 6× the cost of
-n = 16, d = 4, since the cost grows as m·N_d² with N_d = Σ_{i≤d} C(n, i)); the figure table
-asks for d ≤ 4 everywhere. On a cluster: `sparselearn run FILE --set
-"sweep.grid.learner.degree=[4]" --executor slurm` for each config of `experiments(False)` with
-n = 20, written to FILE by `sparselearn.config.dump`.
-When the kept table was made, a junta with s = 4 was a random ±1 function of 2 bits, constant
-with probability 1/8: three teachers (n = 12 seed 2, n = 16 seeds 0 and 2) came out constant,
-their labels rounding noise scaled by 1/std ≈ 10¹², and their 15 runs are left out of the plot
-(`degenerate`). `sparse_mlp` now draws junta groups that are never constant (and gives a
-constant teacher labels 0), so a rerun redraws those three teachers and keeps their runs.
-Measured median test MSE at the largest degree fitted (n = 12, 16: d = 4; n = 20: d = 3):
-                            n=12: s=4  16    64     n=16: s=4  16    64     n=20: s=4  16    64
-    junta (k=1)                   0    0     0.064        0    0     0.090        0    0.016 0.28
-    index (k=1)                   0    0     0            0    0     0            0    0.32  0.32
-    dense-weight Γ (k=1)          0.013 0.081 0.29        0.020 0.093 0.33        0.062 0.25 0.62
-    sparse random (k=2)           0    0.018 0.24         0    0.066 0.23         0.002 0.26 0.55
-    dense random (k=s)            0.007 0.005 0.004       0.010 0.007 0.010       0.035 0.036 0.031
-The juntas become exact by d = log₂ s (d = 2 for s = 4; d = 4 for s = 16 at n = 12 and 16) and Index
-at d = b + 1 (b address bits, capped by b + 2^b ≤ n, so s = 16 and 64 give the same Index
-teacher at n = 12 and 16). The sparse teachers' error grows with s at fixed d, as Theorem 8's degree
-(polylog in s) says. But apart from the s = 4 juntas (exact by d ≤ 2), the dense comparison has
-the lowest error at d = 2 in every panel and then stays at a few percent: a random dense ReLU
-net with zero biases is smooth (≈ 97% of its variance at degree ≤ 2), while the sparse
-constructions' units are localised and carry high-degree weight. The theory's dense lower
-bounds concern worst-case dense nets (which can compute parities), not random ones.
-Smoke: `sparselearn figs ADKM-D1 --smoke` (n = 8, s = 8, d ∈ {1, 2}).
+How it is measured (`measure`): the fit is the one `lowdegree` (basis walsh) computes, but shared.
+All teachers of one n and seed are fitted on the same sample, and all degrees from one Gram matrix:
+on the cube G[S, T] = (1/m) Σ_i χ_S(x_i) χ_T(x_i) = μ̂(S ⊕ T), the Walsh transform of the sample's
+empirical measure, and the right-hand sides are the transform of the labels summed per point, so
+one fast transform per (n, seed) gives G for the largest degree and each degree solves its leading
+block (tests/test_figs.py checks the result against `LowDegree.fit`). The error is the exact
+population MSE over all 2ⁿ inputs (Parseval: Σ_{T fitted} (c_T − f̂(T))² + Σ_{T not fitted} f̂(T)²),
+not a test-sample estimate. Teacher `seed` is `target.init(jax.random.key(seed))`; the declared
+configs (`sparselearn run`, one run per seed and degree) fit teachers of the same constructions, each
+on its own sample. Degrees: n = 12 up to 12 (all 4096 characters), n = 16
+up to 5 (6885), n = 20 up to 4 (6196); beyond that the Gram matrix and its Cholesky factor outgrow a
+shared 2-core machine.
+
+Full size: `sparselearn figs ADKM-D1` — 33 teachers × 5 seeds, 14 min 3 s wall but 281 s of CPU
+time (the job got 33% of a 2-core AMD EPYC (Zen 4) CPU shared with other jobs, load average 6–16),
+jax 0.10.2; a quiet machine needs about 3 min. Tables kept in paper_figs/data/adkm-d1.parquet (runs)
+and adkm-d1-teachers.parquet (units, certified k, W, B, Fourier degree); delete them to recompute.
+Measured, median over seeds, n = 20 (test MSE at d = 0, 1, 2, 3, 4):
+    s = 4    junta k=1           1.00  0.34   0      0      0        (Fourier degree 1–2)
+             junta k=2           1.00  0      0      0      0
+             dense parity p=3    1.00  1.00   1.00   0      0
+    s = 16   junta k=1           1.00  0.80   0.38   0.068  0        (degree 3–4)
+             junta k=2           1.00  0.73   0.18   0      0
+             junta k=4           1.00  0.34   0      0      0
+             dense parity p=15   1.00  1.00   1.00   1.03   1.14
+    s = 64   junta k=1           1.00  0.94   0.70   0.38   0.17     (degree 6)
+             junta k=2           1.00  0.83   0.59   0.16   0.020    (degree 5)
+             junta k=4           1.00  0.80   0.33   0.071  0        (degree 4)
+             dense parity p=20   1.00  1.00   1.01   1.03   1.14
+At n = 12, where every degree fits, the parity nets (p = 12: s = 13 units of the 16 or 64 allowed,
+certified k = 13) stay at 1.00–1.13 (above 1 from overfitting 4095 features with 5×10⁴ samples)
+through d = 11 and drop to 0 at d = 12; the juntas are exact from their Fourier degree (≤ log₂(s/k),
+≤ 6). Certificates: juntas k = 1, 2, 4 exactly; parity k = p + 1 = its number of units (every unit
+fires on the all-(+1) input of S), W = 4√p, B = 4(p + 1) (e.g. 17.9 and 84 at p = 20) against
+juntas' W ≤ 2.6, B ≤ 5.2. The sparse teachers' error falls with d at a rate set by s/k; the dense
+parity net of the same s and n has none of its variance below degree p, so low-degree regression
+gains nothing on it until d = p = min(n, s − 1), at n^p features.
+Smoke: `sparselearn figs ADKM-D1 --smoke` (n = 8, s = 8, d ≤ 8, 2 seeds).
 """
 
 from __future__ import annotations
 
-import json
+import math
 
+import jax
 import numpy as np
+import pandas as pd
+from scipy.linalg import cho_factor, cho_solve
 
-from sparselearn import figures
+from sparselearn import analysis, figures
 from sparselearn.plotting.style import PALETTE, panels
 
 ID = "ADKM-D1"
 
-#: label → target fields (n, s filled in by the size)
+#: label → target fields (n, s filled in by the size; k None means k = s)
 TEACHERS = {
-    "junta (k=1)": {"construction": "junta", "k": 1},
-    "index (k=1)": {"construction": "index", "k": 1},
-    "dense-weight Γ (k=1)": {"construction": "dense_weight", "k": 1},
-    "sparse random (k=2)": {"construction": "random", "k": 2},
-    "dense random (k=s)": {"construction": "dense", "k": None},
+    "junta k=1": {"construction": "junta", "k": 1},
+    "junta k=2": {"construction": "junta", "k": 2},
+    "junta k=4": {"construction": "junta", "k": 4},
+    "dense parity": {"construction": "parity", "k": None},
 }
-#: n → degrees fitted. The least-squares cost grows as m·N_d² with N_d = Σ_{i≤d} C(n, i) features
-#: (n = 16: 697 at d = 3, 2517 at d = 4; n = 20: 211 at d = 2, 1351 at d = 3, 6196 at d = 4), so
-#: the largest degrees are left out where they would not fit a shared 2-core CPU (see the docstring)
-FULL = {"n": (12, 16, 20), "s": (4, 16, 64), "m": 50000, "test_m": 8192, "seeds": 3,
-        "degrees": {12: [0, 1, 2, 3, 4], 16: [0, 1, 2, 3, 4], 20: [0, 1, 2, 3]}}
-SMOKE = {"n": (8,), "s": (8,), "m": 512, "test_m": 256, "seeds": 2, "degrees": {8: [1, 2]}}
-SMOKE_TEACHERS = ("sparse random (k=2)", "dense random (k=s)")
+RIDGE = 1e-4
+FULL = {"n": (12, 16, 20), "s": (4, 16, 64), "m": 50000, "test_m": 8192, "seeds": 5,
+        "degree": {12: 12, 16: 5, 20: 4}}
+SMOKE = {"n": (8,), "s": (8,), "m": 4096, "test_m": 256, "seeds": 2, "degree": {8: 8}}
+
+
+def _fits(fields: dict, s: int) -> bool:
+    """A junta needs s/k ≥ 2 units per group."""
+    return fields["k"] is None or s // fields["k"] >= 2
 
 
 def experiments(smoke: bool):
@@ -74,58 +89,136 @@ def experiments(smoke: bool):
     for n in size["n"]:
         for s in size["s"]:
             for label, fields in TEACHERS.items():
-                if smoke and label not in SMOKE_TEACHERS:
+                if not _fits(fields, s):
                     continue
                 k = fields["k"] or s
                 exps[label, n, s] = figures.config({
                     "experiment": f"adkm_d1{'_smoke' if smoke else ''}_{fields['construction']}_k{k}_n{n}_s{s}",
                     "target": {"name": "sparse_mlp", "n": n, "s": s, "k": k, "construction": fields["construction"]},
-                    "learner": {"name": "lowdegree", "degree": 1, "basis": "walsh", "ridge": 0.0001},
+                    "learner": {"name": "lowdegree", "degree": 1, "basis": "walsh", "ridge": RIDGE},
                     "train": {"loss": "square"},
                     "data": {"m": size["m"], "test_m": size["test_m"]},
-                    "sweep": {"seeds": size["seeds"], "grid": {"learner.degree": size["degrees"][n]}}})
+                    "sweep": {"seeds": size["seeds"], "grid": {"learner.degree": list(range(size["degree"][n] + 1))}}})
     return exps
 
 
-#: a teacher whose test MSE exceeds this at some degree has (numerically) constant output: its
-#: labels are rounding noise multiplied by the unit-variance scale 1/std ≈ 10¹²
-DEGENERATE_MSE = 10.0
+def basis(n: int, degree: int) -> np.ndarray:
+    """Masks of all sets of size ≤ degree, by size (the order of `lowdegree`'s blocks), int64."""
+    sizes = analysis.set_sizes(n)
+    return np.argsort(sizes, kind="stable")[: sum(math.comb(n, j) for j in range(degree + 1))]
 
 
-def degenerate(runs):
-    """Boolean mask of the runs whose teacher (experiment, seed) is constant (see DEGENERATE_MSE)."""
-    worst = runs.groupby(["experiment", "seed"])["test_error"].transform("max")
-    return worst > DEGENERATE_MSE
+def shared_fits(values: np.ndarray, idx: np.ndarray, degrees, ridge: float = RIDGE) -> dict[int, np.ndarray]:
+    """Ridge least squares on the Walsh characters of degree ≤ d, for every d in `degrees` and
+    every teacher at once: values (T, 2^n) the teachers' truth tables, idx (m,) the sample's
+    points (row numbers of the enumeration). Returns d → coefficients (T, N_d) in `basis` order,
+    minimising (1/m) Σ_i (Σ c_S χ_S(x_i) − y_i)² + ridge ‖c‖²."""
+    size = values.shape[-1]
+    m = len(idx)
+    counts = np.bincount(idx, minlength=size).astype(np.float64)
+    moments = analysis.walsh_hadamard(counts) * (size / m)                   # μ̂(U) = (1/m) Σ_i χ_U(x_i)
+    rhs = analysis.walsh_hadamard(counts * values) * (size / m)              # (1/m) Σ_i y_i χ_S(x_i), (T, 2^n)
+    n = size.bit_length() - 1
+    masks = basis(n, max(degrees)).astype(np.int32)
+    gram = moments[masks[:, None] ^ masks[None, :]]
+    out = {}
+    for d in degrees:
+        N = len(basis(n, d))
+        factor = cho_factor(gram[:N, :N] + ridge * np.eye(N), lower=True)
+        out[d] = cho_solve(factor, rhs[:, masks[:N]].T).T
+    return out
+
+
+def measure(smoke: bool, store: str) -> dict[str, pd.DataFrame]:
+    """"runs": one row per (experiment, seed, degree) with the population test MSE and the
+    Fourier tail Σ_{|T|>d} f̂(T)² (the error at m → ∞); "teachers": one row per (experiment,
+    seed) with the units used, the certified k, W, B and the Fourier degree."""
+    del store  # closed-form fits, nothing trained
+    size = SMOKE if smoke else FULL
+    exps = experiments(smoke)
+    runs, teachers = [], []
+    for n in size["n"]:
+        at_n = [(key, exp) for key, exp in exps.items() if key[1] == n]
+        degrees = list(range(size["degree"][n] + 1))
+        masks = basis(n, degrees[-1])
+        sizes = analysis.set_sizes(n)
+        for seed in range(size["seeds"]):
+            values, coeffs = [], []
+            for (label, _, s), exp in at_n:
+                target = exp.target
+                params = target.init(jax.random.key(seed))
+                table = analysis.truth_table(lambda x, t=target, p=params: t.labels(p, x), n)
+                spectrum = analysis.walsh_hadamard(table)
+                values.append(table)
+                coeffs.append(spectrum)
+                cert, norms = target.certify(params), target.norms(params)
+                support = sizes[np.abs(spectrum) > 1e-5]
+                teachers.append({"experiment": exp.experiment, "n": n, "s": s, "seed": seed,
+                                 "units": target.layout.units, "k": cert.max_active, "exact": cert.exact,
+                                 "W": norms["W"], "B": norms["B"], "fourier_degree": int(support.max(initial=0))})
+            idx = np.asarray(jax.random.randint(jax.random.fold_in(jax.random.key(seed), n), (size["m"],), 0, 1 << n))
+            fits = shared_fits(np.stack(values), idx, degrees)
+            coeffs = np.stack(coeffs)
+            total = np.sum(coeffs ** 2, axis=1)
+            for d, c in fits.items():
+                fitted = coeffs[:, masks[: c.shape[1]]]
+                error = total - np.sum(fitted ** 2, axis=1) + np.sum((c - fitted) ** 2, axis=1)
+                for i, ((label, _, s), exp) in enumerate(at_n):
+                    runs.append({"experiment": exp.experiment, "n": n, "s": s, "seed": seed, "degree": d,
+                                 "features": c.shape[1], "m": size["m"], "test_error": float(error[i]),
+                                 "tail": float(total[i] - np.sum(fitted[i] ** 2))})
+    return {"runs": pd.DataFrame(runs), "teachers": pd.DataFrame(teachers)}
+
+
+def _title(n: int, s: int, cell: pd.DataFrame, teachers: pd.DataFrame) -> str:
+    """'n=…, s=…', then the units each teacher uses and the k its certificate finds (max over
+    seeds): one line for the juntas, one for the parity net with its size p."""
+    def row(label):
+        return teachers[teachers["experiment"].isin(cell.loc[cell["teacher"] == label, "experiment"])]
+
+    juntas = [label for label in dict.fromkeys(cell["teacher"]) if label.startswith("junta")]
+    units = "/".join(str(int(row(label)["units"].max())) for label in juntas)
+    ks = "/".join(str(int(row(label)["k"].max())) for label in juntas)
+    parity = row("dense parity")
+    return (f"n={n}, s={s}\njuntas: s={units}, k={ks}\nparity (p={int(parity['fourier_degree'].max())}): "
+            f"s={int(parity['units'].max())}, k={int(parity['k'].max())}")
 
 
 def draw(results):
     runs = results.runs.assign(teacher=results.runs["label"].str[0])
-    dropped = degenerate(runs)
-    runs = runs[~dropped]
+    teachers = results["teachers"]
     ns, ss = sorted(runs["n"].unique()), sorted(runs["s"].unique())
-    fig, axes = panels(len(ns), len(ss), width=3.3 * len(ss), height=2.5 * len(ns), sharey=True)
+    fig, axes = panels(len(ns), len(ss), width=3.6 * len(ss), height=2.9 * len(ns), sharey=True)
     axes = np.asarray(axes).reshape(len(ns), len(ss))
-    labels = list(dict.fromkeys(runs["teacher"]))
+    labels = list(TEACHERS)
     for (n, s), cell in runs.groupby(["n", "s"]):
         ax = axes[ns.index(n), ss.index(s)]
-        degrees = set()
+        top = int(cell["degree"].max())
+        beyond = 0
         for label, part in cell.groupby("teacher", sort=False):
-            degree = part["grid"].map(lambda g: json.loads(g)["learner.degree"])
-            degrees |= set(degree)
-            q = part.groupby(degree)["test_error"].quantile([0.25, 0.5, 0.75]).unstack()
+            color = PALETTE[labels.index(label) % len(PALETTE)]
+            q = part.groupby("degree")["test_error"].quantile([0.25, 0.5, 0.75]).unstack()
             ax.errorbar(q.index, q[0.5], yerr=[q[0.5] - q[0.25], q[0.75] - q[0.5]], fmt="o-", ms=3, capsize=2,
-                        color=PALETTE[labels.index(label) % len(PALETTE)], label=label)
+                        color=color, label=label)
+            degree = int(teachers.loc[teachers["experiment"].isin(part["experiment"]), "fourier_degree"].max())
+            if degree <= top:
+                ax.axvline(degree, color=color, ls=":", lw=1)
+            else:
+                ax.annotate(f"{label} needs d = {degree} →", (0.03, 0.25 + 0.08 * beyond),
+                            xycoords="axes fraction", fontsize=6, color=color)
+                beyond += 1
         ax.set_yscale("symlog", linthresh=1e-3)
-        ax.set_xticks(sorted(degrees))
-        ax.set_title(f"n={int(n)}, s={int(s)}", fontsize=9)
+        ax.set_ylim(-1e-4, 3)
+        ax.set_xticks(range(0, top + 1, 2 if top > 6 else 1))
+        ax.set_title(_title(int(n), int(s), cell, teachers), fontsize=6.5)
         if ns.index(n) == len(ns) - 1:
             ax.set_xlabel("degree d")
         if ss.index(s) == 0:
-            ax.set_ylabel("test MSE")
-    axes[0, 0].legend(frameon=False, fontsize=6, loc="lower left")
-    fig.subplots_adjust(hspace=0.45)
-    note = f" ({int(dropped.sum())} runs of constant teachers left out)" if dropped.any() else ""
-    fig.suptitle(f"low-degree regression on Walsh features, m={int(runs['m'].iloc[0])}{note}", fontsize=10)
+            ax.set_ylabel("test MSE (exact)")
+    axes[0, -1].legend(frameon=False, fontsize=6, loc="lower left")      # the panel with every teacher
+    fig.subplots_adjust(hspace=0.75, wspace=0.12, top=1 - 0.85 / fig.get_figheight())
+    fig.suptitle(f"low-degree regression (Walsh features, m={int(runs['m'].iloc[0])}): sparse juntas vs the "
+                 "dense parity net; dotted: each teacher's Fourier degree", fontsize=9)
     return fig
 
 

@@ -163,3 +163,27 @@ sweep:   {seeds: 4, grid: {data.m: [256, 1024, 4096]}}
     biased = sl.config.override(exp, target={"construction": "biased", "k": 64, "active": 0.25})
     assert sl.config.to_plain(biased)["target"]["active"] == 0.25
     assert sl.config.config_hash(sl.config.loads(sl.config.dump(biased))) == sl.config.config_hash(biased)
+
+
+def test_adkm_d1_shared_fits_are_the_lowdegree_learners_fits():
+    """ADKM-D1 fits every teacher and degree from one Walsh transform of the sample; the
+    coefficients are those `LowDegree.fit` finds on the same rows."""
+    from pathlib import Path
+
+    from sparselearn import analysis, figures
+    from sparselearn.learners.lowdegree import LowDegree
+
+    fig = figures.load(Path(__file__).resolve().parents[1] / "paper_figs" / "fig_adkm_d1.py")
+    n, m = 6, 300
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(2, 1 << n))
+    idx = rng.integers(0, 1 << n, m)
+    fits = fig.shared_fits(values, idx, [1, 3])
+    x = all_points(n)[idx]
+    for d, coef in fits.items():
+        order = {int(mask): i for i, mask in enumerate(fig.basis(n, d))}
+        learner = LowDegree(degree=d, basis="walsh", ridge=fig.RIDGE)
+        for t in range(2):
+            ref = np.asarray(learner.fit(jax.random.key(0), x, jnp.asarray(values[t, idx], jnp.float32))["coef"])
+            mine = np.array([coef[t, order[analysis.mask_of(term)]] for term in learner.terms(n)])
+            np.testing.assert_allclose(mine, ref, atol=2e-4)
