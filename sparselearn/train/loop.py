@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -60,17 +61,31 @@ def _unrolled_threefry_on_cpu() -> None:
 
 _unrolled_threefry_on_cpu()
 
-#: XLA options for every program of the loop on CPU: the classic fusion emitters compile a
-#: group about 2.5× faster than the newer ones (and run it no slower); results agree to float
-#: rounding (the last bit of a mean may differ)
-CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+#: XLA options for programs that run briefly on CPU: the classic fusion emitters compile the
+#: quickstart group 2.5× faster than the default ones but run its steps about 25% slower;
+#: results agree to float rounding (the last bit of a mean may differ)
+QUICK_COMPILE = {"xla_cpu_use_fusion_emitters": False}
+#: a group estimated below this many FLOPs (`group_flops`) compiles with QUICK_COMPILE: about
+#: 10 CPU seconds of training, where the compile time saved outweighs the slower steps
+QUICK_FLOPS = 5e11
 
 
-def jit(fn, **kwargs):
-    """`jax.jit(fn, **kwargs)`, with `CPU_COMPILER_OPTIONS` when JAX runs on CPU."""
-    if jax.default_backend() == "cpu" and jax.__version_info__ >= (0, 7):
-        kwargs.setdefault("compiler_options", CPU_COMPILER_OPTIONS)
+def jit(fn, quick: bool = False, **kwargs):
+    """`jax.jit(fn, **kwargs)`; with `quick`, compiled with QUICK_COMPILE when JAX runs on CPU."""
+    if quick and jax.default_backend() == "cpu" and jax.__version_info__ >= (0, 7):
+        kwargs.setdefault("compiler_options", QUICK_COMPILE)
     return jax.jit(fn, **kwargs)
+
+
+def group_flops(exp: Experiment, runs: int) -> float:
+    """Rough FLOPs of training `runs` runs of `exp`: 6 per parameter per training example
+    and 2 per parameter per evaluated example (0 for learners without steps)."""
+    if not kind_of(exp.learner).trained:
+        return 0.0
+    shapes = jax.eval_shape(lambda key: exp.learner.init_params(key, exp.target.n), jax.random.key(0))
+    params = sum(math.prod(a.shape) for a in jax.tree.leaves(shapes))
+    evaluated = len(curve_steps(exp)) * exp.data.test_m + (0 if exp.data.online else exp.data.m)
+    return float(runs) * params * (6 * exp.train.steps * exp.train.batch + 2 * evaluated)
 
 
 def curve_steps(exp: Experiment) -> np.ndarray:
@@ -399,31 +414,33 @@ def trajectory(exp: Experiment, hps: dict, observe=None, init=None) -> dict[str,
     arrays = spec.hp_arrays(exp, hps)
     arrays.update({k: np.asarray(v) for k, v in hps.items() if k not in spec.BY_NAME})
     look = None if observe is None else (lambda p, p0, teacher, x_test: observe(p, p0))
-    out = jit(_program(make_run(static_part(exp), look, init)))(arrays)
+    quick = group_flops(exp, len(arrays["seed"])) < QUICK_FLOPS
+    out = jit(_program(make_run(static_part(exp), look, init)), quick)(arrays)
     return {"steps": curve_steps(exp), **{k: np.asarray(v) for k, v in out.items()}}
 
 
 @functools.lru_cache(maxsize=64)
-def compiled_group(static: Experiment):
+def compiled_group(static: Experiment, quick: bool = False):
     """The group program hps → outputs, jitted, for one static experiment; cached so a shape
-    group compiles once."""
+    group compiles once. `quick`: compiled for a short run (see QUICK_FLOPS)."""
     program = _program(make_run(static))
 
     def run_group(hps):
         return program(hps)
 
-    return jit(run_group)
+    return jit(run_group, quick)
 
 
 @functools.lru_cache(maxsize=64)
-def stepped_group(static: Experiment) -> tuple[Callable, Callable, Callable] | None:
+def stepped_group(static: Experiment, quick: bool = False) -> tuple[Callable, Callable, Callable] | None:
     """The pieces of a trained group (`TrainedRun` start, advance, finish), jitted for a host
     loop that reports progress at every curve point; None for learners without steps. The
-    advanced state is donated (updated in place)."""
+    advanced state is donated (updated in place). start and finish run once: compiled quick;
+    advance with `quick` (see QUICK_FLOPS)."""
     run = make_run(static)
     if not isinstance(run, TrainedRun):
         return None
-    return jit(run.start), jit(run.advance, donate_argnums=2), jit(run.finish)
+    return jit(run.start, True), jit(run.advance, quick, donate_argnums=2), jit(run.finish, True)
 
 
 def _shard(arrays: dict, devices) -> tuple[dict, int]:
@@ -486,8 +503,9 @@ def _run_compiled_group(static: Experiment, arrays: dict, devices=None, progress
     size = len(arrays["seed"])
     if devices is not None and len(devices) > 1:
         arrays, _ = _shard(arrays, devices)
-    pieces = None if progress is None else stepped_group(static)
-    out = compiled_group(static)(arrays) if pieces is None else _stepped(static, pieces, arrays, progress)
+    quick = group_flops(static, size) < QUICK_FLOPS
+    pieces = None if progress is None else stepped_group(static, quick)
+    out = compiled_group(static, quick)(arrays) if pieces is None else _stepped(static, pieces, arrays, progress)
     return {k: np.asarray(v)[:size] for k, v in out.items()}
 
 
@@ -495,7 +513,7 @@ def _run_compiled_group(static: Experiment, arrays: dict, devices=None, progress
 def _compiled_data(static: Experiment):
     def data_group(seeds, instances, noises):
         return jax.vmap(lambda s, i, e: make_data(static)(s, i, e)[1:])(seeds, instances, noises)
-    return jit(data_group)
+    return jit(data_group, True)
 
 
 def _run_host_group(exp: Experiment, arrays: dict, devices=None, progress=None) -> dict[str, np.ndarray]:
