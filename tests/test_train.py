@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pandas as pd
 import pytest
 
 from sparselearn import config, targets
@@ -347,3 +348,24 @@ def test_stop_at_eps_on_two_devices_equals_one_device():
     done = subprocess.run([sys.executable, "-c", SHARDED, EASY], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.startswith("ok")
+
+
+def test_a_sweep_with_stop_at_eps_stores_curves_up_to_each_stop_and_shows_steps(tmp_path, capsys):
+    from sparselearn import load_results
+    from sparselearn.sweeps import run
+
+    exp = config.override(config.loads(EASY), experiment="easy", train={"stop_at_eps": True},
+                          sweep={"seeds": 2, "grid": {"data.m": [16, 256]}})
+    df = run(exp, tmp_path, progress=True)
+    runs, curves = load_results(df.attrs["path"], curves=True)
+    assert not curves.isna().any().any()  # no padding stored as points
+    steps = curve_steps(exp)
+    for _, row in runs.iterrows():
+        got = curves[curves["run_id"] == row["run_id"]].sort_values("step")
+        if row["m"] == 256:  # learned: its curve ends at its first point with test error ≤ eps
+            assert got["step"].iloc[-1] == row["steps_to_eps"] < exp.train.steps
+        else:
+            assert row["steps_to_eps"] is pd.NA or np.isnan(row["steps_to_eps"])
+            assert got["step"].tolist() == steps.tolist()
+        assert got["test_error"].iloc[-1] == row["test_error"]
+    assert "step 20/300" in capsys.readouterr().err  # the bar shows progress within the group
