@@ -568,18 +568,15 @@ def trace_array(traces: pd.DataFrame, name: str, run_ids=None) -> tuple[list[str
 
 def trace_frame(run_ids, steps, outputs: dict) -> pd.DataFrame:
     """The trace rows of R runs from the loop's outputs `trace_<name>` (R, P, ...) at `steps` (P,)."""
-    names = [k.removeprefix("trace_") for k in outputs if k.startswith("trace_")]
-    if not names:
-        return pd.DataFrame(columns=TRACE_COLUMNS)
-    rows = {c: [] for c in TRACE_COLUMNS}
-    for i, rid in enumerate(run_ids):
-        for name in names:
-            block = np.asarray(outputs[f"trace_{name}"][i], dtype=np.float32)      # (P, *shape)
-            shape = np.asarray(block.shape[1:], dtype=np.int32)
-            for p, step in enumerate(steps):
-                rows["run_id"].append(rid)
-                rows["step"].append(int(step))
-                rows["name"].append(name)
-                rows["shape"].append(shape)
-                rows["values"].append(block[p].ravel())
-    return pd.DataFrame(rows)
+    frames = []
+    for key, block in outputs.items():
+        if not key.startswith("trace_"):
+            continue
+        block = np.asarray(block, dtype=np.float32)
+        runs, points = block.shape[:2]
+        shape = np.asarray(block.shape[2:], dtype=np.int32)
+        frames.append(pd.DataFrame({"run_id": np.repeat(np.asarray(run_ids, dtype=object), points),
+                                    "step": np.tile(np.asarray(steps, dtype=np.int64), runs),
+                                    "name": key.removeprefix("trace_"), "shape": [shape] * (runs * points),
+                                    "values": list(block.reshape(runs * points, -1))}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TRACE_COLUMNS)

@@ -6,6 +6,9 @@ loop evaluates the recorders named in `train.record` where it evaluates its curv
 every `eval_every` steps, the last step), and the runner stores them in the results store's
 traces table (`sparselearn.store.load_traces`), one row per (run, step, recorder).
 
+Hidden units are the columns of the learner's first layer (`contracts.first_layer`, shape
+(n, width); a single neuron's (n,) is one unit).
+
 `RECORDERS` is the one list of names: config validation, `sparselearn list` and the docs read
 it. Reading the names imports no jax; a recorder imports it when it runs.
 
