@@ -1,10 +1,23 @@
-"""Shared fixtures: tiny configs that compile and train in about a second."""
+"""Shared fixtures: tiny configs that compile and train in about a second, and one compilation
+cache for the whole test session.
+
+The cache: every process of a session (this one, pytest-xdist workers, the CLI and notebook
+subprocesses the tests start) keeps its compiled programs in one fresh temporary directory, so a
+shape compiled by one of them loads from disk in the others, and nothing is read from or written
+to the user's own cache. A test that counts compiles or cache hits sets its own directory (see
+test_runtime.py); jax logs "Finished XLA compilation" for cache hits too, so counting those
+logs is not affected."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 import pytest
 
-from sparselearn import config
+import sparselearn as sl
+from sparselearn.runtime import CACHE_DIR_ENV
 
 TINY = """
 experiment: tiny
@@ -16,14 +29,46 @@ sweep:   {seeds: 2, grid: {data.m: [64, 256]}}
 """
 
 
-@pytest.fixture
+def pytest_configure(config):
+    """Point the session at a fresh compilation cache directory (workers inherit it from the
+    controller's environment), unless the caller chose one."""
+    if CACHE_DIR_ENV not in os.environ:
+        config._sparselearn_cache = tempfile.mkdtemp(prefix="sparselearn-test-cache-")
+        os.environ[CACHE_DIR_ENV] = config._sparselearn_cache
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        # This process runs tests: start JAX's backends now, so the command line run in-process
+        # (which gives JAX one device per core if it has not started) finds them started,
+        # whichever test runs first on a worker; every test then sees the same devices.
+        import jax
+
+        jax.devices()
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    """With several workers (`-n`), the tests that share a module-scoped fixture (a trained
+    store, `figs --all --smoke`) run on one worker, so it is built once."""
+    for item in items:
+        for name, defs in item._fixtureinfo.name2fixturedefs.items():
+            if defs[-1].scope == "module":
+                item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}.{name}"))
+
+
+def pytest_unconfigure(config):
+    made = getattr(config, "_sparselearn_cache", None)
+    if made:
+        os.environ.pop(CACHE_DIR_ENV, None)
+        shutil.rmtree(made, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 def tiny_text() -> str:
     return TINY
 
 
 @pytest.fixture
-def tiny() -> config.Experiment:
-    return config.loads(TINY)
+def tiny() -> sl.config.Experiment:
+    return sl.config.loads(TINY)
 
 
 @pytest.fixture
