@@ -48,6 +48,8 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     """With several workers (`-n`), the tests that share a module-scoped fixture (a trained
     store, `figs --all --smoke`) run on one worker, so it is built once."""
+    if not getattr(config.option, "loadgroup", False):  # set by pytest-xdist on its workers
+        return
     for item in items:
         for name, defs in item._fixtureinfo.name2fixturedefs.items():
             if defs[-1].scope == "module":
