@@ -541,7 +541,8 @@ def load_traces(path: str | Path) -> pd.DataFrame:
 
 def trace_array(traces: pd.DataFrame, name: str, run_ids=None) -> tuple[list[str], np.ndarray, np.ndarray]:
     """One recorder's traces as arrays: (run_ids, steps (P,), values (R, P, *shape)), runs in
-    the order of `run_ids` (default: as stored). Every run must have the same steps.
+    the order of `run_ids` (default: as stored). Runs that stopped early (`train.stop_at_eps`)
+    are NaN at the steps they did not reach; P covers every stored step.
 
     Example:
         >>> ids, steps, norms = trace_array(load_traces(path), "unit_norms")   # (R, P, width)
@@ -555,28 +556,30 @@ def trace_array(traces: pd.DataFrame, name: str, run_ids=None) -> tuple[list[str
     missing = [rid for rid in ids if rid not in by_run]
     if missing:
         raise StoreError(f"no trace {name!r} for run(s) {', '.join(map(str, missing[:5]))}")
-    steps = by_run[ids[0]]["step"].to_numpy()
+    steps = np.unique(np.concatenate([by_run[rid]["step"].to_numpy() for rid in ids]))
     shape = tuple(int(d) for d in by_run[ids[0]]["shape"].iloc[0])
-    values = []
-    for rid in ids:
+    values = np.full((len(ids), len(steps), int(np.prod(shape, dtype=np.int64))), np.nan, dtype=np.float32)
+    for i, rid in enumerate(ids):
         part = by_run[rid]
-        if not np.array_equal(part["step"].to_numpy(), steps):
-            raise StoreError(f"trace {name!r}: runs {ids[0]} and {rid} were recorded at different steps")
-        values.append(np.stack([np.asarray(v, dtype=np.float32) for v in part["values"]]))
-    return ids, steps, np.stack(values).reshape(len(ids), len(steps), *shape)
+        at = np.searchsorted(steps, part["step"].to_numpy())
+        values[i, at] = np.stack([np.asarray(v, dtype=np.float32) for v in part["values"]])
+    return ids, steps, values.reshape(len(ids), len(steps), *shape)
 
 
-def trace_frame(run_ids, steps, outputs: dict) -> pd.DataFrame:
-    """The trace rows of R runs from the loop's outputs `trace_<name>` (R, P, ...) at `steps` (P,)."""
+def trace_frame(run_ids, steps, outputs: dict, evaluated=None) -> pd.DataFrame:
+    """The trace rows of R runs from the loop's outputs `trace_<name>` (R, P, ...) at `steps` (P,);
+    run i keeps its first `evaluated[i]` points (default: all P; fewer where it stopped at eps)."""
     frames = []
     for key, block in outputs.items():
         if not key.startswith("trace_"):
             continue
         block = np.asarray(block, dtype=np.float32)
         runs, points = block.shape[:2]
+        kept = (np.arange(points)[None, :] < (np.full(runs, points) if evaluated is None
+                                              else np.asarray(evaluated)[:, None])).reshape(-1)
         shape = np.asarray(block.shape[2:], dtype=np.int32)
-        frames.append(pd.DataFrame({"run_id": np.repeat(np.asarray(run_ids, dtype=object), points),
-                                    "step": np.tile(np.asarray(steps, dtype=np.int64), runs),
-                                    "name": key.removeprefix("trace_"), "shape": [shape] * (runs * points),
-                                    "values": list(block.reshape(runs * points, -1))}))
+        frames.append(pd.DataFrame({"run_id": np.repeat(np.asarray(run_ids, dtype=object), points)[kept],
+                                    "step": np.tile(np.asarray(steps, dtype=np.int64), runs)[kept],
+                                    "name": key.removeprefix("trace_"), "shape": [shape] * int(kept.sum()),
+                                    "values": list(block.reshape(runs * points, -1)[kept])}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TRACE_COLUMNS)

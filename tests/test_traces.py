@@ -182,3 +182,21 @@ sweep:   {seeds: [0, 1]}
         np.testing.assert_array_equal(w[i, 0], w0)
         np.testing.assert_array_equal(influence[i], influence[0])
     assert not np.array_equal(w[0, -1], w[1, -1])  # and train on their own batches
+
+
+def test_runs_that_stop_at_eps_store_traces_up_to_their_stop(tmp_path, tiny):
+    """With train.stop_at_eps, a run's trace rows end at its last evaluated point, as its curve
+    rows do, and trace_array pads the runs that stopped earlier with NaN."""
+    exp = _recording(tiny, ["unit_norms"], sweep={"seeds": [0, 1], "grid": {"data.m": [16, 256]}})
+    exp = config.override(exp, train={"stop_at_eps": True, "eps": 0.5})
+    runs = sl.run(exp, str(tmp_path), progress=False)
+    _, curves = sl.load_results(tmp_path / "tiny", curves=True)
+    traces = load_traces(tmp_path / "tiny")
+    for rid, part in curves.groupby("run_id"):
+        stored = traces[traces["run_id"] == rid]["step"].sort_values().tolist()
+        assert stored == part["step"].sort_values().tolist()
+    ids, steps, norms = trace_array(traces, "unit_norms", run_ids=runs["run_id"])
+    reached = [len(curves[curves["run_id"] == rid]) for rid in ids]
+    assert len(set(reached)) > 1 and max(reached) <= len(steps)  # runs stopped at different points
+    for i, points in enumerate(reached):
+        assert np.isfinite(norms[i, :points]).all() and np.isnan(norms[i, points:]).all()

@@ -129,7 +129,8 @@ def train_group(g: Group, max_runs: int = 1024, devices=None,
                 "run_id": row["run_id"], "step": steps[:points], **{c: out[f"curve_{c}"][i][:points] for c in CURVES}}))
             traced.append(i)
         traces = trace_frame([rows[i]["run_id"] for i in traced], steps,
-                             {k: v[traced] for k, v in out.items() if k.startswith("trace_")})
+                             {k: v[traced] for k, v in out.items() if k.startswith("trace_")},
+                             evaluated=out["evaluated"][traced])
     except Exception as e:  # noqa: BLE001 — one bad group must not sink the sweep
         traces = None
         text = f"{type(e).__name__}: {e}"

@@ -73,7 +73,8 @@ def rewound(exp, make_run):
         if trained is None:
             units = jax.random.choice(jax.random.fold_in(key, RANDOM_STREAM), learner.width, (k,), replace=False)
         else:
-            units = jax.lax.top_k(trained(hp)["trace_unit_weights"][-1], k)[1]
+            out = trained(hp)  # its last evaluated point (the run may have stopped at eps)
+            units = jax.lax.top_k(out["trace_unit_weights"][out["evaluated"] - 1], k)[1]
         return restrict(params0, units)
 
     return child, init
