@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -219,6 +220,13 @@ def _grid_key_ok(key: str, base: dict) -> None:
         raise ConfigError(f"no such key{suggest(key, _leaf_keys(base))}", key=f"sweep.grid.{key}")
 
 
+def _every_field(exp: Experiment) -> dict[str, dict[str, Any]]:
+    """{section: {field: value}} of the sections a grid may vary, every field included (also
+    those `to_plain` leaves out at their defaults)."""
+    return {s: {f.name: getattr(getattr(exp, s), f.name) for f in dataclasses.fields(getattr(exp, s))}
+            for s in GRID_SECTIONS}
+
+
 def _leaf_keys(base: dict) -> list[str]:
     return [f"{s}.{k}" for s in GRID_SECTIONS for k in base.get(s, {}) if k != "name"]
 
@@ -282,7 +290,7 @@ def from_dict(raw: Any, *, default_name: str = "experiment") -> Experiment:
         if section not in raw:
             raise ConfigError(f"missing section `{section}`", key=section)
     exp = _single(raw, default_name)
-    exp = replace(exp, sweep=_sweep(raw.get("sweep"), to_plain(exp)))
+    exp = replace(exp, sweep=_sweep(raw.get("sweep"), _every_field(exp)))
     _check_repeats(exp)
     _check_grid(exp)
     return exp

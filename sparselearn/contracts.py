@@ -316,6 +316,8 @@ def declared(spec: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     imported = {alias.asname or alias.name: f"{node.module}:{alias.name}" for node in tree.body
                 if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sparselearn")
                 for alias in node.names}
+    constants = {t.id: stmt.value for stmt in tree.body if isinstance(stmt, ast.Assign)
+                 for t in stmt.targets if isinstance(t, ast.Name)}  # a default may name one
     node = classes[qualname]
     attrs: dict[str, Any] = {}
     fields: dict[str, str] = {}
@@ -334,7 +336,17 @@ def declared(spec: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
                 if isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
                     attrs[stmt.target.id] = stmt.value.value
                 continue
-            fields[stmt.target.id] = "…" if stmt.value is None else ast.unparse(stmt.value)
+            value = stmt.value
+            if isinstance(value, ast.Call) and ast.unparse(value.func).endswith("field"):  # field(default=…)
+                value = next((kw.value for kw in value.keywords if kw.arg == "default"), None)
+            if isinstance(value, ast.Name) and value.id in constants:
+                value = constants[value.id]
+            elif isinstance(value, ast.Name) and value.id in imported:  # a constant of another module
+                module, _, name = imported[value.id].partition(":")
+                source = open(importlib.util.find_spec(module).origin, encoding="utf-8").read()
+                value = next((stmt.value for stmt in ast.parse(source).body if isinstance(stmt, ast.Assign)
+                              for t in stmt.targets if isinstance(t, ast.Name) and t.id == name), value)
+            fields[stmt.target.id] = "…" if value is None else ast.unparse(value)
         elif isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant):
             for target in stmt.targets:
                 if isinstance(target, ast.Name) and isinstance(stmt.value.value, str):

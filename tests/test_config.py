@@ -313,3 +313,14 @@ def test_extreme_magnitudes_load_within_bounds_or_raise_config_error(path, value
         for v in plain[s].values():
             if isinstance(v, int) and not isinstance(v, bool):
                 assert -2**31 <= v <= 2**31 - 1
+
+
+def test_a_grid_may_vary_a_field_left_out_of_hashes_at_its_default(tiny_text):
+    """Fields kept out of dumps and hashes at their defaults (fields.OMIT_DEFAULT) are still
+    grid keys."""
+    from sparselearn.sweeps import grid
+
+    raw = yaml.safe_load(tiny_text)
+    raw["sweep"] = {"seeds": 1, "grid": {"train.stop_at_eps": [False, True]}}
+    exp = config.loads(yaml.safe_dump(raw))
+    assert sorted({r.exp.train.stop_at_eps for r in grid.expand(exp)}) == [False, True]
