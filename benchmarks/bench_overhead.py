@@ -164,8 +164,9 @@ COMPILE = textwrap.dedent('''
     g = grid.group(grid.expand(exp))[-1]
     static = spec.static_part(g.exp)
     arrays = spec.hp_arrays(g.exp, g.hps())
+    quick = loop.group_flops(static, len(arrays["seed"])) < loop.QUICK_FLOPS  # as run_group decides
     start = time.perf_counter()
-    lowered = loop.compiled_group(static).lower(arrays)
+    lowered = loop.compiled_group(static, quick).lower(arrays)
     traced = time.perf_counter()
     lowered.compile()
     done = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import jax
@@ -58,21 +59,28 @@ class _CompileCounter(logging.Handler):
             self.names.append(msg.split(" of ")[1].split(" in ")[0])
 
 
-def test_one_compile_per_shape_group(tiny):
+@contextlib.contextmanager
+def _compiles():
+    """A _CompileCounter listening to jax's compile log inside the block."""
     counter = _CompileCounter()
     logger = logging.getLogger("jax")
     logger.addHandler(counter)
     prev = jax.config.jax_log_compiles
     jax.config.update("jax_log_compiles", True)
     try:
+        yield counter
+    finally:
+        jax.config.update("jax_log_compiles", prev)
+        logger.removeHandler(counter)
+
+
+def test_one_compile_per_shape_group(tiny):
+    with _compiles() as counter:
         run_group(tiny, {"seed": [0, 1, 2], "m": [64, 128, 256], "lr": [0.1, 0.2, 0.3]})
         run_group(tiny, {"seed": [5, 6, 7], "m": [256, 64, 64], "lr": [0.01, 0.1, 0.1]})  # same shapes: cached
         assert counter.names.count("jit(run_group)") == 1
         run_group(config.override(tiny, target={"n": 12}), {"seed": [0, 1, 2]})  # new shape: one more
         assert counter.names.count("jit(run_group)") == 2
-    finally:
-        jax.config.update("jax_log_compiles", prev)
-        logger.removeHandler(counter)
 
 
 def test_datasets_are_prefix_consistent():
@@ -191,16 +199,8 @@ def test_init_seed_grid_is_one_compile_group(tiny):
 
 
 def _count_compiles(fn) -> int:
-    counter = _CompileCounter()
-    logger = logging.getLogger("jax")
-    logger.addHandler(counter)
-    prev = jax.config.jax_log_compiles
-    jax.config.update("jax_log_compiles", True)
-    try:
+    with _compiles() as counter:
         fn()
-    finally:
-        jax.config.update("jax_log_compiles", prev)
-        logger.removeHandler(counter)
     return counter.names.count("jit(run_group)")
 
 
@@ -303,16 +303,8 @@ def test_a_group_whose_runs_all_learn_stops_early_and_compiles_once():
         box["stepped"] = run_group(exp, {"seed": [0, 1, 2, 3, 4]}, progress=lambda step, steps: seen.append(step))
         run_group(exp, {"seed": [5, 6, 7, 8, 9]}, progress=lambda step, steps: None)  # same shapes: cached
 
-    counter = _CompileCounter()
-    logger = logging.getLogger("jax")
-    logger.addHandler(counter)
-    prev = jax.config.jax_log_compiles
-    jax.config.update("jax_log_compiles", True)
-    try:
+    with _compiles() as counter:
         both()
-    finally:
-        jax.config.update("jax_log_compiles", prev)
-        logger.removeHandler(counter)
     for name in ("run_group", "start_group", "advance_group", "finish_group"):
         assert counter.names.count(f"jit({name})") == 1, (name, counter.names)
     last = int(box["plain"]["evaluated"].max())
