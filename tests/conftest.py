@@ -6,7 +6,9 @@ subprocesses the tests start) keeps its compiled programs in one fresh temporary
 shape compiled by one of them loads from disk in the others, and nothing is read from or written
 to the user's own cache. A test that counts compiles or cache hits sets its own directory (see
 test_runtime.py); jax logs "Finished XLA compilation" for cache hits too, so counting those
-logs is not affected."""
+logs is not affected. To keep compiled programs from one session to the next (a rerun then
+compiles almost nothing: `figs --all --smoke` takes half the time), set SPARSELEARN_CACHE_DIR
+to a directory of your choice before running pytest."""
 
 from __future__ import annotations
 
