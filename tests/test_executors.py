@@ -214,11 +214,15 @@ def _stored(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_every_core_by_default_gives_results_identical_to_one_device(two_devices):
     """The default executor shards the run axis over both devices: runs and curves are those
     of one device, bit for bit (a run on one device gives the same in this process as from
-    the command line)."""
+    the command line). One exception: the curve `train_loss`, a mean over each step's
+    mini-batch, may differ in its last bit (XLA orders that float32 sum by the batch of runs a
+    device holds); the parameters, and so every other value, are bit for bit the same."""
     (runs1, curves1), (runs2, curves2) = _stored(two_devices["one"]), _stored(two_devices["default"])
     assert len(runs1) == 6
     pd.testing.assert_frame_equal(runs1, runs2, check_exact=True)
-    pd.testing.assert_frame_equal(curves1, curves2, check_exact=True)
+    pd.testing.assert_frame_equal(curves1.drop(columns="train_loss"), curves2.drop(columns="train_loss"),
+                                  check_exact=True)
+    np.testing.assert_allclose(curves1["train_loss"], curves2["train_loss"], rtol=1e-6, atol=0)
 
 
 def test_the_cli_starts_jax_with_one_host_device_per_core(tiny_file, tmp_path):
