@@ -60,6 +60,9 @@ ARMS = {"parent": "full network, trained",
         "ticket": f"top-{TICKET} units, rewound",
         "random": f"random {TICKET} units, rewound",
         "fresh": f"fresh width-{TICKET} network"}
+#: one clearly distinct colour per arm, in both panels
+COLORS = {ARMS["parent"]: PALETTE[7], ARMS["ticket"]: PALETTE[3], ARMS["random"]: PALETTE[0],
+          ARMS["fresh"]: PALETTE[2]}
 
 #: what each arm changes in the parent's config; the rewound arms record their first layer (at
 #: step 0: the kept units' initial weights) and the teacher's influence per input
@@ -100,7 +103,8 @@ def measure(smoke: bool, store: str) -> dict[str, pd.DataFrame]:
 def draw(results):
     runs, curves = results.runs, results.curves
     fig, (left, right) = panels(1, 2, 9.5, 3.5, gridspec_kw={"width_ratios": [1.6, 1]})
-    error_vs_steps(runs, curves, ax=left, logx=True, series="arm", title="test error (fresh inputs)")
+    error_vs_steps(runs, curves, ax=left, logx=True, series="arm", title="test error (fresh inputs)",
+                   colors=COLORS)
     r = runs.iloc[0]
     counts = {}
     for arm in ("ticket", "random"):
@@ -108,10 +112,8 @@ def draw(results):
         values = np.concatenate([np.asarray(v, dtype=int) for v in kept])
         counts[arm] = np.bincount(values, minlength=3)[:3] / max(len(values), 1)
     x = np.arange(3)
-    order = sorted(ARMS.values())  # the colour order of the left panel's series
     for i, arm in enumerate(("ticket", "random")):
-        right.bar(x + (i - 0.5) * 0.38, counts[arm], width=0.36, color=PALETTE[order.index(ARMS[arm])],
-                  label=ARMS[arm])
+        right.bar(x + (i - 0.5) * 0.38, counts[arm], width=0.36, color=COLORS[ARMS[arm]], label=ARMS[arm])
     right.set_xticks(x, ["0", "1", "2"])
     right.set_xlabel("relevant inputs among a unit's 2 initial ones")
     right.set_ylabel("fraction of kept units")

@@ -82,10 +82,12 @@ def error_vs_m(runs: pd.DataFrame, ax=None, title: str | None = None):
 
 
 def error_vs_steps(runs: pd.DataFrame, curves: pd.DataFrame, ax=None, title: str | None = None,
-                   column: str = "test_error", logx: bool = False, series: str | None = None):
+                   column: str = "test_error", logx: bool = False, series: str | None = None,
+                   colors: dict | None = None):
     """Test error (or another curve `column`) against training steps: median and IQR band over
     seeds, one line per grid point (or per value of the runs column `series`); `logx` for a log
-    step axis (a plateau then a drop reads best there)."""
+    step axis (a plateau then a drop reads best there); `colors`: series name → colour (default:
+    the palette in the series' sorted order)."""
     runs = runs[runs["status"] != "failed"].copy()
     runs["series"] = series_labels(runs) if series is None else runs[series].astype(str)
     merged = curves.merge(runs[["run_id", "series", "seed"]], on="run_id")
@@ -94,7 +96,8 @@ def error_vs_steps(runs: pd.DataFrame, curves: pd.DataFrame, ax=None, title: str
     fig, ax = figure() if ax is None else (ax.figure, ax)
     for i, (name, part) in enumerate(merged.groupby("series", sort=True)):
         table = part.pivot_table(index="step", columns="seed", values=column, aggfunc="first").sort_index()
-        _band(ax, table.index.to_numpy(dtype=float), table, name or "median over seeds (IQR band)", PALETTE[i % len(PALETTE)])
+        color = (colors or {}).get(name, PALETTE[i % len(PALETTE)])
+        _band(ax, table.index.to_numpy(dtype=float), table, name or "median over seeds (IQR band)", color)
     if logx:
         ax.set_xscale("log")
     ax.set_xlabel("training step")
