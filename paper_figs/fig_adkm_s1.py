@@ -60,7 +60,7 @@ def _rates(sweep: str, part: pd.DataFrame, grid: np.ndarray) -> list[tuple[str, 
 def draw(results):
     table = results["m_star"]
     sweeps = list(dict.fromkeys(table["sweep"]))
-    fig, axes = panels(1, len(sweeps), width=4.2 * len(sweeps), height=3.4)
+    fig, axes = panels(1, len(sweeps), width=4.2 * len(sweeps), height=4.2)
     for i, (ax, sweep) in enumerate(zip(np.atleast_1d(axes), sweeps)):
         part = table[table["sweep"] == sweep].sort_values("size")
         ok = part.dropna(subset=["m_star"])
@@ -87,7 +87,8 @@ def draw(results):
         ax.set_xlabel(grown)
         ax.set_title(f"{sweep}, n={int(part['n'].iloc[0])}" + (f" ({len(censored)} censored)" if len(censored) else ""),
                      fontsize=9)
-        ax.legend(frameon=False, fontsize=7)
+        # below the axes: inside, it covered the data of one panel or the other
+        ax.legend(frameon=False, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     np.atleast_1d(axes)[0].set_ylabel(f"m* (test MSE ≤ {adkm_s1.EPS:g})")
     return fig
 
