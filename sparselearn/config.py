@@ -266,8 +266,7 @@ def _check_experiment(exp: Experiment) -> None:
         learner_check(exp.learner, exp.target, exp.data)
     except ConfigError as e:
         raise e.within("learner") from None
-    if exp.train.rewind is not None:
-        rewind.check(exp)
+    rewind.check(exp)
     if not trained:
         require(not exp.train.record, "train.record", f"learner {exp.learner.name} is fitted, not trained: "
                 "it has no curve points to record at")

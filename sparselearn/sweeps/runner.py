@@ -67,12 +67,11 @@ def _run_row(run: Run, group_id: str) -> dict:
 
     e = run.exp
     values = run_values(e, run.seed)  # the vmapped values: seed, m, lr, weight_decay, init_seed, noise
-    target, learner = e.target, e.learner
     row = {"run_id": run.run_id, "experiment": e.experiment, "config_hash": run.config_hash, "group_id": group_id,
            "target": e.target.name, "learner": e.learner.name,
-           "n": getattr(target, "n", None), "k": getattr(target, "k", None), "s": getattr(target, "s", None),
-           "m": None if e.data.online else values["m"], "width": getattr(learner, "width", None),
-           "depth": getattr(learner, "depth", None), "seed": values["seed"], "init_seed": values["init_seed"],
+           "n": getattr(e.target, "n", None), "k": getattr(e.target, "k", None), "s": getattr(e.target, "s", None),
+           "m": None if e.data.online else values["m"], "width": getattr(e.learner, "width", None),
+           "depth": getattr(e.learner, "depth", None), "seed": values["seed"], "init_seed": values["init_seed"],
            "lr": values["lr"],
            "weight_decay": values["weight_decay"], "steps": e.train.steps, "batch": e.train.batch,
            "optimizer": e.train.optimizer, "loss": e.train.loss, "noise": values["noise"],

@@ -88,6 +88,11 @@ def group_flops(exp: Experiment, runs: int) -> float:
     return float(runs) * params * (6 * exp.train.steps * exp.train.batch + 2 * evaluated)
 
 
+def compiles_quick(exp: Experiment, runs: int) -> bool:
+    """Whether a group of `runs` runs of `exp` is short enough to compile with QUICK_COMPILE."""
+    return group_flops(exp, runs) < QUICK_FLOPS
+
+
 def curve_steps(exp: Experiment) -> np.ndarray:
     """Steps at which curves are evaluated: 0, E, 2E, …, and `steps` (E = eval_every).
     Fitted learners have one point, step 0."""
@@ -414,8 +419,7 @@ def trajectory(exp: Experiment, hps: dict, observe=None, init=None) -> dict[str,
     arrays = spec.hp_arrays(exp, hps)
     arrays.update({k: np.asarray(v) for k, v in hps.items() if k not in spec.BY_NAME})
     look = None if observe is None else (lambda p, p0, teacher, x_test: observe(p, p0))
-    quick = group_flops(exp, len(arrays["seed"])) < QUICK_FLOPS
-    out = jit(_program(make_run(static_part(exp), look, init)), quick)(arrays)
+    out = jit(_program(make_run(static_part(exp), look, init)), compiles_quick(exp, len(arrays["seed"])))(arrays)
     return {"steps": curve_steps(exp), **{k: np.asarray(v) for k, v in out.items()}}
 
 
@@ -503,7 +507,7 @@ def _run_compiled_group(static: Experiment, arrays: dict, devices=None, progress
     size = len(arrays["seed"])
     if devices is not None and len(devices) > 1:
         arrays, _ = _shard(arrays, devices)
-    quick = group_flops(static, size) < QUICK_FLOPS
+    quick = compiles_quick(static, size)
     pieces = None if progress is None else stepped_group(static, quick)
     out = compiled_group(static, quick)(arrays) if pieces is None else _stepped(static, pieces, arrays, progress)
     return {k: np.asarray(v)[:size] for k, v in out.items()}
