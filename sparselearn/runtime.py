@@ -15,15 +15,27 @@ before JAX first runs anything:
     >>> import sparselearn as sl            # then sl.run uses every core
 
 (or `jax.config.update("jax_num_cpu_devices", os.cpu_count())` right after `import jax`).
+Compiled programs: JAX's cache is keyed by the lowered program, so a process must still trace
+and lower a group (about a second for the quickstart) before it finds the compiled code.
+`executable` keys a group's program by what it is built from instead (the static experiment,
+the argument shapes and shardings, the source of the code that builds it, the versions and the
+machine), keeps the serialized executable beside JAX's cache, and loads it in a fresh
+process without tracing. It follows the same switches as the cache.
+
 Nothing here imports jax at module level.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
+import pickle
+import platform
 import re
 import sys
 import warnings
+from collections import OrderedDict
 from importlib import metadata
 from pathlib import Path
 
@@ -156,3 +168,142 @@ def with_compile_cache(fn, *args, **kwargs):
     what a worker process of the Ray or SLURM executors runs, so workers share compiled programs."""
     enable_compile_cache()
     return fn(*args, **kwargs)
+
+
+# ------------------------------------------------------------------ compiled programs
+#: subdirectory of the compilation cache that holds serialized group programs
+PROGRAMS = "sparselearn-programs"
+#: jax settings that change what a traced function computes
+_TRACE_SETTINGS = ("jax_enable_x64", "jax_default_matmul_precision", "jax_default_prng_impl",
+                   "jax_threefry_partitionable", "jax_numpy_rank_promotion", "jax_numpy_dtype_promotion")
+#: programs loaded or compiled in this process (key → jax.stages.Compiled), least recent first
+_LOADED: OrderedDict = OrderedDict()
+_LOADED_MAX = 64
+
+
+def programs_dir(environ=os.environ) -> Path | None:
+    """Where serialized group programs are kept: a subdirectory of JAX's compilation cache
+    while that cache is on in this process (see `enable_compile_cache`), else None."""
+    if cache_dir(environ) is None or "jax" not in sys.modules:
+        return None
+    import jax
+
+    folder = jax.config.jax_compilation_cache_dir
+    return Path(folder) / PROGRAMS if jax.config.jax_enable_compilation_cache and folder else None
+
+
+@functools.lru_cache(maxsize=None)
+def _source_digest(files: tuple[str, ...]) -> str:
+    """sha256 over the contents of `files` (read once per process)."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.encode())
+        h.update(Path(f).read_bytes())
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def _machine() -> str:
+    """The host's architecture and, on Linux, its CPU feature flags: compiled CPU code is
+    specific to them (a home directory may be shared by different machines)."""
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        pass
+    return f"{platform.machine()} {hashlib.sha256(flags.encode()).hexdigest()[:16]}"
+
+
+def code_files(*objects) -> tuple[str, ...]:
+    """The source files a program depends on: every module of the sparselearn package, and
+    the modules defining `objects`' classes when they live elsewhere (plug-in targets and
+    learners)."""
+    import inspect
+
+    package = Path(__file__).parent
+    files = {str(f) for f in package.rglob("*.py")}
+    for obj in objects:
+        try:
+            files.add(str(Path(inspect.getfile(type(obj))).resolve()))
+        except (TypeError, OSError):
+            pass
+    return tuple(sorted(files))
+
+
+def program_key(parts, args, files: tuple[str, ...] = ()) -> str:
+    """A digest of everything a compiled program depends on: `parts` (a repr-able description
+    of what is traced, e.g. the static experiment and the piece's name), the tree, shapes,
+    dtypes and device placement of `args`, the contents of `files`, the library versions,
+    the jax settings that change tracing, XLA_FLAGS, the devices and the machine."""
+    import jax
+    from importlib import metadata as md
+
+    def placed(a):
+        sharding = getattr(a, "sharding", None)
+        where = None if sharding is None else (str(sharding), sorted(d.id for d in sharding.device_set))
+        return (tuple(a.shape), str(a.dtype), where)
+
+    leaves, tree = jax.tree.flatten(args)
+    described = (repr(parts), str(tree), [placed(a) for a in leaves], _source_digest(files),
+                 [md.version(p) for p in ("jax", "jaxlib", "optax", "numpy")], sys.version,
+                 [str(getattr(jax.config, name, None)) for name in _TRACE_SETTINGS],
+                 os.environ.get("XLA_FLAGS", ""), [(d.platform, d.device_kind, d.id) for d in jax.devices()],
+                 _machine())
+    return hashlib.sha256(repr(described).encode()).hexdigest()[:32]
+
+
+def _read_program(path: Path):
+    """The executable serialized at `path`, or None when it is missing or cannot be loaded
+    (then it is removed, and compiled again by the caller)."""
+    if not path.exists():
+        return None
+    from jax.experimental import serialize_executable
+
+    try:
+        payload, in_tree, out_tree = pickle.loads(path.read_bytes())
+        return serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
+    except Exception:  # noqa: BLE001 - a truncated or foreign file: compile instead
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _write_program(path: Path, compiled) -> None:
+    """Serialize `compiled` to `path` atomically; programs that cannot be serialized (host
+    callbacks, embedded constants) are simply not kept."""
+    from jax.experimental import serialize_executable
+
+    try:
+        blob = pickle.dumps(serialize_executable.serialize(compiled))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)
+    except (ValueError, NotImplementedError, TypeError, pickle.PicklingError, OSError):
+        pass
+
+
+def executable(jitted, args: tuple, parts, files: tuple[str, ...] = ()):
+    """`jitted.lower(*args).compile()`, compiled once per machine: taken from this process's
+    programs, else loaded from `programs_dir()` without tracing, else compiled and kept
+    there. `parts` and `files` describe what `jitted` is built from (see `program_key`): a
+    change to either gives a new program.
+
+    Example:
+        >>> program = executable(compiled_group(static), (arrays,), ("group", static), code_files())
+        >>> out = program(arrays)
+    """
+    key = program_key(parts, args, files)
+    if key in _LOADED:
+        _LOADED.move_to_end(key)
+        return _LOADED[key]
+    folder = programs_dir()
+    compiled = None if folder is None else _read_program(folder / f"{key}.bin")
+    if compiled is None:
+        compiled = jitted.lower(*args).compile()
+        if folder is not None:
+            _write_program(folder / f"{key}.bin", compiled)
+    _LOADED[key] = compiled
+    if len(_LOADED) > _LOADED_MAX:
+        _LOADED.popitem(last=False)
+    return compiled

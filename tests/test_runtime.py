@@ -49,7 +49,7 @@ import sparselearn as sl
 cfg = sl.config.load(sys.argv[1], ["sweep.seeds=1", "sweep.grid.data.m=[64]"])
 df = sl.run(cfg, sys.argv[2], progress=False)
 assert (df["status"] == "ok").all()
-print(json.dumps(seen))
+print(json.dumps({**seen, "test_loss": sorted(df["test_loss"].tolist())}))
 """
 
 
@@ -67,11 +67,47 @@ def test_a_second_process_compiles_nothing_it_has_seen(tiny_file, tmp_path):
     env.pop("SPARSELEARN_CACHE", None)
     first = _count(tiny_file, tmp_path / "a", env)
     assert first["misses"] >= 1 and first["hits"] == 0, first
-    assert any(cache.iterdir()), "nothing written to the cache directory"
-    second = _count(tiny_file, tmp_path / "b", env)  # a fresh store: it trains again, compiling nothing
-    assert second["hits"] >= 1 and second["misses"] == 0, second
-    off = _count(tiny_file, tmp_path / "c", {**env, "SPARSELEARN_CACHE": "off"})
-    assert off == {"hits": 0, "misses": 0}, off
+    kept = sorted((cache / runtime.PROGRAMS).iterdir())
+    assert kept, "no group program kept"
+    # a fresh store trains again: the group program loads without tracing, nothing compiles
+    second = _count(tiny_file, tmp_path / "b", env)
+    assert second["misses"] == 0 and second["test_loss"] == first["test_loss"], (first, second)
+    for f in kept:  # without kept programs JAX's own cache still serves every compile
+        f.unlink()
+    third = _count(tiny_file, tmp_path / "c", env)
+    assert third["hits"] >= 1 and third["misses"] == 0 and third["test_loss"] == first["test_loss"], third
+    before = sorted(cache.rglob("*"))
+    off = _count(tiny_file, tmp_path / "d", {**env, "SPARSELEARN_CACHE": "off"})
+    assert (off["hits"], off["misses"]) == (0, 0) and sorted(cache.rglob("*")) == before, off
+
+
+def test_a_kept_program_is_keyed_by_what_it_is_built_from_and_survives_a_broken_file(tmp_path, monkeypatch):
+    import jax
+    import numpy as np
+
+    monkeypatch.setattr(runtime, "programs_dir", lambda environ=os.environ: tmp_path)
+    source = tmp_path / "model.py"
+    source.write_text("a = 1\n")
+    jitted = jax.jit(lambda x: 2 * x + 1)
+    x, wide = np.arange(3.0, dtype=np.float32), np.arange(4.0, dtype=np.float32)
+    key = runtime.program_key(("double", 1), (x,), (str(source),))
+    assert key == runtime.program_key(("double", 1), (x,), (str(source),))
+    assert key != runtime.program_key(("double", 2), (x,), (str(source),))
+    assert key != runtime.program_key(("double", 1), (wide,), (str(source),))
+    assert key != runtime.program_key(("double", 1), (x.astype(np.float64),), (str(source),))
+    source.write_text("a = 2\n")  # the code it is built from changed (files are read once per process)
+    runtime._source_digest.cache_clear()
+    assert key != runtime.program_key(("double", 1), (x,), (str(source),))
+
+    program = runtime.executable(jitted, (x,), ("affine", 0))
+    kept = tmp_path / f"{runtime.program_key(('affine', 0), (x,))}.bin"
+    assert kept.exists() and np.array_equal(program(x), 2 * x + 1)
+    runtime._LOADED.clear()
+    kept.write_bytes(b"truncated")  # a broken file is replaced by a fresh compile
+    assert np.array_equal(runtime.executable(jitted, (x,), ("affine", 0))(x), 2 * x + 1)
+    assert kept.stat().st_size > len(b"truncated")
+    runtime._LOADED.clear()
+    assert np.array_equal(runtime.executable(jitted, (x,), ("affine", 0))(x), 2 * x + 1)  # loaded from disk
 
 
 def test_local_devices_warns_on_one_host_device_of_many_cores(monkeypatch):

@@ -33,6 +33,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from sparselearn import runtime
 from sparselearn.config import Experiment
 from sparselearn.contracts import first_layer, kind_of, sampler
 from sparselearn.errors import FitFailed
@@ -483,20 +484,31 @@ def run_group(exp: Experiment, hps: dict, devices=None, progress=None) -> dict[s
     return GROUP_RUNNERS[kind_of(exp.learner).name](static_part(exp), arrays, devices, progress)
 
 
-def _stepped(static: Experiment, pieces, arrays: dict, progress) -> dict:
+def kept_program(static: Experiment, name: str, quick: bool, jitted, *args):
+    """The compiled program of `jitted` (the group or one of its pieces, `name`) for `args`,
+    kept across processes (`runtime.executable`): a group seen before starts without tracing."""
+    return runtime.executable(jitted, args, (name, quick, static),
+                              runtime.code_files(static.target, static.learner))
+
+
+def _stepped(static: Experiment, pieces, arrays: dict, progress, quick: bool) -> dict:
     """A trained group point by point: while point c runs, wait for point c − 1 and report it."""
     start, advance, finish = pieces
     points, steps = curve_steps(static), static.train.steps
-    data, state = start(arrays)
+    data, state = kept_program(static, "start", True, start, arrays)(arrays)
+    runs = arrays["seed"].sharding if isinstance(getattr(arrays["seed"], "sharding", None), NamedSharding) else None
+    if runs is not None:  # every piece takes and gives its arrays split along the run axis
+        data, state = jax.device_put((data, state), runs)
+    advance = kept_program(static, "advance", quick, advance, arrays, data, state, np.int32(0))
     waiting = None  # (point, its `more` flag)
     for c in range(len(points)):
-        state, more = advance(arrays, data, state, np.int32(c))
+        state, more = advance(arrays, data, state if runs is None else jax.device_put(state, runs), np.int32(c))
         if waiting is not None:
             if not bool(waiting[1]):  # every run stopped at that point: this one changes nothing
                 break
             progress(int(points[waiting[0]]), steps)
         waiting = (c, more)
-    out = finish(arrays, data, state)
+    out = kept_program(static, "finish", True, finish, arrays, data, state)(arrays, data, state)
     progress(steps, steps)
     return out
 
@@ -509,7 +521,10 @@ def _run_compiled_group(static: Experiment, arrays: dict, devices=None, progress
         arrays, _ = _shard(arrays, devices)
     quick = compiles_quick(static, size)
     pieces = None if progress is None else stepped_group(static, quick)
-    out = compiled_group(static, quick)(arrays) if pieces is None else _stepped(static, pieces, arrays, progress)
+    if pieces is None:
+        out = kept_program(static, "group", quick, compiled_group(static, quick), arrays)(arrays)
+    else:
+        out = _stepped(static, pieces, arrays, progress, quick)
     return {k: np.asarray(v)[:size] for k, v in out.items()}
 
 
