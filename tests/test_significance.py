@@ -1,15 +1,20 @@
 """Two-sample tests of reached / not reached runs (`sparselearn.plotting.significance`) against
-p-values computed here from their definitions."""
+p-values computed here from their definitions, and the figures that use them (PF-5's tickets vs
+controls, HP-4L's success per learning rate)."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
+from sparselearn import figures
 from sparselearn.plotting.significance import compare_reach
+from sparselearn.sweeps.grid import expand, group
 
 NAN = np.nan
 
@@ -81,3 +86,38 @@ def test_bad_input():
         compare_reach([1200], [NAN], cap=1000)
     with pytest.raises(ValueError, match="at least one run"):
         compare_reach([], [1], cap=10)
+
+
+# ------------------------------------------------------------------ the figures that use them
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_pf5_tests_tickets_against_both_controls():
+    fig = figures.load(ROOT / "paper_figs" / "fig_pf_5.py")
+    steps = {"ticket": [1000, 2000, 3000, NAN], "random": [NAN, NAN, NAN, 5000], "fresh": [NAN] * 4,
+             "parent": [500] * 4}
+    runs = pd.DataFrame([{"arm": fig.ARMS[arm], "steps": 6000, "steps_to_eps": s}
+                         for arm, values in steps.items() for s in values])
+    runs["steps_to_eps"] = runs["steps_to_eps"].astype("Int64")
+    tests = fig.reach_tests(runs)
+    assert set(tests) == {"random", "fresh"}
+    assert tests["random"].reached == (3, 1) and tests["fresh"].reached == (3, 0)
+    assert tests["fresh"].fisher_p == pytest.approx(fisher_two_sided(3, 4, 0, 4))
+
+
+def test_hp4l_learning_rates_share_one_program_and_get_exact_intervals():
+    fig = figures.load(ROOT / "paper_figs" / "fig_hp_4l.py")
+    for smoke in (True, False):
+        exp = fig.lr_experiment(smoke)
+        assert exp.learner.width == exp.target.k
+        lrs = fig.LR_SMOKE["lrs"] if smoke else fig.LR_SWEEP["lrs"]
+        assert len(lrs) >= 5 and math.log10(max(lrs) / min(lrs)) >= 1.5
+        assert len(group(expand(exp))) == 1            # the lr is a vmapped run value
+    table = pd.DataFrame({"lr": [0.1] * 4 + [1.0] * 4, "cap": 100, "k": 3,
+                          "t_c": [10, 50, NAN, NAN, 90, NAN, NAN, NAN]})
+    ok = fig.lr_success(table).set_index("lr")
+    assert ok.loc[0.1, "reached"] == 2 and ok.loc[1.0, "reached"] == 1
+    assert fig.lr_success(table, within=60).set_index("lr").loc[1.0, "reached"] == 0
+    # exact binomial bounds: P(X ≥ 2 | p = lo) = 0.025 and P(X ≤ 2 | p = hi) = 0.025 for 2 of 4
+    lo, hi = ok.loc[0.1, ["ci_low", "ci_high"]]
+    assert stats.binom.sf(1, 4, lo) == pytest.approx(0.025) and stats.binom.cdf(2, 4, hi) == pytest.approx(0.025)
