@@ -8,8 +8,13 @@ table's `width_tc` rows). Left: t_c of the converged runs per width (log-log box
 width where some runs did not converge within its step cap is marked converged/runs), the
 median with unconverged runs counted as +∞ (drawn where at least half converged), the fitted
 exponent over those widths r ≥ k, and the r-fold speedup t_c ∝ 1/r anchored at the first of
-them (dashed). Right: the spread of log10 t_c (interquartile range of the converged runs) per
-width. Expected: diminishing returns, no r× speedup,
+them (dashed). Middle: the spread of log10 t_c (interquartile range of the converged runs) per
+width. Right: r = k = 3 over a learning-rate sweep — the share of 50 seeds per η reaching
+100% within 10⁵ steps (the paper's budget) and within 3×10⁴ (the width panel's cap at r = 3),
+with 95% Clopper–Pearson intervals, against the ≥ 20% that Barak et al.'s coverage sweep finds
+for some η in every cell (their grid: n ≤ 30, η ∈ {10⁻³, …, 1}; (40, 3) at r = k is outside
+it). The sweep is one compiled group (the lr is a vmapped run value), kept in
+paper_figs/data/hp-4l-lr.parquet. Expected: diminishing returns, no r× speedup,
 lower variance at large r.
 
 Full size: `sparselearn figs HP-4L` — r ∈ {1, 2, 3, 10, 100, 1000} with 50 seeds (30 at
@@ -29,6 +34,19 @@ far from the −1 of an r-fold speedup. The spread shrinks with width: the IQR o
 0.14, 0.09, 0.05, 0.00 at r = 10, 10², 10³, 10⁴ (0.54 and 0.69 at r = 1, 2). The reference
 measurement of SCIENCE.md §2 at (50, 3) (r = 1000: 1.1–1.3k; r = 100: 2.3–4.6k; r = 10:
 4.4–18.6k) is consistent with these (40, 3) values.
+Learning-rate sweep at r = k = 3 (η ∈ {0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5}, 50 seeds each,
+10⁵ steps; 400 runs in one group, trained with the widths when the kept tables are deleted):
+1456 s wall on one core (`taskset -c 1`) of a 2-core Intel Xeon, jax 0.10.2, shared with another
+job pinned to the same core (about 45% of it ours).
+Reached 100% within 10⁵ steps (95% Clopper–Pearson): η = 0.02: 6/50 [5%, 24%]; 0.05: 14/50
+= 28% [16%, 42%]; 0.1: 8/50 [7%, 29%]; 0.2: 6/50; 0.5: 7/50 [6%, 27%]; 1: 4/50; 2: 5/50; 5: 0/50.
+Within 3×10⁴ steps no η reaches 20% (at most 7/50 = 14% [6%, 27%], η = 0.5; η = 0.1 gives the
+width panel's 6/50). So η = 0.05 meets the paper's ≥ 20% as a point estimate within the paper's
+budget (its interval's lower end, 16%, does not exclude less). Two regimes: at η ≥ 0.2 a run
+converges early (by 18k steps; all by 3.1k at η = 0.5 and 1.7k at η = 1) or never, most of the
+others stuck at 12.5% error (7 of the 8 sign patterns of the relevant bits right); at η ≤ 0.1 runs
+keep converging up to the cap (η = 0.05: 9.3k … 81k), so a longer budget would raise the small
+rates' shares; η = 5 is too large (errors 25–50%).
 Smoke: `sparselearn figs HP-4L --smoke` (seconds).
 """
 
@@ -40,17 +58,73 @@ import pandas as pd
 from sparselearn import figures
 from sparselearn.plotting import fit_exponent
 from sparselearn.plotting.style import PALETTE, panels
+from sparselearn.sweeps.search import clopper_pearson
 
 ID = "HP-4L"
 width_tc = figures.study("width_tc", near=__file__)
-experiments = width_tc.experiments
+
+#: the learning-rate sweep at r = k: one compiled group (lr is a vmapped run value), the paper's
+#: budget of 10⁵ steps; Barak et al. find ≥ 20% of runs reaching 100% for some η in every cell
+LR_SWEEP = {"lrs": [0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0], "steps": 100_000, "seeds": 50}
+LR_SMOKE = {"lrs": [0.03, 0.1, 0.3, 1.0, 3.0], "steps": 200, "seeds": 3}
+PAPER_SHARE = 0.2
+
+
+def lr_experiment(smoke: bool):
+    """Width r = k, a grid over train.lr, 100% accuracy as the criterion."""
+    sweep = LR_SMOKE if smoke else LR_SWEEP
+    base = width_tc.FULL
+    k = base["target"]["k"]
+    train = {"steps": sweep["steps"], "eps": 0.0}
+    if smoke:
+        base = figures.config(base, **width_tc.SMOKE)
+        k = base.target.k
+        train.update(batch=16, eval_every=20)
+    return figures.config(base, experiment="hp_4l_lr" + ("_smoke" if smoke else ""), learner={"width": k},
+                          train=train, sweep={"seeds": sweep["seeds"], "grid": {"train.lr": sweep["lrs"]}})
+
+
+def experiments(smoke: bool):
+    """The width study's configs (`width_tc`), then the learning-rate sweep at r = k."""
+    return [*width_tc.experiments(smoke), lr_experiment(smoke)]
+
+
+def measure(smoke: bool, store: str) -> dict[str, pd.DataFrame]:
+    """The width runs and their curves, and `lr`: one row per run of the learning-rate sweep
+    (`lr_table`)."""
+    runs, curves = figures.sweep(width_tc.experiments(smoke), store)
+    lr_runs, _ = figures.sweep([lr_experiment(smoke)], store)
+    return {"runs": runs, "curves": curves, "lr": lr_table(lr_runs)}
+
+
+def lr_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per run of the learning-rate sweep: lr, seed, width, k, cap (its step cap), status
+    and t_c (NaN when it did not reach 100% accuracy; a diverged run counts as not reaching)."""
+    done = runs[runs["status"].isin(["ok", "diverged"])]
+    return pd.DataFrame({"lr": done["lr"].astype(float).round(6), "seed": done["seed"].astype(int),
+                         "width": done["width"].astype(int), "k": done["k"].astype(int),
+                         "cap": done["steps"].astype(int), "status": done["status"].astype(str),
+                         "t_c": done["steps_to_eps"].astype(float)}).reset_index(drop=True)
+
+
+def lr_success(table: pd.DataFrame, within: int | None = None) -> pd.DataFrame:
+    """Per lr: runs, reached (t_c ≤ `within`, default: the step cap), share and its 95%
+    Clopper–Pearson interval."""
+    within = within or int(table["cap"].max())
+    rows = []
+    for lr, part in table.groupby("lr"):
+        hits = int((part["t_c"] <= within).sum())
+        lo, hi = clopper_pearson(hits, len(part))
+        rows.append({"lr": lr, "runs": len(part), "reached": hits, "share": hits / len(part), "ci_low": lo,
+                     "ci_high": hi, "within": within})
+    return pd.DataFrame(rows)
 
 
 def draw(results):
     table = width_tc.tc_table(results.runs)
     widths = sorted(table["width"].unique())
     reached = table.dropna(subset=["t_c"])
-    fig, (ax, ax2) = panels(1, 2, 10.0, 3.8, gridspec_kw={"width_ratios": [2, 1]})
+    fig, (ax, ax2, ax3) = panels(1, 3, 14.5, 3.9, gridspec_kw={"width_ratios": [2, 1, 1.3]})
     data = [reached.loc[reached["width"] == r, "t_c"].to_numpy() for r in widths]
     pos = np.log10(widths)
     boxes = ax.boxplot([d if d.size else [np.nan] for d in data], positions=pos, widths=0.25, patch_artist=True,
@@ -94,9 +168,31 @@ def draw(results):
     ax2.set_ylabel("IQR of log10 t_c")
     ax2.set_ylim(bottom=0)
     ax2.set_title("spread across seeds", fontsize=9)
-    fig.suptitle(f"HP-4L/14: online SGD on a sparse parity (k = {k}), t_c vs width", fontsize=10)
+    lr_panel(ax3, results["lr"], cap=int(table.loc[table["width"] == k, "cap"].max()) if k in widths else None)
+    fig.suptitle(f"HP-4L/14: online SGD on a sparse parity (k = {k}), t_c vs width; r = k over learning rates",
+                 fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def lr_panel(ax, lrs: pd.DataFrame, cap: int | None) -> None:
+    """Share of the r = k runs reaching 100% accuracy per lr, with 95% Clopper–Pearson bars:
+    within the sweep's step cap, and within `cap` (the width panel's cap at r = k) when smaller."""
+    caps = sorted({int(lrs["cap"].max()), *([cap] if cap and cap < lrs["cap"].max() else [])}, reverse=True)
+    for i, within in enumerate(caps):
+        ok = lr_success(lrs, within)
+        shift = 1.0 + 0.06 * (i - (len(caps) - 1) / 2)
+        ax.errorbar(ok["lr"] * shift, ok["share"], yerr=[ok["share"] - ok["ci_low"], ok["ci_high"] - ok["share"]],
+                    fmt="o" if i == 0 else "s", mfc=PALETTE[i] if i == 0 else "white", color=PALETTE[i], ms=4,
+                    capsize=2, lw=1, label=f"within {within:,} steps")
+    ax.axhline(PAPER_SHARE, ls="--", color="0.4", lw=1, label=f"{PAPER_SHARE:.0%}: Barak et al.'s bar (some η)")
+    ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("learning rate η")
+    ax.set_ylabel("share of runs reaching 100%")
+    k, seeds = int(lrs["k"].iloc[0]), int(lrs.groupby("lr").size().min())
+    ax.set_title(f"r = k = {k}: learning-rate sweep, {seeds} seeds per η\n(bars: 95% Clopper–Pearson)", fontsize=9)
+    ax.legend(frameon=False, fontsize=7, loc="upper left")
 
 
 def fit_wide(table: pd.DataFrame):
