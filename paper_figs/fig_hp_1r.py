@@ -1,24 +1,35 @@
 """HP-1R: median steps to 100% accuracy (t_c) vs n for k ∈ {2, 3, 4}, with fitted exponents.
 
 Barak et al. 2022, Fig. 1 right: online SGD on (n, k)-parities, width-100 ReLU MLP, batch 32,
-lr 0.1, 25 seeds; t_c per run from `experiments/parity_tc.py`. Log-log axes; each k gets its
-median and interquartile range over seeds, a fitted power law with a 95% bootstrap interval on
-the exponent (legend), and the theory slope n^(k−1) (Fourier gap, dashed in the colour of its
-k, anchored at the median of the middle n of the range). Runs that never reach 100% within the cap are left out of the fit
+lr 0.1; t_c per run from `experiments/parity_tc.py` (n on a geometric grid, evaluation every
+≤ t_c/20 steps, runs stopped at t_c). Log-log axes; each k gets its median and interquartile
+range over seeds, a fitted power law with a 95% bootstrap interval on the exponent (legend), and
+the theory slope n^(k−1) (Fourier gap, dashed in the colour of its k, anchored at the median of
+the middle n of the range). Runs that never reach 100% within the cap are left out of the fit
 and counted in the title. Right (Barak et al. Fig. 2 right): the local slope d log t_c / d log n
-over windows of three consecutive n (bootstrap interval over seeds) against the window's
-centre, with the theory exponent k − 1 dotted and the fit over the upper half of n in the legend.
+over windows of three consecutive n (bootstrap interval over seeds) against the window's centre,
+with the theory exponent k − 1 dotted and the fit over the upper half of n in the legend; open
+markers: k = 3 at width 400 (the study's width check), slopes between neighbouring n.
 
-Full size: `sparselearn figs HP-1R` (trains experiments/parity_tc.py at full size): 297 s on a
-2-core AMD EPYC CPU, table kept in paper_figs/data/hp-1r-t_c.parquet; all 450 runs reached 100%.
-Median t_c for n = 10…60: k = 3: 0.3, 0.6, 1.3, 2.2, 3.7, 4.6k; k = 4: 0.3, 0.8, 1.4, 2.4, 4.1,
-6.8k (the reference measurement of SCIENCE.md §2 gives 0.3, 0.6, 1.0, 2.1, 3.9, 4.1k and 0.3,
-0.8, 1.6, 2.6, 4.8, 7.2k). Fitted exponents: k = 3: 1.59 [1.55, 1.81], k = 4: 1.69 [1.50, 1.78];
-k = 2 is at the 100-step evaluation resolution (t_c ∈ {100, 200, 300}), so its exponent means
-little. Local slopes over n = 10–30 … 40–60: k = 3: 1.30, 1.88, 2.04, 1.84 (the last [1.36, 2.06]
-covers 2); k = 4: 1.40, 1.57, 2.09, 2.56 [1.95, 2.99], rising towards 3. Upper half (n ≥ 40):
-k = 3: 1.84 [1.36, 2.06], k = 4: 2.56 [1.95, 2.99]. The exponent table calls both pre-asymptotic.
-Smoke: `sparselearn figs HP-1R --smoke` (seconds).
+Full size: `taskset -c 1 sparselearn figs HP-1R` (trains experiments/parity_tc.py at full size and
+its width check): 1671 + 435 s (n = 452) + 127 s (width check) ≈ 37 min on one core of a 2-core
+Intel Xeon shared with other jobs; tables kept in paper_figs/data/hp-1r-t_c.parquet and
+hp-1r-width_check.parquet; all 707 + 30 runs reached 100%. 25 seeds per point (16 at k = 4,
+n = 113 and k = 3, n = 452). Median t_c:
+  k = 2, n = 10…160:  45, 60, 80, 105, 132, 186, 224, 286, 392
+  k = 3, n = 10…452:  208, 336, 600, 1040, 2232, 4200, 6720, 10080, 14560, 25600, 44400, 81200
+  k = 4, n = 10…113:  300, 432, 720, 1320, 2304, 6840, 14880, 102400
+Fitted exponents: k = 2: 0.77 [0.75, 0.79], k = 3: 1.55 [1.52, 1.57], k = 4: 2.25 [2.18, 2.31].
+Local slopes (windows of three n, lowest → highest): k = 2: 0.83, 0.81, 0.72, 0.80, 0.76, 0.63,
+0.81 (flat, below 1); k = 3: 1.53, 1.63, 1.90, 1.96, 1.59, 1.28, 1.12, 1.34, 1.61, 1.67
+[1.46, 1.86] (rises to ≈ 2 at n ≈ 40, dips at n ≈ 113, climbs again; the last does not cover 2);
+k = 4: 1.26, 1.61, 1.68, 2.31, 2.69, 3.96 [3.80, 4.19] (past 3). Upper half of n: k = 2: 0.76
+[0.70, 0.81], k = 3 (n ≥ 80): 1.44 [1.35, 1.47], k = 4 (n ≥ 40): 3.52 [3.29, 3.64].
+Width check (k = 3, width 400, 10 seeds): median t_c 2065, 7200, 16000 at n = 57, 113, 226;
+slope 1.83 [1.68, 2.04] over 57–113 (width 100: 1.28 [1.04, 1.60]) and 1.15 [0.96, 1.38] over
+113–226 (width 100: 1.34 [1.15, 1.50]): the dip moves to larger n with the width.
+Larger n (k = 4 beyond 113, ≈ 4×10⁵ steps per run at n = 160): the cluster command is in
+experiments/parity_tc.py. Smoke: `sparselearn figs HP-1R --smoke` (seconds).
 """
 
 from __future__ import annotations
@@ -33,28 +44,41 @@ from sparselearn.plotting.style import PALETTE, panels
 
 ID = "HP-1R"
 parity_tc = figures.study("parity_tc", near=__file__)
-experiments = parity_tc.experiments
+
+
+def experiments(smoke: bool):
+    """The study's configs and those of its width check (kept together in hp-1r.yaml)."""
+    return parity_tc.experiments(smoke) + parity_tc.width_check_experiments(smoke)
 
 
 def measure(smoke: bool, store: str) -> dict[str, pd.DataFrame]:
-    """"t_c": one row per run (the study's table)."""
-    return {"t_c": parity_tc.measure(smoke, store)}
+    """"t_c": one row per run (the study's table); "width_check": the same at the study's check
+    width (`parity_tc.width_check`)."""
+    return {"t_c": parity_tc.measure(smoke, store), "width_check": parity_tc.width_check(smoke, store)}
 
 
-def draw_local_slopes(ax, reached: pd.DataFrame) -> None:
+def _errorbar(ax, slopes: pd.DataFrame, **style) -> None:
+    ax.errorbar(slopes["x"], slopes["slope"], yerr=[slopes["slope"] - slopes["ci_low"],
+                slopes["ci_high"] - slopes["slope"]], ms=4, capsize=2, **style)
+
+
+def draw_local_slopes(ax, reached: pd.DataFrame, check: pd.DataFrame | None = None) -> None:
     """Local slope d log t_c / d log n (windows of three n, bootstrap interval over seeds) vs n,
     one colour per k as in the scaling panel, with the theory exponent k − 1 dotted and the fit
-    over the upper half of n in the legend."""
-    for i, (k, part) in enumerate(reached.groupby("k", sort=True)):
-        color = PALETTE[i % len(PALETTE)]
+    over the upper half of n in the legend. `check` (runs of one k at another width): its slopes
+    between consecutive n, open markers dashed in that k's colour."""
+    colors = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(sorted(reached["k"].unique()))}
+    for k, part in reached.groupby("k", sort=True):
         if part["n"].nunique() < 2:
             continue
-        slopes = local_slopes(part["n"], part["t_c"])
         upper = upper_half_fit(part["n"], part["t_c"])
-        ax.errorbar(slopes["x"], slopes["slope"], yerr=[slopes["slope"] - slopes["ci_low"],
-                    slopes["ci_high"] - slopes["slope"]], fmt="o-", color=color, ms=4, capsize=2,
-                    label=f"k={k}; upper half of n: {upper.label()}")
-        ax.axhline(k - 1, color=color, ls=":", lw=1.2)
+        _errorbar(ax, local_slopes(part["n"], part["t_c"]), fmt="o-", color=colors[k],
+                  label=f"k={k}; upper half of n: {upper.label()}")
+        ax.axhline(k - 1, color=colors[k], ls=":", lw=1.2)
+    if check is not None and len(check) and check["n"].nunique() >= 2:
+        (k, width), = check[["k", "width"]].drop_duplicates().itertuples(index=False)
+        _errorbar(ax, local_slopes(check["n"], check["t_c"], window=2), fmt="o--", mfc="white",
+                  color=colors.get(k, "0.3"), label=f"k={k} at width {width} (slope between neighbours)")
     ax.set_xscale("log")
     ax.set_xlabel("input dimension n (window centre)")
     ax.set_ylabel("local slope d log t_c / d log n")
@@ -69,7 +93,8 @@ def draw(results):
     fig, (ax, right) = panels(1, 2, 10.0, 3.8)
     scaling_plot(reached, "n", "t_c", by="k", ax=ax, xlabel="input dimension n",
                  ylabel="t_c (steps to 100% accuracy)")
-    draw_local_slopes(right, reached)
+    check = results.tables.get("width_check")
+    draw_local_slopes(right, reached, None if check is None else check.dropna(subset=["t_c"]))
     for i, (k, part) in enumerate(reached.groupby("k", sort=True)):
         med = part.groupby("n")["t_c"].median()
         if len(med) >= 2:
