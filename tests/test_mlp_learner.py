@@ -22,7 +22,7 @@ Y = X[:, 0] * X[:, 1]
 
 def first_layer(net: MLP, params) -> jax.Array:
     """(n, width) whatever the storage layout."""
-    return params[0]["w"].T if net.routed else params[0]["w"]
+    return net.first_layer(params)
 
 
 def frozen_original(key, x, n, width, depth):
@@ -213,3 +213,15 @@ data: {m: 1024, test_m: 256}
     assert np.isfinite(out["train_loss"]) and out["test_error"] <= 0.25
     cfg = config.load("configs/topk.yaml")
     assert cfg.learner.activation == "topk" and cfg.learner.init == "sparse"
+
+
+@pytest.mark.parametrize("routed", [False, True], ids=["topk", "routed"])
+def test_first_layer_is_n_by_width_and_recorders_count_k_active_units(routed):
+    from sparselearn.train.record import State, active_fraction, unit_norms
+
+    net = MLP(width=32, depth=2, activation="topk", k=4, routed=routed, router_rank=N)
+    params = net.init_params(jax.random.key(0), N)
+    assert net.first_layer(params).shape == (N, 32)
+    state = State(net, None, params, params, None, X)
+    assert unit_norms(state).shape == (32,)
+    assert float(active_fraction(state)) == pytest.approx(4 / 32)  # k of width units on every input

@@ -207,8 +207,9 @@ class MLP:
         return self.init == "sparse" and self.connectivity == "fixed"
 
     def first_layer(self, params: list[dict]) -> jax.Array:
-        """The first layer's weights, whose drift the training curves record."""
-        return params[0]["w"]
+        """The first layer's weights (n, width), one hidden unit per column, whose drift the
+        training curves record (a routed layer keeps them as (width, n) for its gather)."""
+        return params[0]["w"].T if self.routed else params[0]["w"]
 
     def apply(self, params: list[dict], x: jax.Array) -> jax.Array:
         """Network output for x (m, n): shape (m,)."""
