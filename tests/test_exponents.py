@@ -115,6 +115,20 @@ def test_verdict_edge_cases():
     assert exponent_verdict(fit, 1.5).verdict == "agrees"
 
 
+def test_verdict_on_overshoot_dips_and_declared_reasons():
+    fit = PowerLaw(2.25, 1.0, 2.18, 2.31, 0.95, 700)
+    ci = {"ci_low": [1.0, 1.4, 2.0, 3.8], "ci_high": [1.5, 1.8, 2.6, 4.2]}
+    # a local slope rising past the theory exponent, its interval beyond it, has overshot
+    over = exponent_verdict(fit, 3.0, pd.DataFrame({"slope": [1.26, 1.61, 2.31, 3.96], **ci}), "grows like Fig. 2")
+    assert over.verdict == "disagrees" and "passes 3.00" in over.reason and over.reason.startswith("grows like")
+    # a dip on the way is named; a declared reason is shown for a pre-asymptotic row too
+    dip = exponent_verdict(fit, 3.0, pd.DataFrame({"slope": [1.26, 2.2, 1.1, 2.5], **ci}), "a width effect")
+    assert dip.verdict == "pre-asymptotic" and "not monotone: 1.10 to 2.50" in dip.reason
+    assert dip.reason.endswith("; a width effect")
+    # an agreeing row needs no reason
+    assert exponent_verdict(fit, 2.2, None, "declared").reason == "2.20 ∈ [2.18, 2.31]"
+
+
 STUDY = '''
 import numpy as np
 import pandas as pd

@@ -163,11 +163,14 @@ def exponent_verdict(fit: PowerLaw | None, theory: float, slopes: pd.DataFrame |
       towards `theory` as x grows: the last is closer to `theory` than the first, on the same
       side it moved from (rising towards a larger exponent, falling towards a smaller one), of
       the same sign as `theory` (a quantity still falling is not on its way to a rising rate),
-      and, where the local slopes carry seed intervals, the first interval excludes the last
-      slope (the change is larger than the seed noise).
-    - **disagrees**: neither; the reason is `reason` (what the study declares for this row)
-      or, when none is declared, the measured local slopes.
+      not past it (a last slope beyond `theory` whose interval excludes it has overshot), and,
+      where the local slopes carry seed intervals, the first interval excludes the last slope
+      (the change is larger than the seed noise).
+    - **disagrees**: neither; the measured local slopes say how.
     - **not measured**: no fit (fewer than two x values reached the target).
+
+    The reason names the local slopes' range when they do not move monotonically, and ends with
+    `reason`, what the study declares for this row, unless the row agrees.
 
     Example:
         >>> exponent_verdict(PowerLaw(1.6, 1.0, 1.5, 1.8, 0.95, 150), 2.0,
@@ -181,16 +184,24 @@ def exponent_verdict(fit: PowerLaw | None, theory: float, slopes: pd.DataFrame |
     trend = ""
     if slopes is not None and len(slopes) >= 2:
         first, last = slopes.iloc[0], slopes.iloc[-1]
+        steps = np.diff(slopes["slope"].to_numpy(dtype=float))
         trend = f"local slope {first['slope']:.2f} → {last['slope']:.2f}"
+        if not (np.all(steps >= 0) or np.all(steps <= 0)):
+            trend += f" (not monotone: {slopes['slope'].min():.2f} to {slopes['slope'].max():.2f})"
+        covers = last["ci_low"] <= theory <= last["ci_high"]      # False when there are no intervals
         towards = np.sign(last["slope"] - first["slope"]) == np.sign(theory - first["slope"]) != 0
         closer = abs(last["slope"] - theory) < abs(first["slope"] - theory)
+        past = np.sign(last["slope"] - theory) == -np.sign(first["slope"] - theory) != 0 and not covers
         same_sign = theory == 0 or last["slope"] * theory > 0
         noisy = np.isfinite(first["ci_low"]) and first["ci_low"] <= last["slope"] <= first["ci_high"]
-        if towards and closer and same_sign and not noisy:
-            covers = last["ci_low"] <= theory <= last["ci_high"]      # False when there are no intervals
-            return Verdict("pre-asymptotic", f"{trend} towards {theory:.2f}" +
-                           (f"; the last, [{last['ci_low']:.2f}, {last['ci_high']:.2f}], covers it" if covers else ""))
-        if towards and closer:
+        if towards and past:
+            trend += f" passes {theory:.2f}" + (f" (the last, [{last['ci_low']:.2f}, {last['ci_high']:.2f}])"
+                                                if np.isfinite(last["ci_low"]) else "")
+        elif towards and closer and same_sign and not noisy:
+            found = f"{trend} towards {theory:.2f}" + (
+                f"; the last, [{last['ci_low']:.2f}, {last['ci_high']:.2f}], covers it" if covers else "")
+            return Verdict("pre-asymptotic", f"{found}; {reason}" if reason else found)
+        elif towards and closer:
             trend += " (within the seed noise)" if noisy else " (still of the opposite sign)"
     measured = f"{theory:.2f} ∉ [{fit.ci_low:.2f}, {fit.ci_high:.2f}]" + (f"; {trend}" if trend else "")
     return Verdict("disagrees", f"{reason} ({measured})" if reason else measured)
