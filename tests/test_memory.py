@@ -90,3 +90,12 @@ def test_a_large_group_is_split_into_calls_that_fit(tiny, tmp_path, monkeypatch)
     df = runner.run(tiny, tmp_path, progress=False)
     assert (df["status"] == "ok").all() and len(df) == 4
     assert calls == [2, 2], calls
+
+
+def test_estimate_counts_recorded_traces_and_the_network_a_ticket_trains_first(tiny):
+    plain = memory.estimate(static_part(tiny))
+    traced = memory.estimate(static_part(config.override(tiny, train={"record": ("first_layer",)})))
+    points = tiny.train.steps // tiny.train.eval_every + 2
+    assert traced.data - plain.data == points * tiny.target.n * tiny.learner.width * 4
+    ticket = memory.estimate(static_part(config.override(tiny, train={"rewind": 4})))
+    assert ticket.parameters > plain.parameters and ticket.data == 2 * plain.data

@@ -3,12 +3,14 @@
 `estimate(exp)` is the memory of one run of a compiled group (the group's config, data.m =
 its largest m), in three parts, each found by abstract evaluation (no compile, no data):
 
-- data:        the training and test sets, (m + test_m) × bytes of one drawn example, and the curves;
+- data:        the training and test sets, (m + test_m) × bytes of one drawn example, the curves
+               and the traces of `train.record` (every recorder's output at every curve point);
 - parameters:  parameters, their copy at initialisation, gradients and optimizer state;
 - activations: the largest of one training step (batch × forward intermediates per example,
                kept for the backward pass) and an evaluation over test_m or m examples.
 
-A vmapped group of R runs needs about R times that. `plan(groups, executor)` turns this into
+A lottery-ticket run (`train.rewind`) counts the full network it trains first and the width-K
+network it then trains. A vmapped group of R runs needs about R times that. `plan(groups, executor)` turns this into
 the number of runs per compiled call, and raises ConfigError when one run alone cannot fit.
 
 Example:
@@ -22,7 +24,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sparselearn.errors import ConfigError
@@ -101,6 +103,11 @@ def estimate(exp) -> Estimate:
     from sparselearn.train import optimizers
 
     target, learner, tr, data = exp.target, exp.learner, exp.train, exp.data
+    if getattr(tr, "rewind", None) is not None:  # the full network, then the kept units
+        full = estimate(replace(exp, train=replace(tr, rewind=None, record=())))
+        kept = estimate(replace(exp, learner=replace(learner, width=tr.rewind), train=replace(tr, rewind=None)))
+        return Estimate(full.data + kept.data, full.parameters + kept.parameters,
+                        max(full.activations, kept.activations), full.data_keys, full.activation_keys)
     kind = kind_of(learner)
     key = jax.random.key(0)
     teacher = jax.eval_shape(target.init, key)
@@ -118,6 +125,11 @@ def estimate(exp) -> Estimate:
         params = jax.eval_shape(lambda k: learner.init_params(k, target.n), key)
         opt = optimizers.make(tr.optimizer, 0.1, 0.0, tr.momentum, tr.sign_threshold)
         param_bytes = 3 * _bytes(params) + _bytes(jax.eval_shape(opt.init, params))
+        if tr.record:
+            from sparselearn.train.record import observer
+
+            x_test = jax.ShapeDtypeStruct((data.test_m, target.n), x_one.dtype)
+            data_bytes += curve_points * _bytes(jax.eval_shape(observer(exp), params, params, teacher, x_test))
 
         def forward(rows):
             return jax.make_jaxpr(learner.apply)(params, jax.ShapeDtypeStruct((rows, target.n), x_one.dtype))
