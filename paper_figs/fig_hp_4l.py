@@ -13,9 +13,9 @@ width. Right: r = k = 3 over a learning-rate sweep — the share of 50 seeds per
 100% within 10⁵ steps (the paper's budget) and within 3×10⁴ (the width panel's cap at r = 3),
 with 95% Clopper–Pearson intervals, against the ≥ 20% that Barak et al.'s coverage sweep finds
 for some η in every cell (their grid: n ≤ 30, η ∈ {10⁻³, …, 1}; (40, 3) at r = k is outside
-it). The sweep is one compiled group (the lr is a vmapped run value), kept in
-paper_figs/data/hp-4l-lr.parquet. Expected: diminishing returns, no r× speedup,
-lower variance at large r.
+it); black: the sweep's best η again on fresh seeds. The sweep is one compiled group (the lr is
+a vmapped run value); both are kept in paper_figs/data/hp-4l-lr.parquet. Expected: diminishing
+returns, no r× speedup, lower variance at large r.
 
 Full size: `sparselearn figs HP-4L` — r ∈ {1, 2, 3, 10, 100, 1000} with 50 seeds (30 at
 r = 1000), step caps 3×10⁴ (r ≤ 10), 10⁴ (r = 100), 5000 (r = 1000), and r = 10⁴ with
@@ -41,11 +41,14 @@ job pinned to the same core (about 45% of it ours).
 Reached 100% within 10⁵ steps (95% Clopper–Pearson): η = 0.02: 6/50 [5%, 24%]; 0.05: 14/50
 = 28% [16%, 42%]; 0.1: 8/50 [7%, 29%]; 0.2: 6/50; 0.5: 7/50 [6%, 27%]; 1: 4/50; 2: 5/50; 5: 0/50.
 Within 3×10⁴ steps no η reaches 20% (at most 7/50 = 14% [6%, 27%], η = 0.5; η = 0.1 gives the
-width panel's 6/50). So η = 0.05 meets the paper's ≥ 20% as a point estimate within the paper's
-budget (its interval's lower end, 16%, does not exclude less). Two regimes: at η ≥ 0.2 a run
+width panel's 6/50). The best of eight estimates is biased upwards, so η = 0.05 was run again on
+100 fresh seeds (50–149; 360 s wall, same core): 16/100 = 16% [9%, 25%] within 10⁵ steps (7/100
+within 3×10⁴); all 150 seeds at η = 0.05 give 30/150 = 20% [14%, 27%]. So no learning rate of
+the grid is shown to reach the paper's ≥ 20% at (40, 3), r = k, B = 32 within 10⁵ steps: the
+best one sits at about 16–20%, its interval covering 20%. Two regimes: at η ≥ 0.2 a run
 converges early (by 18k steps; all by 3.1k at η = 0.5 and 1.7k at η = 1) or never, most of the
 others stuck at 12.5% error (7 of the 8 sign patterns of the relevant bits right); at η ≤ 0.1 runs
-keep converging up to the cap (η = 0.05: 9.3k … 81k), so a longer budget would raise the small
+keep converging up to the cap (η = 0.05: 2.8k … 81k), so a longer budget would raise the small
 rates' shares; η = 5 is too large (errors 25–50%).
 Smoke: `sparselearn figs HP-4L --smoke` (seconds).
 """
@@ -67,6 +70,9 @@ width_tc = figures.study("width_tc", near=__file__)
 #: budget of 10⁵ steps; Barak et al. find ≥ 20% of runs reaching 100% for some η in every cell
 LR_SWEEP = {"lrs": [0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0], "steps": 100_000, "seeds": 50}
 LR_SMOKE = {"lrs": [0.03, 0.1, 0.3, 1.0, 3.0], "steps": 200, "seeds": 3}
+#: the sweep's best η run again on fresh seeds: the best of eight estimates is biased upwards
+LR_CONFIRM = {"lr": 0.05, "seeds": list(range(50, 150))}
+LR_CONFIRM_SMOKE = {"lr": 1.0, "seeds": [3, 4, 5]}
 PAPER_SHARE = 0.2
 
 
@@ -84,24 +90,35 @@ def lr_experiment(smoke: bool):
                           train=train, sweep={"seeds": sweep["seeds"], "grid": {"train.lr": sweep["lrs"]}})
 
 
+def confirm_experiment(smoke: bool):
+    """The sweep's config at its best η alone, on seeds the sweep did not use."""
+    confirm = LR_CONFIRM_SMOKE if smoke else LR_CONFIRM
+    sweep = lr_experiment(smoke)
+    return figures.config(sweep, experiment=f"{sweep.experiment}_confirm", train={"lr": confirm["lr"]},
+                          sweep={"seeds": confirm["seeds"], "grid": {}})
+
+
 def experiments(smoke: bool):
-    """The width study's configs (`width_tc`), then the learning-rate sweep at r = k."""
-    return [*width_tc.experiments(smoke), lr_experiment(smoke)]
+    """The width study's configs (`width_tc`), then the learning-rate sweep at r = k and its
+    confirmation on fresh seeds."""
+    return [*width_tc.experiments(smoke), lr_experiment(smoke), confirm_experiment(smoke)]
 
 
 def measure(smoke: bool, store: str) -> dict[str, pd.DataFrame]:
     """The width runs and their curves, and `lr`: one row per run of the learning-rate sweep
-    (`lr_table`)."""
+    and of its confirmation (`lr_table`)."""
     runs, curves = figures.sweep(width_tc.experiments(smoke), store)
-    lr_runs, _ = figures.sweep([lr_experiment(smoke)], store)
+    lr_runs, _ = figures.sweep([lr_experiment(smoke), confirm_experiment(smoke)], store)
     return {"runs": runs, "curves": curves, "lr": lr_table(lr_runs)}
 
 
 def lr_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per run of the learning-rate sweep: lr, seed, width, k, cap (its step cap), status
-    and t_c (NaN when it did not reach 100% accuracy; a diverged run counts as not reaching)."""
+    """One row per run of the learning-rate sweep: part (sweep, or confirm: the fresh seeds), lr,
+    seed, width, k, cap (its step cap), status and t_c (NaN when it did not reach 100% accuracy;
+    a diverged run counts as not reaching)."""
     done = runs[runs["status"].isin(["ok", "diverged"])]
-    return pd.DataFrame({"lr": done["lr"].astype(float).round(6), "seed": done["seed"].astype(int),
+    part = done["experiment"].str.endswith("_confirm").map({True: "confirm", False: "sweep"})
+    return pd.DataFrame({"part": part, "lr": done["lr"].astype(float).round(6), "seed": done["seed"].astype(int),
                          "width": done["width"].astype(int), "k": done["k"].astype(int),
                          "cap": done["steps"].astype(int), "status": done["status"].astype(str),
                          "t_c": done["steps_to_eps"].astype(float)}).reset_index(drop=True)
@@ -179,12 +196,18 @@ def lr_panel(ax, lrs: pd.DataFrame, cap: int | None) -> None:
     """Share of the r = k runs reaching 100% accuracy per lr, with 95% Clopper–Pearson bars:
     within the sweep's step cap, and within `cap` (the width panel's cap at r = k) when smaller."""
     caps = sorted({int(lrs["cap"].max()), *([cap] if cap and cap < lrs["cap"].max() else [])}, reverse=True)
+    confirm, lrs = lrs[lrs["part"] == "confirm"], lrs[lrs["part"] == "sweep"]
     for i, within in enumerate(caps):
         ok = lr_success(lrs, within)
         shift = 1.0 + 0.06 * (i - (len(caps) - 1) / 2)
         ax.errorbar(ok["lr"] * shift, ok["share"], yerr=[ok["share"] - ok["ci_low"], ok["ci_high"] - ok["share"]],
                     fmt="o" if i == 0 else "s", mfc=PALETTE[i] if i == 0 else "white", color=PALETTE[i], ms=4,
                     capsize=2, lw=1, label=f"within {within:,} steps")
+    if len(confirm):
+        ok = lr_success(confirm, caps[0])
+        ax.errorbar(ok["lr"] * 1.15, ok["share"], yerr=[ok["share"] - ok["ci_low"], ok["ci_high"] - ok["share"]],
+                    fmt="D", color="k", ms=4, capsize=2, lw=1,
+                    label=f"{len(confirm)} fresh seeds at η = {ok['lr'].iloc[0]:g}, within {caps[0]:,}")
     ax.axhline(PAPER_SHARE, ls="--", color="0.4", lw=1, label=f"{PAPER_SHARE:.0%}: Barak et al.'s bar (some η)")
     ax.set_xscale("log")
     ax.set_ylim(-0.02, 1.02)

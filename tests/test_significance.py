@@ -113,6 +113,8 @@ def test_hp4l_learning_rates_share_one_program_and_get_exact_intervals():
         lrs = fig.LR_SMOKE["lrs"] if smoke else fig.LR_SWEEP["lrs"]
         assert len(lrs) >= 5 and math.log10(max(lrs) / min(lrs)) >= 1.5
         assert len(group(expand(exp))) == 1            # the lr is a vmapped run value
+        confirm = fig.confirm_experiment(smoke)         # the best η again, on seeds the sweep did not use
+        assert confirm.train.lr in lrs and not set(confirm.sweep.seeds) & set(exp.sweep.seeds)
     table = pd.DataFrame({"lr": [0.1] * 4 + [1.0] * 4, "cap": 100, "k": 3,
                           "t_c": [10, 50, NAN, NAN, 90, NAN, NAN, NAN]})
     ok = fig.lr_success(table).set_index("lr")
