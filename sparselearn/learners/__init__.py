@@ -35,6 +35,7 @@ REGISTRY: dict[str, type | str] = {
     "polymlp": "sparselearn.learners.polynomial:PolyMLP",
     "neuron": "sparselearn.learners.neuron:Neuron",
     "moe": "sparselearn.learners.moe:MoE",
+    "wnl_net": "sparselearn.learners.wnl_net:WNLNet",
 }
 
 

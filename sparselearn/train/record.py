@@ -103,8 +103,26 @@ def influence(s: State):
     return jax.lax.map(one, jnp.arange(x.shape[1]))
 
 
+def feature_correlation(s: State):
+    """Pearson correlation of the learner's learned scalar feature with the target's inner
+    feature on the test inputs, (): corr(learner.feature(params, x), target.feature(teacher, x))
+    (e.g. `wnl_net` on a `hierarchical` target, whose feature is p)."""
+    import jax.numpy as jnp
+
+    from sparselearn.errors import ConfigError
+
+    if not (callable(getattr(s.learner, "feature", None)) and callable(getattr(s.target, "feature", None))):
+        raise ConfigError(f"feature_correlation needs a learner and a target with a `feature` method "
+                          f"(learner {s.learner.name}, target {s.target.name})", key="record")
+    a = s.learner.feature(s.params, s.x_test)
+    b = s.target.feature(s.teacher, s.x_test)
+    a, b = a - jnp.mean(a), b - jnp.mean(b)
+    return jnp.sum(a * b) / jnp.maximum(jnp.sqrt(jnp.sum(a * a) * jnp.sum(b * b)), 1e-30)
+
+
 RECORDERS: dict[str, Recorder] = {r.__name__: Recorder(r.__name__, r)
-                                  for r in (first_layer, unit_norms, active_fraction, influence)}
+                                  for r in (first_layer, unit_norms, active_fraction, influence,
+                                            feature_correlation)}
 NAMES: tuple[str, ...] = tuple(RECORDERS)
 
 
