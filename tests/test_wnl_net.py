@@ -148,3 +148,18 @@ def _tmp_store() -> str:
 
     _STORES.append(tempfile.TemporaryDirectory())
     return _STORES[-1].name
+
+
+def test_fitted_feature_correlation_of_layerwise_runs():
+    """The second arm's correlation: a layerwise fit on many rows recovers p (k = 2, d = 5), on
+    few rows less so."""
+    from sparselearn.learners.wnl_net import fitted_feature_correlation
+
+    exp = figures.config({
+        "experiment": "layerwise_corr",
+        "target": {"name": "hierarchical", "n": 5, "k": 2, "r": 5, "directions": "coordinate", "g_coeffs": [0, 1, 1]},
+        "learner": {"name": "layerwise", "width": 64, "degree": 2, "steps": 200},
+        "train": {"loss": "square"}, "data": {"m": 2048, "test_m": 1024}})
+    corr = fitted_feature_correlation(exp, [0, 1, 0], [2048, 2048, 16])
+    assert corr.shape == (3,) and np.all(corr <= 1.0 + 1e-6)
+    assert np.all(corr[:2] > 0.9) and corr[2] < corr[0], corr

@@ -100,3 +100,29 @@ class WNLNet:
     def first_layer(self, params: dict) -> jax.Array:
         """The inner block's input weights as applied, v/√n: (n, m1)."""
         return params["v"] / math.sqrt(params["v"].shape[0])
+
+
+def fitted_feature_correlation(exp, seeds, ms):
+    """|corr(learner.feature(params, x), target.feature(teacher, x))| on the test inputs of the
+    runs (seed, m) of `exp`, whose learner is a fitted one with a `feature` method (e.g.
+    `layerwise`, the second arm of WNL-2): each run is refitted on its own rows with its own key,
+    as the training loop fits it, so the fit is the stored run's. (A trained learner's
+    correlation is the `feature_correlation` recorder instead.) Returns (len(seeds),) numpy.
+
+    Example:
+        >>> fitted_feature_correlation(exp, runs["seed"], runs["m"])       # array([0.93, …])
+    """
+    import numpy as np
+
+    from sparselearn.rng import key_for
+    from sparselearn.train.loop import make_data
+
+    learner, target, data = exp.learner, exp.target, make_data(exp)
+
+    def one(seed, m):
+        teacher, x, y, x_test, _ = data(seed, seed, 0.0)
+        params = learner.fit(key_for(seed, "fit"), x, y, (jnp.arange(x.shape[0]) < m).astype(jnp.float32))
+        return jnp.abs(jnp.corrcoef(learner.feature(params, x_test), target.feature(teacher, x_test))[0, 1])
+
+    fn = jax.jit(jax.vmap(one))
+    return np.asarray(fn(jnp.asarray(np.asarray(seeds), jnp.int32), jnp.asarray(np.asarray(ms), jnp.int32)))
