@@ -12,7 +12,7 @@ ReLU network, hinge loss, SGD (lr 0.1, batch 32), 1,000 training samples, test a
                 seed after the other, the same network, loss, batches and evaluation, each
                 seed stopping once its test accuracy is 100%.
 
-Both run on one core (`taskset -c 0`, BLAS and XLA single-threaded). Also measured:
+Both run on one core (`taskset -c CORE`, 0 unless `--core`; BLAS and XLA single-threaded). Also measured:
 `import sparselearn`, `sparselearn --help`, and the compile of the quickstart group (cold
 and from the warm cache) in a fresh process.
 
@@ -105,24 +105,24 @@ def has_stop_at_eps() -> bool:
     return "stop_at_eps" in TrainConfig.__dataclass_fields__
 
 
-def timed(cmd: list[str], env: dict, cwd: Path) -> tuple[float, str]:
-    """Wall seconds of a new process pinned to core 0, and its stdout."""
+def timed(cmd: list[str], env: dict, cwd: Path, core: int = 0) -> tuple[float, str]:
+    """Wall seconds of a new process pinned to `core`, and its stdout."""
     start = time.perf_counter()
-    done = subprocess.run(["taskset", "-c", "0", *cmd], env=env, cwd=cwd, capture_output=True, text=True)
+    done = subprocess.run(["taskset", "-c", str(core), *cmd], env=env, cwd=cwd, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
     return seconds, done.stdout
 
 
-def bench_cli(seeds: int, work: Path, stop: bool) -> dict:
+def bench_cli(seeds: int, work: Path, stop: bool, core: int = 0) -> dict:
     cfg = work / f"overhead_{seeds}.yaml"
     cfg.write_text(config_text(seeds, stop))
     cache = work / f"cache_{seeds}"
     env = {**os.environ, **ONE_THREAD, "SPARSELEARN_CACHE_DIR": str(cache)}
     exe = shutil.which("sparselearn") or "sparselearn"
-    cold, _ = timed([exe, "run", str(cfg), "--out", str(work / "cold"), "--quiet"], env, work)
-    warm, out = timed([exe, "run", str(cfg), "--out", str(work / "warm"), "--quiet"], env, work)
+    cold, _ = timed([exe, "run", str(cfg), "--out", str(work / "cold"), "--quiet"], env, work, core)
+    warm, out = timed([exe, "run", str(cfg), "--out", str(work / "warm"), "--quiet"], env, work, core)
     import pandas as pd
 
     runs = pd.read_parquet(next((work / "warm").rglob("runs.parquet")))
@@ -132,25 +132,25 @@ def bench_cli(seeds: int, work: Path, stop: bool) -> dict:
             "stop_at_eps": stop, "summary": out.strip().splitlines()[-1] if out.strip() else ""}
 
 
-def bench_numpy(seeds: int, work: Path) -> dict:
+def bench_numpy(seeds: int, work: Path, core: int = 0) -> dict:
     script = work / "numpy_loop.py"
     script.write_text(NUMPY_LOOP)
     env = {**os.environ, **ONE_THREAD}
     args = [str(v) for v in (N, K, WIDTH, M, TEST_M, BATCH, LR, STEPS, EVAL_EVERY, seeds)]
-    seconds, out = timed([sys.executable, str(script), *args], env, work)
+    seconds, out = timed([sys.executable, str(script), *args], env, work, core)
     steps = [int(s) for s in out.split()[1:]]
     learned = [s for s in steps if s < STEPS]
     return {"seeds": seeds, "seconds": seconds, "learned": len(learned),
             "median_steps": statistics.median(learned) if learned else None}
 
 
-def bench_start(work: Path, repeats: int = 5) -> dict:
+def bench_start(work: Path, repeats: int = 5, core: int = 0) -> dict:
     env = {**os.environ, **ONE_THREAD}
     exe = shutil.which("sparselearn") or "sparselearn"
-    imports = [timed([sys.executable, "-c", "import sparselearn"], env, work)[0] for _ in range(repeats)]
-    helps = [timed([exe, "--help"], env, work)[0] for _ in range(repeats)]
-    lists = [timed([exe, "list", "learners"], env, work)[0] for _ in range(repeats)]
-    bare = [timed([sys.executable, "-c", "pass"], env, work)[0] for _ in range(repeats)]
+    imports = [timed([sys.executable, "-c", "import sparselearn"], env, work, core)[0] for _ in range(repeats)]
+    helps = [timed([exe, "--help"], env, work, core)[0] for _ in range(repeats)]
+    lists = [timed([exe, "list", "learners"], env, work, core)[0] for _ in range(repeats)]
+    bare = [timed([sys.executable, "-c", "pass"], env, work, core)[0] for _ in range(repeats)]
     return {"import_sparselearn_s": statistics.median(imports), "help_s": statistics.median(helps),
             "list_learners_s": statistics.median(lists), "python_start_s": statistics.median(bare)}
 
@@ -200,6 +200,7 @@ def bench_compile(work: Path) -> dict:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="16 seeds only; writes nothing")
+    parser.add_argument("--core", type=int, default=0, help="the core one-thread processes run on (default 0)")
     parser.add_argument("--out", type=Path, default=None, help=f"JSON path (default {RESULTS})")
     args = parser.parse_args(argv)
     load_before = describe()["load_average"]
@@ -209,13 +210,13 @@ def main(argv=None) -> dict:
                                  "lr": LR, "max_steps": STEPS, "eval_every": EVAL_EVERY}}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        report["start"] = bench_start(work)
+        report["start"] = bench_start(work, core=args.core)
         print("start:", report["start"])
         report["compile_quickstart_group"] = bench_compile(work)
         print("compile:", report["compile_quickstart_group"])
         rows = []
         for seeds in ((16,) if args.quick else (16, 256)):
-            ours, ref = bench_cli(seeds, work, stop), bench_numpy(seeds, work)
+            ours, ref = bench_cli(seeds, work, stop, args.core), bench_numpy(seeds, work, args.core)
             rows.append({"seeds": seeds, "ours": ours, "numpy_loop": ref,
                          "speedup_cold": ref["seconds"] / ours["cold_s"],
                          "speedup_warm": ref["seconds"] / ours["warm_s"]})
