@@ -19,7 +19,8 @@ it (`paper_samples`).
 
 Run:   python experiments/kou_samples.py            full (see `FULL`); the figure keeps the table
        python experiments/kou_samples.py --smoke    seconds
-Used by paper_figs/fig_kou_s.py and `sparselearn figs exponents`.
+Used by paper_figs/fig_kou_s.py (which keeps paper_figs/data/kou-s-samples.parquet, its measured
+values, exponents and full-size time in its docstring) and `sparselearn figs exponents`.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ KEPT_TABLE = Path(__file__).resolve().parents[1] / "paper_figs" / "data" / "kou-
 DELTA = 0.1                      # ≥ 9 of 10 seeds exact
 WIDTH = 4                        # m = 2^(k + WIDTH) units
 
-FULL = {"ds": {2: [10, 14, 20, 28, 40], 3: [10, 14, 20, 28, 40], 4: [10, 12, 14, 17, 20]}, "seeds": 10, "steps": 100,
+FULL = {"ds": {2: [10, 14, 20, 28, 40], 3: [10, 14, 20, 28, 40], 4: [10, 12, 14, 17, 20, 24, 28]}, "seeds": 10, "steps": 100,
         "every": 2, "test_m": 4096, "tries": 8}
 SMOKE = {"ds": {2: [6, 8]}, "seeds": 2, "steps": 40, "every": 4, "test_m": 256, "tries": 1}
 
