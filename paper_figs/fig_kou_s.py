@@ -53,14 +53,15 @@ diagnosis settings × 20 seeds): 22 min wall, 7.5 min of CPU, from an empty resu
 (compilation cache warm), pinned to one core (`taskset -c 0`) of a 2-core Intel Xeon shared with
 other jobs (load average 4–10), jax 0.10.2. Kept: paper_figs/data/kou-s*.parquet and kou-s.yaml;
 a rerun gave the same T* at every tried batch. k = 4 at d = 40 is left out (its batches reach
-236161 inputs, about 10× the CPU time and memory of d = 28: several GB per group on this shared
+236089 inputs, about 10× the CPU time and memory of d = 28: several GB per group on this shared
 machine); per batch B, halving from B(d) while it succeeds:
     python -c "from sparselearn import config, figures; kou = figures.study('kou_samples', near='.'); \\
                print(config.dump(kou.net(4, 40, kou.paper_batch(4, 40))))" > kou_k4_d40.yaml
     sparselearn search kou_k4_d40.yaml --param train.steps --eps 0 --delta 0.1 --max 100 \\
-        --executor slurm --set train.batch=B          # or --executor ray; B = 236161, 118081, …
-then add 40 to `kou_samples.FULL["ds"][4]`, delete the kept tables and rerun the figure with
---results on the same store to fit it.
+        --set executor.name=slurm --set train.batch=B --out DIR   # or ray; B = 236089, 118044, …
+(`sparselearn search` has no --executor flag: --set executor.name=ray|slurm does what `--executor
+ray|slurm` does for `sparselearn run`). Then add 40 to `kou_samples.FULL["ds"][4]`, delete the kept
+tables and run `sparselearn figs Kou-S --results DIR`, which reuses the stored runs.
 Smoke: `sparselearn figs Kou-S --smoke` (seconds).
 """
 
