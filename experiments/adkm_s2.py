@@ -188,15 +188,23 @@ def _grown(arm: str, series: str) -> tuple[str, dict, list]:
     raise KeyError(series)
 
 
+def _span(x) -> np.ndarray:
+    """The values a slope is read over: `x`, or for a one-value (smoke) series x − 1 and x."""
+    x = np.asarray(x, float)
+    return x if x.size >= 2 else np.array([x[0] - 1, x[0]])
+
+
 def arm_theory(arm: str, series: str) -> tuple[float, str]:
     """The exponent of the grown quantity: ADKM Thm 17 for a junta series, the parity bound of
     `parity_bound` for the dense one (its log-log slope over the declared values, up to n + 1
-    along s: beyond, the teacher no longer changes)."""
+    along s: beyond, the teacher no longer changes; a one-value smoke series: from it to the next
+    integer)."""
     grown, fixed, values = _grown(arm, series)
     x = np.asarray(values, float)
+    if series.startswith("dense") and grown == "s":
+        x = x[x <= fixed["n"] + 1]
+    x = _span(x)
     if series.startswith("dense"):
-        if grown == "s":
-            x = x[x <= fixed["n"] + 1]
         n, s = (x, fixed["s"]) if grown == "n" else (fixed["n"], x)
         form = "n^(p−1) (SGD)" if arm == "mlp" else "N_p(n) ~ n^p/p!"
         _, alpha = theory.fit_power_law(x, parity_bound(n, s, arm))
@@ -213,7 +221,7 @@ def arm_reason(arm: str, series: str) -> str | None:
     if series.startswith("dense"):
         return _dense_reason(arm, grown, fixed, values)
     k = TEACHERS[series.split(",")[0]][1]
-    x = np.asarray(values, float)
+    x = _span(values)
     n, s = (x, fixed["s"]) if grown == "n" else (fixed["n"], x)
     _, alpha = theory.fit_power_law(x, theory.num_features(n, np.log2(np.asarray(s) // k)))
     learner = ("low-degree regression needs ≈ N_d(n) samples, d = log₂(s/k) (Lemma 7)" if arm == "lowdegree"
@@ -240,11 +248,11 @@ def _dense_reason(arm: str, grown: str, fixed: dict, values: list) -> str | None
     if grown != "s":
         if arm != "mlp":
             return censored
-        n = np.asarray(values, float)
+        n = _span(values)
         _, alpha = theory.fit_power_law(n, theory.parity_sgd_samples(n, fixed["s"] - 1) * np.log(n))
         return f"Õ(n^(p−1)) hides a log n: n^(p−1)·log n has slope {alpha:.2f} over this range"
     n = fixed["n"]
-    s = np.asarray([v for v in values if v <= n + 1], float)
+    s = _span([v for v in values if v <= n + 1])
     if arm == "mlp":
         return (f"n^(p−1) is online SGD's count for n ≫ p; at n = {n} the {2 ** n}-point cube caps m* "
                 f"(p = s − 1 up to {int(s.max()) - 1})")

@@ -142,9 +142,10 @@ def draw(results):
             ax.set_xlabel(f"{sweep.split()[-1]} ({fixed})")
             ax.set_title(f"{TITLES[arm]}, {sweep}", fontsize=9)
             # the data and the arrows of censored and floor points set the range, not the overlays
-            shown = pd.concat([rows["m_star"], rows["ci_high"], 2.2 * rows.loc[rows["censored"], "budget"],
+            shown = pd.concat([rows["m_star"], rows["ci_high"], 2.2 * base.censored_rows(rows)["budget"],
                                rows["m_upper"] / 2.2]).dropna()
-            ax.set_ylim(shown.min() / 1.5, shown.max() * 1.5)
+            if len(shown):
+                ax.set_ylim(shown.min() / 1.5, shown.max() * 1.5)
             ax.legend(frameon=False, fontsize=5.5, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
         axes[r, 0].set_ylabel(f"m* (test MSE ≤ {base.EPS:g}, P ≥ 2/3)")
     fig.tight_layout()
