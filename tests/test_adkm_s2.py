@@ -84,3 +84,11 @@ def test_exponent_rows_of_a_separated_table():
     assert sparse["exponent"] == pytest.approx(1.0, abs=0.1) and sparse["verdict"] == "agrees"
     assert parity["reached"] == "3/4" and parity["exponent"] > 3
     assert (sparse["learner"], parity["learner"]) == ("kernel", "kernel")
+
+
+def test_floor_points_are_upper_bounds_not_censored():
+    """A point learned at the search's floor keeps its bound in m_upper and is neither fitted nor
+    drawn as censored; an unreached, uncensored point (a smoke search cut short) is."""
+    table = pd.DataFrame({"m_star": [np.nan, 100.0, np.nan, np.nan], "censored": [False, False, True, False],
+                          "floor": [True, False, False, False], "m_upper": [64.0, np.nan, np.nan, np.nan]})
+    assert base.censored_rows(table).index.tolist() == [2, 3]
