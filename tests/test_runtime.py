@@ -125,3 +125,18 @@ def test_local_devices_warns_on_one_host_device_of_many_cores(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         runtime.local_devices()
+
+
+def test_a_program_that_cannot_be_serialized_still_runs_and_is_not_kept(tmp_path, monkeypatch):
+    import jax
+    import numpy as np
+    from jax.experimental import serialize_executable
+
+    def refuse(compiled):
+        raise RuntimeError("LessThan is not serializable")  # what some programs raise
+
+    monkeypatch.setattr(runtime, "programs_dir", lambda environ=os.environ: tmp_path)
+    monkeypatch.setattr(serialize_executable, "serialize", refuse)
+    x = np.arange(5.0, dtype=np.float32)
+    program = runtime.executable(jax.jit(lambda v: v * 3), (x,), ("unkept", 0))
+    assert np.array_equal(program(x), 3 * x) and not list(tmp_path.iterdir())
