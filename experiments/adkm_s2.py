@@ -247,7 +247,7 @@ def _dense_reason(arm: str, grown: str, fixed: dict, values: list) -> str | None
     censored = f"points not learned by m = {budget} (the arm's budget) are censored (lower bounds, not fitted). "
     if grown != "s":
         if arm != "mlp":
-            return censored
+            return censored.rstrip()
         n = _span(values)
         _, alpha = theory.fit_power_law(n, theory.parity_sgd_samples(n, fixed["s"] - 1) * np.log(n))
         return f"Õ(n^(p−1)) hides a log n: n^(p−1)·log n has slope {alpha:.2f} over this range"

@@ -125,6 +125,9 @@ def test_verdict_on_overshoot_dips_and_declared_reasons():
     dip = exponent_verdict(fit, 3.0, pd.DataFrame({"slope": [1.26, 2.2, 1.1, 2.5], **ci}), "a width effect")
     assert dip.verdict == "pre-asymptotic" and "not monotone: 1.10 to 2.50" in dip.reason
     assert dip.reason.endswith("; a width effect")
+    # a fit through two x values has no interval: said so, never "∉ [nan, nan]"
+    two = exponent_verdict(PowerLaw(3.3, 1.0, np.nan, np.nan, 0.95, 2), 2.93, None, "censored")
+    assert two.verdict == "disagrees" and two.reason == "censored (3.30 from two x values, no interval)"
     # an agreeing row needs no reason
     assert exponent_verdict(fit, 2.2, None, "declared").reason == "2.20 ∈ [2.18, 2.31]"
 

@@ -203,7 +203,8 @@ def exponent_verdict(fit: PowerLaw | None, theory: float, slopes: pd.DataFrame |
             return Verdict("pre-asymptotic", f"{found}; {reason}" if reason else found)
         elif towards and closer:
             trend += " (within the seed noise)" if noisy else " (still of the opposite sign)"
-    measured = f"{theory:.2f} ∉ [{fit.ci_low:.2f}, {fit.ci_high:.2f}]" + (f"; {trend}" if trend else "")
+    measured = (f"{theory:.2f} ∉ [{fit.ci_low:.2f}, {fit.ci_high:.2f}]" if np.isfinite(fit.ci_low) else
+                f"{fit.alpha:.2f} from two x values, no interval") + (f"; {trend}" if trend else "")
     return Verdict("disagrees", f"{reason} ({measured})" if reason else measured)
 
 
