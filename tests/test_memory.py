@@ -97,5 +97,6 @@ def test_estimate_counts_recorded_traces_and_the_network_a_ticket_trains_first(t
     traced = memory.estimate(static_part(config.override(tiny, train={"record": ("first_layer",)})))
     points = tiny.train.steps // tiny.train.eval_every + 2
     assert traced.data - plain.data == points * tiny.target.n * tiny.learner.width * 4
-    ticket = memory.estimate(static_part(config.override(tiny, train={"rewind": 4})))
-    assert ticket.parameters > plain.parameters and ticket.data == 2 * plain.data
+    for pick in ("largest", "random"):
+        ticket = memory.estimate(static_part(config.override(tiny, train={"rewind": 4, "rewind_pick": pick})))
+        assert ticket.parameters > plain.parameters and ticket.data == 2 * plain.data

@@ -104,8 +104,9 @@ def estimate(exp) -> Estimate:
 
     target, learner, tr, data = exp.target, exp.learner, exp.train, exp.data
     if getattr(tr, "rewind", None) is not None:  # the full network, then the kept units
-        full = estimate(replace(exp, train=replace(tr, rewind=None, record=())))
-        kept = estimate(replace(exp, learner=replace(learner, width=tr.rewind), train=replace(tr, rewind=None)))
+        plain = replace(tr, rewind=None, rewind_pick="largest")
+        full = estimate(replace(exp, train=replace(plain, record=())))
+        kept = estimate(replace(exp, learner=replace(learner, width=tr.rewind), train=plain))
         return Estimate(full.data + kept.data, full.parameters + kept.parameters,
                         max(full.activations, kept.activations), full.data_keys, full.activation_keys)
     kind = kind_of(learner)
