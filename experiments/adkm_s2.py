@@ -55,7 +55,7 @@ TEACHERS = {"junta k=1": ("junta", 1), "junta k=2": ("junta", 2), "dense parity"
 #: sweep → (grown quantity, fixed quantity, teacher label → grown values); one size per mode
 FULL = {"vs s": ("s", ("n", 12), {"junta k=1": [4, 8, 16, 32, 64, 128], "dense parity": [3, 4, 5, 6, 8, 16]}),
         "vs n": ("n", ("s", 4), {"junta k=2": [8, 12, 16, 24, 32], "dense parity": [8, 12, 16, 24]})}
-SMOKE = {"vs s": ("s", ("n", 6), {"junta k=1": [4, 8], "dense parity": [4]}),
+SMOKE = {"vs s": ("s", ("n", 6), {"junta k=1": [4], "dense parity": [4]}),
          "vs n": ("n", ("s", 4), {"junta k=2": [6], "dense parity": [6]})}
 
 #: arm → learner section, train section, seeds, budget (max m), sweeps (FULL unless given) and the
