@@ -33,6 +33,7 @@ Used by paper_figs/fig_adkm_s2.py and `sparselearn figs exponents`.
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -261,6 +262,12 @@ def _dense_reason(arm: str, grown: str, fixed: dict, values: list) -> str | None
     return (f"{censored}N_p characters need N_p distinct inputs of the {2 ** n}-point cube, ≈ "
             f"2ⁿ·ln(2ⁿ/(2ⁿ − N_p)) draws ({need[0]:.0f} → {need[-1]:.0f}, slope {alpha:.2f}); "
             "p = n from s = n + 1 on")
+
+
+def arm_study(arm: str) -> tuple:
+    """(experiments, measure, theory_exponent, reason) of the study of one arm, the functions
+    its study file declares."""
+    return tuple(functools.partial(fn, arm) for fn in (arm_experiments, arm_measure, arm_theory, arm_reason))
 
 
 def experiments(smoke: bool) -> dict[str, sl.config.Experiment]:

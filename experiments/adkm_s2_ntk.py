@@ -19,22 +19,7 @@ TARGET, LEARNER = base.TARGET, "kernel"
 X, Y, BY = base.X, base.Y, base.BY
 KEPT_TABLE = base.DATA / f"adkm-s2-{ARM}.parquet"
 
-
-def experiments(smoke: bool):
-    return base.arm_experiments(ARM, smoke)
-
-
-def measure(smoke: bool = False, store: str = "results"):
-    return base.arm_measure(ARM, smoke, store)
-
-
-def theory_exponent(series: str) -> tuple[float, str]:
-    return base.arm_theory(ARM, series)
-
-
-def reason(series: str) -> str | None:
-    return base.arm_reason(ARM, series)
-
+experiments, measure, theory_exponent, reason = base.arm_study(ARM)
 
 if __name__ == "__main__":
     figures.study_main(__file__)
