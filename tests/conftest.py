@@ -46,17 +46,16 @@ def pytest_configure(config):
         jax.devices()
 
 
-def pytest_itemcollected(item):
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config, items):
     """With several workers (`-n`), the tests that share a module-scoped fixture (a trained
-    store, the smoke figures) run on one worker, so it is built once. Marked as each test is
-    collected: pytest-xdist reads the marks in its own collection hook, which some pytest
-    versions call before any conftest's."""
-    info = getattr(item, "_fixtureinfo", None)  # test functions have one; other items (doctests) may not
-    if info is None or not getattr(item.config.option, "loadgroup", False):  # set by pytest-xdist on workers
+    store, the smoke figures) run on one worker, so it is built once."""
+    if not getattr(config.option, "loadgroup", False):  # set by pytest-xdist on its workers
         return
-    for name, defs in info.name2fixturedefs.items():
-        if defs[-1].scope == "module":
-            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}.{name}"))
+    for item in items:
+        for name, defs in item._fixtureinfo.name2fixturedefs.items():
+            if defs[-1].scope == "module":
+                item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}.{name}"))
 
 
 def pytest_unconfigure(config):
