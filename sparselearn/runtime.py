@@ -215,14 +215,25 @@ def _machine() -> str:
     return f"{platform.machine()} {hashlib.sha256(flags.encode()).hexdigest()[:16]}"
 
 
+@functools.lru_cache(maxsize=None)
+def _package_files() -> frozenset[str]:
+    """Every module of the sparselearn package (listed once per process)."""
+    return frozenset(str(f) for f in Path(__file__).parent.rglob("*.py"))
+
+
+@functools.lru_cache(maxsize=None)
+def _versions() -> tuple[str, ...]:
+    """The versions of the libraries a compiled program depends on, and Python's."""
+    return (*(metadata.version(p) for p in ("jax", "jaxlib", "optax", "numpy")), sys.version)
+
+
 def code_files(*objects) -> tuple[str, ...]:
     """The source files a program depends on: every module of the sparselearn package, and
     the modules defining `objects`' classes when they live elsewhere (plug-in targets and
     learners)."""
     import inspect
 
-    package = Path(__file__).parent
-    files = {str(f) for f in package.rglob("*.py")}
+    files = set(_package_files())
     for obj in objects:
         try:
             files.add(str(Path(inspect.getfile(type(obj))).resolve()))
@@ -237,7 +248,6 @@ def program_key(parts, args, files: tuple[str, ...] = ()) -> str:
     dtypes and device placement of `args`, the contents of `files`, the library versions,
     the jax settings that change tracing, XLA_FLAGS, the devices and the machine."""
     import jax
-    from importlib import metadata as md
 
     def placed(a):
         sharding = getattr(a, "sharding", None)
@@ -246,7 +256,7 @@ def program_key(parts, args, files: tuple[str, ...] = ()) -> str:
 
     leaves, tree = jax.tree.flatten(args)
     described = (repr(parts), str(tree), [placed(a) for a in leaves], _source_digest(files),
-                 [md.version(p) for p in ("jax", "jaxlib", "optax", "numpy")], sys.version,
+                 _versions(),
                  [str(getattr(jax.config, name, None)) for name in _TRACE_SETTINGS],
                  os.environ.get("XLA_FLAGS", ""), [(d.platform, d.device_kind, d.id) for d in jax.devices()],
                  _machine())

@@ -10,8 +10,9 @@ its largest m), in three parts, each found by abstract evaluation (no compile, n
                kept for the backward pass) and an evaluation over test_m or m examples.
 
 A lottery-ticket run (`train.rewind`) counts the full network it trains first and the width-K
-network it then trains. A vmapped group of R runs needs about R times that. `plan(groups, executor)` turns this into
-the number of runs per compiled call, and raises ConfigError when one run alone cannot fit.
+network it then trains. A vmapped group of R runs needs about R times that. `plan(groups,
+executor)` turns this into the number of runs per compiled call, and raises ConfigError when
+one run alone cannot fit.
 
 Example:
     >>> est = estimate(group_exp)
@@ -103,7 +104,7 @@ def estimate(exp) -> Estimate:
     from sparselearn.train import optimizers
 
     target, learner, tr, data = exp.target, exp.learner, exp.train, exp.data
-    if getattr(tr, "rewind", None) is not None:  # the full network, then the kept units
+    if tr.rewind is not None:  # the full network, then the kept units
         plain = replace(tr, rewind=None, rewind_pick="largest")
         full = estimate(replace(exp, train=replace(plain, record=())))
         kept = estimate(replace(exp, learner=replace(learner, width=tr.rewind), train=plain))
