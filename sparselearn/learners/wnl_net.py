@@ -114,15 +114,14 @@ def fitted_feature_correlation(exp, seeds, ms):
     """
     import numpy as np
 
-    from sparselearn.rng import key_for
-    from sparselearn.train.loop import make_data
+    from sparselearn.train import spec
+    from sparselearn.train.loop import make_fit
 
-    learner, target, data = exp.learner, exp.target, make_data(exp)
+    learner, target, fit = exp.learner, exp.target, make_fit(exp)
 
-    def one(seed, m):
-        teacher, x, y, x_test, _ = data(seed, seed, 0.0)
-        params = learner.fit(key_for(seed, "fit"), x, y, (jnp.arange(x.shape[0]) < m).astype(jnp.float32))
+    def one(hp):
+        params, teacher, _, (x_test, _) = fit(hp)
         return jnp.abs(jnp.corrcoef(learner.feature(params, x_test), target.feature(teacher, x_test))[0, 1])
 
-    fn = jax.jit(jax.vmap(one))
-    return np.asarray(fn(jnp.asarray(np.asarray(seeds), jnp.int32), jnp.asarray(np.asarray(ms), jnp.int32)))
+    hps = spec.hp_arrays(exp, {"seed": np.asarray(seeds), "m": np.asarray(ms)})
+    return np.asarray(jax.jit(jax.vmap(one))(hps))

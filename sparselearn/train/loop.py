@@ -176,17 +176,30 @@ def _fitted_outputs(test, train):
             "curve_drift": jnp.full((1,), jnp.nan, jnp.float32)}
 
 
-def make_fit_run(exp: Experiment):
-    """hp → outputs for a fitted learner: `fit(key, x, y, weights)` on the group's dataset
-    with weight 1 on the run's first m rows and 0 elsewhere, then evaluate."""
-    learner, task, loss_of = exp.learner, exp.target.task, LOSSES[exp.train.loss]
-    data = make_data(exp)
+def make_fit(exp: Experiment):
+    """hp → (params, teacher, (x_train, y_train, weights), (x_test, y_test)) of a fitted
+    learner's run: `fit(key, x, y, weights)` on the group's dataset with weight 1 on the run's
+    first m rows and 0 elsewhere, at the run's matmul precision."""
+    learner, data = exp.learner, make_data(exp)
 
-    def run(hp):
+    def fit(hp):
         with jax.default_matmul_precision(exp.train.precision):
-            _, x_train, y_train, x_test, y_test = data(hp["seed"], instance_seed(hp), hp["noise"])
+            teacher, x_train, y_train, x_test, y_test = data(hp["seed"], instance_seed(hp), hp["noise"])
             weights = (jnp.arange(exp.data.m) < hp["m"]).astype(jnp.float32)
             params = learner.fit(key_for(hp["seed"], "fit"), x_train, y_train, weights)
+            return params, teacher, (x_train, y_train, weights), (x_test, y_test)
+
+    return fit
+
+
+def make_fit_run(exp: Experiment):
+    """hp → outputs for a fitted learner: `make_fit`, then evaluate."""
+    learner, task, loss_of = exp.learner, exp.target.task, LOSSES[exp.train.loss]
+    fit = make_fit(exp)
+
+    def run(hp):
+        params, _, (x_train, y_train, weights), (x_test, y_test) = fit(hp)
+        with jax.default_matmul_precision(exp.train.precision):
             return _fitted_outputs(_metrics(learner.apply(params, x_test), y_test, task, loss_of),
                                    _metrics(learner.apply(params, x_train), y_train, task, loss_of, weights))
 
