@@ -3,15 +3,18 @@ fixed k and as k grows at fixed s.
 
 Teachers: `sparse_mlp` (construction random: k groups of disjoint Hamming balls, so at most k of
 the s units fire on any x ∈ {±1}ⁿ, certified by enumeration), unit output variance. Learner: a
-two-layer ReLU `mlp` (width 128, Adam, square loss, full passes over a fixed sample of m).
-m* = the smallest m with test MSE ≤ EPS (a fraction of the label variance, which is 1) for at
-least 1 − DELTA of the seeds, found by `sl.sample_complexity` (doubling, then bisection on log m
-to a factor 1.5). ADKM Theorem 17 bounds the sparse class by Õ(k·s·n/ε²) samples (exponent 1
-in s and in k); the dense baseline (s units, any of them active) needs Õ(s²/ε²) (exponent 2 in s,
-0 in k). Both are upper bounds for ERM; a trained MLP need not follow either.
+two-layer ReLU `mlp` (width 256, Adam lr 10⁻³, square loss, mini-batches of 64 drawn from a
+fixed sample of m, up to 8000 steps, each run stopping at its first evaluation (every 250
+steps) with test MSE ≤ EPS). m* = the smallest m with test MSE ≤ EPS (a tenth of the label
+variance, which is 1) for at least 1 − DELTA = 2/3 of 10 seeds, found by `sl.sample_complexity`
+(doubling, then bisection on log m to a factor 1.25); with 10 seeds an m where every seed
+succeeds certifies the rate, so the brackets have upper ends (8 of the 10 here). ADKM Theorem
+17 bounds the sparse class by Õ(k·s·n/ε²) samples (exponent 1 in s and in k); the dense
+baseline (s units, any of them active) needs Õ(s²/ε²) (exponent 2 in s, 0 in k). Both are
+upper bounds for ERM; a trained MLP need not follow either.
 
-Run:   python experiments/adkm_s1.py            full: n = 12; s ∈ {4, 8, 16, 32} at k = 2 and
-                                                 k ∈ {1, 2, 4, 8} at s = 32; 3 seeds
+Run:   python experiments/adkm_s1.py            full: n = 12; s ∈ {4, …, 128} at k = 2 and
+                                                 k ∈ {1, 2, 4, 8} at s = 32; 10 seeds
        python experiments/adkm_s1.py --smoke    seconds
 Used by paper_figs/fig_adkm_s1.py and `sparselearn figs exponents`.
 """
@@ -32,13 +35,14 @@ X, Y, BY = "size", "m_star", "sweep"
 #: the full-size table, kept by paper_figs/fig_adkm_s1.py (read by `sparselearn figs exponents`)
 KEPT_TABLE = Path(__file__).resolve().parents[1] / "paper_figs" / "data" / "adkm-s1-m_star.parquet"
 
-EPS, DELTA = 0.1, 0.34          # test MSE ≤ 0.1 (10% of the label variance) on ≥ 2 of 3 seeds
+EPS, DELTA = 0.1, 1 / 3         # test MSE ≤ 0.1 (10% of the label variance) on ≥ 2/3 of the seeds
+RTOL = 0.25                     # bisection on log m to a factor 1.25
 
-FULL = {"n": 12, "fixed_k": 2, "s_values": [4, 8, 16, 32], "fixed_s": 32, "k_values": [1, 2, 4, 8],
-        "width": 128, "batch": 64, "steps": 2000, "test_m": 2048, "seeds": 3, "start": 512,
-        "max_m": 16384, "rounds": 40, "eps": EPS}
+FULL = {"n": 12, "fixed_k": 2, "s_values": [4, 8, 16, 32, 64, 128], "fixed_s": 32, "k_values": [1, 2, 4, 8],
+        "width": 256, "batch": 64, "steps": 8000, "eval_every": 250, "test_m": 2048, "seeds": 10, "start": 512,
+        "max_m": 65536, "rounds": 40, "eps": EPS}
 SMOKE = {"n": 8, "fixed_k": 2, "s_values": [4, 8], "fixed_s": 8, "k_values": [2],
-         "width": 32, "batch": 16, "steps": 200, "test_m": 256, "seeds": 2, "start": 256,
+         "width": 32, "batch": 16, "steps": 200, "eval_every": 100, "test_m": 256, "seeds": 2, "start": 256,
          "max_m": 1024, "rounds": 1, "eps": 1.0}
 
 
@@ -53,7 +57,7 @@ def experiments(smoke: bool) -> dict[str, sl.config.Experiment]:
         "target": {"name": "sparse_mlp", "n": size["n"], "s": s, "k": k, "construction": "random"},
         "learner": {"name": "mlp", "width": size["width"], "depth": 2, "activation": "relu", "init": "standard"},
         "train": {"optimizer": "adam", "lr": 0.001, "batch": size["batch"], "steps": size["steps"], "loss": "square",
-                  "eval_every": size["steps"], "eps": size["eps"]},
+                  "eval_every": size["eval_every"], "eps": size["eps"], "stop_at_eps": True},
         "data": {"m": size["start"], "test_m": size["test_m"]},
         "sweep": {"seeds": size["seeds"], "grid": {f"target.{swept}": values}}})
         for label, (swept, s, k, values) in series.items()}
@@ -67,7 +71,7 @@ def measure(smoke: bool = False, store: str = "results") -> pd.DataFrame:
     for label, exp in experiments(smoke).items():
         swept = "s" if label.startswith("s") else "k"
         res = sl.sample_complexity(exp, eps=size["eps"], delta=DELTA, out=str(store), start=size["start"],
-                                   max_value=size["max_m"], rtol=0.5, progress=False, max_rounds=size["rounds"])
+                                   max_value=size["max_m"], rtol=RTOL, progress=False, max_rounds=size["rounds"])
         est = res.estimates()
         s = est.get("target.s", pd.Series([exp.target.s] * len(est)))
         k = est.get("target.k", pd.Series([exp.target.k] * len(est)))
@@ -91,12 +95,17 @@ def theory_exponent(sweep: str) -> tuple[float, str]:
 
 
 def reason(sweep: str) -> str | None:
-    """Why the row may disagree with Theorem 17: it bounds the whole class H_{n,s,k}, which grows
-    with k, while the `random` construction gets simpler as k grows at fixed s."""
+    """Why the row may disagree with Theorem 17: it bounds ERM over the whole class H_{n,s,k}, which
+    grows with k, while the `random` construction reads log₂(s/k) + 2 bits per group; along s,
+    the measured m* grows like the teacher's number of Walsh characters N_d(n) of that degree."""
     if sweep.startswith("k"):
         return ("Thm 17 bounds the whole class, which grows with k; this construction gets simpler "
                 "with k at fixed s (k groups of s/k units on log₂(s/k) + 2 bits), so m* falls")
-    return None
+    s = np.array([min(FULL["s_values"]), max(FULL["s_values"])], float)
+    _, alpha = theory.fit_power_law(s, theory.num_features(FULL["n"], np.log2(s / FULL["fixed_k"]) + 2))
+    return (f"Thm 17 is an upper bound for ERM over the class, so a smaller slope does not contradict it; "
+            f"each of the k groups reads d = log₂(s/k) + 2 of the n = {FULL['n']} bits, and N_d(n), the "
+            f"characters of that degree, grows with slope {alpha:.2f} over s = {s[0]:g}–{s[1]:g}")
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ from sparselearn.errors import ConfigError
 
 #: what every experiments/<name>.py declares: the target and learner it studies, the columns
 #: X, Y (fitted as Y ∝ X^α) and BY (one fit per value) of its table, `experiments(smoke)`,
-#: `measure(smoke, store) -> table` and `theory_exponent(by_value) -> (α, theorem)`
+#: `measure(smoke, store) -> table` and `theory_exponent(by_value) -> (α, theorem)`; a table whose Y
+#: is searched (m*) also has columns ci_low, ci_high, the bracket of Y, which the fits carry
 STUDY_PROTOCOL = ("TARGET", "LEARNER", "X", "Y", "BY", "experiments", "measure", "theory_exponent")
 #: what a study may declare besides: `KEPT_TABLE` (path of its full-size table, read instead of
 #: measuring; see `study_table`) and `reason(by_value) -> str | None` (why a row disagrees with
@@ -349,20 +350,23 @@ def _seeds(mod: ModuleType, part, smoke: bool) -> str:
 
 def exponent_row(mod: ModuleType, value, part, smoke: bool = False) -> dict:
     """One row of the exponent table: the fit of Y vs X over `part` (the study table's rows with
-    BY = `value`) with its bootstrap CI, the fit over the upper half of X, the last local slope,
+    BY = `value`) with its bootstrap CI (over seeds, or over the bracket ci_low ≤ Y ≤ ci_high of a
+    searched Y when the table has those columns; see `plotting.fit_exponent`), the fit over the upper half of X, the last local slope,
     the X range and seeds, the theory exponent and the verdict (`exponent_verdict`, with the
     reason the study's optional `reason(value)` declares)."""
     import numpy as np
 
     from sparselearn.plotting import exponent_verdict, fit_exponent, local_slopes, upper_half_fit
 
+    # a searched Y (m*) comes with its bracket: the intervals then carry the search's resolution
+    bracket = {"low": part["ci_low"], "high": part["ci_high"]} if {"ci_low", "ci_high"} <= set(part) else {}
     fits = []
     for fitter in (fit_exponent, upper_half_fit):
         try:
-            fits.append(fitter(part[mod.X], part[mod.Y]))
+            fits.append(fitter(part[mod.X], part[mod.Y], **bracket))
         except ValueError:
             fits.append(None)
-    slopes = local_slopes(part[mod.X], part[mod.Y])
+    slopes = local_slopes(part[mod.X], part[mod.Y], **bracket)
     theory_alpha, theorem = mod.theory_exponent(value)
     declared = mod.reason(value) if hasattr(mod, "reason") else None
     verdict = exponent_verdict(fits[0], theory_alpha, slopes, declared)

@@ -193,3 +193,55 @@ def test_exponents_table_end_to_end(tmp_path):
     study = figures.studies(tmp_path)["drift"]
     figures.exponents(tmp_path, smoke=False, out=tmp_path / "out")
     assert study.CALLS == [False]
+
+
+def test_bracketed_points_carry_the_search_resolution():
+    """m* found by a search to a factor 1.25 lies in its bracket; points exactly on a power law
+    give a zero-width interval alone, and one as wide as the brackets allow with them."""
+    s = np.array([4.0, 8, 16, 32, 64, 128])
+    m = 50 * s ** 0.75
+    assert fit_exponent(s, m).ci == pytest.approx((0.75, 0.75))
+    fit = fit_exponent(s, m, low=m / 1.25, high=m)
+    assert fit.alpha == pytest.approx(0.75)                     # the estimate is the bracket-free one
+    assert fit.ci_low < 0.74 and fit.ci_high > 0.76
+    worst = np.log(1.25) / np.log(s[-1] / s[0])                 # both ends pushed apart by a full bracket
+    assert 0.75 - worst - 1e-9 <= fit.ci_low and fit.ci_high <= 0.75 + worst + 1e-9
+    # missing ends are the point itself: no bracket, no width
+    nan = np.full(s.size, np.nan)
+    assert fit_exponent(s, m, low=nan, high=nan).ci == pytest.approx((0.75, 0.75))
+    # two bracketed points have an interval; two bare points do not
+    two = fit_exponent([10, 40], [100, 1600], low=[80, 1280], high=[125, 2000])
+    assert np.isfinite(two.ci_low) and two.ci_low < 2 < two.ci_high
+    assert np.isnan(fit_exponent([10, 40], [100, 1600]).ci_low)
+    # local slopes and the upper-half fit take the brackets too
+    slopes = local_slopes(s, m, low=m / 1.25, high=m)
+    assert (slopes["ci_low"] < 0.75).all() and (slopes["ci_high"] > 0.75).all()
+    assert upper_half_fit(s, m, low=m / 1.25, high=m).ci_high > 0.76
+    # seeds and brackets together: the interval is at least as wide as the seeds' alone
+    rng = np.random.default_rng(3)
+    x = np.repeat(s, 5)
+    y = 50 * x ** 0.75 * np.exp(0.1 * rng.standard_normal(x.size))
+    bare, bracketed = fit_exponent(x, y), fit_exponent(x, y, low=y / 1.5, high=y * 1.5)
+    assert bracketed.ci_high - bracketed.ci_low > bare.ci_high - bare.ci_low
+
+
+def test_equal_local_slopes_are_monotone():
+    verdict = exponent_verdict(PowerLaw(0.75, 1.0, 0.6, 0.85, 0.95, 6), 1.0,
+                               pd.DataFrame({"slope": [0.75, 0.75 + 1e-15, 0.75], "ci_low": np.nan,
+                                             "ci_high": np.nan}))
+    assert "not monotone" not in verdict.reason
+
+
+def test_exponent_row_fits_a_searched_column_within_its_bracket():
+    from types import SimpleNamespace
+
+    s = np.array([4.0, 8, 16, 32])
+    m = 50 * s ** 0.75
+    study = SimpleNamespace(__file__="made_up.py", TARGET="t", LEARNER="l", X="size", Y="m_star", BY="sweep",
+                            theory_exponent=lambda v: (1.0, "a theorem"), reason=lambda v: None,
+                            experiments=lambda smoke: [])
+    part = pd.DataFrame({"size": s, "m_star": m, "ci_low": m / 1.25, "ci_high": m, "seed": 0})
+    row = figures.exponent_row(study, "s", part)
+    assert row["ci_low"] < 0.74 and row["ci_high"] > 0.76
+    bare = figures.exponent_row(study, "s", part.drop(columns=["ci_low", "ci_high"]))
+    assert bare["ci_low"] == pytest.approx(0.75) == bare["ci_high"]

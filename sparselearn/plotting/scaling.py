@@ -57,15 +57,21 @@ def _medians(xs: np.ndarray, groups: list[np.ndarray]) -> tuple[np.ndarray, np.n
     return np.log(xs), np.log(med)
 
 
-def _distinct(x, y) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(x, y) without non-positive or non-finite pairs, and the sorted distinct x values."""
+def _distinct(x, y, low=None, high=None) -> tuple[np.ndarray, ...]:
+    """(x, y, the sorted distinct x values, low, high) without non-positive or non-finite pairs.
+    `low`/`high`: per-observation bounds on y (a missing or non-positive bound is y itself)."""
     x = np.asarray(x, dtype=float).ravel()
     y = np.asarray(y, dtype=float).ravel()
+    bounds = []
+    for bound, pick in ((low, np.minimum), (high, np.maximum)):
+        b = y if bound is None else np.asarray(bound, dtype=float).ravel()
+        bounds.append(np.where(np.isfinite(b) & (b > 0), pick(b, y), y))
     ok = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
-    return x[ok], y[ok], np.unique(x[ok])
+    return x[ok], y[ok], np.unique(x[ok]), bounds[0][ok], bounds[1][ok]
 
 
-def fit_exponent(x, y, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> PowerLaw:
+def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float = 0.95,
+                 seed: int = 0) -> PowerLaw:
     """Fit y ≈ c·x^α by least squares on log median(y) against log x.
 
     Repeated x values are treated as seeds of one point: the fit uses the median per x and the
@@ -74,55 +80,78 @@ def fit_exponent(x, y, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0
     the same line, so the interval is NaN. Non-positive or non-finite observations (a run that
     never reached the target) are dropped. The interval is the percentile interval of the
     bootstrapped slopes.
+
+    `low`, `high` (optional, one per observation): an interval that holds each y with high
+    confidence, such as the Clopper–Pearson bracket of a searched m* (a missing end is y
+    itself). Each bootstrap replicate then also draws every resampled y log-uniformly within
+    its interval, so the exponent's interval carries the search's resolution and seed noise as
+    well as the scatter of the points: points that sit exactly on a line of the search's grid
+    no longer give a zero-width interval, and two bracketed points give an interval. A bracket
+    with m* at one end moves the replicates to one side, so the estimate can sit near an end
+    of its interval.
+
+    Example: m* bracketed to a factor 1.25 along s = 4 … 128.
+        >>> s = np.array([4, 8, 16, 32, 64, 128]); m = 50 * s ** 0.75
+        >>> fit_exponent(s, m).ci                                  # (0.75, 0.75)
+        >>> fit_exponent(s, m, low=m / 1.25, high=m).ci            # about (0.69, 0.81)
     """
-    x, y, xs = _distinct(x, y)
+    x, y, xs, low, high = _distinct(x, y, low, high)
     if xs.size < 2:
         raise ValueError(f"need positive values at two or more distinct x to fit a power law, got {xs.size}")
     groups = [y[x == v] for v in xs]
     alpha, logc = _loglog_slope(*_medians(xs, groups))
     rng = np.random.default_rng(seed)
+    bracketed = bool(np.any(high > low))
+    log_low, log_high = np.log(low), np.log(high)
+
+    def jittered() -> np.ndarray:
+        return np.exp(rng.uniform(log_low, log_high)) if bracketed else y
+
     slopes = np.empty(n_boot)
     if max(len(g) for g in groups) > 1:
         for b in range(n_boot):
-            resampled = [g[rng.integers(0, len(g), len(g))] for g in groups]
+            yb = jittered()
+            resampled = [g[rng.integers(0, len(g), len(g))] for g in (yb[x == v] for v in xs)]
             slopes[b] = _loglog_slope(*_medians(xs, resampled))[0]
     elif xs.size == 2:
-        slopes[:] = np.nan
+        slopes[:] = [_loglog_slope(np.log(x), np.log(jittered()))[0] for _ in range(n_boot)] if bracketed else np.nan
     else:
-        lx, ly = np.log(x), np.log(y)
+        lx = np.log(x)
         b = 0
         while b < n_boot:
             idx = rng.integers(0, x.size, x.size)
             if np.unique(lx[idx]).size < 2:
                 continue
-            slopes[b] = _loglog_slope(lx[idx], ly[idx])[0]
+            slopes[b] = _loglog_slope(lx[idx], np.log(jittered()[idx]))[0]
             b += 1
     tail = (1 - level) / 2
     lo, hi = np.quantile(slopes, [tail, 1 - tail]) if np.isfinite(slopes).all() else (np.nan, np.nan)
     return PowerLaw(alpha, float(np.exp(logc)), float(lo), float(hi), level, int(x.size))
 
 
-def local_slopes(x, y, *, window: int = 3, n_boot: int = 1000, level: float = 0.95,
+def local_slopes(x, y, *, window: int = 3, low=None, high=None, n_boot: int = 1000, level: float = 0.95,
                  seed: int = 0) -> pd.DataFrame:
     """The local exponent d log y / d log x: a power law fitted (`fit_exponent`) over every run of
     `window` consecutive distinct x values, sliding by one.
 
     Repeated x values are seeds; the interval of each local slope is the stratified bootstrap over
-    them. With one observation per x there is nothing to resample, and ci_low/ci_high are NaN.
-    Returns one row per window: x (geometric mean of the window's x values), x_low, x_high,
-    slope, ci_low, ci_high; empty when fewer than two distinct x are usable.
+    them. With one observation per x there is nothing to resample, and ci_low/ci_high are NaN,
+    unless `low`/`high` bound each y (see `fit_exponent`): then the interval is the bootstrap
+    over those bounds. Returns one row per window: x (geometric mean of the window's x values),
+    x_low, x_high, slope, ci_low, ci_high; empty when fewer than two distinct x are usable.
 
     Example: t = n² at n ≤ 20 and n³ beyond gives local slopes rising from 2 to 3.
         >>> local_slopes([10, 20, 40, 80], [100, 400, 3200, 25600], window=2)["slope"].round(2).tolist()
         [2.0, 3.0, 3.0]
     """
-    x, y, xs = _distinct(x, y)
+    x, y, xs, low, high = _distinct(x, y, low, high)
     rows = []
     width = min(max(window, 2), xs.size)
-    seeds = xs.size and max(int((x == v).sum()) for v in xs) > 1
+    seeds = bool(xs.size) and (max(int((x == v).sum()) for v in xs) > 1 or bool(np.any(high > low)))
     for i in range(xs.size - width + 1 if xs.size >= 2 else 0):
         inside = (x >= xs[i]) & (x <= xs[i + width - 1])
-        fit = fit_exponent(x[inside], y[inside], n_boot=n_boot if seeds else 2, level=level, seed=seed)
+        fit = fit_exponent(x[inside], y[inside], low=low[inside], high=high[inside],
+                           n_boot=n_boot if seeds else 2, level=level, seed=seed)
         rows.append({"x": float(np.exp(np.log(xs[i:i + width]).mean())), "x_low": xs[i],
                      "x_high": xs[i + width - 1], "slope": fit.alpha,
                      "ci_low": fit.ci_low if seeds else np.nan, "ci_high": fit.ci_high if seeds else np.nan})
@@ -136,9 +165,10 @@ def upper_half_fit(x, y, **kwargs) -> PowerLaw:
 
     Example: n ∈ {10, …, 60} fits over n ∈ {40, 50, 60}.
     """
-    x, y, xs = _distinct(x, y)
-    low = xs[max(0, min(xs.size // 2, xs.size - 2))] if xs.size else 0.0
-    return fit_exponent(x[x >= low], y[x >= low], **kwargs)
+    x, y, xs, low, high = _distinct(x, y, kwargs.pop("low", None), kwargs.pop("high", None))
+    cut = xs[max(0, min(xs.size // 2, xs.size - 2))] if xs.size else 0.0
+    upper = x >= cut
+    return fit_exponent(x[upper], y[upper], low=low[upper], high=high[upper], **kwargs)
 
 
 #: the verdicts of `exponent_verdict`, in the order the exponent table explains them
@@ -184,7 +214,7 @@ def exponent_verdict(fit: PowerLaw | None, theory: float, slopes: pd.DataFrame |
     trend = ""
     if slopes is not None and len(slopes) >= 2:
         first, last = slopes.iloc[0], slopes.iloc[-1]
-        steps = np.diff(slopes["slope"].to_numpy(dtype=float))
+        steps = np.diff(slopes["slope"].to_numpy(dtype=float)).round(9)   # equal slopes differ by rounding
         trend = f"local slope {first['slope']:.2f} → {last['slope']:.2f}"
         if not (np.all(steps >= 0) or np.all(steps <= 0)):
             trend += f" (not monotone: {slopes['slope'].min():.2f} to {slopes['slope'].max():.2f})"
