@@ -159,9 +159,11 @@ def test_ctrl_c_during_a_long_group_exits_130_within_2_s_and_keeps_the_store(tmp
     path = tmp_path / "long.yaml"
     path.write_text(LONG)
     out = tmp_path / "out"
+    # Ctrl-C's default action in the child even where pytest itself was started in the background
+    # (a shell then ignores SIGINT for it, and children inherit that)
     proc = subprocess.Popen([sys.executable, "-m", "sparselearn.cli", "run", str(path), "--quiet", "--no-plot",
                              "--out", str(out)], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         # the short group stored, then the long one (minutes) compiles and trains
         deadline = time.time() + 300
