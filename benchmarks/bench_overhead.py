@@ -166,11 +166,11 @@ COMPILE = textwrap.dedent('''
     g = grid.group(grid.expand(exp))[-1]
     static = spec.static_part(g.exp)
     arrays = spec.hp_arrays(g.exp, g.hps())
-    quick = loop.compiles_quick(static, len(arrays["seed"]))  # as run_group decides
+    tier = loop.compile_tier(static, len(arrays["seed"]))  # as run_group decides
     start = time.perf_counter()
-    program = loop.kept_program(static, "group", quick, loop.compiled_group(static, quick), arrays)
+    program = loop.kept_program(static, "group", tier, loop.compiled_group(static), arrays)
     done = time.perf_counter()
-    lowered = loop.compiled_group(static, quick).lower(arrays)  # what JAX's own cache needs first
+    lowered = loop.compiled_group(static).lower(arrays)  # what JAX's own cache needs first
     traced = time.perf_counter()
     print(json.dumps({"program_s": done - start, "trace_lower_s": traced - done}))
 ''')

@@ -49,7 +49,9 @@ def test_recorders_equal_a_recomputation_from_the_runs_weights(tmp_path, tiny):
     _, _, active = trace_array(traces, "active_fraction", run_ids=ids)
     _, _, influence = trace_array(traces, "influence", run_ids=ids)
     for i, seed in enumerate(runs["seed"]):
-        np.testing.assert_array_equal(w[i, 0], tiny.learner.init_params(key_for(seed, "init"), tiny.target.n)[0]["w"])
+        # the group's program and this eager call may round differently (compile tiers): ulps
+        np.testing.assert_allclose(w[i, 0], tiny.learner.init_params(key_for(seed, "init"), tiny.target.n)[0]["w"],
+                                   rtol=1e-6, atol=1e-7)
         teacher, _, _, x_test, _ = make_data(tiny)(seed, seed, 0.0)
         z = np.asarray(x_test) @ out["trace_w"][i] + out["trace_b"][i][:, None, :]      # (P, test_m, width)
         live = (z > 0) & (out["trace_a"][i][:, None, :] != 0)
@@ -179,7 +181,8 @@ sweep:   {seeds: [0, 1]}
     support = np.flatnonzero(influence[0, 0] > 0.5)
     assert np.array_equal(support, np.sort(np.asarray(exp.target.init(key_for(3, "teacher"))["support"])))
     for i in range(2):  # both seeds share the instance of init_seed 3
-        np.testing.assert_array_equal(w[i, 0], w0)
+        np.testing.assert_allclose(w[i, 0], w0, rtol=1e-6, atol=1e-7)   # eager vs compiled group: ulps
+        np.testing.assert_array_equal(w[i, 0], w[0, 0])
         np.testing.assert_array_equal(influence[i], influence[0])
     assert not np.array_equal(w[0, -1], w[1, -1])  # and train on their own batches
 

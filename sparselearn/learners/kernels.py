@@ -175,6 +175,7 @@ _NODES, _WEIGHTS = (np.asarray(a, np.float32) for a in np.polynomial.legendre.le
 _PARALLEL = 1e-6
 
 
+@jax.jit  # one program per shape (β is traced): called eagerly, its ~60 ops compiled one by one
 def _shifted_parts(u: jax.Array, v: jax.Array, beta: float):
     """(L, M, dot) for the rows of u (a, d) and v (b, d): L = P(Z > h, Z' > k) and M =
     E[(Z − h)₊(Z' − k)₊] for standard normals of correlation ρ = cos θ(u, v), thresholds
@@ -191,8 +192,11 @@ def _shifted_parts(u: jax.Array, v: jax.Array, beta: float):
     orthant = ndtr(-h) * ndtr(-k) + top * jnp.sum(_WEIGHTS * jnp.exp(-expo), axis=-1) / (4.0 * jnp.pi)
     s = jnp.maximum(jnp.sqrt(jnp.maximum(1.0 - rho * rho, 0.0)), 1e-12)
     phi = lambda z: jnp.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)  # noqa: E731
-    a_term = phi(h) * ndtr(-(k - rho * h) / s)                  # E[Z 1{Z > h, Z' > k}] = a + ρ b
-    b_term = phi(k) * ndtr(-(h - rho * k) / s)
+    # at ρ = 1 the conditional P(Z' > k | Z = h) is a step in k − h, ½ at h = k; thresholds equal
+    # up to rounding (XLA may compute h and k with different instructions) are read as equal
+    tied = (rho >= 1.0) & (jnp.abs(h - k) <= 1e-5 * (jnp.abs(h) + jnp.abs(k)))
+    a_term = phi(h) * ndtr(jnp.where(tied, 0.0, -(k - rho * h) / s))   # E[Z 1{Z > h, Z' > k}] = a + ρ b
+    b_term = phi(k) * ndtr(jnp.where(tied, 0.0, -(h - rho * k) / s))
     d2 = jnp.maximum(h * h - 2.0 * rho * h * k + k * k, 0.0) / (s * s)
     moment = (rho + h * k) * orthant - k * a_term - h * b_term + s * phi(jnp.sqrt(d2)) / math.sqrt(2.0 * math.pi)
     return orthant, jnp.maximum(moment, 0.0) * scale, dot

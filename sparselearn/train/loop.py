@@ -69,13 +69,16 @@ QUICK_COMPILE = {"xla_cpu_use_fusion_emitters": False}
 #: a group estimated below this many FLOPs (`group_flops`) compiles with QUICK_COMPILE: about
 #: 10 CPU seconds of training, where the compile time saved outweighs the slower steps
 QUICK_FLOPS = 5e11
-
-
-def jit(fn, quick: bool = False, **kwargs):
-    """`jax.jit(fn, **kwargs)`; with `quick`, compiled with QUICK_COMPILE when JAX runs on CPU."""
-    if quick and jax.default_backend() == "cpu" and jax.__version_info__ >= (0, 7):
-        kwargs.setdefault("compiler_options", QUICK_COMPILE)
-    return jax.jit(fn, **kwargs)
+#: for programs that run for well under a second: no LLVM optimisation. The unrolled random
+#: streams make the generated code large, and optimising it dominates a small program's
+#: compile (a smoke-size low-degree group: 17 → 1.2 CPU-s); the code runs about 1.5–4× slower,
+#: and its floats may differ from the other tiers' in the last bits (no fused multiply-adds)
+TINY_COMPILE = {**QUICK_COMPILE, "xla_backend_optimization_level": 0}
+#: below this many FLOPs of work a program compiles with TINY_COMPILE (at ~3·10¹⁰ FLOP/s, the
+#: slower code costs less than the second or more of compile it saves)
+TINY_FLOPS = 1e10
+#: compile tier → XLA options on CPU; "fitted": TINY or QUICK by the lowered program's FLOPs
+TIERS = {"full": {}, "quick": QUICK_COMPILE, "tiny": TINY_COMPILE}
 
 
 def group_flops(exp: Experiment, runs: int) -> float:
@@ -89,9 +92,33 @@ def group_flops(exp: Experiment, runs: int) -> float:
     return float(runs) * params * (6 * exp.train.steps * exp.train.batch + 2 * evaluated)
 
 
-def compiles_quick(exp: Experiment, runs: int) -> bool:
-    """Whether a group of `runs` runs of `exp` is short enough to compile with QUICK_COMPILE."""
-    return group_flops(exp, runs) < QUICK_FLOPS
+def compile_tier(exp: Experiment, runs: int) -> str:
+    """How a group of `runs` runs of `exp` compiles (a key of TIERS): by `group_flops` for
+    trained learners; "fitted" for the others, whose work is read off the lowered program."""
+    if not kind_of(exp.learner).trained:
+        return "fitted"
+    flops = group_flops(exp, runs)
+    return "tiny" if flops < TINY_FLOPS else "quick" if flops < QUICK_FLOPS else "full"
+
+
+def tier_options(tier: str, lowered) -> dict:
+    """XLA compile options for a program of `tier` (see `compile_tier`), given its lowering;
+    none off CPU."""
+    if jax.default_backend() != "cpu" or jax.__version_info__ < (0, 7):
+        return {}
+    if tier == "fitted":
+        try:
+            flops = float((lowered.cost_analysis() or {}).get("flops", TINY_FLOPS))
+        except Exception:  # noqa: BLE001 - no cost model for this program: the safe middle tier
+            flops = TINY_FLOPS
+        tier = "tiny" if flops < TINY_FLOPS else "quick"
+    return TIERS[tier]
+
+
+def compile_at(jitted, tier: str, *args):
+    """`jitted` lowered for `args` and compiled with the options of `tier`."""
+    lowered = jitted.lower(*args)
+    return lowered.compile(tier_options(tier, lowered))
 
 
 def curve_steps(exp: Experiment) -> np.ndarray:
@@ -433,32 +460,32 @@ def trajectory(exp: Experiment, hps: dict, observe=None, init=None) -> dict[str,
     arrays = spec.hp_arrays(exp, hps)
     arrays.update({k: np.asarray(v) for k, v in hps.items() if k not in spec.BY_NAME})
     look = None if observe is None else (lambda p, p0, teacher, x_test: observe(p, p0))
-    out = jit(_program(make_run(static_part(exp), look, init)), compiles_quick(exp, len(arrays["seed"])))(arrays)
+    program = jax.jit(_program(make_run(static_part(exp), look, init)))
+    out = compile_at(program, compile_tier(exp, len(arrays["seed"])), arrays)(arrays)
     return {"steps": curve_steps(exp), **{k: np.asarray(v) for k, v in out.items()}}
 
 
 @functools.lru_cache(maxsize=64)
-def compiled_group(static: Experiment, quick: bool = False):
+def compiled_group(static: Experiment):
     """The group program hps → outputs, jitted, for one static experiment; cached so a shape
-    group compiles once. `quick`: compiled for a short run (see QUICK_FLOPS)."""
+    group traces once (`kept_program` compiles it at its tier)."""
     program = _program(make_run(static))
 
     def run_group(hps):
         return program(hps)
 
-    return jit(run_group, quick)
+    return jax.jit(run_group)
 
 
 @functools.lru_cache(maxsize=64)
-def stepped_group(static: Experiment, quick: bool = False) -> tuple[Callable, Callable, Callable] | None:
+def stepped_group(static: Experiment) -> tuple[Callable, Callable, Callable] | None:
     """The pieces of a trained group (`TrainedRun` start, advance, finish), jitted for a host
     loop that reports progress at every curve point; None for learners without steps. The
-    advanced state is donated (updated in place). start and finish run once: compiled quick;
-    advance with `quick` (see QUICK_FLOPS)."""
+    advanced state is donated (updated in place)."""
     run = make_run(static)
     if not isinstance(run, TrainedRun):
         return None
-    return jit(run.start, True), jit(run.advance, quick, donate_argnums=2), jit(run.finish, True)
+    return jax.jit(run.start), jax.jit(run.advance, donate_argnums=2), jax.jit(run.finish)
 
 
 def _shard(arrays: dict, devices) -> tuple[dict, int]:
@@ -497,22 +524,25 @@ def run_group(exp: Experiment, hps: dict, devices=None, progress=None) -> dict[s
     return GROUP_RUNNERS[kind_of(exp.learner).name](static_part(exp), arrays, devices, progress)
 
 
-def kept_program(static: Experiment, name: str, quick: bool, jitted, *args):
+def kept_program(static: Experiment, name: str, tier: str, jitted, *args):
     """The compiled program of `jitted` (the group or one of its pieces, `name`) for `args`,
-    kept across processes (`runtime.executable`): a group seen before starts without tracing."""
-    return runtime.executable(jitted, args, (name, quick, static),
-                              runtime.code_files(static.target, static.learner))
+    compiled at `tier` (see `compile_tier`) and kept across processes (`runtime.executable`):
+    a group seen before starts without tracing."""
+    return runtime.executable(jitted, args, (name, tier, static), runtime.code_files(static.target, static.learner),
+                              options=functools.partial(tier_options, tier))
 
 
-def _stepped(static: Experiment, pieces, arrays: dict, progress, quick: bool) -> dict:
-    """A trained group point by point: while point c runs, wait for point c − 1 and report it."""
+def _stepped(static: Experiment, pieces, arrays: dict, progress, tier: str) -> dict:
+    """A trained group point by point: while point c runs, wait for point c − 1 and report it.
+    start and finish run once: compiled quick (tiny for a tiny group); advance at `tier`."""
     start, advance, finish = pieces
+    once = "tiny" if tier == "tiny" else "quick"
     points, steps = curve_steps(static), static.train.steps
-    data, state = kept_program(static, "start", True, start, arrays)(arrays)
+    data, state = kept_program(static, "start", once, start, arrays)(arrays)
     runs = arrays["seed"].sharding if isinstance(getattr(arrays["seed"], "sharding", None), NamedSharding) else None
     if runs is not None:  # every piece takes and gives its arrays split along the run axis
         data, state = jax.device_put((data, state), runs)
-    advance = kept_program(static, "advance", quick, advance, arrays, data, state, np.int32(0))
+    advance = kept_program(static, "advance", tier, advance, arrays, data, state, np.int32(0))
     waiting = None  # (point, its `more` flag)
     for c in range(len(points)):
         state, more = advance(arrays, data, state if runs is None else jax.device_put(state, runs), np.int32(c))
@@ -521,7 +551,7 @@ def _stepped(static: Experiment, pieces, arrays: dict, progress, quick: bool) ->
                 break
             progress(int(points[waiting[0]]), steps)
         waiting = (c, more)
-    out = kept_program(static, "finish", True, finish, arrays, data, state)(arrays, data, state)
+    out = kept_program(static, "finish", once, finish, arrays, data, state)(arrays, data, state)
     progress(steps, steps)
     return out
 
@@ -532,12 +562,12 @@ def _run_compiled_group(static: Experiment, arrays: dict, devices=None, progress
     size = len(arrays["seed"])
     if devices is not None and len(devices) > 1:
         arrays, _ = _shard(arrays, devices)
-    quick = compiles_quick(static, size)
-    pieces = None if progress is None else stepped_group(static, quick)
+    tier = compile_tier(static, size)
+    pieces = None if progress is None else stepped_group(static)
     if pieces is None:
-        out = kept_program(static, "group", quick, compiled_group(static, quick), arrays)(arrays)
+        out = kept_program(static, "group", tier, compiled_group(static), arrays)(arrays)
     else:
-        out = _stepped(static, pieces, arrays, progress, quick)
+        out = _stepped(static, pieces, arrays, progress, tier)
     return {k: np.asarray(v)[:size] for k, v in out.items()}
 
 
@@ -545,7 +575,7 @@ def _run_compiled_group(static: Experiment, arrays: dict, devices=None, progress
 def _compiled_data(static: Experiment):
     def data_group(seeds, instances, noises):
         return jax.vmap(lambda s, i, e: make_data(static)(s, i, e)[1:])(seeds, instances, noises)
-    return jit(data_group, True)
+    return jax.jit(data_group, compiler_options=tier_options("tiny", None))   # random draws only
 
 
 def _run_host_group(exp: Experiment, arrays: dict, devices=None, progress=None) -> dict[str, np.ndarray]:

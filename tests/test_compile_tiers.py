@@ -1,0 +1,66 @@
+"""Compile tiers: how much XLA optimises a group depends on how long it will run, and the tier
+changes compile time only, not what a run computes."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+import sparselearn as sl
+from sparselearn.sweeps import grid
+from sparselearn.train import loop, spec
+
+CPU = jax.default_backend() == "cpu"
+
+
+def _with(text: str, learner: str) -> sl.config.Experiment:
+    """The tiny config with another learner section and the square loss."""
+    return sl.config.loads(text.replace("learner: {name: mlp, width: 32, depth: 2}", f"learner: {learner}")
+                           .replace("loss: hinge", "loss: square"))
+
+
+def _group(exp):
+    g = grid.group(grid.expand(exp))[-1]
+    static = spec.static_part(g.exp)
+    return static, spec.hp_arrays(g.exp, g.hps())
+
+
+def test_tier_follows_the_work_of_the_group(tiny, tiny_text):
+    static, arrays = _group(tiny)
+    runs = len(arrays["seed"])
+    assert loop.group_flops(static, runs) < loop.TINY_FLOPS and loop.compile_tier(static, runs) == "tiny"
+    longer = sl.config.override(tiny, train={"steps": 20000}, learner={"width": 1024})
+    assert loop.TINY_FLOPS <= loop.group_flops(longer, runs) < loop.QUICK_FLOPS
+    assert loop.compile_tier(longer, runs) == "quick"
+    assert loop.compile_tier(longer, 1000) == "full"
+    fitted = _with(tiny_text, "{name: lowdegree, degree: 2}")
+    assert loop.compile_tier(fitted, runs) == "fitted"
+
+
+@pytest.mark.skipif(not CPU, reason="the tiers set XLA's CPU options")
+def test_a_fitted_group_is_tiered_by_its_lowered_work(tiny_text):
+    small = _with(tiny_text, "{name: lowdegree, degree: 2}")
+    static, arrays = _group(small)
+    lowered = loop.compiled_group(static).lower(arrays)
+    assert loop.tier_options("fitted", lowered) == loop.TINY_COMPILE
+    big = sl.config.override(small, target={"n": 24}, learner={"degree": 3}, data={"m": 4096, "test_m": 4096},
+                             sweep={"seeds": 8, "grid": {}})
+    static, arrays = _group(big)
+    lowered = loop.compiled_group(static).lower(arrays)
+    assert float(lowered.cost_analysis()["flops"]) >= loop.TINY_FLOPS
+    assert loop.tier_options("fitted", lowered) == loop.QUICK_COMPILE
+    assert loop.tier_options("full", lowered) == {} and loop.tier_options("tiny", None) == loop.TINY_COMPILE
+
+
+@pytest.mark.parametrize("learner", ["{name: mlp, width: 32, depth: 2}", "{name: lowdegree, degree: 2}"])
+def test_every_tier_computes_the_same_runs(tiny_text, learner):
+    exp = _with(tiny_text, learner)
+    static, arrays = _group(exp)
+    lowered = loop.compiled_group(static).lower(arrays)
+    outs = {tier: lowered.compile(options)(arrays) for tier, options in loop.TIERS.items()}
+    for tier in ("quick", "tiny"):
+        for name, value in outs["full"].items():
+            # float sums may be ordered differently by the code generators: a few ulps
+            np.testing.assert_allclose(np.asarray(outs[tier][name], float), np.asarray(value, float),
+                                       rtol=1e-5, atol=1e-6, err_msg=f"{tier}: {name}")
