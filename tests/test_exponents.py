@@ -245,3 +245,9 @@ def test_exponent_row_fits_a_searched_column_within_its_bracket():
     assert row["ci_low"] < 0.74 and row["ci_high"] > 0.76
     bare = figures.exponent_row(study, "s", part.drop(columns=["ci_low", "ci_high"]))
     assert bare["ci_low"] == pytest.approx(0.75) == bare["ci_high"]
+
+
+def test_a_verdict_prints_an_interval_end_that_rounds_to_theory_with_three_digits():
+    near = exponent_verdict(PowerLaw(1.04, 1.0, 1.0036, 1.23, 0.95, 5), 1.0)
+    assert near.verdict == "disagrees" and near.reason.startswith("1.000 ∉ [1.004, 1.230]")
+    assert exponent_verdict(PowerLaw(1.1, 1.0, 0.9, 1.3, 0.95, 5), 1.0).reason == "1.00 ∈ [0.90, 1.30]"

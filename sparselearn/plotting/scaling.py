@@ -184,6 +184,13 @@ class Verdict:
     reason: str
 
 
+def _versus(theory: float, relation: str, fit: PowerLaw) -> str:
+    """"theory ∈ [low, high]" with two decimals, or three where two would print an end equal to
+    theory on the wrong side of it."""
+    digits = 3 if f"{theory:.2f}" in (f"{fit.ci_low:.2f}", f"{fit.ci_high:.2f}") else 2
+    return f"{theory:.{digits}f} {relation} [{fit.ci_low:.{digits}f}, {fit.ci_high:.{digits}f}]"
+
+
 def exponent_verdict(fit: PowerLaw | None, theory: float, slopes: pd.DataFrame | None = None,
                      reason: str | None = None) -> Verdict:
     """Compare a fitted exponent with the theory exponent `theory`.
@@ -210,7 +217,7 @@ def exponent_verdict(fit: PowerLaw | None, theory: float, slopes: pd.DataFrame |
     if fit is None or not np.isfinite(fit.alpha):
         return Verdict("not measured", reason or "fewer than two x values reached the target")
     if fit.ci_low <= theory <= fit.ci_high:
-        return Verdict("agrees", f"{theory:.2f} ∈ [{fit.ci_low:.2f}, {fit.ci_high:.2f}]")
+        return Verdict("agrees", _versus(theory, "∈", fit))
     trend = ""
     if slopes is not None and len(slopes) >= 2:
         first, last = slopes.iloc[0], slopes.iloc[-1]
@@ -233,7 +240,7 @@ def exponent_verdict(fit: PowerLaw | None, theory: float, slopes: pd.DataFrame |
             return Verdict("pre-asymptotic", f"{found}; {reason}" if reason else found)
         elif towards and closer:
             trend += " (within the seed noise)" if noisy else " (still of the opposite sign)"
-    measured = (f"{theory:.2f} ∉ [{fit.ci_low:.2f}, {fit.ci_high:.2f}]" if np.isfinite(fit.ci_low) else
+    measured = (_versus(theory, "∉", fit) if np.isfinite(fit.ci_low) else
                 f"{fit.alpha:.2f} from two x values, no interval") + (f"; {trend}" if trend else "")
     return Verdict("disagrees", f"{reason} ({measured})" if reason else measured)
 
