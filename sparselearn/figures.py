@@ -286,13 +286,13 @@ def make(path: str | Path, smoke: bool = False, store: str | Path = "results",
     return save(fig.draw(collect(fig, smoke, store)), out / fig.ID.lower())
 
 
-def _arguments(doc: str | None, draws: bool) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=(doc or " ").strip().splitlines()[0])
+def _arguments(doc: str | None, draws: bool, argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=next(iter((doc or "").strip().splitlines()), None))
     p.add_argument("--smoke", action="store_true", help="seconds-long version")
     p.add_argument("--results", default="results", help="results root (default: results)")
     if draws:
         p.add_argument("--out", default=None, help="figure directory (default: paper_figs/out)")
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 def main(path: str | Path) -> None:
@@ -305,13 +305,20 @@ def main(path: str | Path) -> None:
         print(made)
 
 
-def study_main(path: str | Path) -> None:
-    """Command line of a study file: python experiments/<name>.py [--smoke] [--results DIR] prints
-    its table (or the study's `summary(table)` when it declares one)."""
+def study_main(path: str | Path, argv: list[str] | None = None) -> None:
+    """Command line of a study file: python experiments/<name>.py [--smoke] [--results DIR]
+    measures (resuming from its store), prints its table (or the study's `summary(table)` when it
+    declares one) and, at full size, keeps it at the study's KEPT_TABLE for the figures and the
+    exponent table."""
     mod = _checked(Path(path))
-    a = _arguments(mod.__doc__, draws=False)
+    a = _arguments(mod.__doc__, draws=False, argv=argv)
     table = mod.measure(a.smoke, a.results)
     print((mod.summary(table) if hasattr(mod, "summary") else table).to_string())
+    kept = None if a.smoke else getattr(mod, "KEPT_TABLE", None)
+    if kept is not None:
+        Path(kept).parent.mkdir(parents=True, exist_ok=True)
+        table.to_parquet(kept, index=False)
+        print(f"kept: {kept}")
 
 
 # ------------------------------------------------------------------ the exponent table

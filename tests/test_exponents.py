@@ -251,3 +251,15 @@ def test_a_verdict_prints_an_interval_end_that_rounds_to_theory_with_three_digit
     near = exponent_verdict(PowerLaw(1.04, 1.0, 1.0036, 1.23, 0.95, 5), 1.0)
     assert near.verdict == "disagrees" and near.reason.startswith("1.000 ∉ [1.004, 1.230]")
     assert exponent_verdict(PowerLaw(1.1, 1.0, 0.9, 1.3, 0.95, 5), 1.0).reason == "1.00 ∈ [0.90, 1.30]"
+
+
+def test_a_study_run_from_its_file_keeps_its_full_size_table(tmp_path, capsys):
+    (tmp_path / "paper_figs").mkdir()
+    (tmp_path / "experiments").mkdir()
+    path = tmp_path / "experiments" / "drift.py"
+    path.write_text(STUDY)
+    kept = tmp_path / "paper_figs" / "data" / "drift.parquet"
+    figures.study_main(path, ["--smoke", "--results", str(tmp_path / "r")])
+    assert not kept.exists()                                   # a smoke run keeps nothing
+    figures.study_main(path, ["--results", str(tmp_path / "r")])
+    assert pd.read_parquet(kept).shape == (280, 4) and f"kept: {kept}" in capsys.readouterr().out
