@@ -18,7 +18,7 @@ steps): runs exact per setting (bars) and runs that the initialisation alone pre
 Measured (exponent of the fewest samples, 95% bootstrap CI over the d values and each point's
 bracket, against k − 1; T* is 14–46 steps at the chosen batches):
     k = 2, d = 10, 14, 20, 28, 40:          128, 396, 660, 1058, 884          α = 1.39 [0.31, 2.52]
-    k = 3, d = 10, 14, 20, 28, 40:          2934, 3660, 11980, 14344, 35400   α = 1.83 [1.41, 2.20]
+    k = 3, d = 10, 14, 20, 28, 40:          2934, 3660, 11980, 14344, 35400   α = 1.84 [1.41, 2.20]
     k = 4, d = 10, 12, 14, 17, 20, 24, 28:  32242, 42920, 72420, 104400, 191712, 208658, 491378
                                                                               α = 2.54 [1.95, 2.84]
 k = 2 and 3 agree with d^(k−1); k = 4 falls short (its CI excludes 3; the local slope over three
