@@ -358,9 +358,9 @@ def _seeds(mod: ModuleType, part, smoke: bool) -> str:
 def exponent_row(mod: ModuleType, value, part, smoke: bool = False) -> dict:
     """One row of the exponent table: the fit of Y vs X over `part` (the study table's rows with
     BY = `value`) with its bootstrap CI (over seeds, or over the bracket ci_low ≤ Y ≤ ci_high of a
-    searched Y when the table has those columns; see `plotting.fit_exponent`), the fit over the upper half of X, the last local slope,
-    the X range and seeds, the theory exponent and the verdict (`exponent_verdict`, with the
-    reason the study's optional `reason(value)` declares)."""
+    searched Y when the table has those columns; see `plotting.fit_exponent`), the fit over the
+    upper half of X, the last local slope, the X range and seeds, the theory exponent and the
+    verdict (`exponent_verdict`, with the reason the study's optional `reason(value)` declares)."""
     import numpy as np
 
     from sparselearn.plotting import exponent_verdict, fit_exponent, local_slopes, upper_half_fit

@@ -293,12 +293,12 @@ def _write_program(path: Path, compiled) -> None:
         pass
 
 
-def executable(jitted, args: tuple, parts, files: tuple[str, ...] = (), options=None):
-    """`jitted.lower(*args).compile(options(lowered))`, compiled once per machine: taken from
-    this process's programs, else loaded from `programs_dir()` without tracing, else compiled
-    and kept there. `parts` and `files` describe what `jitted` is built from (see
-    `program_key`): a change to either gives a new program. `options`: lowered program → XLA
-    compile options (a function of what `parts`, `files` and the argument shapes fix).
+def executable(jitted, args: tuple, parts, files: tuple[str, ...] = (), compile=None):
+    """`jitted.lower(*args).compile()` (or `compile(jitted, args)`), compiled once per machine:
+    taken from this process's programs, else loaded from `programs_dir()` without tracing, else
+    compiled and kept there. `parts` and `files` describe what `jitted` is built from (see
+    `program_key`): a change to either gives a new program, and they must fix what `compile`
+    chooses (e.g. XLA options).
 
     Example:
         >>> program = executable(compiled_group(static), (arrays,), ("group", static), code_files())
@@ -311,8 +311,7 @@ def executable(jitted, args: tuple, parts, files: tuple[str, ...] = (), options=
     folder = programs_dir()
     compiled = None if folder is None else _read_program(folder / f"{key}.bin")
     if compiled is None:
-        lowered = jitted.lower(*args)
-        compiled = lowered.compile(None if options is None else options(lowered))
+        compiled = jitted.lower(*args).compile() if compile is None else compile(jitted, args)
         if folder is not None:
             _write_program(folder / f"{key}.bin", compiled)
     _LOADED[key] = compiled

@@ -98,7 +98,8 @@ def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float 
     x, y, xs, low, high = _distinct(x, y, low, high)
     if xs.size < 2:
         raise ValueError(f"need positive values at two or more distinct x to fit a power law, got {xs.size}")
-    groups = [y[x == v] for v in xs]
+    members = [np.flatnonzero(x == v) for v in xs]
+    groups = [y[i] for i in members]
     alpha, logc = _loglog_slope(*_medians(xs, groups))
     rng = np.random.default_rng(seed)
     bracketed = bool(np.any(high > low))
@@ -111,7 +112,7 @@ def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float 
     if max(len(g) for g in groups) > 1:
         for b in range(n_boot):
             yb = jittered()
-            resampled = [g[rng.integers(0, len(g), len(g))] for g in (yb[x == v] for v in xs)]
+            resampled = [yb[i[rng.integers(0, len(i), len(i))]] for i in members]
             slopes[b] = _loglog_slope(*_medians(xs, resampled))[0]
     elif xs.size == 2:
         slopes[:] = [_loglog_slope(np.log(x), np.log(jittered()))[0] for _ in range(n_boot)] if bracketed else np.nan

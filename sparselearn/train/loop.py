@@ -529,7 +529,7 @@ def kept_program(static: Experiment, name: str, tier: str, jitted, *args):
     compiled at `tier` (see `compile_tier`) and kept across processes (`runtime.executable`):
     a group seen before starts without tracing."""
     return runtime.executable(jitted, args, (name, tier, static), runtime.code_files(static.target, static.learner),
-                              options=functools.partial(tier_options, tier))
+                              compile=lambda fn, fn_args: compile_at(fn, tier, *fn_args))
 
 
 def _stepped(static: Experiment, pieces, arrays: dict, progress, tier: str) -> dict:
