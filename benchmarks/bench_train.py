@@ -10,6 +10,8 @@ error at the end.
     torch_loop    a standard PyTorch loop (nn.Linear, optim.SGD), one seed at a time, with
                   torch.set_num_threads(cores); torch_loop_1thread repeats it on one thread
     numpy_sgemm   float32 matmuls of 1024² and 2048², the machine's practical ceiling
+    numpy_step_shapes  the same BLAS on one step's two large products for every seed (batched
+                  matmuls of the step's small shapes): the ceiling for matrices this small
 
 FLOPs are counted analytically: the matmuls of the forward and backward passes of every
 step plus the forward passes of the evaluations (elementwise work is not counted).
@@ -284,6 +286,30 @@ def bench_sgemm(sizes=(1024, 2048), repeats: int = 5) -> list[dict]:
     return out
 
 
+def bench_step_shapes(w: Workload, repeats: int = 5, calls: int = 200) -> dict:
+    """numpy's batched matmul on one step's two large products for all seeds at once (forward
+    x·W1: (R, b, n) @ (R, n, w); backward xᵀ·∂h: (R, n, b) @ (R, b, w)), best of `repeats`: what
+    the BLAS behind the sgemm ceiling reaches on the shapes a training step is made of."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((w.seeds, w.batch, w.n), dtype=np.float32)
+    x_t = np.ascontiguousarray(x.transpose(0, 2, 1))
+    w1 = rng.standard_normal((w.seeds, w.n, w.width), dtype=np.float32)
+    grad_h = rng.standard_normal((w.seeds, w.batch, w.width), dtype=np.float32)
+    for _ in range(10):                                       # warm-up
+        np.matmul(x, w1), np.matmul(x_t, grad_h)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            np.matmul(x, w1), np.matmul(x_t, grad_h)
+        times.append((time.perf_counter() - start) / calls)
+    flops = w.seeds * 2 * (2 * w.batch * w.n * w.width)
+    return result("numpy_step_shapes", min(times), repeats, 1, flops,
+                  f"numpy float32 batched matmuls ({w.seeds}, {w.batch}, {w.n}) @ ({w.seeds}, {w.n}, {w.width}) "
+                  f"and ({w.seeds}, {w.n}, {w.batch}) @ ({w.seeds}, {w.batch}, {w.width}), best of {repeats} "
+                  f"× {calls} calls")
+
+
 # ------------------------------------------------------------------------- main
 
 def table(results: list[dict]) -> str:
@@ -332,6 +358,7 @@ def main(argv=None) -> dict:
     if cores > 1:   # for reference: on a busy machine intra-op threads can wait on each other
         results.append(bench_torch_loop(w, loop_seeds, loop_steps, threads=1, name="torch_loop_1thread"))
     results += bench_sgemm()
+    results.append(bench_step_shapes(w))
 
     by_name = {r["name"]: r for r in results}
     ours = by_name["ours"]
@@ -341,6 +368,9 @@ def main(argv=None) -> dict:
         "vs_step_loop": by_name["jax_step_loop"]["seconds"] / ours["seconds"],
         "vs_torch_loop": None if torch_r.get("skipped") else torch_r["seconds"] / ours["seconds"],
         "fraction_of_sgemm": ours["flops_per_s"] / sgemm,
+        # the same BLAS on the step's own small products: the ceiling a step could reach
+        "step_shapes_fraction_of_sgemm": by_name["numpy_step_shapes"]["flops_per_s"] / sgemm,
+        "fraction_of_step_shapes": ours["flops_per_s"] / by_name["numpy_step_shapes"]["flops_per_s"],
     }
     sharded = next((r for r in results if r["name"].endswith("_devices")), None)
     if sharded:

@@ -51,14 +51,19 @@ def panels(rows: int = 1, cols: int = 2, width: float | None = None, height: flo
 
 
 def save(fig, path: str | Path) -> list[Path]:
-    """Write `path` as .png and .pdf (the suffix of `path` is replaced); returns both paths."""
+    """Write `path` as .png and .pdf (the suffix of `path` is replaced); returns both paths.
+
+    Both files are cropped to one tight box, laid out once: `savefig.bbox = "tight"` would
+    draw the figure twice per file, to find the box and then to write it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     out = []
     with styled():
+        fig.draw_without_rendering()  # runs the layout engine, if any, so the box is final
+        box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(matplotlib.rcParams["savefig.pad_inches"])
         for suffix in (".png", ".pdf"):
             p = path.with_suffix(suffix)
-            fig.savefig(p)
+            fig.savefig(p, bbox_inches=box)
             out.append(p)
     plt.close(fig)
     return out
