@@ -19,14 +19,16 @@ Compiled programs: JAX's cache is keyed by the lowered program, so a process mus
 and lower a group (about a second for the quickstart) before it finds the compiled code.
 `executable` keys a group's program by what it is built from instead (the static experiment,
 the argument shapes and shardings, the source of the code that builds it, the versions and the
-machine), keeps the serialized executable beside JAX's cache, and loads it in a fresh
-process without tracing. It follows the same switches as the cache.
+machine), keeps the serialized executable beside JAX's cache (not in it: deleting a kept
+program makes the next process compile it afresh), and loads it in a fresh process without
+tracing. It follows the same switches as the cache.
 
 Nothing here imports jax at module level.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -34,6 +36,7 @@ import pickle
 import platform
 import re
 import sys
+import threading
 import warnings
 from collections import OrderedDict
 from importlib import metadata
@@ -263,6 +266,45 @@ def program_key(parts, args, files: tuple[str, ...] = ()) -> str:
     return hashlib.sha256(repr(described).encode()).hexdigest()[:32]
 
 
+class _Hits(threading.local):
+    count = 0
+
+
+_HITS = _Hits()
+
+
+@functools.cache
+def _listen_for_jax_cache_hits() -> None:
+    import jax
+
+    def listen(event: str, **_) -> None:
+        if event == "/jax/compilation_cache/cache_hits":
+            _HITS.count += 1
+
+    jax.monitoring.register_event_listener(listen)
+
+
+def _jax_cache_hits() -> int:
+    """Programs this thread has so far taken from JAX's persistent cache. A kept program must
+    come from a fresh compile: an executable JAX loaded from its cache serializes without its
+    kernels (jaxlib 0.10 on CPU), and the program kept from it fails when run ("Function
+    …_kernel not found")."""
+    _listen_for_jax_cache_hits()
+    return _HITS.count
+
+
+def _not_written_to_jax_cache():
+    """A context (this thread only) in which JAX writes nothing to its persistent cache: a kept
+    program is stored once, by `executable`, and JAX then never holds a copy that a later
+    compile would load (see `_jax_cache_hits`). A no-op where JAX's internals differ."""
+    try:
+        from jax._src import config
+
+        return config.persistent_cache_min_compile_time_secs(float("inf"))
+    except (ImportError, AttributeError, TypeError):
+        return contextlib.nullcontext()
+
+
 def _read_program(path: Path):
     """The executable serialized at `path`, or None when it is missing or cannot be loaded
     (then it is removed, and compiled again by the caller)."""
@@ -294,7 +336,7 @@ def _write_program(path: Path, compiled) -> None:
 
 
 def executable(jitted, args: tuple, parts, files: tuple[str, ...] = (), compile=None):
-    """`jitted.lower(*args).compile()` (or `compile(jitted, args)`), compiled once per machine:
+    """`jitted.lower(*args).compile()` (or `compile(jitted.lower(*args))`), compiled once per machine:
     taken from this process's programs, else loaded from `programs_dir()` without tracing, else
     compiled and kept there. `parts` and `files` describe what `jitted` is built from (see
     `program_key`): a change to either gives a new program, and they must fix what `compile`
@@ -311,8 +353,11 @@ def executable(jitted, args: tuple, parts, files: tuple[str, ...] = (), compile=
     folder = programs_dir()
     compiled = None if folder is None else _read_program(folder / f"{key}.bin")
     if compiled is None:
-        compiled = jitted.lower(*args).compile() if compile is None else compile(jitted, args)
-        if folder is not None:
+        lowered = jitted.lower(*args)  # what tracing compiles on the way is cached as usual
+        hits = _jax_cache_hits()
+        with _not_written_to_jax_cache():
+            compiled = lowered.compile() if compile is None else compile(lowered)
+        if folder is not None and _jax_cache_hits() == hits:
             _write_program(folder / f"{key}.bin", compiled)
     _LOADED[key] = compiled
     if len(_LOADED) > _LOADED_MAX:

@@ -117,7 +117,11 @@ def tier_options(tier: str, lowered) -> dict:
 
 def compile_at(jitted, tier: str, *args):
     """`jitted` lowered for `args` and compiled with the options of `tier`."""
-    lowered = jitted.lower(*args)
+    return compile_lowered(jitted.lower(*args), tier)
+
+
+def compile_lowered(lowered, tier: str):
+    """A lowered program compiled with the options of `tier`."""
     return lowered.compile(tier_options(tier, lowered))
 
 
@@ -529,7 +533,7 @@ def kept_program(static: Experiment, name: str, tier: str, jitted, *args):
     compiled at `tier` (see `compile_tier`) and kept across processes (`runtime.executable`):
     a group seen before starts without tracing."""
     return runtime.executable(jitted, args, (name, tier, static), runtime.code_files(static.target, static.learner),
-                              compile=lambda fn, fn_args: compile_at(fn, tier, *fn_args))
+                              compile=lambda lowered: compile_lowered(lowered, tier))
 
 
 def _stepped(static: Experiment, pieces, arrays: dict, progress, tier: str) -> dict:
