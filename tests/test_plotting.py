@@ -41,6 +41,22 @@ def test_fit_interval_covers_truth_in_most_draws():
     assert covered >= 0.8 * draws
 
 
+def test_bootstrap_interval_equals_a_replicate_by_replicate_reference():
+    """The stratified bootstrap with brackets: each replicate jitters every y within its bracket,
+    then resamples the seeds of each x; the interval is the percentile interval of the slopes."""
+    rng = np.random.default_rng(3)
+    x = np.repeat([4.0, 8.0, 16.0, 32.0], 5)
+    y = 7 * x ** 1.5 * np.exp(rng.normal(0, 0.3, x.size))
+    low, high = y / 1.2, y * 1.1
+    fit = fit_exponent(x, y, low=low, high=high, n_boot=200, seed=5)
+    draw, xs, slopes = np.random.default_rng(5), np.unique(x), []
+    for _ in range(200):
+        yb = np.exp(draw.uniform(np.log(low), np.log(high)))
+        medians = [np.median(yb[np.flatnonzero(x == v)][draw.integers(0, 5, 5)]) for v in xs]
+        slopes.append(np.polyfit(np.log(xs), np.log(medians), 1)[0])
+    assert np.allclose(fit.ci, np.quantile(slopes, [0.025, 0.975]), rtol=0, atol=1e-9)
+
+
 def test_fit_one_point_per_x_and_errors():
     x = np.array([1.0, 2.0, 4.0, 8.0, 16.0])
     fit = fit_exponent(x, 5 * x ** -0.5, n_boot=100)

@@ -52,6 +52,12 @@ def _loglog_slope(logx: np.ndarray, logy: np.ndarray) -> tuple[float, float]:
     return slope, float(logy.mean() - slope * xm)
 
 
+def _loglog_slopes(logx: np.ndarray, logy: np.ndarray) -> np.ndarray:
+    """`_loglog_slope` of every row of logy (B, X) against logx (X,): (B,) slopes."""
+    dx = logx - logx.mean()
+    return (dx * (logy - logy.mean(axis=1, keepdims=True))).sum(axis=1) / (dx * dx).sum()
+
+
 def _medians(xs: np.ndarray, groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     med = np.array([np.median(g) for g in groups])
     return np.log(xs), np.log(med)
@@ -110,10 +116,13 @@ def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float 
 
     slopes = np.empty(n_boot)
     if max(len(g) for g in groups) > 1:
+        resampled = [np.empty((n_boot, len(i))) for i in members]  # per x: (replicate, seed)
         for b in range(n_boot):
             yb = jittered()
-            resampled = [yb[i[rng.integers(0, len(i), len(i))]] for i in members]
-            slopes[b] = _loglog_slope(*_medians(xs, resampled))[0]
+            for out, i in zip(resampled, members):
+                out[b] = yb[i[rng.integers(0, len(i), len(i))]]
+        medians = np.stack([np.median(r, axis=1) for r in resampled], axis=1)
+        slopes = _loglog_slopes(np.log(xs), np.log(medians))
     elif xs.size == 2:
         slopes[:] = [_loglog_slope(np.log(x), np.log(jittered()))[0] for _ in range(n_boot)] if bracketed else np.nan
     else:
