@@ -376,6 +376,8 @@ def main(argv=None) -> dict:
     if sharded:
         ratios["sharded_vs_step_loop"] = by_name["jax_step_loop"]["seconds"] / sharded["seconds"]
         ratios["sharded_fraction_of_sgemm"] = sharded["flops_per_s"] / sgemm
+        if not torch_r.get("skipped"):  # the command line's default executor against PyTorch
+            ratios["sharded_vs_torch_loop"] = torch_r["seconds"] / sharded["seconds"]
     if "torch_loop_1thread" in by_name and not by_name["torch_loop_1thread"].get("skipped"):
         ratios["vs_torch_loop_1thread"] = by_name["torch_loop_1thread"]["seconds"] / ours["seconds"]
     machine = describe()
