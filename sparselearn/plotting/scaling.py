@@ -45,17 +45,16 @@ class PowerLaw:
         return f"α = {self.alpha:.2f} [{self.ci_low:.2f}, {self.ci_high:.2f}]"
 
 
-def _loglog_slope(logx: np.ndarray, logy: np.ndarray) -> tuple[float, float]:
-    xm = logx.mean()
-    dx = logx - xm
-    slope = float((dx * (logy - logy.mean())).sum() / (dx * dx).sum())
-    return slope, float(logy.mean() - slope * xm)
-
-
 def _loglog_slopes(logx: np.ndarray, logy: np.ndarray) -> np.ndarray:
-    """`_loglog_slope` of every row of logy (B, X) against logx (X,): (B,) slopes."""
+    """Least-squares slopes of every row of logy (B, X) against logx (X,): (B,)."""
     dx = logx - logx.mean()
     return (dx * (logy - logy.mean(axis=1, keepdims=True))).sum(axis=1) / (dx * dx).sum()
+
+
+def _loglog_slope(logx: np.ndarray, logy: np.ndarray) -> tuple[float, float]:
+    """(slope, intercept) of the least-squares line through (logx, logy)."""
+    slope = float(_loglog_slopes(logx, logy[None])[0])
+    return slope, float(logy.mean() - slope * logx.mean())
 
 
 def _medians(xs: np.ndarray, groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
