@@ -235,43 +235,6 @@ def test_vmapped_noise_draws_what_the_target_itself_samples(name, level):
     assert not np.allclose(y, clean.labels(tp, x))  # the noise did change labels
 
 
-def test_threefry_keeps_its_published_known_answers():
-    # the loop lowers threefry on CPU without a loop (sparselearn.train.loop): the same bits
-    from jax.extend.random import threefry_2x32
-
-    def hashed(key, count):
-        return [int(v) for v in jax.jit(threefry_2x32)(jnp.array(key, jnp.uint32), jnp.array(count, jnp.uint32))]
-
-    assert hashed([0x13198A2E, 0x03707344], [0x243F6A88, 0x85A308D3]) == [0xC4923A9C, 0x483DF7A0]
-    assert hashed([0, 0], [0, 0]) == [0x6B200159, 0x99BA4EFE]
-
-
-def _threefry_reference(k1, k2, x1, x2):
-    """Threefry-2x32 (20 rounds) in numpy uint32 arithmetic, on broadcast operands."""
-    k1, k2, x1, x2 = (a.astype(np.uint32) for a in np.broadcast_arrays(k1, k2, x1, x2))
-    ks = [k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA)]
-    x = [x1 + ks[0], x2 + ks[1]]
-    for block in range(5):
-        for d in ((13, 15, 26, 6), (17, 29, 16, 24))[block % 2]:
-            x[0] = x[0] + x[1]
-            x[1] = x[0] ^ ((x[1] << np.uint32(d)) | (x[1] >> np.uint32(32 - d)))
-        x = [x[0] + ks[(block + 1) % 3], x[1] + ks[(block + 2) % 3] + np.uint32(block + 1)]
-    return x
-
-
-@pytest.mark.parametrize("key_shape,count_shape", [((), (7,)), ((5, 1), (1, 9)), ((3, 1, 1), (3, 4, 2)), ((6,), (6,))])
-def test_threefry_lowering_equals_a_numpy_reference_under_broadcasting(key_shape, count_shape):
-    from jax._src.random.threefry2x32 import threefry2x32_p
-
-    rng = np.random.default_rng(len(key_shape) + len(count_shape))
-    k1, k2 = (rng.integers(0, 2**32, key_shape, dtype=np.uint32) for _ in range(2))
-    x1, x2 = (rng.integers(0, 2**32, count_shape, dtype=np.uint32) for _ in range(2))
-    ours = jax.jit(lambda *a: threefry2x32_p.bind(*a))(k1, k2, x1, x2)
-    with np.errstate(over="ignore"):
-        for got, want in zip(ours, _threefry_reference(k1, k2, x1, x2)):
-            np.testing.assert_array_equal(np.asarray(got), want)
-
-
 def test_instance_keys_are_the_keys_of_key_for():
     from sparselearn.rng import key_for
     from sparselearn.train.loop import instance_keys

@@ -39,65 +39,13 @@ from sparselearn.contracts import first_layer, kind_of, sampler
 from sparselearn.errors import FitFailed
 from sparselearn.rng import PURPOSES, key_for, seed_key
 from sparselearn.schema import CURVES
-from sparselearn.train import optimizers, spec
+from sparselearn.train import optimizers, spec, threefry
 from sparselearn.train.losses import LOSSES
 from sparselearn.train.metrics import pointwise_error, weighted_mean
 from sparselearn.train.spec import static_part
 
 
-#: Threefry-2x32's rotation distances, alternating every four rounds
-_THREEFRY_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
-
-
-def _threefry_straight_line(hlo, mlir, ctx, key1, key2, x1, x2):
-    """The lowering of `threefry2x32_p`: the twenty rounds of Threefry-2x32 emitted as
-    StableHLO ops directly (JAX's own unrolled rule traces about a hundred jnp operations per
-    shape to emit the same ops: 0.3 s of the quickstart group's 0.6 s lowering). `hlo`, `mlir`:
-    JAX's StableHLO dialect and lowering modules."""
-    out = ctx.avals_out[0]
-
-    def full(value, aval):  # `value` (an operand of shape aval.shape) broadcast to the output
-        return mlir.broadcast_in_dim(ctx, value, out, broadcast_dimensions=range(out.ndim - aval.ndim, out.ndim))
-
-    def const(c: int):
-        return full(mlir.ir_constant(np.uint32(c)), out.update(shape=()))
-
-    def rotate_left(v, d: int):
-        return hlo.or_(hlo.shift_left(v, const(d)), hlo.shift_right_logical(v, const(32 - d)))
-
-    k1, k2, x1, x2 = (full(v, a) for v, a in zip((key1, key2, x1, x2), ctx.avals_in))
-    ks = (k1, k2, hlo.xor(hlo.xor(k1, k2), const(0x1BD11BDA)))
-    x = [hlo.add(x1, ks[0]), hlo.add(x2, ks[1])]
-    for block in range(5):
-        for d in _THREEFRY_ROTATIONS[block % 2]:
-            x[0] = hlo.add(x[0], x[1])
-            x[1] = hlo.xor(x[0], rotate_left(x[1], d))
-        x = [hlo.add(x[0], ks[(block + 1) % 3]), hlo.add(hlo.add(x[1], ks[(block + 2) % 3]), const(block + 1))]
-    return x
-
-
-def _unrolled_threefry_on_cpu() -> None:
-    """Lower JAX's threefry hash on CPU as straight-line code, as JAX does on GPU, instead of a
-    loop: the same bits (tests check the published known answers and JAX's own lowering), but
-    each random draw then compiles to one kernel rather than a while loop of small ones, which
-    cuts the compile time of a group by about half. A no-op where JAX's internals differ."""
-    try:
-        from jax._src.interpreters import mlir
-        from jax._src.lib.mlir.dialects import hlo
-        from jax._src.random import threefry2x32 as threefry
-    except ImportError:
-        return
-    used = [(mlir, "broadcast_in_dim"), (mlir, "ir_constant")] + [
-        (hlo, name) for name in ("add", "xor", "or_", "shift_left", "shift_right_logical")]
-    if all(hasattr(module, name) for module, name in used):
-        rule = functools.partial(_threefry_straight_line, hlo, mlir)
-    else:  # JAX's own straight-line rule
-        rule = getattr(threefry, "_threefry2x32_lowering_rule", None)
-    if rule is not None:  # one function per shape, shared by its call sites
-        mlir.register_lowering(threefry.threefry2x32_p, rule, platform="cpu", inline=False)
-
-
-_unrolled_threefry_on_cpu()
+threefry.use_straight_line_lowering()
 
 #: XLA options for programs that run briefly on CPU: the classic fusion emitters compile the
 #: quickstart group 2.5× faster than the default ones but run its steps about 25% slower;
@@ -453,6 +401,7 @@ def make_train_run(exp: Experiment, observe=None, init=None) -> TrainedRun:
 
     start, advance, finish = (_precise(tr.precision, fn) for fn in (start, advance, finish))
 
+    @threefry.merged_draws  # the draws of data, teacher and init: a few hashes, not dozens
     def start_group(hps):
         return jax.vmap(start)(hps)
 
@@ -483,7 +432,7 @@ RUN_BUILDERS = {"gradient": make_train_run, "fitted": _fit_run}
 def _program(run) -> Callable:
     """hps (R, ...) → outputs (R, ...) for a run function: a `TrainedRun`'s own group program,
     else vmap(run)."""
-    return run.group if isinstance(run, TrainedRun) else jax.vmap(run)
+    return run.group if isinstance(run, TrainedRun) else threefry.merged_draws(jax.vmap(run))
 
 
 def trajectory(exp: Experiment, hps: dict, observe=None, init=None) -> dict[str, np.ndarray]:
@@ -614,6 +563,7 @@ def _run_compiled_group(static: Experiment, arrays: dict, devices=None, progress
 
 @functools.lru_cache(maxsize=64)
 def _compiled_data(static: Experiment):
+    @threefry.merged_draws
     def data_group(seeds, instances, noises):
         return jax.vmap(lambda s, i, e: make_data(static)(s, i, e)[1:])(seeds, instances, noises)
     return jax.jit(data_group, compiler_options=tier_options("tiny", None))   # random draws only
