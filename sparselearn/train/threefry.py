@@ -216,7 +216,7 @@ def _hash_once(k1, k2, x1, x2):
 def _hash_level(eqns: list[_Eqn], value: Callable) -> dict[int, Any]:
     """The outputs of the threefry equations of one level: those that share their leading
     dimension (the run axis of a group, kept whole so its sharding survives) hashed in one
-    call; large ones and lone ones on their own."""
+    call of `_hash_once`; those above MERGE_MAX_ELEMENTS as they were."""
     out: dict[int, Any] = {}
     together: dict[Any, list] = {}
     for eqn in eqns:
