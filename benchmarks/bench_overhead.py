@@ -13,8 +13,10 @@ ReLU network, hinge loss, SGD (lr 0.1, batch 32), 1,000 training samples, test a
                 seed stopping once its test accuracy is 100%.
 
 Both run on one core (`taskset -c CORE`, 0 unless `--core`; BLAS and XLA single-threaded). Also measured:
-`import sparselearn`, `sparselearn --help`, and the compile of the quickstart group (cold
-and from the warm cache) in a fresh process.
+`import sparselearn`, `sparselearn --help`, the compile of the quickstart group (cold
+and from the warm cache) in a fresh process, and the compile of two groups (the tests' tiny
+config and the quickstart's largest group) with and without merged random draws
+(`sparselearn.train.threefry.merged_draws`), in fresh processes, alternating.
 
 Run:   python benchmarks/bench_overhead.py           # about 5 min on an idle 2-core machine
        python benchmarks/bench_overhead.py --quick   # 16 seeds only, writes nothing
@@ -175,6 +177,64 @@ COMPILE = textwrap.dedent('''
 ''')
 
 
+DRAWS = textwrap.dedent('''
+    import json, os, sys, time
+    import jax
+    import sparselearn as sl
+    from sparselearn.sweeps import grid
+    from sparselearn.train import loop, spec, threefry
+    if sys.argv[2] == "unmerged":
+        threefry.merged_draws = lambda fn: fn
+    exp = sl.config.loads(sys.argv[1])
+    g = grid.group(grid.expand(exp))[-1]
+    static, arrays = spec.static_part(g.exp), spec.hp_arrays(g.exp, g.hps())
+    tier = loop.compile_tier(static, len(arrays["seed"]))
+    start = time.perf_counter()
+    lowered = loop.compiled_group(static).lower(arrays)
+    traced = time.perf_counter()
+    compiled = loop.compile_lowered(lowered, tier)
+    done = time.perf_counter()
+    print(json.dumps({"tier": tier, "trace_lower_s": traced - start, "compile_s": done - traced,
+                      "hash_copies": compiled.as_text().count("shift-left") // 20}))
+''')
+
+#: groups whose compile is measured with and without merged draws: the tests' tiny config
+#: (tiny tier) and the quickstart's largest group (quick tier)
+DRAW_GROUPS = {
+    "tiny": """
+experiment: tiny
+target:  {name: sparse_parity, n: 10, k: 2}
+learner: {name: mlp, width: 32, depth: 2}
+train:   {optimizer: sgd, lr: 0.1, batch: 16, steps: 50, loss: hinge, eval_every: 20, eps: 0.05}
+data:    {m: 256, test_m: 128}
+sweep:   {seeds: 2, grid: {data.m: [64, 256]}}
+""",
+    "quickstart": (ROOT / "configs" / "quickstart.yaml").read_text(),
+}
+
+
+def bench_merged_draws(work: Path, repeats: int = 3) -> dict:
+    """Trace + lower and XLA compile of a group in a new process, with the group's random draws
+    merged (`threefry.merged_draws`, the default) and unmerged, alternating; medians of
+    `repeats`, and the copies of the hash in the compiled program."""
+    script = work / "draws.py"
+    script.write_text(DRAWS)
+    out = {}
+    for name, text in DRAW_GROUPS.items():
+        runs: dict[str, list] = {"merged": [], "unmerged": []}
+        for _ in range(repeats):
+            for mode in runs:
+                done = subprocess.run([sys.executable, str(script), text, mode], capture_output=True, text=True,
+                                      check=True)
+                runs[mode].append(json.loads(done.stdout.strip().splitlines()[-1]))
+        out[name] = {mode: {"tier": rows[0]["tier"], "hash_copies": rows[0]["hash_copies"],
+                            "compile_s": statistics.median(r["compile_s"] for r in rows),
+                            "trace_lower_s": statistics.median(r["trace_lower_s"] for r in rows),
+                            "all_compile_s": [r["compile_s"] for r in rows]} for mode, rows in runs.items()}
+        out[name]["compile_ratio"] = out[name]["merged"]["compile_s"] / out[name]["unmerged"]["compile_s"]
+    return out
+
+
 def bench_compile(work: Path) -> dict:
     """The quickstart group's program obtained as `run_group` does (`loop.kept_program`) in a
     new process: with empty caches (trace, lower, compile, keep) and with the kept program
@@ -210,6 +270,8 @@ def main(argv=None) -> dict:
         print("start:", report["start"])
         report["compile_quickstart_group"] = bench_compile(work)
         print("compile:", report["compile_quickstart_group"])
+        report["merged_draws"] = bench_merged_draws(work, repeats=1 if args.quick else 3)
+        print("merged draws:", {k: round(v["compile_ratio"], 2) for k, v in report["merged_draws"].items()})
         rows = []
         for seeds in ((16,) if args.quick else (16, 256)):
             ours, ref = bench_cli(seeds, work, stop, args.core), bench_numpy(seeds, work, args.core)
