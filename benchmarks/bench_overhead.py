@@ -184,7 +184,7 @@ DRAWS = textwrap.dedent('''
     from sparselearn.sweeps import grid
     from sparselearn.train import loop, spec, threefry
     if sys.argv[2] == "unmerged":
-        threefry.merged_draws = lambda fn: fn
+        threefry.merged_draws = lambda fn, when=None: fn
     exp = sl.config.loads(sys.argv[1])
     g = grid.group(grid.expand(exp))[-1]
     static, arrays = spec.static_part(g.exp), spec.hp_arrays(g.exp, g.hps())
