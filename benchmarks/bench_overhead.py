@@ -185,7 +185,7 @@ DRAWS = textwrap.dedent('''
     from sparselearn.train import loop, spec, threefry
     if sys.argv[2] == "unmerged":
         threefry.merged_draws = lambda fn, when=None: fn
-    exp = sl.config.loads(sys.argv[1])
+    exp = sl.config.load(sys.argv[1], sys.argv[3:])
     g = grid.group(grid.expand(exp))[-1]
     static, arrays = spec.static_part(g.exp), spec.hp_arrays(g.exp, g.hps())
     tier = loop.compile_tier(static, len(arrays["seed"]))
@@ -198,18 +198,12 @@ DRAWS = textwrap.dedent('''
                       "hash_copies": compiled.as_text().count("shift-left") // 20}))
 ''')
 
-#: groups whose compile is measured with and without merged draws: the tests' tiny config
-#: (tiny tier) and the quickstart's largest group (quick tier)
+#: groups whose compile is measured with and without merged draws, as overrides of the
+#: quickstart: a group the size of the tests' (tiny tier) and the quickstart's largest (quick tier)
 DRAW_GROUPS = {
-    "tiny": """
-experiment: tiny
-target:  {name: sparse_parity, n: 10, k: 2}
-learner: {name: mlp, width: 32, depth: 2}
-train:   {optimizer: sgd, lr: 0.1, batch: 16, steps: 50, loss: hinge, eval_every: 20, eps: 0.05}
-data:    {m: 256, test_m: 128}
-sweep:   {seeds: 2, grid: {data.m: [64, 256]}}
-""",
-    "quickstart": (ROOT / "configs" / "quickstart.yaml").read_text(),
+    "tiny": ["target.n=10", "target.k=2", "learner.width=32", "train.batch=16", "train.steps=50",
+             "train.eval_every=20", "data.test_m=128", "sweep.seeds=2", "sweep.grid.data.m=[64, 256]"],
+    "quickstart": [],
 }
 
 
@@ -220,12 +214,12 @@ def bench_merged_draws(work: Path, repeats: int = 3) -> dict:
     script = work / "draws.py"
     script.write_text(DRAWS)
     out = {}
-    for name, text in DRAW_GROUPS.items():
+    for name, overrides in DRAW_GROUPS.items():
         runs: dict[str, list] = {"merged": [], "unmerged": []}
         for _ in range(repeats):
             for mode in runs:
-                done = subprocess.run([sys.executable, str(script), text, mode], capture_output=True, text=True,
-                                      check=True)
+                done = subprocess.run([sys.executable, str(script), str(ROOT / "configs" / "quickstart.yaml"), mode,
+                                       *overrides], capture_output=True, text=True, check=True)
                 runs[mode].append(json.loads(done.stdout.strip().splitlines()[-1]))
         out[name] = {mode: {"tier": rows[0]["tier"], "hash_copies": rows[0]["hash_copies"],
                             "compile_s": statistics.median(r["compile_s"] for r in rows),
