@@ -79,8 +79,8 @@ def test_merged_draws_give_the_same_bits_and_fewer_hashes_to_compile():
     assert merged <= plain / 2, (plain, merged)   # XLA did not fuse the merged hash back into each use
 
 
-@settings(max_examples=5, deadline=None)
-@given(shapes=st.lists(st.lists(st.integers(1, 5), min_size=0, max_size=3).map(tuple), min_size=1, max_size=4),
+@settings(max_examples=4, deadline=None)
+@given(shapes=st.lists(st.lists(st.integers(1, 5), min_size=0, max_size=3).map(tuple), min_size=1, max_size=3),
        runs=st.integers(1, 3))
 def test_merged_draws_equal_plain_ones_for_any_shapes(shapes, runs):
     def draws(seeds):
