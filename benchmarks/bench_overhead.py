@@ -208,9 +208,11 @@ DRAW_GROUPS = {
 
 
 def bench_merged_draws(work: Path, repeats: int = 3) -> dict:
-    """Trace + lower and XLA compile of a group in a new process, with the group's random draws
-    merged (`threefry.merged_draws`, the default) and unmerged, alternating; medians of
-    `repeats`, and the copies of the hash in the compiled program."""
+    """Trace + lower and XLA compile of a group in a new process, as `run_group` builds it
+    (`threefry.merged_draws` merges the draws of tiny-tier groups only) and with merging
+    switched off, alternating; medians of `repeats`, and the copies of the hash in the compiled
+    program. The quickstart group compiles at the quick tier, so both of its rows are the same
+    program: their difference is the noise of the measurement."""
     script = work / "draws.py"
     script.write_text(DRAWS)
     out = {}
