@@ -435,7 +435,7 @@ RUN_BUILDERS = {"gradient": make_train_run, "fitted": _fit_run}
 
 def _program(run) -> Callable:
     """hps (R, ...) → outputs (R, ...) for a run function: a `TrainedRun`'s own group program,
-    else vmap(run)."""
+    else vmap(run) with its random draws merged (`threefry.merged_draws`)."""
     return run.group if isinstance(run, TrainedRun) else threefry.merged_draws(jax.vmap(run))
 
 
