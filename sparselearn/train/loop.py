@@ -405,8 +405,9 @@ def make_train_run(exp: Experiment, observe=None, init=None) -> TrainedRun:
         return jax.vmap(start)(hps)
 
     # the draws of data, teacher and init as a few hashes rather than dozens, for the groups that
-    # compile at the tiny tier (0.97 → 0.56 s for the tests' tiny group); at the quick tier the
-    # merged program compiles no faster (1.28 → 1.43 s for the quickstart's)
+    # compile at the tiny tier (0.78 → 0.51 s for the tests' tiny group); at the quick tier the
+    # merged program compiles no faster (the quickstart's: 1.60 s unmerged, 1.55 s merged, medians
+    # of six fresh processes), so those are left as they are
     start_group = threefry.merged_draws(start_group, when=lambda hps: compile_tier(exp, len(hps["seed"])) == "tiny")
 
     def advance_group(hps, data, state, c):
