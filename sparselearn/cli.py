@@ -13,6 +13,7 @@ Exit status: 0 success, 2 bad input (config, flags, paths), 1 internal failure.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import traceback
@@ -325,5 +326,22 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def console() -> None:
+    """The `sparselearn` executable: `main()` in a process of its own, then exit with its status.
+
+    jax, pandas and matplotlib leave a heap of about a million long-lived objects. At Python's
+    default thresholds the cyclic collector walks it hundreds of times during a small run, and
+    again while the interpreter shuts down: 0.3 s and 0.4 s of a 3.5 s run. So young collections
+    here wait for 50,000 new objects instead of 700, and the heap is frozen before leaving (no
+    collection walks it again; the process ends right after). In-process callers of `main()`
+    keep their own collector settings."""
+    gc.set_threshold(50_000, 20, 20)
+    try:
+        code = main()
+    finally:
+        gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -96,6 +96,25 @@ def test_console_script_help_and_usage_errors():
     assert done.returncode == 2 and "error:" in done.stderr
 
 
+def test_console_exits_with_main_status_and_leaves_in_process_callers_alone(monkeypatch):
+    """The executable's entry tunes the collector for a process of its own; main() does not."""
+    import gc
+
+    from sparselearn import cli
+
+    before = gc.get_threshold()
+    assert main(["list", "configs"]) == 0 and gc.get_threshold() == before
+    monkeypatch.setattr(cli, "main", lambda: 3)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            cli.console()
+        assert exit_.value.code == 3
+        assert gc.get_threshold()[0] > before[0] and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
 LEAF = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(), st.text(max_size=6),
                  st.lists(st.integers(-2, 300), max_size=3))
 
