@@ -329,12 +329,12 @@ def main(argv: list[str] | None = None) -> int:
 def console() -> None:
     """The `sparselearn` executable: `main()` in a process of its own, then exit with its status.
 
-    jax, pandas and matplotlib leave a heap of about a million long-lived objects. At Python's
-    default thresholds the cyclic collector walks it hundreds of times during a small run, and
-    again while the interpreter shuts down: 0.3 s and 0.4 s of a 3.5 s run. So young collections
-    here wait for 50,000 new objects instead of 700, and the heap is frozen before leaving (no
-    collection walks it again; the process ends right after). In-process callers of `main()`
-    keep their own collector settings."""
+    jax, pandas and matplotlib leave about 200,000 long-lived objects that the cyclic collector
+    tracks. At Python's default thresholds it walks them hundreds of times during a small run,
+    and several times more while the interpreter shuts down: 0.3 s and 0.4 s of a 3.5 s run.
+    Here young collections wait for 50,000 new objects instead of 700, and the heap is frozen
+    before leaving, so shutting down walks it no more. In-process callers of `main()` keep
+    their own collector settings."""
     gc.set_threshold(50_000, 20, 20)
     try:
         code = main()
