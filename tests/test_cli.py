@@ -103,13 +103,14 @@ def test_console_exits_with_main_status_and_leaves_in_process_callers_alone(monk
     from sparselearn import cli
 
     before = gc.get_threshold()
-    assert main(["list", "configs"]) == 0 and gc.get_threshold() == before
+    gc.set_threshold(700, 10, 10)   # Python's default (conftest raises it for the tests)
     monkeypatch.setattr(cli, "main", lambda: 3)
     try:
+        assert main(["list", "configs"]) == 0 and gc.get_threshold() == (700, 10, 10)
         with pytest.raises(SystemExit) as exit_:
             cli.console()
         assert exit_.value.code == 3
-        assert gc.get_threshold()[0] > before[0] and gc.get_freeze_count() > 0
+        assert gc.get_threshold()[0] == 50_000 and gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
