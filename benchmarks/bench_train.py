@@ -132,7 +132,7 @@ def bench_ours(w: Workload, repeats: int, sharded: bool = False) -> list[dict]:
     if sharded:
         return [result(f"ours_{len(jax.devices())}_devices", seconds, repeats, w.steps, flops,
                        notes + f"; run axis sharded over {len(jax.devices())} host devices "
-                       "(XLA_FLAGS=--xla_force_host_platform_device_count, the `devices` executor)",
+                       "(XLA_FLAGS=--xla_force_host_platform_device_count), as the default `local` executor runs a group",
                        all_seconds=times, cpu_seconds=statistics.median(cpu))]
     return [result("ours", seconds, repeats, w.steps, flops, notes, all_seconds=times,
                    cpu_seconds=statistics.median(cpu)),
