@@ -182,6 +182,7 @@ _TRACE_SETTINGS = ("jax_enable_x64", "jax_default_matmul_precision", "jax_defaul
 #: programs loaded or compiled in this process (key → jax.stages.Compiled), least recent first
 _LOADED: OrderedDict = OrderedDict()
 _LOADED_MAX = 64
+_LOADED_LOCK = threading.Lock()  # a sweep compiles its next group in a thread while one trains
 
 
 def programs_dir(environ=os.environ) -> Path | None:
@@ -347,9 +348,10 @@ def executable(jitted, args: tuple, parts, files: tuple[str, ...] = (), compile=
         >>> out = program(arrays)
     """
     key = program_key(parts, args, files)
-    if key in _LOADED:
-        _LOADED.move_to_end(key)
-        return _LOADED[key]
+    with _LOADED_LOCK:
+        if key in _LOADED:
+            _LOADED.move_to_end(key)
+            return _LOADED[key]
     folder = programs_dir()
     compiled = None if folder is None else _read_program(folder / f"{key}.bin")
     if compiled is None:
@@ -359,7 +361,8 @@ def executable(jitted, args: tuple, parts, files: tuple[str, ...] = (), compile=
             compiled = lowered.compile() if compile is None else compile(lowered)
         if folder is not None and _jax_cache_hits() == hits:
             _write_program(folder / f"{key}.bin", compiled)
-    _LOADED[key] = compiled
-    if len(_LOADED) > _LOADED_MAX:
-        _LOADED.popitem(last=False)
+    with _LOADED_LOCK:
+        _LOADED[key] = compiled
+        if len(_LOADED) > _LOADED_MAX:
+            _LOADED.popitem(last=False)
     return compiled

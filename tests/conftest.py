@@ -16,6 +16,8 @@ import gc
 import os
 import shutil
 import tempfile
+import threading
+from collections import OrderedDict
 
 import pytest
 
@@ -85,3 +87,19 @@ def tiny_file(tmp_path):
     path = tmp_path / "tiny.yaml"
     path.write_text(TINY)
     return path
+
+
+@pytest.fixture
+def fresh_programs(tmp_path, monkeypatch):
+    """No kept programs, in this process or on disk: every program compiles. Returns the list
+    of (tier, thread name) of the compiles that follow."""
+    from sparselearn import runtime
+    from sparselearn.train import loop
+
+    monkeypatch.setattr(runtime, "_LOADED", OrderedDict())
+    (tmp_path / "programs").mkdir()
+    monkeypatch.setattr(runtime, "programs_dir", lambda environ=None: tmp_path / "programs")
+    compiled, real = [], loop.compile_lowered
+    monkeypatch.setattr(loop, "compile_lowered", lambda lowered, tier: compiled.append(
+        (tier, threading.current_thread().name)) or real(lowered, tier))
+    return compiled

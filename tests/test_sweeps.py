@@ -94,6 +94,42 @@ def test_chunked_groups_equal_one_big_group(tiny, tmp_path):
     np.testing.assert_allclose(chunked["train_loss"], whole["train_loss"], atol=1e-6)
 
 
+def test_the_next_group_compiles_while_one_trains(tiny, tmp_path, fresh_programs, monkeypatch):
+    """The local executor compiles group i + 1 in a thread while group i trains; training it
+    takes that program. One compile per group, and the same results as without."""
+    exp = config.override(tiny, sweep={"seeds": 2, "grid": {"target.n": [8, 9, 10]}})
+    df = run(exp, tmp_path / "ahead", progress=False).sort_values("run_id")
+    assert len(fresh_programs) == 3
+    assert [name for _, name in fresh_programs].count("sparselearn-compile-ahead") == 2
+    monkeypatch.setattr(runner, "prepare_group_runs", lambda *args, **kwargs: None)
+    alone = run(exp, tmp_path / "alone", progress=False).sort_values("run_id")
+    assert len(fresh_programs) == 3  # the kept programs
+    np.testing.assert_array_equal(df["test_error"], alone["test_error"])
+    np.testing.assert_array_equal(df["train_loss"], alone["train_loss"])
+
+
+def test_local_executor_prepares_each_next_group_first_and_ignores_its_errors():
+    from types import SimpleNamespace
+
+    from sparselearn.sweeps.executors import local
+
+    groups = [SimpleNamespace(group_id=i, runs=(0,) * (i + 1)) for i in range(3)]
+    events, done = [], []
+
+    def prepare(g, devices):
+        events.append(("prepare", g.group_id))
+        if g.group_id == 2:
+            raise RuntimeError("cannot compile")
+
+    def train(g, devices):
+        events.append(("train", g.group_id))
+        return g.group_id
+
+    local.execute(groups, train, lambda g, result: done.append(result), None, prepare=prepare)
+    assert done == [0, 1, 2] and ("prepare", 0) not in events
+    assert all(events.index(("prepare", i)) < events.index(("train", i)) for i in (1, 2))
+
+
 def test_corrupt_store_is_reported(tiny, tmp_path):
     run(tiny, tmp_path, progress=False)
     path = next((tmp_path / "tiny" / config.config_hash(tiny) / "runs.parquet").glob("part-*.parquet"))

@@ -83,6 +83,20 @@ def test_one_compile_per_shape_group(tiny):
         assert counter.names.count("jit(run_group)") == 2
 
 
+@pytest.mark.parametrize("stepped", [False, True])
+def test_a_prepared_group_runs_without_compiling(tiny, fresh_programs, stepped):
+    from sparselearn.train import prepare_group
+
+    hps = {"seed": [0, 1, 2], "m": [64, 128, 256]}
+    pieces = 3 if stepped else 1  # start, advance and finish, or the whole group
+    prepare_group(tiny, hps, progress=stepped)
+    assert len(fresh_programs) == pieces
+    out = run_group(tiny, hps, progress=(lambda step, steps: None) if stepped else None)
+    assert len(fresh_programs) == pieces and out["test_error"].shape == (3,)
+    run_group(config.override(tiny, target={"n": 12}), hps)  # another shape still compiles
+    assert len(fresh_programs) == pieces + 1
+
+
 def test_datasets_are_prefix_consistent():
     t = targets.get("sparse_parity", n=12, k=3)
     tp = t.init(jax.random.key(0))

@@ -27,7 +27,7 @@ from sparselearn.sweeps import memory
 from sparselearn.sweeps.grid import Group, Run, expand, group
 from sparselearn.schema import CURVE_COLUMNS, CURVES, RUN_COLUMNS, RUN_DTYPES
 from sparselearn.store import Store, StoreView, check_writable, trace_frame
-from sparselearn.train import curve_steps, run_group
+from sparselearn.train import curve_steps, prepare_group, run_group
 
 #: seconds between looks at the store while other processes train the groups left
 LEASE_POLL_S = 0.5
@@ -93,6 +93,13 @@ def _typed(runs_df: pd.DataFrame) -> pd.DataFrame:
 def _report(progress, g: Group, part: int, parts: int, step: int, steps: int) -> None:
     """`progress(g, runs' worth done, step)` from the progress of call `part` of `parts`."""
     progress(g, len(g.runs) * (part + step / steps) / parts, step)
+
+
+def prepare_group_runs(g: Group, max_runs: int = 1024, devices=None, progress: bool = False) -> None:
+    """Compile, without running, what `train_group(g, max_runs, devices, progress=...)`
+    runs (one chunk's program: every chunk has its shape); see `train.prepare_group`."""
+    chunk = Group(g.group_id, g.exp, tuple(_chunks(g.runs, max_runs)[0]))
+    prepare_group(g.exp, chunk.hps(), devices=devices, progress=progress)
 
 
 def train_group(g: Group, max_runs: int = 1024, devices=None,
@@ -223,6 +230,10 @@ def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: b
     within = {"progress": advanced} if not bar.disable and EXECUTORS[executor.name] is EXECUTORS["local"] else {}
     sized = functools.partial(memory.sized, functools.partial(train_group, max_runs=executor.max_group_runs,
                                                               **within), limits)
+    ahead = {}  # the local executor compiles each group's successor while the group trains
+    if EXECUTORS[executor.name] is EXECUTORS["local"]:
+        ahead["prepare"] = functools.partial(memory.sized, functools.partial(
+            prepare_group_runs, max_runs=executor.max_group_runs, progress=bool(within)), limits)
     train = functools.partial(_claimed, train=sized,
                               store=store, token=token, owner=os.getpid(), view=view, force=force,
                               retry_failed=retry_failed)
@@ -230,7 +241,7 @@ def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: b
         bar.set_postfix_str(f"group 0/{len(groups)} (compiling)")
         pending = groups
         while pending:
-            EXECUTORS[executor.name](pending, train, on_done, executor)
+            EXECUTORS[executor.name](pending, train, on_done, executor, **ahead)
             pending = []
             if held:
                 time.sleep(LEASE_POLL_S)

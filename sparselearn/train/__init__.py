@@ -7,7 +7,7 @@ registries config validation reads) load without it.
 
 import importlib
 
-_LOOP = ("curve_steps", "make_run", "run_group", "run_one", "trajectory")
+_LOOP = ("curve_steps", "make_run", "prepare_group", "run_group", "run_one", "trajectory")
 __all__ = [*_LOOP, "static_part"]
 
 

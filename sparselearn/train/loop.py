@@ -527,17 +527,32 @@ def kept_program(static: Experiment, name: str, tier: str, jitted, *args):
                               compile=lambda lowered: compile_lowered(lowered, tier))
 
 
-def _stepped(static: Experiment, pieces, arrays: dict, progress, tier: str) -> dict:
-    """A trained group point by point: while point c runs, wait for point c − 1 and report it.
-    start and finish run once: compiled quick (tiny for a tiny group); advance at `tier`."""
+def _piece_programs(static: Experiment, pieces, arrays: dict, tier: str):
+    """The compiled start, advance and finish of a trained group for `arrays`, kept (see
+    `kept_program`); the later pieces are compiled for the shapes and placement of what the
+    earlier ones return, so nothing runs here. start and finish compile quick (tiny for a tiny
+    group), advance at `tier`. Returns them and the run axis's sharding (None on one device)."""
     start, advance, finish = pieces
     once = "tiny" if tier == "tiny" else "quick"
-    points, steps = curve_steps(static), static.train.steps
-    data, state = kept_program(static, "start", once, start, arrays)(arrays)
     runs = arrays["seed"].sharding if isinstance(getattr(arrays["seed"], "sharding", None), NamedSharding) else None
-    if runs is not None:  # every piece takes and gives its arrays split along the run axis
-        data, state = jax.device_put((data, state), runs)
+
+    def shaped(info, sharding=None):  # what a piece returns, as the next piece's arguments
+        return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding or s.sharding), info)
+
+    start = kept_program(static, "start", once, start, arrays)
+    data, state = shaped(start.out_info, runs)  # every piece takes its arrays split along the run axis
     advance = kept_program(static, "advance", tier, advance, arrays, data, state, np.int32(0))
+    finish = kept_program(static, "finish", once, finish, arrays, data, shaped(advance.out_info[0]))
+    return start, advance, finish, runs
+
+
+def _stepped(static: Experiment, pieces, arrays: dict, progress, tier: str) -> dict:
+    """A trained group point by point: while point c runs, wait for point c − 1 and report it."""
+    start, advance, finish, runs = _piece_programs(static, pieces, arrays, tier)
+    points, steps = curve_steps(static), static.train.steps
+    data, state = start(arrays)
+    if runs is not None:
+        data, state = jax.device_put((data, state), runs)
     waiting = None  # (point, its `more` flag)
     for c in range(len(points)):
         state, more = advance(arrays, data, state if runs is None else jax.device_put(state, runs), np.int32(c))
@@ -546,24 +561,47 @@ def _stepped(static: Experiment, pieces, arrays: dict, progress, tier: str) -> d
                 break
             progress(int(points[waiting[0]]), steps)
         waiting = (c, more)
-    out = kept_program(static, "finish", once, finish, arrays, data, state)(arrays, data, state)
+    out = finish(arrays, data, state)
     progress(steps, steps)
     return out
+
+
+def _programs(static: Experiment, arrays: dict, devices, progress: bool):
+    """What a compiled group runs, compiled and kept: (its arrays placed on `devices`, the
+    group program or None, (pieces, tier) or None when it runs point by point)."""
+    if devices is not None and len(devices) > 1:
+        arrays, _ = _shard(arrays, devices)
+    tier = compile_tier(static, len(arrays["seed"]))
+    pieces = stepped_group(static) if progress else None
+    if pieces is None:
+        return arrays, kept_program(static, "group", tier, compiled_group(static), arrays), None
+    return arrays, None, (pieces, tier)
 
 
 def _run_compiled_group(static: Experiment, arrays: dict, devices=None, progress=None) -> dict[str, np.ndarray]:
     """Every run in one compiled call (sharded over `devices` when there are several), or in
     compiled pieces point by point when `progress` is asked for."""
     size = len(arrays["seed"])
-    if devices is not None and len(devices) > 1:
-        arrays, _ = _shard(arrays, devices)
-    tier = compile_tier(static, size)
-    pieces = None if progress is None else stepped_group(static)
-    if pieces is None:
-        out = kept_program(static, "group", tier, compiled_group(static), arrays)(arrays)
-    else:
-        out = _stepped(static, pieces, arrays, progress, tier)
+    arrays, program, stepped = _programs(static, arrays, devices, progress is not None)
+    out = program(arrays) if stepped is None else _stepped(static, stepped[0], arrays, progress, stepped[1])
     return {k: np.asarray(v)[:size] for k, v in out.items()}
+
+
+def prepare_group(exp: Experiment, hps: dict, devices=None, progress: bool = False) -> None:
+    """Compile what `run_group(exp, hps, devices, progress=...)` runs, and keep it in this
+    process, without running anything: a sweep compiles its next group while one trains
+    (`sweeps.executors.local`). Nothing to do for learners that run on the host.
+
+    Example:
+        >>> prepare_group(exp, {"seed": [0, 1]})   # traces and compiles
+        >>> run_group(exp, {"seed": [0, 1]})       # takes the kept program
+    """
+    if GROUP_RUNNERS[kind_of(exp.learner).name] is not _run_compiled_group:
+        return
+    static = static_part(exp)
+    arrays, _, stepped = _programs(static, spec.hp_arrays(exp, hps), devices, progress)
+    if stepped is not None:
+        _piece_programs(static, stepped[0], arrays, stepped[1])
 
 
 @functools.lru_cache(maxsize=64)
