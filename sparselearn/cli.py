@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import os
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -137,6 +139,26 @@ def _file_backend() -> None:
         matplotlib.use("Agg")
 
 
+def _import_meanwhile(module: str) -> threading.Thread | None:
+    """Import `module` (figure code: matplotlib) in a thread while this one compiles and trains,
+    which XLA does without holding the GIL: on a machine with a core to spare the import costs
+    nothing. Only with the file backend (an interactive one may need the main thread); a
+    failure is left to the import that follows."""
+    if os.environ.get("MPLBACKEND"):
+        return None
+
+    def work():
+        try:
+            _file_backend()
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001, S110
+            pass
+
+    thread = threading.Thread(target=work, name="sparselearn-import", daemon=True)
+    thread.start()
+    return thread
+
+
 def _bad_input(e: BaseException) -> bool:
     """A ConfigError, or a StoreError (when the store was imported at all)."""
     store = sys.modules.get("sparselearn.store")
@@ -159,6 +181,7 @@ def cmd_run(args) -> int:
     exp = config.load(args.config, overrides)
     if args.smoke:
         exp = config.smoke(exp)
+    plotting = None if args.no_plot else _import_meanwhile("sparselearn.plotting")
     df = run(exp, args.out, force=args.force, retry_failed=args.retry_failed, progress=not args.quiet)
     summary = df.attrs["summary"]
     if not args.quiet:
@@ -166,6 +189,8 @@ def cmd_run(args) -> int:
     print(summary.line())
     print(f"runs:   {summary.path}/runs.parquet\ncurves: {summary.path}/curves.parquet")
     if not args.no_plot and (df["status"] != "failed").any():
+        if plotting is not None:
+            plotting.join()
         _file_backend()
         from sparselearn.plotting import learnability
 

@@ -116,6 +116,18 @@ def test_console_exits_with_main_status_and_leaves_in_process_callers_alone(monk
         gc.set_threshold(*before)
 
 
+def test_figure_code_is_imported_in_a_thread_only_with_the_file_backend(monkeypatch):
+    from sparselearn import cli
+
+    monkeypatch.setenv("MPLBACKEND", "TkAgg")
+    assert cli._import_meanwhile("json") is None  # an interactive backend: the main thread imports
+    monkeypatch.delenv("MPLBACKEND")
+    thread = cli._import_meanwhile("sparselearn.plotting")
+    thread.join(60)
+    assert not thread.is_alive() and "sparselearn.plotting" in sys.modules
+    cli._import_meanwhile("no_such_module_here").join(10)  # a failure is left to the import that follows
+
+
 LEAF = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(), st.text(max_size=6),
                  st.lists(st.integers(-2, 300), max_size=3))
 
