@@ -108,6 +108,25 @@ def test_the_next_group_compiles_while_one_trains(tiny, tmp_path, fresh_programs
     np.testing.assert_array_equal(df["train_loss"], alone["train_loss"])
 
 
+def test_a_group_is_compiled_ahead_only_under_this_process_lease(tiny, tmp_path):
+    import os
+
+    store = Store.create(tmp_path, tiny)
+    g = group(expand(tiny))[0]
+    prepared = []
+
+    def ahead(token):
+        runner._claimed_ahead(g, prepare=lambda group, **kwargs: prepared.append(group.group_id), store=store,
+                              token=token, owner=os.getpid())
+
+    assert store.claim(g.group_id, "other")  # another live holder: not compiled here
+    ahead("mine")
+    assert prepared == []
+    store.release(g.group_id, "other")
+    ahead("mine")  # free: claimed, then compiled; the other process now passes it by
+    assert prepared == [g.group_id] and not store.claim(g.group_id, "other")
+
+
 def test_local_executor_prepares_each_next_group_first_and_ignores_its_errors():
     from types import SimpleNamespace
 

@@ -151,6 +151,16 @@ def train_group(g: Group, max_runs: int = 1024, devices=None,
     return runs_df, curves_df, traces
 
 
+def _claimed_ahead(g: Group, *, prepare, store: Store, token: str, owner: int, **kwargs) -> None:
+    """`prepare(g)` once this process holds the lease on `g`, taken before `g` trains, so that
+    another process sharing the store moves on to other groups instead of compiling this one
+    too; nothing when another live process holds it. The lease is kept fresh only once `g`
+    trains (`_claimed`); if it goes stale first, whoever claims `g` then trains it."""
+    if os.getpid() == owner and not store.claim(g.group_id, token):
+        return
+    prepare(g, **kwargs)
+
+
 def _claimed(g: Group, *, train, store: Store, token: str, owner: int, view: StoreView, force: bool,
              retry_failed: bool, **kwargs):
     """`train(g)` once this process holds the lease on `g` and for its runs that no other
@@ -232,8 +242,10 @@ def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: b
                                                               **within), limits)
     ahead = {}  # the local executor compiles each group's successor while the group trains
     if EXECUTORS[executor.name] is EXECUTORS["local"]:
-        ahead["prepare"] = functools.partial(memory.sized, functools.partial(
+        prepare = functools.partial(memory.sized, functools.partial(
             prepare_group_runs, max_runs=executor.max_group_runs, progress=bool(within)), limits)
+        ahead["prepare"] = functools.partial(_claimed_ahead, prepare=prepare, store=store, token=token,
+                                             owner=os.getpid())
     train = functools.partial(_claimed, train=sized,
                               store=store, token=token, owner=os.getpid(), view=view, force=force,
                               retry_failed=retry_failed)
