@@ -236,12 +236,13 @@ def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: b
         credited[g.group_id] = runs_done
         bar.set_postfix_str(f"group {done_groups + 1}/{len(groups)}, step {step}/{g.exp.train.steps}")
 
+    local = EXECUTORS[executor.name] is EXECUTORS["local"]  # groups train in this process
     # progress within a group where it trains in this process (not on Ray or SLURM workers)
-    within = {"progress": advanced} if not bar.disable and EXECUTORS[executor.name] is EXECUTORS["local"] else {}
+    within = {"progress": advanced} if not bar.disable and local else {}
     sized = functools.partial(memory.sized, functools.partial(train_group, max_runs=executor.max_group_runs,
                                                               **within), limits)
     ahead = {}  # the local executor compiles each group's successor while the group trains
-    if EXECUTORS[executor.name] is EXECUTORS["local"]:
+    if local:
         prepare = functools.partial(memory.sized, functools.partial(
             prepare_group_runs, max_runs=executor.max_group_runs, progress=bool(within)), limits)
         ahead["prepare"] = functools.partial(_claimed_ahead, prepare=prepare, store=store, token=token,

@@ -546,9 +546,10 @@ def _piece_programs(static: Experiment, pieces, arrays: dict, tier: str):
     return start, advance, finish, runs
 
 
-def _stepped(static: Experiment, pieces, arrays: dict, progress, tier: str) -> dict:
-    """A trained group point by point: while point c runs, wait for point c − 1 and report it."""
-    start, advance, finish, runs = _piece_programs(static, pieces, arrays, tier)
+def _stepped(static: Experiment, pieces, arrays: dict, progress) -> dict:
+    """A trained group point by point, with its compiled `pieces` (see `_piece_programs`):
+    while point c runs, wait for point c − 1 and report it."""
+    start, advance, finish, runs = pieces
     points, steps = curve_steps(static), static.train.steps
     data, state = start(arrays)
     if runs is not None:
@@ -568,22 +569,22 @@ def _stepped(static: Experiment, pieces, arrays: dict, progress, tier: str) -> d
 
 def _programs(static: Experiment, arrays: dict, devices, progress: bool):
     """What a compiled group runs, compiled and kept: (its arrays placed on `devices`, the
-    group program or None, (pieces, tier) or None when it runs point by point)."""
+    group program, or None and the pieces of `_piece_programs` when it runs point by point)."""
     if devices is not None and len(devices) > 1:
         arrays, _ = _shard(arrays, devices)
     tier = compile_tier(static, len(arrays["seed"]))
     pieces = stepped_group(static) if progress else None
     if pieces is None:
         return arrays, kept_program(static, "group", tier, compiled_group(static), arrays), None
-    return arrays, None, (pieces, tier)
+    return arrays, None, _piece_programs(static, pieces, arrays, tier)
 
 
 def _run_compiled_group(static: Experiment, arrays: dict, devices=None, progress=None) -> dict[str, np.ndarray]:
     """Every run in one compiled call (sharded over `devices` when there are several), or in
     compiled pieces point by point when `progress` is asked for."""
     size = len(arrays["seed"])
-    arrays, program, stepped = _programs(static, arrays, devices, progress is not None)
-    out = program(arrays) if stepped is None else _stepped(static, stepped[0], arrays, progress, stepped[1])
+    arrays, program, pieces = _programs(static, arrays, devices, progress is not None)
+    out = program(arrays) if pieces is None else _stepped(static, pieces, arrays, progress)
     return {k: np.asarray(v)[:size] for k, v in out.items()}
 
 
@@ -598,10 +599,7 @@ def prepare_group(exp: Experiment, hps: dict, devices=None, progress: bool = Fal
     """
     if GROUP_RUNNERS[kind_of(exp.learner).name] is not _run_compiled_group:
         return
-    static = static_part(exp)
-    arrays, _, stepped = _programs(static, spec.hp_arrays(exp, hps), devices, progress)
-    if stepped is not None:
-        _piece_programs(static, stepped[0], arrays, stepped[1])
+    _programs(static_part(exp), spec.hp_arrays(exp, hps), devices, progress)
 
 
 @functools.lru_cache(maxsize=64)
