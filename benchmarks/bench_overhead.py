@@ -174,18 +174,27 @@ def bench_start(work: Path, repeats: int = 5, core: int = 0) -> dict:
             "list_learners_s": statistics.median(lists), "python_start_s": statistics.median(bare)}
 
 
-COMPILE = textwrap.dedent('''
-    import json, sys, time
-    import sparselearn as sl
-    from sparselearn import runtime
-    from sparselearn.sweeps import grid
-    from sparselearn.train import loop, spec
-    runtime.enable_compile_cache()
-    exp = sl.config.load(sys.argv[1])
-    g = grid.group(grid.expand(exp))[-1]
-    static = spec.static_part(g.exp)
-    arrays = spec.hp_arrays(g.exp, g.hps())
-    tier = loop.compile_tier(static, len(arrays["seed"]))  # as run_group decides
+def group_script(setup: str, body: str) -> str:
+    """A script run as `python SCRIPT CONFIG MODE [OVERRIDES…]`: `setup`, then the last shape group
+    of CONFIG (static, arrays and the tier `run_group` picks for it), then `body`. MODE is
+    "unmerged" to switch off merged random draws, anything else to keep them."""
+    return textwrap.dedent('''
+        import json, sys, time
+        import sparselearn as sl
+        from sparselearn import runtime
+        from sparselearn.sweeps import grid
+        from sparselearn.train import loop, spec, threefry
+        if sys.argv[2] == "unmerged":
+            threefry.merged_draws = lambda fn, when=None: fn
+    ''') + setup + textwrap.dedent('''
+        exp = sl.config.load(sys.argv[1], sys.argv[3:])
+        g = grid.group(grid.expand(exp))[-1]
+        static, arrays = spec.static_part(g.exp), spec.hp_arrays(g.exp, g.hps())
+        tier = loop.compile_tier(static, len(arrays["seed"]))  # as run_group decides
+    ''') + textwrap.dedent(body)
+
+
+COMPILE = group_script("runtime.enable_compile_cache()\n", '''
     start = time.perf_counter()
     program = loop.kept_program(static, "group", tier, loop.compiled_group(static), arrays)
     done = time.perf_counter()
@@ -194,19 +203,7 @@ COMPILE = textwrap.dedent('''
     print(json.dumps({"program_s": done - start, "trace_lower_s": traced - done}))
 ''')
 
-
-DRAWS = textwrap.dedent('''
-    import json, os, sys, time
-    import jax
-    import sparselearn as sl
-    from sparselearn.sweeps import grid
-    from sparselearn.train import loop, spec, threefry
-    if sys.argv[2] == "unmerged":
-        threefry.merged_draws = lambda fn, when=None: fn
-    exp = sl.config.load(sys.argv[1], sys.argv[3:])
-    g = grid.group(grid.expand(exp))[-1]
-    static, arrays = spec.static_part(g.exp), spec.hp_arrays(g.exp, g.hps())
-    tier = loop.compile_tier(static, len(arrays["seed"]))
+DRAWS = group_script("", '''
     start = time.perf_counter()
     lowered = loop.compiled_group(static).lower(arrays)
     traced = time.perf_counter()
@@ -261,7 +258,7 @@ def bench_compile(work: Path) -> dict:
     out = {}
     for name in ("cold", "warm"):
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, str(script), str(ROOT / "configs" / "quickstart.yaml")],
+        done = subprocess.run([sys.executable, str(script), str(ROOT / "configs" / "quickstart.yaml"), "merged"],
                               env=env, capture_output=True, text=True, check=True)
         out[name] = {**json.loads(done.stdout.strip().splitlines()[-1]), "process_s": time.perf_counter() - start}
     return out
