@@ -13,7 +13,8 @@ ReLU network, hinge loss, SGD (lr 0.1, batch 32), 1,000 training samples, test a
                 seed stopping once its test accuracy is 100%.
 
 Both run on one core (`taskset -c CORE`, 0 unless `--core`; BLAS and XLA single-threaded); at
-16 seeds each is timed three times (ours warm) and the medians compared. Also measured:
+16 seeds each is timed five times (ours warm), alternating, so each pair of runs meets the same
+machine; the medians are compared, and each pair's ratio is kept. Also measured:
 `import sparselearn`, `sparselearn --help`, the compile of the quickstart group (cold
 and from the warm cache) in a fresh process, and the compile of two groups (the tests' tiny
 config and the quickstart's largest group) with and without merged random draws
@@ -124,43 +125,41 @@ def executable() -> str:
     return str(beside) if beside.exists() else (shutil.which("sparselearn") or "sparselearn")
 
 
-def bench_cli(seeds: int, work: Path, stop: bool, core: int = 0, repeats: int = 1) -> dict:
-    """One cold run (empty compile cache), then `repeats` warm runs (the cold run's cache, a
-    new results directory each): their median."""
+def bench_sweep(seeds: int, work: Path, stop: bool, core: int = 0, repeats: int = 1) -> dict:
+    """Ours: one cold run (empty compile cache), then `repeats` warm runs (the cold run's cache, a
+    new results directory each), each followed by a run of the numpy loop in a new process, so
+    that each pair meets the same machine. Medians of each side, and of the pairs' ratios."""
     cfg = work / f"overhead_{seeds}.yaml"
     cfg.write_text(config_text(seeds, stop))
-    cache = work / f"cache_{seeds}"
-    env = {**os.environ, **ONE_THREAD, "SPARSELEARN_CACHE_DIR": str(cache)}
+    script = work / "numpy_loop.py"
+    script.write_text(NUMPY_LOOP)
+    ours_env = {**os.environ, **ONE_THREAD, "SPARSELEARN_CACHE_DIR": str(work / f"cache_{seeds}")}
+    numpy_env = {**os.environ, **ONE_THREAD}
     exe = executable()
-    cold, _ = timed([exe, "run", str(cfg), "--out", str(work / "cold"), "--quiet"], env, work, core)
-    warm, out = [], ""
+    numpy_cmd = [sys.executable, str(script),
+                 *(str(v) for v in (N, K, WIDTH, M, TEST_M, BATCH, LR, STEPS, EVAL_EVERY, seeds))]
+    cold, _ = timed([exe, "run", str(cfg), "--out", str(work / "cold"), "--quiet"], ours_env, work, core)
+    warm, loops, out, printed = [], [], "", ""
     for i in range(repeats):
-        seconds, out = timed([exe, "run", str(cfg), "--out", str(work / f"warm{i}"), "--quiet"], env, work, core)
+        seconds, out = timed([exe, "run", str(cfg), "--out", str(work / f"warm{i}"), "--quiet"], ours_env, work, core)
         warm.append(seconds)
+        seconds, printed = timed(numpy_cmd, numpy_env, work, core)
+        loops.append(seconds)
     import pandas as pd
 
     runs = pd.read_parquet(next((work / "warm0").rglob("runs.parquet")))
-    steps = runs["steps_to_eps"]
-    return {"seeds": seeds, "cold_s": cold, "warm_s": statistics.median(warm), "all_warm_s": warm,
-            "learned": int((steps >= 0).sum()),
-            "median_steps_to_eps": float(steps[steps >= 0].median()) if (steps >= 0).any() else None,
+    ours_steps = runs["steps_to_eps"]
+    loop_steps = [int(v) for v in printed.split()[1:]]
+    learned = [v for v in loop_steps if v < STEPS]
+    ours = {"seeds": seeds, "cold_s": cold, "warm_s": statistics.median(warm), "all_warm_s": warm,
+            "learned": int((ours_steps >= 0).sum()),
+            "median_steps_to_eps": float(ours_steps[ours_steps >= 0].median()) if (ours_steps >= 0).any() else None,
             "stop_at_eps": stop, "summary": out.strip().splitlines()[-1] if out.strip() else ""}
-
-
-def bench_numpy(seeds: int, work: Path, core: int = 0, repeats: int = 1) -> dict:
-    """The numpy loop in `repeats` new processes: the median."""
-    script = work / "numpy_loop.py"
-    script.write_text(NUMPY_LOOP)
-    env = {**os.environ, **ONE_THREAD}
-    args = [str(v) for v in (N, K, WIDTH, M, TEST_M, BATCH, LR, STEPS, EVAL_EVERY, seeds)]
-    times = []
-    for _ in range(repeats):
-        seconds, out = timed([sys.executable, str(script), *args], env, work, core)
-        times.append(seconds)
-    steps = [int(s) for s in out.split()[1:]]
-    learned = [s for s in steps if s < STEPS]
-    return {"seeds": seeds, "seconds": statistics.median(times), "all_seconds": times, "learned": len(learned),
-            "median_steps": statistics.median(learned) if learned else None}
+    ref = {"seeds": seeds, "seconds": statistics.median(loops), "all_seconds": loops, "learned": len(learned),
+           "median_steps": statistics.median(learned) if learned else None}
+    return {"seeds": seeds, "ours": ours, "numpy_loop": ref, "speedup_cold": ref["seconds"] / cold,
+            "speedup_warm": ref["seconds"] / ours["warm_s"],
+            "speedup_warm_pairs": [r / o for r, o in zip(loops, warm)]}
 
 
 def bench_start(work: Path, repeats: int = 5, core: int = 0) -> dict:
@@ -285,15 +284,13 @@ def main(argv=None) -> dict:
         print("merged draws:", {k: round(v["compile_ratio"], 2) for k, v in report["merged_draws"].items()})
         rows = []
         for seeds in ((16,) if args.quick else (16, 256)):
-            repeats = 3 if seeds <= 16 else 1   # the small sweep's figures are a few seconds: median of 3
-            ours = bench_cli(seeds, work, stop, args.core, repeats)
-            ref = bench_numpy(seeds, work, args.core, repeats)
-            rows.append({"seeds": seeds, "ours": ours, "numpy_loop": ref,
-                         "speedup_cold": ref["seconds"] / ours["cold_s"],
-                         "speedup_warm": ref["seconds"] / ours["warm_s"]})
+            repeats = 5 if seeds <= 16 else 1   # the small sweep's figures are a few seconds: median of 5
+            rows.append(bench_sweep(seeds, work, stop, args.core, repeats))
+            ours, ref = rows[-1]["ours"], rows[-1]["numpy_loop"]
             print(f"{seeds} seeds: ours cold {ours['cold_s']:.2f} s, warm {ours['warm_s']:.2f} s "
                   f"({ours['learned']}/{seeds} learned); numpy loop {ref['seconds']:.2f} s "
-                  f"({ref['learned']}/{seeds} learned) → ×{rows[-1]['speedup_warm']:.2f} warm")
+                  f"({ref['learned']}/{seeds} learned) → ×{rows[-1]['speedup_warm']:.2f} warm "
+                  f"(pairs: {', '.join(f'{r:.2f}' for r in rows[-1]['speedup_warm_pairs'])})")
         report["sweeps"] = rows
     report["targets"] = {"warm_16_seeds_at_least_1x": rows[0]["speedup_warm"] >= 1.0}
     if len(rows) > 1:
