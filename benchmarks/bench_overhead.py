@@ -128,7 +128,7 @@ def executable() -> str:
 def bench_sweep(seeds: int, work: Path, stop: bool, core: int = 0, repeats: int = 1) -> dict:
     """Ours: one cold run (empty compile cache), then `repeats` warm runs (the cold run's cache, a
     new results directory each), each followed by a run of the numpy loop in a new process, so
-    that each pair meets the same machine. Medians of each side, and of the pairs' ratios."""
+    that each pair meets the same machine. Medians of each side, and each pair's ratio."""
     cfg = work / f"overhead_{seeds}.yaml"
     cfg.write_text(config_text(seeds, stop))
     script = work / "numpy_loop.py"
