@@ -22,7 +22,7 @@ from collections import OrderedDict
 import pytest
 
 import sparselearn as sl
-from sparselearn.runtime import CACHE_DIR_ENV
+from sparselearn.runtime import CACHE_DIR_ENV, cpu_count
 
 TINY = """
 experiment: tiny
@@ -49,7 +49,7 @@ def pytest_configure(config):
     gc.set_threshold(50_000, 20, 20)
     workers = getattr(config.option, "numprocesses", None)
     flags = os.environ.get("XLA_FLAGS", "")
-    if isinstance(workers, int) and workers >= (os.cpu_count() or 1) and "xla_cpu_multi_thread_eigen" not in flags:
+    if isinstance(workers, int) and workers >= cpu_count() and "xla_cpu_multi_thread_eigen" not in flags:
         # the workers fill the cores: XLA's intra-op threads would only oversubscribe them
         os.environ["XLA_FLAGS"] = f"{flags} {SINGLE_THREADED_XLA}".strip()
     if CACHE_DIR_ENV not in os.environ:
