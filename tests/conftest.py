@@ -51,6 +51,7 @@ def pytest_configure(config):
     flags = os.environ.get("XLA_FLAGS", "")
     if isinstance(workers, int) and workers >= cpu_count() and "xla_cpu_multi_thread_eigen" not in flags:
         # the workers fill the cores: XLA's intra-op threads would only oversubscribe them
+        config._sparselearn_xla_flags = os.environ.get("XLA_FLAGS")
         os.environ["XLA_FLAGS"] = f"{flags} {SINGLE_THREADED_XLA}".strip()
     if CACHE_DIR_ENV not in os.environ:
         config._sparselearn_cache = tempfile.mkdtemp(prefix="sparselearn-test-cache-")
@@ -77,6 +78,11 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_unconfigure(config):
+    if hasattr(config, "_sparselearn_xla_flags"):  # the caller's XLA_FLAGS again
+        if config._sparselearn_xla_flags is None:
+            os.environ.pop("XLA_FLAGS", None)
+        else:
+            os.environ["XLA_FLAGS"] = config._sparselearn_xla_flags
     made = getattr(config, "_sparselearn_cache", None)
     if made:
         os.environ.pop(CACHE_DIR_ENV, None)
