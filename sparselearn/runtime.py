@@ -174,6 +174,108 @@ def with_compile_cache(fn, *args, **kwargs):
 
 
 # ------------------------------------------------------------------ compiled programs
+#: XLA's default options on CPU, stated: a program compiled with one of these option sets
+#: compiles the same whatever XLA_FLAGS say (the tests make everything else compile cheaply)
+FULL_COMPILE = {"xla_backend_optimization_level": 3, "xla_cpu_use_fusion_emitters": True}
+#: XLA options for programs that run briefly on CPU: the classic fusion emitters compile the
+#: quickstart group 2.5× faster than the default ones but run its steps about 25% slower;
+#: results agree to float rounding (the last bit of a mean may differ)
+QUICK_COMPILE = {**FULL_COMPILE, "xla_cpu_use_fusion_emitters": False}
+#: for programs that run for well under a second: no LLVM optimisation. The unrolled random
+#: streams make the generated code large, and optimising it dominates a small program's
+#: compile (a smoke-size low-degree group: 17 → 1.2 CPU-s); the code runs about 1.5–4× slower,
+#: and its floats may differ from the other tiers' in the last bits (no fused multiply-adds)
+TINY_COMPILE = {**QUICK_COMPILE, "xla_backend_optimization_level": 0}
+#: an eager call of a `tiered_jit` function whose program XLA counts below this many FLOPs
+#: compiles with TINY_COMPILE: a teacher's init or a test set of a few thousand rows then
+#: compiles in about 0.1 s instead of 0.5–1.5 s, and runs at most a few tens of milliseconds
+#: slower (the tiny tier runs about 1e9 FLOP/s), so that even a hundred calls of one shape cost less
+EAGER_TINY_FLOPS = 1e7
+#: compiled programs a `tiered_jit` function keeps (its shapes and static arguments), least recent dropped
+_TIERED_MAX = 128
+
+
+class TieredJit:
+    """`jax.jit(fn, static_argnums=…)` whose eager calls on CPU compile, per shape, with
+    TINY_COMPILE when the program is small (`EAGER_TINY_FLOPS`) and with FULL_COMPILE (XLA's
+    defaults) otherwise. Teachers' `init` and `sample` are called eagerly with many shapes (tests,
+    figures, notebooks), and at the default options each small program spends far longer in
+    LLVM than it will ever run. Calls under a trace (inside jit, vmap or grad), with keyword
+    arguments, under `jax.disable_jit`, or off CPU are the plain `jax.jit`'s. One shape always
+    takes the same tier, so a call is deterministic; between tiers floats may differ in the
+    last bit (see TINY_COMPILE). Used as a decorator, also on methods (`self` static)."""
+
+    def __init__(self, fn, static_argnums: tuple[int, ...] = ()):
+        import jax
+
+        functools.update_wrapper(self, fn)
+        self._static = frozenset(static_argnums)
+        self._jitted = jax.jit(fn, static_argnums=tuple(sorted(self._static)))
+        self._programs: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else functools.partial(self, obj)
+
+    def __getattr__(self, name):  # lower, trace, eval_shape, … are the jitted function's
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._jitted, name)
+
+    def __call__(self, *args, **kwargs):
+        import jax
+
+        dynamic = tuple(a for i, a in enumerate(args) if i not in self._static)
+        leaves, tree = jax.tree.flatten(dynamic)
+        if (kwargs or any(isinstance(x, jax.core.Tracer) for x in leaves) or jax.config.jax_disable_jit
+                or jax.default_backend() != "cpu"):
+            return self._jitted(*args, **kwargs)
+        key = (tuple(a for i, a in enumerate(args) if i in self._static), tree,
+               tuple((jax.typeof(x), x.sharding if isinstance(x, jax.Array) else None) for x in leaves))
+        try:
+            with self._lock:
+                program = self._programs.get(key)
+                if program is not None:
+                    self._programs.move_to_end(key)
+        except TypeError:  # an unhashable static argument: jax.jit says so
+            return self._jitted(*args)
+        if program is None:
+            lowered = self._jitted.lower(*args)
+            program = lowered.compile(eager_options(lowered))
+            with self._lock:
+                self._programs[key] = program
+                if len(self._programs) > _TIERED_MAX:
+                    self._programs.popitem(last=False)
+        return program(*dynamic)
+
+
+def tiered_jit(fn=None, *, static_argnums: int | tuple[int, ...] = ()):
+    """`TieredJit(fn, static_argnums)`; with only `static_argnums`, a decorator.
+
+    Example:
+        >>> @functools.partial(tiered_jit, static_argnums=(0, 3))
+        ... def sample(self, params, key, m): ...
+    """
+    static = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+    if fn is None:
+        return functools.partial(tiered_jit, static_argnums=static)
+    return TieredJit(fn, static)
+
+
+def eager_options(lowered) -> dict:
+    """XLA options for an eager call's program: TINY_COMPILE below EAGER_TINY_FLOPS (XLA's count
+    of the lowered program), else FULL_COMPILE."""
+    import jax
+
+    if jax.__version_info__ < (0, 7):  # options these XLA versions may not know
+        return {}
+    try:
+        flops = float((lowered.cost_analysis() or {}).get("flops", EAGER_TINY_FLOPS))
+    except Exception:  # noqa: BLE001 - no cost model for this program: XLA's defaults
+        return dict(FULL_COMPILE)
+    return dict(TINY_COMPILE if flops < EAGER_TINY_FLOPS else FULL_COMPILE)
+
+
 #: subdirectory of the compilation cache that holds serialized group programs
 PROGRAMS = "sparselearn-programs"
 #: jax settings that change what a traced function computes

@@ -37,6 +37,11 @@ sweep:   {seeds: 2, grid: {data.m: [64, 256]}}
 #: command-line and notebook processes they start, inherit it): `figs --all --smoke` in two
 #: processes at once took 8% less CPU time this way (151–159 s against 165–172 s)
 SINGLE_THREADED_XLA = "--xla_cpu_multi_thread_eigen=false"
+#: the programs the tests build themselves (references, helpers, eager jnp operations) compile
+#: without LLVM optimisation, as the tiny tier does: most of them run once, for microseconds.
+#: The library's programs state their own options (`sparselearn.runtime.FULL_COMPILE`, …), so
+#: they compile as they do for users. Inherited by the workers and the processes they start.
+CHEAP_COMPILES = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
 
 
 def pytest_configure(config):
@@ -44,15 +49,19 @@ def pytest_configure(config):
     controller's environment), unless the caller chose one. Young-object collections wait for
     50,000 new objects, as in the `sparselearn` executable (cli.console): tracing allocates
     many short-lived objects above a large long-lived heap, which the default threshold (700)
-    rescans thousands of times (about 5% of the time of the training tests). With a worker per
-    core, XLA runs single-threaded (SINGLE_THREADED_XLA) unless XLA_FLAGS already choose."""
+    rescans thousands of times (about 5% of the time of the training tests). XLA_FLAGS gain
+    CHEAP_COMPILES, and with a worker per core SINGLE_THREADED_XLA, unless they already choose."""
     gc.set_threshold(50_000, 20, 20)
     workers = getattr(config.option, "numprocesses", None)
     flags = os.environ.get("XLA_FLAGS", "")
+    added = [] if "xla_backend_optimization_level" in flags or "xla_cpu_use_fusion_emitters" in flags else [
+        CHEAP_COMPILES]
     if isinstance(workers, int) and workers >= cpu_count() and "xla_cpu_multi_thread_eigen" not in flags:
         # the workers fill the cores: XLA's intra-op threads would only oversubscribe them
+        added.append(SINGLE_THREADED_XLA)
+    if added:
         config._sparselearn_xla_flags = os.environ.get("XLA_FLAGS")
-        os.environ["XLA_FLAGS"] = f"{flags} {SINGLE_THREADED_XLA}".strip()
+        os.environ["XLA_FLAGS"] = " ".join([flags, *added]).strip()
     if CACHE_DIR_ENV not in os.environ:
         config._sparselearn_cache = tempfile.mkdtemp(prefix="sparselearn-test-cache-")
         os.environ[CACHE_DIR_ENV] = config._sparselearn_cache

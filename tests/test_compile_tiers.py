@@ -50,7 +50,7 @@ def test_a_fitted_group_is_tiered_by_its_lowered_work(tiny_text):
     lowered = loop.compiled_group(static).lower(arrays)
     assert float(lowered.cost_analysis()["flops"]) >= loop.TINY_FLOPS
     assert loop.tier_options("fitted", lowered) == loop.QUICK_COMPILE
-    assert loop.tier_options("full", lowered) == {} and loop.tier_options("tiny", None) == loop.TINY_COMPILE
+    assert loop.tier_options("full", lowered) == loop.FULL_COMPILE and loop.tier_options("tiny", None) == loop.TINY_COMPILE
 
 
 @pytest.mark.parametrize("learner", ["{name: mlp, width: 32, depth: 2}", "{name: lowdegree, degree: 2}"])

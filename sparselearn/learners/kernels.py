@@ -62,6 +62,7 @@ from jax.scipy.linalg import cho_factor, cho_solve
 from jax.scipy.special import ndtr
 
 from sparselearn.errors import ConfigError, require
+from sparselearn.runtime import tiered_jit
 
 KERNELS = ("ntk", "arccos1", "arccos0", "poly")
 BYTES = 4  # float32
@@ -175,7 +176,7 @@ _NODES, _WEIGHTS = (np.asarray(a, np.float32) for a in np.polynomial.legendre.le
 _PARALLEL = 1e-6
 
 
-@jax.jit  # one program per shape (β is traced): called eagerly, its ~60 ops compiled one by one
+@tiered_jit  # one program per shape (β is traced): called eagerly, its ~60 ops compiled one by one
 def _shifted_parts(u: jax.Array, v: jax.Array, beta: float):
     """(L, M, dot) for the rows of u (a, d) and v (b, d): L = P(Z > h, Z' > k) and M =
     E[(Z − h)₊(Z' − k)₊] for standard normals of correlation ρ = cos θ(u, v), thresholds

@@ -34,6 +34,7 @@ import numpy as np
 from numpy.polynomial import hermite_e
 
 from sparselearn.errors import require
+from sparselearn.runtime import tiered_jit
 from sparselearn.targets.inputs import LabelNoise, draw_many, labelled
 
 HIGHEST = jax.lax.Precision.HIGHEST
@@ -160,7 +161,7 @@ class Hierarchical(LabelNoise):
         """Exact (μ, σ) of g(p(x)) under N(0, I_n)."""
         return polynomial_moments(self.coeffs, self.k, self.r)
 
-    @functools.partial(jax.jit, static_argnums=0)
+    @tiered_jit(static_argnums=0)
     def init(self, key: jax.Array) -> dict:
         """Teacher parameters: {"v": (n, r)} with orthonormal columns."""
         if self.directions == "coordinate":
@@ -185,7 +186,7 @@ class Hierarchical(LabelNoise):
         mean, std = self.normalization
         return (out - mean) / std
 
-    @functools.partial(jax.jit, static_argnums=(0, 3))
+    @tiered_jit(static_argnums=(0, 3))
     def sample(self, params: dict, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
         """m labelled examples: x (m, n) float32 ~ N(0, I_n), y (m,) float32."""
         return labelled(self, params, key, m)

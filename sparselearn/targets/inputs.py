@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sparselearn.errors import require
+from sparselearn.runtime import tiered_jit
 
 INPUTS = ("hypercube", "gaussian", "biased", "dictionary")
 
@@ -278,14 +279,14 @@ def certify_max(count: Callable, params, n: int, inputs: str, k: int, *, key: ja
     return Certificate(best, False, step * -(-samples // step), k)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3, 4))
+@tiered_jit(static_argnums=(0, 3, 4))
 def _enumerated_max(count, params, start, n: int, size: int) -> jax.Array:
     idx = start + jnp.arange(size, dtype=jnp.int32)
     x = (1 - 2 * ((idx[:, None] >> jnp.arange(n, dtype=jnp.int32)) & 1)).astype(jnp.float32)
     return jnp.max(count(params, x))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3, 4, 5, 6, 7, 8))
+@tiered_jit(static_argnums=(0, 3, 4, 5, 6, 7, 8))
 def _sampled_max(count, params, key, inputs: str, n: int, size: int, p: float, atoms, nonzeros: int) -> jax.Array:
     return jnp.max(count(params, draw(inputs, key, size, n, p, atoms=atoms, nonzeros=nonzeros)))
 

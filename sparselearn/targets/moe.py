@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
@@ -34,6 +33,7 @@ import jax.numpy as jnp
 
 from sparselearn.errors import require
 from sparselearn.fields import OMIT_DEFAULT
+from sparselearn.runtime import tiered_jit
 from sparselearn.targets.inputs import (INPUTS, NONZEROS, Certificate, LabelNoise, certify_max, check_dictionary,
                                         dictionary_options, draw_many, labelled, reference, weighted_moments)
 
@@ -91,7 +91,7 @@ class MoE(LabelNoise):
         """Most units that can be active on one input, top · expert_width."""
         return self.top * self.expert_width
 
-    @functools.partial(jax.jit, static_argnums=0)
+    @tiered_jit(static_argnums=0)
     def init(self, key: jax.Array) -> dict:
         """Teacher parameters: router (n, r), gates (r, E), w (E, width, n), b (E, width),
         u (E, width) (already scaled), offset () and scale ()."""
@@ -130,7 +130,7 @@ class MoE(LabelNoise):
         per_expert = jnp.sum(jax.nn.relu(self._preact(params, x)) * params["u"], axis=2)   # (m, E)
         return jnp.sum(self._gate(params, x) * per_expert, axis=1) - params["offset"]
 
-    @functools.partial(jax.jit, static_argnums=(0, 3))
+    @tiered_jit(static_argnums=(0, 3))
     def sample(self, params: dict, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
         """m labelled examples: x (m, n) float32, y (m,) float32."""
         return labelled(self, params, key, m)

@@ -12,7 +12,6 @@ gradient methods; ``p = 0.5`` recovers the uniform hypercube.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal
@@ -21,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from sparselearn.errors import require
+from sparselearn.runtime import tiered_jit
 from sparselearn.targets.inputs import LabelNoise, labelled
 
 
@@ -67,7 +67,7 @@ class SparseParity(LabelNoise):
         """k: the least degree of a polynomial whose sign is χ_S on every ±1 input."""
         return self.k
 
-    @functools.partial(jax.jit, static_argnums=0)
+    @tiered_jit(static_argnums=0)
     def init(self, key: jax.Array) -> dict:
         """Teacher parameters: the support S, shape (k,) int32."""
         return {"support": _support(key, self.n, self.k)}
@@ -76,7 +76,7 @@ class SparseParity(LabelNoise):
         """Noiseless labels χ_S(x), shape (m,)."""
         return jnp.prod(jnp.take(x, params["support"], axis=1), axis=1)
 
-    @functools.partial(jax.jit, static_argnums=(0, 3))
+    @tiered_jit(static_argnums=(0, 3))
     def sample(self, params: dict, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
         """m labelled examples: x (m, n) float32, y (m,) float32 in {±1}."""
         return labelled(self, params, key, m)
@@ -109,7 +109,7 @@ class Staircase(LabelNoise):
         _check_common(self.n, self.k, self.p, self.inputs)
         require(self.noise >= 0.0, "noise", f"noise standard deviation must be ≥ 0, got {self.noise}")
 
-    @functools.partial(jax.jit, static_argnums=0)
+    @tiered_jit(static_argnums=0)
     def init(self, key: jax.Array) -> dict:
         """Teacher parameters: the ordered support (s_1, …, s_k), shape (k,) int32."""
         return {"support": _support(key, self.n, self.k)}
@@ -119,7 +119,7 @@ class Staircase(LabelNoise):
         prefix = jnp.cumprod(jnp.take(x, params["support"], axis=1), axis=1)   # (m, k) nested monomials
         return jnp.sum(prefix, axis=1) / math.sqrt(self.k)
 
-    @functools.partial(jax.jit, static_argnums=(0, 3))
+    @tiered_jit(static_argnums=(0, 3))
     def sample(self, params: dict, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
         """m labelled examples: x (m, n) float32, y (m,) float32."""
         return labelled(self, params, key, m)

@@ -65,7 +65,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, NamedTuple
@@ -76,6 +75,7 @@ import numpy as np
 
 from sparselearn.errors import require
 from sparselearn.fields import OMIT_DEFAULT
+from sparselearn.runtime import tiered_jit
 from sparselearn.targets.inputs import (INPUTS, Certificate, LabelNoise, balanced_threshold, certify_max,
                                         draw_many, hypercube_points, is_discrete, labelled, reference,
                                         weighted_moments)
@@ -337,7 +337,7 @@ class SparseMLP(LabelNoise):
         w, b, u = self._groups(jax.random.fold_in(key, 1))
         return w.reshape(units, self.n), b.reshape(units), u.reshape(units)
 
-    @functools.partial(jax.jit, static_argnums=0)
+    @tiered_jit(static_argnums=0)
     def init(self, key: jax.Array) -> dict:
         """Teacher parameters {"w": (units, n), "b": (units,), "u": (units,), "scale": ()}.
 
@@ -370,7 +370,7 @@ class SparseMLP(LabelNoise):
         """Noiseless labels h(x), shape (m,)."""
         return self.output(params, x)
 
-    @functools.partial(jax.jit, static_argnums=(0, 3))
+    @tiered_jit(static_argnums=(0, 3))
     def sample(self, params: dict, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
         """m labelled examples: x (m, n) float32, y (m,) float32 (h(x) plus Gaussian noise)."""
         return labelled(self, params, key, m)
@@ -414,7 +414,7 @@ class SparseMLPSign(SparseMLP):
     def _check_noise(self):
         require(0.0 <= self.noise < 0.5, "noise", f"label-flip probability must be in [0, 0.5), got {self.noise}")
 
-    @functools.partial(jax.jit, static_argnums=0)
+    @tiered_jit(static_argnums=0)
     def init(self, key: jax.Array) -> dict:
         """As `SparseMLP.init`, plus "threshold": () float32."""
         params = super().init(key)
@@ -425,7 +425,7 @@ class SparseMLPSign(SparseMLP):
         """Noiseless labels sign(h(x) − t) in {±1}, shape (m,)."""
         return jnp.where(self.output(params, x) > params["threshold"], 1.0, -1.0).astype(jnp.float32)
 
-    @functools.partial(jax.jit, static_argnums=(0, 3))
+    @tiered_jit(static_argnums=(0, 3))
     def sample(self, params: dict, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
         """m labelled examples: x (m, n) float32, y (m,) float32 in {±1}, flipped w.p. `noise`."""
         return labelled(self, params, key, m)

@@ -37,6 +37,7 @@ from sparselearn import runtime
 from sparselearn.config import Experiment
 from sparselearn.contracts import first_layer, kind_of, sampler
 from sparselearn.errors import FitFailed
+from sparselearn.runtime import FULL_COMPILE, QUICK_COMPILE, TINY_COMPILE
 from sparselearn.rng import PURPOSES, key_for, seed_key
 from sparselearn.schema import CURVES
 from sparselearn.train import optimizers, spec, threefry
@@ -47,23 +48,14 @@ from sparselearn.train.spec import static_part
 
 threefry.use_straight_line_lowering()
 
-#: XLA options for programs that run briefly on CPU: the classic fusion emitters compile the
-#: quickstart group 2.5× faster than the default ones but run its steps about 25% slower;
-#: results agree to float rounding (the last bit of a mean may differ)
-QUICK_COMPILE = {"xla_cpu_use_fusion_emitters": False}
 #: a group estimated below this many FLOPs (`group_flops`) compiles with QUICK_COMPILE: about
 #: 10 CPU seconds of training, where the compile time saved outweighs the slower steps
 QUICK_FLOPS = 5e11
-#: for programs that run for well under a second: no LLVM optimisation. The unrolled random
-#: streams make the generated code large, and optimising it dominates a small program's
-#: compile (a smoke-size low-degree group: 17 → 1.2 CPU-s); the code runs about 1.5–4× slower,
-#: and its floats may differ from the other tiers' in the last bits (no fused multiply-adds)
-TINY_COMPILE = {**QUICK_COMPILE, "xla_backend_optimization_level": 0}
 #: below this many FLOPs of work a program compiles with TINY_COMPILE (at ~3·10¹⁰ FLOP/s, the
 #: slower code costs less than the second or more of compile it saves)
 TINY_FLOPS = 1e10
 #: compile tier → XLA options on CPU; "fitted": TINY or QUICK by the lowered program's FLOPs
-TIERS = {"full": {}, "quick": QUICK_COMPILE, "tiny": TINY_COMPILE}
+TIERS = {"full": FULL_COMPILE, "quick": QUICK_COMPILE, "tiny": TINY_COMPILE}
 
 
 def group_flops(exp: Experiment, runs: int) -> float:
