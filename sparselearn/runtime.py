@@ -23,6 +23,11 @@ machine), keeps the serialized executable beside JAX's cache (not in it: deletin
 program makes the next process compile it afresh), and loads it in a fresh process without
 tracing. It follows the same switches as the cache.
 
+Compile tiers: the XLA option sets a program is compiled with on CPU (`FULL_COMPILE`, XLA's
+defaults stated; `QUICK_COMPILE`; `TINY_COMPILE`). Groups take one by their size
+(`sparselearn.train.loop.compile_tier`); functions called eagerly with many small shapes (a
+teacher's `init` and `sample`) are `tiered_jit`s, whose small programs take the tiny one.
+
 Nothing here imports jax at module level.
 """
 
