@@ -42,6 +42,7 @@ import platform
 import re
 import sys
 import threading
+import types
 import warnings
 from collections import OrderedDict
 from importlib import metadata
@@ -220,8 +221,8 @@ class TieredJit:
         self._programs: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
 
-    def __get__(self, obj, objtype=None):
-        return self if obj is None else functools.partial(self, obj)
+    def __get__(self, obj, objtype=None):  # a bound method, equal and hashed by (function, object) as jax.jit's
+        return self if obj is None else types.MethodType(self, obj)
 
     def __getattr__(self, name):  # lower, trace, eval_shape, … are the jitted function's
         if name.startswith("_"):

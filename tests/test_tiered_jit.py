@@ -88,6 +88,7 @@ def test_a_teachers_eager_draws_equal_its_draws_inside_a_program(chosen, name, k
     else:
         np.testing.assert_allclose(y, y_in, rtol=1e-5, atol=1e-5)
     assert type(target).sample.__doc__ and type(target).sample.__name__ == "sample"
+    assert target.sample == target.sample and hash(target.sample) == hash(target.sample)  # a static argument
 
 
 STATED = """
