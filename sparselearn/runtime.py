@@ -270,18 +270,29 @@ def tiered_jit(fn=None, *, static_argnums: int | tuple[int, ...] = ()):
     return TieredJit(fn, static)
 
 
-def eager_options(lowered) -> dict:
-    """XLA options for an eager call's program: TINY_COMPILE below EAGER_TINY_FLOPS (XLA's count
-    of the lowered program), else FULL_COMPILE."""
+def tiers_apply() -> bool:
+    """Whether the tiers' XLA options apply: on CPU, with a jax (≥ 0.7) whose XLA knows them."""
     import jax
 
-    if jax.__version_info__ < (0, 7):  # options these XLA versions may not know
-        return {}
+    return jax.default_backend() == "cpu" and jax.__version_info__ >= (0, 7)
+
+
+def lowered_flops(lowered) -> float | None:
+    """XLA's FLOP count of a lowered program; None where it has no cost model."""
     try:
-        flops = float((lowered.cost_analysis() or {}).get("flops", EAGER_TINY_FLOPS))
-    except Exception:  # noqa: BLE001 - no cost model for this program: XLA's defaults
-        return dict(FULL_COMPILE)
-    return dict(TINY_COMPILE if flops < EAGER_TINY_FLOPS else FULL_COMPILE)
+        flops = (lowered.cost_analysis() or {}).get("flops")
+    except Exception:  # noqa: BLE001 - no cost model for this program
+        return None
+    return None if flops is None else float(flops)
+
+
+def eager_options(lowered) -> dict:
+    """XLA options for an eager call's program: TINY_COMPILE below EAGER_TINY_FLOPS (XLA's count
+    of the lowered program), else FULL_COMPILE; none where the tiers do not apply."""
+    if not tiers_apply():
+        return {}
+    flops = lowered_flops(lowered)
+    return dict(TINY_COMPILE if flops is not None and flops < EAGER_TINY_FLOPS else FULL_COMPILE)
 
 
 #: subdirectory of the compilation cache that holds serialized group programs

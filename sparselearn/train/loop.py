@@ -81,14 +81,11 @@ def compile_tier(exp: Experiment, runs: int) -> str:
 def tier_options(tier: str, lowered) -> dict:
     """XLA compile options for a program of `tier` (see `compile_tier`), given its lowering;
     none off CPU."""
-    if jax.default_backend() != "cpu" or jax.__version_info__ < (0, 7):
+    if not runtime.tiers_apply():
         return {}
-    if tier == "fitted":
-        try:
-            flops = float((lowered.cost_analysis() or {}).get("flops", TINY_FLOPS))
-        except Exception:  # noqa: BLE001 - no cost model for this program: the safe middle tier
-            flops = TINY_FLOPS
-        tier = "tiny" if flops < TINY_FLOPS else "quick"
+    if tier == "fitted":  # without a cost model: the safe middle tier
+        flops = runtime.lowered_flops(lowered)
+        tier = "tiny" if flops is not None and flops < TINY_FLOPS else "quick"
     return TIERS[tier]
 
 
