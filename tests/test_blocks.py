@@ -47,7 +47,7 @@ def test_a_full_tier_group_advances_in_blocks_that_fit_the_budget():
     assert run_block(static, 16) == 16          # a quick-tier group: all at once
     assert run_block(static, 255, 2) == 255     # runs not split evenly over the devices: all at once
     wide = spec.static_part(config.override(BENCH, learner={"width": 8192}))
-    assert step_bytes(wide) > BLOCK_BYTES and run_block(wide, 64) == 1   # one run at a time
+    assert step_bytes(wide) > BLOCK_BYTES and run_block(wide, 64) == 64   # no gain from blocks of one run
 
 
 @pytest.fixture
