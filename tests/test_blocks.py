@@ -1,5 +1,6 @@
 """Blocks of runs: a large group advances a block of its runs at a time (`loop.run_block`),
-and each block trains exactly as a group of its own runs would."""
+skipping blocks whose runs have all stopped, and each block trains exactly as a group of its
+own runs would."""
 
 from __future__ import annotations
 
@@ -71,6 +72,7 @@ def test_each_block_trains_as_a_group_of_its_own_runs(blocked, progress):
     whole = run_group(blocked, HPS, progress=report)
     points = len(loop.curve_steps(blocked))
     assert whole["evaluated"][4] < points == whole["evaluated"][5]   # a block of a stopped run and a running one
+    assert whole["evaluated"][:4].max() < points   # and blocks whose runs have all stopped: skipped from then on
     for first in (0, 2, 4):
         alone = run_group(blocked, {k: v[first:first + 2] for k, v in HPS.items()}, progress=report)
         for name, value in alone.items():

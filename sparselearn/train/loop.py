@@ -355,7 +355,8 @@ def make_train_run(exp: Experiment, observe=None, init=None, shards: int = 1) ->
     loss (one forward pass over the test set), drift and `observe`. Point 0 takes the first
     step without applying it: its training loss is the untrained network's on the first
     mini-batch. Every point is one traced body, so the program compiles one step and one
-    evaluation. A large group advances its runs in blocks (`run_block`; `shards` devices).
+    evaluation. A large group advances its runs in blocks (`run_block`; `shards` devices); with
+    `stop_at_eps`, a block whose runs have all stopped is skipped.
     """
     target, learner, tr, data_cfg = exp.target, exp.learner, exp.train, exp.data
     sample = sampler(target)
@@ -468,9 +469,13 @@ def make_train_run(exp: Experiment, observe=None, init=None, shards: int = 1) ->
         return jax.tree.map(lambda a, b: jnp.where(going.reshape(going.shape + (1,) * (a.ndim - 1)), a, b),
                             new, state)
 
+    def advance_block(hps, data, state, c):  # a block whose runs have all stopped is skipped
+        return jax.lax.cond(jnp.any(state["active"]), advance_runs, lambda h, d, s, c: s, hps, data, state, c)
+
     def advance_group(hps, data, state, c):
         block = run_block(exp, len(hps["seed"]), shards)
-        new = _in_blocks(advance_runs, block, shards)(hps, data, state, c)
+        in_block = advance_block if tr.stop_at_eps and block < len(hps["seed"]) else advance_runs
+        new = _in_blocks(in_block, block, shards)(hps, data, state, c)
         return new, jnp.any(new["active"]) if tr.stop_at_eps else jnp.bool_(True)
 
     def finish_group(hps, data, state):
