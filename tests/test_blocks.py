@@ -1,6 +1,6 @@
 """Blocks of runs: a large group advances a block of its runs at a time (`loop.run_block`),
-skipping blocks whose runs have all stopped, and each block trains exactly as a group of its
-own runs would."""
+with stop_at_eps only the runs still training, and each run trains exactly as in a group of
+its own block's size."""
 
 from __future__ import annotations
 
@@ -66,13 +66,13 @@ def blocked(monkeypatch, fresh_programs):
 
 
 @pytest.mark.parametrize("progress", [False, True], ids=["one program", "point by point"])
-def test_each_block_trains_as_a_group_of_its_own_runs(blocked, progress):
+def test_each_run_trains_as_in_a_group_of_its_blocks_size(blocked, progress):
     assert run_block(blocked, 6) == 2 and run_block(blocked, 2) == 2
     report = (lambda step, steps: None) if progress else None
     whole = run_group(blocked, HPS, progress=report)
     points = len(loop.curve_steps(blocked))
     assert whole["evaluated"][4] < points == whole["evaluated"][5]   # a block of a stopped run and a running one
-    assert whole["evaluated"][:4].max() < points   # and blocks whose runs have all stopped: skipped from then on
+    assert whole["evaluated"][:4].max() < points   # and runs that stop while others train on
     for first in (0, 2, 4):
         alone = run_group(blocked, {k: v[first:first + 2] for k, v in HPS.items()}, progress=report)
         for name, value in alone.items():
