@@ -45,6 +45,7 @@ def test_a_full_tier_group_advances_in_blocks_that_fit_the_budget():
         share = block // shards
         assert block % shards == 0 and (256 // shards) % share == 0 and share * size <= BLOCK_BYTES
         assert 2 * share * size > BLOCK_BYTES or share == 256 // shards  # the largest such share
+    assert run_block(static, 256) == 4          # as run_block's docstring says
     assert run_block(static, 16) == 16          # a quick-tier group: all at once
     assert run_block(static, 255, 2) == 255     # runs not split evenly over the devices: all at once
     wide = spec.static_part(config.override(BENCH, learner={"width": 8192}))
