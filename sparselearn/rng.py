@@ -8,6 +8,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+
 import jax
 
 PURPOSES = {
@@ -25,6 +27,13 @@ ROOT_SEED = 0
 def seed_key(seed) -> jax.Array:
     """The key of one seed (seed may be a traced int under vmap)."""
     return jax.random.fold_in(jax.random.key(ROOT_SEED), seed)
+
+
+@functools.cache
+def abstract_key() -> jax.ShapeDtypeStruct:
+    """The shape and dtype of a key, for `jax.eval_shape` and `jax.make_jaxpr`: a concrete key
+    would compute its seed eagerly, compiling a program of its own (about 0.1 s per process)."""
+    return jax.eval_shape(lambda: jax.random.key(ROOT_SEED))
 
 
 def key_for(seed, purpose: str) -> jax.Array:

@@ -54,10 +54,12 @@ def test_a_full_tier_group_advances_in_blocks_that_fit_the_budget():
 
 @pytest.fixture
 def blocked(monkeypatch, fresh_programs):
-    """Every group of the small config compiles at the full tier, with a budget of two runs'
-    step per block: six runs advance as three blocks, a group of two all at once."""
+    """Every group of the small config is of the full tier (compiled with the tiny tier's
+    options, which are quicker to compile and change nothing here), with a budget of two
+    runs' step per block: six runs advance as three blocks, a group of two all at once."""
     static = spec.static_part(config.loads(SMALL))
     monkeypatch.setattr(loop, "compile_tier", lambda exp, runs: "full")
+    monkeypatch.setitem(loop.TIERS, "full", loop.TIERS["tiny"])
     monkeypatch.setattr(loop, "BLOCK_BYTES", 2 * step_bytes(static))
     for cached in (loop.compiled_group, loop.stepped_group):
         cached.cache_clear()
@@ -87,6 +89,7 @@ from sparselearn.train import loop, spec
 assert len(jax.devices()) == 2, jax.devices()
 static = spec.static_part(config.loads(sys.argv[1]))
 loop.compile_tier = lambda exp, runs: "full"
+loop.TIERS["full"] = loop.TIERS["tiny"]
 loop.BLOCK_BYTES = 2 * loop.step_bytes(static)   # a share of two runs per device
 hps = {"seed": np.arange(8)}
 assert loop.run_block(static, 8, 2) == 4

@@ -100,6 +100,7 @@ def estimate(exp) -> Estimate:
     import jax
 
     from sparselearn.contracts import kind_of
+    from sparselearn.rng import abstract_key
     from sparselearn.schema import CURVES
     from sparselearn.train import optimizers
 
@@ -111,9 +112,9 @@ def estimate(exp) -> Estimate:
         return Estimate(full.data + kept.data, full.parameters + kept.parameters,
                         max(full.activations, kept.activations), full.data_keys, full.activation_keys)
     kind = kind_of(learner)
-    key = jax.random.key(0)
+    key = abstract_key()  # traced abstractly: nothing runs
     teacher = jax.eval_shape(target.init, key)
-    x_one, y_one = jax.eval_shape(lambda p: target.sample(p, key, 1), teacher)
+    x_one, y_one = jax.eval_shape(lambda p, k: target.sample(p, k, 1), teacher, key)
     # drawing a row keeps its temporaries (random bits, …) alongside the stored example
     per_row = _bytes((x_one, y_one)) + 2 * _grow(lambda rows: jax.make_jaxpr(
         lambda p, k: target.sample(p, k, rows))(teacher, key), 1)
@@ -148,7 +149,7 @@ def estimate(exp) -> Estimate:
         x = jax.ShapeDtypeStruct((data.m, target.n), x_one.dtype)
         y = jax.ShapeDtypeStruct((data.m,), jax.numpy.float32)
         if kind.compiled:
-            fit = jax.make_jaxpr(lambda x, y: learner.fit(key, x, y, y))(x, y)
+            fit = jax.make_jaxpr(lambda k, x, y: learner.fit(k, x, y, y))(key, x, y)
             param_bytes = _bytes(fit.out_avals)
             activations = 2 * _intermediates(fit)[1]
         else:  # host: numpy copies of the run's data

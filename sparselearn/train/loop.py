@@ -40,7 +40,7 @@ from sparselearn.config import Experiment
 from sparselearn.contracts import first_layer, kind_of, sampler
 from sparselearn.errors import FitFailed
 from sparselearn.runtime import FULL_COMPILE, QUICK_COMPILE, TINY_COMPILE
-from sparselearn.rng import PURPOSES, key_for, seed_key
+from sparselearn.rng import PURPOSES, abstract_key, key_for, seed_key
 from sparselearn.schema import CURVES
 from sparselearn.train import optimizers, spec, threefry
 from sparselearn.train.losses import LOSSES
@@ -64,13 +64,18 @@ TIERS = {"full": FULL_COMPILE, "quick": QUICK_COMPILE, "tiny": TINY_COMPILE}
 BLOCK_BYTES = 1 << 20
 
 
+def param_count(exp: Experiment) -> int:
+    """How many numbers the learner's parameters hold (traced abstractly, nothing runs)."""
+    shapes = jax.eval_shape(lambda key: exp.learner.init_params(key, exp.target.n), abstract_key())
+    return sum(math.prod(a.shape) for a in jax.tree.leaves(shapes))
+
+
 def group_flops(exp: Experiment, runs: int) -> float:
     """Rough FLOPs of training `runs` runs of `exp`: 6 per parameter per training example
     and 2 per parameter per evaluated example (0 for learners without steps)."""
     if not kind_of(exp.learner).trained:
         return 0.0
-    shapes = jax.eval_shape(lambda key: exp.learner.init_params(key, exp.target.n), jax.random.key(0))
-    params = sum(math.prod(a.shape) for a in jax.tree.leaves(shapes))
+    params = param_count(exp)
     evaluated = len(curve_steps(exp)) * exp.data.test_m + (0 if exp.data.online else exp.data.m)
     return float(runs) * params * (6 * exp.train.steps * exp.train.batch + 2 * evaluated)
 
@@ -109,8 +114,7 @@ def step_bytes(exp: Experiment) -> int:
     """Rough bytes one run touches in a training step: its parameters four times over (values,
     gradients, updates, optimiser state) and a mini-batch of activations of the first layer's
     width, four times over (forward, backward), in float32."""
-    shapes = jax.eval_shape(lambda key: exp.learner.init_params(key, exp.target.n), jax.random.key(0))
-    params = sum(math.prod(a.shape) for a in jax.tree.leaves(shapes))
+    params = param_count(exp)
     return 16 * params + 16 * exp.train.batch * max(1, params // max(1, exp.target.n))
 
 
