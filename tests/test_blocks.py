@@ -23,13 +23,14 @@ train:   {optimizer: sgd, lr: 0.1, batch: 32, steps: 3000, loss: hinge, eval_eve
 data:    {m: 1000, test_m: 1000}
 """)
 
-#: 6 runs of a small group, stopping at eps so that blocks also freeze runs that have stopped
+#: 6 runs of a small group, stopping at eps so that blocks also freeze runs that have stopped,
+#: with a recorder so that blocks carry traces too
 SMALL = """
 experiment: blocks_small
 target:  {name: sparse_parity, n: 10, k: 2}
 learner: {name: mlp, width: 32, depth: 2}
 train:   {optimizer: sgd, lr: 0.2, batch: 16, steps: 120, loss: hinge, eval_every: 20, eps: 0.05,
-          stop_at_eps: true}
+          stop_at_eps: true, record: [unit_norms]}
 data:    {m: 256, test_m: 128}
 """
 HPS = {"seed": np.arange(6), "m": np.array([64, 256, 256, 128, 256, 192]),
@@ -73,6 +74,7 @@ def test_each_run_trains_as_in_a_group_of_its_blocks_size(blocked, progress):
     assert run_block(blocked, 6) == 2 and run_block(blocked, 2) == 2
     report = (lambda step, steps: None) if progress else None
     whole = run_group(blocked, HPS, progress=report)
+    assert whole["trace_unit_norms"].shape == (6, len(loop.curve_steps(blocked)), 32)
     points = len(loop.curve_steps(blocked))
     assert whole["evaluated"][4] < points == whole["evaluated"][5]   # a block of a stopped run and a running one
     assert whole["evaluated"][:4].max() < points   # and runs that stop while others train on
