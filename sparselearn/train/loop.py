@@ -10,11 +10,11 @@ trains any number of runs of one shape group in one compiled program: datasets d
 the group's largest m (row i from its own key, so the first m rows do not depend on the
 group), mini-batches indexed below each run's own m, a `lax.while_loop` over the curve points,
 each one traced body: the steps since the last point, then one evaluation (see
-`TrainedRun`). On CPU a long group advances a block of its runs at a time (`run_block`),
-with `train.stop_at_eps` only the runs still training; a block trains as the group of its
-own runs would. With `train.stop_at_eps` runs stop at their
-first point with test error ≤ eps and the loop ends when all have; `run_group(...,
-progress=...)` runs the same pieces point by point from the host to report progress.
+`TrainedRun`). With `train.stop_at_eps` runs stop at their first point with test error ≤ eps
+and the loop ends when all have. On CPU a long group advances a block of its runs at a time
+(`run_block`), with `stop_at_eps` only the runs still training; a run trains as it would in
+a group of its block's size. `run_group(..., progress=...)` runs the same pieces point by
+point from the host to report progress.
 
 Example:
     >>> out = run_group(cfg, {"seed": [0, 1], "m": [256, 1024], "lr": [.1, .1], "weight_decay": [0., 0.]})
