@@ -4,6 +4,7 @@ its own block's size."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -81,8 +82,8 @@ def test_each_run_trains_as_in_a_group_of_its_blocks_size(blocked, progress):
     assert run_block(blocked, 6) == 2 and run_block(blocked, 2) == 2
     report = (lambda step, steps: None) if progress else None
     whole = run_group(blocked, HPS, progress=report)
-    assert whole["trace_unit_norms"].shape == (6, len(loop.curve_steps(blocked)), 32)
     points = len(loop.curve_steps(blocked))
+    assert whole["trace_unit_norms"].shape == (6, points, 32)
     assert whole["evaluated"][4] < points == whole["evaluated"][5]   # a block of a stopped run and a running one
     assert whole["evaluated"][:4].max() < points   # and runs that stop while others train on
     for first in (0, 2, 4):
@@ -106,7 +107,7 @@ whole = loop.run_group(static, hps, devices=jax.devices())
 program = loop._programs(static, spec.hp_arrays(static, hps), jax.devices(), False)[1].as_text()
 for moves in ("all-gather", "all-to-all", "collective-permute"):   # no run changes device
     assert moves not in program, moves
-for j in range(2):   # block j: runs 2j, 2j + 1 of the first device's half and of the second's
+for j in range(2):   # runs 2j, 2j + 1 of each device's half: block j until runs stop
     rows = np.array([2 * j, 2 * j + 1, 4 + 2 * j, 5 + 2 * j])
     alone = loop.run_group(static, {"seed": rows}, devices=jax.devices())
     for name, value in alone.items():
@@ -122,8 +123,6 @@ def test_blocks_take_the_same_share_of_each_devices_runs(tmp_path):
     """Two host devices, each holding four of eight runs: each block of four is two runs of each
     device's half (no run moves between devices) and trains as those four runs would on their
     own, split over the devices."""
-    import os
-
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "SPARSELEARN_CACHE": "off",
            "JAX_PLATFORMS": "cpu"}
     done = subprocess.run([sys.executable, "-c", SHARDED, SMALL], env=env, capture_output=True, text=True,
