@@ -1,6 +1,7 @@
 """Blocks of runs: a large group advances a block of its runs at a time (`loop.run_block`),
-with stop_at_eps only the runs still training, and each run trains exactly as in a group of
-its own block's size."""
+with stop_at_eps only the runs still training, and each block steps exactly as a group of its
+own runs would. For a parity, whose data and final metrics do not depend on the group, every
+output of a run is then the same as in a group of its block's size."""
 
 from __future__ import annotations
 

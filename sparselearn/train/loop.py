@@ -12,8 +12,8 @@ group), mini-batches indexed below each run's own m, a `lax.while_loop` over the
 each one traced body: the steps since the last point, then one evaluation (see
 `TrainedRun`). With `train.stop_at_eps` runs stop at their first point with test error ≤ eps
 and the loop ends when all have. On CPU a long group advances a block of its runs at a time
-(`run_block`), with `stop_at_eps` only the runs still training; a run trains as it would in
-a group of its block's size. `run_group(..., progress=...)` runs the same pieces point by
+(`run_block`), with `stop_at_eps` only the runs still training; a block steps exactly as a
+group of its own runs would. `run_group(..., progress=...)` runs the same pieces point by
 point from the host to report progress.
 
 Example:
