@@ -208,9 +208,9 @@ class TieredJit:
     defaults) otherwise. Teachers' `init` and `sample` are called eagerly with many shapes (tests,
     figures, notebooks), and at the default options each small program spends far longer in
     LLVM than it will ever run. Calls under a trace (inside jit, vmap or grad), with keyword
-    arguments, under `jax.disable_jit`, or off CPU are the plain `jax.jit`'s. One shape always
-    takes the same tier, so a call is deterministic; between tiers floats may differ in the
-    last bit (see TINY_COMPILE). Used as a decorator, also on methods (`self` static)."""
+    arguments, under `jax.disable_jit`, or where the tiers do not apply (`tiers_apply`: off
+    CPU) are the plain `jax.jit`'s. One shape always takes the same tier, so a call is
+    deterministic; between tiers floats may differ in the last bit (see TINY_COMPILE). Used as a decorator, also on methods (`self` static)."""
 
     def __init__(self, fn, static_argnums: tuple[int, ...] = ()):
         import jax
@@ -235,7 +235,7 @@ class TieredJit:
         dynamic = tuple(a for i, a in enumerate(args) if i not in self._static)
         leaves, tree = jax.tree.flatten(dynamic)
         if (kwargs or any(isinstance(x, jax.core.Tracer) for x in leaves) or jax.config.jax_disable_jit
-                or jax.default_backend() != "cpu"):
+                or not tiers_apply()):
             return self._jitted(*args, **kwargs)
         key = (tuple(a for i, a in enumerate(args) if i in self._static), tree,
                tuple((jax.typeof(x), x.sharding if isinstance(x, jax.Array) else None) for x in leaves))

@@ -9,8 +9,8 @@ scalars. Everything else in `exp` (n, width, batch, steps, …) is a shape or a 
 trains any number of runs of one shape group in one compiled program: datasets drawn at
 the group's largest m (row i from its own key, so the first m rows do not depend on the
 group, except in the last bits of a float teacher's labels, which XLA computes for the group
-in batched products), mini-batches indexed below each run's own m, a `lax.while_loop` over the curve points,
-each one traced body: the steps since the last point, then one evaluation (see
+in batched products), mini-batches indexed below each run's own m, a `lax.while_loop` over
+the curve points, each one traced body: the steps since the last point, then one evaluation (see
 `TrainedRun`). With `train.stop_at_eps` runs stop at their first point with test error ≤ eps
 and the loop ends when all have. On CPU a long group advances a block of its runs at a time
 (`run_block`), with `stop_at_eps` only the runs still training; a block steps exactly as a
