@@ -210,7 +210,8 @@ class TieredJit:
     LLVM than it will ever run. Calls under a trace (inside jit, vmap or grad), with keyword
     arguments, under `jax.disable_jit`, or where the tiers do not apply (`tiers_apply`: off
     CPU) are the plain `jax.jit`'s. One shape always takes the same tier, so a call is
-    deterministic; between tiers floats may differ in the last bit (see TINY_COMPILE). Used as a decorator, also on methods (`self` static)."""
+    deterministic; between tiers floats may differ in the last bit (see TINY_COMPILE). Used as
+    a decorator, also on methods (`self` static)."""
 
     def __init__(self, fn, static_argnums: tuple[int, ...] = ()):
         import jax
