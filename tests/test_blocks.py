@@ -63,12 +63,14 @@ def test_a_full_tier_group_advances_in_blocks_that_fit_the_budget():
 
 @pytest.fixture
 def blocked(monkeypatch, fresh_programs):
-    """Every group of the small config is of the full tier (compiled with the tiny tier's
-    options, which are quicker to compile and change nothing here), with a budget of two
-    runs' step per block: six runs advance as three blocks, a group of two all at once."""
+    """Every group of the small config is of the full tier (its loop, start and finish
+    compiled with the tiny tier's options, which are quicker to compile and change nothing
+    here), with a budget of two runs' step per block: six runs advance as three blocks, a
+    group of two all at once."""
     static = spec.static_part(config.loads(SMALL))
     monkeypatch.setattr(loop, "compile_tier", lambda exp, runs: "full")
-    monkeypatch.setitem(loop.TIERS, "full", loop.TIERS["tiny"])
+    for tier in ("full", "quick"):
+        monkeypatch.setitem(loop.TIERS, tier, loop.TIERS["tiny"])
     monkeypatch.setattr(loop, "BLOCK_BYTES", 2 * step_bytes(static))
     for cached in (loop.compiled_group, loop.stepped_group):
         cached.cache_clear()
@@ -78,7 +80,7 @@ def blocked(monkeypatch, fresh_programs):
 
 
 @CPU_ONLY
-@pytest.mark.parametrize("progress", [False, True], ids=["one program", "point by point"])
+@pytest.mark.parametrize("progress", [False, True], ids=["in one loop", "point by point"])
 def test_each_run_trains_as_in_a_group_of_its_blocks_size(blocked, progress):
     assert run_block(blocked, 6) == 2 and run_block(blocked, 2) == 2
     report = (lambda step, steps: None) if progress else None
@@ -100,14 +102,15 @@ from sparselearn.train import loop, spec
 assert len(jax.devices()) == 2, jax.devices()
 static = spec.static_part(config.loads(sys.argv[1]))
 loop.compile_tier = lambda exp, runs: "full"
-loop.TIERS["full"] = loop.TIERS["tiny"]
+loop.TIERS["full"] = loop.TIERS["quick"] = loop.TIERS["tiny"]
 loop.BLOCK_BYTES = 2 * loop.step_bytes(static)   # a share of two runs per device
 hps = {"seed": np.arange(8)}
 assert loop.run_block(static, 8, 2) == 4
 whole = loop.run_group(static, hps, devices=jax.devices())
-program = loop._programs(static, spec.hp_arrays(static, hps), jax.devices(), False)[1].as_text()
-for moves in ("all-gather", "all-to-all", "collective-permute"):   # no run changes device
-    assert moves not in program, moves
+start, train, finish, _ = loop._programs(static, spec.hp_arrays(static, hps), jax.devices(), False)[2]
+for program in (start.as_text(), train.as_text(), finish.as_text()):
+    for moves in ("all-gather", "all-to-all", "collective-permute"):   # no run changes device
+        assert moves not in program, moves
 for j in range(2):   # runs 2j, 2j + 1 of each device's half: block j until runs stop
     rows = np.array([2 * j, 2 * j + 1, 4 + 2 * j, 5 + 2 * j])
     alone = loop.run_group(static, {"seed": rows}, devices=jax.devices())

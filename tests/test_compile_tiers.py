@@ -3,6 +3,8 @@ changes compile time, not what a run computes (beyond float rounding)."""
 
 from __future__ import annotations
 
+import math
+
 import jax
 import numpy as np
 import pytest
@@ -31,9 +33,11 @@ def test_tier_follows_the_work_of_the_group(tiny, tiny_text):
     runs = len(arrays["seed"])
     assert loop.group_flops(static, runs) < loop.TINY_FLOPS and loop.compile_tier(static, runs) == "tiny"
     longer = sl.config.override(tiny, train={"steps": 20000}, learner={"width": 1024})
-    assert loop.TINY_FLOPS <= loop.group_flops(longer, runs) < loop.QUICK_FLOPS
+    per_run = loop.group_flops(longer, 1)
+    assert loop.TINY_FLOPS <= loop.group_flops(longer, runs) < loop.MID_FLOPS
     assert loop.compile_tier(longer, runs) == "quick"
-    assert loop.compile_tier(longer, 1000) == "full"
+    assert loop.compile_tier(longer, math.ceil(loop.MID_FLOPS / per_run)) == "mid"
+    assert loop.compile_tier(longer, math.ceil(loop.FULL_FLOPS / per_run)) == "full"
     fitted = _with(tiny_text, "{name: lowdegree, degree: 2}")
     assert loop.compile_tier(fitted, runs) == "fitted"
 
@@ -58,10 +62,31 @@ def test_the_tiny_tier_computes_the_same_runs_as_the_quick_one(tiny_text, learne
     exp = _with(tiny_text, learner)
     static, arrays = _group(exp)
     lowered = loop.compiled_group(static).lower(arrays)
-    # the tiny tier against the quick one; the full tier (groups above QUICK_FLOPS) compiles
-    # too slowly for the default suite
+    # the tiny tier against the quick one; the fusion emitters of the mid and full tiers
+    # compile too slowly for the default suite
     tiny, quick = (lowered.compile(loop.TIERS[tier])(arrays) for tier in ("tiny", "quick"))
     for name, value in quick.items():
         # float sums may be ordered differently by the code generators: a few ulps
         np.testing.assert_allclose(np.asarray(tiny[name], float), np.asarray(value, float), rtol=1e-5, atol=1e-6,
                                    err_msg=name)
+
+
+def test_a_group_whose_loop_compiles_apart_trains_as_in_one_program(tiny, monkeypatch, fresh_programs):
+    """At the mid and full tiers a group runs as three programs, its training loop compiled
+    apart from its draws and final metrics; its runs are those of the single program of the
+    lower tiers. (Every tier here compiles with the tiny tier's options, as the structure is
+    what is checked; test_blocks covers the full tier's blocks and devices.)"""
+    g = grid.group(grid.expand(tiny))[-1]
+    for tier in ("quick", "mid"):
+        monkeypatch.setitem(loop.TIERS, tier, loop.TIERS["tiny"])
+    one = loop.run_group(g.exp, g.hps())
+    assert [tier for tier, _ in fresh_programs] == ["tiny"]
+    monkeypatch.setattr(loop, "compile_tier", lambda exp, runs: "mid")
+    looped = loop.run_group(g.exp, g.hps())
+    assert [tier for tier, _ in fresh_programs] == ["tiny", "quick", "mid", "quick"]   # start, train, finish
+    stepped = loop.run_group(g.exp, g.hps(), progress=lambda step, steps: None)
+    assert [tier for tier, _ in fresh_programs][4:] == ["mid"]   # start and finish kept, advance compiled
+    assert sorted(one) == sorted(looped) == sorted(stepped)
+    for name, value in one.items():
+        np.testing.assert_array_equal(looped[name], value, err_msg=name)
+        np.testing.assert_array_equal(stepped[name], value, err_msg=name)

@@ -14,8 +14,9 @@ the curve points, each one traced body: the steps since the last point, then one
 `TrainedRun`). With `train.stop_at_eps` runs stop at their first point with test error ≤ eps
 and the loop ends when all have. On CPU a long group advances a block of its runs at a time
 (`run_block`), with `stop_at_eps` only the runs still training; a block steps exactly as a
-group of its own runs would. `run_group(..., progress=...)` runs the same pieces point by
-point from the host to report progress.
+group of its own runs would. How much XLA optimises a group follows its work (`compile_tier`);
+a long group's loop compiles as a program of its own. `run_group(..., progress=...)` runs the
+same pieces point by point from the host to report progress.
 
 Example:
     >>> out = run_group(cfg, {"seed": [0, 1], "m": [256, 1024], "lr": [.1, .1], "weight_decay": [0., 0.]})
@@ -51,14 +52,26 @@ from sparselearn.train.spec import static_part
 
 threefry.use_straight_line_lowering()
 
-#: a group estimated below this many FLOPs (`group_flops`) compiles with QUICK_COMPILE: about
-#: 10 CPU seconds of training, where the compile time saved outweighs the slower steps
-QUICK_FLOPS = 5e11
 #: below this many FLOPs of work a program compiles with TINY_COMPILE (at ~3·10¹⁰ FLOP/s, the
 #: slower code costs less than the second or more of compile it saves)
 TINY_FLOPS = 1e10
+#: from this many FLOPs (`group_flops`) a group's training loop compiles with XLA's fusion
+#: emitters ("mid"), apart from its data draws and final metrics (`LOOPED_TIERS`). The classic
+#: emitters write an elementwise result that takes over its operand's buffer (a ReLU, its
+#: gradient, an SGD update) one float at a time: LLVM cannot rule out the overlap, so its
+#: vector loop falls back to the scalar one, 3–7× slower. A width-600 parity group of 16 runs,
+#: 3,000 steps, 1.5·10¹¹ FLOPs, one core: quick 3.2–4.1 s compile + 5.2–5.9 s of training,
+#: mid 5.0–5.1 s + 3.9–4.3 s (whole program at the full tier: 6.6–6.9 s + 3.9–4.3 s)
+MID_FLOPS = 1.5e11
+#: from this many FLOPs a group compiles at the full tier: its loop also advances its runs in
+#: blocks (`run_block`), which lengthens the compile and pays back over long training
+FULL_FLOPS = 5e11
 #: compile tier → XLA options on CPU; "fitted": TINY or QUICK by the lowered program's FLOPs
-TIERS = {"full": FULL_COMPILE, "quick": QUICK_COMPILE, "tiny": TINY_COMPILE}
+TIERS = {"full": FULL_COMPILE, "mid": FULL_COMPILE, "quick": QUICK_COMPILE, "tiny": TINY_COMPILE}
+#: tiers whose training loop compiles as a program of its own, start and finish at the quick
+#: tier: the draws run once, and with the fusion emitters the quickstart group's compile
+#: 1.8–2.2 s instead of 1.0–1.5 s
+LOOPED_TIERS = frozenset({"mid", "full"})
 #: on CPU, a full-tier group advances its runs a block at a time, each device's share of a
 #: block taking at most this many bytes of step state (`step_bytes`): a share that stays in
 #: a core's L2 cache. 256 runs of a width-200 net, 1,000 steps on one core: 7.9 → 5.5 s
@@ -83,11 +96,12 @@ def group_flops(exp: Experiment, runs: int) -> float:
 
 def compile_tier(exp: Experiment, runs: int) -> str:
     """How a group of `runs` runs of `exp` compiles (a key of TIERS): by `group_flops` for
-    trained learners; "fitted" for the others, whose work is read off the lowered program."""
+    trained learners (tiny, quick, mid, full: more compile for faster steps); "fitted" for
+    the others, whose work is read off the lowered program."""
     if not kind_of(exp.learner).trained:
         return "fitted"
     flops = group_flops(exp, runs)
-    return "tiny" if flops < TINY_FLOPS else "quick" if flops < QUICK_FLOPS else "full"
+    return "tiny" if flops < TINY_FLOPS else "quick" if flops < MID_FLOPS else "mid" if flops < FULL_FLOPS else "full"
 
 
 def tier_options(tier: str, lowered) -> dict:
@@ -335,9 +349,10 @@ class TrainedRun:
         state, more = advance(hps, data, state, c)   # the steps up to curve point c, then evaluate it
         outputs = finish(hps, data, state)           # final metrics, curves, steps_to_eps
 
-    `group(hps)` chains them in one program, a `lax.while_loop` over the `points` curve
-    points; a host loop may call them one point at a time instead (`run_group` with
-    `progress`), with the same results. Called on one run's hp (scalars), it is that run's
+    `train(hps, data, state)` is a `lax.while_loop` of `advance` over the `points` curve
+    points and `group(hps)` chains start, train and finish in one program; a host loop may
+    call advance one point at a time instead (`run_group` with `progress`), with the same
+    results. Called on one run's hp (scalars), it is that run's
     pure function hp → outputs.
 
     With `stop` (train.stop_at_eps) a run stops at its first curve point with test error ≤ eps
@@ -351,17 +366,19 @@ class TrainedRun:
     points: int
     stop: bool
 
-    def group(self, hps: dict) -> dict:
-        data, state = self.start(hps)
-
+    def train(self, hps: dict, data: dict, state: dict) -> dict:
+        """Every curve point from `state` (as `start` returns it) on: the final state."""
         def body(carry):
             c, state, _ = carry
             state, more = self.advance(hps, data, state, c)
             return c + 1, state, more
 
-        _, state, _ = jax.lax.while_loop(lambda carry: (carry[0] < self.points) & carry[2], body,
-                                         (jnp.int32(0), state, jnp.bool_(True)))
-        return self.finish(hps, data, state)
+        return jax.lax.while_loop(lambda carry: (carry[0] < self.points) & carry[2], body,
+                                  (jnp.int32(0), state, jnp.bool_(True)))[1]
+
+    def group(self, hps: dict) -> dict:
+        data, state = self.start(hps)
+        return self.finish(hps, data, self.train(hps, data, state))
 
     def __call__(self, hp: dict) -> dict:
         out = self.group(jax.tree.map(lambda a: jnp.asarray(a)[None], hp))
@@ -551,14 +568,16 @@ def compiled_group(static: Experiment, shards: int = 1):
 
 
 @functools.lru_cache(maxsize=64)
-def stepped_group(static: Experiment, shards: int = 1) -> tuple[Callable, Callable, Callable] | None:
-    """The pieces of a trained group (`TrainedRun` start, advance, finish), jitted for a host
-    loop that reports progress at every curve point; None for learners without steps. The
+def stepped_group(static: Experiment, shards: int = 1) -> tuple[Callable, Callable, Callable, Callable] | None:
+    """The pieces of a trained group (`TrainedRun` start, advance, train, finish), jitted:
+    for a host loop that reports progress at every curve point (advance), or for a group
+    whose loop compiles apart (train, `LOOPED_TIERS`); None for learners without steps. The
     advanced state is donated (updated in place)."""
     run = make_run(static, shards=shards)
     if not isinstance(run, TrainedRun):
         return None
-    return jax.jit(run.start), jax.jit(run.advance, donate_argnums=2), jax.jit(run.finish)
+    return (jax.jit(run.start), jax.jit(run.advance, donate_argnums=2), jax.jit(run.train, donate_argnums=2),
+            jax.jit(run.finish))
 
 
 def _shard(arrays: dict, devices) -> tuple[dict, int]:
@@ -605,12 +624,13 @@ def kept_program(static: Experiment, name: str, tier: str, jitted, *args):
                               compile=lambda lowered: compile_lowered(lowered, tier))
 
 
-def _piece_programs(static: Experiment, pieces, arrays: dict, tier: str):
-    """The compiled start, advance and finish of a trained group for `arrays`, kept (see
-    `kept_program`); the later pieces are compiled for the shapes and placement of what the
-    earlier ones return, so nothing runs here. start and finish compile quick (tiny for a tiny
-    group), advance at `tier`. Returns them and the run axis's sharding (None on one device)."""
-    start, advance, finish = pieces
+def _piece_programs(static: Experiment, pieces, arrays: dict, tier: str, stepped: bool):
+    """The compiled start, loop and finish of a trained group for `arrays`, kept (see
+    `kept_program`); the loop is advance (one curve point) if `stepped`, else train (every
+    point). The later pieces are compiled for the shapes and placement of what the earlier
+    ones return, so nothing runs here. start and finish compile quick (tiny for a tiny
+    group), the loop at `tier`. Returns them and the run axis's sharding (None on one device)."""
+    start, advance, train, finish = pieces
     once = "tiny" if tier == "tiny" else "quick"
     runs = arrays["seed"].sharding if isinstance(getattr(arrays["seed"], "sharding", None), NamedSharding) else None
 
@@ -619,9 +639,27 @@ def _piece_programs(static: Experiment, pieces, arrays: dict, tier: str):
 
     start = kept_program(static, "start", once, start, arrays)
     data, state = shaped(start.out_info, runs)  # every piece takes its arrays split along the run axis
-    advance = kept_program(static, "advance", tier, advance, arrays, data, state, np.int32(0))
-    finish = kept_program(static, "finish", once, finish, arrays, data, shaped(advance.out_info[0]))
-    return start, advance, finish, runs
+    if stepped:
+        middle = kept_program(static, "advance", tier, advance, arrays, data, state, np.int32(0))
+        state = shaped(middle.out_info[0])
+    else:
+        middle = kept_program(static, "train", tier, train, arrays, data, state)
+        state = shaped(middle.out_info)
+    finish = kept_program(static, "finish", once, finish, arrays, data, state)
+    return start, middle, finish, runs
+
+
+def _started(start, runs, arrays: dict) -> tuple[dict, dict]:
+    """`start(arrays)`: the data and first state, split along the run axis on `runs`."""
+    data, state = start(arrays)
+    return (data, state) if runs is None else jax.device_put((data, state), runs)
+
+
+def _looped(pieces, arrays: dict) -> dict:
+    """A trained group with its compiled `pieces` (`_piece_programs`, not stepped)."""
+    start, train, finish, runs = pieces
+    data, state = _started(start, runs, arrays)
+    return finish(arrays, data, train(arrays, data, state))
 
 
 def _stepped(static: Experiment, pieces, arrays: dict, progress) -> dict:
@@ -629,9 +667,7 @@ def _stepped(static: Experiment, pieces, arrays: dict, progress) -> dict:
     while point c runs, wait for point c − 1 and report it."""
     start, advance, finish, runs = pieces
     points, steps = curve_steps(static), static.train.steps
-    data, state = start(arrays)
-    if runs is not None:
-        data, state = jax.device_put((data, state), runs)
+    data, state = _started(start, runs, arrays)
     waiting = None  # (point, its `more` flag)
     for c in range(len(points)):
         state, more = advance(arrays, data, state if runs is None else jax.device_put(state, runs), np.int32(c))
@@ -647,24 +683,29 @@ def _stepped(static: Experiment, pieces, arrays: dict, progress) -> dict:
 
 def _programs(static: Experiment, arrays: dict, devices, progress: bool):
     """What a compiled group runs, compiled and kept: (its arrays placed on `devices`, the
-    group program, or None and the pieces of `_piece_programs` when it runs point by point)."""
+    group program, or None and the pieces of `_piece_programs` when it runs point by point
+    or its loop compiles apart, `LOOPED_TIERS`)."""
     shards = 1
     if devices is not None and len(devices) > 1:
         arrays, _ = _shard(arrays, devices)
         shards = len(devices)
     tier = compile_tier(static, len(arrays["seed"]))
-    pieces = stepped_group(static, shards) if progress else None
+    pieces = stepped_group(static, shards) if progress or tier in LOOPED_TIERS else None
     if pieces is None:
         return arrays, kept_program(static, "group", tier, compiled_group(static, shards), arrays), None
-    return arrays, None, _piece_programs(static, pieces, arrays, tier)
+    return arrays, None, _piece_programs(static, pieces, arrays, tier, stepped=progress)
 
 
 def _run_compiled_group(static: Experiment, arrays: dict, devices=None, progress=None) -> dict[str, np.ndarray]:
-    """Every run in one compiled call (sharded over `devices` when there are several), or in
-    compiled pieces point by point when `progress` is asked for."""
+    """Every run in one compiled call (sharded over `devices` when there are several), in
+    three (start, train, finish) where the loop compiles apart, or point by point when
+    `progress` is asked for."""
     size = len(arrays["seed"])
     arrays, program, pieces = _programs(static, arrays, devices, progress is not None)
-    out = program(arrays) if pieces is None else _stepped(static, pieces, arrays, progress)
+    if pieces is None:
+        out = program(arrays)
+    else:
+        out = _looped(pieces, arrays) if progress is None else _stepped(static, pieces, arrays, progress)
     return {k: np.asarray(v)[:size] for k, v in out.items()}
 
 
