@@ -59,9 +59,10 @@ TINY_FLOPS = 1e10
 #: emitters ("mid"), apart from its data draws and final metrics (`LOOPED_TIERS`). The classic
 #: emitters write an elementwise result that takes over its operand's buffer (a ReLU, its
 #: gradient, an SGD update) one float at a time: LLVM cannot rule out the overlap, so its
-#: vector loop falls back to the scalar one, 3–7× slower. A width-600 parity group of 16 runs,
-#: 3,000 steps, 1.5·10¹¹ FLOPs, one core: quick 3.2–4.1 s compile + 5.2–5.9 s of training,
-#: mid 5.0–5.1 s + 3.9–4.3 s (whole program at the full tier: 6.6–6.9 s + 3.9–4.3 s)
+#: vector loop falls back to the scalar one, 3–7× slower. Parity groups of 16 runs, one core
+#: (benchmarks/bench_tiers.py): training 1.2–1.8× faster at mid, a cold run (compile and train)
+#: about as long from 5·10¹⁰ FLOPs on (1.5·10¹¹: 9.7 → 8.9 s). The bound stays above the
+#: quickstart's group (9.4·10¹⁰), whose compile the quick tier keeps about a second shorter
 MID_FLOPS = 1.5e11
 #: from this many FLOPs a group compiles at the full tier: its loop also advances its runs in
 #: blocks (`run_block`), which lengthens the compile and pays back over long training
