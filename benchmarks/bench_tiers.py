@@ -102,8 +102,9 @@ def main(argv=None) -> dict:
                  "max_test_error_difference": max(abs(a - b) for a, b in zip(rows["quick"][0]["test_error"],
                                                                             rows["mid"][0]["test_error"]))}
         report["groups"].append(group)
-        print(f"width {width:4d}  {group['flops']:.2g} FLOPs  prepare {quick['prepare_s']:.2f} → {mid['prepare_s']:.2f} s"
-              f"  train {quick['train_s']:.2f} → {mid['train_s']:.2f} s  (×{group['train_speedup']:.2f})"
+        print(f"width {width:4d}  {group['flops']:.2g} FLOPs"
+              f"  prepare {quick['prepare_s']:.2f} → {mid['prepare_s']:.2f} s"
+              f"  train {quick['train_s']:.2f} → {mid['train_s']:.2f} s (×{group['train_speedup']:.2f})"
               f"  cold {quick['cold_s']:.2f} → {mid['cold_s']:.2f} s", flush=True)
     report["machine"] = describe()
     if args.repeats > 1:

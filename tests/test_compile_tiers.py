@@ -71,6 +71,7 @@ def test_the_tiny_tier_computes_the_same_runs_as_the_quick_one(tiny_text, learne
                                    err_msg=name)
 
 
+@pytest.mark.skipif(not CPU, reason="off CPU every tier compiles one program")
 def test_a_group_whose_loop_compiles_apart_trains_as_in_one_program(tiny, monkeypatch, fresh_programs):
     """At the mid and full tiers a group runs as three programs, its training loop compiled
     apart from its draws and final metrics; its runs are those of the single program of the

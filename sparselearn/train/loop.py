@@ -69,9 +69,9 @@ MID_FLOPS = 1.5e11
 FULL_FLOPS = 5e11
 #: compile tier → XLA options on CPU; "fitted": TINY or QUICK by the lowered program's FLOPs
 TIERS = {"full": FULL_COMPILE, "mid": FULL_COMPILE, "quick": QUICK_COMPILE, "tiny": TINY_COMPILE}
-#: tiers whose training loop compiles as a program of its own, start and finish at the quick
-#: tier: the draws run once, and with the fusion emitters the quickstart group's compile
-#: 1.8–2.2 s instead of 1.0–1.5 s
+#: tiers whose training loop compiles as a program of its own on CPU, start and finish at the
+#: quick tier: the draws run once, and with the fusion emitters the quickstart group's draws
+#: compile in 1.8–2.2 s instead of 1.0–1.5 s
 LOOPED_TIERS = frozenset({"mid", "full"})
 #: on CPU, a full-tier group advances its runs a block at a time, each device's share of a
 #: block taking at most this many bytes of step state (`step_bytes`): a share that stays in
@@ -102,7 +102,8 @@ def compile_tier(exp: Experiment, runs: int) -> str:
     if not kind_of(exp.learner).trained:
         return "fitted"
     flops = group_flops(exp, runs)
-    return "tiny" if flops < TINY_FLOPS else "quick" if flops < MID_FLOPS else "mid" if flops < FULL_FLOPS else "full"
+    return ("tiny" if flops < TINY_FLOPS else "quick" if flops < MID_FLOPS
+            else "mid" if flops < FULL_FLOPS else "full")
 
 
 def tier_options(tier: str, lowered) -> dict:
@@ -353,8 +354,7 @@ class TrainedRun:
     `train(hps, data, state)` is a `lax.while_loop` of `advance` over the `points` curve
     points and `group(hps)` chains start, train and finish in one program; a host loop may
     call advance one point at a time instead (`run_group` with `progress`), with the same
-    results. Called on one run's hp (scalars), it is that run's
-    pure function hp → outputs.
+    results. Called on one run's hp (scalars), it is that run's pure function hp → outputs.
 
     With `stop` (train.stop_at_eps) a run stops at its first curve point with test error ≤ eps
     (its state frozen from then on, so its results do not depend on its group), and `more`
@@ -691,7 +691,8 @@ def _programs(static: Experiment, arrays: dict, devices, progress: bool):
         arrays, _ = _shard(arrays, devices)
         shards = len(devices)
     tier = compile_tier(static, len(arrays["seed"]))
-    pieces = stepped_group(static, shards) if progress or tier in LOOPED_TIERS else None
+    looped = tier in LOOPED_TIERS and runtime.tiers_apply()
+    pieces = stepped_group(static, shards) if progress or looped else None
     if pieces is None:
         return arrays, kept_program(static, "group", tier, compiled_group(static, shards), arrays), None
     return arrays, None, _piece_programs(static, pieces, arrays, tier, stepped=progress)
