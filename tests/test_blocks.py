@@ -72,10 +72,10 @@ def blocked(monkeypatch, fresh_programs):
     for tier in ("full", "quick"):
         monkeypatch.setitem(loop.TIERS, tier, loop.TIERS["tiny"])
     monkeypatch.setattr(loop, "BLOCK_BYTES", 2 * step_bytes(static))
-    for cached in (loop.compiled_group, loop.stepped_group):
+    for cached in (loop.compiled_group, loop.group_pieces):
         cached.cache_clear()
     yield static
-    for cached in (loop.compiled_group, loop.stepped_group):
+    for cached in (loop.compiled_group, loop.group_pieces):
         cached.cache_clear()
 
 

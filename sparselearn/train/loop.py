@@ -569,7 +569,7 @@ def compiled_group(static: Experiment, shards: int = 1):
 
 
 @functools.lru_cache(maxsize=64)
-def stepped_group(static: Experiment, shards: int = 1) -> tuple[Callable, Callable, Callable, Callable] | None:
+def group_pieces(static: Experiment, shards: int = 1) -> tuple[Callable, Callable, Callable, Callable] | None:
     """The pieces of a trained group (`TrainedRun` start, advance, train, finish), jitted:
     for a host loop that reports progress at every curve point (advance), or for a group
     whose loop compiles apart (train, `LOOPED_TIERS`); None for learners without steps. The
@@ -604,7 +604,7 @@ def run_group(exp: Experiment, hps: dict, devices=None, progress=None) -> dict[s
 
     `progress(step, steps)`, if given, is called in this thread after each curve point of a
     trained group (and once with step = steps at its end): the group then runs as three
-    compiled pieces driven point by point from here (`stepped_group`), with the same results.
+    compiled pieces driven point by point from here (`group_pieces`), with the same results.
     A callback inside the compiled program would do the same, but JAX never keeps programs
     with host callbacks in its persistent compilation cache.
 
@@ -692,7 +692,7 @@ def _programs(static: Experiment, arrays: dict, devices, progress: bool):
         shards = len(devices)
     tier = compile_tier(static, len(arrays["seed"]))
     looped = tier in LOOPED_TIERS and runtime.tiers_apply()
-    pieces = stepped_group(static, shards) if progress or looped else None
+    pieces = group_pieces(static, shards) if progress or looped else None
     if pieces is None:
         return arrays, kept_program(static, "group", tier, compiled_group(static, shards), arrays), None
     return arrays, None, _piece_programs(static, pieces, arrays, tier, stepped=progress)
