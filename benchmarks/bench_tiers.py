@@ -1,18 +1,21 @@
-"""Compile tiers of a trained group: the quick tier's single program against the mid tier's
-loop compiled apart with XLA's fusion emitters, side by side.
+"""Compile tiers of a trained group side by side: one program against three (start, training
+loop, finish, compiled at once, one thread per core), and the classic emitters against XLA's
+fusion emitters for the loop.
 
 For each group below (parities of the overhead benchmark, 16 runs, 3,000 steps, at three
-widths: under, at and above `loop.MID_FLOPS`), a fresh process on one core, without kept
-programs or compile cache, traces and compiles the group (`loop.prepare_group`, what a cold
-run pays before training) and then trains it three times (the fastest counts). Two modes,
-alternating, `--repeats` processes each (medians):
+widths around `loop.MID_FLOPS`), a fresh process without kept programs or compile cache
+traces and compiles the group (`loop.prepare_group`, what a cold run pays before training) and
+then trains it three times (the fastest counts), on one core (one device) and on two (two
+host devices, the run axis sharded, as the command line runs). Three modes, alternating,
+`--repeats` processes each (medians):
 
-    quick   one program, classic emitters (`loop.MID_FLOPS` raised above the group)
-    mid     start and finish at the quick tier, the training loop with the fusion emitters
+    one     one program, classic emitters (the quick tier before its loop compiled apart)
+    quick   start, loop and finish, classic emitters
+    mid     start and finish with the classic emitters, the loop with the fusion emitters
 
-Both modes compute the same runs (the JSON records the largest difference of test error).
+Every mode computes the same runs (the JSON records the largest difference of test error).
 
-Run:   python benchmarks/bench_tiers.py              # about 5 min on an idle 2-core machine
+Run:   python benchmarks/bench_tiers.py              # about 8 min on an idle 2-core machine
        python benchmarks/bench_tiers.py --repeats 1  # one process per mode and group, writes nothing
 """
 
@@ -32,7 +35,9 @@ from _machine import describe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "tiers.json"
-WIDTHS = (200, 600, 700)
+WIDTHS = (100, 200, 600)
+MODES = ("one", "quick", "mid")
+CORES = (1, 2)
 CONFIG = """
 experiment: bench_tiers
 target:  {{name: sparse_parity, n: 20, k: 3}}
@@ -44,39 +49,39 @@ sweep:   {{seeds: 16}}
 
 SCRIPT = textwrap.dedent('''
     import json, sys, time
-    import numpy as np
+    import jax
     import sparselearn as sl
     from sparselearn.sweeps import grid
     from sparselearn.train import loop
 
     text, mode = sys.argv[1], sys.argv[2]
-    if mode == "quick":
-        loop.MID_FLOPS = loop.FULL_FLOPS = float("inf")
-    else:
-        loop.MID_FLOPS, loop.FULL_FLOPS = 0.0, float("inf")
+    loop.compile_tier = lambda exp, runs: "mid" if mode == "mid" else "quick"
+    if mode == "one":
+        loop.LOOPED_TIERS = frozenset()
     g = grid.group(grid.expand(sl.config.loads(text)))[-1]
+    devices = jax.devices() if len(jax.devices()) > 1 else None
     start = time.perf_counter()
-    loop.prepare_group(g.exp, g.hps())
+    loop.prepare_group(g.exp, g.hps(), devices)
     prepare = time.perf_counter() - start
     runs = []
     for _ in range(3):
         start = time.perf_counter()
-        out = loop.run_group(g.exp, g.hps())
+        out = loop.run_group(g.exp, g.hps(), devices)
         runs.append(time.perf_counter() - start)
     print(json.dumps({"prepare_s": prepare, "train_s": min(runs), "test_error": out["test_error"].tolist(),
                       "flops": loop.group_flops(g.exp, len(g.runs))}))
 ''')
 
 
-def measure(width: int, mode: str) -> dict:
-    env = {**os.environ, "SPARSELEARN_CACHE": "off", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT),
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=1 --xla_cpu_multi_thread_eigen=false"}
+def measure(width: int, mode: str, cores: int) -> dict:
+    env = {**os.environ, "SPARSELEARN_CACHE": "off", "OMP_NUM_THREADS": str(cores), "PYTHONPATH": str(ROOT),
+           "XLA_FLAGS": f"--xla_force_host_platform_device_count={cores} --xla_cpu_multi_thread_eigen=false"}
     cmd = [sys.executable, "-c", SCRIPT, CONFIG.format(width=width), mode]
     if sys.platform.startswith("linux"):
-        cmd = ["taskset", "-c", "0", *cmd]
+        cmd = ["taskset", "-c", ",".join(str(c) for c in range(cores)), *cmd]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     if done.returncode:
-        raise RuntimeError(f"width {width}, {mode}: {done.stderr[-2000:]}")
+        raise RuntimeError(f"width {width}, {mode}, {cores} cores: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -86,26 +91,26 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     report = {"benchmark": "tiers", "repeats": args.repeats, "groups": []}
     for width in WIDTHS:
-        rows = {"quick": [], "mid": []}
-        for _ in range(args.repeats):
-            for mode in rows:
-                rows[mode].append(measure(width, mode))
-        summary = {mode: {"prepare_s": statistics.median(r["prepare_s"] for r in got),
-                          "train_s": statistics.median(r["train_s"] for r in got),
-                          "all_prepare_s": [r["prepare_s"] for r in got],
-                          "all_train_s": [r["train_s"] for r in got]} for mode, got in rows.items()}
-        for side in summary.values():
-            side["cold_s"] = side["prepare_s"] + side["train_s"]
-        quick, mid = summary["quick"], summary["mid"]
-        group = {"width": width, "flops": rows["quick"][0]["flops"], **summary,
-                 "train_speedup": quick["train_s"] / mid["train_s"], "cold_ratio": mid["cold_s"] / quick["cold_s"],
-                 "max_test_error_difference": max(abs(a - b) for a, b in zip(rows["quick"][0]["test_error"],
-                                                                            rows["mid"][0]["test_error"]))}
-        report["groups"].append(group)
-        print(f"width {width:4d}  {group['flops']:.2g} FLOPs"
-              f"  prepare {quick['prepare_s']:.2f} → {mid['prepare_s']:.2f} s"
-              f"  train {quick['train_s']:.2f} → {mid['train_s']:.2f} s (×{group['train_speedup']:.2f})"
-              f"  cold {quick['cold_s']:.2f} → {mid['cold_s']:.2f} s", flush=True)
+        for cores in CORES:
+            rows = {mode: [] for mode in MODES}
+            for _ in range(args.repeats):
+                for mode in rows:
+                    rows[mode].append(measure(width, mode, cores))
+            summary = {mode: {"prepare_s": statistics.median(r["prepare_s"] for r in got),
+                              "train_s": statistics.median(r["train_s"] for r in got),
+                              "all_prepare_s": [r["prepare_s"] for r in got],
+                              "all_train_s": [r["train_s"] for r in got]} for mode, got in rows.items()}
+            for side in summary.values():
+                side["cold_s"] = side["prepare_s"] + side["train_s"]
+            errors = [r[0]["test_error"] for r in rows.values()]
+            group = {"width": width, "cores": cores, "flops": rows["one"][0]["flops"], **summary,
+                     "max_test_error_difference": max(abs(a - b) for other in errors[1:]
+                                                      for a, b in zip(errors[0], other))}
+            report["groups"].append(group)
+            print(f"width {width:4d}  {group['flops']:.2g} FLOPs  {cores} core(s)  one / quick / mid:"
+                  + "".join(f"  {what} " + " / ".join(f"{summary[m][key]:.2f}" for m in MODES) + " s"
+                            for what, key in (("prepare", "prepare_s"), ("train", "train_s"), ("cold", "cold_s"))),
+                  flush=True)
     report["machine"] = describe()
     if args.repeats > 1:
         RESULTS.write_text(json.dumps(report, indent=2) + "\n")

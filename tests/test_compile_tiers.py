@@ -4,12 +4,14 @@ changes compile time, not what a run computes (beyond float rounding)."""
 from __future__ import annotations
 
 import math
+import threading
 
 import jax
 import numpy as np
 import pytest
 
 import sparselearn as sl
+from sparselearn import runtime
 from sparselearn.sweeps import grid
 from sparselearn.train import loop, spec
 
@@ -32,7 +34,7 @@ def test_tier_follows_the_work_of_the_group(tiny, tiny_text):
     static, arrays = _group(tiny)
     runs = len(arrays["seed"])
     assert loop.group_flops(static, runs) < loop.TINY_FLOPS and loop.compile_tier(static, runs) == "tiny"
-    longer = sl.config.override(tiny, train={"steps": 20000}, learner={"width": 1024})
+    longer = sl.config.override(tiny, train={"steps": 5000}, learner={"width": 1024})
     per_run = loop.group_flops(longer, 1)
     assert loop.TINY_FLOPS <= loop.group_flops(longer, runs) < loop.MID_FLOPS
     assert loop.compile_tier(longer, runs) == "quick"
@@ -73,18 +75,28 @@ def test_the_tiny_tier_computes_the_same_runs_as_the_quick_one(tiny_text, learne
 
 @pytest.mark.skipif(not CPU, reason="off CPU every tier compiles one program")
 def test_a_group_whose_loop_compiles_apart_trains_as_in_one_program(tiny, monkeypatch, fresh_programs):
-    """At the mid and full tiers a group runs as three programs, its training loop compiled
-    apart from its draws and final metrics; its runs are those of the single program of the
-    lower tiers. (Every tier here compiles with the tiny tier's options, as the structure is
-    what is checked; test_blocks covers the full tier's blocks and devices.)"""
+    """From the quick tier on a group runs as three programs, its training loop compiled apart
+    from its draws and final metrics (the three at once, in threads); its runs are those of the
+    single program of the tiny tier. (Every tier here compiles with the tiny tier's options,
+    as the structure is what is checked; test_blocks covers the full tier's blocks and
+    devices.)"""
     g = grid.group(grid.expand(tiny))[-1]
     for tier in ("quick", "mid"):
         monkeypatch.setitem(loop.TIERS, tier, loop.TIERS["tiny"])
+    monkeypatch.setattr(runtime, "cpu_count", lambda: 3)   # three compile threads, whatever the machine
     one = loop.run_group(g.exp, g.hps())
     assert [tier for tier, _ in fresh_programs] == ["tiny"]
     monkeypatch.setattr(loop, "compile_tier", lambda exp, runs: "mid")
+    recording, started = loop.compile_lowered, threading.Barrier(3, timeout=120)
+
+    def together(lowered, tier):  # goes on once the three compiles have started
+        started.wait()
+        return recording(lowered, tier)
+
+    monkeypatch.setattr(loop, "compile_lowered", together)
     looped = loop.run_group(g.exp, g.hps())
-    assert [tier for tier, _ in fresh_programs] == ["tiny", "quick", "mid", "quick"]   # start, train, finish
+    monkeypatch.setattr(loop, "compile_lowered", recording)
+    assert sorted(tier for tier, _ in fresh_programs[1:]) == ["mid", "quick", "quick"]   # train; start, finish
     stepped = loop.run_group(g.exp, g.hps(), progress=lambda step, steps: None)
     assert [tier for tier, _ in fresh_programs][4:] == ["mid"]   # start and finish kept, advance compiled
     assert sorted(one) == sorted(looped) == sorted(stepped)

@@ -56,23 +56,23 @@ threefry.use_straight_line_lowering()
 #: slower code costs less than the second or more of compile it saves)
 TINY_FLOPS = 1e10
 #: from this many FLOPs (`group_flops`) a group's training loop compiles with XLA's fusion
-#: emitters ("mid"), apart from its data draws and final metrics (`LOOPED_TIERS`). The classic
-#: emitters write an elementwise result that takes over its operand's buffer (a ReLU, its
-#: gradient, an SGD update) one float at a time: LLVM cannot rule out the overlap, so its
-#: vector loop falls back to the scalar one, 3–7× slower. Parity groups of 16 runs, one core
-#: (benchmarks/bench_tiers.py): training 1.2–1.8× faster at mid, a cold run (compile and train)
-#: about as long from 5·10¹⁰ FLOPs on (1.5·10¹¹: 9.7 → 8.9 s). The bound stays above the
-#: quickstart's group (9.4·10¹⁰), whose compile the quick tier keeps about a second shorter
-MID_FLOPS = 1.5e11
+#: emitters ("mid"). The classic emitters write an elementwise result that takes over its
+#: operand's buffer (a ReLU, its gradient, an SGD update) one float at a time: LLVM cannot rule
+#: out the overlap, so its vector loop falls back to the scalar one, 3–7× slower. Parity groups
+#: of 16 runs (benchmarks/bench_tiers.py), quick → mid: at 4.9·10¹⁰ FLOPs training 1.27 →
+#: 0.71 s on one core, 0.63 → 0.46 s on two, a cold run (compile and train) as long within the
+#: noise (3.7 → 3.9 s, 2.65 → 2.67 s); at 2.5·10¹⁰ on two cores no faster
+MID_FLOPS = 4e10
 #: from this many FLOPs a group compiles at the full tier: its loop also advances its runs in
 #: blocks (`run_block`), which lengthens the compile and pays back over long training
 FULL_FLOPS = 5e11
 #: compile tier → XLA options on CPU; "fitted": TINY or QUICK by the lowered program's FLOPs
 TIERS = {"full": FULL_COMPILE, "mid": FULL_COMPILE, "quick": QUICK_COMPILE, "tiny": TINY_COMPILE}
 #: tiers whose training loop compiles as a program of its own on CPU, start and finish at the
-#: quick tier: the draws run once, and with the fusion emitters the quickstart group's draws
-#: compile in 1.8–2.2 s instead of 1.0–1.5 s
-LOOPED_TIERS = frozenset({"mid", "full"})
+#: quick tier, the three side by side (`runtime.compiled`): the quickstart's group at the quick
+#: tier traces and compiles in 1.6–1.9 s on 2 cores against 2.4–2.6 s as one program, and with
+#: the fusion emitters its draws alone would take 1.8–2.2 s instead of 1.0–1.5 s
+LOOPED_TIERS = frozenset({"quick", "mid", "full"})
 #: on CPU, a full-tier group advances its runs a block at a time, each device's share of a
 #: block taking at most this many bytes of step state (`step_bytes`): a share that stays in
 #: a core's L2 cache. 256 runs of a width-200 net, 1,000 steps on one core: 7.9 → 5.5 s
@@ -621,32 +621,39 @@ def kept_program(static: Experiment, name: str, tier: str, jitted, *args):
     """The compiled program of `jitted` (the group or one of its pieces, `name`) for `args`,
     compiled at `tier` (see `compile_tier`) and kept across processes (`runtime.executable`):
     a group seen before starts without tracing."""
-    return runtime.executable(jitted, args, (name, tier, static), runtime.code_files(static.target, static.learner),
-                              compile=lambda lowered: compile_lowered(lowered, tier))
+    return runtime.compiled([_prepared(static, name, tier, jitted, *args)])[0]
+
+
+def _prepared(static: Experiment, name: str, tier: str, jitted, *args) -> runtime.Prepared:
+    """`kept_program`, lowered but not yet compiled where it is not kept (`runtime.prepare`)."""
+    return runtime.prepare(jitted, args, (name, tier, static), runtime.code_files(static.target, static.learner),
+                           compile=lambda lowered: compile_lowered(lowered, tier))
 
 
 def _piece_programs(static: Experiment, pieces, arrays: dict, tier: str, stepped: bool):
     """The compiled start, loop and finish of a trained group for `arrays`, kept (see
     `kept_program`); the loop is advance (one curve point) if `stepped`, else train (every
-    point). The later pieces are compiled for the shapes and placement of what the earlier
-    ones return, so nothing runs here. start and finish compile quick (tiny for a tiny
-    group), the loop at `tier`. Returns them and the run axis's sharding (None on one device)."""
+    point). Each piece is lowered for what the one before returns, then the three compile side
+    by side (`runtime.compiled`), so nothing runs here. start and finish compile quick (tiny
+    for a tiny group), the loop at `tier`. Returns them and the run axis's sharding (None on
+    one device)."""
     start, advance, train, finish = pieces
     once = "tiny" if tier == "tiny" else "quick"
     runs = arrays["seed"].sharding if isinstance(getattr(arrays["seed"], "sharding", None), NamedSharding) else None
 
-    def shaped(info, sharding=None):  # what a piece returns, as the next piece's arguments
-        return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding or s.sharding), info)
+    def shaped(info):  # what a piece returns, as the next piece's arguments: split along the run axis
+        return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=runs), info)
 
-    start = kept_program(static, "start", once, start, arrays)
-    data, state = shaped(start.out_info, runs)  # every piece takes its arrays split along the run axis
+    start = _prepared(static, "start", once, start, arrays)
+    data, state = shaped(start.out_info)
     if stepped:
-        middle = kept_program(static, "advance", tier, advance, arrays, data, state, np.int32(0))
+        middle = _prepared(static, "advance", tier, advance, arrays, data, state, np.int32(0))
         state = shaped(middle.out_info[0])
     else:
-        middle = kept_program(static, "train", tier, train, arrays, data, state)
+        middle = _prepared(static, "train", tier, train, arrays, data, state)
         state = shaped(middle.out_info)
-    finish = kept_program(static, "finish", once, finish, arrays, data, state)
+    finish = _prepared(static, "finish", once, finish, arrays, data, state)
+    middle, start, finish = runtime.compiled([middle, start, finish])  # the longest compile first
     return start, middle, finish, runs
 
 
