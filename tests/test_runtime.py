@@ -149,6 +149,35 @@ def test_a_kept_program_is_keyed_by_what_it_is_built_from_and_survives_a_broken_
     assert np.array_equal(runtime.executable(jitted, (x,), ("affine", 0))(x), 2 * x + 1)  # loaded from disk
 
 
+def test_programs_lowered_in_turn_compile_in_a_pool_and_a_failed_compile_is_raised(tmp_path, monkeypatch):
+    """The second program is lowered from the first's out_info while the first compiles; both
+    are kept; an error of a compile in the pool reaches the caller of `compiled`."""
+    import jax
+    import numpy as np
+
+    monkeypatch.setattr(runtime, "programs_dir", lambda environ=os.environ: tmp_path)
+    monkeypatch.setattr(runtime, "cpu_count", lambda: 2)
+    x = np.arange(3.0, dtype=np.float32)
+    with runtime.compile_pool() as pool:
+        first = runtime.prepare(jax.jit(lambda v: (2 * v, v.sum())), (x,), ("pair", 0), pool=pool)
+        assert first.pending is not None
+        second = runtime.prepare(jax.jit(lambda v, s: v + s), tuple(first.out_info), ("sum", 0), pool=pool)
+        pair, add = runtime.compiled([first, second])
+    assert np.array_equal(add(*pair(x)), 2 * x + 3.0)
+    assert len(list(tmp_path.glob("*.bin"))) == 2
+
+    def broken(lowered):
+        raise RuntimeError("the compiler gave up")
+
+    with runtime.compile_pool() as pool:
+        failing = runtime.prepare(jax.jit(lambda v: v - 1), (x,), ("minus", 0), compile=broken, pool=pool)
+        with pytest.raises(RuntimeError, match="gave up"):
+            runtime.compiled([failing])
+    monkeypatch.setattr(runtime, "cpu_count", lambda: 1)
+    with runtime.compile_pool() as pool:
+        assert pool is None   # one core: compiled by `compiled`, in this thread
+
+
 def test_local_devices_warns_on_one_host_device_of_many_cores(monkeypatch):
     import jax
 

@@ -69,7 +69,7 @@ FULL_FLOPS = 5e11
 #: compile tier → XLA options on CPU; "fitted": TINY or QUICK by the lowered program's FLOPs
 TIERS = {"full": FULL_COMPILE, "mid": FULL_COMPILE, "quick": QUICK_COMPILE, "tiny": TINY_COMPILE}
 #: tiers whose training loop compiles as a program of its own on CPU, start and finish at the
-#: quick tier, the three side by side (`runtime.compiled`): the quickstart's group at the quick
+#: quick tier, the three side by side (`runtime.compile_pool`): the quickstart's group at the quick
 #: tier traces and compiles in 1.6–1.9 s on 2 cores against 2.4–2.6 s as one program, and with
 #: the fusion emitters its draws alone would take 1.8–2.2 s instead of 1.0–1.5 s
 LOOPED_TIERS = frozenset({"quick", "mid", "full"})
@@ -624,17 +624,18 @@ def kept_program(static: Experiment, name: str, tier: str, jitted, *args):
     return runtime.compiled([_prepared(static, name, tier, jitted, *args)])[0]
 
 
-def _prepared(static: Experiment, name: str, tier: str, jitted, *args) -> runtime.Prepared:
-    """`kept_program`, lowered but not yet compiled where it is not kept (`runtime.prepare`)."""
+def _prepared(static: Experiment, name: str, tier: str, jitted, *args, pool=None) -> runtime.Prepared:
+    """`kept_program`, lowered and compiling in `pool` (or not yet compiled, without one) where it
+    is not kept (`runtime.prepare`)."""
     return runtime.prepare(jitted, args, (name, tier, static), runtime.code_files(static.target, static.learner),
-                           compile=lambda lowered: compile_lowered(lowered, tier))
+                           compile=lambda lowered: compile_lowered(lowered, tier), pool=pool)
 
 
 def _piece_programs(static: Experiment, pieces, arrays: dict, tier: str, stepped: bool):
     """The compiled start, loop and finish of a trained group for `arrays`, kept (see
     `kept_program`); the loop is advance (one curve point) if `stepped`, else train (every
-    point). Each piece is lowered for what the one before returns, then the three compile side
-    by side (`runtime.compiled`), so nothing runs here. start and finish compile quick (tiny
+    point). Each piece is lowered for what the one before returns, while that one compiles
+    (`runtime.compile_pool`), so nothing runs here. start and finish compile quick (tiny
     for a tiny group), the loop at `tier`. Returns them and the run axis's sharding (None on
     one device)."""
     start, advance, train, finish = pieces
@@ -644,16 +645,17 @@ def _piece_programs(static: Experiment, pieces, arrays: dict, tier: str, stepped
     def shaped(info):  # what a piece returns, as the next piece's arguments: split along the run axis
         return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=runs), info)
 
-    start = _prepared(static, "start", once, start, arrays)
-    data, state = shaped(start.out_info)
-    if stepped:
-        middle = _prepared(static, "advance", tier, advance, arrays, data, state, np.int32(0))
-        state = shaped(middle.out_info[0])
-    else:
-        middle = _prepared(static, "train", tier, train, arrays, data, state)
-        state = shaped(middle.out_info)
-    finish = _prepared(static, "finish", once, finish, arrays, data, state)
-    middle, start, finish = runtime.compiled([middle, start, finish])  # the longest compile first
+    with runtime.compile_pool() as pool:
+        start = _prepared(static, "start", once, start, arrays, pool=pool)
+        data, state = shaped(start.out_info)
+        if stepped:
+            middle = _prepared(static, "advance", tier, advance, arrays, data, state, np.int32(0), pool=pool)
+            state = shaped(middle.out_info[0])
+        else:
+            middle = _prepared(static, "train", tier, train, arrays, data, state, pool=pool)
+            state = shaped(middle.out_info)
+        finish = _prepared(static, "finish", once, finish, arrays, data, state, pool=pool)
+        start, middle, finish = runtime.compiled([start, middle, finish])
     return start, middle, finish, runs
 
 
