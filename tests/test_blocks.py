@@ -107,6 +107,9 @@ loop.BLOCK_BYTES = 2 * loop.step_bytes(static)   # a share of two runs per devic
 hps = {"seed": np.arange(8)}
 assert loop.run_block(static, 8, 2) == 4
 whole = loop.run_group(static, hps, devices=jax.devices())
+stepped = loop.run_group(static, hps, devices=jax.devices(), progress=lambda step, steps: None)
+for name, value in whole.items():   # point by point, as the command line runs: the same runs
+    np.testing.assert_array_equal(stepped[name], value, err_msg=name)
 start, train, finish, _ = loop._programs(static, spec.hp_arrays(static, hps), jax.devices(), False)[2]
 for program in (start.as_text(), train.as_text(), finish.as_text()):
     for moves in ("all-gather", "all-to-all", "collective-permute"):   # no run changes device
@@ -126,7 +129,7 @@ print("ok")
 def test_blocks_take_the_same_share_of_each_devices_runs(tmp_path):
     """Two host devices, each holding four of eight runs: each block of four is two runs of each
     device's half (no run moves between devices) and trains as those four runs would on their
-    own, split over the devices."""
+    own, split over the devices; point by point (with progress) the group trains the same runs."""
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "SPARSELEARN_CACHE": "off",
            "JAX_PLATFORMS": "cpu"}
     done = subprocess.run([sys.executable, "-c", SHARDED, SMALL], env=env, capture_output=True, text=True,

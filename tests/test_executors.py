@@ -44,18 +44,18 @@ def _env():
 @pytest.fixture(scope="module")
 def two_devices(tmp_path_factory, tiny_text):
     """The tiny sweep with 3 seeds: from the command line in one process with two host CPU
-    devices, by the devices executor and by the default one, and in this process (one
-    device) as the reference. Returns {"devices" | "default" | "one": results dir}."""
+    devices, by the devices executor (quiet) and by the default one (with progress), and in
+    this process (one device) as the reference. Returns {"devices" | "default" | "one": results dir}."""
     base = tmp_path_factory.mktemp("two_devices")
     path = base / "tiny.yaml"
     path.write_text(tiny_text)
     outs = {name: base / name for name in ("devices", "default", "one")}
     env = {**_env(), "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    args = f"[{str(path)!r}, '--quiet', '--no-plot', '--set', 'sweep.seeds=3', '--out']"
+    args = f"[{str(path)!r}, '--no-plot', '--set', 'sweep.seeds=3', '--out']"
     code = ("import sys, jax; assert len(jax.devices()) == 2, jax.devices(); "
             "from sparselearn.cli import main; "
-            f"assert main(['run', *{args}, {str(outs['devices'])!r}, '--executor', 'devices']) == 0; "
-            f"assert main(['run', *{args}, {str(outs['default'])!r}]) == 0; "
+            f"assert main(['run', *{args}, {str(outs['devices'])!r}, '--executor', 'devices', '--quiet']) == 0; "
+            f"assert main(['run', *{args}, {str(outs['default'])!r}]) == 0; "   # with progress, as users run it
             "assert len(jax.local_devices()) == 2, jax.local_devices()")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr

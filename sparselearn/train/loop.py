@@ -659,17 +659,18 @@ def _piece_programs(static: Experiment, pieces, arrays: dict, tier: str, stepped
     return start, middle, finish, runs
 
 
-def _started(start, runs, arrays: dict) -> tuple[dict, dict]:
-    """`start(arrays)`: the data and first state, split along the run axis on `runs`."""
-    data, state = start(arrays)
-    return (data, state) if runs is None else jax.device_put((data, state), runs)
+def _split(tree, runs):
+    """`tree` split along the run axis on `runs` (None: one device, as it is): every piece is
+    compiled for its arguments placed so (see `_piece_programs`), whatever placement XLA chose
+    for the piece that returned them (a count equal in every run comes back replicated)."""
+    return tree if runs is None else jax.device_put(tree, runs)
 
 
 def _looped(pieces, arrays: dict) -> dict:
     """A trained group with its compiled `pieces` (`_piece_programs`, not stepped)."""
     start, train, finish, runs = pieces
-    data, state = _started(start, runs, arrays)
-    return finish(arrays, data, train(arrays, data, state))
+    data, state = _split(start(arrays), runs)
+    return finish(arrays, data, _split(train(arrays, data, state), runs))
 
 
 def _stepped(static: Experiment, pieces, arrays: dict, progress) -> dict:
@@ -677,16 +678,16 @@ def _stepped(static: Experiment, pieces, arrays: dict, progress) -> dict:
     while point c runs, wait for point c − 1 and report it."""
     start, advance, finish, runs = pieces
     points, steps = curve_steps(static), static.train.steps
-    data, state = _started(start, runs, arrays)
+    data, state = _split(start(arrays), runs)
     waiting = None  # (point, its `more` flag)
     for c in range(len(points)):
-        state, more = advance(arrays, data, state if runs is None else jax.device_put(state, runs), np.int32(c))
+        state, more = advance(arrays, data, _split(state, runs), np.int32(c))
         if waiting is not None:
             if not bool(waiting[1]):  # every run stopped at that point: this one changes nothing
                 break
             progress(int(points[waiting[0]]), steps)
         waiting = (c, more)
-    out = finish(arrays, data, state)
+    out = finish(arrays, data, _split(state, runs))
     progress(steps, steps)
     return out
 
