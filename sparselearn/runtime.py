@@ -499,8 +499,9 @@ def prepare(jitted, args: tuple, parts, files: tuple[str, ...] = (), compile=Non
 @contextlib.contextmanager
 def compile_pool():
     """Threads, one per core, that compile what `prepare` hands them while the caller lowers the
-    next programs (XLA compiles without the GIL); None on one core. The quickstart group's three
-    programs on 2 cores, traced and compiled: 1.6–1.9 s against 2.4–2.6 s as one program.
+    next programs (XLA compiles without the GIL); None on one core. A parity group's start,
+    loop and finish on 2 cores, traced and compiled: 1.7–2.0 s against 2.1–3.1 s as one program
+    (benchmarks/bench_tiers.py).
 
     Example:
         >>> with compile_pool() as pool:

@@ -59,9 +59,10 @@ TINY_FLOPS = 1e10
 #: emitters ("mid"). The classic emitters write an elementwise result that takes over its
 #: operand's buffer (a ReLU, its gradient, an SGD update) one float at a time: LLVM cannot rule
 #: out the overlap, so its vector loop falls back to the scalar one, 3–7× slower. Parity groups
-#: of 16 runs (benchmarks/bench_tiers.py), quick → mid: at 4.9·10¹⁰ FLOPs training 1.27 →
-#: 0.71 s on one core, 0.63 → 0.46 s on two, a cold run (compile and train) as long within the
-#: noise (3.7 → 3.9 s, 2.65 → 2.67 s); at 2.5·10¹⁰ on two cores no faster
+#: of 16 runs (benchmarks/bench_tiers.py), quick → mid: at 4.9·10¹⁰ FLOPs training 1.05 →
+#: 0.75 s on one core, 0.63 → 0.42 s on two, a cold run (compile and train) as long within the
+#: noise (3.53 → 3.65 s, 2.62 → 2.41 s); at 2.5·10¹⁰ the compile's extra 0.1–0.2 s is about
+#: what training gains
 MID_FLOPS = 4e10
 #: from this many FLOPs a group compiles at the full tier: its loop also advances its runs in
 #: blocks (`run_block`), which lengthens the compile and pays back over long training
@@ -69,9 +70,9 @@ FULL_FLOPS = 5e11
 #: compile tier → XLA options on CPU; "fitted": TINY or QUICK by the lowered program's FLOPs
 TIERS = {"full": FULL_COMPILE, "mid": FULL_COMPILE, "quick": QUICK_COMPILE, "tiny": TINY_COMPILE}
 #: tiers whose training loop compiles as a program of its own on CPU, start and finish at the
-#: quick tier, the three side by side (`runtime.compile_pool`): the quickstart's group at the quick
-#: tier traces and compiles in 1.6–1.9 s on 2 cores against 2.4–2.6 s as one program, and with
-#: the fusion emitters its draws alone would take 1.8–2.2 s instead of 1.0–1.5 s
+#: quick tier, each piece compiling while the next is traced (`runtime.compile_pool`): on two
+#: cores a group traces and compiles in 0.4–1.1 s less than as one program (bench_tiers), and
+#: with the fusion emitters the quickstart group's draws alone would take 1.8–2.2 s, not 1.0–1.5
 LOOPED_TIERS = frozenset({"quick", "mid", "full"})
 #: on CPU, a full-tier group advances its runs a block at a time, each device's share of a
 #: block taking at most this many bytes of step state (`step_bytes`): a share that stays in
