@@ -194,7 +194,7 @@ def group_script(setup: str, body: str) -> str:
     ''') + textwrap.dedent(body)
 
 
-COMPILE = group_script("runtime.enable_compile_cache()\nimport jax\n", '''
+COMPILE = group_script("runtime.enable_compile_cache()\n", '''
     devices = runtime.local_devices()
     start = time.perf_counter()
     loop.prepare_group(g.exp, g.hps(), devices if len(devices) > 1 else None)   # as the local executor

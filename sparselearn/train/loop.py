@@ -15,8 +15,9 @@ the curve points, each one traced body: the steps since the last point, then one
 and the loop ends when all have. On CPU a long group advances a block of its runs at a time
 (`run_block`), with `stop_at_eps` only the runs still training; a block steps exactly as a
 group of its own runs would. How much XLA optimises a group follows its work (`compile_tier`);
-a long group's loop compiles as a program of its own. `run_group(..., progress=...)` runs the
-same pieces point by point from the host to report progress.
+on CPU the loop of a group above the tiny tier compiles as a program of its own, beside its
+draws and final metrics. `run_group(..., progress=...)` runs the same pieces point by point
+from the host to report progress.
 
 Example:
     >>> out = run_group(cfg, {"seed": [0, 1], "m": [256, 1024], "lr": [.1, .1], "weight_decay": [0., 0.]})
