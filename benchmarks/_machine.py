@@ -1,4 +1,4 @@
-"""What machine a benchmark ran on, as a JSON-ready dict.
+"""What machine a benchmark ran on, as a JSON-ready dict, and a fresh process on some of its cores.
 
     >>> from _machine import describe     # from a script in benchmarks/
     >>> describe()["cpu_model"]
@@ -10,10 +10,15 @@ never fails because a field is unavailable (the field is then None).
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cpu_model() -> str | None:
@@ -95,7 +100,20 @@ def describe() -> dict:
     }
 
 
-if __name__ == "__main__":
-    import json
+def on_cores(script: str, args: list[str], cores: int, timeout: float = 900) -> dict:
+    """The JSON that `python -c script *args` prints last, run in a new process on the first
+    `cores` cores (pinned with taskset on Linux) with one host device per core, single-threaded
+    XLA and no kept programs or compile cache (`SPARSELEARN_CACHE=off`): a cold run's costs."""
+    env = {**os.environ, "SPARSELEARN_CACHE": "off", "OMP_NUM_THREADS": str(cores), "PYTHONPATH": str(ROOT),
+           "XLA_FLAGS": f"--xla_force_host_platform_device_count={cores} --xla_cpu_multi_thread_eigen=false"}
+    cmd = [sys.executable, "-c", script, *args]
+    if sys.platform.startswith("linux"):
+        cmd = ["taskset", "-c", ",".join(str(c) for c in range(cores)), *cmd]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    if done.returncode:
+        raise RuntimeError(f"a fresh process ({', '.join(args[1:])}) on {cores} core(s) failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
+
+if __name__ == "__main__":
     print(json.dumps(describe(), indent=2))

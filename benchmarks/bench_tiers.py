@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import describe  # noqa: E402
+from _machine import describe, on_cores  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "tiers.json"
@@ -73,18 +71,6 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-def measure(width: int, mode: str, cores: int) -> dict:
-    env = {**os.environ, "SPARSELEARN_CACHE": "off", "OMP_NUM_THREADS": str(cores), "PYTHONPATH": str(ROOT),
-           "XLA_FLAGS": f"--xla_force_host_platform_device_count={cores} --xla_cpu_multi_thread_eigen=false"}
-    cmd = [sys.executable, "-c", SCRIPT, CONFIG.format(width=width), mode]
-    if sys.platform.startswith("linux"):
-        cmd = ["taskset", "-c", ",".join(str(c) for c in range(cores)), *cmd]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-    if done.returncode:
-        raise RuntimeError(f"width {width}, {mode}, {cores} cores: {done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="processes per mode and group (default 3)")
@@ -95,7 +81,7 @@ def main(argv=None) -> dict:
             rows = {mode: [] for mode in MODES}
             for _ in range(args.repeats):
                 for mode in rows:
-                    rows[mode].append(measure(width, mode, cores))
+                    rows[mode].append(on_cores(SCRIPT, [CONFIG.format(width=width), mode], cores))
             summary = {mode: {"prepare_s": statistics.median(r["prepare_s"] for r in got),
                               "train_s": statistics.median(r["train_s"] for r in got),
                               "all_prepare_s": [r["prepare_s"] for r in got],

@@ -55,10 +55,22 @@ def test_a_full_tier_group_advances_in_blocks_that_fit_the_budget():
         assert block % shards == 0 and (256 // shards) % share == 0 and share * size <= BLOCK_BYTES
         assert 2 * share * size > BLOCK_BYTES or share == 256 // shards  # the largest such share
     assert run_block(static, 256) == 4          # as run_block's docstring says
-    assert run_block(static, 16) == 16          # a quick-tier group: all at once
+    assert run_block(static, 16) == 16          # a mid-tier group that trains every run to the end: all at once
     assert run_block(static, 255, 2) == 255     # runs not split evenly over the devices: all at once
     wide = spec.static_part(config.override(BENCH, learner={"width": 8192}))
     assert step_bytes(wide) > BLOCK_BYTES and run_block(wide, 64) == 64   # no gain from blocks of one run
+
+
+def test_a_mid_tier_group_that_stops_at_eps_advances_in_blocks():
+    static = spec.static_part(BENCH)
+    stopping = spec.static_part(config.override(BENCH, train={"stop_at_eps": True}))
+    if not runtime.tiers_apply():
+        assert run_block(stopping, 16) == 16
+        return
+    assert compile_tier(stopping, 16) == "mid" and compile_tier(stopping, 8) == "quick"
+    assert run_block(static, 16) == 16
+    assert run_block(stopping, 16) == 4 and run_block(stopping, 16, 2) == 8   # the blocks skip stopped runs
+    assert run_block(stopping, 8) == 8          # a quick-tier group: all at once
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ group, except in the last bits of a float teacher's labels, which XLA computes f
 in batched products), mini-batches indexed below each run's own m, a `lax.while_loop` over
 the curve points, each one traced body: the steps since the last point, then one evaluation (see
 `TrainedRun`). With `train.stop_at_eps` runs stop at their first point with test error ≤ eps
-and the loop ends when all have. On CPU a long group advances a block of its runs at a time
-(`run_block`), with `stop_at_eps` only the runs still training; a block steps exactly as a
-group of its own runs would. How much XLA optimises a group follows its work (`compile_tier`);
+and the loop ends when all have. On CPU a long group, or a mid-size one that stops at eps,
+advances a block of its runs at a time (`run_block`), with `stop_at_eps` only the runs still
+training; a block steps exactly as a group of its own runs would. How much XLA optimises a group follows its work (`compile_tier`);
 on CPU the loop of a group above the tiny tier compiles as a program of its own, beside its
 draws and final metrics. `run_group(..., progress=...)` runs the same pieces point by point
 from the host to report progress.
@@ -66,7 +66,8 @@ TINY_FLOPS = 1e10
 #: what training gains
 MID_FLOPS = 4e10
 #: from this many FLOPs a group compiles at the full tier: its loop also advances its runs in
-#: blocks (`run_block`), which lengthens the compile and pays back over long training
+#: blocks (`run_block`; from MID_FLOPS for groups that stop at eps), which lengthens the compile
+#: and pays back over long training
 FULL_FLOPS = 5e11
 #: compile tier → XLA options on CPU; "fitted": TINY or QUICK by the lowered program's FLOPs
 TIERS = {"full": FULL_COMPILE, "mid": FULL_COMPILE, "quick": QUICK_COMPILE, "tiny": TINY_COMPILE}
@@ -75,9 +76,9 @@ TIERS = {"full": FULL_COMPILE, "mid": FULL_COMPILE, "quick": QUICK_COMPILE, "tin
 #: cores a group traces and compiles in 0.4–1.1 s less than as one program (bench_tiers), and
 #: with the fusion emitters the quickstart group's draws alone would take 1.8–2.2 s, not 1.0–1.5
 LOOPED_TIERS = frozenset({"quick", "mid", "full"})
-#: on CPU, a full-tier group advances its runs a block at a time, each device's share of a
-#: block taking at most this many bytes of step state (`step_bytes`): a share that stays in
-#: a core's L2 cache. 256 runs of a width-200 net, 1,000 steps on one core: 7.9 → 5.5 s
+#: on CPU, a group in blocks (`run_block`) advances its runs a block at a time, each device's
+#: share of a block taking at most this many bytes of step state (`step_bytes`): a share that
+#: stays in a core's L2 cache. 256 runs of a width-200 net, 1,000 steps on one core: 7.9 → 5.5 s
 BLOCK_BYTES = 1 << 20
 
 
@@ -140,17 +141,20 @@ def step_bytes(exp: Experiment) -> int:
 def run_block(exp: Experiment, runs: int, shards: int = 1) -> int:
     """How many of a group's `runs` runs (split evenly over `shards` devices) advance side by
     side, the group stepping through its runs a block at a time at every curve point; `runs`
-    when the group advances all at once. Blocks apply on CPU to full-tier groups only (see
-    `compile_tier`): they cost compile time, and only long programs earn it back. A device's
-    share of a block is the largest divisor of its runs within `BLOCK_BYTES` (`step_bytes`);
-    where one run alone exceeds it, blocks gain nothing and the group advances all at once
-    (128 runs of width 1,024: 8.9–11.1 s all at once, 9.5–11.6 s one run at a time).
+    when the group advances all at once. Blocks apply on CPU to full-tier groups (see
+    `compile_tier`), and to mid-tier groups that stop at eps: they cost compile time, which
+    long programs earn back, and a stopping group's blocks skip the runs that have stopped.
+    A device's share of a block is the largest divisor of its runs within `BLOCK_BYTES`
+    (`step_bytes`); where one run alone exceeds it, blocks gain nothing and the group advances
+    all at once (128 runs of width 1,024: 8.9–11.1 s all at once, 9.5–11.6 s one run at a time).
 
     Example:
         >>> run_block(exp, 256)            # a width-200 parity group on one device
         4
     """
-    if not runtime.tiers_apply() or runs % shards or compile_tier(exp, runs) != "full":
+    tier = compile_tier(exp, runs)
+    blocked = tier == "full" or (tier == "mid" and exp.train.stop_at_eps)
+    if not runtime.tiers_apply() or runs % shards or not blocked:
         return runs
     local, fit = runs // shards, BLOCK_BYTES // step_bytes(exp)
     if fit < 2:
