@@ -5,19 +5,20 @@ advances all its runs at once steps the ones that have stopped too (their update
 away). In blocks (`loop.run_block`) each curve point steps only the runs still training, a block
 at a time. The groups below are the overhead benchmark's sweep (3-sparse parity on {±1}^20,
 width 200, SGD, 3,000 steps at most, test error every 50 steps, eps 0): about 6 runs in 16 never
-reach eps, the others at 650–950 steps. Each is of the mid tier (`loop.compile_tier`).
+reach eps, the others at 650–950 steps. Each is of the mid tier (`loop.compile_tier`); from
+`loop.STOP_FLOPS` (32 runs and more here) `run_block` picks blocks.
 
 For each number of runs, on one core (one device) and on two (two host devices, the run axis
 sharded, as the command line runs), a fresh process without kept programs or compile cache
 traces and compiles the group (`loop.prepare_group`) and trains it three times (the fastest
 counts). Two modes, alternating, `--repeats` processes each (medians):
 
-    whole   every run at once (`run_block` → all runs)
-    blocks  blocks of the runs still training (what `run_block` picks)
+    whole   every run at once
+    blocks  blocks of the runs still training (`run_block` with STOP_FLOPS at 0)
 
 Both modes compute the same runs: the JSON records whether steps_to_eps and test error agree.
 
-Run:   python benchmarks/bench_stop.py              # about 5 min on an idle 2-core machine
+Run:   python benchmarks/bench_stop.py              # about 8 min on an idle 2-core machine
        python benchmarks/bench_stop.py --repeats 1  # one process per mode and group, writes nothing
 """
 
@@ -35,7 +36,7 @@ from _machine import describe, on_cores  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "stop.json"
-SEEDS = (16, 64)
+SEEDS = (16, 32, 64)
 MODES = ("whole", "blocks")
 CORES = (1, 2)
 CONFIG = """
@@ -59,6 +60,8 @@ SCRIPT = textwrap.dedent('''
     g = grid.group(grid.expand(sl.config.loads(text)))[-1]
     devices = jax.devices() if len(jax.devices()) > 1 else None
     shards, runs = len(devices or [0]), len(g.runs)
+    picked = loop.run_block(spec.static_part(g.exp), runs, shards) < runs
+    loop.STOP_FLOPS = 0.0
     block = loop.run_block(spec.static_part(g.exp), runs, shards)
     if mode == "whole":
         loop.run_block = lambda exp, runs, shards=1: runs
@@ -71,6 +74,7 @@ SCRIPT = textwrap.dedent('''
         out = loop.run_group(g.exp, g.hps(), devices)
         times.append(time.perf_counter() - start)
     print(json.dumps({"prepare_s": prepare, "train_s": min(times), "block": runs if mode == "whole" else block,
+                      "picked": "blocks" if picked else "whole",
                       "tier": loop.compile_tier(spec.static_part(g.exp), runs),
                       "steps_to_eps": out["steps_to_eps"].tolist(), "test_error": out["test_error"].tolist(),
                       "flops": loop.group_flops(g.exp, runs)}))
@@ -98,6 +102,7 @@ def main(argv=None) -> dict:
             whole, blocks = rows["whole"][0], rows["blocks"][0]
             steps = [s for s in whole["steps_to_eps"] if s >= 0]
             group = {"seeds": seeds, "cores": cores, "tier": whole["tier"], "flops": whole["flops"],
+                     "run_block_picks": whole["picked"],
                      "reached_eps": len(steps), "median_steps_to_eps": statistics.median(steps) if steps else None,
                      **summary,
                      "train_ratio": summary["whole"]["train_s"] / summary["blocks"]["train_s"],
@@ -109,7 +114,8 @@ def main(argv=None) -> dict:
             print(f"{seeds:3d} seeds  {cores} core(s)  block {summary['blocks']['block']:3d}  whole / blocks:"
                   + "".join(f"  {what} " + " / ".join(f"{summary[m][key]:.2f}" for m in MODES) + " s"
                             for what, key in (("prepare", "prepare_s"), ("train", "train_s"), ("cold", "cold_s")))
-                  + f"  same steps_to_eps: {group['same_steps_to_eps']}", flush=True)
+                  + f"  picked: {group['run_block_picks']}  same steps_to_eps: {group['same_steps_to_eps']}",
+                  flush=True)
     report["machine"] = describe()
     if args.repeats > 1:
         RESULTS.write_text(json.dumps(report, indent=2) + "\n")

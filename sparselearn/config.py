@@ -59,8 +59,7 @@ class TrainConfig:
     (the quantity `steps_to_eps` reads: the 0-1 test error for classification, the test mean
     squared error for regression); its curves end there, its final metrics are that point's,
     and its steps_to_eps equals a full-length run's. A group stops once all its runs have; on
-    CPU a group above the quick tier (`train.loop.run_block`) spends no steps on its runs that
-    have stopped."""
+    CPU a large group (`train.loop.run_block`) spends no steps on its runs that have stopped."""
 
     optimizer: OptimizerName = "sgd"
     lr: float = 0.1

@@ -61,16 +61,16 @@ def test_a_full_tier_group_advances_in_blocks_that_fit_the_budget():
     assert step_bytes(wide) > BLOCK_BYTES and run_block(wide, 64) == 64   # no gain from blocks of one run
 
 
-def test_a_mid_tier_group_that_stops_at_eps_advances_in_blocks():
+def test_a_mid_tier_group_that_stops_at_eps_advances_in_blocks_from_stop_flops():
     static = spec.static_part(BENCH)
     stopping = spec.static_part(config.override(BENCH, train={"stop_at_eps": True}))
     if not runtime.tiers_apply():
-        assert run_block(stopping, 16) == 16
+        assert run_block(stopping, 64) == 64
         return
-    assert compile_tier(stopping, 16) == "mid" and compile_tier(stopping, 8) == "quick"
-    assert run_block(static, 16) == 16
-    assert run_block(stopping, 16) == 4 and run_block(stopping, 16, 2) == 8   # the blocks skip stopped runs
-    assert run_block(stopping, 8) == 8          # a quick-tier group: all at once
+    assert compile_tier(stopping, 64) == "mid" and loop.group_flops(stopping, 64) >= loop.STOP_FLOPS
+    assert run_block(static, 64) == 64          # training every run to the end: all at once
+    assert run_block(stopping, 64) == 4 and run_block(stopping, 64, 2) == 8   # the blocks skip stopped runs
+    assert loop.group_flops(stopping, 16) < loop.STOP_FLOPS and run_block(stopping, 16) == 16
 
 
 @pytest.fixture

@@ -12,11 +12,11 @@ group, except in the last bits of a float teacher's labels, which XLA computes f
 in batched products), mini-batches indexed below each run's own m, a `lax.while_loop` over
 the curve points, each one traced body: the steps since the last point, then one evaluation (see
 `TrainedRun`). With `train.stop_at_eps` runs stop at their first point with test error ≤ eps
-and the loop ends when all have. On CPU a long group, or a mid-size one that stops at eps,
+and the loop ends when all have. On CPU a long group (a shorter one if it stops at eps)
 advances a block of its runs at a time (`run_block`), with `stop_at_eps` only the runs still
-training; a block steps exactly as a group of its own runs would. How much XLA optimises a group follows its work (`compile_tier`);
-on CPU the loop of a group above the tiny tier compiles as a program of its own, beside its
-draws and final metrics. `run_group(..., progress=...)` runs the same pieces point by point
+training; a block steps exactly as a group of its own runs would. How much XLA optimises a
+group follows its work (`compile_tier`); on CPU the loop of a group above the tiny tier
+compiles as a program of its own, beside its draws and final metrics. `run_group(..., progress=...)` runs the same pieces point by point
 from the host to report progress.
 
 Example:
@@ -66,9 +66,15 @@ TINY_FLOPS = 1e10
 #: what training gains
 MID_FLOPS = 4e10
 #: from this many FLOPs a group compiles at the full tier: its loop also advances its runs in
-#: blocks (`run_block`; from MID_FLOPS for groups that stop at eps), which lengthens the compile
-#: and pays back over long training
+#: blocks (`run_block`; from STOP_FLOPS for groups that stop at eps), which lengthens the
+#: compile and pays back over long training
 FULL_FLOPS = 5e11
+#: from this many FLOPs a group that stops at eps advances in blocks (`run_block`) below the full
+#: tier too: each curve point steps only its runs still training. 3-parities of width 200
+#: (benchmarks/bench_stop.py), whole → blocks, training on one core: 16 runs (4.9·10¹⁰ FLOPs)
+#: 0.82 → 0.55 s, 64 runs 5.13 → 2.09 s; the compile's extra 0.5–1.5 s is earned back in the
+#: first run from about 32 runs
+STOP_FLOPS = 8e10
 #: compile tier → XLA options on CPU; "fitted": TINY or QUICK by the lowered program's FLOPs
 TIERS = {"full": FULL_COMPILE, "mid": FULL_COMPILE, "quick": QUICK_COMPILE, "tiny": TINY_COMPILE}
 #: tiers whose training loop compiles as a program of its own on CPU, start and finish at the
@@ -142,8 +148,8 @@ def run_block(exp: Experiment, runs: int, shards: int = 1) -> int:
     """How many of a group's `runs` runs (split evenly over `shards` devices) advance side by
     side, the group stepping through its runs a block at a time at every curve point; `runs`
     when the group advances all at once. Blocks apply on CPU to full-tier groups (see
-    `compile_tier`), and to mid-tier groups that stop at eps: they cost compile time, which
-    long programs earn back, and a stopping group's blocks skip the runs that have stopped.
+    `compile_tier`), and to groups from `STOP_FLOPS` that stop at eps: they cost compile time,
+    which long programs earn back, and a stopping group's blocks skip the runs that have stopped.
     A device's share of a block is the largest divisor of its runs within `BLOCK_BYTES`
     (`step_bytes`); where one run alone exceeds it, blocks gain nothing and the group advances
     all at once (128 runs of width 1,024: 8.9–11.1 s all at once, 9.5–11.6 s one run at a time).
@@ -152,8 +158,7 @@ def run_block(exp: Experiment, runs: int, shards: int = 1) -> int:
         >>> run_block(exp, 256)            # a width-200 parity group on one device
         4
     """
-    tier = compile_tier(exp, runs)
-    blocked = tier == "full" or (tier == "mid" and exp.train.stop_at_eps)
+    blocked = compile_tier(exp, runs) == "full" or (exp.train.stop_at_eps and group_flops(exp, runs) >= STOP_FLOPS)
     if not runtime.tiers_apply() or runs % shards or not blocked:
         return runs
     local, fit = runs // shards, BLOCK_BYTES // step_bytes(exp)
