@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from importlib import metadata
@@ -113,6 +114,23 @@ def on_cores(script: str, args: list[str], cores: int, timeout: float = 900) -> 
     if done.returncode:
         raise RuntimeError(f"a fresh process ({', '.join(args[1:])}) on {cores} core(s) failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def side_by_side(measure, modes: tuple[str, ...], repeats: int) -> tuple[dict, dict]:
+    """`measure(mode)` for each of `modes` in turn, `repeats` rounds (alternating, so that each
+    round meets the same machine), each returning `prepare_s` and `train_s`: every mode's
+    results, and per mode the medians of both and of their sum (`cold_s`) with all the values."""
+    rows = {mode: [] for mode in modes}
+    for _ in range(repeats):
+        for mode in modes:
+            rows[mode].append(measure(mode))
+    summary = {}
+    for mode, got in rows.items():
+        prepare, train = [r["prepare_s"] for r in got], [r["train_s"] for r in got]
+        summary[mode] = {"prepare_s": statistics.median(prepare), "train_s": statistics.median(train),
+                         "all_prepare_s": prepare, "all_train_s": train}
+        summary[mode]["cold_s"] = summary[mode]["prepare_s"] + summary[mode]["train_s"]
+    return rows, summary
 
 
 if __name__ == "__main__":

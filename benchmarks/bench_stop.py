@@ -32,7 +32,7 @@ import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import describe, on_cores  # noqa: E402
+from _machine import describe, on_cores, side_by_side  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "stop.json"
@@ -88,17 +88,10 @@ def main(argv=None) -> dict:
     report = {"benchmark": "stop", "repeats": args.repeats, "groups": []}
     for seeds in SEEDS:
         for cores in CORES:
-            rows = {mode: [] for mode in MODES}
-            for _ in range(args.repeats):
-                for mode in rows:
-                    rows[mode].append(on_cores(SCRIPT, [CONFIG.format(seeds=seeds), mode], cores))
-            summary = {mode: {"block": got[0]["block"],
-                              "prepare_s": statistics.median(r["prepare_s"] for r in got),
-                              "train_s": statistics.median(r["train_s"] for r in got),
-                              "all_prepare_s": [r["prepare_s"] for r in got],
-                              "all_train_s": [r["train_s"] for r in got]} for mode, got in rows.items()}
-            for side in summary.values():
-                side["cold_s"] = side["prepare_s"] + side["train_s"]
+            rows, summary = side_by_side(lambda mode: on_cores(SCRIPT, [CONFIG.format(seeds=seeds), mode], cores),
+                                         MODES, args.repeats)
+            for mode in MODES:
+                summary[mode]["block"] = rows[mode][0]["block"]
             whole, blocks = rows["whole"][0], rows["blocks"][0]
             steps = [s for s in whole["steps_to_eps"] if s >= 0]
             group = {"seeds": seeds, "cores": cores, "tier": whole["tier"], "flops": whole["flops"],

@@ -28,7 +28,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import describe  # noqa: E402
 
-from sparselearn.schema import CURVE_COLUMNS, CURVES, RUN_COLUMNS, RUN_DTYPES  # noqa: E402
+from sparselearn.schema import CURVES, RUN_COLUMNS, RUN_DTYPES  # noqa: E402
 from sparselearn.store import Store, write_parquet  # noqa: E402
 
 RUNS_PER_GROUP, CURVE_POINTS = 4, 10

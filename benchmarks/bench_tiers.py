@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import describe, on_cores  # noqa: E402
+from _machine import describe, on_cores, side_by_side  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "tiers.json"
@@ -78,16 +77,8 @@ def main(argv=None) -> dict:
     report = {"benchmark": "tiers", "repeats": args.repeats, "groups": []}
     for width in WIDTHS:
         for cores in CORES:
-            rows = {mode: [] for mode in MODES}
-            for _ in range(args.repeats):
-                for mode in rows:
-                    rows[mode].append(on_cores(SCRIPT, [CONFIG.format(width=width), mode], cores))
-            summary = {mode: {"prepare_s": statistics.median(r["prepare_s"] for r in got),
-                              "train_s": statistics.median(r["train_s"] for r in got),
-                              "all_prepare_s": [r["prepare_s"] for r in got],
-                              "all_train_s": [r["train_s"] for r in got]} for mode, got in rows.items()}
-            for side in summary.values():
-                side["cold_s"] = side["prepare_s"] + side["train_s"]
+            rows, summary = side_by_side(lambda mode: on_cores(SCRIPT, [CONFIG.format(width=width), mode], cores),
+                                         MODES, args.repeats)
             errors = [r[0]["test_error"] for r in rows.values()]
             group = {"width": width, "cores": cores, "flops": rows["one"][0]["flops"], **summary,
                      "max_test_error_difference": max(abs(a - b) for other in errors[1:]
