@@ -16,8 +16,8 @@ and the loop ends when all have. On CPU a long group (a shorter one if it stops 
 advances a block of its runs at a time (`run_block`), with `stop_at_eps` only the runs still
 training; a block steps exactly as a group of its own runs would. How much XLA optimises a
 group follows its work (`compile_tier`); on CPU the loop of a group above the tiny tier
-compiles as a program of its own, beside its draws and final metrics. `run_group(..., progress=...)` runs the same pieces point by point
-from the host to report progress.
+compiles as a program of its own, beside its draws and final metrics. `run_group(...,
+progress=...)` runs the same pieces point by point from the host to report progress.
 
 Example:
     >>> out = run_group(cfg, {"seed": [0, 1], "m": [256, 1024], "lr": [.1, .1], "weight_decay": [0., 0.]})
@@ -159,8 +159,9 @@ def run_block(exp: Experiment, runs: int, shards: int = 1) -> int:
         >>> run_block(exp, 256)            # a width-200 parity group on one device
         4
     """
-    blocked = compile_tier(exp, runs) == "full" or (exp.train.stop_at_eps and group_flops(exp, runs) >= STOP_FLOPS)
-    if not runtime.tiers_apply() or runs % shards or not blocked:
+    if not runtime.tiers_apply() or runs % shards:
+        return runs
+    if compile_tier(exp, runs) != "full" and not (exp.train.stop_at_eps and group_flops(exp, runs) >= STOP_FLOPS):
         return runs
     local, fit = runs // shards, BLOCK_BYTES // step_bytes(exp)
     if fit < 2:
