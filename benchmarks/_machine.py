@@ -64,7 +64,7 @@ def _version(package: str) -> str | None:
         return None
 
 
-def _load_average() -> list[float] | None:
+def load_average() -> list[float] | None:
     try:
         return [round(v, 2) for v in os.getloadavg()]
     except OSError:
@@ -97,7 +97,7 @@ def describe() -> dict:
         "torch": _version("torch"),
         **{f"jax_{k}": v for k, v in _jax().items()},
         "xla_flags": os.environ.get("XLA_FLAGS") or None,
-        "load_average": _load_average(),
+        "load_average": load_average(),
     }
 
 

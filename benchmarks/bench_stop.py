@@ -32,7 +32,7 @@ import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import describe, on_cores, side_by_side  # noqa: E402
+from _machine import describe, load_average, on_cores, side_by_side  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "stop.json"
@@ -85,6 +85,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="processes per mode and group (default 3)")
     args = parser.parse_args(argv)
+    load_before = load_average()
     report = {"benchmark": "stop", "repeats": args.repeats, "groups": []}
     for seeds in SEEDS:
         for cores in CORES:
@@ -109,7 +110,9 @@ def main(argv=None) -> dict:
                             for what, key in (("prepare", "prepare_s"), ("train", "train_s"), ("cold", "cold_s")))
                   + f"  picked: {group['run_block_picks']}  same steps_to_eps: {group['same_steps_to_eps']}",
                   flush=True)
-    report["machine"] = describe()
+    machine = describe()
+    machine["load_average_at_start"], machine["load_average_at_end"] = load_before, machine.pop("load_average")
+    report["machine"] = machine
     if args.repeats > 1:
         RESULTS.write_text(json.dumps(report, indent=2) + "\n")
         print("wrote", RESULTS)
