@@ -72,9 +72,9 @@ FULL_FLOPS = 5e11
 #: from this many FLOPs a group that stops at eps advances in blocks (`run_block`) below the full
 #: tier too: each curve point steps only its runs still training. 3-parities of width 200
 #: (benchmarks/bench_stop.py), whole → blocks, training on one core: 16 runs (4.9·10¹⁰ FLOPs)
-#: 0.76 → 0.48 s, 32 runs 1.91 → 1.09 s, 64 runs 5.33 → 2.01 s (two cores: 0.48 → 0.35, 1.28 →
-#: 0.73, 2.66 → 1.45 s); the compile takes 0.2–1.1 s more, which the first run earns back from
-#: about 32 runs
+#: 0.96 → 0.47 s, 32 runs 2.13 → 1.03 s, 64 runs 4.45 → 1.89 s (two cores: 0.54 → 0.35, 1.14 →
+#: 0.68, 2.67 → 1.40 s); the compile takes 0.4–0.7 s more, which the first run earns back from
+#: about 32 runs (cold run at 32: 5.67 → 5.17 s on one core, 3.28 → 3.53 s on two)
 STOP_FLOPS = 8e10
 #: compile tier → XLA options on CPU; "fitted": TINY or QUICK by the lowered program's FLOPs
 TIERS = {"full": FULL_COMPILE, "mid": FULL_COMPILE, "quick": QUICK_COMPILE, "tiny": TINY_COMPILE}
