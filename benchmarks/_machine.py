@@ -133,5 +133,23 @@ def side_by_side(measure, modes: tuple[str, ...], repeats: int) -> tuple[dict, d
     return rows, summary
 
 
+def summary_line(summary: dict, modes: tuple[str, ...]) -> str:
+    """`side_by_side`'s medians as one line: "a / b:  prepare … / … s  train … s  cold … s" for modes a, b."""
+    return " / ".join(modes) + ":" + "".join(f"  {what} " + " / ".join(f"{summary[m][key]:.2f}" for m in modes) + " s"
+                   for what, key in (("prepare", "prepare_s"), ("train", "train_s"), ("cold", "cold_s")))
+
+
+def write_report(report: dict, path: Path, load_before: list[float] | None, write: bool = True) -> dict:
+    """`report` with the machine (`describe`) and the load average at its start (`load_before`)
+    and now, written as JSON to `path` if `write`; returns it."""
+    machine = describe()
+    machine["load_average_at_start"], machine["load_average_at_end"] = load_before, machine.pop("load_average")
+    report["machine"] = machine
+    if write:
+        path.write_text(json.dumps(report, indent=2) + "\n")
+        print("wrote", path)
+    return report
+
+
 if __name__ == "__main__":
     print(json.dumps(describe(), indent=2))

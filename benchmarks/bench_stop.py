@@ -25,14 +25,13 @@ Run:   python benchmarks/bench_stop.py              # about 8 min on an idle 2-c
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import describe, load_average, on_cores, side_by_side  # noqa: E402
+from _machine import load_average, on_cores, side_by_side, summary_line, write_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "stop.json"
@@ -105,18 +104,10 @@ def main(argv=None) -> dict:
                      "max_test_error_difference": max(abs(a - b) for a, b in zip(whole["test_error"],
                                                                                   blocks["test_error"]))}
             report["groups"].append(group)
-            print(f"{seeds:3d} seeds  {cores} core(s)  block {summary['blocks']['block']:3d}  whole / blocks:"
-                  + "".join(f"  {what} " + " / ".join(f"{summary[m][key]:.2f}" for m in MODES) + " s"
-                            for what, key in (("prepare", "prepare_s"), ("train", "train_s"), ("cold", "cold_s")))
-                  + f"  picked: {group['run_block_picks']}  same steps_to_eps: {group['same_steps_to_eps']}",
-                  flush=True)
-    machine = describe()
-    machine["load_average_at_start"], machine["load_average_at_end"] = load_before, machine.pop("load_average")
-    report["machine"] = machine
-    if args.repeats > 1:
-        RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-        print("wrote", RESULTS)
-    return report
+            print(f"{seeds:3d} seeds  {cores} core(s)  block {summary['blocks']['block']:3d}  "
+                  f"{summary_line(summary, MODES)}  picked: {group['run_block_picks']}"
+                  f"  same steps_to_eps: {group['same_steps_to_eps']}", flush=True)
+    return write_report(report, RESULTS, load_before, write=args.repeats > 1)
 
 
 if __name__ == "__main__":

@@ -22,13 +22,12 @@ Run:   python benchmarks/bench_tiers.py              # about 8 min on an idle 2-
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import describe, load_average, on_cores, side_by_side  # noqa: E402
+from _machine import load_average, on_cores, side_by_side, summary_line, write_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "tiers.json"
@@ -85,17 +84,9 @@ def main(argv=None) -> dict:
                      "max_test_error_difference": max(abs(a - b) for other in errors[1:]
                                                       for a, b in zip(errors[0], other))}
             report["groups"].append(group)
-            print(f"width {width:4d}  {group['flops']:.2g} FLOPs  {cores} core(s)  one / quick / mid:"
-                  + "".join(f"  {what} " + " / ".join(f"{summary[m][key]:.2f}" for m in MODES) + " s"
-                            for what, key in (("prepare", "prepare_s"), ("train", "train_s"), ("cold", "cold_s"))),
+            print(f"width {width:4d}  {group['flops']:.2g} FLOPs  {cores} core(s)  {summary_line(summary, MODES)}",
                   flush=True)
-    machine = describe()
-    machine["load_average_at_start"], machine["load_average_at_end"] = load_before, machine.pop("load_average")
-    report["machine"] = machine
-    if args.repeats > 1:
-        RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-        print("wrote", RESULTS)
-    return report
+    return write_report(report, RESULTS, load_before, write=args.repeats > 1)
 
 
 if __name__ == "__main__":
