@@ -632,7 +632,7 @@ def run_group(exp: Experiment, hps: dict, devices=None, progress=None) -> dict[s
 
 def kept_program(static: Experiment, name: str, tier: str, jitted, *args):
     """The compiled program of `jitted` (the group or one of its pieces, `name`) for `args`,
-    compiled at `tier` (see `compile_tier`) and kept across processes (`runtime.executable`):
+    compiled at `tier` (see `compile_tier`) and kept across processes (`runtime.prepare`):
     a group seen before starts without tracing."""
     return runtime.compiled([_prepared(static, name, tier, jitted, *args)])[0]
 
