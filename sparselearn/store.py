@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from filelock import FileLock
 
@@ -60,6 +61,10 @@ KEPT = ("ok", "diverged")
 #: a lease whose heartbeat is older than this is taken over (holders refresh it every HEARTBEAT_S)
 LEASE_TIMEOUT_S = 120.0
 HEARTBEAT_S = 10.0
+#: the part a single-file table becomes on its first write (`Store._to_parts`)
+LEGACY_PART = f"part-{0:020d}-legacy.parquet"
+#: listings a read tries while writers remove the files it listed (see `Store.read`)
+READ_TRIES = 5
 
 
 class StoreError(RuntimeError):
@@ -137,7 +142,8 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
 
 def read_arrow(path: Path, table: str, columns: list[str] | None = None) -> pa.Table:
     """One store file as Arrow, checked: readable, page checksums intact, the table's key
-    columns present."""
+    columns present. FileNotFoundError if it is no longer a file (a writer removed or
+    converted it since it was listed)."""
     everything, required = TABLES[table]
     try:
         pf = pq.ParquetFile(path, page_checksum_verification=True)
@@ -150,6 +156,8 @@ def read_arrow(path: Path, table: str, columns: list[str] | None = None) -> pa.T
     except PermissionError:
         raise StoreError(f"{path}: permission denied (reading results)") from None
     except (pa.ArrowException, OSError) as e:
+        if not path.is_file():
+            raise FileNotFoundError(errno.ENOENT, "removed while being read", str(path)) from None
         raise StoreError(_corrupt(path, table, e)) from None
 
 
@@ -178,9 +186,9 @@ def _part_name() -> str:
     return f"part-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
 
 
-def _combine(tables: list[pa.Table], table: str, columns: list[str] | None = None) -> pd.DataFrame:
-    """Parts in order as one frame; a run_id's rows come from the last part that has it."""
-    tables = [t for t in tables if t.num_rows]
+def _combine(parts: dict[Path, pa.Table], table: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """Parts (path → rows) in order as one frame; a run_id's rows come from the last part that has it."""
+    tables = [t for t in parts.values() if t.num_rows]
     if not tables:
         return pd.DataFrame(columns=columns or TABLES[table][0])
     if len(tables) == 1:
@@ -189,12 +197,29 @@ def _combine(tables: list[pa.Table], table: str, columns: list[str] | None = Non
     try:
         df = _frame(pa.concat_tables(tagged, promote_options="permissive"), table, columns)
     except pa.ArrowException as e:
-        raise StoreError(f"{table} parts do not fit together ({e})") from None
+        raise StoreError(f"{table} parts do not fit together ({e}): {_clashes(parts)}") from None
     latest = df.groupby("run_id", sort=False)["_part"].transform("max")
     df = df[df["_part"] == latest]
     if table == "runs":
         df = df.drop_duplicates("run_id", keep="last")
     return df.drop(columns="_part").reset_index(drop=True)
+
+
+def _clashes(parts: dict[Path, pa.Table]) -> str:
+    """The columns whose types no promotion reconciles, each type with the parts that have it."""
+    out = []
+    for name in dict.fromkeys(n for t in parts.values() for n in t.column_names):
+        by_type: dict[pa.DataType, list[str]] = {}
+        for path, t in parts.items():
+            if name in t.column_names:
+                by_type.setdefault(t.schema.field(name).type, []).append(str(path))
+        try:
+            pa.unify_schemas([pa.schema([(name, t)]) for t in by_type], promote_options="permissive")
+        except pa.ArrowException:
+            out.append(f"column {name} is " + "; ".join(
+                f"{t} in {', '.join(paths[:3])}{f' and {len(paths) - 3} more' if len(paths) > 3 else ''}"
+                for t, paths in by_type.items()))
+    return "; ".join(out) or "no single column to blame"
 
 
 @dataclass(frozen=True)
@@ -249,7 +274,14 @@ class Store:
 
     def read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
         """Every stored row of `table` ("runs" or "curves"), one table."""
-        return _combine([read_arrow(p, table, columns) for p in self.files(table)], table, columns)
+        for _ in range(READ_TRIES):
+            try:
+                return _combine({p: read_arrow(p, table, columns) for p in self.files(table)}, table, columns)
+            except FileNotFoundError:
+                # a writer removed a part it superseded as a whole (its rows are in a later part),
+                # or converted a single-file table: list again
+                continue
+        raise _moving(self.path / f"{table}.parquet")
 
     def runs(self) -> pd.DataFrame:
         """Every stored run (an empty frame with the schema if none)."""
@@ -286,7 +318,7 @@ class Store:
             os.replace(top, legacy)
         top.mkdir(exist_ok=True)
         if legacy.is_file():
-            os.replace(legacy, top / f"part-{0:020d}-legacy.parquet")
+            os.replace(legacy, top / LEGACY_PART)
         return top
 
     def write(self, runs: pd.DataFrame, curves: pd.DataFrame, supersede: Iterable[Path] = (),
@@ -313,12 +345,15 @@ class Store:
                     table = old.parent.name.removesuffix(".parquet")
                     if old in written or table not in TABLES or not old.is_file():
                         continue
-                    df = read_parquet(old, table)
-                    keep = ~df["run_id"].isin(ids)
-                    if keep.all():
+                    rows = read_arrow(old, table)
+                    # filtered as Arrow, not through pandas: the part keeps its own schema (a
+                    # column it lacks is not added, with a type that would clash with later parts)
+                    gone = pa.array(list(ids), type=rows.schema.field("run_id").type)
+                    kept = rows.filter(pc.invert(pc.is_in(rows["run_id"], value_set=gone)))
+                    if kept.num_rows == rows.num_rows:
                         continue
-                    if keep.any():
-                        write_parquet(df[keep].reset_index(drop=True), old)
+                    if kept.num_rows:
+                        _write_atomic(lambda tmp: pq.write_table(kept, tmp, write_page_checksum=True), old)
                     else:
                         old.unlink()
         except OSError as e:
@@ -429,6 +464,14 @@ class StoreView:
     def refresh(self, full: bool = False) -> None:
         """Read every part not read yet, checking it (readable, the right columns; with `full`
         every column's pages, else only the columns needed here)."""
+        for _ in range(READ_TRIES):
+            try:
+                return self._read_new(full)
+            except FileNotFoundError:
+                continue  # a part removed since it was listed (see `Store.read`): list again
+        raise _moving(self.store.path)
+
+    def _read_new(self, full: bool) -> None:
         files = {t: self.store.files(t) for t in TABLES}
         if self.initial is None:
             self.initial = {p for fs in files.values() for p in fs}
@@ -436,6 +479,9 @@ class StoreView:
             for p in paths:
                 if p in self.seen:
                     continue
+                if p.name == LEGACY_PART and self.initial & {self.store.path / f"{table}.parquet",
+                                                             self.store.path / f".{table}.parquet.legacy"}:
+                    self.initial.add(p)  # a single file of the initial state, converted since
                 cols = None if full else ["run_id", "status"] if table == "runs" else ["run_id"]
                 df = read_parquet(p, table, cols)
                 self.add(p, **{table: df})
@@ -485,25 +531,41 @@ class StoreView:
         return out
 
 
+def _moving(path: Path) -> StoreError:
+    return StoreError(f"{path}: files kept disappearing while read ({READ_TRIES} listings); "
+                      "is something deleting results?")
+
+
 def _order(part: Path) -> tuple[int, str]:
     """Parts sort by name (time first); a single-file table comes before every part."""
     return (0 if not part.name.startswith("part-") else 1, part.name)
 
 
+#: what makes a directory a store: its runs, or the file a conversion cut short left (`Store._to_parts`)
+RUNS_NAMES = ("runs.parquet", ".runs.parquet.legacy")
+
+
 def resolve(path: str | Path) -> list[Path]:
-    """The store directories under `path`: itself if it holds runs.parquet, else its
-    children that do (results/<experiment> → every config hash), newest first."""
+    """The store directories under `path`: itself if it holds runs.parquet (or what an
+    interrupted conversion left of it), else its children that do (results/<experiment> →
+    every config hash), newest first."""
     path = Path(path)
     if not path.exists():
         raise StoreError(f"{path}: no such results directory")
-    if (path / "runs.parquet").exists():
+    if any((path / name).exists() for name in RUNS_NAMES):
         return [path]
-    found = sorted((p.parent for p in path.glob("*/runs.parquet")), key=lambda p: -p.stat().st_mtime)
-    if not found:
-        found = sorted((p.parent for p in path.glob("*/*/runs.parquet")), key=lambda p: -p.stat().st_mtime)
-    if not found:
-        raise StoreError(f"{path}: no runs.parquet here or below (run `sparselearn run CONFIG` first)")
-    return found
+    for depth in ("*/", "*/*/"):
+        found = {p.parent: p for name in reversed(RUNS_NAMES) for p in path.glob(depth + name)}
+        if found:
+            return sorted(found, key=lambda d: -_mtime(found[d]))
+    raise StoreError(f"{path}: no runs.parquet here or below (run `sparselearn run CONFIG` first)")
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # converted meanwhile
+        return 0.0
 
 
 def load_results(path: str | Path, curves: bool = False) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:

@@ -81,6 +81,129 @@ def test_single_file_store_is_read_and_converted_on_write(tmp_path):
     assert sorted(store.curves()["run_id"].unique()) == ["new", "old1", "old2"]
 
 
+def test_force_and_retry_after_converting_a_single_file_store(tmp_path):
+    runs, curves = frames(["A", "B", "C"])
+    runs.loc[runs["run_id"] == "C", "status"] = "failed"
+    runs.to_parquet(tmp_path / "runs.parquet")
+    curves[curves["run_id"] != "C"].to_parquet(tmp_path / "curves.parquet")
+    store = Store(tmp_path)
+    view = StoreView(store)
+    view.refresh(full=True)
+    # group A retrained and stored the way the runner stores a group
+    runs, curves = frames(["A"])
+    for part in store.write(runs, curves, view.holding(["A"])):
+        table = part.parent.name.removesuffix(".parquet")
+        view.add(part, **{table: {"runs": runs, "curves": curves}[table]})
+    view.refresh()
+    assert store.runs_path.is_dir()
+    assert view.done(fresh_only=True) == {"A"}           # --force: only what this sweep stored
+    assert view.done(retry_failed=True) == {"A", "B"}    # --retry-failed: C is still to retry
+
+
+def _old_part(store: Store, ids, status="failed"):
+    """A runs part and a curves part as an earlier version wrote them: no group_id, no drift."""
+    runs, curves = frames(ids, status=status)
+    (store.runs_path).mkdir(parents=True, exist_ok=True)
+    (store.curves_path).mkdir(exist_ok=True)
+    name = "part-00000000000000000001-1-a.parquet"
+    st.write_parquet(runs.drop(columns="group_id"), store.runs_path / name)
+    st.write_parquet(curves.drop(columns="drift"), store.curves_path / name)
+
+
+def test_rewriting_an_older_part_keeps_its_schema(tmp_path):
+    store = Store(tmp_path)
+    _old_part(store, ["X", "Y"])
+    runs, curves = frames(["Z"])
+    runs["group_id"] = "g"
+    store.write(runs, curves)
+    view = StoreView(store)
+    view.refresh(full=True)
+    runs, curves = frames(["X"])
+    runs["group_id"] = "g"
+    store.write(runs, curves, view.holding(["X"]))   # --retry-failed redoes X
+    old = parts(store, "runs")[0]
+    assert "group_id" not in pq.read_schema(old).names and list(pd.read_parquet(old)["run_id"]) == ["Y"]
+    got = store.runs()
+    assert dict(zip(got["run_id"], got["status"])) == {"X": "ok", "Y": "failed", "Z": "ok"}
+    group = got.set_index("run_id")["group_id"]
+    assert group["X"] == group["Z"] == "g" and pd.isna(group["Y"])
+
+
+def test_parts_that_do_not_fit_together_are_named(tmp_path):
+    store = Store(tmp_path)
+    runs, curves = frames(["a"])
+    store.write(runs.assign(group_id="g"), curves)
+    store.write(*frames(["b"]))
+    clash = store.runs_path / "part-00000000000000000002-1-b.parquet"
+    st.write_parquet(frames(["c"])[0].assign(group_id=1.5), clash)
+    with pytest.raises(StoreError, match="do not fit together") as e:
+        store.runs()
+    assert f"double in {clash}" in str(e.value) and str(parts(store, "runs")[-1]) in str(e.value)
+
+
+@pytest.fixture
+def writer_between_listing_and_reading(monkeypatch):
+    """`arm(reader, act)`: the next time `reader` lists its runs, `act()` runs right after
+    (another process writing between a reader's listing and its reading)."""
+    orig = Store.files
+    pending = {}
+
+    def files(self, table):
+        out = orig(self, table)
+        if table == "runs" and id(self) in pending:
+            pending.pop(id(self))()
+        return out
+
+    monkeypatch.setattr(Store, "files", files)
+    return lambda reader, act: pending.__setitem__(id(reader), act)
+
+
+def test_a_part_removed_between_listing_and_reading_is_not_corrupt(tmp_path, writer_between_listing_and_reading):
+    writer, reader = Store(tmp_path), Store(tmp_path)
+    writer.write(*frames(["X1", "X2"], status="failed", steps=0))
+    writer.write(*frames(["Y"]))
+    view = StoreView(writer)
+    view.refresh(full=True)
+    failed = parts(writer, "runs")[0]
+
+    def retry():  # --retry-failed stores X1, X2 again: their part is superseded as a whole
+        writer.write(*frames(["X1", "X2"]), view.holding(["X1", "X2"]))
+        assert not failed.exists()
+
+    writer_between_listing_and_reading(reader, retry)
+    got = reader.runs()
+    assert dict(zip(got["run_id"], got["status"])) == {"X1": "ok", "X2": "ok", "Y": "ok"}
+    # the same for a view (a process polling the groups others hold)
+    other = StoreView(reader)
+    writer.write(*frames(["X1"], status="failed", steps=0))
+    view.refresh()
+    superseded = parts(writer, "runs")[-1]
+    writer_between_listing_and_reading(reader, lambda: writer.write(*frames(["X1"]), view.holding(["X1"])))
+    other.refresh()
+    assert not superseded.exists() and other.status["X1"][0] == "ok" and other.done() == {"X1", "X2", "Y"}
+
+
+def test_a_single_file_converted_between_listing_and_reading(tmp_path, writer_between_listing_and_reading):
+    runs, curves = frames(["old"])
+    runs.to_parquet(tmp_path / "runs.parquet")
+    curves.to_parquet(tmp_path / "curves.parquet")
+    writer, reader = Store(tmp_path), Store(tmp_path)
+    writer_between_listing_and_reading(reader, lambda: writer.write(*frames(["new"])))
+    assert sorted(reader.runs()["run_id"]) == ["new", "old"]
+
+
+def test_a_conversion_cut_short_is_still_a_store(tmp_path):
+    store = Store(tmp_path / "exp" / "h")
+    store.path.mkdir(parents=True)
+    frames(["a"])[0].to_parquet(store.runs_path)
+    os.replace(store.runs_path, store.path / ".runs.parquet.legacy")  # killed inside _to_parts
+    assert list(load_results(tmp_path / "exp")["run_id"]) == ["a"]
+    assert list(load_results(tmp_path)["run_id"]) == ["a"]
+    assert list(load_results(store.path)["run_id"]) == ["a"]
+    store.write(*frames(["b"]))
+    assert sorted(load_results(tmp_path / "exp")["run_id"]) == ["a", "b"]
+
+
 def test_create_writes_nothing_until_the_first_group(tmp_path, tiny):
     store = Store.create(tmp_path / "results", tiny)
     store.check()
