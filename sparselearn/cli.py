@@ -174,6 +174,16 @@ def _check_out_file(out: str | None) -> None:
         check_writable(Path(out).parent)
 
 
+def _smoke(exp, path: str):
+    """`config.smoke(exp)`, a ConfigError naming the config file `path`."""
+    from sparselearn import config
+
+    try:
+        return config.smoke(exp)
+    except ConfigError as e:
+        raise e.within(file=path) from None
+
+
 def cmd_run(args) -> int:
     from sparselearn import config
     from sparselearn.sweeps import run
@@ -181,7 +191,7 @@ def cmd_run(args) -> int:
     overrides = args.overrides + ([f"executor.name={args.executor}"] if args.executor else [])
     exp = config.load(args.config, overrides)
     if args.smoke:
-        exp = config.smoke(exp)
+        exp = _smoke(exp, args.config)
     # the PDF backend is imported by the first savefig of a .pdf (0.08 s: fontTools)
     plotting = None if args.no_plot else _import_meanwhile("sparselearn.plotting", "matplotlib.backends.backend_pdf")
     df = run(exp, args.out, force=args.force, retry_failed=args.retry_failed, progress=not args.quiet)
@@ -216,7 +226,7 @@ def cmd_search(args) -> int:
             raise ConfigError(f"must be at least 1, got {value}", key=flag, file=args.config)
     exp = config.load(args.config, args.overrides)
     if args.smoke:
-        exp = config.smoke(exp)
+        exp = _smoke(exp, args.config)
     res = sample_complexity(exp, args.eps, args.delta, param=args.param, out=args.out, start=args.start,
                             min_value=args.min_value, max_value=args.max_value, rtol=args.rtol,
                             progress=not args.quiet)

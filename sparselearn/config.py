@@ -241,7 +241,8 @@ def _sweep(raw, base: dict) -> SweepConfig:
         if key not in ("seeds", "grid"):
             raise ConfigError(f"unknown key{suggest(key, ('seeds', 'grid'))}; expected seeds, grid", key=f"sweep.{key}")
     seeds = _seeds(raw.get("seeds", 1))
-    grid_raw = raw.get("grid") or {}
+    grid_raw = raw.get("grid")
+    grid_raw = {} if grid_raw is None else grid_raw
     if not isinstance(grid_raw, dict):
         raise ConfigError(f"expected a mapping of dotted key → list of values, got {grid_raw!r}", key="sweep.grid")
     grid = []
@@ -290,30 +291,35 @@ def from_dict(raw: Any, *, default_name: str = "experiment") -> Experiment:
         if section not in raw:
             raise ConfigError(f"missing section `{section}`", key=section)
     exp = _single(raw, default_name)
-    exp = replace(exp, sweep=_sweep(raw.get("sweep"), _every_field(exp)))
-    _check_repeats(exp)
+    exp = replace(exp, sweep=_read_grid(exp, _sweep(raw.get("sweep"), _every_field(exp))))
     _check_grid(exp)
     return exp
 
 
-def _check_repeats(exp: Experiment) -> None:
-    """No grid value twice (compared as the field's type reads them: lr 1 and 1.0 are one
-    value); a repeat would train and store the same runs twice."""
-    for key, values in exp.sweep.grid:
+def _read_grid(exp: Experiment, sweep: SweepConfig) -> SweepConfig:
+    """`sweep` with every grid value read as its field reads it (lr 1 → 1.0), so that a grid
+    point hashes, labels and plots as the same config written without the grid would; a value
+    of the wrong type is kept as given, for `_check_grid` to report with its grid point.
+    Raises ConfigError for a value listed twice (lr 1 and 1.0 are one value): it would train
+    and store the same runs twice."""
+    grid = []
+    for key, values in sweep.grid:
         section, _, name = key.partition(".")
         hint = get_type_hints(type(getattr(exp, section)))[name]
-        seen: list[tuple[Any, Any]] = []  # (value as given, value as read)
+        read: list[Any] = []
         for value in values:
             try:
-                read = coerce(value, hint, key)
+                value_read = coerce(value, hint, key)
             except ConfigError:
-                continue  # a wrong type is reported with its grid point
-            for given, other in seen:
-                if other == read:
+                value_read = value
+            for given, other in zip(values, read):
+                if other == value_read:
                     same = "" if repr(given) == repr(value) else f" (the same as {given!r})"
                     raise ConfigError(f"repeated value {value!r}{same}: list each grid value once",
                                       key=f"sweep.grid.{key}")
-            seen.append((value, read))
+            read.append(value_read)
+        grid.append((key, tuple(read)))
+    return replace(sweep, grid=tuple(grid))
 
 
 def _check_grid(exp: Experiment) -> None:
@@ -325,11 +331,13 @@ def _check_grid(exp: Experiment) -> None:
 def _single(raw: dict, default_name: str) -> Experiment:
     name = raw.get("experiment", default_name)
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ConfigError(f"must be a name of letters, digits, '_', '-', '.', got {name!r}", key="experiment")
+        where = "" if "experiment" in raw else " (taken from the file name: set `experiment:` in the config)"
+        raise ConfigError(f"must be a name of letters, digits, '_', '-', '.', got {name!r}{where}", key="experiment")
     parts = {"target": _named("target", targets, raw["target"]),
              "learner": _named("learner", learners, raw["learner"])}
     for section, cls in SECTIONS.items():
-        value = raw.get(section) or {}
+        value = raw.get(section)
+        value = {} if value is None else value  # an empty section; any other non-mapping is an error
         try:
             parts[section] = build(cls, value)
         except ConfigError as e:
@@ -374,12 +382,38 @@ def with_point(exp: Experiment, point) -> Experiment:
 # ---------------------------------------------------------------- loading
 
 class _StrictLoader(yaml.SafeLoader):
-    """yaml.SafeLoader (the same safe types) that rejects a key given twice in one mapping,
-    where plain YAML loading keeps the last silently."""
+    """yaml.SafeLoader (the same safe types) that reads numbers as YAML 1.2 does and rejects a
+    key given twice in one mapping, where plain YAML loading keeps the last silently.
+
+    YAML 1.1 (PyYAML's default) reads 1e-3 as a string, 0100 as 64 (octal) and 1:30 as 90
+    (base 60); here they are 0.001, 100 and the string '1:30' (a type error where a number
+    is expected)."""
 
     def construct_document(self, node):
         _no_duplicate_keys(node, (), set())
         return super().construct_document(node)
+
+
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT, _FLOAT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+# integers before floats: the float pattern also matches 100
+_StrictLoader.add_implicit_resolver(_INT, re.compile(r"^(?:[-+]?[0-9][0-9_]*|0x[0-9a-fA-F_]+|0o[0-7_]+)$"),
+                                    list("-+0123456789"))
+_StrictLoader.add_implicit_resolver(
+    _FLOAT, re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?"
+                       r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
+
+
+def _yaml_int(loader, node) -> int:
+    """A YAML 1.2 integer: decimal (leading zeros allowed), 0x hexadecimal or 0o octal."""
+    text = loader.construct_scalar(node).replace("_", "")
+    return int(text, 0) if text[:2] in ("0x", "0o") else int(text, 10)
+
+
+_StrictLoader.add_constructor(_INT, _yaml_int)
 
 
 def _no_duplicate_keys(node, path: tuple[str, ...], seen: set[int]) -> None:
@@ -484,17 +518,42 @@ def loads(text: str, overrides=(), name: str = "experiment") -> Experiment:
         raise ConfigError(f"invalid YAML{_yaml_problem(e)}") from None
     raw = {} if raw is None else raw
     try:
+        keys = []
         for o in overrides:
             if isinstance(raw, dict):
-                raw = apply_override(raw, *parse_override(o))
+                key, value = parse_override(o)
+                raw = apply_override(raw, key, value)
+                keys.append(key)
+        _not_swept(raw, keys)
         return from_dict(raw, default_name=name)
     except RecursionError:
         raise ConfigError("config nests too deeply (recursive YAML aliases?)") from None
 
 
+def _not_swept(raw: Any, keys) -> None:
+    """ConfigError for a key of `keys` (dotted, as set by an override) that the grid of `raw`
+    sweeps: every grid point sets it again, so the value set would be silently unused. (The
+    Python `override` may set them: a grid point's Experiment keeps its sweep, and code that
+    trains it directly reads its fields.)"""
+    sweep = raw.get("sweep") if isinstance(raw, dict) else None
+    grid = sweep.get("grid") if isinstance(sweep, dict) else None
+    if not isinstance(grid, dict):
+        return
+    for key in keys:
+        if key in grid:
+            raise ConfigError(f"swept by sweep.grid.{key} = {grid[key]!r}, which sets it at every grid point; "
+                              f"set the axis instead (--set 'sweep.grid.{key}=[…]') or remove it from the grid",
+                              key=key)
+
+
 def dump(exp: Experiment) -> str:
     """The resolved config as YAML text (round-trips through `loads`)."""
     return yaml.safe_dump(to_plain(exp), sort_keys=False)
+
+
+#: `smoke`'s caps
+SMOKE_STEPS = 200
+SMOKE_TEST_M = 512
 
 
 def config_hash(exp: Experiment) -> str:
@@ -506,11 +565,23 @@ def config_hash(exp: Experiment) -> str:
 
 
 def smoke(exp: Experiment) -> Experiment:
-    """A seconds-long version: ≤ 200 steps, ≤ 2 seeds, ≤ 2 values per grid axis, ≤ 512 test points."""
-    steps = min(exp.train.steps, 200)
-    train = replace(exp.train, steps=steps, eval_every=max(1, min(exp.train.eval_every, steps // 4)))
-    data = replace(exp.data, test_m=min(exp.data.test_m, 512))
-    sweep = replace(exp.sweep, seeds=exp.sweep.seeds[:2], grid=tuple((k, v[:2]) for k, v in exp.sweep.grid))
+    """A seconds-long version: ≤ 200 steps, ≤ 2 seeds, ≤ 2 values per grid axis, ≤ 512 test
+    points, curve points every ≤ steps / 4 (grid values of those keys capped alike)."""
+    swept = dict(exp.sweep.grid)
+    steps = min(exp.train.steps, SMOKE_STEPS)
+    # curve points every ≤ a quarter of the fewest steps any grid point trains
+    fewest = min((min(v, SMOKE_STEPS) for v in swept["train.steps"]), default=steps) if "train.steps" in swept else steps
+    caps = {"train.steps": lambda v: min(v, SMOKE_STEPS), "data.test_m": lambda v: min(v, SMOKE_TEST_M),
+            "train.eval_every": lambda v: max(1, min(v, fewest // 4))}
+
+    def capped(key, values):  # each value capped, repeats dropped, at most two
+        if key in caps and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            values = tuple(dict.fromkeys(caps[key](v) for v in values))
+        return values[:2]
+
+    train = replace(exp.train, steps=steps, eval_every=caps["train.eval_every"](exp.train.eval_every))
+    data = replace(exp.data, test_m=caps["data.test_m"](exp.data.test_m))
+    sweep = replace(exp.sweep, seeds=exp.sweep.seeds[:2], grid=tuple((k, capped(k, v)) for k, v in exp.sweep.grid))
     out = replace(exp, train=train, data=data, sweep=sweep)
     _check_experiment(out)
     _check_grid(out)

@@ -81,7 +81,11 @@ def coerce(value: Any, tp, key: str) -> Any:
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an integer of hundreds of digits
+                raise ConfigError(f"expected a number within float range, got an integer of {len(str(value))} "
+                                  "digits", key=key) from None
         if isinstance(value, str) and _EXPONENT.match(value.strip()):
             return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
     elif tp is str:

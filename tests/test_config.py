@@ -61,7 +61,11 @@ def test_dump_round_trips(tiny):
     ("train.lr=-1", "train.lr", "> 0"),
     ("train.lr=.nan", "train.lr", "> 0"),
     ("target.k=11", "target.k", "k ≤ n"),
-    ("data.m=0", "data.m", "must be in [1, 2147483647]"),
+    ("sweep.grid.data.m=[0]", "data.m", "must be in [1, 2147483647]"),
+    ("data.m=100", "data.m", "swept by sweep.grid.data.m"),
+    ("train=0", "train", "expected a mapping"),
+    ("train.steps=1:30", "train.steps", "expected an integer, got '1:30'"),
+    ("train.lr=1" + "0" * 400, "train.lr", "within float range"),
     ("train.batch=1000", "train.batch", "exceeds the sample size"),
     ("train.loss=hinj", "train.loss", "one of"),
     ("learner.depth=5", "learner.depth", "one of 2, 3"),
@@ -188,13 +192,44 @@ def test_garbage_overrides_load_or_raise_config_error(text):
 @pytest.mark.parametrize("override, value", [
     ("sweep.grid.data.m=[256, 256]", "256"),
     ("sweep.grid.train.lr=[1, 1.0]", "1.0 (the same as 1)"),
-    ("sweep.grid.train.lr=[0.001, 1e-3]", "'1e-3' (the same as 0.001)"),
+    ("sweep.grid.train.lr=[0.001, 1e-3]", "0.001"),
     ("sweep.grid.target.inputs=[hypercube, biased, hypercube]", "'hypercube'"),
 ])
 def test_a_repeated_grid_value_is_an_error(tiny_file, override, value):
     with pytest.raises(ConfigError) as info:
         config.load(tiny_file, [override])
     assert info.value.key == override.split("=")[0] and f"repeated value {value}" in str(info.value)
+
+
+def test_numbers_read_as_yaml_1_2(tiny_file):
+    """1e-3 is a number, 0100 is a hundred (not octal 64), 1:30 is text (not base-60 90)."""
+    assert config.parse_override("a=1e-3") == ("a", 0.001)
+    assert config.parse_override("a=0100") == ("a", 100)
+    assert config.parse_override("a=-2_000") == ("a", -2000)
+    assert config.parse_override("a=0x10") == ("a", 16)
+    assert config.parse_override("a=1:30") == ("a", "1:30")
+    assert config.parse_override("a=[.5, 1.5e+2, .inf, true]") == ("a", [0.5, 150.0, math.inf, True])
+    assert config.load(tiny_file, ["train.steps=0100"]).train.steps == 100
+    with pytest.raises(ConfigError, match="train.eval_every: expected an integer, got 10.0"):
+        config.load(tiny_file, ["train.eval_every=1e1"])
+
+
+def test_grid_values_are_read_as_their_fields(tiny_file):
+    """A grid value is stored as its field reads it: the same config hashes the same however
+    its numbers are written, and a float axis is numeric (plots can scale it)."""
+    spelled = [config.load(tiny_file, [f"sweep.grid.train.lr={text}"])
+               for text in ("[1e-3, 1]", "[0.001, 1.0]", "[1.0e-3, 1.]")]
+    assert dict(spelled[0].sweep.grid)["train.lr"] == (0.001, 1.0)
+    assert all(type(v) is float for v in dict(spelled[0].sweep.grid)["train.lr"])
+    assert len({config.config_hash(e) for e in spelled}) == 1
+
+
+def test_smoke_caps_grid_values_too(tiny_file):
+    exp = config.load(tiny_file, ["sweep.grid.train.steps=[50, 1000, 2000]",
+                                  "sweep.grid.train.eval_every=[10, 50]", "sweep.grid.data.test_m=[600, 1000]"])
+    grid = dict(config.smoke(exp).sweep.grid)
+    assert grid["train.steps"] == (50, 200) and grid["train.eval_every"] == (10, 12)
+    assert grid["data.test_m"] == (512,)
 
 
 @pytest.mark.parametrize("text, key, lines", [
@@ -223,7 +258,7 @@ def test_yaml_merge_keys_may_still_be_overridden():
 
 
 @pytest.mark.parametrize("override, key, fragment", [
-    ("data.m=10000000000", "data.m", "must be at most 2147483647"),
+    ("data.test_m=10000000000", "data.test_m", "must be at most 2147483647"),
     ("target.n=1000000000000000000000000000000", "target.n", "must be at most 2147483647"),
     ("learner.width=1000000000000000000000000000000", "learner.width", "must be at most 2147483647"),
     ("train.init_seed=100000000000", "train.init_seed", "must be at most 2147483647"),
