@@ -3,6 +3,8 @@ exponents are known; and `exponents` end to end on a made-up study."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -127,7 +129,7 @@ def test_verdict_on_overshoot_dips_and_declared_reasons():
     assert dip.reason.endswith("; a width effect")
     # a fit through two x values has no interval: said so, never "∉ [nan, nan]"
     two = exponent_verdict(PowerLaw(3.3, 1.0, np.nan, np.nan, 0.95, 2), 2.93, None, "censored")
-    assert two.verdict == "disagrees" and two.reason == "censored (3.30 from two x values, no interval)"
+    assert two.verdict == "not measured" and two.reason == "censored (3.30 from two x values, no interval)"
     # an agreeing row needs no reason
     assert exponent_verdict(fit, 2.2, None, "declared").reason == "2.20 ∈ [2.18, 2.31]"
 
@@ -203,9 +205,11 @@ def test_bracketed_points_carry_the_search_resolution():
     assert fit_exponent(s, m).ci == pytest.approx((0.75, 0.75))
     fit = fit_exponent(s, m, low=m / 1.25, high=m)
     assert fit.alpha == pytest.approx(0.75)                     # the estimate is the bracket-free one
-    assert fit.ci_low < 0.74 and fit.ci_high > 0.76
-    worst = np.log(1.25) / np.log(s[-1] / s[0])                 # both ends pushed apart by a full bracket
-    assert 0.75 - worst - 1e-9 <= fit.ci_low and fit.ci_high <= 0.75 + worst + 1e-9
+    # every point exactly on the line: the interval is the range of least-squares slopes with each
+    # point anywhere in its bracket, reached at a corner (each point at one end): all 2^6 of them
+    corners = [np.polyfit(np.log(s), np.log(np.where(np.array(c), m / 1.25, m)), 1)[0]
+               for c in itertools.product([False, True], repeat=s.size)]
+    assert fit.ci == pytest.approx((min(corners), max(corners)))
     # missing ends are the point itself: no bracket, no width
     nan = np.full(s.size, np.nan)
     assert fit_exponent(s, m, low=nan, high=nan).ci == pytest.approx((0.75, 0.75))
@@ -223,6 +227,30 @@ def test_bracketed_points_carry_the_search_resolution():
     y = 50 * x ** 0.75 * np.exp(0.1 * rng.standard_normal(x.size))
     bare, bracketed = fit_exponent(x, y), fit_exponent(x, y, low=y / 1.5, high=y * 1.5)
     assert bracketed.ci_high - bracketed.ci_low > bare.ci_high - bare.ci_low
+
+
+def test_the_interval_holds_the_estimate_when_brackets_lean():
+    """m* at the top of its bracket at small x and at the bottom at large x: the estimate is one of
+    the slopes the brackets allow, so the interval holds it, and a theory exponent equal to it agrees."""
+    x = np.array([4.0, 8, 16, 32, 64, 128])
+    y = 100 * x
+    low, high = np.where(x < 20, y / 1.5, y), np.where(x < 20, y, y * 1.5)
+    fit = fit_exponent(x, y, low=low, high=high)
+    assert fit.alpha == pytest.approx(1.0) and fit.ci_low <= fit.alpha <= fit.ci_high
+    assert exponent_verdict(fit, 1.0).verdict == "agrees"
+
+
+def test_one_point_per_x_has_a_t_interval_that_covers():
+    """One observation per x: the interval is the least-squares t-interval, whose coverage holds
+    at three points too (a bootstrap over three pairs covers far less than its level)."""
+    rng = np.random.default_rng(0)
+    x = np.array([10.0, 20.0, 40.0])
+    covered = [fit.ci_low <= 2.0 <= fit.ci_high
+               for fit in (fit_exponent(x, x ** 2 * np.exp(0.3 * rng.standard_normal(3))) for _ in range(400))]
+    assert 0.92 <= np.mean(covered) <= 0.98
+    # two bare points: no interval, and no verdict either way
+    two = fit_exponent([10, 40], [100, 1600])
+    assert exponent_verdict(two, 2.0).verdict == "not measured"
 
 
 def test_equal_local_slopes_are_monotone():

@@ -76,29 +76,29 @@ def _distinct(x, y, low=None, high=None) -> tuple[np.ndarray, ...]:
 
 
 def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float = 0.95,
-                 seed: int = 0) -> PowerLaw:
+                 seed: int = 0, scatter: bool = True) -> PowerLaw:
     """Fit y ≈ c·x^α by least squares on log median(y) against log x.
 
     Repeated x values are treated as seeds of one point: the fit uses the median per x and the
-    bootstrap resamples seeds within each x (a stratified bootstrap). With one observation per x
-    the bootstrap resamples (x, y) pairs instead; with only two such points every resample gives
-    the same line, so the interval is NaN. Non-positive or non-finite observations (a run that
-    never reached the target) are dropped. The interval is the percentile interval of the
-    bootstrapped slopes.
+    interval is the percentile interval of a bootstrap that resamples seeds within each x (a
+    stratified bootstrap). With one observation per x the interval is the least-squares
+    t-interval (n − 2 degrees of freedom) of the points' scatter about the line (`scatter`;
+    False leaves it out); with two such points there is no scatter to measure, and the
+    interval is NaN. Non-positive or non-finite observations (a run that never reached the
+    target) are dropped.
 
     `low`, `high` (optional, one per observation): an interval that holds each y with high
     confidence, such as the Clopper–Pearson bracket of a searched m* (a missing end is y
-    itself). Each bootstrap replicate then also draws every resampled y log-uniformly within
-    its interval, so the exponent's interval carries the search's resolution and seed noise as
-    well as the scatter of the points: points that sit exactly on a line of the search's grid
-    no longer give a zero-width interval, and two bracketed points give an interval. A bracket
-    with m* at one end moves the replicates to one side, so the estimate can sit near an end
-    of its interval.
+    itself). With seeds, each bootstrap replicate also draws every resampled y log-uniformly
+    within its interval. With one observation per x, the interval also spans every slope the
+    brackets allow (each point anywhere within its bracket; `_bracket_range`): it always holds
+    the estimate, points exactly on a line of the search's grid do not give a zero-width
+    interval, and two bracketed points give an interval.
 
     Example: m* bracketed to a factor 1.25 along s = 4 … 128.
         >>> s = np.array([4, 8, 16, 32, 64, 128]); m = 50 * s ** 0.75
         >>> fit_exponent(s, m).ci                                  # (0.75, 0.75)
-        >>> fit_exponent(s, m, low=m / 1.25, high=m).ci            # about (0.69, 0.81)
+        >>> fit_exponent(s, m, low=m / 1.25, high=m).ci            # about (0.67, 0.83)
     """
     x, y, xs, low, high = _distinct(x, y, low, high)
     if xs.size < 2:
@@ -106,36 +106,50 @@ def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float 
     members = [np.flatnonzero(x == v) for v in xs]
     groups = [y[i] for i in members]
     alpha, logc = _loglog_slope(*_medians(xs, groups))
-    rng = np.random.default_rng(seed)
     bracketed = bool(np.any(high > low))
     log_low, log_high = np.log(low), np.log(high)
-
-    def jittered() -> np.ndarray:
-        return np.exp(rng.uniform(log_low, log_high)) if bracketed else y
-
-    slopes = np.empty(n_boot)
-    if max(len(g) for g in groups) > 1:
-        resampled = [np.empty((n_boot, len(i))) for i in members]  # per x: (replicate, seed)
-        for b in range(n_boot):
-            yb = jittered()
-            for out, i in zip(resampled, members):
-                out[b] = yb[i[rng.integers(0, len(i), len(i))]]
-        medians = np.stack([np.median(r, axis=1) for r in resampled], axis=1)
-        slopes = _loglog_slopes(np.log(xs), np.log(medians))
-    elif xs.size == 2:
-        slopes[:] = [_loglog_slope(np.log(x), np.log(jittered()))[0] for _ in range(n_boot)] if bracketed else np.nan
-    else:
-        lx = np.log(x)
-        b = 0
-        while b < n_boot:
-            idx = rng.integers(0, x.size, x.size)
-            if np.unique(lx[idx]).size < 2:
-                continue
-            slopes[b] = _loglog_slope(lx[idx], np.log(jittered()[idx]))[0]
-            b += 1
+    if max(len(g) for g in groups) == 1:
+        down, up = _bracket_range(np.log(x), np.log(y), log_low, log_high)
+        spread = _scatter_halfwidth(np.log(x), np.log(y), level) if scatter else 0.0
+        if not (bracketed or np.isfinite(spread)):
+            return PowerLaw(alpha, float(np.exp(logc)), np.nan, np.nan, level, int(x.size))
+        spread = spread if np.isfinite(spread) else 0.0
+        return PowerLaw(alpha, float(np.exp(logc)), alpha + down - spread, alpha + up + spread, level, int(x.size))
+    rng = np.random.default_rng(seed)
+    resampled = [np.empty((n_boot, len(i))) for i in members]  # per x: (replicate, seed)
+    for b in range(n_boot):
+        yb = np.exp(rng.uniform(log_low, log_high)) if bracketed else y
+        for out, i in zip(resampled, members):
+            out[b] = yb[i[rng.integers(0, len(i), len(i))]]
+    medians = np.stack([np.median(r, axis=1) for r in resampled], axis=1)
+    slopes = _loglog_slopes(np.log(xs), np.log(medians))
     tail = (1 - level) / 2
     lo, hi = np.quantile(slopes, [tail, 1 - tail]) if np.isfinite(slopes).all() else (np.nan, np.nan)
     return PowerLaw(alpha, float(np.exp(logc)), float(lo), float(hi), level, int(x.size))
+
+
+def _bracket_range(logx: np.ndarray, logy: np.ndarray, log_low: np.ndarray, log_high: np.ndarray) -> tuple[float, float]:
+    """How far the least-squares slope through (logx, logy) moves down and up with every point
+    anywhere within its bracket [log_low, log_high]: the slope is linear in logy, so each
+    extreme puts every point at one end of its bracket."""
+    dx = logx - logx.mean()
+    weight = dx / (dx * dx).sum()
+    to_low, to_high = weight * (log_low - logy), weight * (log_high - logy)
+    return float(np.minimum(to_low, to_high).sum()), float(np.maximum(to_low, to_high).sum())
+
+
+def _scatter_halfwidth(logx: np.ndarray, logy: np.ndarray, level: float) -> float:
+    """Half-width of the t-interval at `level` of the least-squares slope through (logx, logy),
+    with n − 2 degrees of freedom (the points' scatter about the line); NaN for two points."""
+    if logx.size < 3:
+        return np.nan
+    from scipy import stats
+
+    dx = logx - logx.mean()
+    slope = float((dx * (logy - logy.mean())).sum() / (dx * dx).sum())
+    residual = logy - logy.mean() - slope * dx
+    se = np.sqrt((residual ** 2).sum() / (logx.size - 2) / (dx * dx).sum())
+    return float(stats.t.ppf(0.5 + level / 2, logx.size - 2) * se)
 
 
 def local_slopes(x, y, *, window: int = 3, low=None, high=None, n_boot: int = 1000, level: float = 0.95,
@@ -144,9 +158,9 @@ def local_slopes(x, y, *, window: int = 3, low=None, high=None, n_boot: int = 10
     `window` consecutive distinct x values, sliding by one.
 
     Repeated x values are seeds; the interval of each local slope is the stratified bootstrap over
-    them. With one observation per x there is nothing to resample, and ci_low/ci_high are NaN,
-    unless `low`/`high` bound each y (see `fit_exponent`): then the interval is the bootstrap
-    over those bounds. Returns one row per window: x (geometric mean of the window's x values),
+    them. With one observation per x (a window of a few points has too few degrees of freedom
+    for a scatter interval) ci_low/ci_high are NaN, unless `low`/`high` bound each y (see
+    `fit_exponent`): then the interval is the range of slopes those bounds allow. Returns one row per window: x (geometric mean of the window's x values),
     x_low, x_high, slope, ci_low, ci_high; empty when fewer than two distinct x are usable.
 
     Example: t = n² at n ≤ 20 and n³ beyond gives local slopes rising from 2 to 3.
@@ -160,7 +174,7 @@ def local_slopes(x, y, *, window: int = 3, low=None, high=None, n_boot: int = 10
     for i in range(xs.size - width + 1 if xs.size >= 2 else 0):
         inside = (x >= xs[i]) & (x <= xs[i + width - 1])
         fit = fit_exponent(x[inside], y[inside], low=low[inside], high=high[inside],
-                           n_boot=n_boot if seeds else 2, level=level, seed=seed)
+                           n_boot=n_boot if seeds else 2, level=level, seed=seed, scatter=False)
         rows.append({"x": float(np.exp(np.log(xs[i:i + width]).mean())), "x_low": xs[i],
                      "x_high": xs[i + width - 1], "slope": fit.alpha,
                      "ci_low": fit.ci_low if seeds else np.nan, "ci_high": fit.ci_high if seeds else np.nan})
@@ -213,7 +227,8 @@ def exponent_verdict(fit: PowerLaw | None, theory: float, slopes: pd.DataFrame |
       where the local slopes carry seed intervals, the first interval excludes the last slope
       (the change is larger than the seed noise).
     - **disagrees**: neither; the measured local slopes say how.
-    - **not measured**: no fit (fewer than two x values reached the target).
+    - **not measured**: no fit (fewer than two x values reached the target), or a fit without an
+      interval (two x values, one observation each, no brackets).
 
     The reason names the local slopes' range when they do not move monotonically, and ends with
     `reason`, what the study declares for this row, unless the row agrees.
@@ -225,6 +240,9 @@ def exponent_verdict(fit: PowerLaw | None, theory: float, slopes: pd.DataFrame |
     """
     if fit is None or not np.isfinite(fit.alpha):
         return Verdict("not measured", reason or "fewer than two x values reached the target")
+    if not np.isfinite(fit.ci_low):
+        measured = f"{fit.alpha:.2f} from two x values, no interval"
+        return Verdict("not measured", f"{reason} ({measured})" if reason else measured)
     if fit.ci_low <= theory <= fit.ci_high:
         return Verdict("agrees", _versus(theory, "∈", fit))
     trend = ""
@@ -249,8 +267,7 @@ def exponent_verdict(fit: PowerLaw | None, theory: float, slopes: pd.DataFrame |
             return Verdict("pre-asymptotic", f"{found}; {reason}" if reason else found)
         elif towards and closer:
             trend += " (within the seed noise)" if noisy else " (still of the opposite sign)"
-    measured = (_versus(theory, "∉", fit) if np.isfinite(fit.ci_low) else
-                f"{fit.alpha:.2f} from two x values, no interval") + (f"; {trend}" if trend else "")
+    measured = _versus(theory, "∉", fit) + (f"; {trend}" if trend else "")
     return Verdict("disagrees", f"{reason} ({measured})" if reason else measured)
 
 
