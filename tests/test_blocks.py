@@ -61,16 +61,18 @@ def test_a_full_tier_group_advances_in_blocks_that_fit_the_budget():
     assert step_bytes(wide) > BLOCK_BYTES and run_block(wide, 64) == 64   # no gain from blocks of one run
 
 
-def test_a_mid_tier_group_that_stops_at_eps_advances_in_blocks_from_stop_flops():
+def test_a_mid_tier_group_advances_in_blocks_from_stop_flops_whether_it_stops_or_not():
     static = spec.static_part(BENCH)
     stopping = spec.static_part(config.override(BENCH, train={"stop_at_eps": True}))
     if not runtime.tiers_apply():
         assert run_block(stopping, 64) == 64
         return
     assert compile_tier(stopping, 64) == "mid" and loop.group_flops(stopping, 64) >= loop.STOP_FLOPS
-    assert run_block(static, 64) == 64          # training every run to the end: all at once
     assert run_block(stopping, 64) == 4 and run_block(stopping, 64, 2) == 8   # the blocks skip stopped runs
     assert loop.group_flops(stopping, 16) < loop.STOP_FLOPS and run_block(stopping, 16) == 16
+    # stopping or not, a group advances alike: a run stops exactly where its full-length twin reaches eps
+    for runs, shards in ((16, 1), (64, 1), (64, 2), (256, 1), (256, 2)):
+        assert run_block(static, runs, shards) == run_block(stopping, runs, shards)
 
 
 @pytest.fixture

@@ -112,6 +112,23 @@ def test_nonfinite_loss_marks_run_diverged(tiny):
     assert not bool(run_one(tiny, seed=0, m=64, lr=1e38)["finite"])
 
 
+def test_a_divergence_in_the_last_steps_marks_the_run_diverged():
+    """Each step's loss is taken before its update: a run whose final update overflows shows it
+    only in the final losses, which count too."""
+    exp = config.loads("target: {name: sparse_parity, n: 10, k: 2}\nlearner: {name: mlp, width: 32}\n"
+                       "train: {lr: 3.0, batch: 16, steps: 4, loss: square, eval_every: 1}\n"
+                       "data: {m: 512, test_m: 256}")
+    out = run_one(exp, seed=0)
+    assert np.isfinite(out["curve_train_loss"]).all() and not np.isfinite(out["test_loss"])
+    assert not bool(out["finite"])
+
+
+def test_every_entry_point_refuses_an_m_above_data_m(tiny):
+    for entry in (run_group, trajectory):
+        with pytest.raises(ValueError, match="exceeds the group's data.m"):
+            entry(tiny, {"seed": [0, 0], "m": [64, tiny.data.m + 1]})
+
+
 def test_curves_cover_steps_with_remainder(tiny):
     np.testing.assert_array_equal(curve_steps(tiny), [0, 20, 40, 50])
     out = run_one(tiny, seed=0, m=64)

@@ -12,10 +12,12 @@ group, except in the last bits of a float teacher's labels, which XLA computes f
 in batched products), mini-batches indexed below each run's own m, a `lax.while_loop` over
 the curve points, each one traced body: the steps since the last point, then one evaluation (see
 `TrainedRun`). With `train.stop_at_eps` runs stop at their first point with test error ≤ eps
-and the loop ends when all have. On CPU a long group (a shorter one if it stops at eps)
-advances a block of its runs at a time (`run_block`), with `stop_at_eps` only the runs still
-training; a block steps exactly as a group of its own runs would. How much XLA optimises a
-group follows its work (`compile_tier`); on CPU the loop of a group above the tiny tier
+and the loop ends when all have. On CPU a long group advances a block of its runs at a time
+(`run_block`), with `stop_at_eps` only the runs still training; a block steps exactly as a group
+of its own runs would. How much XLA optimises a group follows its work (`compile_tier`), so
+groups of different sizes may round differently in the last bits (which training can amplify:
+a run near a threshold may reach eps one curve point apart in groups of different sizes); a
+group that stops at eps rounds exactly as its full-length twin. On CPU the loop of a group above the tiny tier
 compiles as a program of its own, beside its draws and final metrics. `run_group(...,
 progress=...)` runs the same pieces point by point from the host to report progress.
 
@@ -69,8 +71,10 @@ MID_FLOPS = 4e10
 #: blocks (`run_block`; from STOP_FLOPS for groups that stop at eps), which lengthens the
 #: compile and pays back over long training
 FULL_FLOPS = 5e11
-#: from this many FLOPs a group that stops at eps advances in blocks (`run_block`) below the full
-#: tier too: each curve point steps only its runs still training. 3-parities of width 200
+#: from this many FLOPs a group advances in blocks (`run_block`) below the full tier too, whether
+#: it stops at eps or not (blocks and one step of every run round differently, and a run must
+#: stop exactly where the full-length group reaches eps); a group that stops steps only its runs
+#: still training at each curve point. 3-parities of width 200
 #: (benchmarks/bench_stop.py), whole → blocks, training on one core: 16 runs (4.9·10¹⁰ FLOPs)
 #: 0.96 → 0.47 s, 32 runs 2.13 → 1.03 s, 64 runs 4.45 → 1.89 s (two cores: 0.54 → 0.35, 1.14 →
 #: 0.68, 2.67 → 1.40 s); the compile takes 0.4–0.7 s more, which the first run earns back from
@@ -149,8 +153,9 @@ def run_block(exp: Experiment, runs: int, shards: int = 1) -> int:
     """How many of a group's `runs` runs (split evenly over `shards` devices) advance side by
     side, the group stepping through its runs a block at a time at every curve point; `runs`
     when the group advances all at once. Blocks apply on CPU to full-tier groups (see
-    `compile_tier`), and to groups from `STOP_FLOPS` that stop at eps: they cost compile time,
-    which long programs earn back, and a stopping group's blocks skip the runs that have stopped.
+    `compile_tier`), and to groups from `STOP_FLOPS`: they cost compile time, which long
+    programs earn back, and a group that stops at eps steps only its runs still training. Whether
+    it stops does not change the choice, so a stopping run rounds as the full-length one does.
     A device's share of a block is the largest divisor of its runs within `BLOCK_BYTES`
     (`step_bytes`); where one run alone exceeds it, blocks gain nothing and the group advances
     all at once (128 runs of width 1,024: 8.9–11.1 s all at once, 9.5–11.6 s one run at a time).
@@ -161,7 +166,7 @@ def run_block(exp: Experiment, runs: int, shards: int = 1) -> int:
     """
     if not runtime.tiers_apply() or runs % shards:
         return runs
-    if compile_tier(exp, runs) != "full" and not (exp.train.stop_at_eps and group_flops(exp, runs) >= STOP_FLOPS):
+    if compile_tier(exp, runs) != "full" and group_flops(exp, runs) < STOP_FLOPS:
         return runs
     local, fit = runs // shards, BLOCK_BYTES // step_bytes(exp)
     if fit < 2:
@@ -496,7 +501,9 @@ def make_train_run(exp: Experiment, observe=None, init=None, shards: int = 1) ->
         return {
             "test_error": curves["test_error"][last], "test_loss": curves["test_loss"][last],
             "train_error": train_error, "train_loss": train_loss, "steps_to_eps": steps_to_eps,
-            "finite": state["finite"] & jnp.all(jnp.isfinite(curves["train_loss"]) | ~recorded),
+            # the last steps' updates show only in the final losses
+            "finite": (state["finite"] & jnp.all(jnp.isfinite(curves["train_loss"]) | ~recorded)
+                       & jnp.isfinite(curves["test_loss"][last]) & jnp.isfinite(train_loss)),
             "evaluated": evaluated,
             **{f"curve_{name}": curves[name] for name in CURVES},
             **{f"trace_{name}": v for name, v in state["traces"].items()},
@@ -625,8 +632,6 @@ def run_group(exp: Experiment, hps: dict, devices=None, progress=None) -> dict[s
         >>> out = run_group(exp, {"seed": [0, 1]}, progress=lambda s, total: print(f"{s}/{total}"))
     """
     arrays = spec.hp_arrays(exp, hps)
-    if not exp.data.online and int(arrays["m"].max()) > exp.data.m:
-        raise ValueError(f"a run's m = {int(arrays['m'].max())} exceeds the group's data.m = {exp.data.m}")
     return GROUP_RUNNERS[kind_of(exp.learner).name](static_part(exp), arrays, devices, progress)
 
 

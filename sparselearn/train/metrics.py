@@ -15,6 +15,8 @@ def pointwise_error(f: jax.Array, y: jax.Array, task: str) -> jax.Array:
 
 
 def weighted_mean(v: jax.Array, weights: jax.Array | None = None) -> jax.Array:
+    """Mean of `v` (N,) with row weights (N,); rows of weight 0 count for nothing, even where
+    `v` is inf or NaN there."""
     if weights is None:
         return jnp.mean(v)
-    return jnp.sum(v * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+    return jnp.sum(jnp.where(weights > 0, v * weights, 0.0)) / jnp.maximum(jnp.sum(weights), 1.0)

@@ -110,12 +110,15 @@ def group_key(exp: Experiment) -> Experiment:
 def hp_arrays(exp: Experiment, hps: dict) -> dict[str, np.ndarray]:
     """The vmapped values of R runs as typed (R,) arrays, every axis present: those missing
     from `hps` (all but "seed") are the experiment's. Keys of `hps` that are not axes are
-    left out."""
+    left out. ValueError for a run's m above data.m (its mini-batches would index past the
+    group's data)."""
     size = len(hps["seed"])
     out = {}
     for a in AXES:
         values = hps[a.name] if a.name in hps else [a.to_array(a.read(exp))] * size
         out[a.name] = np.asarray(values, dtype=a.dtype).reshape(size)
+    if not exp.data.online and size and int(out["m"].max()) > exp.data.m:
+        raise ValueError(f"a run's m = {int(out['m'].max())} exceeds the group's data.m = {exp.data.m}")
     return out
 
 
