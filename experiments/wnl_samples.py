@@ -37,13 +37,15 @@ Xeon, jax 0.10.2, the other core busy with another job, load average 1.3–3):
     largest failing m 2435   4096   5793  11585  16384  23170  32768
     m*/C(d + 2, 2)    64.4   53.5   45.0   42.4   34.7   32.0   31.8
 
-Fitted exponent 1.45 [1.39, 1.77] over d ∈ [8, 48] (bootstrap within the m* brackets), upper
-half (d ≥ 24) 1.49 [0.25, 2.69]; local slopes 1.25, 1.51, 1.51, 1.35, 1.70. Against k = 2
-the whole-range fit disagrees; the upper half covers 2 but is wide.
+Fitted exponent 1.45 [1.29, 1.79] over d ∈ [8, 48] (95% interval: the least-squares t-interval
+over the points, widened by the slopes the m* brackets allow), upper half (d ≥ 24) 1.49
+[0.86, 2.40]; local slopes 1.25, 1.51, 1.51, 1.35, 1.70. Against k = 2 the whole-range fit
+disagrees; the upper half covers 2 but is wide.
 
 Why, measured: m* ≈ c(d)·C(d + 2, 2)/ε. C(d + 2, 2) = (d + 1)(d + 2)/2, the polynomials stage 1
 fits among, grows with slope 1.85 over d ∈ [8, 48] (1.91 over [24, 48]), not 2, and the constant
-falls: m*/C(d + 2, 2) ∝ d^−0.40 [−0.44, −0.34]. At m = 50·C(d + 2, 2) (4, 4, 2, 4, 2 seeds):
+falls: m*/C(d + 2, 2) ∝ d^−0.40 [−0.47, −0.33] (t-interval over the points). At
+m = 50·C(d + 2, 2) (4, 4, 2, 4, 2 seeds):
 
     d                                       8     16     24     32     48
     test MSE · m/C(d + 2, 2)             5.77   4.86   3.86   3.45   3.42

@@ -11,9 +11,9 @@ junta k = 2, linear in two bits; the parity of p = 3 bits). Filled markers: m* w
 Clopper–Pearson bracket (ci_low to ci_high); open markers with an arrow: censored, not learned
 within the arm's budget (drawn at the budget, a lower bound); triangles with a downward arrow:
 learned at the smallest m the search tries (the batch, 64, for the net), an upper bound left out of
-the fit; solid lines: fitted power law (exponent and 95% bootstrap CI in the legend, each m*
-drawn within its bracket); dashed: ADKM
-Thm 17 (k·s·n) anchored at the first junta point, dotted: the parity bound of the arm (N_p(n)
+the fit; solid lines: fitted power law (exponent and 95% interval in the legend: the
+least-squares t-interval over the points, widened by the slopes the m* brackets allow); dashed:
+ADKM Thm 17 (k·s·n) anchored at the first junta point, dotted: the parity bound of the arm (N_p(n)
 characters for the fitted learners, n^(p−1) samples for SGD) anchored at the first parity point.
 
 Full size: the three studies ran side by side, each pinned to the same core of a 2-core Intel
@@ -24,35 +24,36 @@ from start to end (`python -c "from sparselearn import figures; figures.study_ta
 tables kept in paper_figs/data/adkm-s2-{lowdegree,ntk,mlp}.parquet, delete them to recompute.
 Measured m* (—: censored at the arm's budget 8192 / 4096 / 8192; ≤: at the net's floor m = 64):
     n = 12, s =                3     4     5     6     8    16    32    64   128   α [95% CI]
-    low-degree  junta k=1           78               298   943  1885  3548  5551   1.21 [0.88, 1.58]
-                parity        78   298   793  1885  5551     —                     4.38 [4.08, 4.60]
-    NTK ridge   junta k=1          131               211  1333  2242  2896     —   1.23 [0.60, 1.77]
-                parity       221  1686     —     —                                 7.06 [6.09, 7.99]
-    ReLU net    junta k=1          108               152   256   362   512   861   0.59 [0.35, 0.76]
-                parity       128   256   362   609  1024                           2.12 [0.78, 2.17]
+    low-degree  junta k=1           78               298   943  1885  3548  5551   1.21 [0.87, 1.60]
+                parity        78   298   793  1885  5551     —                     4.38 [4.03, 4.73]
+    NTK ridge   junta k=1          131               211  1333  2242  2896     —   1.23 [0.46, 2.08]
+                parity       221  1686     —     —                                 7.06 [5.86, 8.27]
+    ReLU net    junta k=1          108               152   256   362   512   861   0.59 [0.42, 0.76]
+                parity       128   256   362   609  1024                           2.12 [0.91, 2.42]
     s = 4, n =                 8    12    16    24    32   α [95% CI]
-    low-degree  junta k=2      9    13    17    24    32   0.91 [0.53, 1.23]
-                parity       111   298   697  2324         2.78 [2.44, 2.97]
-    NTK ridge   junta k=2     15    24    29    48    64   1.04 [1.00, 1.23]
-                parity       442  1686     —     —         3.30 [2.98, 4.01]
-    ReLU net    junta k=2    ≤64   ≤64    76   128   152   1.02 [−0.84, 2.78]
-                parity       108   256   512  1218         2.22 [0.71, 2.63]
+    low-degree  junta k=2      9    13    17    24    32   0.91 [0.70, 1.06]
+                parity       111   298   697  2324         2.78 [2.35, 3.21]
+    NTK ridge   junta k=2     15    24    29    48    64   1.04 [0.90, 1.31]
+                parity       442  1686     —     —         3.30 [2.87, 4.16]
+    ReLU net    junta k=2    ≤64   ≤64    76   128   152   1.02 [−1.71, 4.52]
+                parity       108   256   512  1218         2.22 [1.58, 2.37]
 Theory: Thm 17 (at fixed WR + B) 1 in s and in n; the parity bound N_p(n) has slope 3.86 (s ∈ [3, 8],
 n = 12; 4.35 over NTK's s ∈ [3, 6]) and 2.93 (n ∈ [8, 24], p = 3); SGD's n^(p−1): 2 in n, 12.6 in s.
 Sparse and dense intervals are disjoint in both directions for low-degree regression and NTK
-ridge, and along s for the net ([0.35, 0.76] against [0.78, 2.17]); along n the net's junta has
+ridge, and along s for the net ([0.42, 0.76] against [0.91, 2.42]); along n the net's junta has
 three learned points over n = 16–32 (two more sit at the floor, m* ≤ 64) with brackets of a
-factor 1.2–2, so its interval [−0.84, 2.78] overlaps the parity's [0.71, 2.63]: there the levels
+factor 1.2–2, so its interval [−1.71, 4.52] contains the parity's [1.58, 2.37]: there the levels
 separate instead, the parity needing 7–10× the junta's m* at n = 16 and 24. NTK's dense rows have
 two reached points (two censored) and lie a factor 13–70 above the junta at equal s and n. At
 equal s the juntas need 4× (s = 4) to 19× (s = 8) fewer samples than the parity for low-degree
 regression, and the parity at s = 16 (p = n = 12) is not learned by 8192. The sparse intervals
 cover 1 for low-degree and NTK along s (where N_d(12), d = log₂ s, happens to grow like s^1.06)
-and for low-degree and the net along n (low-degree: m* ≈ n + 1 characters, slope 0.94 here; NTK
-along n ends just above 1, [1.00, 1.23]); the net along s gives 0.59 [0.35, 0.76]: below Thm 17,
-which is an upper bound for ERM. The dense fitted rows follow the parity bound (2.78 covers 2.93
-along n; along s 4.38 against 3.86, with the distinct-draws correction of the 4096-point cube
-4.53); the net on the parity grows like n^2.2 (n^(p−1)·log n: 2.39) and, at n = 12, like s^2.1,
+and for all three learners along n (low-degree: m* ≈ n + 1 characters, slope 0.94 here; NTK
+1.04 [0.90, 1.31]; the net's interval is wide); the net along s gives 0.59 [0.42, 0.76]: below
+Thm 17, which is an upper bound for ERM. The dense fitted rows follow the parity bound (2.78
+[2.35, 3.21] and NTK's 3.30 [2.87, 4.16] cover 2.93 along n; along s 4.38 against 3.86, with the
+distinct-draws correction of the 4096-point cube 4.53); the net on the parity grows like n^2.2
+(its interval [1.58, 2.37] holds n^(p−1)'s 2; n^(p−1)·log n: 2.39) and, at n = 12, like s^2.1,
 far below 12^(s−2): m* ≤ 1024 = a quarter of the cube.
 Smoke: `sparselearn figs ADKM-S2 --smoke` (n ≤ 6, 2 seeds, one round of the search).
 """

@@ -9,21 +9,22 @@ batch from the paper's B(d) = d^(k−1)·ln d while training still succeeds (the
 midpoint), and at each batch T* is the first step (evaluated every 2, at most 100) by which ≥ 9 of
 10 seeds are exact on 4096 fresh inputs (`sl.sample_complexity` over train.steps, runs stopped at
 test error 0). Left: the smallest T*·B over the tried batches (filled; solid: fitted power law,
-exponent and bootstrap CI in the legend, each point drawn within its bracket; dashed: d^(k−1)
-through the middle point) and T*·B(d) at the paper's batch (open). Middle: the smallest batch that
-still succeeds, and B(d) dotted. Right: the k = 4 diagnosis at d = 10 (20 seeds, B(10) = 2303, 100
-steps): runs exact per setting (bars) and runs that the initialisation alone predicts exact
-(diamonds, `kou_samples.exact_after_training`).
+exponent and 95% interval in the legend: t-interval over the d values, widened by the slopes the
+points' brackets allow; dashed: d^(k−1) through the middle point) and T*·B(d) at the paper's
+batch (open). Middle: the smallest batch that still succeeds, and B(d) dotted. Right: the k = 4
+diagnosis at d = 10 (20 seeds, B(10) = 2303, 100 steps): runs exact per setting (bars) and runs
+that the initialisation alone predicts exact (diamonds, `kou_samples.exact_after_training`).
 
-Measured (exponent of the fewest samples, 95% bootstrap CI over the d values and each point's
-bracket, against k − 1; T* is 14–46 steps at the chosen batches):
-    k = 2, d = 10, 14, 20, 28, 40:          128, 396, 660, 1058, 884          α = 1.39 [0.31, 2.52]
-    k = 3, d = 10, 14, 20, 28, 40:          2934, 3660, 11980, 14344, 35400   α = 1.84 [1.41, 2.20]
+Measured (exponent of the fewest samples, 95% interval: the least-squares t-interval over the d
+values widened by the range of slopes the points' brackets allow, against k − 1; T* is 14–46
+steps at the chosen batches):
+    k = 2, d = 10, 14, 20, 28, 40:          128, 396, 660, 1058, 884          α = 1.39 [−0.07, 2.69]
+    k = 3, d = 10, 14, 20, 28, 40:          2934, 3660, 11980, 14344, 35400   α = 1.84 [1.07, 2.64]
     k = 4, d = 10, 12, 14, 17, 20, 24, 28:  32242, 42920, 72420, 104400, 191712, 208658, 491378
-                                                                              α = 2.54 [1.95, 2.84]
-k = 2 and 3 agree with d^(k−1); k = 4 falls short (its CI excludes 3; the local slope over three
-consecutive d rises from 2.38 to 2.73, within the brackets' noise, so no trend is shown). At the
-paper's batch T*·B(d) grows faster (α = 1.64, 2.61, 3.80 for k = 2, 3, 4): B(d) itself grows as
+                                                                              α = 2.54 [1.73, 3.09]
+All three agree with d^(k−1): k = 4's 2.54 lies below 3, but its interval [1.73, 3.09] holds 3
+(the local slope over three consecutive d rises from 2.38 to 2.73, within the brackets' noise). At
+the paper's batch T*·B(d) grows faster (α = 1.64, 2.61, 3.80 for k = 2, 3, 4): B(d) itself grows as
 d^(1.32, 2.34, 3.36) over these d (the ln d adds about 0.34) and T* stays at 14–28 steps. The
 smallest batch that succeeds grows as d^1.35, d^1.04 and d^2.42: as B(d) for k = 2, more slowly for
 k = 3 and 4, where B(d) is generous at the larger d and T*·B is smallest near that threshold. The
