@@ -418,9 +418,12 @@ def _markdown_table(rows: list[dict], compact: bool = False) -> list[str]:
 
 def _markdown(rows: list[dict], smoke: bool) -> str:
     lines = ["# Fitted scaling exponents vs theory" + (" (smoke: tiny sizes, not meaningful)" if smoke else ""), "",
-             "Verdict (`sparselearn.plotting.exponent_verdict`): **agrees** when the 95% bootstrap interval "
-             "covers the theory exponent; **pre-asymptotic** when the local slope d log y / d log x (windows "
-             "of three x values) moves towards it as x grows; **disagrees** otherwise, with the reason. "
+             "Intervals (95%, `sparselearn.plotting.fit_exponent`): over seeds, a bootstrap that resamples "
+             "the runs of each x; for a searched m* (one value per x), the least-squares t-interval widened "
+             "by the slopes its brackets allow. Verdict (`sparselearn.plotting.exponent_verdict`): "
+             "**agrees** when the interval covers the theory exponent; **pre-asymptotic** when the local "
+             "slope d log y / d log x (windows of three x values) moves towards it as x grows; **disagrees** "
+             "otherwise, with the reason; **not measured** without an interval. "
              "`sparselearn figs exponents` regenerates this table.", ""]
     return "\n".join(lines + _markdown_table(rows)) + "\n"
 

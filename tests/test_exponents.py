@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from sparselearn import figures
-from sparselearn.plotting import PowerLaw, exponent_verdict, fit_exponent, local_slopes, upper_half_fit
+from sparselearn.plotting import PowerLaw, exponent_verdict, fit_exponent, local_slopes, scaling_plot, upper_half_fit
+from sparselearn.plotting.scaling import quantiles
 
 #: n on an even grid in log n (a factor √2 per step), so a window's least-squares slope of a
 #: quadratic in log n is its derivative at the window's centre
@@ -251,6 +252,26 @@ def test_one_point_per_x_has_a_t_interval_that_covers():
     # two bare points: no interval, and no verdict either way
     two = fit_exponent([10, 40], [100, 1600])
     assert exponent_verdict(two, 2.0).verdict == "not measured"
+
+
+def test_runs_that_never_reached_count_above_the_others():
+    """t = 10 n² with log-normal noise, stopped at 40,000: at n = 80 most runs never reach (72% expected).
+    Counting them as +inf keeps the medians of the other n unbiased and leaves n = 80 out of the
+    fit; dropping them would take the median of the fast runs only."""
+    rng = np.random.default_rng(2)
+    n = np.repeat([10.0, 20.0, 40.0, 80.0], 25)
+    t = 10 * n ** 2 * np.exp(0.8 * rng.standard_normal(n.size))
+    capped = np.where(t <= 40_000, t, np.nan)
+    fit = fit_exponent(n, capped, n_boot=400)
+    assert fit.censored == (80.0,) and fit.ci_low <= 2.0 <= fit.ci_high
+    assert "half the runs unreached left out" in fit.label()
+    assert fit.alpha == pytest.approx(fit_exponent(n[n < 80], t[n < 80], n_boot=50).alpha, abs=0.15)
+    dropped = fit_exponent(n[np.isfinite(capped)], capped[np.isfinite(capped)], n_boot=400)
+    assert dropped.ci_high < 2.0   # what leaving the slow runs out reports
+    np.testing.assert_array_equal(quantiles([1.0, 2.0, np.nan], [0.0, 0.5, 0.75]), [1.0, 2.0, np.inf])
+    _, ax, fits = scaling_plot(pd.DataFrame({"n": n, "t": capped}), "n", "t", n_boot=50)
+    assert fits[None].censored == (80.0,) and "runs unreached" in ax.get_legend().get_texts()[0].get_text()
+    assert len(ax.lines[0].get_xdata()) == 1          # n = 80 as a lower bound (▲)
 
 
 def test_equal_local_slopes_are_monotone():

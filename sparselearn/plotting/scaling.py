@@ -31,6 +31,8 @@ class PowerLaw:
     ci_high: float
     level: float
     points: int
+    #: the x values left out of the fit: at least half of their runs never reached the target
+    censored: tuple[float, ...] = ()
 
     @property
     def ci(self) -> tuple[float, float]:
@@ -40,9 +42,10 @@ class PowerLaw:
         return self.c * np.asarray(x, dtype=float) ** self.alpha
 
     def label(self) -> str:
-        if not np.isfinite(self.ci_low):
-            return f"α = {self.alpha:.2f} (two points, no interval)"
-        return f"α = {self.alpha:.2f} [{self.ci_low:.2f}, {self.ci_high:.2f}]"
+        left = f"; {len(self.censored)} x with half the runs unreached left out" if self.censored else ""
+        if np.isnan(self.ci_low):
+            return f"α = {self.alpha:.2f} (two points, no interval{left})"
+        return f"α = {self.alpha:.2f} [{self.ci_low:.2f}, {self.ci_high:.2f}]" + (f" ({left[2:]})" if left else "")
 
 
 def _loglog_slopes(logx: np.ndarray, logy: np.ndarray) -> np.ndarray:
@@ -62,17 +65,40 @@ def _medians(xs: np.ndarray, groups: list[np.ndarray]) -> tuple[np.ndarray, np.n
     return np.log(xs), np.log(med)
 
 
+def unreached(y) -> np.ndarray:
+    """`y` as floats with a run that never reached the target (NaN, +inf) at +inf: it counts
+    above every reached value in a median or quantile, rather than being left out."""
+    y = np.asarray(y, dtype=float)
+    return np.where(np.isnan(y), np.inf, y)
+
+
+def quantiles(y, qs) -> np.ndarray:
+    """Quantiles `qs` of the observations `y` (1-D, positive; NaN or +inf: never reached, see
+    `unreached`), linearly interpolated; one that involves an unreached run is +inf."""
+    y = unreached(y).ravel()
+    reached = y[np.isfinite(y)]
+    q = np.quantile(np.where(np.isinf(y), np.finfo(float).max, y), qs)
+    return np.where(q > (reached.max() if reached.size else 0.0), np.inf, q)
+
+
 def _distinct(x, y, low=None, high=None) -> tuple[np.ndarray, ...]:
-    """(x, y, the sorted distinct x values, low, high) without non-positive or non-finite pairs.
+    """(x, y, the sorted distinct x values, low, high, censored) of the observations at x whose
+    median y is reached (finite): y NaN or +inf is a run that never reached the target and counts
+    above every reached y (`unreached`); `censored` are the x values left out because at least
+    half of their runs never did. Non-positive y (no place on a log axis) are left out.
     `low`/`high`: per-observation bounds on y (a missing or non-positive bound is y itself)."""
     x = np.asarray(x, dtype=float).ravel()
-    y = np.asarray(y, dtype=float).ravel()
+    y = unreached(y).ravel()
     bounds = []
     for bound, pick in ((low, np.minimum), (high, np.maximum)):
         b = y if bound is None else np.asarray(bound, dtype=float).ravel()
         bounds.append(np.where(np.isfinite(b) & (b > 0), pick(b, y), y))
-    ok = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
-    return x[ok], y[ok], np.unique(x[ok]), bounds[0][ok], bounds[1][ok]
+    ok = (x > 0) & np.isfinite(x) & (y > 0)
+    x, y, low, high = x[ok], y[ok], bounds[0][ok], bounds[1][ok]
+    values = np.unique(x)
+    reached = np.array([np.isfinite(np.median(y[x == v])) for v in values], dtype=bool)
+    inside = np.isin(x, values[reached])
+    return x[inside], y[inside], values[reached], low[inside], high[inside], tuple(values[~reached].tolist())
 
 
 def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float = 0.95,
@@ -84,8 +110,11 @@ def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float 
     stratified bootstrap). With one observation per x the interval is the least-squares
     t-interval (n − 2 degrees of freedom) of the points' scatter about the line (`scatter`;
     False leaves it out); with two such points there is no scatter to measure, and the
-    interval is NaN. Non-positive or non-finite observations (a run that never reached the
-    target) are dropped.
+    interval is NaN. A y that is NaN or +inf is a run that never reached the target: it counts
+    above every reached y in the medians (it is not dropped, which would leave the median of
+    the runs that did), an x where at least half the runs never reached is left out of the fit
+    (`PowerLaw.censored`), and a bootstrap replicate whose median is unreached somewhere has an
+    infinite slope, so the interval may end at ±inf. Non-positive y are left out (no log).
 
     `low`, `high` (optional, one per observation): an interval that holds each y with high
     confidence, such as the Clopper–Pearson bracket of a searched m* (a missing end is y
@@ -100,9 +129,10 @@ def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float 
         >>> fit_exponent(s, m).ci                                  # (0.75, 0.75)
         >>> fit_exponent(s, m, low=m / 1.25, high=m).ci            # about (0.67, 0.83)
     """
-    x, y, xs, low, high = _distinct(x, y, low, high)
+    x, y, xs, low, high, censored = _distinct(x, y, low, high)
     if xs.size < 2:
-        raise ValueError(f"need positive values at two or more distinct x to fit a power law, got {xs.size}")
+        raise ValueError(f"need two or more distinct x where at least half the runs reached the target to fit "
+                         f"a power law, got {xs.size}")
     members = [np.flatnonzero(x == v) for v in xs]
     groups = [y[i] for i in members]
     alpha, logc = _loglog_slope(*_medians(xs, groups))
@@ -112,9 +142,10 @@ def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float 
         down, up = _bracket_range(np.log(x), np.log(y), log_low, log_high)
         spread = _scatter_halfwidth(np.log(x), np.log(y), level) if scatter else 0.0
         if not (bracketed or np.isfinite(spread)):
-            return PowerLaw(alpha, float(np.exp(logc)), np.nan, np.nan, level, int(x.size))
+            return PowerLaw(alpha, float(np.exp(logc)), np.nan, np.nan, level, int(x.size), censored)
         spread = spread if np.isfinite(spread) else 0.0
-        return PowerLaw(alpha, float(np.exp(logc)), alpha + down - spread, alpha + up + spread, level, int(x.size))
+        return PowerLaw(alpha, float(np.exp(logc)), alpha + down - spread, alpha + up + spread, level, int(x.size),
+                        censored)
     rng = np.random.default_rng(seed)
     resampled = [np.empty((n_boot, len(i))) for i in members]  # per x: (replicate, seed)
     for b in range(n_boot):
@@ -122,10 +153,29 @@ def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float 
         for out, i in zip(resampled, members):
             out[b] = yb[i[rng.integers(0, len(i), len(i))]]
     medians = np.stack([np.median(r, axis=1) for r in resampled], axis=1)
-    slopes = _loglog_slopes(np.log(xs), np.log(medians))
+    slopes = _loglog_slopes(np.log(xs), np.log(np.where(np.isinf(medians), 1.0, medians)))
+    # a replicate whose median at some x is unreached has no finite slope: +inf where those x lie
+    # above the mean of log x (the line could rise without bound), -inf below, undefined if both
+    side = np.sign(np.log(xs) - np.log(xs).mean())
+    pulls = np.where(np.isinf(medians), side, 0.0)
+    up, down = (pulls > 0).any(axis=1), (pulls < 0).any(axis=1)
+    slopes = np.where(up & down, np.nan, np.where(up, np.inf, np.where(down, -np.inf, slopes)))
+    slopes = slopes[~np.isnan(slopes)]
     tail = (1 - level) / 2
-    lo, hi = np.quantile(slopes, [tail, 1 - tail]) if np.isfinite(slopes).all() else (np.nan, np.nan)
-    return PowerLaw(alpha, float(np.exp(logc)), float(lo), float(hi), level, int(x.size))
+    lo, hi = _tail_quantiles(slopes, [tail, 1 - tail]) if slopes.size else (np.nan, np.nan)
+    return PowerLaw(alpha, float(np.exp(logc)), float(lo), float(hi), level, int(x.size), censored)
+
+
+def _tail_quantiles(values: np.ndarray, qs) -> np.ndarray:
+    """Linearly interpolated quantiles of `values`, which may hold ±inf (an interpolation with an
+    infinite neighbour is that infinity)."""
+    finite = values[np.isfinite(values)]
+    if finite.size == values.size:
+        return np.quantile(values, qs)
+    big = np.finfo(float).max
+    q = np.quantile(np.clip(values, -big, big), qs)
+    top, bottom = (finite.max(), finite.min()) if finite.size else (0.0, 0.0)
+    return np.where(q > top, np.inf, np.where(q < bottom, -np.inf, q))
 
 
 def _bracket_range(logx: np.ndarray, logy: np.ndarray, log_low: np.ndarray, log_high: np.ndarray) -> tuple[float, float]:
@@ -167,7 +217,7 @@ def local_slopes(x, y, *, window: int = 3, low=None, high=None, n_boot: int = 10
         >>> local_slopes([10, 20, 40, 80], [100, 400, 3200, 25600], window=2)["slope"].round(2).tolist()
         [2.0, 3.0, 3.0]
     """
-    x, y, xs, low, high = _distinct(x, y, low, high)
+    x, y, xs, low, high, _ = _distinct(x, y, low, high)
     rows = []
     width = min(max(window, 2), xs.size)
     seeds = bool(xs.size) and (max(int((x == v).sum()) for v in xs) > 1 or bool(np.any(high > low)))
@@ -188,7 +238,7 @@ def upper_half_fit(x, y, **kwargs) -> PowerLaw:
 
     Example: n ∈ {10, …, 60} fits over n ∈ {40, 50, 60}.
     """
-    x, y, xs, low, high = _distinct(x, y, kwargs.pop("low", None), kwargs.pop("high", None))
+    x, y, xs, low, high, _ = _distinct(x, y, kwargs.pop("low", None), kwargs.pop("high", None))
     cut = xs[max(0, min(xs.size // 2, xs.size - 2))] if xs.size else 0.0
     upper = x >= cut
     return fit_exponent(x[upper], y[upper], low=low[upper], high=high[upper], **kwargs)
@@ -289,7 +339,10 @@ def scaling_plot(table: pd.DataFrame, x: str, y: str, by: str | None = None, ax=
                  xlabel: str | None = None, ylabel: str | None = None, title: str | None = None,
                  n_boot: int = 1000):
     """Median and interquartile range of `y` per `x` (one row per run), log-log, one series per
-    value of `by`, each with its fitted power law and exponent interval in the legend.
+    value of `by`, each with its fitted power law and exponent interval in the legend. A run with
+    `y` NaN never reached the target: it counts above every reached run (`quantiles`), an x whose
+    median run never reached is drawn as a lower bound (▲, its largest reached value) and left
+    out of the fit, and the legend says how many runs never reached.
 
     Returns (fig, ax, {series value: PowerLaw or None})."""
     fig, ax = figure() if ax is None else (ax.figure, ax)
@@ -297,7 +350,9 @@ def scaling_plot(table: pd.DataFrame, x: str, y: str, by: str | None = None, ax=
     series = [(None, table)] if by is None else list(table.groupby(by, sort=True))
     for i, (name, part) in enumerate(series):
         color = PALETTE[i % len(PALETTE)]
-        stats = part.groupby(x)[y].quantile([0.25, 0.5, 0.75]).unstack().dropna()
+        values = part[y].astype(float)
+        stats = pd.DataFrame({at: quantiles(v, [0.25, 0.5, 0.75]) for at, v in values.groupby(part[x])},
+                             index=[0.25, 0.5, 0.75]).T
         stats = stats[stats[0.5] > 0]
         prefix = "" if by is None else f"{by}={name}: "
         try:
@@ -305,9 +360,19 @@ def scaling_plot(table: pd.DataFrame, x: str, y: str, by: str | None = None, ax=
         except ValueError:
             fit = None
         fits[name] = fit
-        label = prefix + (fit.label() if fit else "too few points to fit")
+        missing = int(np.isinf(unreached(values)).sum())
+        label = prefix + (fit.label() if fit else "too few points to fit") + (
+            f"; {missing}/{len(values)} runs unreached" if missing else "")
+        # an x whose median run never reached: a lower bound at its largest reached value (▲)
+        above = stats[np.isinf(stats[0.5])].index
+        lows = [np.nanmax(np.where(np.isfinite(v), v, np.nan)) if np.isfinite(v).any() else np.nan
+                for v in (unreached(values[part[x] == a]) for a in above)]
+        if np.isfinite(lows).any():
+            ax.plot(np.asarray(above, dtype=float), lows, "^", color=color, ms=5, mfc="none")
+        stats = stats[np.isfinite(stats[0.5])]
         xs = stats.index.to_numpy(dtype=float)
-        ax.errorbar(xs, stats[0.5], yerr=[stats[0.5] - stats[0.25], stats[0.75] - stats[0.5]], fmt="o",
+        upper = np.where(np.isfinite(stats[0.75]), stats[0.75] - stats[0.5], 0.0)  # unreached: no upper bar
+        ax.errorbar(xs, stats[0.5], yerr=[stats[0.5] - stats[0.25], upper], fmt="o",
                     color=color, ms=4, capsize=2, label=label)
         if fit and xs.size:
             grid = np.geomspace(xs.min(), xs.max(), 50)
