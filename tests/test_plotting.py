@@ -176,3 +176,35 @@ def test_error_vs_m_labels_the_grid_values_on_a_log_axis():
     major = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
     minor = [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]
     assert ax.get_xscale() == "log" and major == ["256", "1024", "4096"] and minor == []
+
+
+def test_curves_count_every_run_and_say_which_diverged():
+    """Two runs with the same seed in one series both count; runs without a finite error are
+    left out of the band and counted in the legend; when none has one, a clear error."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sparselearn.plotting.curves import error_vs_m
+
+    def frame(errors):
+        return pd.DataFrame([{"run_id": f"r{i}", "m": m, "seed": 0, "test_error": e, "status": "ok" if np.isfinite(e)
+                              else "diverged", "target": "hierarchical", "learner": "mlp", "n": 8, "k": None,
+                              "grid": json.dumps({"data.m": m})} for i, (m, e) in enumerate(errors)])
+
+    fig, ax = error_vs_m(frame([(100, 0.1), (100, 0.3), (100, 0.5), (1000, 0.05), (1000, np.nan)]))
+    assert ax.lines[0].get_ydata()[0] == pytest.approx(0.3)   # the median of three runs of seed 0, not the first
+    assert "1 of 5 runs without a finite test error: diverged" in ax.get_legend().get_texts()[0].get_text()
+    with pytest.raises(ValueError, match="all diverged"):
+        error_vs_m(frame([(100, np.nan), (1000, np.inf)]))
+
+
+def test_plots_never_pool_grid_axes(tmp_path):
+    """A third varying axis: the scaling plot draws one series per combination of the other two,
+    the phase diagram (two axes only) refuses rather than average over it."""
+    store, runs, _ = _synthetic_store(tmp_path)
+    runs["grid"] = [json.dumps({**json.loads(g), "train.lr": lr}) for g, lr in zip(runs["grid"], [0.1, 0.2] * (len(runs) // 2))]
+    runs.to_parquet(store / "runs.parquet")
+    paths = plot_results(store, "scaling")
+    assert paths[0].exists()
+    with pytest.raises(ValueError, match="also varies train.lr"):
+        plot_results(store, "phase")

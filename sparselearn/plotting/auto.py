@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sparselearn.plotting.curves import grid_frame, learnability
+from sparselearn.plotting.curves import grid_frame, learnability, series_labels
 from sparselearn.plotting.phase import phase_diagram
 from sparselearn.plotting.scaling import scaling_plot
 from sparselearn.plotting.style import save
@@ -50,7 +50,11 @@ def plot_results(path: str | Path, kind: str = "curve", out: str | Path | None =
             raise ValueError(f"{store}: a scaling plot needs a numeric grid axis (e.g. target.n); grid varies "
                              f"{', '.join(axes) or 'nothing'}")
         x = _ordered(numeric, SCALING_X)[0]
-        by = next((a for a in axes if a != x), None)
+        others = [a for a in axes if a != x]
+        by = others[0] if len(others) == 1 else None
+        if len(others) > 1:  # one series per combination of the other axes, none pooled
+            ok = ok.assign(series=series_labels(ok, exclude=(x,)))
+            by = "series"
         y = "steps_to_eps" if ok["steps_to_eps"].notna().any() else "test_error"
         fig, _, _ = scaling_plot(ok, x, y, by=by, title=f"{ok['experiment'].iloc[0]}: {y} vs {x}")
     else:
@@ -58,5 +62,9 @@ def plot_results(path: str | Path, kind: str = "curve", out: str | Path | None =
             raise ValueError(f"{store}: a phase diagram needs two grid axes with several values; grid varies "
                              f"{', '.join(axes) or 'nothing'}")
         x, y = _ordered(axes, PHASE_AXES)[:2]
+        if len(axes) > 2:
+            raise ValueError(f"{store}: a phase diagram has two axes ({x}, {y}), but the grid also varies "
+                             f"{', '.join(a for a in axes if a not in (x, y))}, which it would average over; "
+                             "draw it with sparselearn.plotting.phase_diagram on the runs of one value of those")
         fig, _ = phase_diagram(runs, x, y, title=str(ok["experiment"].iloc[0]))
     return save(fig, out or store / "figures" / kind)

@@ -64,14 +64,36 @@ def _log_if_wide(ax, values, axis="x"):
         scale.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.0f}" if x == round(x) else f"{x:g}"))
 
 
+def _left_out(part: pd.DataFrame, column: str = "test_error") -> str:
+    """' (d of R runs without a finite <column>: diverged)' for a series' runs, '' if none."""
+    bad = int((~np.isfinite(part[column].astype(float))).sum())
+    return f" ({bad} of {len(part)} runs without a finite {column.replace('_', ' ')}: diverged)" if bad else ""
+
+
+def _finite(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` sorted by its index, with inf (a diverged run) as NaN: left out of the quantiles."""
+    table = table.sort_index().astype(float)
+    return table.where(np.isfinite(table))
+
+
+def _check_drawn(ax, runs: pd.DataFrame) -> None:
+    if not ax.lines:
+        raise ValueError(f"none of the {len(runs)} runs has a finite value to plot (all diverged)")
+
+
 def error_vs_m(runs: pd.DataFrame, ax=None, title: str | None = None):
-    """Final test error against the sample size m (median, IQR band over seeds)."""
+    """Final test error against the sample size m (median, IQR band over seeds); runs without
+    a finite error (diverged) are left out, and the legend says how many."""
     runs = runs[runs["status"] != "failed"].copy()
     runs["series"] = series_labels(runs, exclude=("data.m",))
     fig, ax = figure() if ax is None else (ax.figure, ax)
     for i, (name, part) in enumerate(runs.groupby("series", sort=True)):
-        table = part.pivot_table(index="m", columns="seed", values="test_error", aggfunc="first").sort_index()
-        _band(ax, table.index.to_numpy(dtype=float), table, name or "median over seeds (IQR band)", PALETTE[i % len(PALETTE)])
+        # one column per run: every run of the series counts, even two with the same seed
+        table = _finite(part.pivot_table(index="m", columns="run_id", values="test_error", aggfunc="first"))
+        label = (name or "median over seeds (IQR band)") + _left_out(part)
+        if table.notna().any().any():
+            _band(ax, table.index.to_numpy(dtype=float), table, label, PALETTE[i % len(PALETTE)])
+    _check_drawn(ax, runs)
     _log_if_wide(ax, runs["m"].dropna())
     ax.set_xlabel("training samples m")
     ax.set_ylabel("test error")
@@ -95,9 +117,13 @@ def error_vs_steps(runs: pd.DataFrame, curves: pd.DataFrame, ax=None, title: str
         merged = merged[merged["step"] > 0]
     fig, ax = figure() if ax is None else (ax.figure, ax)
     for i, (name, part) in enumerate(merged.groupby("series", sort=True)):
-        table = part.pivot_table(index="step", columns="seed", values=column, aggfunc="first").sort_index()
+        table = _finite(part.pivot_table(index="step", columns="run_id", values=column, aggfunc="first"))
         color = (colors or {}).get(name, PALETTE[i % len(PALETTE)])
-        _band(ax, table.index.to_numpy(dtype=float), table, name or "median over seeds (IQR band)", color)
+        last = part.sort_values("step").groupby("run_id").tail(1)   # each run's last point
+        label = (name or "median over seeds (IQR band)") + _left_out(last, column)
+        if table.notna().any().any():
+            _band(ax, table.index.to_numpy(dtype=float), table, label, color)
+    _check_drawn(ax, runs)
     if logx:
         ax.set_xscale("log")
     ax.set_xlabel("training step")

@@ -351,8 +351,10 @@ def scaling_plot(table: pd.DataFrame, x: str, y: str, by: str | None = None, ax=
     for i, (name, part) in enumerate(series):
         color = PALETTE[i % len(PALETTE)]
         values = part[y].astype(float)
-        stats = pd.DataFrame({at: quantiles(v, [0.25, 0.5, 0.75]) for at, v in values.groupby(part[x])},
-                             index=[0.25, 0.5, 0.75]).T
+        zeros = int((values <= 0).sum())   # no place on a log axis: left out of the points and the fit alike
+        values = values[~(values <= 0)]
+        stats = pd.DataFrame.from_dict({at: quantiles(v, [0.25, 0.5, 0.75]) for at, v in values.groupby(part[x])},
+                                       orient="index", columns=[0.25, 0.5, 0.75])
         stats = stats[stats[0.5] > 0]
         prefix = "" if by is None else f"{by}={name}: "
         try:
@@ -362,11 +364,12 @@ def scaling_plot(table: pd.DataFrame, x: str, y: str, by: str | None = None, ax=
         fits[name] = fit
         missing = int(np.isinf(unreached(values)).sum())
         label = prefix + (fit.label() if fit else "too few points to fit") + (
-            f"; {missing}/{len(values)} runs unreached" if missing else "")
+            f"; {missing}/{len(values)} runs unreached" if missing else "") + (
+            f"; {zeros} runs at {y} ≤ 0 left out (log axis)" if zeros else "")
         # an x whose median run never reached: a lower bound at its largest reached value (▲)
         above = stats[np.isinf(stats[0.5])].index
         lows = [np.nanmax(np.where(np.isfinite(v), v, np.nan)) if np.isfinite(v).any() else np.nan
-                for v in (unreached(values[part[x] == a]) for a in above)]
+                for v in (unreached(values[part.loc[values.index, x] == a]) for a in above)]
         if np.isfinite(lows).any():
             ax.plot(np.asarray(above, dtype=float), lows, "^", color=color, ms=5, mfc="none")
         stats = stats[np.isfinite(stats[0.5])]
