@@ -96,6 +96,18 @@ def test_support_selection_recovers_a_parity_below_the_feature_count():
     assert float(jnp.max(jnp.abs(clipped.apply(params, xt)))) == pytest.approx(0.5)
 
 
+def test_lowdegree_keep_above_the_live_columns_refits_without_ridge():
+    # auto on ±1 inputs: the 4 repeated-index columns of degree 2 are constant and dead;
+    # keep = 12 of 15 keeps at least one of them, which the ridge-free refit must skip
+    t = targets.get("sparse_parity", n=4, k=2)
+    tp = t.init(jax.random.key(0))
+    x, y = t.sample(tp, jax.random.key(1), 200)
+    ld = LowDegree(degree=2, basis="auto", ridge=0.0, keep=12)
+    params = ld.fit(jax.random.key(0), x, y)
+    assert bool(jnp.all(jnp.isfinite(params["coef"])))
+    np.testing.assert_allclose(ld.apply(params, x), y, atol=1e-4)
+
+
 def test_lowdegree_config_errors_name_the_key_and_the_numbers():
     base = "target: {name: sparse_parity, n: 8, k: 2}\ntrain: {loss: square}\ndata: {m: 64, test_m: 64}\n"
     with pytest.raises(ConfigError, match=r"learner\.degree.*degree ≤ n = 8"):

@@ -100,6 +100,15 @@ def test_masked_matmul_check_grads():
         check_grads(jax.jit(lambda x, w: P.masked_matmul(x, w, mask)), (x, w), order=2, modes=("rev",))
 
 
+def test_masked_matmul_gradients_keep_the_input_dtypes():
+    mask = normal(2, (4, 5)) > 0
+    for dx, dw in ((jnp.bfloat16, jnp.float32), (jnp.float32, jnp.bfloat16)):
+        x, w = normal(0, (3, 4), dx), normal(1, (4, 5), dw)
+        gx, gw = jax.grad(lambda x, w: P.masked_matmul(x, w, mask).astype(jnp.float32).sum(), (0, 1))(x, w)
+        assert (gx.dtype, gw.dtype) == (x.dtype, w.dtype)
+        close(gx, jnp.ones((3, 5)) @ jnp.where(mask, w, 0).astype(jnp.float32).T, jnp.bfloat16)
+
+
 # ---------------------------------------------------------------- topk
 
 @partial(jax.jit, static_argnums=2)
@@ -215,6 +224,39 @@ def test_gather_matmul_check_grads():
         for impl in ("sparse", "dense"):
             check_grads(jax.jit(lambda v, w, impl=impl: P.gather_matmul(v, idx, w, impl=impl)), (values, w2),
                         order=2, modes=("rev",))
+
+
+def test_gather_matmul_check_grads_on_numpy_inputs():
+    # check_grads hands the function NumPy arrays; the sparse path must accept them unjitted
+    with jax.enable_x64(True):
+        values = np.asarray(normal(0, (4, 3)), np.float64)
+        w2 = np.asarray(normal(1, (7, 2)), np.float64)
+        idx = np.array([[0, 3, 6], [1, 2, 3], [6, 5, 4], [0, 1, 2]])
+        check_grads(lambda v, w: P.gather_matmul(v, idx, w, impl="sparse"), (values, w2), order=2, modes=("rev",))
+
+
+@pytest.mark.parametrize("impl", _rows.IMPLS)
+def test_numpy_inputs_give_the_values_and_gradients_of_jax_inputs(impl):
+    m, n, s, k = 3, 4, 8, 2
+    x, router, w1, b1, w2 = routed_case({"m": m, "n": n, "s": s, "seed": 0}, jnp.float32, out=2)
+    values, idx = normal(6, (m, k)), jax.lax.top_k(normal(7, (m, s)), k)[1]
+
+    def run(np_inputs):
+        cast = (lambda a: np.asarray(a)) if np_inputs else (lambda a: a)
+        xv, w1v, b1v, w2v, vv, iv = map(cast, (x, w1, b1, w2, values, idx))
+        gather = lambda v, w: P.gather_matmul(v, iv, w, impl=impl)  # noqa: E731
+        layer = lambda x, w1, b1: P.routed_layer(x, router, w1, b1, k, impl=impl)[0]  # noqa: E731
+        mlp = lambda x, w1, b1, w2: P.routed_mlp(x, router, w1, b1, w2, k, impl=impl)  # noqa: E731
+        out = []
+        for fn, args in ((gather, (vv, w2v)), (layer, (xv, w1v, b1v)), (mlp, (xv, w1v, b1v, w2v))):
+            out.append(fn(*args))
+            out.extend(jax.grad(lambda *a, fn=fn: fn(*a).sum(), tuple(range(len(args))))(*args))
+            # a NumPy operand closed over keeps its type into the backward pass
+            out.append(jax.grad(lambda a0, fn=fn, args=args: fn(a0, *args[1:]).sum())(jnp.asarray(args[0])))
+        return out
+
+    for a, b in zip(run(True), run(False)):
+        close(a, b)
 
 
 @pytest.mark.parametrize("block, unroll, sum_block", [(1, 1, 1), (7, 2, 12), (64, 16, 1 << 17)])
@@ -360,6 +402,41 @@ def test_low_rank_router_ranks_truly_active_units_first_for_low_rank_weights():
     close(P.routed_mlp(x, router, w1, b1, w2, k), P.topk_mlp_reference(x, w1, b1, w2, k), jnp.bfloat16)
     np.testing.assert_allclose(P.routed_mlp(x, router, w1, b1, w2, k), P.topk_mlp_reference(x, w1, b1, w2, k),
                                rtol=1e-4, atol=1e-4)
+
+
+def ill_conditioned(seed: int, s: int, n: int, cond: float) -> jax.Array:
+    """(s, n) weights with singular values spread log-evenly from 1 down to 1/cond."""
+    rng = np.random.default_rng(seed)
+    u = np.linalg.qr(rng.standard_normal((s, n)))[0]
+    v = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    return jnp.asarray((u * np.logspace(0, -np.log10(cond), n)) @ v.T, jnp.float32)
+
+
+@pytest.mark.parametrize("rank", [30, 40])
+def test_router_from_weights_at_full_rank_is_exact_for_ill_conditioned_weights(rank):
+    m, n, s, k = 500, 30, 256, 4
+    w1 = ill_conditioned(0, s, n, 1e3)
+    x = jnp.asarray(np.random.default_rng(1).choice([-1.0, 1.0], (m, n)), jnp.float32)
+    b1, w2 = 0.01 * normal(2, (s,)), normal(3, (s,))
+    router = P.router_from_weights(w1, rank)
+    got = jnp.sort(P.route(x, router, b1, k), axis=1)
+    want = jnp.sort(jax.lax.top_k(x @ w1.T + b1, k)[1], axis=1)
+    np.testing.assert_array_equal(got, want)
+    for impl in ("sparse", "dense"):
+        np.testing.assert_allclose(P.routed_mlp(x, router, w1, b1, w2, k, impl=impl),
+                                   P.topk_mlp_reference(x, w1, b1, w2, k), rtol=1e-5, atol=1e-6)
+
+
+def test_router_from_weights_below_full_rank_has_an_orthonormal_basis():
+    n, s = 30, 256
+    w1 = ill_conditioned(0, s, n, 1e3)
+    sv = np.linalg.svd(np.asarray(w1), compute_uv=False)
+    for r in (5, 20, 29):
+        u, v = P.router_from_weights(w1, r)
+        assert u.shape == (n, r) and v.shape == (r, s)
+        np.testing.assert_allclose(u.T @ u, np.eye(r), atol=1e-5)
+        # the projection x Q Qᵀ w1ᵀ misses little more than the best rank-r approximation
+        assert np.linalg.norm(np.asarray(u @ v - w1.T), 2) < 1.5 * sv[r]
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="about how XLA on CPU lowers lax.top_k")

@@ -218,7 +218,10 @@ class LowDegree:
         coef = ridge_solve(phi, y, weights, self.ridge, live)
         if self.keep is not None and self.keep < phi.shape[1]:
             _, top = jax.lax.top_k(jnp.abs(coef), self.keep)
-            refit = ridge_solve(jnp.take(phi, top, axis=1), y, weights, self.ridge)
+            # dead columns (zero on the cube) can be among the kept ones when keep exceeds
+            # the live count: without their mask a ridge-free refit would be singular
+            kept_live = None if live is None else live[top]
+            refit = ridge_solve(jnp.take(phi, top, axis=1), y, weights, self.ridge, kept_live)
             coef = jnp.zeros_like(coef).at[top].set(refit)
         return {"coef": coef, "cube": cube}
 

@@ -67,6 +67,11 @@ def by_impl(impl: str, sparse_wins: bool, sparse, dense, *args, pallas=None, pal
     return sparse(*args) if impl == "sparse" else dense(*args)
 
 
+def as_arrays(*arrays) -> tuple[jax.Array, ...]:
+    """The arguments as JAX arrays: NumPy inputs lack the `.at` the gathers and scatters use."""
+    return tuple(jnp.asarray(a) for a in arrays)
+
+
 def _acc_dtype(*arrays) -> jnp.dtype:
     return jnp.promote_types(jnp.result_type(*arrays), jnp.float32)
 
@@ -103,7 +108,7 @@ def _map_rows(block, a: jax.Array, idx: jax.Array, table: jax.Array, width: int,
 
 def row_dots(x: jax.Array, table: jax.Array, idx: jax.Array) -> jax.Array:
     """out[i, j] = table[idx[i, j]] · x[i].  x (m, d), table (s, d), idx (m, k) → (m, k)."""
-    return cpu_else(_row_dots_cpu, _row_dots_vector, x, table, idx)
+    return cpu_else(_row_dots_cpu, _row_dots_vector, *as_arrays(x, table, idx))
 
 
 def _gather_contract(spec: str, a, idx, table, width: int, size: int | None = None):
@@ -149,7 +154,7 @@ def _add_slots(total: jax.Array, coef: jax.Array, idx: jax.Array, table: jax.Arr
 
 def row_combine(coef: jax.Array, idx: jax.Array, table: jax.Array) -> jax.Array:
     """out[i] = Σ_j coef[i, j] · table[idx[i, j]].  coef, idx (m, k), table (s, d) → (m, d)."""
-    return cpu_else(_row_combine_cpu, _row_combine_vector, coef, idx, table)
+    return cpu_else(_row_combine_cpu, _row_combine_vector, *as_arrays(coef, idx, table))
 
 
 def _row_combine_vector(coef, idx, table):
@@ -199,7 +204,7 @@ def row_scatter_add(s: int, idx: jax.Array, coef: jax.Array, x: jax.Array, dtype
     # and with one example per step that overhead costs 5–20% (m = 256, k = 64–256, d = 512).
     return cpu_else(lambda *a: _scatter_rows(s, *a, dtype, max(chunk_size(m, k, d), min(m, 2))),
                     lambda *a: _scatter_rows(s, *a, dtype, chunk_size(m, k, d, _ACCEL_BLOCK)),
-                    idx, coef, x)
+                    *as_arrays(idx, coef, x))
 
 
 def _scatter_rows(s: int, idx, coef, x, dtype, c: int):
@@ -226,6 +231,7 @@ def _scatter_rows(s: int, idx, coef, x, dtype, c: int):
 
 def scatter_add_1d(s: int, idx: jax.Array, coef: jax.Array, dtype) -> jax.Array:
     """out[u] = Σ_{i, j: idx[i, j] = u} coef[i, j].  idx, coef (m, k) → (s,)."""
+    idx, coef = as_arrays(idx, coef)
     acc = _acc_dtype(coef)
     total = jnp.zeros((s,), acc).at[idx.reshape(-1)].add(coef.reshape(-1).astype(acc), mode="promise_in_bounds")
     return total.astype(dtype)

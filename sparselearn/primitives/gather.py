@@ -67,7 +67,11 @@ def gather_vjp(rows):
         return d_values, None, d_w2
 
     product.defvjp(fwd, bwd)
-    return product
+
+    def apply(values, idx, w2):
+        return product(*_rows.as_arrays(values, idx, w2))
+
+    return apply
 
 
 _gather_matmul = gather_vjp(_rows)
@@ -121,6 +125,7 @@ def gather_matmul(values: jax.Array, idx: jax.Array, w2: jax.Array, *,
     idx gets none. Equals `dense_rows(values, idx, s) @ w2`.
     """
     _check(values, idx, w2)
+    values, idx, w2 = _rows.as_arrays(values, idx, w2)
     vector = w2.ndim == 1
     w2m = w2[:, None] if vector else w2
     k, s = idx.shape[1], w2m.shape[0]

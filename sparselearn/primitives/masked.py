@@ -35,8 +35,9 @@ def _masked_matmul_fwd(x, w, mask):
 
 def _masked_matmul_bwd(res, g):
     x, w, mask = res
-    dx = g @ _kept(w, mask).T
-    dw = _kept(x.T @ g, mask)
+    # each cotangent in its primal's dtype: g has the promoted dtype of x @ w
+    dx = (g @ _kept(w, mask).T).astype(x.dtype)
+    dw = _kept(x.T @ g, mask).astype(w.dtype)
     return dx, dw, None
 
 

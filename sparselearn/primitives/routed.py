@@ -84,7 +84,11 @@ def rows_vjp(rows):
         return d_x, d_w1, d_b1, None
 
     layer.defvjp(fwd, bwd)
-    return layer
+
+    def apply(x, w1, b1, idx):
+        return layer(*_rows.as_arrays(x, w1, b1, idx))
+
+    return apply
 
 
 _rows_sparse = rows_vjp(_rows)
@@ -170,6 +174,7 @@ def routed_layer(x: jax.Array, router, w1: jax.Array, b1: jax.Array, k: int,
     """
     n, s = _check(x, router, w1, b1)
     k = _checks.k_in_range(k, s)
+    x, w1, b1 = _rows.as_arrays(x, w1, b1)
     idx = route(x, router, b1, k)
     z = _rows.by_impl(impl, prefers_sparse(k, s, n), _rows_sparse, _rows_dense, x, w1, b1, idx,
                       pallas=_rows_pallas, pallas_wins=prefers_pallas("routed", k, s))
@@ -192,6 +197,7 @@ def routed_mlp(x: jax.Array, router, w1: jax.Array, b1: jax.Array, w2: jax.Array
     """
     n, s = _check(x, router, w1, b1, w2)
     k = _checks.k_in_range(k, s)
+    x, w1, b1, w2 = _rows.as_arrays(x, w1, b1, w2)
     # the dense path takes all units at once and a mask: no (m, k) gathers of z in and out
     return _rows.by_impl(impl, prefers_sparse(k, s, n), _sparse_mlp, _masked_dense, x, w1, b1, w2,
                          route(x, router, b1, k), pallas=_pallas_mlp, pallas_wins=prefers_pallas("routed", k, s))
@@ -235,29 +241,20 @@ def _gaussian_sketch(r: int, s: int, seed: int) -> np.ndarray:
 
 
 def _orthonormal_rows(y: jax.Array) -> jax.Array:
-    """Modified Gram–Schmidt on the rows of y (r, n); a row that is (numerically) in the
-    span of the earlier ones becomes zero instead of noise."""
-    r = y.shape[0]
-    scale = jnp.max(jnp.linalg.norm(y, axis=1))
-
-    def step(i, q):
-        norm = jnp.linalg.norm(q[i])
-        row = jnp.where(norm > 1e-6 * scale, q[i] / jnp.where(norm > 0, norm, 1.0), 0.0)
-        later = (jnp.arange(r) > i)[:, None]
-        q = q - jnp.where(later, (q @ row)[:, None] * row[None, :], 0.0)
-        return q.at[i].set(row)
-
-    return jax.lax.fori_loop(0, r, step, y)
+    """Rows (r, d) of an orthonormal basis of the row space of y (r, d), r ≤ d, by
+    Householder QR: orthonormal to working precision however ill-conditioned y is."""
+    return jnp.linalg.qr(y.T)[0].T
 
 
 def router_from_weights(w1: jax.Array, rank: int, *, seed: int = 0) -> tuple[jax.Array, jax.Array]:
     """A rank-r router that approximates the first layer itself: scores ≈ x @ w1ᵀ + b1.
 
-    A randomized range finder with one power iteration (Halko, Martinsson & Tropp)
-    finds an orthonormal basis Qᵀ (r, n) of w1's dominant row space; the router is
-    (u, v) = (Q, (w1 Q)ᵀ), so x @ u @ v = x Q Qᵀ w1ᵀ. With r ≥ n it is exact, and it
-    ranks the true top-k first whenever w1 is close to rank r. Costs O(s·n·r); no
-    gradient flows through it.
+    With r ≥ n the router is exact: (u, v) = (I_n, w1ᵀ), scores = x @ w1ᵀ + b1, so the
+    routed units are the dense top-k. With r < n, a randomized range finder with one
+    power iteration (Halko, Martinsson & Tropp), re-orthonormalised by QR after every
+    product, finds an orthonormal basis Qᵀ (r, n) of w1's dominant row space; the router
+    is (u, v) = (Q, (w1 Q)ᵀ), so x @ u @ v = x Q Qᵀ w1ᵀ. It ranks the true top-k first
+    whenever w1 is close to rank r. Costs O(s·n·r); no gradient flows through it.
 
     Args:
         w1: (s, n) first-layer rows.
@@ -272,11 +269,16 @@ def router_from_weights(w1: jax.Array, rank: int, *, seed: int = 0) -> tuple[jax
     if rank < 1:
         raise ValueError(f"rank must be ≥ 1, got {rank}")
     s, n = w1.shape
-    w = jax.lax.stop_gradient(w1).astype(jnp.float32)
-    r = min(int(rank), n)
+    w1 = jax.lax.stop_gradient(jnp.asarray(w1))
+    if rank >= n:
+        return jnp.eye(n, dtype=w1.dtype), w1.T
+    w = w1.astype(jnp.float32)
+    r = int(rank)
     # Every product below contracts over the minor axis of its right operand or keeps
     # w in its stored (s, n) layout: XLA on CPU is several times slower otherwise.
-    y = jnp.asarray(_gaussian_sketch(r, s, seed)) @ w        # (r, n) = (w1ᵀ Ω)ᵀ
-    y = jnp.einsum("rs,sn->rn", jnp.einsum("rn,sn->rs", y, w), w)  # one power iteration
-    q = _orthonormal_rows(y)                                  # (r, n)
+    # Without the QR between products the power iteration would cube the singular
+    # values, and float32 would lose the weaker directions of an ill-conditioned w1.
+    q = _orthonormal_rows(jnp.asarray(_gaussian_sketch(r, s, seed)) @ w)   # (r, n): range of w1ᵀ Ω
+    z = _orthonormal_rows(jnp.einsum("rn,sn->rs", q, w))                  # (r, s): range of w1 Q
+    q = _orthonormal_rows(jnp.einsum("rs,sn->rn", z, w))                  # (r, n): range of w1ᵀ w1 Q
     return q.T.astype(w1.dtype), jnp.einsum("rn,sn->rs", q, w).astype(w1.dtype)
