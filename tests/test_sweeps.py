@@ -23,6 +23,21 @@ def test_expand_is_grid_times_seeds_with_stable_unique_ids(tiny):
     assert {(dict(r.point)["data.m"], r.seed) for r in runs} == {(64, 0), (64, 1), (256, 0), (256, 1)}
 
 
+def test_run_ids_do_not_depend_on_the_order_of_grid_keys(tiny):
+    a = config.override(tiny, sweep={"grid": {"data.m": [64, 256], "train.lr": [0.1, 0.2]}})
+    b = config.override(tiny, sweep={"grid": {"train.lr": [0.1, 0.2], "data.m": [64, 256]}})
+    assert [k for k, _ in a.sweep.grid] != [k for k, _ in b.sweep.grid]
+    ids = [{(tuple(sorted(r.point)), r.seed): r.run_id for r in expand(e)} for e in (a, b)]
+    assert ids[0] == ids[1] and len(ids[0]) == 8
+
+
+def test_round_m_rounds_only_where_m_is_a_vmapped_axis(tiny, tiny_text):
+    fitted = config.loads(tiny_text.replace("{name: mlp, width: 32, depth: 2}", "{name: lowdegree, degree: 2}"))
+    for exp, size in ((tiny, 16384), (fitted, 8193)):
+        runs = expand(config.override(exp, sweep={"grid": {"data.m": [8193]}}))
+        assert [g.exp.data.m for g in group(runs, round_m=True)] == [size]
+
+
 def test_vmapped_axes_share_a_group_and_shapes_split_groups(tiny):
     exp = config.override(tiny, sweep={"grid": {"data.m": [64, 256], "train.lr": [0.1, 0.5],
                                                 "train.weight_decay": [0.0, 0.01]}})

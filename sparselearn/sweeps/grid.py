@@ -50,9 +50,12 @@ def _digest(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=repr).encode()).hexdigest()[:16]
 
 
-def run_id(cfg_hash: str, point, seed: int) -> str:
-    """Stable id of (config hash, grid point, seed)."""
-    return _digest(cfg_hash, [[k, v] for k, v in point], seed)
+def run_id(cfg_hash: str, point, seed: int, *, ordered: bool = False) -> str:
+    """Stable id of (config hash, grid point, seed), whatever the order of the point's keys
+    (as `config_hash` ignores the order of the grid's). `ordered`: hash the point in its
+    given order, as ids were made before, to find the runs of stores written then."""
+    pairs = [[k, v] for k, v in point]
+    return _digest(cfg_hash, pairs if ordered else sorted(pairs, key=lambda kv: kv[0]), seed)
 
 
 def expand(exp: Experiment) -> list[Run]:
@@ -69,9 +72,11 @@ def expand(exp: Experiment) -> list[Run]:
 def group(runs: list[Run], round_m: bool = False) -> list[Group]:
     """Runs partitioned into shape groups, in order of first appearance.
 
-    With `round_m` the group's dataset size is rounded up to a power of two (at least 256), so callers
-    that try many sample sizes (the sample-complexity search) reuse compiled programs;
-    results do not change, since a run only reads the first m rows.
+    With `round_m` the group's dataset size is rounded up to a power of two (at least 256)
+    where m is a vmapped axis (trained learners), so callers that try many sample sizes (the
+    sample-complexity search) reuse compiled programs; results do not change, since a run
+    only reads the first m rows. A fitted learner's m is a shape (its solve grows with the
+    rows): there it stays, as rounding would only add memory.
     """
     buckets: dict[Experiment, list[Run]] = {}
     for r in runs:
@@ -80,7 +85,7 @@ def group(runs: list[Run], round_m: bool = False) -> list[Group]:
     for members in buckets.values():
         first = members[0].exp
         size = max(r.exp.data.m for r in members)
-        if round_m:
+        if round_m and spec.BY_NAME["m"].vmapped(first):
             size = max(256, 1 << (size - 1).bit_length())
         exp = replace(first, data=replace(first.data, m=size))
         groups.append(Group(_digest([r.run_id for r in members]), exp, tuple(members)))
