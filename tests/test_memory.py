@@ -48,7 +48,8 @@ def test_runs_per_call_follows_free_memory_and_the_cap(tiny):
     one = memory.estimate(g.exp).total
     free = int(10.5 * one / memory.HEADROOM)
     assert memory.runs_per_call(g.exp, 1024, free) == 10
-    assert memory.runs_per_call(g.exp, 1024, free, multiple=4) == 8  # whole runs per device
+    assert memory.runs_per_call(g.exp, 1024, free, devices=4) == 8  # a multiple of the devices sharing it
+    assert memory.runs_per_call(g.exp, 1024, free, devices=4, per_device=True) == 40  # 10 on each device
     assert memory.runs_per_call(g.exp, 3, free) == 3
     assert memory.runs_per_call(g.exp, 1024, None) == 1024  # unknown memory: the cap
     with pytest.raises(config.ConfigError, match="one run needs about"):
@@ -78,7 +79,7 @@ def test_sizes_that_cannot_fit_fail_fast_with_exit_2_and_write_nothing(tmp_path,
 def test_a_large_group_is_split_into_calls_that_fit(tiny, tmp_path, monkeypatch):
     g = group(expand(tiny))[0]
     one = memory.estimate(g.exp).total
-    monkeypatch.setattr(memory, "available", lambda devices=None: int(2.5 * one / memory.HEADROOM))
+    monkeypatch.setattr(memory, "available", lambda devices=None: (int(2.5 * one / memory.HEADROOM), False))
     calls = []
     import sparselearn.sweeps.runner as runner
 
@@ -102,3 +103,42 @@ def test_estimate_counts_recorded_traces_and_the_network_a_ticket_trains_first(t
     for pick in ("largest", "random"):
         ticket = memory.estimate(static_part(config.override(tiny, train={"rewind": 4, "rewind_pick": pick})))
         assert ticket.parameters > plain.parameters and ticket.data == 2 * plain.data
+
+
+class _Device:
+    """A stand-in for a JAX device: its platform and memory stats."""
+
+    def __init__(self, platform: str, free: int = 0):
+        self.platform, self.free = platform, free
+
+    def memory_stats(self):
+        return {"bytes_limit": self.free + 1000, "bytes_in_use": 1000}
+
+
+def test_plan_compares_one_run_with_one_device_and_counts_the_padding(tiny, monkeypatch):
+    import jax
+
+    g = group(expand(tiny))[0]  # 4 runs: on 3 devices the executor uses 2, with 2 runs each
+    one = memory.estimate(g.exp).total
+    room = int(2.5 * one / memory.HEADROOM)
+    assert memory.available([_Device("gpu", room), _Device("gpu", 3 * room)]) == (room, True)
+    monkeypatch.setattr(jax, "local_devices", lambda: [_Device("gpu", room)] * 3)
+    assert memory.plan([g], tiny.executor) == {g.group_id: 4}  # 2 per device fit, not 7 in all
+    # host devices share the host's memory: each call holds a run per device, padded if fewer
+    monkeypatch.setattr(jax, "local_devices", lambda: [_Device("cpu")] * 4)
+    monkeypatch.setattr(memory, "host_available", lambda: room)
+    with pytest.raises(config.ConfigError, match="one run on each of 4 host devices .* at most 2 host devices"):
+        memory.plan([g], tiny.executor)
+    monkeypatch.setattr(memory, "host_available", lambda: 2 * room)
+    assert memory.plan([g], tiny.executor) == {g.group_id: 4}
+    with pytest.raises(config.ConfigError, match="host devices"):
+        memory.runs_per_call(g.exp, 1024, int(1.5 * one / memory.HEADROOM), devices=2)
+
+
+@pytest.mark.parametrize("learner", ["mlp, width: 16", "moe, experts: 2", "lowdegree, degree: 2"])
+def test_the_keys_an_estimate_names_exist(learner):
+    exp = config.loads(SIZED % (10, learner, "sgd", 16, 256, 128))
+    for _, keys in memory.estimate(static_part(exp)).parts().values():
+        for key in keys:
+            section, _, name = key.partition(".")
+            assert hasattr(exp, section) and (not name or hasattr(getattr(exp, section), name)), key

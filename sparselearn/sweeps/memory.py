@@ -11,8 +11,10 @@ its largest m), in three parts, each found by abstract evaluation (no compile, n
 
 A lottery-ticket run (`train.rewind`) counts the full network it trains first and the width-K
 network it then trains. A vmapped group of R runs needs about R times that. `plan(groups,
-executor)` turns this into the number of runs per compiled call, and raises ConfigError when
-one run alone cannot fit.
+executor)` turns this into the number of runs per compiled call: on accelerators each device
+holds its share of the run axis in its own memory; host devices share the host's, and a call
+split over D of them holds a multiple of D runs (the run axis is padded to one). It raises
+ConfigError when one run alone cannot fit (or one per host device).
 
 Example:
     >>> est = estimate(group_exp)
@@ -42,7 +44,8 @@ class Estimate:
     parameters: int
     activations: int
     data_keys: tuple[str, ...] = ("data.m", "target.n")
-    activation_keys: tuple[str, ...] = ("learner.width", "train.batch")
+    activation_keys: tuple[str, ...] = ("learner", "train.batch")
+    parameter_keys: tuple[str, ...] = ("learner", "target.n")
 
     @property
     def total(self) -> int:
@@ -51,7 +54,7 @@ class Estimate:
     def parts(self) -> dict[str, tuple[int, tuple[str, ...]]]:
         """name → (bytes, the config keys that drive it, the largest first)."""
         return {"data": (self.data, self.data_keys),
-                "parameters and optimizer state": (self.parameters, ("learner.width", "target.n")),
+                "parameters and optimizer state": (self.parameters, self.parameter_keys),
                 "activations": (self.activations, self.activation_keys)}
 
 
@@ -89,6 +92,11 @@ def _intermediates(closed) -> tuple[int, int]:
     return total, largest
 
 
+def _size_key(learner) -> str:
+    """The config key that sizes the learner: learner.width where it has one, else its section."""
+    return "learner.width" if hasattr(learner, "width") else "learner"
+
+
 def _grow(trace, which: int) -> int:
     """Bytes per row of the (sum, largest) intermediates of `trace(rows)`: its growth from 1 to 2 rows."""
     return max(_intermediates(trace(2))[which] - _intermediates(trace(1))[which], 0)
@@ -110,7 +118,8 @@ def estimate(exp) -> Estimate:
         full = estimate(replace(exp, train=replace(plain, record=())))
         kept = estimate(replace(exp, learner=replace(learner, width=tr.rewind), train=plain))
         return Estimate(full.data + kept.data, full.parameters + kept.parameters,
-                        max(full.activations, kept.activations), full.data_keys, full.activation_keys)
+                        max(full.activations, kept.activations), full.data_keys, full.activation_keys,
+                        full.parameter_keys)
     kind = kind_of(learner)
     key = abstract_key()  # traced abstractly: nothing runs
     teacher = jax.eval_shape(target.init, key)
@@ -142,7 +151,8 @@ def estimate(exp) -> Estimate:
         step = BACKWARD * tr.batch * _grow(forward, 0)
         evaluation = 2 * max(data.test_m, train_rows) * _grow(forward, 1)
         activations = max(step, evaluation)
-        act_keys = ("train.batch" if step >= evaluation else rows_key, "learner.width")
+        act_keys = ("train.batch" if step >= evaluation else rows_key, _size_key(learner))
+        param_keys = (_size_key(learner), "target.n")
     else:
         # fitted/host learners: the parameters and the largest array the fit computes (a
         # feature or Gram matrix) at the group's own m
@@ -154,13 +164,17 @@ def estimate(exp) -> Estimate:
             activations = 2 * _intermediates(fit)[1]
         else:  # host: numpy copies of the run's data
             param_bytes, activations = 0, data.m * _bytes((x_one, y_one))
-        act_keys = ("data.m", "learner")
-    return Estimate(int(data_bytes), int(param_bytes), int(activations), (rows_key, "target.n"), act_keys)
+        act_keys = ("data.m", _size_key(learner))
+        param_keys = (_size_key(learner), "target.n")
+    return Estimate(int(data_bytes), int(param_bytes), int(activations), (rows_key, "target.n"), act_keys,
+                    param_keys)
 
 
-def available(devices=None) -> int | None:
-    """Bytes free for a group: the sum over `devices` of their free memory on accelerators,
-    else the host's available memory (the cgroup's limit if lower). None if unknown."""
+def available(devices=None) -> tuple[int | None, bool]:
+    """(bytes free, per_device). On accelerators (every one of `devices` reporting its memory)
+    the least free memory of any of them, per_device True: a run lives on one device, and the
+    run axis is split evenly. Else the host's available memory (the cgroup's limit if lower),
+    which all host devices share, per_device False. Bytes None if unknown."""
     if devices:
         free = []
         for d in devices:
@@ -169,8 +183,8 @@ def available(devices=None) -> int | None:
                 break
             free.append(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
         else:
-            return sum(free)
-    return host_available()
+            return min(free), True
+    return host_available(), False
 
 
 def host_available() -> int | None:
@@ -199,23 +213,40 @@ def _gb(b: float) -> str:
     return f"{b / 1e9:.1f} GB" if b >= 1e8 else f"{b / 1e6:.0f} MB" if b >= 1e6 else "< 1 MB"
 
 
-def runs_per_call(exp, cap: int, free: int | None, multiple: int = 1) -> int:
-    """How many runs of group `exp` one compiled call may take: as many as fit in
-    HEADROOM × `free` bytes, at most `cap`, rounded down to a multiple of `multiple` (the
-    devices sharing the run axis) when possible. Raises ConfigError if one run cannot fit."""
+def _too_big(est: Estimate, need: int, budget: float, free: int, what: str, advice: str = "") -> ConfigError:
+    """The error for `what` (needing `need` bytes of runs of `est`) over `budget` of `free` bytes."""
+    parts = sorted(est.parts().items(), key=lambda kv: -kv[1][0])
+    detail = ", ".join(f"{name} {_gb(b)} from {' × '.join(keys)}" for name, (b, keys) in parts)
+    worst = parts[0][1][1]
+    each = "" if need == est.total else "each run: "
+    return ConfigError(f"{what} needs about {_gb(need)} of memory ({each}{detail}), more than the "
+                       f"{_gb(budget)} a group may use of the {_gb(free)} available; reduce "
+                       f"{' or '.join(worst)}{advice}", key=worst[0])
+
+
+def runs_per_call(exp, cap: int, free: int | None, devices: int = 1, per_device: bool = False) -> int:
+    """How many runs of group `exp` one compiled call may take when its run axis is split over
+    `devices` devices: at most `cap`, and as many as fit in HEADROOM × `free` bytes, which are
+    each device's own (`per_device`, accelerators) or shared by all (host devices). A call
+    holds a multiple of `devices` runs (the run axis is padded to one), so the count is one
+    where it can be. Raises ConfigError if one run cannot fit, or, sharing the host's memory,
+    one run per device."""
     est = estimate(exp)
     if free is None:
         return cap
     budget = HEADROOM * free
     if est.total > budget:
-        parts = sorted(est.parts().items(), key=lambda kv: -kv[1][0])
-        detail = ", ".join(f"{name} {_gb(b)} from {' × '.join(keys)}" for name, (b, keys) in parts)
-        worst = parts[0][1][1]
-        raise ConfigError(f"one run needs about {_gb(est.total)} of memory ({detail}), more than the "
-                          f"{_gb(budget)} a group may use of the {_gb(free)} available; reduce "
-                          f"{' or '.join(worst)}", key=worst[0])
-    fit = min(cap, int(budget // max(est.total, 1)))
-    return fit - fit % multiple if fit >= multiple else fit
+        raise _too_big(est, est.total, budget, free, "one run")
+    fit = int(budget // max(est.total, 1))  # runs in the budget: per device, or in all
+    if per_device:
+        most = fit * devices
+    elif fit < devices:
+        raise _too_big(est, devices * est.total, budget, free, f"one run on each of {devices} host devices",
+                       f", or give JAX at most {fit} host device{'s' * (fit != 1)} (see sparselearn.runtime)")
+    else:
+        most = fit - fit % devices
+    most = min(cap, most)
+    return most - most % devices if most >= devices else most
 
 
 #: executors whose groups train in this process, on this machine's memory
@@ -224,15 +255,21 @@ HERE = ("local", "devices")
 
 def plan(groups, executor) -> dict[str, int]:
     """group_id → runs per compiled call (see `runs_per_call`) for groups that train in this
-    process; {} for executors that train elsewhere (their machines' memory is not known here).
-    Raises ConfigError when one run of a group cannot fit."""
+    process, each split over the devices the local executor gives it; {} for executors that
+    train elsewhere (their machines' memory is not known here). Raises ConfigError when one run
+    of a group cannot fit (or one per host device)."""
     if executor.name not in HERE or not groups:
         return {}
     import jax
 
-    devices = jax.local_devices()
-    free = available(devices)
-    return {g.group_id: runs_per_call(g.exp, executor.max_group_runs, free, len(devices)) for g in groups}
+    from sparselearn.sweeps.executors.local import devices_for
+
+    devices = tuple(jax.local_devices())
+    free, per_device = available(devices)
+    # split as the local executor splits each group's run axis
+    return {g.group_id: runs_per_call(g.exp, executor.max_group_runs, free,
+                                      len(devices_for(len(g.runs), devices) or (None,)), per_device)
+            for g in groups}
 
 
 def sized(train, limits: dict[str, int], group, **kwargs):
