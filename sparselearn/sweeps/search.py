@@ -6,11 +6,13 @@ until the bracket is within a factor 1 + rtol; every candidate m trains all seed
 vmapped group, and the candidates of every grid point (e.g. several n) of a round are
 trained side by side. For `train.steps` one training at the largest step budget gives
 `steps_to_eps` for every evaluated step, so no retraining is needed unless the budget is
-too small (then it doubles).
+too small (then it doubles, for the points that have not reached the target).
 
-Every run is stored like a sweep's, under results/<experiment>/search-<hash>/, with run
-ids that do not depend on the candidates tried, so an interrupted or repeated search
-reuses what is stored.
+Every run is stored like a sweep's, under results/<experiment>/search-<param>-<hash>/, with
+run ids that depend neither on the candidates tried nor on the start value (the searched key
+is left out of the hash), so an interrupted or repeated search, or one started elsewhere,
+reuses what is stored. A run that fails (status failed) or diverges counts as a seed that did
+not reach ε.
 
 Example:
     >>> res = sample_complexity(cfg, eps=0.05, delta=0.1)
@@ -19,6 +21,8 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from sparselearn.config import Experiment, config_hash, grid_points, with_point
+from sparselearn.config import Experiment, config_hash, grid_points, to_plain, with_point
 from sparselearn.contracts import kind_of
 from sparselearn.errors import ConfigError
 from sparselearn.sweeps.grid import Run, run_id
@@ -45,6 +49,12 @@ def clopper_pearson(successes: int, trials: int, confidence: float = 0.95) -> tu
     return float(lo), float(hi)
 
 
+def _needed(trials: int, target: float) -> int:
+    """The fewest successes of `trials` with a success rate ≥ `target`."""
+    # a small tolerance: 1 − 0.7 is 0.30000000000000004, yet 3 of 10 reach it
+    return math.ceil(target * trials - 1e-9)
+
+
 @dataclass
 class PointSearch:
     """The search state of one grid point: success counts per tried value."""
@@ -52,10 +62,11 @@ class PointSearch:
     point: tuple[tuple[str, Any], ...]
     tried: dict[int, tuple[int, int]] = field(default_factory=dict)  # value → (successes, trials)
     censored: bool = False  # no success up to the largest allowed value
+    failed: int = 0  # runs counted in `tried` whose status is failed (trials without success)
 
     def succeeds(self, value: int, target: float) -> bool:
         s, n = self.tried[value]
-        return n > 0 and s / n >= target
+        return n > 0 and s >= _needed(n, target)
 
     def bracket(self, target: float) -> tuple[int | None, int | None]:
         """(largest failing value below the smallest success, smallest success)."""
@@ -97,24 +108,27 @@ class SearchResult:
         """One row per grid point: the estimate, its bracket, the success rate there, tries.
 
         `estimate` is the smallest tried value whose success rate is ≥ 1 − δ (with the next
-        smaller tried value failing). `ci_low`/`ci_high` bracket m* using the exact binomial
-        (Clopper–Pearson) interval of each tried value: ci_low is the smallest tried value
-        whose interval reaches 1 − δ, ci_high the smallest whose interval lies above it
-        (null when the seeds are too few to be that sure).
+        smaller tried value failing). `ci_low`/`ci_high` bracket m* as ci_low < m* ≤ ci_high,
+        using the exact binomial (Clopper–Pearson) interval of each tried value: ci_high is the
+        smallest tried value whose interval lies above 1 − δ, ci_low the largest tried value
+        below ci_high (any, where ci_high is null) whose interval lies below 1 − δ (each null
+        when no tried value is that sure). `seeds` and `success_rate` are those at the
+        estimate; `failed` counts the point's runs that failed (status failed), each a seed that
+        did not succeed.
         """
         target = 1 - self.delta
         rows = []
         for ps in self.points:
             lo, hi = ps.bracket(target)
             cis = {v: clopper_pearson(*ps.tried[v], self.confidence) for v in sorted(ps.tried)}
-            reach = [v for v, (_, u) in cis.items() if u >= target]
             sure = [v for v, (lo_ci, _) in cis.items() if lo_ci >= target]
+            ci_high = min(sure) if sure else None
+            below = [v for v, (_, u) in cis.items() if u < target and (ci_high is None or v < ci_high)]
             s, n = ps.tried[hi] if hi is not None else (None, max((t for _, t in ps.tried.values()), default=0))
             rows.append({**{k: v for k, v in ps.point}, "estimate": hi, "censored": ps.censored,
-                         "below": lo, "ci_low": min(reach) if reach else None,
-                         "ci_high": min(sure) if sure else None,
+                         "below": lo, "ci_low": max(below) if below else None, "ci_high": ci_high,
                          "success_rate": s / n if s is not None and n else None, "seeds": n,
-                         "tried": len(ps.tried),
+                         "failed": ps.failed, "tried": len(ps.tried),
                          "values": sorted(ps.tried)})
         return pd.DataFrame(rows)
 
@@ -145,52 +159,98 @@ def _validate(exp: Experiment, param: str, eps: float, delta: float) -> None:
         raise ConfigError(f"learner {exp.learner.name} has no training steps", key="--param")
 
 
+def _search_hash(exp: Experiment, param: str) -> str:
+    """12 hex digits identifying `exp` (executor excluded, as `config_hash`) without the
+    searched key: every run sets its own value, so searches from any start share runs."""
+    plain = to_plain(exp)
+    plain.pop("executor")
+    section, _, name = param.partition(".")
+    plain[section].pop(name)
+    blob = json.dumps(plain, sort_keys=True, separators=(",", ":"), default=repr)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class _Store:
+    """Where a search's runs live: the store, the hash their ids start from, and whether the
+    ids hash the grid point in its given order (stores written before ids sorted it)."""
+
+    store: Store
+    hash: str
+    ordered: bool = False
+
+    def run_id(self, point, seed: int) -> str:
+        return run_id(self.hash, point, seed, ordered=self.ordered)
+
+
+def _store(out: str | Path, base: Experiment, param: str) -> _Store:
+    """The search's store; an existing one written when the searched key's value was part of
+    the hash (and so of its run ids) is kept while no store of the present form exists."""
+    root = Path(out) / base.experiment
+    h = _search_hash(base, param)
+    earlier = config_hash(base)
+    folder, old = root / f"search-{param}-{h}", root / f"search-{param}-{earlier}"
+    if not folder.exists() and old.exists():
+        return _Store(Store.at(old, base), earlier, ordered=True)
+    return _Store(Store.at(folder, base), h)
+
+
 def sample_complexity(exp: Experiment, eps: float | None = None, delta: float = 0.1, *, param: str = "data.m",
                       out: str | Path = "results", start: int | None = None, min_value: int | None = None,
                       max_value: int | None = None, rtol: float = 0.1, confidence: float = 0.95,
                       progress: bool = True, max_rounds: int = 40) -> SearchResult:
     """Smallest m (param "data.m") or number of steps (param "train.steps") with
     P[test error ≤ eps] ≥ 1 − delta over the config's seeds, for every point of its grid
-    (the searched key is removed from the grid). eps defaults to train.eps.
+    (the searched key is removed from the grid). eps defaults to train.eps. A failed or
+    diverged run counts as a seed that did not reach eps.
 
     data.m: start (default data.m), doubling/halving within [min_value, max_value]
     (defaults: train.batch or 1, and 2^18 = 262144 — raise it with care: every seed holds a
     dataset of that many rows), then bisection on log m to a factor 1 + rtol.
     train.steps: trained once at the config's steps (doubling up to max_value, default
-    16× steps, while some point has not reached the target); resolution train.eval_every.
+    16× steps, for the points that have not reached the target); resolution train.eval_every.
+    The config's value of the searched key sets only the start: runs are shared with searches
+    started from other values.
     """
     eps = exp.train.eps if eps is None else eps
     _validate(exp, param, eps, delta)
     grid = tuple((k, v) for k, v in exp.sweep.grid if k != param)
     base = replace(exp, sweep=replace(exp.sweep, grid=grid))
     base = replace(base, train=replace(base.train, eps=eps))
-    search_hash = config_hash(base)
-    store = Store.at(Path(out) / exp.experiment / f"search-{param}-{search_hash}", base)
+    where = _store(out, base, param)
     points = [PointSearch(p) for p in grid_points(base)]
     target = 1 - delta
     if param == "data.m":
-        _search_m(base, store, points, search_hash, target, eps, start, min_value, max_value, rtol, progress,
-                  max_rounds)
+        _search_m(base, where, points, target, eps, start, min_value, max_value, rtol, progress, max_rounds)
     else:
-        _search_steps(base, store, points, search_hash, target, eps, max_value, progress)
-    runs = store.runs()
-    return SearchResult(param, eps, delta, confidence, tuple(points), str(store.path), runs)
+        _search_steps(base, where, points, target, max_value, progress)
+    runs = where.store.runs()
+    return SearchResult(param, eps, delta, confidence, tuple(points), str(where.store.path), runs)
 
 
-def _train(base: Experiment, store: Store, search_hash: str, candidates, progress: bool) -> pd.DataFrame:
-    """Train every (grid point + value, seed) candidate not yet stored; return their rows."""
-    runs = []
+def _train(base: Experiment, where: _Store, candidates, progress: bool) -> dict[tuple, pd.DataFrame]:
+    """Train every (grid point, extra) candidate's seeds not yet stored; return each candidate's
+    stored rows (one per seed), by candidate."""
+    runs, ids = [], {}
     for point, extra in candidates:
         full = point + extra
         exp = with_point(base, full)
-        runs += [Run(run_id(search_hash, full, seed), search_hash, full, seed, exp) for seed in base.sweep.seeds]
-    df, _ = execute(store, runs, base.executor, progress=progress, desc=f"{base.experiment} search",
+        mine = [Run(where.run_id(full, seed), where.hash, full, seed, exp) for seed in base.sweep.seeds]
+        ids[(point, extra)] = {r.run_id for r in mine}
+        runs += mine
+    df, _ = execute(where.store, runs, base.executor, progress=progress, desc=f"{base.experiment} search",
                     round_m=True)
-    return df
+    return {c: df[df["run_id"].isin(i)] for c, i in ids.items()}
 
 
-def _search_m(base, store, points, search_hash, target, eps, start, min_value, max_value, rtol, progress,
-              max_rounds):
+def _counts(rows: pd.DataFrame, reached: pd.Series) -> tuple[int, int, int]:
+    """(successes, trials, failed) of one candidate's rows: every row is a trial, a success
+    one whose status is ok and that `reached` the target (failed or diverged runs never are)."""
+    ok = rows["status"] == "ok"
+    return int((ok & reached).sum()), len(rows), int((rows["status"] == "failed").sum())
+
+
+def _search_m(base, where, points, target, eps, start, min_value, max_value, rtol, progress, max_rounds):
     lo_limit = min_value or (base.train.batch if kind_of(base.learner).trained else 1)
     hi_limit = max_value or 2**18
     start = int(np.clip(start or base.data.m, lo_limit, hi_limit))
@@ -199,32 +259,34 @@ def _search_m(base, store, points, search_hash, target, eps, start, min_value, m
         for ps in points:
             value = _next_value(ps, target, start, lo_limit, hi_limit, rtol)
             if value is not None:
-                wanted.append((ps, value))
+                wanted.append((ps, (("data.m", value),)))
         if not wanted:
             return
-        df = _train(base, store, search_hash, [(ps.point, (("data.m", v),)) for ps, v in wanted], progress)
-        for ps, value in wanted:
-            ids = {run_id(search_hash, ps.point + (("data.m", value),), s) for s in base.sweep.seeds}
-            rows = df[df["run_id"].isin(ids)]
-            good = rows["status"] != "failed"
-            ps.tried[value] = (int((rows.loc[good, "test_error"] <= eps).sum()), int(good.sum()))
+        rows = _train(base, where, [(ps.point, extra) for ps, extra in wanted], progress)
+        for ps, extra in wanted:
+            got = rows[(ps.point, extra)]
+            s, n, failed = _counts(got, got["test_error"] <= eps)
+            ps.tried[extra[0][1]] = (s, n)
+            ps.failed += failed
 
 
-def _search_steps(base, store, points, search_hash, target, eps, max_value, progress):
+def _search_steps(base, where, points, target, max_value, progress):
     steps = base.train.steps
     limit = max_value or 16 * steps
+    todo = list(points)
     while True:
-        exp = replace(base, train=replace(base.train, steps=steps))
-        candidates = [(ps.point, (("train.steps", steps),)) for ps in points]
-        df = _train(exp, store, search_hash, candidates, progress)
-        curves = store.curves()
-        for ps in points:
-            ids = {run_id(search_hash, ps.point + (("train.steps", steps),), s) for s in base.sweep.seeds}
-            rows = df[df["run_id"].isin(ids) & (df["status"] != "failed")]
-            reached = rows["steps_to_eps"].astype("float64").to_numpy()
-            evals = np.sort(curves.loc[curves["run_id"].isin(ids), "step"].unique())
-            ps.tried = {int(t): (int(np.sum(reached <= t)), len(rows)) for t in evals if t > 0}
+        extra = (("train.steps", steps),)
+        rows = _train(base, where, [(ps.point, extra) for ps in todo], progress)
+        curves = where.store.curves()
+        for ps in todo:
+            got = rows[(ps.point, extra)]
+            reached = got["steps_to_eps"].astype("float64")
+            evals = np.sort(curves.loc[curves["run_id"].isin(got["run_id"]), "step"].unique())
+            ps.tried = {int(t): _counts(got, reached <= t)[:2] for t in evals if t > 0}
+            ps.failed = _counts(got, reached >= 0)[2]
             ps.censored = not any(ps.succeeds(t, target) for t in ps.tried)
-        if not any(ps.censored for ps in points) or steps >= limit:
+        # a point that reached the target keeps its budget; only the others train longer
+        todo = [ps for ps in todo if ps.censored]
+        if not todo or steps >= limit:
             return
         steps = min(2 * steps, limit)
