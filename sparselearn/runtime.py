@@ -21,7 +21,9 @@ and lower a group (about a second for the quickstart) before it finds the compil
 the argument shapes and shardings, the source of the code that builds it, the versions and the
 machine), keeps the serialized executable beside JAX's cache (not in it: deleting a kept
 program makes the next process compile it afresh), and loads it in a fresh process without
-tracing. It follows the same switches as the cache.
+tracing. It follows the same switches as the cache. Plug-in code is keyed as this process
+loaded it (`code_files`); a plug-in class with no source file (`python -c`, a notebook cell)
+has its programs kept in its process only.
 
 Compile tiers: the XLA option sets a program is compiled with on CPU (`FULL_COMPILE`, XLA's
 defaults stated; `QUICK_COMPILE`; `TINY_COMPILE`). Groups take one by their size
@@ -34,8 +36,11 @@ Nothing here imports jax at module level.
 from __future__ import annotations
 
 import contextlib
+import enum
 import functools
 import hashlib
+import inspect
+import marshal
 import os
 import pickle
 import platform
@@ -81,14 +86,15 @@ def cache_dir(environ=os.environ) -> Path | None:
 def enable_compile_cache(path: str | Path | None = None, environ=os.environ) -> Path | None:
     """Point JAX's persistent compilation cache at `path` (default: `cache_dir()`), keeping
     every program however fast it compiled. Returns the directory in use, or None when the
-    cache is off (by the environment or `disable_compile_cache`). A directory set before
+    cache is off (by the environment or `disable_compile_cache`; JAX's own cache is then
+    switched off too, even where JAX_COMPILATION_CACHE_DIR names one). A directory set before
     (`jax_compilation_cache_dir`) is kept. Safe to call many times; takes effect for programs
     compiled after it.
     """
     import jax
-    from jax.experimental.compilation_cache import compilation_cache as cc
 
     path = cache_dir(environ) if path is None else Path(path)
+    _jax_cache(path is not None)
     if path is None or not jax.config.jax_enable_compilation_cache:
         return None
     if jax.config.jax_compilation_cache_dir:
@@ -98,6 +104,8 @@ def enable_compile_cache(path: str | Path | None = None, environ=os.environ) -> 
     except OSError as e:  # an unwritable home: run without the cache rather than fail
         warnings.warn(f"compilation cache disabled: cannot create {path} ({e.strerror})", stacklevel=2)
         return None
+    from jax.experimental.compilation_cache import compilation_cache as cc
+
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
@@ -106,17 +114,29 @@ def enable_compile_cache(path: str | Path | None = None, environ=os.environ) -> 
 
 
 def disable_compile_cache(environ=os.environ) -> None:
-    """Switch the cache off for this process and the processes it starts (executors); for the
-    command line's `--no-compile-cache` and `executor.compile_cache: false`."""
+    """Switch the cache off for this process and the processes it starts that inherit its
+    environment; for the command line's `--no-compile-cache`."""
     environ[CACHE_ENV] = "off"
-    if "jax" not in sys.modules:  # not started: the environment is enough
-        return
+    if "jax" in sys.modules:  # else not started: the environment is enough
+        _jax_cache(False)
+
+
+#: whether JAX's cache is off because `_jax_cache` switched it off (not the user's jax settings)
+_switched_off = False
+
+
+def _jax_cache(on: bool) -> None:
+    """JAX's persistent compilation cache switched off in this process, or on again where this
+    module switched it off (a cache the user's jax settings switch off stays off)."""
+    global _switched_off
     import jax
     from jax.experimental.compilation_cache import compilation_cache as cc
 
-    if jax.config.jax_enable_compilation_cache:
-        jax.config.update("jax_enable_compilation_cache", False)
-        cc.reset_cache()
+    if on == jax.config.jax_enable_compilation_cache or (on and not _switched_off):
+        return
+    jax.config.update("jax_enable_compilation_cache", on)
+    cc.reset_cache()
+    _switched_off = not on
 
 
 def host_device_flags(environ=os.environ, count: int | None = None) -> str:
@@ -166,18 +186,27 @@ def local_devices():
 
 def compile_cache(on: bool = True) -> Path | None:
     """Before a sweep compiles: the persistent cache on (unless the environment switches it
-    off, see `cache_dir`) or off for this process. Returns the directory in use, if any."""
+    off, see `cache_dir`) or off, in this process until the next sweep's setting. Returns the
+    directory in use, if any."""
     if on:
         return enable_compile_cache()
-    disable_compile_cache()
+    _jax_cache(False)
     return None
 
 
-def with_compile_cache(fn, *args, **kwargs):
-    """`fn(*args, **kwargs)` with the compile cache on (unless the environment switches it off):
-    what a worker process of the Ray or SLURM executors runs, so workers share compiled programs."""
-    enable_compile_cache()
+def with_compile_cache(on: bool, fn, *args, **kwargs):
+    """`fn(*args, **kwargs)` with the compile cache `on` (unless the worker's environment switches
+    it off) or off: what a worker process of the Ray or SLURM executors runs, so workers share
+    compiled programs, and a sweep's `compile_cache: false` reaches workers that do not inherit
+    this process's environment."""
+    compile_cache(on)
     return fn(*args, **kwargs)
+
+
+def worker_compile_cache(on: bool) -> bool:
+    """The `on` for `with_compile_cache` of a sweep's workers: its `compile_cache` setting, and off
+    where this process's environment switches the cache off (`--no-compile-cache`)."""
+    return on and cache_dir() is not None
 
 
 # ------------------------------------------------------------------ compiled programs
@@ -240,7 +269,8 @@ class TieredJit:
                 or not tiers_apply()):
             return self._jitted(*args, **kwargs)
         key = (tuple(a for i, a in enumerate(args) if i in self._static), tree,
-               tuple((jax.typeof(x), x.sharding if isinstance(x, jax.Array) else None) for x in leaves))
+               tuple((jax.typeof(x), x.sharding if isinstance(x, jax.Array) else None) for x in leaves),
+               _jax_settings())
         try:
             with self._lock:
                 program = self._programs.get(key)
@@ -299,9 +329,11 @@ def eager_options(lowered) -> dict:
 
 #: subdirectory of the compilation cache that holds serialized group programs
 PROGRAMS = "sparselearn-programs"
-#: jax settings that change what a traced function computes
+#: jax settings that change what a traced function computes (besides jax's trace context, see
+#: `_jax_settings`; named here too for a jax that does not expose it)
 _TRACE_SETTINGS = ("jax_enable_x64", "jax_default_matmul_precision", "jax_default_prng_impl",
-                   "jax_threefry_partitionable", "jax_numpy_rank_promotion", "jax_numpy_dtype_promotion")
+                   "jax_threefry_partitionable", "jax_numpy_rank_promotion", "jax_numpy_dtype_promotion",
+                   "jax_random_seed_offset", "jax_softmax_custom_jvp", "jax_explicit_x64_dtypes")
 #: programs loaded or compiled in this process (key → jax.stages.Compiled), least recent first
 _LOADED: OrderedDict = OrderedDict()
 _LOADED_MAX = 64
@@ -321,11 +353,15 @@ def programs_dir(environ=os.environ) -> Path | None:
 
 @functools.lru_cache(maxsize=None)
 def _source_digest(files: tuple[str, ...]) -> str:
-    """sha256 over the contents of `files` (read once per process)."""
+    """sha256 over the contents of `files` (read once per process); a file that cannot be read
+    ('<stdin>', deleted) counts by its name alone."""
     h = hashlib.sha256()
     for f in files:
         h.update(f.encode())
-        h.update(Path(f).read_bytes())
+        try:
+            h.update(Path(f).read_bytes())
+        except OSError:
+            h.update(b"\0unreadable")
     return h.hexdigest()
 
 
@@ -354,37 +390,199 @@ def _versions() -> tuple[str, ...]:
     return (*(metadata.version(p) for p in ("jax", "jaxlib", "optax", "numpy")), sys.version)
 
 
-def code_files(*objects) -> tuple[str, ...]:
-    """The source files a program depends on: every module of the sparselearn package, and
-    the modules defining `objects`' classes when they live elsewhere (plug-in targets and
-    learners)."""
-    import inspect
+def _jax_settings() -> tuple:
+    """The jax settings a traced program depends on: `_TRACE_SETTINGS` and jax's trace context
+    (every option jax itself marks as changing a trace), where this jax has one."""
+    import jax
 
-    files = set(_package_files())
-    for obj in objects:
-        try:
-            files.add(str(Path(inspect.getfile(type(obj))).resolve()))
-        except (TypeError, OSError):
-            pass
-    return tuple(sorted(files))
+    listed = tuple(getattr(jax.config, name, None) for name in _TRACE_SETTINGS)
+    try:
+        from jax._src import config
+
+        return listed + tuple(config.trace_context())
+    except (ImportError, AttributeError):
+        return listed
 
 
-def program_key(parts, args, files: tuple[str, ...] = ()) -> str:
+class Code(NamedTuple):
+    """The code a program is built from, for `program_key`: source `files` (sparselearn's own
+    modules), a digest of the plug-in code `loaded` in this process (`_plugin_digest`), and the
+    ids of plug-in classes without a source file (`local`), whose programs are kept in this
+    process only."""
+
+    files: tuple[str, ...] = ()
+    loaded: str = ""
+    local: tuple[int, ...] = ()
+
+
+def code_files(*objects) -> Code:
+    """The code a program depends on: every module of the sparselearn package and, where
+    `objects`' classes live elsewhere (plug-in targets and learners), the plug-in code loaded in
+    this process (`_plugin_digest`). A plug-in class defined where no file holds it (`python
+    -c`, stdin, a notebook cell) is keyed by its identity and never kept on disk."""
+    files = tuple(sorted(_package_files()))
+    plugins = [type(obj) for obj in objects if type(obj).__module__.split(".")[0] != __package__]
+    if not plugins:
+        return Code(files)
+    return Code(files, _plugin_digest(plugins), tuple(id(cls) for cls in plugins if not _has_source(cls)))
+
+
+def _has_source(cls) -> bool:
+    """Whether `cls` comes from a source file that can be read."""
+    try:
+        return Path(inspect.getfile(cls)).is_file()
+    except (TypeError, OSError):
+        return False
+
+
+def _plugin_digest(classes) -> str:
+    """A digest of the plug-in code this process runs: `classes`, and every loaded module of the
+    user's (`_user_file`: a helper a plug-in imports, a base class elsewhere), each by its code
+    as loaded (`_loaded_code`) and by its source file."""
+    h = hashlib.sha256()
+    for cls in classes:
+        h.update(_loaded_code([cls], cls.__module__).encode())
+    for name, module in sorted(sys.modules.copy().items()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str) and _user_file(file):
+            values = [v for _, v in sorted(getattr(module, "__dict__", {}).copy().items())]
+            h.update(f"{name} {_source_digest((file,))} {_loaded_code(values, name)}".encode())
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def _user_file(file: str) -> bool:
+    """Whether the module at `file` is the user's own code: outside the Python installation
+    (its prefixes, site-packages, dist-packages) and the sparselearn package."""
+    path = Path(os.path.realpath(file))
+    if {"site-packages", "dist-packages"} & set(path.parts):
+        return False
+    installed = (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, Path(__file__).parent)
+    return not any(path.is_relative_to(os.path.realpath(p)) for p in installed)
+
+
+def _loaded_code(values, module: str) -> str:
+    """A digest of the functions and classes among `values` that `module` defines, as loaded
+    (not as their files read now): the code objects of the functions and of the classes'
+    methods, their default arguments and closures, the classes' other attributes, and the
+    globals that code reads (`_plain`), following the functions and classes of the same module
+    it calls."""
+    h = hashlib.sha256()
+    seen: set[int] = set()
+
+    def visit(value, owner: str) -> None:
+        if isinstance(value, (staticmethod, classmethod)):
+            value = value.__func__
+        if isinstance(value, property):
+            for f in (value.fget, value.fset, value.fdel):
+                visit(f, owner)
+            return
+        value = _unwrapped(value)
+        if not isinstance(value, (types.FunctionType, type)) or value.__module__ != owner:
+            h.update(_plain(value).encode())
+            return
+        if id(value) in seen:
+            return
+        seen.add(id(value))
+        if isinstance(value, type):
+            h.update(value.__qualname__.encode())
+            for name, attr in sorted(vars(value).items()):
+                h.update(name.encode())
+                visit(attr, owner)
+            return
+        h.update(_marshalled(value.__code__))
+        visit((value.__defaults__, tuple(sorted((value.__kwdefaults__ or {}).items()))), owner)
+        for cell in value.__closure__ or ():
+            try:
+                visit(cell.cell_contents, owner)
+            except ValueError:  # an empty cell
+                h.update(b"\0empty")
+        for name in sorted(_names(value.__code__) & value.__globals__.keys()):
+            h.update(name.encode())
+            visit(value.__globals__[name], owner)
+
+    for value in map(_unwrapped, values):
+        if isinstance(value, (types.FunctionType, type)) and value.__module__ == module:
+            visit(value, module)
+    return h.hexdigest()
+
+
+def _unwrapped(value):
+    """The function a decorated one wraps (`jax.jit`, `tiered_jit`, `functools.wraps`), else `value`."""
+    if isinstance(value, type) or not callable(value):
+        return value
+    try:
+        return inspect.unwrap(value)
+    except Exception:  # noqa: BLE001 - a cycle, or an object whose attributes misbehave: itself
+        return value
+
+
+def _marshalled(code: types.CodeType) -> bytes:
+    """`code` as bytes: marshal's format 2, which writes no back-references (whether marshal
+    writes one depends on reference counts, which differ between processes)."""
+    try:
+        return marshal.dumps(code, 2)
+    except ValueError:  # a constant marshal cannot write: this object only
+        return repr(code).encode()
+
+
+def _names(code: types.CodeType) -> set[str]:
+    """The global and attribute names `code` and the code nested in it use."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names(const)
+    return names
+
+
+def _plain(value) -> str:
+    """`value` in a key: plain data (numbers, strings, enums, tuples of them) by its repr, a
+    function, class or module by its name, anything else by its type (the source file it is
+    made in is keyed, if it has one)."""
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes, enum.Enum)):
+        return repr(value)
+    if isinstance(value, tuple):
+        return f"({','.join(map(_plain, value))})"
+    if isinstance(value, frozenset):
+        return f"{{{','.join(sorted(map(_plain, value)))}}}"
+    if isinstance(value, types.ModuleType):
+        return value.__name__
+    if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
+        return f"{value.__module__}.{value.__qualname__}"
+    return f"<{type(value).__module__}.{type(value).__qualname__}>"
+
+
+def _device_order(sharding) -> list[int]:
+    """The ids of `sharding`'s devices in the order its shards go to them: a program compiled
+    for one order refuses arguments placed in another."""
+    try:
+        return [d.id for d in sharding._device_assignment]
+    except AttributeError:
+        devices = getattr(getattr(sharding, "mesh", None), "devices", None)
+        return sorted(d.id for d in sharding.device_set) if devices is None else [d.id for d in devices.flat]
+
+
+#: an object's default repr names its address, which differs in every process
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def program_key(parts, args, files: tuple[str, ...] | Code = ()) -> str:
     """A digest of everything a compiled program depends on: `parts` (a repr-able description
     of what is traced, e.g. the static experiment and the piece's name), the tree, shapes,
-    dtypes and device placement of `args`, the contents of `files`, the library versions,
-    the jax settings that change tracing, XLA_FLAGS, the devices and the machine."""
+    dtypes and device placement (in order) of `args`, its code (the contents of `files`, or a
+    `Code`), the library versions, the jax settings that change tracing, XLA_FLAGS, the devices
+    and the machine."""
     import jax
 
     def placed(a):
         sharding = getattr(a, "sharding", None)
-        where = None if sharding is None else (str(sharding), sorted(d.id for d in sharding.device_set))
+        where = None if sharding is None else (str(sharding), _device_order(sharding))
         return (tuple(a.shape), str(a.dtype), where)
 
+    code = files if isinstance(files, Code) else Code(tuple(files))
     leaves, tree = jax.tree.flatten(args)
-    described = (repr(parts), str(tree), [placed(a) for a in leaves], _source_digest(files),
-                 _versions(),
-                 [str(getattr(jax.config, name, None)) for name in _TRACE_SETTINGS],
+    described = (repr(parts), str(tree), [placed(a) for a in leaves], _source_digest(code.files), code.loaded,
+                 code.local, _versions(), _ADDRESS.sub("", repr(_jax_settings())),
                  os.environ.get("XLA_FLAGS", ""), [(d.platform, d.device_kind, d.id) for d in jax.devices()],
                  _machine())
     return hashlib.sha256(repr(described).encode()).hexdigest()[:32]
@@ -461,13 +659,15 @@ def _write_program(path: Path, compiled) -> None:
 
 class Prepared(NamedTuple):
     """A program of `prepare`: its key and its `compiled` executable (kept), or its `lowered`
-    program, compiling in a pool (`pending`, a future) or to be compiled by `compiled`."""
+    program, compiling in a pool (`pending`, a future) or to be compiled by `compiled`, then
+    kept on disk too unless `in_process`."""
 
     key: str
     compiled: Any = None
     lowered: Any = None
     compile: Callable | None = None
     pending: Any = None
+    in_process: bool = False
 
     @property
     def out_info(self):
@@ -475,24 +675,26 @@ class Prepared(NamedTuple):
         return (self.lowered if self.compiled is None else self.compiled).out_info
 
 
-def prepare(jitted, args: tuple, parts, files: tuple[str, ...] = (), compile=None, pool=None) -> Prepared:
+def prepare(jitted, args: tuple, parts, files: tuple[str, ...] | Code = (), compile=None, pool=None) -> Prepared:
     """`jitted` for `args`, taken from this process's programs, else loaded from `programs_dir()`
     without tracing, else lowered (traced) and compiled in `pool` (`compile_pool`) while the
     caller goes on, or by `compiled` without one. A program whose arguments are what another
     returns is lowered from that one's `out_info`, while that one compiles. `parts` and `files`
     describe what `jitted` is built from (see `program_key`): a change to either gives a new
     program, and they must fix what `compile` (`lowered.compile()` when None) chooses, e.g.
-    XLA options."""
+    XLA options. Code without a source file (`Code.local`) gives programs kept in this process only."""
     key = program_key(parts, args, files)
     with _LOADED_LOCK:
         if key in _LOADED:
             _LOADED.move_to_end(key)
             return Prepared(key, _LOADED[key])
-    folder = programs_dir()
+    in_process = isinstance(files, Code) and bool(files.local)
+    folder = None if in_process else programs_dir()
     found = None if folder is None else _read_program(folder / f"{key}.bin")
     if found is not None:
         return Prepared(key, _loaded(key, found))
-    program = Prepared(key, lowered=jitted.lower(*args), compile=compile)  # tracing's own compiles cached as usual
+    program = Prepared(key, lowered=jitted.lower(*args), compile=compile,  # tracing's own compiles cached as usual
+                       in_process=in_process)
     return program if pool is None else program._replace(pending=pool.submit(_compile_and_keep, program))
 
 
@@ -525,7 +727,7 @@ def compiled(programs: list[Prepared]) -> list:
             else _compile_and_keep(p) for p in programs]
 
 
-def executable(jitted, args: tuple, parts, files: tuple[str, ...] = (), compile=None):
+def executable(jitted, args: tuple, parts, files: tuple[str, ...] | Code = (), compile=None):
     """`jitted.lower(*args).compile()` (or `compile(jitted.lower(*args))`), compiled once per machine
     (see `prepare`): taken from this process's programs, else loaded from `programs_dir()`
     without tracing, else compiled and kept there.
@@ -543,7 +745,7 @@ def _compile_and_keep(program: Prepared):
     hits = _jax_cache_hits()
     with _not_written_to_jax_cache():
         done = program.lowered.compile() if program.compile is None else program.compile(program.lowered)
-    folder = programs_dir()
+    folder = None if program.in_process else programs_dir()
     if folder is not None and _jax_cache_hits() == hits:
         _write_program(folder / f"{program.key}.bin", done)
     return _loaded(program.key, done)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
 import sys
+import types
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
@@ -208,3 +211,203 @@ def test_a_program_that_cannot_be_serialized_still_runs_and_is_not_kept(tmp_path
     x = np.arange(5.0, dtype=np.float32)
     program = runtime.executable(jax.jit(lambda v: v * 3), (x,), ("unkept", 0))
     assert np.array_equal(program(x), 3 * x) and not list(tmp_path.iterdir())
+
+
+def _module(tmp_path, monkeypatch, name: str, source: str) -> types.ModuleType:
+    """`source` written to tmp_path/`name`.py and imported (without bytecode files, so that a
+    reload within the same second reads the edited source); removed from sys.modules after the test."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.setitem(sys.modules, name, None)  # restored (deleted) after the test
+    del sys.modules[name]
+    module = importlib.import_module(name)
+    monkeypatch.setitem(sys.modules, name, module)
+    return module
+
+
+PLUG = """
+import jax
+import sl_helper
+
+@jax.jit
+def scale(y):
+    return y * 2
+
+class Plug:
+    def labels(self, y):
+        return scale(sl_helper.transform(y))
+"""
+
+
+def test_a_plugin_is_keyed_by_the_code_it_runs_as_loaded_helpers_included(tmp_path, monkeypatch):
+    """A plug-in's programs change with a helper module it imports, and follow the code this
+    process loaded, not its file as it reads now (edited after the import)."""
+    import numpy as np
+
+    helper = _module(tmp_path, monkeypatch, "sl_helper", "def transform(y):\n    return y + 1\n")
+    plug = _module(tmp_path, monkeypatch, "sl_plug", PLUG)
+    x = np.arange(3.0, dtype=np.float32)
+
+    def key():
+        return runtime.program_key(("labels", 0), (x,), runtime.code_files(plug.Plug()))
+
+    first = key()
+    assert key() == first and runtime.code_files(plug.Plug()).local == ()
+    (tmp_path / "sl_helper.py").write_text("def transform(y):\n    return y - 1\n")
+    assert key() == first  # edited on disk, but this process still runs the old helper
+    importlib.reload(helper)  # what a new process loads
+    assert key() != first
+
+    edited = _module(tmp_path, monkeypatch, "sl_plug_edited", PLUG)
+    (tmp_path / "sl_plug_edited.py").write_text(PLUG.replace("y * 2", "y * 3"))  # between import and first key
+    stale = runtime.program_key(("labels", 0), (x,), runtime.code_files(edited.Plug()))
+    importlib.reload(edited)
+    assert runtime.program_key(("labels", 0), (x,), runtime.code_files(edited.Plug())) != stale
+
+
+def test_a_plugin_class_without_a_source_file_is_kept_in_this_process_by_its_identity(tmp_path, monkeypatch):
+    """A class of `python -c`, a notebook cell or `python - < script` (no file to read): its
+    programs are never kept on disk, and a redefinition, edited or not, compiles anew."""
+    import jax
+    import numpy as np
+
+    monkeypatch.setattr(runtime, "programs_dir", lambda environ=os.environ: tmp_path)
+    monkeypatch.setattr(runtime, "_LOADED", OrderedDict())
+    stdin = types.ModuleType("sl_stdin")
+    stdin.__file__ = "<stdin>"
+    monkeypatch.setitem(sys.modules, "sl_stdin", stdin)
+    x = np.arange(3.0, dtype=np.float32)
+    for namespace in ({"__name__": "sl_cell"}, vars(stdin)):  # a module that is not loaded; stdin's
+        programs = []
+        for body in ("x + 1", "x - 1", "x - 1"):  # the cell edited, then run again as it is
+            exec(f"class Cell:\n    def f(self, x):\n        return {body}\n", namespace)
+            cell = namespace["Cell"]()
+            code = runtime.code_files(cell)
+            assert code.local == (id(type(cell)),)
+            programs.append(runtime.executable(jax.jit(cell.f), (x,), ("cell", 0), code))
+            assert np.array_equal(programs[-1](x), eval(body))
+            assert runtime.executable(jax.jit(cell.f), (x,), ("cell", 0), code) is programs[-1]
+        assert programs[1] is not programs[2]
+    assert not list(tmp_path.iterdir())
+
+
+DEVICE_ORDER = """
+import jax, numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from sparselearn import runtime
+
+def key(devices):
+    x = jax.device_put(np.arange(4.0), NamedSharding(Mesh(np.asarray(devices), ("runs",)), PartitionSpec("runs")))
+    return runtime.program_key(("group", 0), (x,))
+
+print(key(jax.devices()) == key(jax.devices()), key(jax.devices()) != key(jax.devices()[::-1]))
+"""
+
+
+def test_the_order_of_a_program_devices_is_in_its_key():
+    """Arguments placed on devices [1, 0] do not load a program compiled for [0, 1] (it would
+    refuse them)."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, "-c", DEVICE_ORDER], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["True", "True"]
+
+
+@pytest.mark.parametrize("name, value", [("jax_random_seed_offset", 5), ("jax_softmax_custom_jvp", True),
+                                         ("jax_explicit_x64_dtypes", "allow"), ("jax_enable_x64", True)])
+def test_jax_settings_that_change_a_program_are_in_its_key(name, value):
+    import jax
+    import numpy as np
+
+    x = np.arange(3, dtype=np.int32)
+    key = runtime.program_key(("draw", 0), (x,))
+    assert runtime.program_key(("draw", 0), (x,)) == key
+    before = getattr(jax.config, name)
+    jax.config.update(name, value)
+    try:
+        assert runtime.program_key(("draw", 0), (x,)) != key
+    finally:
+        jax.config.update(name, before)
+
+
+def test_a_tiered_jit_call_follows_the_jax_settings_it_is_called_under():
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    if not runtime.tiers_apply():
+        pytest.skip("the tiers do not apply here: calls are jax.jit's")
+    widen = runtime.tiered_jit(lambda v: v + jnp.zeros(3))
+    assert widen(np.float32(1)).dtype == np.float32
+    with jax.enable_x64(True):
+        assert widen(np.float32(1)).dtype == jax.jit(lambda v: v + jnp.zeros(3))(np.float32(1)).dtype == np.float64
+    assert widen(np.float32(1)).dtype == np.float32
+
+
+@pytest.fixture
+def jax_cache_settings(monkeypatch):
+    """JAX's cache settings and the runtime's own switch, as they were, after the test."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache as cc
+
+    saved = {name: getattr(jax.config, name) for name in ("jax_enable_compilation_cache", "jax_compilation_cache_dir")}
+    monkeypatch.setattr(runtime, "_switched_off", getattr(runtime, "_switched_off", False), raising=False)
+    yield
+    for name, value in saved.items():
+        jax.config.update(name, value)
+    cc.reset_cache()
+
+
+def test_a_sweep_compile_cache_setting_holds_for_that_sweep_and_workers_run_with_it(tmp_path, monkeypatch,
+                                                                                    jax_cache_settings):
+    import jax
+
+    monkeypatch.delenv(runtime.CACHE_ENV, raising=False)
+    monkeypatch.setenv(runtime.CACHE_DIR_ENV, str(tmp_path))
+    assert runtime.compile_cache(True) is not None and runtime.programs_dir() is not None
+    assert runtime.compile_cache(False) is None and runtime.programs_dir() is None
+    assert runtime.compile_cache(True) is not None and runtime.programs_dir() is not None  # the next sweep's
+    assert runtime.with_compile_cache(False, runtime.programs_dir) is None  # a worker, whatever its environment
+    assert runtime.with_compile_cache(True, runtime.programs_dir) is not None
+    assert runtime.worker_compile_cache(True) and not runtime.worker_compile_cache(False)
+
+    monkeypatch.setenv(runtime.CACHE_ENV, "off")  # `--no-compile-cache`, or the user's own environment
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path / "jax"))  # as JAX_COMPILATION_CACHE_DIR sets
+    assert runtime.compile_cache(True) is None and not jax.config.jax_enable_compilation_cache
+    assert not runtime.worker_compile_cache(True)
+
+
+def test_ray_and_slurm_workers_are_told_the_sweep_compile_cache_setting(monkeypatch):
+    """Workers on other machines do not inherit this process's environment: what they run
+    (`with_compile_cache`) takes the setting as an argument."""
+    from sparselearn.config import ExecutorConfig
+    from sparselearn.sweeps.executors import ray as ray_executor
+    from sparselearn.sweeps.executors import slurm
+
+    class Job:  # finished at once
+        def done(self):
+            return True
+
+        def result(self):
+            return None
+
+    submitted = []
+    submitit = types.SimpleNamespace(AutoExecutor=lambda **_: types.SimpleNamespace(
+        update_parameters=lambda **_: None, submit=lambda fn, *args: submitted.append((fn, *args)) or Job()))
+    ray = types.SimpleNamespace(
+        is_initialized=lambda: True, get=lambda ref: None, wait=lambda refs, **_: (refs[:1], refs[1:]),
+        remote=lambda **_: lambda fn: types.SimpleNamespace(
+            remote=lambda *args: submitted.append((fn, *args)) or len(submitted)))
+    monkeypatch.setitem(sys.modules, "submitit", submitit)
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    monkeypatch.delenv(runtime.CACHE_ENV, raising=False)
+    for on in (True, False):
+        for name, executor in (("slurm", slurm), ("ray", ray_executor)):
+            submitted.clear()
+            executor.execute(["g"], "train", lambda g, result: None, ExecutorConfig(name=name, compile_cache=on))
+            assert submitted == [(runtime.with_compile_cache, on, "train", "g")]
+    monkeypatch.setenv(runtime.CACHE_ENV, "off")
+    slurm.execute(["g"], "train", lambda g, result: None, ExecutorConfig(name="slurm"))
+    assert submitted[-1] == (runtime.with_compile_cache, False, "train", "g")

@@ -4,7 +4,7 @@ Results come back to this process, which writes the store as each task finishes.
 from __future__ import annotations
 
 from sparselearn.errors import ConfigError
-from sparselearn.runtime import with_compile_cache
+from sparselearn.runtime import with_compile_cache, worker_compile_cache
 
 WAIT_S = 0.5  # ray.wait in short steps, so Ctrl-C reaches this process at once
 
@@ -23,7 +23,8 @@ def execute(groups, train, on_done, cfg) -> None:
                  ignore_reinit_error=True)
     try:
         task = ray.remote(num_cpus=cfg.cpus, num_gpus=cfg.gpus)(with_compile_cache)
-        pending = {task.remote(train, g): g for g in groups}
+        cache = worker_compile_cache(cfg.compile_cache)
+        pending = {task.remote(cache, train, g): g for g in groups}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
             if not done:

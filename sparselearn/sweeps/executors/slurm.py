@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from sparselearn.errors import ConfigError
-from sparselearn.runtime import with_compile_cache
+from sparselearn.runtime import with_compile_cache, worker_compile_cache
 
 POLL_S = 0.5
 
@@ -30,7 +30,8 @@ def execute(groups, train, on_done, cfg) -> None:
     if cfg.partition:
         params["slurm_partition"] = cfg.partition
     executor.update_parameters(**params)
-    pending = {executor.submit(with_compile_cache, train, g): g for g in groups}
+    cache = worker_compile_cache(cfg.compile_cache)
+    pending = {executor.submit(with_compile_cache, cache, train, g): g for g in groups}
     while pending:
         finished = [job for job in pending if job.done()]
         for job in finished:
