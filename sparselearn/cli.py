@@ -345,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
             runtime.disable_compile_cache()
     try:
         return COMMANDS[args.command](args)
+    except BrokenPipeError:  # whoever read the output left (`| head`): what was done is stored
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
     except KeyboardInterrupt as e:
         from sparselearn.sweeps.executors.local import Interrupted
 

@@ -96,6 +96,15 @@ def test_console_script_help_and_usage_errors():
     assert done.returncode == 2 and "error:" in done.stderr
 
 
+def test_a_reader_that_leaves_early_is_no_internal_error():
+    """`sparselearn list learners | head -1`: the pipe closes before the output is written."""
+    child = subprocess.Popen([sys.executable, "-m", "sparselearn.cli", "list", "learners"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    child.stdout.close()   # before the child has started: its first write finds no reader
+    err = child.stderr.read().decode()
+    assert child.wait() == 141 and "internal error" not in err and "Traceback" not in err, err
+
+
 def test_console_exits_with_main_status_and_leaves_in_process_callers_alone(monkeypatch):
     """The executable's entry tunes the collector for a process of its own; main() does not."""
     import gc
