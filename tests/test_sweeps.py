@@ -10,7 +10,7 @@ import pytest
 
 from sparselearn import config
 from sparselearn.sweeps import Store, StoreError, expand, group, load_results, run
-from sparselearn.sweeps import runner
+from sparselearn.sweeps import grid, runner
 from sparselearn.schema import CURVE_COLUMNS, RUN_COLUMNS
 from sparselearn.train import curve_steps
 
@@ -29,6 +29,19 @@ def test_run_ids_do_not_depend_on_the_order_of_grid_keys(tiny):
     assert [k for k, _ in a.sweep.grid] != [k for k, _ in b.sweep.grid]
     ids = [{(tuple(sorted(r.point)), r.seed): r.run_id for r in expand(e)} for e in (a, b)]
     assert ids[0] == ids[1] and len(ids[0]) == 8
+
+
+def test_a_store_written_with_the_earlier_ids_resumes(tiny, tmp_path, monkeypatch):
+    """Ids hashed the grid point in the grid's key order before: a store written then, with keys
+    not in sorted order, resumes under its own ids instead of training every run again."""
+    exp = config.override(tiny, sweep={"seeds": 1, "grid": {"train.lr": [0.1, 0.2], "data.m": [64, 256]}})
+    earlier = {r.run_id for r in expand(exp, ordered=True)}
+    assert earlier.isdisjoint(r.run_id for r in expand(exp))
+    with monkeypatch.context() as m:
+        m.setattr(runner, "expand", lambda e, ordered=False: grid.expand(e, ordered=True))
+        run(exp, tmp_path, progress=False)
+    df = run(exp, tmp_path, progress=False)
+    assert df.attrs["summary"].skipped == 4 and set(df["run_id"]) == earlier
 
 
 def test_round_m_rounds_only_where_m_is_a_vmapped_axis(tiny, tiny_text):

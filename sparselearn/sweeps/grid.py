@@ -58,14 +58,15 @@ def run_id(cfg_hash: str, point, seed: int, *, ordered: bool = False) -> str:
     return _digest(cfg_hash, pairs if ordered else sorted(pairs, key=lambda kv: kv[0]), seed)
 
 
-def expand(exp: Experiment) -> list[Run]:
-    """Every (grid point, seed) of `exp`, grid-major then seed."""
+def expand(exp: Experiment, *, ordered: bool = False) -> list[Run]:
+    """Every (grid point, seed) of `exp`, grid-major then seed (`ordered`: the run ids of
+    stores written when ids hashed the point in the grid's order, see `run_id`)."""
     h = config_hash(exp)
     runs = []
     for point in grid_points(exp):
         resolved = with_point(exp, point)
         for seed in exp.sweep.seeds:
-            runs.append(Run(run_id(h, point, seed), h, point, seed, resolved))
+            runs.append(Run(run_id(h, point, seed, ordered=ordered), h, point, seed, resolved))
     return runs
 
 

@@ -280,6 +280,21 @@ def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: b
     return df, summary
 
 
+def _as_stored(store: Store, exp: Experiment) -> list[Run]:
+    """`expand(exp)`, or its runs under the ids a store written before ids sorted the grid
+    point's keys holds (`grid.run_id`), so that such a store resumes instead of training its
+    runs again. Only a grid of several keys not in sorted order has two kinds of ids."""
+    runs = expand(exp)
+    keys = [k for k, _ in exp.sweep.grid]
+    if keys == sorted(keys) or not store.files("runs"):
+        return runs
+    stored = set(store.runs()["run_id"])
+    if stored & {r.run_id for r in runs}:
+        return runs
+    earlier = expand(exp, ordered=True)
+    return earlier if stored & {r.run_id for r in earlier} else runs
+
+
 def run(exp: Experiment, out: str = "results", *, force: bool = False, retry_failed: bool = False,
         progress: bool = True) -> pd.DataFrame:
     """Train every run of `exp` not yet stored under `out`; return all of its runs.
@@ -291,7 +306,7 @@ def run(exp: Experiment, out: str = "results", *, force: bool = False, retry_fai
     from_dict(to_plain(exp), default_name=exp.experiment)  # a hand-built Experiment is checked like a file
     memory.plan(group(expand(exp)), exp.executor)  # a size that cannot fit: nothing is written
     store = Store.create(out, exp)
-    df, summary = execute(store, expand(exp), exp.executor, force=force, retry_failed=retry_failed,
+    df, summary = execute(store, _as_stored(store, exp), exp.executor, force=force, retry_failed=retry_failed,
                           progress=progress, desc=exp.experiment)
     df.attrs["summary"] = summary
     df.attrs["path"] = str(store.path)
