@@ -102,8 +102,9 @@ def test_zigzag_is_the_piecewise_linear_sine():
     mid = z + 0.5                                   # linear between the integers
     np.testing.assert_allclose(zigzag(mid), (zigzag(z) + zigzag(z + 1)) / 2, atol=1e-6)
     np.testing.assert_allclose(zigzag(2 * z, period=8.0), zigzag(z), atol=1e-6)
-    k_zigzag = Neuron(activation="zigzag", pieces=3)
-    np.testing.assert_allclose(k_zigzag.sigma(jnp.array([-7.0, -3.0, 3.0, 3.5, 9.0])), [1, 1, -1, -1, -1], atol=1e-6)
+    k_zigzag = Neuron(activation="zigzag", pieces=3)   # (−1)^((3 − t)/2) at t = −3, −1, 1, 3; flat beyond
+    np.testing.assert_allclose(k_zigzag.sigma(jnp.array([-7.0, -3.0, -1.0, 1.0, 3.0, 3.5, 9.0])),
+                               [-1, -1, 1, -1, 1, 1, 1], atol=1e-6)
 
 
 # ---------------------------------------------------------------- exact parities on the whole cube
@@ -150,6 +151,22 @@ def test_neuron_with_unit_weights_computes_the_parity(activation, k):
     neuron = Neuron(activation=activation)
     params = {"w": jnp.zeros(N).at[jnp.array(support)].set(1.0), "b": jnp.float32(1 - k), "u": jnp.float32(1.0)}
     np.testing.assert_allclose(neuron.apply(params, CUBE), parity(CUBE, support), atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_the_k_zigzag_neuron_computes_the_k_parity_without_a_bias(k):
+    """Barak et al.'s k-zigzag: k linear pieces through the parity's values at ⟨1_S, x⟩ ∈ {−k, …, k}."""
+    support = tuple(range(N - k, N))
+    neuron = Neuron(activation="zigzag", pieces=k, readout="none")
+    params = {"w": jnp.zeros(N).at[jnp.array(support)].set(1.0), "b": jnp.float32(0.0)}
+    np.testing.assert_allclose(neuron.apply(params, CUBE), parity(CUBE, support), atol=1e-5)
+    edge = jnp.array([k, k + 0.5, k + 7.0])
+    assert len(set(np.asarray(neuron.sigma(edge)).round(6))) == 1 == len(set(np.asarray(neuron.sigma(-edge)).round(6)))
+
+
+def test_a_polymlp_that_trains_only_a_fixed_readout_is_refused():
+    with pytest.raises(ConfigError, match="nothing would train"):
+        PolyMLP(hidden=(8,), power=2, readout="fixed", trained_layers=(1,))
 
 
 # ---------------------------------------------------------------- gradients

@@ -10,9 +10,12 @@ Choices made here (the paper's text available to us does not fix them):
   (−1)^j = χ_S(x). Unit weights on S and the bias b = 1 − k represent the k-parity exactly;
   for odd k, b = 0 also works up to the sign of u, which is why odd k needs no bias here.
 - Zigzag. `zigzag` is the triangle wave with the same period and phase as the sine (equal
-  to it at every integer z, linear in between): Barak's ∞-zigzag (ix). With `pieces: k`
-  its argument is clipped to [−k·period/4, k·period/4]: k linear pieces between the values
-  ⟨w*, x⟩ ∈ {−k, …, k} and flat beyond, our reading of the k-zigzag (vii).
+  to it at every integer z, linear in between): Barak's ∞-zigzag (ix). With `pieces: k` it is
+  the k-zigzag (vii): σ(t) = (−1)^((k − t)/2) at t ∈ {−k, −k + 2, …, k} (in units of
+  period/4), linear in between, flat beyond, so unit weights on S and b = 0 give χ_S (the
+  k + 1 values of ⟨1_S, x⟩ take all k pieces). The phase 1 − k that the sine and the ∞-zigzag
+  need in their bias is inside this activation: with it in the bias instead, the clip would
+  flatten the ends of ⟨1_S, x⟩ + 1 − k for k ≥ 2.
 - Initialisation. w as every affine map here (see `polynomial.draw_weights`: Xavier-uniform
   U[±scale·√(6/(n+1))] by default), b ~ U[±1/√n] (as the MLP's biases), and u = 1, so the
   neuron without a readout is the trained-readout neuron at step 0.
@@ -93,9 +96,9 @@ class Neuron:
         if self.activation == "sin":
             return jnp.sin((2 * math.pi / self.period) * z)
         if self.activation == "zigzag":
-            if self.pieces is not None:
+            if self.pieces is not None:  # the k-zigzag: k pieces on [−k, k], in phase with χ_S there
                 edge = self.pieces * self.period / 4
-                z = jnp.clip(z, -edge, edge)
+                z = jnp.clip(z, -edge, edge) + (1 - self.pieces) * self.period / 4
             return zigzag(z, self.period)
         return jax.nn.relu(z)
 

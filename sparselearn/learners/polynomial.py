@@ -160,6 +160,9 @@ class PolyMLP:
             require(len(self.trained_layers) >= 1 and all(0 <= i < depth for i in self.trained_layers),
                     "trained_layers", f"layers are numbered 0 … {depth - 1} (the readout is {depth - 1}), "
                     f"got {list(self.trained_layers)}")
+            require(not (self.readout == "fixed" and set(self.trained_layers) == {depth - 1}), "trained_layers",
+                    f"only the readout ({depth - 1}) is trained, and readout: fixed freezes it: nothing would "
+                    "train; add a hidden layer or set readout: trained")
 
     @property
     def width(self) -> int:
