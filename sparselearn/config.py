@@ -556,10 +556,14 @@ SMOKE_STEPS = 200
 SMOKE_TEST_M = 512
 
 
-def config_hash(exp: Experiment) -> str:
-    """12 hex digits identifying the resolved config (executor excluded)."""
+def config_hash(exp: Experiment, *, leave_out: str | None = None) -> str:
+    """12 hex digits identifying the resolved config (executor excluded; `leave_out`: a dotted
+    key left out too, e.g. the one a search sets in every run)."""
     plain = to_plain(exp)
     plain.pop("executor")
+    if leave_out is not None:
+        section, _, name = leave_out.partition(".")
+        plain[section].pop(name)
     blob = json.dumps(plain, sort_keys=True, separators=(",", ":"), default=repr)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

@@ -274,14 +274,8 @@ class Store:
 
     def read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
         """Every stored row of `table` ("runs" or "curves"), one table."""
-        for _ in range(READ_TRIES):
-            try:
-                return _combine({p: read_arrow(p, table, columns) for p in self.files(table)}, table, columns)
-            except FileNotFoundError:
-                # a writer removed a part it superseded as a whole (its rows are in a later part),
-                # or converted a single-file table: list again
-                continue
-        raise _moving(self.path / f"{table}.parquet")
+        return _listing_again(lambda: _combine({p: read_arrow(p, table, columns) for p in self.files(table)},
+                                               table, columns), self.path / f"{table}.parquet")
 
     def runs(self) -> pd.DataFrame:
         """Every stored run (an empty frame with the schema if none)."""
@@ -464,12 +458,7 @@ class StoreView:
     def refresh(self, full: bool = False) -> None:
         """Read every part not read yet, checking it (readable, the right columns; with `full`
         every column's pages, else only the columns needed here)."""
-        for _ in range(READ_TRIES):
-            try:
-                return self._read_new(full)
-            except FileNotFoundError:
-                continue  # a part removed since it was listed (see `Store.read`): list again
-        raise _moving(self.store.path)
+        _listing_again(lambda: self._read_new(full), self.store.path)
 
     def _read_new(self, full: bool) -> None:
         files = {t: self.store.files(t) for t in TABLES}
@@ -531,9 +520,17 @@ class StoreView:
         return out
 
 
-def _moving(path: Path) -> StoreError:
-    return StoreError(f"{path}: files kept disappearing while read ({READ_TRIES} listings); "
-                      "is something deleting results?")
+def _listing_again(read, path: Path):
+    """`read()` (which lists files under `path` and reads them), listed and read again while a
+    file it listed is gone: a writer removes a part it superseded as a whole (its rows are in a
+    later part) and converts a single-file table by moving it. StoreError after READ_TRIES."""
+    for _ in range(READ_TRIES):
+        try:
+            return read()
+        except FileNotFoundError:
+            continue
+    raise StoreError(f"{path}: files kept disappearing while read ({READ_TRIES} listings); "
+                     "is something deleting results?")
 
 
 def _order(part: Path) -> tuple[int, str]:

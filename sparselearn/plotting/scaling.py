@@ -75,10 +75,19 @@ def unreached(y) -> np.ndarray:
 def quantiles(y, qs) -> np.ndarray:
     """Quantiles `qs` of the observations `y` (1-D, positive; NaN or +inf: never reached, see
     `unreached`), linearly interpolated; one that involves an unreached run is +inf."""
-    y = unreached(y).ravel()
-    reached = y[np.isfinite(y)]
-    q = np.quantile(np.where(np.isinf(y), np.finfo(float).max, y), qs)
-    return np.where(q > (reached.max() if reached.size else 0.0), np.inf, q)
+    return _quantiles(unreached(y).ravel(), qs)
+
+
+def _quantiles(values: np.ndarray, qs) -> np.ndarray:
+    """Linearly interpolated quantiles of `values`, which may hold ±inf (an interpolation with an
+    infinite neighbour is that infinity)."""
+    finite = values[np.isfinite(values)]
+    if finite.size == values.size:
+        return np.quantile(values, qs)
+    big = np.finfo(float).max
+    q = np.quantile(np.clip(values, -big, big), qs)
+    top, bottom = (finite.max(), finite.min()) if finite.size else (0.0, 0.0)
+    return np.where(q > top, np.inf, np.where(q < bottom, -np.inf, q))
 
 
 def _distinct(x, y, low=None, high=None) -> tuple[np.ndarray, ...]:
@@ -162,20 +171,8 @@ def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float 
     slopes = np.where(up & down, np.nan, np.where(up, np.inf, np.where(down, -np.inf, slopes)))
     slopes = slopes[~np.isnan(slopes)]
     tail = (1 - level) / 2
-    lo, hi = _tail_quantiles(slopes, [tail, 1 - tail]) if slopes.size else (np.nan, np.nan)
+    lo, hi = _quantiles(slopes, [tail, 1 - tail]) if slopes.size else (np.nan, np.nan)
     return PowerLaw(alpha, float(np.exp(logc)), float(lo), float(hi), level, int(x.size), censored)
-
-
-def _tail_quantiles(values: np.ndarray, qs) -> np.ndarray:
-    """Linearly interpolated quantiles of `values`, which may hold ±inf (an interpolation with an
-    infinite neighbour is that infinity)."""
-    finite = values[np.isfinite(values)]
-    if finite.size == values.size:
-        return np.quantile(values, qs)
-    big = np.finfo(float).max
-    q = np.quantile(np.clip(values, -big, big), qs)
-    top, bottom = (finite.max(), finite.min()) if finite.size else (0.0, 0.0)
-    return np.where(q > top, np.inf, np.where(q < bottom, -np.inf, q))
 
 
 def _bracket_range(logx: np.ndarray, logy: np.ndarray, log_low: np.ndarray, log_high: np.ndarray) -> tuple[float, float]:

@@ -21,8 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from sparselearn.config import Experiment, config_hash, grid_points, to_plain, with_point
+from sparselearn.config import Experiment, config_hash, grid_points, with_point
 from sparselearn.contracts import kind_of
 from sparselearn.errors import ConfigError
 from sparselearn.sweeps.grid import Run, run_id
@@ -159,17 +157,6 @@ def _validate(exp: Experiment, param: str, eps: float, delta: float) -> None:
         raise ConfigError(f"learner {exp.learner.name} has no training steps", key="--param")
 
 
-def _search_hash(exp: Experiment, param: str) -> str:
-    """12 hex digits identifying `exp` (executor excluded, as `config_hash`) without the
-    searched key: every run sets its own value, so searches from any start share runs."""
-    plain = to_plain(exp)
-    plain.pop("executor")
-    section, _, name = param.partition(".")
-    plain[section].pop(name)
-    blob = json.dumps(plain, sort_keys=True, separators=(",", ":"), default=repr)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
 @dataclass(frozen=True)
 class _Store:
     """Where a search's runs live: the store, the hash their ids start from, and whether the
@@ -187,7 +174,7 @@ def _store(out: str | Path, base: Experiment, param: str) -> _Store:
     """The search's store; an existing one written when the searched key's value was part of
     the hash (and so of its run ids) is kept while no store of the present form exists."""
     root = Path(out) / base.experiment
-    h = _search_hash(base, param)
+    h = config_hash(base, leave_out=param)  # every run sets the searched key: searches from any start share runs
     earlier = config_hash(base)
     folder, old = root / f"search-{param}-{h}", root / f"search-{param}-{earlier}"
     if not folder.exists() and old.exists():
