@@ -80,8 +80,8 @@ def _jax() -> dict:
 
 
 def describe() -> dict:
-    """CPU model, core count, vector extensions, RAM, OS, Python/JAX/NumPy versions, JAX backend and devices,
-    the load average when called (other processes share the machine when it is > 0), and
+    """CPU model, core count, vector extensions, RAM, OS, Python/JAX/NumPy/ml_dtypes versions, JAX backend and
+    devices, the load average when called (other processes share the machine when it is > 0), and
     XLA_FLAGS if set."""
     ram = _ram_bytes()
     return {
@@ -94,6 +94,7 @@ def describe() -> dict:
         "jax": _version("jax"),
         "jaxlib": _version("jaxlib"),
         "numpy": _version("numpy"),
+        "ml_dtypes": _version("ml_dtypes"),
         "torch": _version("torch"),
         **{f"jax_{k}": v for k, v in _jax().items()},
         "xla_flags": os.environ.get("XLA_FLAGS") or None,

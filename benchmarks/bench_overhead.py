@@ -15,7 +15,7 @@ ReLU network, hinge loss, SGD (lr 0.1, batch 32), 1,000 training samples, test a
 Both run on one core (`taskset -c CORE`, 0 unless `--core`; BLAS and XLA single-threaded); at
 16 seeds each is timed five times (ours warm), alternating, so each pair of runs meets the same
 machine; the medians are compared, and each pair's ratio is kept. Also measured:
-`import sparselearn`, `sparselearn --help`, the compile of the quickstart group (cold
+`import sparselearn`, `import jax`, `sparselearn --help`, the compile of the quickstart group (cold
 and from the warm cache) in a fresh process, and the compile of two groups (the tests' tiny
 config and the quickstart's largest group) with and without merged random draws
 (`sparselearn.train.threefry.merged_draws`), in fresh processes, alternating. The package's
@@ -167,10 +167,12 @@ def bench_start(work: Path, repeats: int = 5, core: int = 0) -> dict:
     env = {**os.environ, **ONE_THREAD}
     exe = executable()
     imports = [timed([sys.executable, "-c", "import sparselearn"], env, work, core)[0] for _ in range(repeats)]
+    jax_imports = [timed([sys.executable, "-c", "import jax"], env, work, core)[0] for _ in range(repeats)]
     helps = [timed([exe, "--help"], env, work, core)[0] for _ in range(repeats)]
     lists = [timed([exe, "list", "learners"], env, work, core)[0] for _ in range(repeats)]
     bare = [timed([sys.executable, "-c", "pass"], env, work, core)[0] for _ in range(repeats)]
-    return {"import_sparselearn_s": statistics.median(imports), "help_s": statistics.median(helps),
+    return {"import_sparselearn_s": statistics.median(imports), "import_jax_s": statistics.median(jax_imports),
+            "help_s": statistics.median(helps),
             "list_learners_s": statistics.median(lists), "python_start_s": statistics.median(bare)}
 
 
