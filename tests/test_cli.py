@@ -111,9 +111,13 @@ def test_console_exits_with_main_status_and_leaves_in_process_callers_alone(monk
 
     from sparselearn import cli
 
+    def leave(code):
+        raise SystemExit(code)
+
     before = gc.get_threshold()
     gc.set_threshold(700, 10, 10)   # Python's default (conftest raises it for the tests)
     monkeypatch.setattr(cli, "main", lambda: 3)
+    monkeypatch.setattr(cli, "_leave", leave)
     try:
         assert main(["list", "configs"]) == 0 and gc.get_threshold() == (700, 10, 10)
         with pytest.raises(SystemExit) as exit_:
@@ -123,6 +127,45 @@ def test_console_exits_with_main_status_and_leaves_in_process_callers_alone(monk
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+LEAVE = """
+import atexit, sys, threading, time
+from pathlib import Path
+from sparselearn.cli import _leave
+
+out = Path(sys.argv[1])
+atexit.register(lambda: (out / "atexit").write_text("ran"))
+if sys.argv[2] == "thread":   # a non-daemon thread still working: the exit waits for it
+    threading.Thread(target=lambda: (time.sleep(0.5), (out / "thread").write_text("done"))).start()
+sys.stdout.write("buffered, not yet flushed")
+_leave(int(sys.argv[3]))
+raise AssertionError("_leave returned")
+"""
+
+
+@pytest.mark.parametrize("thread", ["none", "thread"])
+def test_leaving_runs_the_exit_handlers_flushes_and_keeps_the_status(tmp_path, thread):
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}, "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", LEAVE, str(tmp_path), thread, "3"], capture_output=True,
+                          text=True, env=env)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "buffered, not yet flushed" and "AssertionError" not in done.stderr
+    assert (tmp_path / "atexit").read_text() == "ran"
+    assert (tmp_path / "thread").exists() == (thread == "thread")
+
+
+def test_the_executable_leaves_with_its_status_and_its_output(tmp_path, tiny_file):
+    """A whole run through the console entry: output complete, store written, status 0; and
+    status 2 for bad input."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-m", "sparselearn.cli", "run", str(tiny_file), "--out",
+                           str(tmp_path), "--no-plot", "--quiet"], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("curves.parquet") and list(tmp_path.rglob("runs.parquet"))
+    done = subprocess.run([sys.executable, "-m", "sparselearn.cli", "run", str(tmp_path / "missing.yaml")],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 2 and "missing.yaml" in done.stderr
 
 
 def test_figure_code_is_imported_in_a_thread_only_with_the_file_backend(monkeypatch):
