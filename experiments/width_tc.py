@@ -75,10 +75,11 @@ def tc_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def measured_widths(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows of widths whose median t_c is defined: at least half their runs converged
-    within the cap (the median of the converged runs alone would be biased low)."""
+    """The rows of widths whose median t_c is finite: more than half their runs converged within
+    the cap (a run that did not counts above every one that did; the median of the converged
+    runs alone would be biased low)."""
     share = table["t_c"].notna().groupby(table["width"]).transform("mean")
-    return table[share >= 0.5]
+    return table[share > 0.5]
 
 
 def measure(smoke: bool = False, store: str = "results") -> pd.DataFrame:
@@ -111,8 +112,10 @@ def variance_ratio(table: pd.DataFrame) -> pd.Series:
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Median t_c, runs, converged runs and the spread of log10 t_c, per width."""
-    out = table.groupby("width")["t_c"].agg(["median", "size", lambda s: int(s.notna().sum())])
+    """Median t_c (a run that never converged counts as +inf, so the median is inf where at
+    least half did not), runs, converged runs and the spread of log10 t_c, per width."""
+    t_c = table["t_c"].fillna(np.inf).groupby(table["width"])
+    out = pd.concat([t_c.median(), t_c.size(), table["t_c"].notna().groupby(table["width"]).sum()], axis=1)
     out.columns = ["median t_c", "runs", "reached"]
     out["IQR of log10 t_c"] = variance_ratio(table)
     return out

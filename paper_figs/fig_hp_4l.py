@@ -6,7 +6,7 @@ accuracy on 8192 fresh points; widths r < k = 3 count as converged at 55% accura
 boxes). Configs and the t_c table come from `experiments/width_tc.py` (also the exponent
 table's `width_tc` rows). Left: t_c of the converged runs per width (log-log box plots; a
 width where some runs did not converge within its step cap is marked converged/runs), the
-median with unconverged runs counted as +∞ (drawn where at least half converged), the fitted
+median with unconverged runs counted as +∞ (drawn where more than half converged), the fitted
 exponent over those widths r ≥ k, and the r-fold speedup t_c ∝ 1/r anchored at the first of
 them (dashed). Middle: the spread of log10 t_c (interquartile range of the converged runs) per
 width. Right: r = k = 3 over a learning-rate sweep — the share of 50 seeds per η reaching
@@ -149,10 +149,10 @@ def draw(results):
     for r, patch in zip(widths, boxes["boxes"]):
         narrow = table.loc[table["width"] == r, "accuracy"].iloc[0] < 1.0
         patch.set(facecolor=PALETTE[1] if narrow else PALETTE[0], alpha=0.5, hatch="//" if narrow else None)
-    # the median with unconverged runs counted as +inf: defined where at least half converged
+    # the median with unconverged runs counted as +inf: finite where more than half converged
     med = [np.median(np.append(d, np.full((table["width"] == r).sum() - d.size, np.inf))) for r, d in zip(widths, data)]
     med = [m if np.isfinite(m) else np.nan for m in med]
-    ax.plot(pos, med, "k.-", lw=1, label="median (where ≥ half converged)")
+    ax.plot(pos, med, "k.-", lw=1, label="median (where > half converged)")
     wide = [i for i, r in enumerate(widths) if r >= table["k"].iloc[0] and np.isfinite(med[i])]
     if wide:
         i0 = wide[0]
@@ -219,10 +219,10 @@ def lr_panel(ax, lrs: pd.DataFrame, cap: int | None) -> None:
 
 
 def fit_wide(table: pd.DataFrame):
-    """Power-law fit of median t_c vs r over the widths r ≥ k (100% accuracy) where at least
+    """Power-law fit of median t_c vs r over the widths r ≥ k (100% accuracy) where more than
     half the runs converged (the `width_tc` rows of the exponent table)."""
-    part = width_tc.measured_widths(table[table["accuracy"] == 1.0]).dropna(subset=["t_c"])
-    return fit_exponent(part["width"], part["t_c"])
+    part = width_tc.measured_widths(table[table["accuracy"] == 1.0])
+    return fit_exponent(part["width"], part["t_c"])   # a NaN (never converged) counts as +inf
 
 
 if __name__ == "__main__":

@@ -232,6 +232,18 @@ def _kept_paths(data: Path, stem: str) -> dict[str, Path]:
     return found
 
 
+def _read_kept(path: Path, remedy: str):
+    """The kept table at `path`; an unreadable one (truncated, not parquet) is a ConfigError that
+    names the file and `remedy`, what to run to recompute it."""
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise ConfigError(f"cannot read the kept table ({type(e).__name__}: {e}); {remedy} to recompute it",
+                          file=str(path)) from e
+
+
 def _keep(data: Path, stem: str, tables: Mapping[str, Any], exps: list) -> None:
     """Save a full-size figure's tables (curves: only those of its runs) and its configs."""
     from sparselearn import config as cfg
@@ -256,7 +268,8 @@ def collect(fig: ModuleType, smoke: bool = False, store: str | Path = "results",
     declared = fig.experiments(smoke) if hasattr(fig, "experiments") else []
     kept = _kept_paths(data, stem)
     if not smoke and kept:
-        tables = {name: pd.read_parquet(path) for name, path in kept.items()}
+        tables = {name: _read_kept(path, f"delete {data / stem}*.parquet and run `sparselearn figs {fig.ID}`")
+                  for name, path in kept.items()}
         source = f"kept in {data / stem}*.parquet"
     else:
         if hasattr(fig, "measure"):
@@ -332,11 +345,9 @@ def study_table(mod: ModuleType, smoke: bool = False, store: str | Path = "resul
     """The table of the study `mod`: at full size the one kept at its `KEPT_TABLE` path (a
     parquet file) when the study names one and it exists; otherwise `mod.measure`, kept there
     at full size."""
-    import pandas as pd
-
     kept = None if smoke else getattr(mod, "KEPT_TABLE", None)
     if kept is not None and Path(kept).exists():
-        return pd.read_parquet(kept)
+        return _read_kept(Path(kept), f"delete it and run `python {mod.__file__}`")
     table = mod.measure(smoke, str(store))
     if kept is not None:
         Path(kept).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,88 @@
+"""A damaged kept table is a one-line error naming the file and what to run; the PF-2R and HP-4L
+captions state the rule their medians follow (failures as +∞: a finite median needs more than
+half the seeds to succeed)."""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+from sparselearn import figures
+from sparselearn.errors import ConfigError
+
+matplotlib.use("Agg")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_corrupt_kept_table_names_the_file_and_the_command(tmp_path):
+    (tmp_path / "paper_figs" / "data").mkdir(parents=True)
+    fig_file = tmp_path / "paper_figs" / "fig_tiny.py"
+    fig_file.write_text('"""TINY: a figure."""\nID = "TINY"\n\ndef draw(results):\n    return results.runs\n')
+    pd.DataFrame({"run_id": ["a"]}).to_parquet(tmp_path / "paper_figs" / "data" / "tiny-curves.parquet")
+    (tmp_path / "paper_figs" / "data" / "tiny.parquet").write_bytes(b"not a parquet file")
+    with pytest.raises(ConfigError) as err:
+        figures.collect(figures.load(fig_file))
+    message = str(err.value)
+    assert "tiny.parquet" in message and "sparselearn figs TINY" in message and "\n" not in message
+
+
+def test_a_corrupt_kept_study_table_names_the_file(tmp_path):
+    kept = tmp_path / "study-m_star.parquet"
+    kept.write_bytes(b"PAR1 truncated")
+    study = types.SimpleNamespace(KEPT_TABLE=kept, __file__=str(tmp_path / "study.py"),
+                                  measure=lambda smoke, store: pytest.fail("measured instead of reading"))
+    with pytest.raises(ConfigError, match=r"study-m_star\.parquet.*delete it and run `python .*study\.py`"):
+        figures.study_table(study)
+
+
+def _runs(successes: list[bool]) -> pd.DataFrame:
+    """PF-1-shaped runs of one (init, width, m) cell, one per seed."""
+    return pd.DataFrame({"experiment": "pf_1_dense", "status": "ok", "width": 10, "m": 700, "n": 50, "k": 3,
+                         "steps": 20000, "seed": range(len(successes)),
+                         "steps_to_eps": [1000.0 * (i + 1) if ok else np.nan for i, ok in enumerate(successes)]})
+
+
+def test_pf_2r_title_states_the_rule_of_its_median():
+    pf_2r = figures.load(ROOT / "paper_figs" / "fig_pf_2r.py")
+    half = _runs([True, False, True, False])
+    assert np.isnan(pf_2r.steps_table(half)["median_steps"].iloc[0])      # exactly half: no point
+    assert pf_2r.steps_table(_runs([True, True, False]))["median_steps"].iloc[0] == 2000.0
+    fig = pf_2r.draw(figures.Results({"runs": half}))
+    title = fig._suptitle.get_text()
+    assert "> half" in title and "< half" not in title
+    assert "at least half" not in pf_2r.__doc__ and "fewer than half" not in pf_2r.__doc__
+
+
+def test_hp_4l_median_label_states_its_rule():
+    source = (ROOT / "paper_figs" / "fig_hp_4l.py").read_text()
+    # np.median of [t, +inf] is +inf: with exactly half converged nothing is drawn
+    assert np.median([800.0, np.inf]) == np.inf
+    assert "median (where ≥ half converged)" not in source and "drawn where at least half" not in source
+
+
+def test_width_medians_count_runs_that_never_converged():
+    """HP-4L / width_tc: 4 of 6 runs converge at r = 10 (t_c 100..400), all 6 at r = 100. The
+    median at r = 10 is that of all six runs with the two failures as +inf (350), not of the four
+    that converged (250); half converged is no finite median at all."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "experiments"))
+    sys.path.insert(0, str(ROOT / "paper_figs"))
+    import fig_hp_4l
+    import width_tc
+    from sparselearn.plotting.scaling import fit_exponent
+
+    t_c = [100, 200, 300, 400, np.nan, np.nan] + [10, 20, 30, 40, 50, 60] + [5, 6, 7, np.nan, np.nan, np.nan]
+    table = pd.DataFrame({"width": [10] * 6 + [100] * 6 + [1000] * 6, "accuracy": 1.0, "t_c": t_c})
+    summary = width_tc.summary(table)
+    assert summary.loc[10, "median t_c"] == 350 and np.isinf(summary.loc[1000, "median t_c"])
+    assert summary.loc[10, "reached"] == 4 and summary.loc[1000, "runs"] == 6
+    assert sorted(width_tc.measured_widths(table)["width"].unique()) == [10, 100]
+    fit = fig_hp_4l.fit_wide(table)
+    assert fit.alpha == pytest.approx(np.log10(35 / 350))   # medians 350 at r = 10, 35 at r = 100
+    assert fit.alpha == pytest.approx(fit_exponent(table["width"][:12], table["t_c"][:12]).alpha)
