@@ -70,7 +70,10 @@ def truth_table(fn: Fn, n: int, *, chunk: int = 1 << 16) -> np.ndarray:
     f = jax.jit(fn)
     total = 1 << n
     step = min(chunk, total)
-    parts = [np.asarray(f(hypercube_points(n, lo, lo + step)), np.float64) for lo in range(0, total, step)]
+    parts = [np.asarray(f(hypercube_points(n, lo, min(lo + step, total))), np.float64)
+             for lo in range(0, total, step)]
+    if parts[0].shape != (step,):   # an (m, 1) output would be read as 2^n functions of n = 0
+        raise ValueError(f"fn must map x (m, {n}) to shape (m,), got {parts[0].shape} for m = {step}")
     return np.concatenate(parts)
 
 
@@ -139,7 +142,7 @@ def degree_weights(coeffs: np.ndarray) -> np.ndarray:
 
 def tail_mass(coeffs: np.ndarray, d: int) -> float:
     """Σ_{|T|>d} f̂(T)²: the squared L2 distance from f to the degree-≤d polynomials."""
-    return float(np.sum(degree_weights(coeffs)[d + 1:]))
+    return float(np.sum(degree_weights(coeffs)[max(d + 1, 0):]))
 
 
 def top_coefficients(coeffs: np.ndarray, count: int = 10, tol: float = 1e-9) -> list[tuple[tuple[int, ...], float]]:

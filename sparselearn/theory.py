@@ -169,6 +169,7 @@ def num_features(n, d) -> np.ndarray:
     for idx in np.ndindex(n.shape):
         i = np.arange(int(d[idx]) + 1)
         out[idx] = np.sum(np.exp(log_comb(n[idx], i)))
+    out = np.rint(out)              # a count: exp(log C) is off by ulps, and int(3.9999…) would be 3
     return out if out.shape else float(out)
 
 
@@ -250,8 +251,10 @@ def gf2_full_rank_probability(n, m) -> np.ndarray:
 
 
 def gf2_samples(n, delta) -> np.ndarray:
-    """Smallest m with `gf2_full_rank_probability(n, m)` ≥ 1 − δ (about n + log₂(1/δ))."""
+    """Smallest m with `gf2_full_rank_probability(n, m)` ≥ 1 − δ (about n + log₂(1/δ)), 0 < δ < 1."""
     n, delta = np.broadcast_arrays(_f(n), _f(delta))
+    if not np.all((delta > 0) & (delta < 1)):       # else the search below would never stop
+        raise ValueError(f"delta must lie in (0, 1), got {delta}")
     out = np.zeros(n.shape)
     for idx in np.ndindex(n.shape):
         m = int(n[idx])

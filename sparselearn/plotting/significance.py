@@ -42,14 +42,13 @@ def _p(p: float) -> str:
 
 def _censored(steps, cap: float) -> stats.CensoredData:
     t = np.asarray(steps, dtype=float)
-    if np.any(t[np.isfinite(t)] > cap):
-        raise ValueError(f"a reach step exceeds the cap {cap}")
-    return stats.CensoredData(uncensored=t[np.isfinite(t)], right=np.full(int(np.isnan(t).sum()), float(cap)))
+    # NaN and +inf are both "not reached": censored at the cap, as Fisher's table counts them
+    return stats.CensoredData(uncensored=t[np.isfinite(t)], right=np.full(int((~np.isfinite(t)).sum()), float(cap)))
 
 
 def compare_reach(steps_a, steps_b, cap: float) -> ReachComparison:
-    """Compare two arms of runs by their steps to reach a criterion (1-D arrays, NaN = not
-    reached within `cap` steps, the common step cap of both arms).
+    """Compare two arms of runs by their steps to reach a criterion (1-D arrays, NaN or +inf =
+    not reached within `cap` steps, the common step cap of both arms).
 
     Example:
         >>> round(compare_reach([1, 2, 3, 4], [np.nan] * 4, cap=10).fisher_p, 4)    # 4/4 vs 0/4: 2/70
@@ -58,6 +57,12 @@ def compare_reach(steps_a, steps_b, cap: float) -> ReachComparison:
     a, b = (np.asarray(s, dtype=float).ravel() for s in (steps_a, steps_b))
     if a.size == 0 or b.size == 0:
         raise ValueError("each arm needs at least one run")
+    if not np.isfinite(cap):
+        raise ValueError(f"the cap must be a finite number of steps, got {cap}")
+    for name, t in (("a", a), ("b", b)):
+        if np.any(t == -np.inf) or np.any(t[np.isfinite(t)] > cap):
+            raise ValueError(f"arm {name}: a reach step exceeds the cap {cap} or is -inf "
+                             "(NaN or +inf mean not reached)")
     hits = (int(np.isfinite(a).sum()), int(np.isfinite(b).sum()))
     table = [[hits[0], a.size - hits[0]], [hits[1], b.size - hits[1]]]
     fisher = float(stats.fisher_exact(table).pvalue)

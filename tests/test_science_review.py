@@ -1,0 +1,64 @@
+"""Regression tests for the science numerics: feature counts, the GF(2) sample search, the
+truth-table contract, tail mass at negative degree, and censored runs marked +inf."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sparselearn import analysis as fa
+from sparselearn import theory as th
+from sparselearn.plotting.significance import compare_reach
+
+
+def test_num_features_is_an_exact_count():
+    for n in range(1, 31):
+        for d in range(0, 7):
+            exact = sum(math.comb(n, i) for i in range(d + 1))
+            assert int(th.num_features(n, d)) == exact, (n, d)
+    grid = th.num_features(np.array([3, 5, 12]), np.array([1, 3, 4]))
+    np.testing.assert_array_equal(grid.astype(int), [4, 26, 794])
+
+
+@pytest.mark.parametrize("delta", [0.0, 1.5, np.nan])
+def test_gf2_samples_rejects_delta_outside_the_unit_interval(delta):
+    with pytest.raises(ValueError, match="delta"):
+        th.gf2_samples(10, delta)
+
+
+def test_truth_table_rejects_a_column_output():
+    column = lambda x: (x[:, 0] * x[:, 1])[:, None]     # (m, 1), not (m,)
+    with pytest.raises(ValueError, match=r"shape \(m,\)"):
+        fa.truth_table(column, 3)
+    with pytest.raises(ValueError, match=r"shape \(m,\)"):
+        fa.average_sensitivity(column, 3)
+    assert fa.average_sensitivity(lambda x: x[:, 0] * x[:, 1], 3).value == pytest.approx(2.0)
+
+
+def test_tail_mass_below_degree_zero_is_the_whole_mass():
+    coeffs = fa.spectrum(lambda x: 0.5 + x[:, 0] * x[:, 1], 3)
+    total = float(np.sum(coeffs ** 2))
+    assert fa.tail_mass(coeffs, -1) == pytest.approx(total)
+    assert fa.tail_mass(coeffs, -2) == pytest.approx(total)
+
+
+def test_infinite_steps_count_as_unreached_in_both_tests():
+    nan_arm = compare_reach([100, 200, np.nan, np.nan], [np.nan] * 4, cap=1000)
+    inf_arm = compare_reach([100, 200, np.inf, np.inf], [np.inf] * 4, cap=1000)
+    assert inf_arm.reached == nan_arm.reached == (2, 0)
+    assert inf_arm.fisher_p == pytest.approx(nan_arm.fisher_p)
+    assert inf_arm.logrank_p == pytest.approx(nan_arm.logrank_p)
+
+
+def test_reach_rejects_minus_infinity_and_a_non_finite_cap():
+    with pytest.raises(ValueError, match="-inf"):
+        compare_reach([-np.inf, 5], [np.nan], cap=10)
+    with pytest.raises(ValueError, match="cap"):
+        compare_reach([5], [np.nan], cap=np.nan)
+
+
+def test_truth_table_chunks_that_do_not_divide_two_to_the_n():
+    fn = lambda x: x[:, 0] * x[:, 1] + x[:, 3]
+    np.testing.assert_array_equal(fa.truth_table(fn, 4, chunk=5), fa.truth_table(fn, 4))
