@@ -76,7 +76,7 @@ import numpy as np
 from sparselearn.errors import require
 from sparselearn.fields import OMIT_DEFAULT
 from sparselearn.runtime import tiered_jit
-from sparselearn.targets.inputs import (INPUTS, Certificate, LabelNoise, balanced_threshold, certify_max,
+from sparselearn.targets.inputs import (Certificate, LabelNoise, balanced_threshold, certify_max,
                                         draw_many, hypercube_points, is_discrete, labelled, reference,
                                         weighted_moments)
 
@@ -183,12 +183,16 @@ class SparseMLP(LabelNoise):
     task: ClassVar[str] = "regression"
 
     def __post_init__(self):
-        _choice(self.inputs, "inputs", INPUTS)
+        _choice(self.inputs, "inputs", ("hypercube", "gaussian", "biased"))
         _choice(self.construction, "construction", CONSTRUCTIONS)
         _choice(self.junta_fn, "junta_fn", ("random", "parity"))
         require(self.n >= 1, "n", f"must be ≥ 1, got {self.n}")
         require(self.s >= 1, "s", f"must be ≥ 1, got {self.s}")
         require(1 <= self.k <= self.s, "k", f"must satisfy 1 ≤ k ≤ s = {self.s}, got {self.k}")
+        c = self.construction
+        zero_bias = c == "dense" or (c == "random" and self.inputs == "gaussian" and self.s // self.k == 1)
+        require(self.B is None or self.W is not None or not zero_bias, "B",
+                f"construction {c!r} has zero biases here, so B alone sets no scale: give W as well")
         if self.construction in DENSE:
             require(self.k == self.s, "k", f"construction {self.construction!r} has no sparsity promise: "
                     f"set k = s = {self.s} (certify() measures the k it attains)")
@@ -199,7 +203,6 @@ class SparseMLP(LabelNoise):
             value = getattr(self, key)
             require(value is None or value > 0, key, f"must be > 0, got {value}")
         self._check_noise()
-        c = self.construction
         require(self.inputs != "gaussian" or c in ("random", "biased", "dense"), "construction",
                 f"{c!r} is defined on the hypercube; with inputs='gaussian' use random, biased or dense")
         if c == "biased":

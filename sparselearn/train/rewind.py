@@ -29,7 +29,7 @@ RANDOM_STREAM = 0x7265776E
 
 def check(exp) -> None:
     """ConfigError (key train.rewind) unless `exp` can be rewound: a depth-2 mlp without routing,
-    K ≤ width."""
+    learner.k (top-k) ≤ K ≤ width."""
     k, learner = exp.train.rewind, exp.learner
     if k is None:
         return
@@ -39,6 +39,10 @@ def check(exp) -> None:
     if k > learner.width:
         raise ConfigError(f"keeps {k} units of a network of width {learner.width}: must be ≤ the width",
                           key="train.rewind")
+    kept = getattr(learner, "k", None)  # a top-k activation keeps that many units of the width-K net too
+    if kept is not None and k < kept:
+        raise ConfigError(f"keeps {k} units, fewer than the {kept} the top-k activation keeps (learner.k): "
+                          f"must be ≥ {kept}", key="train.rewind")
 
 
 def unit_weights(params):

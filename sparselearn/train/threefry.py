@@ -128,10 +128,15 @@ def _draws(jaxpr) -> bool:
     return False
 
 
-@functools.lru_cache(maxsize=512)
 def _key_implementation(name: str, params: tuple, avals: tuple):
     """The jaxpr of key primitive `name` on the uint32 data of its keys: JAX's own
     implementation (its threefry_2x32 calls), as its lowering would emit it."""
+    # the implementation depends on jax_threefry_partitionable, so it is part of the cache key
+    return _key_implementation_at(name, params, avals, jax.config.jax_threefry_partitionable)
+
+
+@functools.lru_cache(maxsize=512)
+def _key_implementation_at(name: str, params: tuple, avals: tuple, partitionable: bool):
     keys, impl, p = avals[0], avals[0].dtype._impl, dict(params)
     if name == "random_bits":
         fn = prng.iterated_vmap_unary(keys.ndim, lambda k: impl.random_bits(k, p["bit_width"], p["shape"]))
@@ -216,12 +221,12 @@ def _hash_once(k1, k2, x1, x2):
 def _hash_level(eqns: list[_Eqn], value: Callable) -> dict[int, Any]:
     """The outputs of the threefry equations of one level: those that share their leading
     dimension (the run axis of a group, kept whole so its sharding survives) hashed in one
-    call of `_hash_once`; those above MERGE_MAX_ELEMENTS as they were."""
+    call of `_hash_once`; empty ones and those above MERGE_MAX_ELEMENTS as they were."""
     out: dict[int, Any] = {}
     together: dict[Any, list] = {}
     for eqn in eqns:
         shape = tuple(np.broadcast_shapes(*(np.shape(value(i)) for i in eqn.ins)))
-        if math.prod(shape) > MERGE_MAX_ELEMENTS:
+        if not 0 < math.prod(shape) <= MERGE_MAX_ELEMENTS:  # an empty draw has nothing to merge
             out.update(zip(eqn.outs, THREEFRY.bind(*(value(i) for i in eqn.ins))))
         else:
             together.setdefault(shape[:1], []).append((eqn, shape))
