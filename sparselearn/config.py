@@ -269,6 +269,7 @@ def _check_experiment(exp: Experiment) -> None:
     except ConfigError as e:
         raise e.within("learner") from None
     rewind.check(exp)
+    record.check(exp)
     if not trained:
         require(not exp.train.record, "train.record", f"learner {exp.learner.name} is fitted, not trained: "
                 "it has no curve points to record at")

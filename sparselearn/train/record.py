@@ -111,13 +111,28 @@ def feature_correlation(s: State):
 
     from sparselearn.errors import ConfigError
 
-    if not (callable(getattr(s.learner, "feature", None)) and callable(getattr(s.target, "feature", None))):
-        raise ConfigError(f"feature_correlation needs a learner and a target with a `feature` method "
-                          f"(learner {s.learner.name}, target {s.target.name})", key="record")
+    if _featureless(s.learner, s.target):
+        raise ConfigError(f"feature_correlation needs a learner and a target with a `feature` method; "
+                          f"{' and '.join(_featureless(s.learner, s.target))} have none", key="train.record")
     a = s.learner.feature(s.params, s.x_test)
     b = s.target.feature(s.teacher, s.x_test)
     a, b = a - jnp.mean(a), b - jnp.mean(b)
     return jnp.sum(a * b) / jnp.maximum(jnp.sqrt(jnp.sum(a * a) * jnp.sum(b * b)), 1e-30)
+
+
+def _featureless(learner, target) -> list[str]:
+    """'learner NAME' / 'target NAME' for those of the two without a `feature` method."""
+    return [f"{part} {obj.name}" for part, obj in (("learner", learner), ("target", target))
+            if not callable(getattr(obj, "feature", None))]
+
+
+def check(exp) -> None:
+    """ConfigError (key train.record) for a recorder `exp`'s learner or target cannot feed."""
+    from sparselearn.errors import ConfigError
+
+    if "feature_correlation" in exp.train.record and _featureless(exp.learner, exp.target):
+        raise ConfigError(f"feature_correlation needs a learner and a target with a `feature` method; "
+                          f"{' and '.join(_featureless(exp.learner, exp.target))} have none", key="train.record")
 
 
 RECORDERS: dict[str, Recorder] = {r.__name__: Recorder(r.__name__, r)
@@ -140,4 +155,4 @@ def observer(exp) -> Callable:
     return observe
 
 
-__all__ = ["State", "Recorder", "RECORDERS", "NAMES", "PROBE_INPUTS", "observer", *NAMES]
+__all__ = ["State", "Recorder", "RECORDERS", "NAMES", "PROBE_INPUTS", "check", "observer", *NAMES]
