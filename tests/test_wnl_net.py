@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-import sparselearn as sl
 from sparselearn import figures
 from sparselearn.errors import ConfigError
 from sparselearn.learners import get
