@@ -41,8 +41,8 @@ Theory: Thm 17 (at fixed WR + B) 1 in s and in n; the parity bound N_p(n) has sl
 n = 12; 4.35 over NTK's s ∈ [3, 6]) and 2.93 (n ∈ [8, 24], p = 3); SGD's n^(p−1): 2 in n, 12.6 in s.
 Sparse and dense intervals are disjoint in both directions for low-degree regression and NTK
 ridge, and along s for the net ([0.42, 0.76] against [0.91, 2.42]); along n the net's junta has
-three learned points over n = 16–32 (two more sit at the floor, m* ≤ 64) with brackets of a
-factor 1.2–2, so its interval [−1.71, 4.52] contains the parity's [1.58, 2.37]: there the levels
+three learned points over n = 16–32 (two more sit at the floor, m* ≤ 64) with brackets spanning a
+factor 1.4–2.4, so its interval [−1.71, 4.52] contains the parity's [1.58, 2.37]: there the levels
 separate instead, the parity needing 7–10× the junta's m* at n = 16 and 24. NTK's dense rows have
 two reached points (two censored) and lie a factor 13–70 above the junta at equal s and n. At
 equal s the juntas need 4× (s = 4) to 19× (s = 8) fewer samples than the parity for low-degree

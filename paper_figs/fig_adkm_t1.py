@@ -8,8 +8,9 @@ time is the sum of the fits' wall times (compiled ahead, so compilation is left 
 like Σ_d m_d·N_d². Teachers, s = 16 units, unit output variance: juntas with k = 1 and k = 4 (Fourier
 degree log₂(s/k) = 4 and 2, so N_d grows like n⁴ and n²) and the dense parity net (`parity`: the
 parity of p = min(n, 15) bits, so for n ≤ 15 the algorithm must reach d = n, all 2ⁿ characters).
-A search stops unreached (open marker, its time a lower bound) when the next degree would need more
-than 4096 features. Median over 3 seeds; the right panel shows the features of the degree reached.
+A search stops unreached (open circle, its time a lower bound) when the next degree would need more
+than 4096 features; one that fits every degree up to n without reaching ε is an open square. Median
+over 3 seeds; the right panel shows the features of the degree reached.
 
 Full size: `sparselearn figs ADKM-T1` (n ∈ {4, 6, …, 16}; 5 min 45 s wall, 379 s of CPU time, on a
 2-core AMD EPYC (Zen 4) CPU, jax 0.10.2, shared with other jobs (load average 2–3), so single fit
@@ -25,7 +26,8 @@ and ≈ 3×10⁵ s at n = 16 (16384 and 65535 features), growing like 8ⁿ (m·N
 n = s − 1 = 15, after which p stays 15 and the cost is polynomial, n^{3·15}. The juntas' degree stays
 log₂(s/k) (or lower, for a junta whose random function has lower degree), so their cost grows like
 n^{3·log₂(s/k)}: a factor 2–60 from n = 4 to 16, against 5000 for the parity net by n = 12.
-Smoke: `sparselearn figs ADKM-T1 --smoke` (n ∈ {4, 5}, 1 seed).
+Smoke: `sparselearn figs ADKM-T1 --smoke` (n ∈ {4, 5}, 1 seed, a 16-feature limit, so that the
+parity net at n = 5 is stopped and projected).
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ TEACHERS = {
 }
 MAX_FEATURES = 4096
 FULL = {"n": (4, 6, 8, 10, 12, 14, 16), "seeds": 3, "max_features": MAX_FEATURES}
-SMOKE = {"n": (4, 5), "seeds": 1, "max_features": 256}
+#: smoke: the 16-feature limit stops the parity net at n = 5 (2⁵ = 32 features), to draw the projection
+SMOKE = {"n": (4, 5), "seeds": 1, "max_features": 16}
 
 
 def samples(features: int) -> int:
@@ -91,7 +94,8 @@ def search(target, params, n: int, key: jax.Array, max_features: int) -> list[di
 
 
 def measure(smoke: bool, store: str) -> dict[str, pd.DataFrame]:
-    """"times": one row per fit (teacher, n, seed, degree, features, m, fit_s, test_error)."""
+    """"times": one row per fit (teacher, n, seed, degree, features, m, fit_s, test_error, and
+    max_features, the search's feature limit)."""
     del store  # fitted in closed form and timed here, nothing stored
     size = SMOKE if smoke else FULL
     rows = []
@@ -101,30 +105,35 @@ def measure(smoke: bool, store: str) -> dict[str, pd.DataFrame]:
             for seed in range(size["seeds"]):
                 params = target.init(jax.random.key(seed))
                 for row in search(target, params, n, jax.random.key(1000 + seed), size["max_features"]):
-                    rows.append({"teacher": label, "n": n, "seed": seed, **row})
+                    rows.append({"teacher": label, "n": n, "seed": seed, **row,
+                                 "max_features": size["max_features"]})
     return {"times": pd.DataFrame(rows)}
 
 
 def outcomes(times: pd.DataFrame) -> pd.DataFrame:
     """One row per search (teacher, n, seed): total fit time, the last degree fitted, its
-    features, and whether it reached EPS."""
+    features, whether it reached EPS, and whether it `stopped` unreached at the feature limit
+    (rather than after fitting every degree up to n)."""
     ordered = times.sort_values("degree")
     last = ordered.groupby(["teacher", "n", "seed"], sort=False).tail(1).set_index(["teacher", "n", "seed"])
     total = times.groupby(["teacher", "n", "seed"])["fit_s"].sum()
     return pd.DataFrame({"seconds": total, "degree": last["degree"], "features": last["features"],
-                         "reached": last["test_error"] <= EPS}).reset_index()
+                         "reached": last["test_error"] <= EPS,
+                         "stopped": (last["test_error"] > EPS) & (last["degree"] < last.index.get_level_values("n"))
+                         }).reset_index()
 
 
-def needed_degree(label: str, n: int) -> int:
-    """The degree at which the parity net is fitted exactly: its size p = min(n, s − 1)."""
-    assert label == "dense parity", label
-    return min(n, S - 1)
+def needed_degree(label: str, n: int) -> int | None:
+    """The degree at which the parity net is fitted exactly, its size p = min(n, s − 1); None for
+    a junta (at most log₂(s/k), lower when its random function has lower degree)."""
+    return min(n, S - 1) if label == "dense parity" else None
 
 
 def projected_seconds(times: pd.DataFrame, n: int, degree: int) -> float:
     """The time of a whole search up to `degree`, Σ_d c·m_d·N_d², with c the median seconds per
-    m·N² of the measured fits with ≥ 1000 features (where the Gram matrix dominates)."""
-    big = times[times["features"] >= 1000]
+    m·N² of the measured fits with ≥ 1000 features (where the Gram matrix dominates), or of the
+    largest ones when none has that many (smoke)."""
+    big = times[times["features"] >= min(1000, times["features"].max())]
     c = float((big["fit_s"] / (big["m"] * big["features"].astype(float) ** 2)).median())
     return sum(c * samples(feature_count(n, d, "walsh")) * feature_count(n, d, "walsh") ** 2.0
                for d in range(degree + 1))
@@ -133,6 +142,7 @@ def projected_seconds(times: pd.DataFrame, n: int, degree: int) -> float:
 def draw(results):
     times = results["times"]
     table = outcomes(times)
+    limit = int(times["max_features"].max())
     fig, (left, right) = panels(1, 2, 10.0, 3.8)
     for i, label in enumerate(TEACHERS):
         part = table[table["teacher"] == label]
@@ -140,15 +150,22 @@ def draw(results):
             continue
         color = PALETTE[i % len(PALETTE)]
         med = part.groupby("n").agg(seconds=("seconds", "median"), features=("features", "median"),
-                                    reached=("reached", "mean"))
+                                    reached=("reached", "mean"), stopped=("stopped", "mean"))
         med["reached"] = med["reached"] >= 0.5                   # reached by most seeds
-        done, cut = med[med["reached"]], med[~med["reached"]]
+        med["stopped"] = ~med["reached"] & (med["stopped"] >= 0.5)
+        done, cut, short = med[med["reached"]], med[med["stopped"]], med[~med["reached"] & ~med["stopped"]]
         for ax, col in ((left, "seconds"), (right, "features")):
             ax.plot(done.index, done[col], "o-", color=color, ms=5, lw=1, label=label)
+            if not short.empty:
+                ax.plot(short.index, short[col], "s", mfc="none", color=color, ms=6,
+                        label=f"{label}: every degree fitted, MSE > {EPS}" if ax is left else None)
             if not cut.empty:
                 ax.plot(cut.index, cut[col], "o", mfc="none", color=color, ms=6,
-                        label=f"{label}: stopped at {MAX_FEATURES} features (time so far)" if ax is left else None)
+                        label=f"{label}: stopped, next degree > {limit} features (time so far)"
+                        if ax is left else None)
                 need = {n: needed_degree(label, n) for n in cut.index}
+                if None in need.values():                          # a junta: its degree is not known ahead
+                    continue
                 ahead = [projected_seconds(times, n, d) if ax is left else feature_count(n, d, "walsh")
                          for n, d in need.items()]
                 before = done[done.index < cut.index.min()].tail(1)        # join the dashes to the last point reached

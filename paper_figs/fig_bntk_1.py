@@ -26,11 +26,12 @@ Full size: `sparselearn figs BNTK-1` (6 values of β × 2 steps (1 at β = 0) ×
 steps; NTK Gram matrices for 6 β × 3 seeds): 8 min 51 s wall (187 s of CPU) on the shared 2-core
 CPU sandbox (AMD EPYC, jax 0.10.2, load average 11–14 from other jobs); tables kept in
 paper_figs/data/bntk-1*.parquet (delete them to retrain).
-Result (medians over 3 seeds): at initialisation the active fraction is Φ(−β) to within 2%
-(β = 2.5: 0.00608 vs 0.00621). Training keeps it sparse but not at Φ(−β): it rises in the first
+Result (medians over 3 seeds): at initialisation the active fraction is Φ(−β) to within 2.5%
+(β = 2.5: 0.00607 vs 0.00621). Training keeps it sparse but not at Φ(−β): it rises in the first
 few hundred steps and then stays, by ×1.06 at β = 1 (0.167 vs 0.159), ×1.5 at β = 2 (0.034 vs
 0.023) and ×2.1 at β = 2.5 (0.0133 vs 0.0062), alike for both step sizes — at β = 2.5 about 13
-of the 2048 units are active per input, too few for the lazy (kernel) regime.
+(at initialisation) to 27 (after training) of the 2048 units are active per input, too few for the
+lazy (kernel) regime.
 Least eigenvalue on m = 128 inputs: λ_min(Θ_β) falls from 0.140 (β = 0) to 0.0069 (β = 2.5),
 less than κ(β) does (1.5 → 0.0136), so λ_min/κ rises from 0.09 to 0.51: the sparse kernel is
 closer to diagonal. The empirical Gram at width 2048 agrees with Θ_β within 5% up to β = 1

@@ -54,6 +54,12 @@ SMOKE = {"experiment": "hp_3_smoke", "target": {"n": 10, "k": 2},
 TRACED_BATCH = 32
 
 
+def traced_batch(runs: pd.DataFrame) -> int:
+    """The batch of the run whose weights are drawn: TRACED_BATCH, or the smallest batch when it
+    was not run."""
+    return TRACED_BATCH if (runs["batch"] == TRACED_BATCH).any() else int(runs["batch"].min())
+
+
 def experiments(smoke: bool):
     return [figures.config(FULL, **SMOKE) if smoke else figures.config(FULL)]
 
@@ -68,7 +74,7 @@ def weights(runs: pd.DataFrame, traces: pd.DataFrame, seed: int = 0) -> pd.DataF
     """The weights w_i(t) of the run with true labels, batch TRACED_BATCH (the smallest batch
     when it was not run) and `seed`, from its traces: long table (step, coordinate, weight,
     relevant)."""
-    batch = TRACED_BATCH if (runs["batch"] == TRACED_BATCH).any() else runs["batch"].min()
+    batch = traced_batch(runs)
     (run_id,) = runs.loc[(runs["noise"] == 0) & (runs["batch"] == batch) & (runs["seed"] == seed), "run_id"]
     _, steps, w = trace_array(traces, "first_layer", [run_id])                # (1, P, n)
     relevant = trace_array(traces, "influence", [run_id])[2][0, 0] > 0.5     # the parity's support
@@ -94,7 +100,7 @@ def draw(results):
                       label=("relevant (i ∈ S)" if relevant else "irrelevant") if i == 0 else None)
     left.set_xlabel("training step")
     left.set_ylabel("weight w_i")
-    left.set_title(f"one run, batch {min(TRACED_BATCH, int(runs['batch'].max()))}")
+    left.set_title(f"one run, batch {traced_batch(runs)}")
     left.legend(frameon=False)
 
     runs = runs[runs["status"] == "ok"]

@@ -21,10 +21,11 @@ figure redraws without training (delete those files to retrain).
 Measured: every run with k ≤ 2^(L−1) reaches 100% test accuracy (L = 3: k = 2, 3, 4, 10/10 seeds
 each, median t_c 0.75k, 3.4k, 1.1k steps, slowest 17.3k; L = 4: k = 4, 8, 10/10 each, median t_c
 4.0k and 8.0k, slowest 24k), and every run with k > 2^(L−1) stays at chance (k = 5 at L = 3 and
-k = 9 at L = 4: final accuracy 0.48–0.52, 0/10). No run diverged.
+k = 9 at L = 4: final accuracy 0.48–0.52, 0/10). No end-to-end run diverged.
 Layerwise arm (100 runs, 487 s wall at load average ≈ 12, merged into the kept tables): training
 a deeper layer with the readout, or the readout alone, fails as the paper says (0/10 for every such
-arm; best final accuracy 0.73, layer 1 + readout at L = 4). But training the first layer with the
+arm; best final accuracy 0.73, layer 1 + readout at L = 4; one run of that arm, seed 3, diverged
+within its first 500 steps and counts as accuracy 0 in its band). But training the first layer with the
 readout, the deeper layers frozen at their random init, learns: L = 3: k = 3 5/10, k = 4 6/10
 (median t_c 2.3k and 3.6k); L = 4: k = 8 10/10 (median t_c 22.8k, ≈ 3× end to end). The paper's
 argument (every single layer has zero population gradient) needs a symmetric start; Xavier

@@ -23,7 +23,8 @@ steps at the chosen batches):
     k = 4, d = 10, 12, 14, 17, 20, 24, 28:  32242, 42920, 72420, 104400, 191712, 208658, 491378
                                                                               α = 2.54 [1.73, 3.09]
 All three agree with d^(k−1): k = 4's 2.54 lies below 3, but its interval [1.73, 3.09] holds 3
-(the local slope over three consecutive d rises from 2.38 to 2.73, within the brackets' noise). At
+(the local slope over three consecutive d runs 2.38, 2.52, 2.70, 1.98, 2.73, within the brackets'
+noise). At
 the paper's batch T*·B(d) grows faster (α = 1.64, 2.61, 3.80 for k = 2, 3, 4): B(d) itself grows as
 d^(1.32, 2.34, 3.36) over these d (the ln d adds about 0.34) and T* stays at 14–28 steps. The
 smallest batch that succeeds grows as d^1.35, d^1.04 and d^2.42: as B(d) for k = 2, more slowly for

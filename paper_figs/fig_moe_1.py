@@ -7,7 +7,7 @@ expert through a rank-4 router (at most 4 active units), the dense teacher uses 
 experts on every input (`top: 8`, no routing: an ordinary one-hidden-layer ReLU net). Each
 is learned by two students with the same number k of active hidden units per input:
 a dense `mlp` of width k (relu), and a routed top-k `mlp` of width 128 (`activation: topk,
-routed: true`, rank-8 router built from its own first layer). Adam, square loss, m = 16384
+routed: true`, rank-8 router built from its own first layer). Adam, square loss, m = 8192
 samples. Rows: hypercube and Gaussian inputs; median and IQR over seeds.
 
 Full size: `sparselearn figs MOE-1` — k ∈ {2, 4, 8, 16, 32}, 2000 Adam steps (lr 1e-3, batch

@@ -30,7 +30,7 @@ file with `sparselearn.config.dump`, run `sparselearn run FILE --executor slurm`
 
 Result (median over 3 seeds; test MSE / |corr(feature, p)|):
     d   n:      d³/4          d³            4d³
-    16  joint   0.72 / 0.37   0.38 / 0.64   0.16 / 0.92     layerwise 0.94 / 0.27  0.56 / 0.46  0.39 / 0.69
+    16  joint   0.71 / 0.37   0.38 / 0.64   0.16 / 0.92     layerwise 0.94 / 0.27  0.56 / 0.46  0.39 / 0.69
     24  joint   0.77 / 0.45   0.36 / 0.79   0.21 / 0.90     layerwise 1.09 / 0.28  0.62 / 0.56  —
     32  joint   0.73 / 0.49   0.54 / 0.68   0.26 / 0.87     layerwise 1.21 / 0.34  —            —
     40  joint   0.98 / 0.59   0.67 / 0.77   0.43 / 0.85     layerwise —
@@ -39,7 +39,7 @@ h, once n is a few times d³ (the Õ(d^k) rate, k = 3); at d = 40 the curve sits
 that. Training is not converged: over the last 500 of the 4000 Adam steps |corr| still rose by
 up to 0.03 in most runs (in a few it fell by as much), so longer runs would move every curve
 down and left, most at large d. Joint Adam beats the layerwise fit at every common point (e.g.
-d = 16, n = 4d³: MSE 0.16 vs 0.39, corr 0.92 vs 0.69). At n = d³/4 some seeds end above MSE 1:
+d = 16, n = 4d³: MSE 0.16 vs 0.39, corr 0.92 vs 0.69). At n ≤ d³ some seeds end above MSE 1:
 h = C_d·p³ is heavy-tailed and the cubic units fit its outliers.
 
 Smoke: `python paper_figs/fig_wnl_2.py --smoke` (d = 6; about 30 s of CPU, mostly compiling).
