@@ -27,7 +27,7 @@ def _by_id(df: pd.DataFrame) -> pd.DataFrame:
 def _same_results(a: pd.DataFrame, b: pd.DataFrame) -> None:
     a, b = _by_id(a), _by_id(b)
     assert a["run_id"].tolist() == b["run_id"].tolist()
-    np.testing.assert_allclose(a[METRICS].to_numpy(float), b[METRICS].to_numpy(float), atol=1e-6)
+    np.testing.assert_array_equal(a[METRICS].to_numpy(float), b[METRICS].to_numpy(float))  # bit for bit
     assert a["status"].tolist() == b["status"].tolist()
 
 
@@ -81,6 +81,7 @@ def test_ray_executor_matches_local(local, tiny, tmp_path):
     finally:
         ray.shutdown()
     _same_results(df, local)
+    pd.testing.assert_frame_equal(_stored(tmp_path / "ray")[1], _stored(tmp_path / "local")[1], check_exact=True)
 
 
 def test_slurm_executor_with_submitit_local_cluster_matches_local(local, tiny, tmp_path):
@@ -89,6 +90,7 @@ def test_slurm_executor_with_submitit_local_cluster_matches_local(local, tiny, t
                                           "time_min": 10})
     df = run(exp, tmp_path / "slurm", progress=False)
     _same_results(df, local)
+    pd.testing.assert_frame_equal(_stored(tmp_path / "slurm")[1], _stored(tmp_path / "local")[1], check_exact=True)
 
 
 def test_missing_extra_is_a_clear_config_error(tiny, tmp_path, monkeypatch):

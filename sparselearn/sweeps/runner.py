@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from sparselearn.config import ExecutorConfig, Experiment, from_dict, to_plain
 from sparselearn.sweeps.executors import EXECUTORS
+from sparselearn.sweeps.executors.local import devices_for
 from sparselearn import runtime
 from sparselearn.sweeps import memory
 from sparselearn.sweeps.grid import Group, Run, expand, group
@@ -99,7 +100,14 @@ def prepare_group_runs(g: Group, max_runs: int = 1024, devices=None, progress: b
     """Compile, without running, what `train_group(g, max_runs, devices, progress=...)`
     runs (one chunk's program: every chunk has its shape); see `train.prepare_group`."""
     chunk = Group(g.group_id, g.exp, tuple(_chunks(g.runs, max_runs)[0]))
-    prepare_group(g.exp, chunk.hps(), devices=devices, progress=progress)
+    prepare_group(g.exp, chunk.hps(), devices=_chunk_devices(devices, len(chunk.runs)), progress=progress)
+
+
+def _chunk_devices(devices, size: int):
+    """The devices one call of `size` runs is split over (`devices_for` of the group's `devices`;
+    None: one), so that a chunk smaller than the group (capped by `max_group_runs` or memory) is
+    not padded up to as many runs as the group has devices."""
+    return None if devices is None else devices_for(size, tuple(devices))
 
 
 def train_group(g: Group, max_runs: int = 1024, devices=None,
@@ -114,10 +122,11 @@ def train_group(g: Group, max_runs: int = 1024, devices=None,
     try:
         outs = []
         chunks = _chunks(g.runs, max_runs)
+        placed = _chunk_devices(devices, len(chunks[0]))  # every chunk has one size
         for i, chunk in enumerate(chunks):
             sub = Group(g.group_id, g.exp, tuple(chunk))
             report = {} if progress is None else {"progress": functools.partial(_report, progress, g, i, len(chunks))}
-            outs.append(run_group(g.exp, sub.hps(), devices=devices, **report))
+            outs.append(run_group(g.exp, sub.hps(), devices=placed, **report))
         out = {k: np.concatenate([o[k] for o in outs])[: len(g.runs)] for k in outs[0]}
         steps = curve_steps(g.exp)
         for i, row in enumerate(rows):

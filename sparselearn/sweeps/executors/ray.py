@@ -1,7 +1,11 @@
 """ray: one Ray task per group, on a local Ray instance or the cluster at `address`.
-Results come back to this process, which writes the store as each task finishes."""
+Results come back to this process, which writes the store as each task finishes; Ctrl-C or
+an error here cancels the tasks left, whose results nothing would store."""
 
 from __future__ import annotations
+
+import contextlib
+import os
 
 from sparselearn.errors import ConfigError
 from sparselearn.runtime import with_compile_cache, worker_compile_cache
@@ -21,10 +25,14 @@ def execute(groups, train, on_done, cfg) -> None:
     if started:
         ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False,
                  ignore_reinit_error=True)
+    pending = {}
     try:
+        if started and cfg.address is None and "RAY_ADDRESS" not in os.environ:
+            _check_fits(ray.cluster_resources(), cfg)
         task = ray.remote(num_cpus=cfg.cpus, num_gpus=cfg.gpus)(with_compile_cache)
         cache = worker_compile_cache(cfg.compile_cache)
-        pending = {task.remote(cache, train, g): g for g in groups}
+        for g in groups:
+            pending[task.remote(cache, train, g)] = g
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
             if not done:
@@ -36,6 +44,23 @@ def execute(groups, train, on_done, cfg) -> None:
             except Exception as e:  # noqa: BLE001 — a lost worker fails its group, not the sweep
                 result = e
             on_done(g, result)
+    except BaseException:
+        # Ctrl-C or an error here: nothing would store what the tasks left return
+        for ref in pending:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+        raise
     finally:
         if started:
             ray.shutdown()
+
+
+def _check_fits(resources: dict, cfg) -> None:
+    """Raise ConfigError when one task asks for more CPUs or GPUs than the Ray instance started
+    here has: Ray would keep such a task waiting for ever, and say nothing."""
+    for key, unit in (("cpus", "CPU"), ("gpus", "GPU")):
+        have = int(resources.get(unit, 0))
+        if getattr(cfg, key) > have:
+            raise ConfigError(f"each task asks for {getattr(cfg, key)} {unit}s, but the local Ray instance has "
+                              f"{have}; lower it, or give `executor.address` of a cluster that has them",
+                              key=f"executor.{key}")

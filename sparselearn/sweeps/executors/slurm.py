@@ -1,9 +1,12 @@
 """slurm: one submitit job per group (partition, time, GPUs from the executor config);
 `cluster: local` runs the same jobs as local processes, for testing. Logs and pickles go
-to `executor.folder`; this process polls the jobs and writes the store as each finishes."""
+to `executor.folder`; this process polls the jobs and writes the store as each finishes.
+Ctrl-C or an error here (a failed submission too) cancels the jobs left, whose results nothing
+would store."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from sparselearn.errors import ConfigError
@@ -31,15 +34,24 @@ def execute(groups, train, on_done, cfg) -> None:
         params["slurm_partition"] = cfg.partition
     executor.update_parameters(**params)
     cache = worker_compile_cache(cfg.compile_cache)
-    pending = {executor.submit(with_compile_cache, cache, train, g): g for g in groups}
-    while pending:
-        finished = [job for job in pending if job.done()]
-        for job in finished:
-            g = pending.pop(job)
-            try:
-                result = job.result()
-            except Exception as e:  # noqa: BLE001 — a killed job fails its group, not the sweep
-                result = e
-            on_done(g, result)
-        if pending and not finished:
-            time.sleep(POLL_S)
+    pending = {}
+    try:
+        for g in groups:
+            pending[executor.submit(with_compile_cache, cache, train, g)] = g
+        while pending:
+            finished = [job for job in pending if job.done()]
+            for job in finished:
+                g = pending.pop(job)
+                try:
+                    result = job.result()
+                except Exception as e:  # noqa: BLE001 — a killed job fails its group, not the sweep
+                    result = e
+                on_done(g, result)
+            if pending and not finished:
+                time.sleep(POLL_S)
+    except BaseException:
+        # Ctrl-C, a failed submission or an error here: nothing would store what the jobs left return
+        for job in pending:
+            with contextlib.suppress(Exception):
+                job.cancel(check=False)
+        raise

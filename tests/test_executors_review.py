@@ -1,0 +1,141 @@
+"""Remote executors on Ctrl-C and on requests a local Ray instance cannot meet."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import tempfile
+import threading
+import time
+import types
+from pathlib import Path
+
+import pytest
+
+from sparselearn import config
+from sparselearn.sweeps.executors import EXECUTORS
+
+
+def _interrupt(g, result):
+    raise KeyboardInterrupt
+
+
+class _Job:
+    def __init__(self, done: bool):
+        self._done, self.cancelled = done, False
+
+    def done(self) -> bool:
+        return self._done
+
+    def result(self):
+        return "result"
+
+    def cancel(self, check: bool = True) -> None:
+        self.cancelled = True
+
+
+def _fake_submitit(jobs: list, fail_at: int | None = None):
+    """A submitit whose first job is done at once and the others never; submission `fail_at` raises."""
+
+    class AutoExecutor:
+        def __init__(self, folder, cluster):
+            pass
+
+        def update_parameters(self, **params):
+            pass
+
+        def submit(self, fn, *args):
+            if len(jobs) == fail_at:
+                raise RuntimeError("sbatch: error: invalid partition")
+            jobs.append(_Job(done=not jobs))
+            return jobs[-1]
+
+    return types.SimpleNamespace(AutoExecutor=AutoExecutor)
+
+
+def test_slurm_cancels_the_jobs_left_on_ctrl_c(monkeypatch, tmp_path):
+    jobs: list[_Job] = []
+    monkeypatch.setitem(sys.modules, "submitit", _fake_submitit(jobs))
+    cfg = config.ExecutorConfig(name="slurm", folder=str(tmp_path), compile_cache=False)
+    with pytest.raises(KeyboardInterrupt):
+        EXECUTORS["slurm"](["a", "b", "c"], str.upper, _interrupt, cfg)
+    assert [j.cancelled for j in jobs] == [False, True, True]  # the results of b and c could not be stored
+
+
+def test_slurm_cancels_the_jobs_submitted_when_a_submission_fails(monkeypatch, tmp_path):
+    jobs: list[_Job] = []
+    monkeypatch.setitem(sys.modules, "submitit", _fake_submitit(jobs, fail_at=2))
+    cfg = config.ExecutorConfig(name="slurm", folder=str(tmp_path), compile_cache=False)
+    with pytest.raises(RuntimeError, match="invalid partition"):
+        EXECUTORS["slurm"](["a", "b", "c"], str.upper, lambda g, r: None, cfg)
+    assert [j.cancelled for j in jobs] == [True, True]
+
+
+def test_ray_cancels_the_tasks_left_on_ctrl_c_on_a_cluster_it_did_not_start():
+    ray = pytest.importorskip("ray")
+    marks = Path(tempfile.mkdtemp())
+
+    def train(g):  # pickled by value: a nested function; whichever runs second still sleeps when cancelled
+        time.sleep(4 if g == "slow" else 1)
+        (marks / g).write_text(g)
+        return g
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        cfg = config.ExecutorConfig(name="ray", compile_cache=False)
+        with pytest.raises(KeyboardInterrupt):
+            EXECUTORS["ray"](["fast", "slow"], train, _interrupt, cfg)
+        time.sleep(6)  # past the end of the task left, had it not been cancelled
+    finally:
+        ray.shutdown()
+    assert len(list(marks.iterdir())) == 1, sorted(p.name for p in marks.iterdir())
+
+
+def test_ray_says_when_a_task_asks_for_more_cpus_than_the_local_instance_has(monkeypatch):
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.skip("Ray is running already")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(ray, "init", functools.partial(ray.init, num_cpus=1))  # a small local instance
+    cfg = config.ExecutorConfig(name="ray", cpus=2, compile_cache=False)
+    raised = []
+
+    def call():
+        try:
+            EXECUTORS["ray"](["a"], str.upper, lambda g, r: None, cfg)
+        except Exception as e:  # noqa: BLE001
+            raised.append(e)
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "waits for ever for a task no node can run"
+    assert not ray.is_initialized()
+    assert len(raised) == 1 and isinstance(raised[0], config.ConfigError), raised
+    assert raised[0].key == "executor.cpus" and "has 1" in str(raised[0])
+
+
+def test_a_chunk_capped_below_the_device_count_is_not_padded_to_it(tiny, monkeypatch):
+    from sparselearn.sweeps import runner
+    from sparselearn.sweeps.grid import expand, group
+
+    calls = []
+
+    def spy(exp, hps, devices=None, **kwargs):
+        calls.append((len(hps["seed"]), devices))
+        raise RuntimeError("not trained here")
+
+    monkeypatch.setattr(runner, "run_group", spy)
+    monkeypatch.setattr(runner, "prepare_group", spy)
+    g = group(expand(config.override(tiny, sweep={"seeds": 3, "grid": {}})))[0]
+    devices = ("d0", "d1", "d2", "d3")
+    runs, _, _ = runner.train_group(g, max_runs=1, devices=devices)
+    assert (runs["status"] == "failed").all()
+    assert calls == [(1, None)]  # one run on one device, not padded to four (the first chunk raised)
+    calls.clear()
+    runner.train_group(g, max_runs=2, devices=devices)
+    assert calls == [(2, ("d0", "d1"))]
+    calls.clear()
+    with pytest.raises(RuntimeError):
+        runner.prepare_group_runs(g, max_runs=2, devices=devices)
+    assert calls == [(2, ("d0", "d1"))]  # compiles what trains
