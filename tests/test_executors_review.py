@@ -139,3 +139,38 @@ def test_a_chunk_capped_below_the_device_count_is_not_padded_to_it(tiny, monkeyp
     with pytest.raises(RuntimeError):
         runner.prepare_group_runs(g, max_runs=2, devices=devices)
     assert calls == [(2, ("d0", "d1"))]  # compiles what trains
+
+
+PADDED_TIER = """
+import jax, numpy as np
+from sparselearn import config
+from sparselearn.train import loop
+assert len(jax.devices()) == 2
+exp = config.loads('''
+experiment: padded
+target:  {name: sparse_parity, n: 10, k: 2}
+learner: {name: mlp, width: 512, depth: 2}
+train:   {optimizer: sgd, lr: 0.1, batch: 16, steps: 4400, loss: hinge, eval_every: 400}
+data:    {m: 256, test_m: 128}
+''')
+# 3 runs are a tiny group, the 4 that fill two devices would be a quick one
+assert (loop.compile_tier(exp, 3), loop.compile_tier(exp, 4)) == ("tiny", "quick")
+tiers, keep = [], loop.kept_program
+loop.kept_program = lambda static, name, tier, *rest: tiers.append(tier) or keep(static, name, tier, *rest)
+hps = {"seed": [0, 1, 2]}
+one, two = loop.run_group(exp, hps), loop.run_group(exp, hps, devices=jax.devices())
+assert tiers == ["tiny", "tiny"], tiers
+for k in one:   # two runs a device against three on one: the same program but for the last bits
+    np.testing.assert_allclose(one[k], two[k], rtol=1e-6, atol=0, err_msg=k)
+"""
+
+
+def test_runs_padded_to_fill_the_devices_compile_at_the_tier_of_the_runs_asked_for():
+    """Three runs on two devices (one copy added) compile at the tier of three runs, as on one
+    device, not at that of the four the devices hold."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    done = subprocess.run([sys.executable, "-c", PADDED_TIER], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]

@@ -328,7 +328,7 @@ def make_fit_run(exp: Experiment):
     return run
 
 
-def make_run(exp: Experiment, observe=None, init=None, shards: int = 1):
+def make_run(exp: Experiment, observe=None, init=None, shards: int = 1, pad: int = 0):
     """The pure function hp → outputs of one run of `exp` (data.m = the largest m it serves).
 
     Outputs: final metrics (scalars), `steps_to_eps`, `finite`, and curves at
@@ -341,7 +341,8 @@ def make_run(exp: Experiment, observe=None, init=None, shards: int = 1):
     as traces. `init(key, hp)` replaces `learner.init_params(key, n)` (e.g. to rewind a
     pruned network); by default, with `exp.train.rewind`, the run is a lottery ticket's
     (`sparselearn.train.rewind`). `shards`: the devices a group's run axis is split over,
-    which sets the group's blocks of runs (`run_block`).
+    which sets the group's blocks of runs (`run_block`); `pad`: how many of the group's runs
+    are copies added to fill them, which the group's compile tier leaves out (`compile_tier`).
     """
     if init is None and exp.train.rewind is not None:  # a lottery-ticket run: train the kept units
         from sparselearn.train.rewind import rewound
@@ -351,7 +352,7 @@ def make_run(exp: Experiment, observe=None, init=None, shards: int = 1):
         from sparselearn.train.record import observer
 
         observe = observer(exp)
-    return RUN_BUILDERS[kind_of(exp.learner).name](exp, observe, init, shards)
+    return RUN_BUILDERS[kind_of(exp.learner).name](exp, observe, init, shards, pad)
 
 
 def _precise(precision: str, fn):
@@ -406,7 +407,7 @@ class TrainedRun:
         return jax.tree.map(lambda a: a[0], out)
 
 
-def make_train_run(exp: Experiment, observe=None, init=None, shards: int = 1) -> TrainedRun:
+def make_train_run(exp: Experiment, observe=None, init=None, shards: int = 1, pad: int = 0) -> TrainedRun:
     """hp → outputs for a gradient-trained learner (see `make_run`), as a `TrainedRun`.
 
     Curve point c (step `curve_steps(exp)[c]`) takes the steps since point c − 1, then
@@ -520,7 +521,8 @@ def make_train_run(exp: Experiment, observe=None, init=None, shards: int = 1) ->
     # compile at the tiny tier (0.78 → 0.51 s for the tests' tiny group); at the quick tier the
     # merged program compiles no faster (the quickstart's: 1.60 s unmerged, 1.55 s merged, medians
     # of six fresh processes), so those are left as they are
-    start_group = threefry.merged_draws(start_group, when=lambda hps: compile_tier(exp, len(hps["seed"])) == "tiny")
+    start_group = threefry.merged_draws(start_group,
+                                        when=lambda hps: compile_tier(exp, len(hps["seed"]) - pad) == "tiny")
 
     def advance_runs(hps, data, state, c):
         new = jax.vmap(advance, in_axes=(0, 0, 0, None))(hps, data, state, c)
@@ -541,7 +543,7 @@ def make_train_run(exp: Experiment, observe=None, init=None, shards: int = 1) ->
     return TrainedRun(start_group, advance_group, finish_group, len(points), tr.stop_at_eps)
 
 
-def _fit_run(exp: Experiment, observe=None, init=None, shards: int = 1):
+def _fit_run(exp: Experiment, observe=None, init=None, shards: int = 1, pad: int = 0):
     if observe is not None or init is not None:
         raise ValueError(f"learner {exp.learner.name} is fitted, not trained: no observe/init hooks")
     return make_fit_run(exp)
@@ -578,11 +580,11 @@ def trajectory(exp: Experiment, hps: dict, observe=None, init=None) -> dict[str,
 
 
 @functools.lru_cache(maxsize=64)
-def compiled_group(static: Experiment, shards: int = 1):
+def compiled_group(static: Experiment, shards: int = 1, pad: int = 0):
     """The group program hps → outputs, jitted, for one static experiment whose run axis is
-    split over `shards` devices; cached so a shape group traces once (`kept_program` compiles
-    it at its tier)."""
-    program = _program(make_run(static, shards=shards))
+    split over `shards` devices (`pad` of its runs copies: see `make_run`); cached so a shape
+    group traces once (`kept_program` compiles it at its tier)."""
+    program = _program(make_run(static, shards=shards, pad=pad))
 
     def run_group(hps):
         return program(hps)
@@ -591,12 +593,12 @@ def compiled_group(static: Experiment, shards: int = 1):
 
 
 @functools.lru_cache(maxsize=64)
-def group_pieces(static: Experiment, shards: int = 1) -> tuple[Callable, Callable, Callable, Callable] | None:
+def group_pieces(static: Experiment, shards: int = 1, pad: int = 0) -> tuple[Callable, Callable, Callable, Callable] | None:
     """The pieces of a trained group (`TrainedRun` start, advance, train, finish), jitted:
     for a host loop that reports progress at every curve point (advance), or for a group
     whose loop compiles apart (train, `LOOPED_TIERS`); None for learners without steps. The
     advanced state is donated (updated in place)."""
-    run = make_run(static, shards=shards)
+    run = make_run(static, shards=shards, pad=pad)
     if not isinstance(run, TrainedRun):
         return None
     return (jax.jit(run.start), jax.jit(run.advance, donate_argnums=2), jax.jit(run.train, donate_argnums=2),
@@ -716,15 +718,16 @@ def _programs(static: Experiment, arrays: dict, devices, progress: bool):
     """What a compiled group runs, compiled and kept: (its arrays placed on `devices`, the
     group program, or None and the pieces of `_piece_programs` when it runs point by point
     or its loop compiles apart, `LOOPED_TIERS`)."""
-    shards = 1
+    shards, pad = 1, 0
     if devices is not None and len(devices) > 1:
-        arrays, _ = _shard(arrays, devices)
+        arrays, pad = _shard(arrays, devices)
         shards = len(devices)
-    tier = compile_tier(static, len(arrays["seed"]))
+    # the tier of the runs asked for, not of the copies that fill the devices: as on one device
+    tier = compile_tier(static, len(arrays["seed"]) - pad)
     looped = tier in LOOPED_TIERS and runtime.tiers_apply()
-    pieces = group_pieces(static, shards) if progress or looped else None
+    pieces = group_pieces(static, shards, pad) if progress or looped else None
     if pieces is None:
-        return arrays, kept_program(static, "group", tier, compiled_group(static, shards), arrays), None
+        return arrays, kept_program(static, "group", tier, compiled_group(static, shards, pad), arrays), None
     return arrays, None, _piece_programs(static, pieces, arrays, tier, stepped=progress)
 
 
