@@ -174,3 +174,16 @@ def test_runs_padded_to_fill_the_devices_compile_at_the_tier_of_the_runs_asked_f
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     done = subprocess.run([sys.executable, "-c", PADDED_TIER], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_settings_the_executor_does_not_read_are_named_in_a_warning(tiny, tmp_path):
+    from sparselearn.config import ExecutorConfig
+    from sparselearn.sweeps.executors import unread
+    from sparselearn.sweeps.runner import run
+
+    assert unread(ExecutorConfig()) == [] and unread(ExecutorConfig(name="slurm", partition="gpu", gpus=2)) == []
+    assert unread(ExecutorConfig(name="local", gpus=1, partition="gpu")) == ["executor.gpus", "executor.partition"]
+    assert unread(ExecutorConfig(name="ray", cluster="local", cpus=2)) == ["executor.cluster"]
+    exp = config.override(tiny, executor={"gpus": 1}, sweep={"seeds": 1, "grid": {"data.m": [64]}})
+    with pytest.warns(UserWarning, match=r"local executor does not read executor\.gpus"):
+        run(exp, tmp_path, progress=False)

@@ -14,6 +14,7 @@ import sys
 import time
 import traceback
 import uuid
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from sparselearn.config import ExecutorConfig, Experiment, from_dict, to_plain
-from sparselearn.sweeps.executors import EXECUTORS
+from sparselearn.sweeps.executors import EXECUTORS, unread
 from sparselearn.sweeps.executors.local import devices_for
 from sparselearn import runtime
 from sparselearn.sweeps import memory
@@ -205,6 +206,8 @@ def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: b
     done = set() if force else view.done(retry_failed)
     todo = [r for r in runs if r.run_id not in done]
     groups = group(todo, round_m=round_m)
+    if todo and unread(executor):  # a warning, not an error: a cluster's config may run here once
+        warnings.warn(f"the {executor.name} executor does not read {', '.join(unread(executor))}", stacklevel=3)
     limits = memory.plan(groups, executor)  # before anything compiles: fails if one run cannot fit
     runtime.compile_cache(executor.compile_cache)
     stored_failed = 0 if force or retry_failed else sum(

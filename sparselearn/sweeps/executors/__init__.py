@@ -21,6 +21,25 @@ MODULES: dict[str, str] = {
 }
 NAMES: tuple[str, ...] = tuple(MODULES)
 
+#: executor name → the `executor.*` settings it reads besides name, max_group_runs and compile_cache
+READS: dict[str, tuple[str, ...]] = {
+    "local": (), "devices": (),
+    "ray": ("address", "cpus", "gpus"),
+    "slurm": ("cpus", "gpus", "partition", "time_min", "mem_gb", "folder", "cluster"),
+}
+
+
+def unread(cfg) -> list[str]:
+    """The settings of ExecutorConfig `cfg` changed from their defaults that its executor does
+    not read (e.g. `gpus` for `local`), as `executor.<key>`.
+
+    Example:
+        >>> unread(ExecutorConfig(name="local", gpus=1, partition="gpu"))   # ['executor.gpus', 'executor.partition']
+    """
+    default = type(cfg)()
+    return [f"executor.{key}" for key in sorted({k for keys in READS.values() for k in keys})
+            if key not in READS[cfg.name] and getattr(cfg, key) != getattr(default, key)]
+
 
 class _Lazy(Mapping):
     """name → execute function, each module imported when first asked for."""
