@@ -187,3 +187,12 @@ def test_settings_the_executor_does_not_read_are_named_in_a_warning(tiny, tmp_pa
     exp = config.override(tiny, executor={"gpus": 1}, sweep={"seeds": 1, "grid": {"data.m": [64]}})
     with pytest.warns(UserWarning, match=r"local executor does not read executor\.gpus"):
         run(exp, tmp_path, progress=False)
+
+
+def test_a_lost_group_stores_its_error_without_terminal_colours(tiny):
+    from sparselearn.sweeps.grid import expand, group
+    from sparselearn.sweeps.runner import failed_frames
+
+    g = group(expand(tiny))[0]
+    runs, _, _ = failed_frames(g, "\x1b[36mray::with_compile_cache()\x1b[39m (pid=1)\nModuleNotFoundError: x")
+    assert set(runs["error"]) == {"ray::with_compile_cache() (pid=1)\nModuleNotFoundError: x"}

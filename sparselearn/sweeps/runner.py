@@ -10,6 +10,7 @@ import functools
 import json
 import math
 import os
+import re
 import sys
 import time
 import traceback
@@ -30,6 +31,9 @@ from sparselearn.sweeps.grid import Group, Run, expand, group
 from sparselearn.schema import CURVE_COLUMNS, CURVES, RUN_COLUMNS, RUN_DTYPES
 from sparselearn.store import Store, StoreView, check_writable, trace_frame
 from sparselearn.train import curve_steps, prepare_group, run_group
+
+#: a terminal control sequence (Ray colours the tracebacks of its workers)
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 #: seconds between looks at the store while other processes train the groups left
 LEASE_POLL_S = 0.5
@@ -83,8 +87,10 @@ def _run_row(run: Run, group_id: str) -> dict:
 
 
 def failed_frames(g: Group, text: str) -> tuple[pd.DataFrame, pd.DataFrame, None]:
-    """The rows of a group lost before it returned (e.g. its worker died)."""
-    rows = [{**_run_row(r, g.group_id), "status": "failed", "error": text[:2000], "wall_s": None} for r in g.runs]
+    """The rows of a group lost before it returned (e.g. its worker died), with `text` as their
+    error, less the terminal colours a remote worker's traceback may carry."""
+    text = ANSI_ESCAPE.sub("", text)[:2000]
+    rows = [{**_run_row(r, g.group_id), "status": "failed", "error": text, "wall_s": None} for r in g.runs]
     return _typed(pd.DataFrame(rows).reindex(columns=RUN_COLUMNS)), pd.DataFrame(columns=CURVE_COLUMNS), None
 
 
