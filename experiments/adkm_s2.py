@@ -42,6 +42,7 @@ import pandas as pd
 
 import sparselearn as sl
 from sparselearn import figures, theory
+from sparselearn.errors import ConfigError
 
 TARGET, LEARNER = "sparse_mlp", "lowdegree"
 X, Y, BY = "size", "m_star", "series"
@@ -182,11 +183,15 @@ def parity_bound(n, s, arm: str) -> np.ndarray:
 
 def _grown(arm: str, series: str) -> tuple[str, dict, list]:
     """(grown quantity, fixed {name: value}, declared grown values) of a series of the arm."""
+    known = []
     for sweep, (grown, (fixed, value), teachers) in [*sweeps(arm, False).items(), *sweeps(arm, True).items()]:
         for teacher, values in teachers.items():
-            if series == f"{teacher}, {sweep} ({fixed}={value})":
+            known.append(f"{teacher}, {sweep} ({fixed}={value})")
+            if series == known[-1]:
                 return grown, {fixed: value}, values
-    raise KeyError(series)
+    # e.g. a kept table measured before the sweeps were edited
+    raise ConfigError(f"{series!r} is not a series of the {arm} arm (known: {'; '.join(dict.fromkeys(known))}); "
+                      "delete the kept table to measure it again", file=str(DATA / f"adkm-s2-{arm}.parquet"))
 
 
 def _span(x) -> np.ndarray:
