@@ -67,8 +67,9 @@ def experiments(smoke: bool) -> list[sl.config.Experiment]:
 
 def tc_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per run: width, seed, accuracy (the convergence criterion: 0.55 or 1.0), cap
-    (the run's step cap) and t_c (NaN when the run never converged within its cap)."""
-    ok = runs[runs["status"] == "ok"]
+    (the run's step cap) and t_c (NaN when the run never converged within its cap or diverged
+    first; a failed run, an error without an outcome, is left out)."""
+    ok = runs[runs["status"] != "failed"]
     return pd.DataFrame({"width": ok["width"].astype(int), "k": ok["k"].astype(int), "seed": ok["seed"].astype(int),
                          "accuracy": (1.0 - ok["eps"].astype(float)).round(2), "cap": ok["steps"].astype(int),
                          "t_c": ok["steps_to_eps"].astype(float)}).reset_index(drop=True)

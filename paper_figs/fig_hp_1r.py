@@ -62,13 +62,13 @@ def _errorbar(ax, slopes: pd.DataFrame, **style) -> None:
                 slopes["ci_high"] - slopes["slope"]], ms=4, capsize=2, **style)
 
 
-def draw_local_slopes(ax, reached: pd.DataFrame, check: pd.DataFrame | None = None) -> None:
+def draw_local_slopes(ax, runs: pd.DataFrame, check: pd.DataFrame | None = None) -> None:
     """Local slope d log t_c / d log n (windows of three n, bootstrap interval over seeds) vs n,
     one colour per k as in the scaling panel, with the theory exponent k − 1 dotted and the fit
     over the upper half of n in the legend. `check` (runs of one k at another width): its slopes
     between consecutive n, open markers dashed in that k's colour."""
-    colors = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(sorted(reached["k"].unique()))}
-    for k, part in reached.groupby("k", sort=True):
+    colors = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(sorted(runs["k"].unique()))}
+    for k, part in runs.groupby("k", sort=True):
         if part["n"].nunique() < 2:
             continue
         upper = upper_half_fit(part["n"], part["t_c"])
@@ -88,24 +88,24 @@ def draw_local_slopes(ax, reached: pd.DataFrame, check: pd.DataFrame | None = No
 
 
 def draw(results):
-    table = results["t_c"]
-    reached = table.dropna(subset=["t_c"])
+    table = results["t_c"]   # a run that never reached 100% (t_c NaN) counts above every one that did
     fig, (ax, right) = panels(1, 2, 10.0, 3.8)
-    scaling_plot(reached, "n", "t_c", by="k", ax=ax, xlabel="input dimension n",
+    scaling_plot(table, "n", "t_c", by="k", ax=ax, xlabel="input dimension n",
                  ylabel="t_c (steps to 100% accuracy)")
-    check = results.tables.get("width_check")
-    draw_local_slopes(right, reached, None if check is None else check.dropna(subset=["t_c"]))
-    for i, (k, part) in enumerate(reached.groupby("k", sort=True)):
-        med = part.groupby("n")["t_c"].median()
+    draw_local_slopes(right, table, results.tables.get("width_check"))
+    for i, (k, part) in enumerate(table.groupby("k", sort=True)):
+        med = part["t_c"].fillna(np.inf).groupby(part["n"]).median()
+        med = med[np.isfinite(med)]
         if len(med) >= 2:
             n = np.geomspace(med.index.min(), med.index.max(), 30)
             middle = med.index[len(med) // 2]  # mid-range: the slope is compared where the data are
             overlay(ax, n, theory.parity_sgd_samples(n, k), f"k={k}: n^{k - 1} (BEGKMZ gap)",
                     anchor=(middle, med.loc[middle]), color=PALETTE[i % len(PALETTE)])
     ax.legend(frameon=False, fontsize=7)
-    ax.set_title(f"online SGD on sparse parities ({len(reached)}/{len(table)} runs reached 100%)", fontsize=9)
+    ax.set_title(f"online SGD on sparse parities ({table['t_c'].notna().sum()}/{len(table)} runs reached 100%)",
+                 fontsize=9)
     for axis in (ax, right):
-        axis.set_xticks(sorted(reached["n"].unique()), minor=False)
+        axis.set_xticks(sorted(table["n"].unique()), minor=False)
         axis.xaxis.set_major_formatter(ticker.ScalarFormatter())
         axis.xaxis.set_minor_formatter(ticker.NullFormatter())
     return fig

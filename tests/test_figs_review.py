@@ -86,3 +86,15 @@ def test_width_medians_count_runs_that_never_converged():
     fit = fig_hp_4l.fit_wide(table)
     assert fit.alpha == pytest.approx(np.log10(35 / 350))   # medians 350 at r = 10, 35 at r = 100
     assert fit.alpha == pytest.approx(fit_exponent(table["width"][:12], table["t_c"][:12]).alpha)
+
+
+def test_width_tc_keeps_a_diverged_run_as_unconverged():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import width_tc
+
+    runs = pd.DataFrame({"status": ["ok", "diverged", "failed"], "width": 10, "k": 3, "seed": [0, 1, 2],
+                         "eps": 0.0, "steps": 1000, "steps_to_eps": pd.array([40, None, None], dtype="Int64")})
+    table = width_tc.tc_table(runs)
+    assert table["seed"].tolist() == [0, 1] and table["t_c"].isna().tolist() == [False, True]
