@@ -229,8 +229,8 @@ def runs_per_call(exp, cap: int, free: int | None, devices: int = 1, per_device:
     `devices` devices: at most `cap`, and as many as fit in HEADROOM × `free` bytes, which are
     each device's own (`per_device`, accelerators) or shared by all (host devices). A call
     holds a multiple of `devices` runs (the run axis is padded to one), so the count is one
-    where it can be. Raises ConfigError if one run cannot fit, or, sharing the host's memory,
-    one run per device."""
+    where it can be; a call of fewer runs than `devices` is split over that many devices, one
+    run each (the runner's `_chunk_devices`). Raises ConfigError if one run cannot fit."""
     est = estimate(exp)
     if free is None:
         return cap
@@ -240,9 +240,8 @@ def runs_per_call(exp, cap: int, free: int | None, devices: int = 1, per_device:
     fit = int(budget // max(est.total, 1))  # runs in the budget: per device, or in all
     if per_device:
         most = fit * devices
-    elif fit < devices:
-        raise _too_big(est, devices * est.total, budget, free, f"one run on each of {devices} host devices",
-                       f", or give JAX at most {fit} host device{'s' * (fit != 1)} (see sparselearn.runtime)")
+    elif fit < devices:  # on as many host devices as runs
+        most = fit
     else:
         most = fit - fit % devices
     most = min(cap, most)
