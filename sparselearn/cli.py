@@ -102,15 +102,16 @@ def _parser() -> argparse.ArgumentParser:
     fg.add_argument("--all", action="store_true", help="every figure")
     fg.add_argument("--smoke", action="store_true", help="shrink every figure to a seconds-long check")
     fg.add_argument("--results", default="results", metavar="DIR", help="results root (default: results)")
-    fg.add_argument("--out", metavar="DIR", help="figure directory (default: paper_figs/out)")
+    fg.add_argument("--out", metavar="DIR", help="figure directory (default: paper_figs/out; given, the exponent "
+                    "table is written there only, not into paper_figs/data and the README)")
 
     for command in (r, se, fg):
         command.add_argument("--no-compile-cache", action="store_true",
                              help="compile without the persistent cache (also: SPARSELEARN_CACHE=off)")
 
-    ls = sub.add_parser("list", help="list targets, learners or configs",
+    ls = sub.add_parser("list", help="list targets, learners, configs or figures",
                         description="List the registered targets and learners with their parameters, "
-                        "or the configs in ./configs.")
+                        "the configs in ./configs, or the paper figures.")
     ls.add_argument("what", nargs="?", choices=["targets", "learners", "configs", "figs"], help="default: all")
     return p
 

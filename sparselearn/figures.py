@@ -455,9 +455,9 @@ def exponents(root: Path, smoke: bool = False, store: str | Path = "results",
               out: str | Path | None = None) -> list[Path]:
     """For every study of `root` and each value of its BY column, a row (`exponent_row`): the
     fitted exponent of Y vs X with its bootstrap CI, the upper-half fit, the theorem's exponent
-    and the verdict; writes out/exponents.md and .csv, and at full size keeps both in
-    paper_figs/data/ and rewrites the README's block between README_MARKERS. Study tables come
-    from `study_table` (kept tables at full size)."""
+    and the verdict; writes out/exponents.md and .csv (out: paper_figs/out unless given), and at
+    full size without `out` keeps both in paper_figs/data/ and rewrites the README's block
+    between README_MARKERS. Study tables come from `study_table` (kept tables at full size)."""
     import pandas as pd
 
     rows = []
@@ -465,12 +465,12 @@ def exponents(root: Path, smoke: bool = False, store: str | Path = "results",
         table = study_table(mod, smoke, store)
         for value, part in table.groupby(mod.BY, sort=True):
             rows.append(exponent_row(mod, value, part, smoke))
+    keep = not smoke and not out  # the repository's copies: only a default full-size table
     out = Path(out) if out else root / "paper_figs" / "out"
-    targets = [out] + ([] if smoke else [root / "paper_figs" / "data"])
-    for folder in targets:
+    for folder in [out] + ([root / "paper_figs" / "data"] if keep else []):
         folder.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(rows, columns=list(EXPONENT_COLUMNS)).to_csv(folder / "exponents.csv", index=False)
         (folder / "exponents.md").write_text(_markdown(rows, smoke))
-    if not smoke:
+    if keep:
         _update_readme(root / "README.md", rows)
     return [out / "exponents.md", out / "exponents.csv"]

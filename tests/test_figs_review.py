@@ -98,3 +98,15 @@ def test_width_tc_keeps_a_diverged_run_as_unconverged():
                          "eps": 0.0, "steps": 1000, "steps_to_eps": pd.array([40, None, None], dtype="Int64")})
     table = width_tc.tc_table(runs)
     assert table["seed"].tolist() == [0, 1] and table["t_c"].isna().tolist() == [False, True]
+
+
+def test_the_full_size_exponent_table_with_out_leaves_the_repository_alone(tmp_path):
+    """`sparselearn figs exponents --out DIR`: the table in DIR only; the kept copies and the
+    README's block are written by the default command alone."""
+    from sparselearn.cli import main
+
+    paths = (ROOT / "README.md", ROOT / "paper_figs/data/exponents.md", ROOT / "paper_figs/data/exponents.csv")
+    written = {p: p.stat().st_mtime_ns for p in paths}   # a rewrite with the same text shows here
+    assert main(["figs", "exponents", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "exponents.csv").read_bytes() == paths[2].read_bytes()
+    assert {p: p.stat().st_mtime_ns for p in paths} == written
