@@ -172,7 +172,7 @@ def test_exponent_table_adkm_s1(drawn):
     rows = table[table["study"] == "adkm_s1"]
     assert set(rows["series"]) == {"sweep=s at k=2", "sweep=k at s=8"}
     assert (rows["target"] == "sparse_mlp").all() and (rows["learner"] == "mlp").all()
-    assert rows["theory"].between(0.9, 1.2).all()  # Õ(k·s·n): linear in s and in k, up to the log
+    assert rows["theory"].between(0.9, 1.25).all()  # Õ(k·s·n): linear in s and in k, up to the log
     wnl = table[(table["study"] == "wnl_samples") & (table["series"] == "k=2")].iloc[0]
     assert (wnl["target"], wnl["learner"], wnl["theory"]) == ("hierarchical", "layerwise", pytest.approx(2.0))
 
