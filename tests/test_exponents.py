@@ -181,7 +181,7 @@ def test_exponents_table_end_to_end(tmp_path):
     (tmp_path / "experiments" / "drift.py").write_text(STUDY)
     begin, end = figures.README_MARKERS
     (tmp_path / "README.md").write_text(f"# x\n\n{begin}\nold\n{end}\n\nafter\n")
-    made = figures.exponents(tmp_path, smoke=False, out=tmp_path / "out")
+    made = figures.exponents(tmp_path, smoke=False)   # into tmp_path/paper_figs/out
     table = pd.read_csv(made[1])
     assert list(table.columns) == list(figures.EXPONENT_COLUMNS)
     k2, k3 = table.iloc[0], table.iloc[1]
@@ -194,7 +194,7 @@ def test_exponents_table_end_to_end(tmp_path):
     assert "old" not in readme and readme.endswith(f"{end}\n\nafter\n")
     assert "| drift | t_c vs n | k=3 | n ∈ [10, 80] | 20 |" in readme and "**pre-asymptotic**" in readme
     study = figures.studies(tmp_path)["drift"]
-    figures.exponents(tmp_path, smoke=False, out=tmp_path / "out")
+    figures.exponents(tmp_path, smoke=False)
     assert study.CALLS == [False]
 
 
