@@ -128,9 +128,10 @@ def side_by_side(measure, modes: tuple[str, ...], repeats: int) -> tuple[dict, d
     summary = {}
     for mode, got in rows.items():
         prepare, train = [r["prepare_s"] for r in got], [r["train_s"] for r in got]
+        # cold_s: the median process, not the sum of two medians that may come from different ones
         summary[mode] = {"prepare_s": statistics.median(prepare), "train_s": statistics.median(train),
+                         "cold_s": statistics.median(p + t for p, t in zip(prepare, train)),
                          "all_prepare_s": prepare, "all_train_s": train}
-        summary[mode]["cold_s"] = summary[mode]["prepare_s"] + summary[mode]["train_s"]
     return rows, summary
 
 

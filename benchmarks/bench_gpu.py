@@ -15,9 +15,11 @@ Two parts, each writing one JSON (with `_machine.describe()` and the GPU's name)
   the second layer by dense_rows @ w2 ("dense"), gather_matmul impl="sparse" ("gather",
   XLA gathers) and impl="pallas" ("gather_pallas", Triton kernels), in float32 and
   bfloat16; the top-k MLP dense ("routed_dense"), routed_mlp impl="sparse" ("routed") and
-  impl="pallas" ("routed_pallas"). Before timing, every path's values and gradients are
-  compared with the dense one on the device (`max_rel_error`). A path that fails to
-  compile is recorded with its error and the rest still runs.
+  impl="pallas" ("routed_pallas"). Each timing is of 10 calls in a row, blocking on the
+  last: a host round trip per call would add tens of µs to calls of well under a
+  millisecond, the same to every path, shrinking the speedups. Before timing, every path's
+  values and gradients are compared with the dense one on the device (`max_rel_error`). A
+  path that fails to compile is recorded with its error and the rest still runs.
 
 Targets (issue 16): fraction of peak ≥ 0.3 on the wide sweep; gather ≥ 4× dense at
 density 1/64 (the faster of "gather" and "gather_pallas", float32).
@@ -62,12 +64,13 @@ NO_GPU_STATUS = 3
 
 # Dense peak TFLOP/s (no 2:4 sparsity) by GPU name, from the vendors' data sheets: FP32 on
 # CUDA cores, TF32 and BF16 on tensor cores. The first name contained in the device's
-# `device_kind` wins, so more specific names come first.
+# `device_kind` wins, so more specific names come first ("GH200" contains "H200").
 PEAK_TFLOPS = (
-    ("H200", {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4}),
     ("GH200", {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4}),
+    ("H200 NVL", {"fp32": 60.0, "tf32": 417.5, "bf16": 835.5}),
+    ("H200", {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4}),        # SXM
     ("H100 PCIe", {"fp32": 51.2, "tf32": 378.0, "bf16": 756.0}),
-    ("H100 NVL", {"fp32": 60.0, "tf32": 417.5, "bf16": 835.0}),
+    ("H100 NVL", {"fp32": 60.0, "tf32": 417.5, "bf16": 835.5}),
     ("H100", {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4}),        # SXM
     ("A100", {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0}),
     ("L40S", {"fp32": 91.6, "tf32": 183.0, "bf16": 362.0}),
@@ -101,13 +104,14 @@ class Cells:
     k: int = 64                   # density 1/64
     router_rank: int = 8
     budget_s: float = 3.0         # timing budget per group of contenders
+    calls: int = 10               # calls per timing, blocking on the last (bench_primitives._once)
     precision: str = "highest"
     dtypes: tuple[str, ...] = ("float32", "bfloat16")   # of the second-layer paths
 
 
 DRY_SWEEP = Sweep(runs=4, width=64, n=10, batch=16, steps=10, eval_every=10, m=128, test_m=64,
                   precisions=("highest",), min_seconds=0.0, max_calls=2)
-DRY_CELLS = Cells(batch=16, n=32, s=256, k=4, router_rank=2, budget_s=0.05, dtypes=("float32",))
+DRY_CELLS = Cells(batch=16, n=32, s=256, k=4, router_rank=2, budget_s=0.05, dtypes=("float32",), calls=2)
 
 
 def gpus() -> list:
@@ -269,9 +273,10 @@ def max_rel_error(got, want) -> float:
     return worst
 
 
-def time_group(paths: dict, baseline: str, budget_s: float, labels: dict) -> list[dict]:
+def time_group(paths: dict, baseline: str, budget_s: float, labels: dict, calls: int = 1) -> list[dict]:
     """Check every path against `baseline` on the device, then time the ones that compiled
-    side by side (bench_primitives.race); a path that fails is recorded with its error."""
+    side by side (bench_primitives.race, `calls` calls a timing); a path that fails is
+    recorded with its error."""
     want = jax.block_until_ready(paths[baseline][0](*paths[baseline][1]))
     ok, rows = {}, {}
     for name, (fn, args) in paths.items():
@@ -282,7 +287,7 @@ def time_group(paths: dict, baseline: str, budget_s: float, labels: dict) -> lis
             continue
         ok[name] = (fn, args)
         rows[name] = {"path": name, **labels, "max_rel_error": max_rel_error(got, want)}
-    times = race(ok, budget_s)
+    times = race(ok, budget_s, calls=calls)
     for name, t in times.items():
         rows[name].update(ms=ms(t), rounds=len(t), speedup_vs_dense=speedup(times[baseline], t))
     return list(rows.values())
@@ -298,7 +303,7 @@ def part_primitives(dry_run: bool):
     cells = []
     for make, baseline, labels in groups:
         with jax.default_matmul_precision(c.precision):
-            rows = time_group(make(), baseline, c.budget_s, labels)
+            rows = time_group(make(), baseline, c.budget_s, labels, c.calls)
         for row in rows:
             timing = (f"{row['ms']:9.3f} ms  x{row['speedup_vs_dense']:6.2f}  rel. err {row['max_rel_error']:.1e}"
                       if "ms" in row else f"FAILED {row['error'][:200]}")
@@ -308,7 +313,8 @@ def part_primitives(dry_run: bool):
                   if r["dtype"] == "float32" and r["path"] in ("gather", "gather_pallas") and "ms" in r]
         yield {"config": asdict(c), "density": f"1/{c.s // c.k}",
                "description": "value_and_grad of one step; speedup_vs_dense = median over side-by-side rounds "
-                              "of dense time / path time (second layer: dense_rows @ w2; routed_mlp: impl='dense')",
+                              "of dense time / path time (second layer: dense_rows @ w2; routed_mlp: impl='dense'); "
+                              f"a time is that of {c.calls} calls in a row, blocking on the last, per call",
                "primitives": {"cells": cells},
                "targets": {"gather_speedup_density1_64": target(TARGET_GATHER_SPEEDUP, max(gather, default=None),
                                                                 dry_run)}}
@@ -329,6 +335,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out-dir", type=Path, default=None,
                         help=f"default {RESULTS}, or a temporary folder with --cpu-dry-run")
     args = parser.parse_args(argv)
+    if args.cpu_dry_run:  # on the CPU even where a GPU is visible (no effect once jax has started)
+        jax.config.update("jax_platforms", "cpu")
     if not args.cpu_dry_run and not gpus():
         print(f"bench_gpu: no GPU visible to jax (backend {jax.default_backend()!r}, devices {jax.devices()}); "
               "nothing measured. Use --cpu-dry-run to exercise the script on a CPU.", file=sys.stderr)

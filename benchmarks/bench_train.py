@@ -351,7 +351,10 @@ def main(argv=None) -> dict:
         env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={cores}"}
         cmd = [sys.executable, __file__, "--sharded-only", "--repeats", str(args.repeats)] + (
             ["--quick"] if args.quick else [])
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"the sharded run on {cores} host devices failed (exit {done.returncode}):\n"
+                               f"{done.stderr[-2000:]}")
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     results.append(bench_jax_step_loop(w, loop_seeds, loop_steps))
     results.append(bench_torch_loop(w, loop_seeds, loop_steps, threads=cores))

@@ -1,0 +1,143 @@
+"""The benchmark scripts measure what they say: FLOP counts against the matrix products of the
+step, medians of side-by-side modes, fair baselines, the GPU peaks by device name. No benchmark
+runs here: only their formulas and helpers, on tiny inputs."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import pytest
+from jax.extend import core as jcore
+
+from sparselearn import learners
+from sparselearn import primitives as P
+from sparselearn.train.losses import hinge
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench(name: str):
+    """The module benchmarks/<name>.py."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def dot_flops(jaxpr) -> int:
+    """2 · output size · contracted size of every dot_general in `jaxpr` and its sub-jaxprs."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            (contracted, _), _ = eqn.params["dimension_numbers"]
+            lhs = eqn.invars[0].aval.shape
+            total += 2 * math.prod(eqn.outvars[0].aval.shape) * math.prod(lhs[d] for d in contracted)
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                if isinstance(sub, jcore.ClosedJaxpr):
+                    total += dot_flops(sub.jaxpr)
+                elif isinstance(sub, jcore.Jaxpr):
+                    total += dot_flops(sub)
+    return total
+
+
+def step_and_forward_flops(width: int, n: int, batch: int, points: int) -> tuple[int, int]:
+    """Matrix-product FLOPs of one hinge SGD gradient of the mlp learner, and of a forward pass."""
+    net = learners.get("mlp", width=width, depth=2)
+    params = net.init_params(jax.random.key(0), n)
+    x, y = jnp.ones((batch, n)), jnp.ones(batch)
+    step = jax.value_and_grad(lambda p: jnp.mean(hinge(net.apply(p, x), y)))
+    forward = dot_flops(jax.make_jaxpr(net.apply)(params, jnp.ones((points, n))).jaxpr)
+    return dot_flops(jax.make_jaxpr(step)(params).jaxpr), forward
+
+
+def test_train_benchmark_counts_the_matrix_products_of_its_step():
+    bt = bench("bench_train")
+    w = bt.Workload(width=24, n=7, batch=5)
+    step, forward = step_and_forward_flops(w.width, w.n, w.batch, 11)
+    assert bt.step_flops(w) == step
+    assert bt.forward_flops(w, 11) == forward
+
+
+def test_gpu_sweep_matmul_count_is_the_step_products_and_six_bp_overcounts_them():
+    gpu = bench("bench_gpu")
+    w = gpu.DRY_SWEEP
+    step, forward = step_and_forward_flops(w.width, w.n, w.batch, 1)
+    counted = gpu.sweep_flops(w)
+    points = (1 + math.ceil(w.steps / w.eval_every)) * w.test_m + w.batch + w.m
+    evals = w.runs * 2 * points * counted["params_per_run"]
+    assert counted["flops_per_call_matmuls"] - evals == w.runs * w.steps * step
+    # the 6·batch·params rule counts a first-layer input gradient that is never formed
+    assert counted["flops_per_step"] > w.runs * step
+    assert forward <= 2 * counted["params_per_run"]
+
+
+def test_side_by_side_cold_time_is_the_median_process():
+    machine = bench("_machine")
+    prepare, train = iter([1.0, 2.0, 10.0]), iter([10.0, 2.0, 1.0])
+    _, summary = machine.side_by_side(lambda mode: {"prepare_s": next(prepare), "train_s": next(train)},
+                                      ("only",), 3)
+    # processes of 11, 4 and 11 s: a cold run takes 11 s, not median(prepare) + median(train) = 4 s
+    assert summary["only"]["cold_s"] == 11.0
+    assert (summary["only"]["prepare_s"], summary["only"]["train_s"]) == (2.0, 2.0)
+
+
+def test_dense_primitive_baseline_is_the_plain_top_k_mlp():
+    bp = bench("bench_primitives")
+    s, k = 1024, 16
+    fn, args = bp.mlp_case(s, k, jax.random.key(0))["dense"]
+    # no all-ones (n, s) mask multiplied into w1 on the dense side (6 % of its time at s = 4096)
+    assert f"bool[{bp.N},{s}]" not in str(jax.make_jaxpr(fn)(*args))
+    x, _, w1, b1, w2 = bp.mlp_data(s, k, jax.random.key(0))
+    want = jnp.sum(P.topk_mlp_reference(x, w1, b1, w2, k))
+    assert jnp.allclose(fn(*args)[0], want, rtol=1e-5)
+
+
+def test_gpu_peaks_take_the_most_specific_name():
+    peak = bench("bench_gpu").peak_flops
+    assert peak("NVIDIA GH200 480GB", "highest") == (67.0e12, "GH200 fp32")
+    assert peak("NVIDIA H200 NVL", "highest") == (60.0e12, "H200 NVL fp32")
+    assert peak("NVIDIA H200 NVL", "default") == (417.5e12, "H200 NVL tf32")
+    assert peak("NVIDIA H200", "default") == (494.7e12, "H200 tf32")
+    assert peak("NVIDIA H100 NVL", "highest") == (60.0e12, "H100 NVL fp32")
+
+
+def test_race_times_several_calls_per_sample_when_asked():
+    bp = bench("bench_primitives")
+    made = []
+
+    def fn():
+        made.append(1)
+        return jnp.zeros(())
+
+    times = bp.race({"only": (fn, ())}, budget_s=0.0, min_rounds=2, max_rounds=2, calls=3)
+    # one compiling call, one to size the rounds, then 2 rounds of 3 calls
+    assert len(times["only"]) == 2 and len(made) == 1 + 1 + 2 * 3
+
+
+def test_train_benchmark_shows_why_its_sharded_child_failed(monkeypatch):
+    bt = bench("bench_train")
+    monkeypatch.setattr(bt, "bench_ours", lambda w, repeats, sharded=False: [])
+    monkeypatch.setattr(bt.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(
+        cmd, 1, "", "Traceback …\nValueError: no such device"))
+    with pytest.raises(RuntimeError, match="no such device"):
+        bt.main(["--quick"])
+
+
+def test_gpu_dry_run_asks_jax_for_the_cpu(tmp_path, monkeypatch):
+    gpu = bench("bench_gpu")
+    monkeypatch.setattr(gpu, "PARTS", {})
+    before = jax.config.jax_platforms
+    try:
+        assert gpu.main(["--cpu-dry-run", "--out-dir", str(tmp_path)]) == 0
+        assert jax.config.jax_platforms == "cpu"   # a GPU machine's dry run stays off its GPU
+    finally:
+        jax.config.update("jax_platforms", before)
