@@ -166,7 +166,7 @@ def draw(results):
                     transform=ax.get_xaxis_transform())
     try:
         fit = fit_wide(table)
-        ax.plot([], [], " ", label=f"fit (r ≥ k, ≥ half converged): t_c ∝ r^α,\n{fit.label()}")
+        ax.plot([], [], " ", label=f"fit (r ≥ k, > half converged): t_c ∝ r^α,\n{fit.label()}")
     except ValueError:  # too few widths or converged runs to fit
         pass
     ax.set_yscale("log")

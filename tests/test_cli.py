@@ -47,11 +47,26 @@ def test_run_writes_store_and_figure_then_rerun_skips(workdir, tiny_file, capsys
 
 
 def test_set_and_smoke_change_the_config_hash(workdir, tiny_file, capsys):
-    assert main(["run", str(tiny_file), "--quiet", "--no-plot", "--set", "sweep.grid.data.m=[64]",
-                 "--set", "sweep.seeds=1"]) == 0
+    """A store is named by the hash of the config as run: with the overrides, and shrunk by --smoke."""
+    from sparselearn import config
+
+    sets = ["sweep.grid.data.m=[64]", "sweep.seeds=1"]
+    args = ["run", str(tiny_file), "--quiet", "--no-plot", *(a for s in sets for a in ("--set", s))]
+    assert main(args) == 0
     assert "1 runs" in capsys.readouterr().out
-    runs = pd.read_parquet(next((workdir / "results" / "tiny").glob("*/runs.parquet")))
+    overridden = config.load(tiny_file, sets)
+    store = workdir / "results" / "tiny" / config.config_hash(overridden)
+    assert config.config_hash(overridden) != config.config_hash(config.load(tiny_file))
+    runs = pd.read_parquet(store / "runs.parquet")
     assert runs["m"].tolist() == [64]
+    assert main([*args, "--smoke"]) == 0   # eval_every 20 → 12 (a quarter of the 50 steps): another config
+    assert "(0 already stored)" in capsys.readouterr().out
+    smoked = config.smoke(overridden)
+    assert config.config_hash(smoked) != config.config_hash(overridden)
+    assert config.loads((workdir / "results" / "tiny" / config.config_hash(smoked) / "config.yaml").read_text()) \
+        == smoked
+    assert {p.name for p in (workdir / "results" / "tiny").iterdir()} == {config.config_hash(overridden),
+                                                                          config.config_hash(smoked)}
 
 
 @pytest.mark.parametrize("args, fragment", [

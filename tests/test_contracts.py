@@ -160,6 +160,18 @@ def test_plugin_kinds_are_checked_once_by_the_registry(monkeypatch):
     unregistered = type("Unregistered", (Host,), {"name": "unregistered"})
     assert learners.spelled(unregistered) == f"{__name__}:Unregistered"  # not registered: module:Class
 
+    @dataclass(frozen=True)
+    class NoFit:   # a host learner must fit: refused when registered, and not filed
+        name: ClassVar[str] = "host_nofit"
+        kind: ClassVar[str] = "host"
+
+        def apply(self, params, x):
+            return x[:, 0]
+
+    with pytest.raises(ConfigError, match=r"no method `fit` \(needed by kind host\)"):
+        learners.register(NoFit)
+    assert "host_nofit" not in learners.names()
+
 
 def test_listing_reads_the_builtin_classes_as_they_are_declared():
     """`sparselearn list` describes classes from their source; that must agree with the

@@ -65,12 +65,16 @@ def two_devices(tmp_path_factory, tiny_text):
     return outs
 
 
-def test_devices_executor_shards_runs_over_two_cpu_devices(local, two_devices):
+def test_devices_executor_shards_runs_over_two_cpu_devices(local, tiny, two_devices):
+    from sparselearn.sweeps import expand
+
     sharded = pd.read_parquet(next(two_devices["devices"].glob("tiny/*/runs.parquet")))
-    assert len(sharded) == 6  # 6 runs on 2 devices; `local` has the same run ids for seeds 0, 1
-    ids = set(local["run_id"])
-    assert ids < set(sharded["run_id"]) or not ids & set(sharded["run_id"])
+    assert len(sharded) == 6  # 6 runs on 2 devices: the runs of the tiny sweep with 3 seeds
+    assert set(sharded["run_id"]) == {r.run_id for r in expand(config.override(tiny, sweep={"seeds": 3}))}
     _same_results(sharded, pd.read_parquet(next(two_devices["one"].glob("tiny/*/runs.parquet"))))
+    # seeds 0 and 1 (ids differ: the seed count is in the config hash) train as in `local`'s sweep
+    by_run = lambda df: df.set_index(["m", "seed"]).sort_index()[METRICS]  # noqa: E731
+    np.testing.assert_allclose(by_run(sharded[sharded["seed"] < 2]), by_run(local), rtol=0, atol=1e-6)
 
 
 def test_ray_executor_matches_local(local, tiny, tmp_path):

@@ -63,6 +63,20 @@ def test_hp_4l_median_label_states_its_rule():
     # np.median of [t, +inf] is +inf: with exactly half converged nothing is drawn
     assert np.median([800.0, np.inf]) == np.inf
     assert "median (where ≥ half converged)" not in source and "drawn where at least half" not in source
+    # drawn: at r = 300 exactly half converge, so neither the median line nor the fit has a point there
+    hp_4l = figures.load(ROOT / "paper_figs" / "fig_hp_4l.py")
+    t_c = {3: [400, 500, 600, np.nan], 30: [40, 50, 60, 70], 300: [5, 6, np.nan, np.nan]}
+    runs = pd.DataFrame([{"experiment": "hp_4l", "status": "ok", "width": r, "k": 3, "seed": s, "eps": 0.0,
+                          "steps": 1000, "steps_to_eps": t} for r, ts in t_c.items() for s, t in enumerate(ts)])
+    lr = pd.DataFrame({"part": "sweep", "lr": [0.1] * 4 + [1.0] * 4, "seed": list(range(4)) * 2, "width": 3, "k": 3,
+                       "cap": 1000, "status": "ok", "t_c": [100, np.nan, 300, np.nan, 50, 60, 70, np.nan]})
+    fig = hp_4l.draw(figures.Results({"runs": runs, "lr": lr}))
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    median = next(line for line in fig.axes[0].lines if line.get_label().startswith("median"))
+    assert np.isnan(median.get_ydata()[-1]) and hp_4l.fit_wide(hp_4l.width_tc.tc_table(runs)).points == 8   # r = 3, 30
+    assert [text.startswith("median (where > half") for text in labels].count(True) == 1
+    assert [text.startswith("fit (r ≥ k, > half converged)") for text in labels].count(True) == 1
+    assert not any("≥ half" in text for text in labels)
 
 
 def test_width_medians_count_runs_that_never_converged():

@@ -13,6 +13,7 @@ from sparselearn import config, learners
 from sparselearn.errors import ConfigError, FitFailed
 from sparselearn.sweeps import run
 from sparselearn.train import run_group, run_one
+from sparselearn.train.loop import make_data
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,12 @@ def test_fitted_learners_go_through_the_store(registered, tmp_path):
 def test_host_learner_failure_is_stored_with_its_reason(registered, tmp_path):
     exp = config.loads(CFG.replace("test_linear", "test_refuses"))
     df = run(exp, tmp_path, progress=False)
-    assert set(df["status"]) <= {"ok", "failed"} and (df["status"] == "failed").any()
-    assert df.loc[df["status"] == "failed", "error"].str.contains("inconsistent").all()
+    # a FitFailed fails that run alone: exactly the runs whose training labels sum above 0
+    refused = [float(make_data(exp)(seed, seed, 0.0)[2][:m].sum()) > 0 for seed, m in zip(df["seed"], df["m"])]
+    failed = df["status"] == "failed"
+    assert failed.tolist() == refused and 0 < sum(refused) < len(df)
+    assert df.loc[failed, "error"].str.contains("inconsistent").all() and df.loc[failed, "test_error"].isna().all()
+    assert df.loc[~failed, "error"].isna().all() and df.loc[~failed, "test_error"].between(0, 1).all()
 
 
 def test_fitted_learners_reject_online_data(registered):

@@ -119,8 +119,9 @@ def test_smoke_search_trains_the_kou_learner(tmp_path):
     rows = kou.search(2, 6, smoke=True, store=str(tmp_path))
     assert rows["batch"].tolist() == [kou.paper_batch(2, 6)]
     row = rows.iloc[0]
-    if not row["censored"]:
-        assert row["steps"] % kou.SMOKE["every"] == 0 and row["samples"] == row["steps"] * row["batch"]
+    assert not row["censored"]   # a 2-parity on 6 bits: learned within the smoke steps (T* = 16)
+    assert row["steps"] % kou.SMOKE["every"] == 0 and 0 < row["steps"] <= kou.SMOKE["steps"]
+    assert row["samples"] == row["steps"] * row["batch"]
     summary = kou.summarise(rows)
     assert summary.columns[:3].tolist() == ["k", "n", "samples"] and len(summary) == 1
 

@@ -20,6 +20,6 @@ def test_pf1_smoke_success_grows_with_width(tmp_path):
     table = fig_pf_1.success_table(runs)
     by_width = table.groupby("width")["p_success"].mean().sort_index()
     assert len(by_width) >= 2
-    assert by_width.iloc[-1] >= by_width.iloc[0]
+    assert by_width.iloc[-1] > by_width.iloc[0]   # width helps (0.17 → 1.0 at seed 0…2)
     assert by_width.iloc[-1] >= 0.5  # the widest net learns the smoke parity in most cells
     assert set(table["init"]) == {"dense", "sparse"}

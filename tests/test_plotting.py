@@ -114,6 +114,12 @@ def test_grid_frame_first_step_and_success_table(tmp_path):
     assert t_c["r20-100-0"] == 400 and np.isnan(t_c["r40-100-0"])  # 1600 > the last step
     table = success_table(runs, "data.m", "target.n")
     assert table.shape == (3, 3) and table.to_numpy().min() >= 0 and table.to_numpy().max() <= 1
+    # the fraction of each cell's 4 seeds with test error ≤ eps, counted here
+    want = np.array([[np.mean(runs.loc[(runs["n"] == n) & (runs["m"] == m), "test_error"] <= 0.05)
+                      for m in (100, 1000, 10000)] for n in (10, 20, 40)])
+    np.testing.assert_array_equal(table.to_numpy(), want)
+    assert list(table.index) == [10, 20, 40] and list(table.columns) == [100, 1000, 10000]
+    assert ((want > 0) & (want < 1)).any()   # a cell where some seeds succeed: the mean matters
     # success rises with m at every n
     assert (np.diff(table.to_numpy(), axis=1) >= 0).all()
     with pytest.raises(ValueError, match="learner.width"):

@@ -114,10 +114,19 @@ def test_diverged_runs_are_marked_not_raised(tiny, tmp_path):
     assert status[0.1] == "ok" and status[1e38] == "diverged"
 
 
-def test_chunked_groups_equal_one_big_group(tiny, tmp_path):
+def test_chunked_groups_equal_one_big_group(tiny, tmp_path, monkeypatch):
+    real, calls = runner.run_group, []
+
+    def counted(exp, hps, devices=None, **kwargs):
+        calls.append(len(hps["seed"]))
+        return real(exp, hps, devices=devices, **kwargs)
+
+    monkeypatch.setattr(runner, "run_group", counted)
     whole = run(tiny, tmp_path / "a", progress=False).sort_values("run_id")
+    assert calls == [4]
     exp = config.override(tiny, executor={"max_group_runs": 3})  # 4 runs → 2 chunks of 2
     chunked = run(exp, tmp_path / "b", progress=False).sort_values("run_id")
+    assert calls == [4, 2, 2]
     np.testing.assert_allclose(chunked["test_error"], whole["test_error"], atol=1e-6)
     np.testing.assert_allclose(chunked["train_loss"], whole["train_loss"], atol=1e-6)
 

@@ -182,6 +182,15 @@ def test_index_construction_computes_the_addressed_bit():
     x = all_points(6)
     values = np.unique(np.round(np.asarray(t.labels(tp, x)) / float(tp["scale"]), 5))
     np.testing.assert_allclose(values, [0.0, 0.75], atol=1e-5)  # ¾·1[addressed bit = +1] before scaling
+    # unit α reads the (permuted) address coordinates with weights α and one data bit of its own
+    w, xs = np.asarray(tp["w"]), np.asarray(x)
+    address = np.flatnonzero(np.all(np.abs(w) == 1, axis=0))
+    data = [int(np.flatnonzero(row == 0.5)[0]) for row in w]
+    assert len(address) == 2 and sorted(data) == sorted(set(range(6)) - set(address))
+    assert len({tuple(row) for row in w[:, address]}) == 4      # every address has its unit
+    unit = [int(np.flatnonzero(np.all(w[:, address] == row[address], axis=1))[0]) for row in xs]
+    addressed = xs[np.arange(64), np.asarray(data)[unit]]
+    np.testing.assert_allclose(np.asarray(t.labels(tp, x)) / float(tp["scale"]), 0.75 * (addressed > 0), atol=1e-5)
 
 
 def test_dense_weight_with_small_gamma_may_break_sparsity_and_the_certificate_says_so():

@@ -15,7 +15,7 @@ import pytest
 from sparselearn import config, targets
 from sparselearn.schema import CURVES
 from sparselearn.train import curve_steps, run_group, run_one, trajectory
-from sparselearn.train.loop import compiled_group, draw_dataset
+from sparselearn.train.loop import compiled_group, draw_dataset, make_data
 from sparselearn.train.losses import correlation, hinge, logistic, square
 from sparselearn.train.optimizers import make
 
@@ -137,10 +137,14 @@ def test_curves_cover_steps_with_remainder(tiny):
 
 
 def test_label_noise_flips_training_labels_but_not_test_labels():
-    t = targets.get("sparse_parity", n=20, k=3, noise=0.2)
-    tp = t.init(jax.random.key(0))
-    x, y = t.sample(tp, jax.random.key(1), 20000)
-    assert abs(float(jnp.mean(y != t.labels(tp, x))) - 0.2) < 0.02
+    """A run's data as the loop draws them (`make_data`): about 20% of the training labels
+    flipped, none of the test labels."""
+    exp = config.loads("target: {name: sparse_parity, n: 20, k: 3, noise: 0.2}\nlearner: {name: mlp, width: 8}\n"
+                       "data: {m: 20000, test_m: 4096}")
+    teacher, x, y, x_test, y_test = jax.jit(make_data(exp))(0, 0, jnp.float32(exp.target.noise))
+    t = exp.target
+    assert abs(float(jnp.mean(y != t.labels(teacher, x))) - 0.2) < 0.02
+    np.testing.assert_array_equal(y_test, t.labels(teacher, x_test))
 
 
 def test_online_training_learns_an_easy_parity():
