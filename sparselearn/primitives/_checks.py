@@ -6,6 +6,8 @@ fails with a message that names the argument, never deep inside XLA.
 
 from __future__ import annotations
 
+import operator
+
 import jax.numpy as jnp
 
 
@@ -26,11 +28,12 @@ def same(what: str, *pairs: tuple[str, int]) -> None:
 
 def k_in_range(k, s: int) -> int:
     """`k` as a Python int with 1 ≤ k ≤ s (k must be static: it fixes output shapes)."""
-    if isinstance(k, bool) or not isinstance(k, int):
-        try:
-            k = int(k)  # numpy integers; a tracer raises here
-        except TypeError as e:
-            raise ValueError(f"k must be a static Python int (it fixes shapes), got {k!r}") from e
+    try:
+        if isinstance(k, bool):
+            raise TypeError("a bool is not a unit count")
+        k = operator.index(k)  # ints and numpy integers; a float or a tracer raises here
+    except TypeError as e:
+        raise ValueError(f"k must be a static Python int (it fixes shapes), got {k!r}") from e
     if not 1 <= k <= s:
         raise ValueError(f"k must satisfy 1 ≤ k ≤ s = {s}, got k = {k}")
     return k

@@ -1,7 +1,10 @@
 """Top-k activation sparsity: keep the k largest pre-activations of each row.
 
 Ties are broken towards the lower unit index (the order `jax.lax.top_k` uses), so
-exactly k entries survive in every row and the choice is deterministic.
+exactly k entries survive in every row and the choice is deterministic. `lax.top_k`
+compares in IEEE total order, though: -0.0 ranks below +0.0, and a NaN ranks above +inf
+or below -inf by its sign bit (x86 CPUs make negative NaNs from 0/0 and inf - inf), while
+`topk_reference` counts ±0 as a tie and ranks every NaN last.
 
 No custom VJP here: the kept set is a piecewise-constant function of z, so plain
 autodiff of `where(keep, z, 0)` already sends the gradient only through the kept

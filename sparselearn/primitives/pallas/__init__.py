@@ -5,7 +5,9 @@
 written as Triton kernels. `impl="pallas"` in `gather_matmul`, `routed_layer` and
 `routed_mlp` runs them: compiled by Triton in programs for a CUDA or ROCm GPU, and in
 Pallas interpret mode everywhere else (CPU, TPU), where they give the same values slowly
-(for tests, not for speed).
+(for tests, not for speed). Gradients are first order only: the backward pass runs these
+kernels, which JAX cannot differentiate again, so grad-of-grad through `impl="pallas"`
+fails (an AssertionError inside Pallas); use "sparse" or "dense" for second order.
 
 `impl="auto"` takes them only in programs compiled for a CUDA GPU, and only for shapes that
 a GPU measurement covers: a cell of `MEASURED_WINS`. The table is empty because no GPU
@@ -21,7 +23,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 Primitive = Literal["gather_matmul", "routed"]
 
@@ -41,6 +43,15 @@ class MeasuredWin:
     speedup: float
     device: str
     source: str
+
+    def __post_init__(self):
+        # the table is edited by hand: a misspelt primitive would match nothing, silently
+        if self.primitive not in get_args(Primitive):
+            raise ValueError(f"MeasuredWin.primitive must be one of {get_args(Primitive)}, got {self.primitive!r}")
+        if not 0 < self.max_density <= 1:
+            raise ValueError(f"MeasuredWin.max_density must be in (0, 1], got {self.max_density}")
+        if not self.speedup > 1:
+            raise ValueError(f"MeasuredWin.speedup must be > 1 (a win over the dense path), got {self.speedup}")
 
 
 # Empty: no GPU measurement yet. Fill from benchmarks/results/primitives-gpu.json after

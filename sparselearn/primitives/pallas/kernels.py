@@ -63,8 +63,8 @@ def _per_platform(call, *args):
 
 def _combine_kernel(coef_ref, idx_ref, table_ref, out_ref, *, k, rows_per, cols_per, acc):
     m, d = out_ref.shape
-    rows = pl.program_id(0) * rows_per + jnp.arange(rows_per)
-    cols = pl.program_id(1) * cols_per + jnp.arange(cols_per)
+    rows = pl.program_id(0) * rows_per + jnp.arange(rows_per, dtype=jnp.int32)
+    cols = pl.program_id(1) * cols_per + jnp.arange(cols_per, dtype=jnp.int32)
     row_ok = rows < m
     ok = row_ok[:, None] & (cols < d)[None, :]
 
@@ -103,13 +103,13 @@ def row_combine(coef: jax.Array, idx: jax.Array, table: jax.Array, *,
 def _dots_kernel(x_ref, table_ref, idx_ref, out_ref, *, k, pairs_per, cols_per, acc):
     pairs = idx_ref.shape[0]
     d = x_ref.shape[1]
-    p = pl.program_id(0) * pairs_per + jnp.arange(pairs_per)  # flat (example, slot) pairs
+    p = pl.program_id(0) * pairs_per + jnp.arange(pairs_per, dtype=jnp.int32)  # flat (example, slot) pairs
     p_ok = p < pairs
     unit = plgpu.load(idx_ref.at[p], mask=p_ok, other=0)
     example = jax.lax.div(p, jnp.int32(k))
 
     def add_cols(c, total):
-        cols = c * cols_per + jnp.arange(cols_per)
+        cols = c * cols_per + jnp.arange(cols_per, dtype=jnp.int32)
         ok = p_ok[:, None] & (cols < d)[None, :]
         w = plgpu.load(table_ref.at[unit[:, None], cols[None, :]], mask=ok, other=0).astype(acc)
         xv = plgpu.load(x_ref.at[example[:, None], cols[None, :]], mask=ok, other=0).astype(acc)
@@ -144,12 +144,12 @@ def row_dots(x: jax.Array, table: jax.Array, idx: jax.Array, *,
 def _scatter_kernel(starts_ref, order_ref, coef_ref, x_ref, out_ref, *, k, pairs_per, cols_per, acc):
     d = out_ref.shape[1]
     unit = pl.program_id(0)
-    cols = pl.program_id(1) * cols_per + jnp.arange(cols_per)
+    cols = pl.program_id(1) * cols_per + jnp.arange(cols_per, dtype=jnp.int32)
     col_ok = cols < d
     start, end = starts_ref[unit], starts_ref[unit + 1]  # this unit's pairs: order[start:end]
 
     def add_pairs(t, total):
-        q = start + t * pairs_per + jnp.arange(pairs_per)
+        q = start + t * pairs_per + jnp.arange(pairs_per, dtype=jnp.int32)
         q_ok = q < end
         pair = plgpu.load(order_ref.at[q], mask=q_ok, other=0)
         c = plgpu.load(coef_ref.at[pair], mask=q_ok, other=0).astype(acc)
