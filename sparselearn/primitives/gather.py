@@ -31,10 +31,11 @@ from sparselearn.primitives.pallas import prefers_pallas
 # `impl="auto"` gathers when the active units are few (k/s ≤ GATHER_MAX_DENSITY), or
 # fairly few with rows of moderate length (k/s ≤ GATHER_MID_DENSITY and
 # k·out ≤ GATHER_MID_ROW_ELEMENTS), or the gathered rows are short (k·out ≤
-# GATHER_MAX_ROW_ELEMENTS). Measured on a 2-core CPU, batch 256 (forward + backward,
+# GATHER_MAX_ROW_ELEMENTS). Measured on 2-core CPUs, batch 256 (forward + backward,
 # dense time / gather time): at density 1/16 the gather won 1.3–2.1× for k·out from
-# 2^13 to 2^17 and lost (0.9×) at s = 16384, k = 1024, out = 512; at density 1/4 it lost
-# (0.3–0.5×) unless the rows were short (out = 1 or 16 won even there).
+# 2^13 to 2^17 (1.11–1.21× at the last run) and lost (0.9×; 0.75×) at s = 16384, k = 1024,
+# out = 512; at density 1/4 it lost (0.2–0.5×) unless the rows were short (out = 1 or 16
+# won even there).
 GATHER_MAX_DENSITY = 1 / 32
 GATHER_MID_DENSITY = 1 / 16
 GATHER_MID_ROW_ELEMENTS = 1 << 17

@@ -51,10 +51,11 @@ from sparselearn.primitives.gather import gather_matmul
 from sparselearn.primitives.pallas import prefers_pallas
 from sparselearn.primitives.topk import keep_mask, topk
 
-# Limits of `impl="auto"`'s sparse path, from benchmarks/results/primitives.json on a
-# 2-core CPU (n = 512, batch 256, speedups over the dense top-k network): the sparse path
-# won at density 1/64 (1.8–2.1×, k ≤ 256); at 1/16 it did no better than the dense path
-# of `impl="dense"` (0.98–1.18× against 1.14–1.22×), and at 1/4 it lost (0.5–0.7×).
+# Limits of `impl="auto"`'s sparse path, from benchmarks/results/primitives.json on 2-core
+# CPUs (n = 512, batch 256, speedups over the dense top-k network): the sparse path won at
+# density 1/64 (1.8–2.1× on the first machine, 1.45–1.50× at the last run, k ≤ 256); at 1/16
+# it did no better than the dense path of `impl="dense"` (0.86–0.94× against 1.08–1.10× at the
+# last run), and at 1/4 it lost (0.5–0.7×).
 SPARSE_MAX_DENSITY = 1 / 32
 SPARSE_MAX_ROW_ELEMENTS = 1 << 17
 
