@@ -1,4 +1,5 @@
-"""Regression tests for defects found in review of the primitives and the Pallas kernels."""
+"""The primitives at their edges: float64 gradients through the Pallas kernels, a k that is not an
+integer, hand-made MeasuredWin entries, and the order of ties and NaNs in top-k."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Regression tests for the science numerics: feature counts, the GF(2) sample search, the
+"""The science numerics: feature counts, the GF(2) sample search, the
 truth-table contract, tail mass at negative degree, and censored runs marked +inf."""
 
 from __future__ import annotations
