@@ -66,3 +66,21 @@ def test_a_measured_win_for_an_unknown_primitive_is_an_error():
         pallas.MeasuredWin("routed", max_density=32, speedup=2.0, device="test", source="test")
     with pytest.raises(ValueError, match="speedup must be > 1"):
         pallas.MeasuredWin("routed", max_density=1 / 32, speedup=0.8, device="test", source="test")
+
+
+def test_route_and_router_refuse_counts_that_are_not_unit_counts():
+    import jax
+    import jax.numpy as jnp
+
+    from sparselearn.primitives.routed import route, router_from_weights
+
+    w1 = jax.random.normal(jax.random.key(0), (16, 8))
+    x, b1 = jnp.ones((4, 8)), jnp.zeros(16)
+    router = router_from_weights(w1, 2)
+    assert route(x, router, b1, 3).shape == (4, 3)
+    for k in (0, 17, 2.5):
+        with pytest.raises(ValueError, match="k must"):
+            route(x, router, b1, k)
+    for rank in (0, 2.5, True):
+        with pytest.raises(ValueError, match="rank must be an integer"):
+            router_from_weights(w1, rank)

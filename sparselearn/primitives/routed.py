@@ -145,6 +145,7 @@ def _check(x, router, w1, b1, w2=None) -> tuple[int, int]:
 def route(x: jax.Array, router, b1: jax.Array, k: int) -> jax.Array:
     """(m, k) int32: the k units with the highest router scores (x @ u) @ v + b1 per example."""
     u, v = jax.lax.stop_gradient(tuple(router))
+    k = _checks.k_in_range(k, v.shape[-1])
     scores = (jax.lax.stop_gradient(x) @ u) @ v + jax.lax.stop_gradient(b1)
     return jax.lax.top_k(scores, k)[1]
 
@@ -267,8 +268,8 @@ def router_from_weights(w1: jax.Array, rank: int, *, seed: int = 0) -> tuple[jax
         u (n, r), v (r, s) in the dtype of w1.
     """
     _checks.ndim("w1", w1, 2, "(s, n)")
-    if rank < 1:
-        raise ValueError(f"rank must be ≥ 1, got {rank}")
+    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 1:
+        raise ValueError(f"rank must be an integer ≥ 1, got {rank!r}")
     s, n = w1.shape
     w1 = jax.lax.stop_gradient(jnp.asarray(w1))
     if rank >= n:
