@@ -635,8 +635,17 @@ def run_group(exp: Experiment, hps: dict, devices=None, progress=None) -> dict[s
     Example:
         >>> out = run_group(exp, {"seed": [0, 1]}, progress=lambda s, total: print(f"{s}/{total}"))
     """
-    arrays = spec.hp_arrays(exp, hps)
+    arrays = _group_arrays(exp, hps)
     return GROUP_RUNNERS[kind_of(exp.learner).name](static_part(exp), arrays, devices, progress)
+
+
+def _group_arrays(exp: Experiment, hps: dict) -> dict[str, np.ndarray]:
+    """`spec.hp_arrays` of a group's `hps`, whose keys must all be run axes: a misspelt one
+    would leave its runs at the config's value."""
+    unknown = [k for k in hps if k not in spec.BY_NAME]
+    if unknown:
+        raise ValueError(f"hps keys {unknown} are not run axes; known: {', '.join(spec.NAMES)}")
+    return spec.hp_arrays(exp, hps)
 
 
 def kept_program(static: Experiment, name: str, tier: str, jitted, *args):
@@ -755,7 +764,7 @@ def prepare_group(exp: Experiment, hps: dict, devices=None, progress: bool = Fal
     """
     if GROUP_RUNNERS[kind_of(exp.learner).name] is not _run_compiled_group:
         return
-    _programs(static_part(exp), spec.hp_arrays(exp, hps), devices, progress)
+    _programs(static_part(exp), _group_arrays(exp, hps), devices, progress)
 
 
 @functools.lru_cache(maxsize=64)

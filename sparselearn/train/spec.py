@@ -110,15 +110,27 @@ def group_key(exp: Experiment) -> Experiment:
 def hp_arrays(exp: Experiment, hps: dict) -> dict[str, np.ndarray]:
     """The vmapped values of R runs as typed (R,) arrays, every axis present: those missing
     from `hps` (all but "seed") are the experiment's. Keys of `hps` that are not axes are
-    left out. ValueError for a run's m above data.m (its mini-batches would index past the
+    left out. ValueError for an axis without one value per seed, for values of an axis that
+    is a static choice here (`Axis.vmapped`) other than the experiment's, and for a run's m
+    below 1 (no training examples) or above data.m (its mini-batches would index past the
     group's data)."""
     size = len(hps["seed"])
     out = {}
     for a in AXES:
-        values = hps[a.name] if a.name in hps else [a.to_array(a.read(exp))] * size
-        out[a.name] = np.asarray(values, dtype=a.dtype).reshape(size)
+        values = np.asarray(hps[a.name] if a.name in hps else [a.to_array(a.read(exp))] * size, dtype=a.dtype)
+        if values.size != size:
+            raise ValueError(f"hps[{a.name!r}] holds {values.size} values; expected {size}, one per seed")
+        out[a.name] = values.reshape(size)
+        # a static choice (e.g. the noise of a target without `add_noise`) is the config's:
+        # another value here would be ignored
+        static = a.path and not a.largest and not a.vmapped(exp)
+        if static and a.name in hps and (out[a.name] != np.asarray(a.to_array(a.read(exp)), a.dtype)).any():
+            raise ValueError(f"hps[{a.name!r}] differs from {a.path} = {a.read(exp)}, which is not vmapped for "
+                             f"this experiment (one value per compiled group): set it in the config")
     if not exp.data.online and size and int(out["m"].max()) > exp.data.m:
         raise ValueError(f"a run's m = {int(out['m'].max())} exceeds the group's data.m = {exp.data.m}")
+    if not exp.data.online and size and int(out["m"].min()) < 1:
+        raise ValueError(f"a run's m = {int(out['m'].min())} is below 1: it has no training examples")
     return out
 
 
