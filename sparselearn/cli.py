@@ -119,6 +119,8 @@ def _parser() -> argparse.ArgumentParser:
 def _summary_table(df) -> str:
     import pandas as pd
 
+    from sparselearn.schema import within_eps
+
     ok = df[df["status"] != "failed"]
     if ok.empty:
         return ""
@@ -127,7 +129,7 @@ def _summary_table(df) -> str:
     for grid, part in ok.groupby("grid", sort=False):
         rows.append({"grid point": grid.strip("{}").replace('"', "") or "-", "runs": len(part),
                      "median test error": part["test_error"].median(),
-                     f"error ≤ {eps:g}": f"{int((part['test_error'] <= eps).sum())}/{len(part)}",
+                     f"error ≤ {eps:g}": f"{int(within_eps(part['test_error'], eps).sum())}/{len(part)}",
                      "median steps_to_eps": part["steps_to_eps"].median()})
     with pd.option_context("display.width", 120, "display.max_columns", 10):
         return pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}")

@@ -10,6 +10,8 @@ Example:
 
 from __future__ import annotations
 
+import numpy as np
+
 #: run column → pandas dtype ("object" for strings, JSON text and booleans that may be null)
 RUN_DTYPES: dict[str, str] = {
     "run_id": "object", "experiment": "object", "config_hash": "object", "group_id": "object",
@@ -33,3 +35,19 @@ TRACE_COLUMNS: list[str] = ["run_id", "step", "name", "shape", "values"]
 
 #: run statuses: a rerun skips ok and diverged runs, and failed ones unless asked to retry
 STATUSES: tuple[str, ...] = ("ok", "diverged", "failed")
+
+
+def within_eps(values, eps):
+    """values ≤ eps as the training loop decides it (`steps_to_eps`, `stop_at_eps`): in float32.
+    The stored metrics are float32 values widened to float64, so 50 errors in 1,000 are stored
+    as 0.0500000007, which a float64 comparison with eps = 0.05 would call above. `values` and
+    `eps`: numbers, arrays or pandas Series (a Series keeps its index).
+
+    Example:
+        >>> within_eps(np.float64(np.float32(0.05)), 0.05), np.float64(np.float32(0.05)) <= 0.05
+        (np.True_, np.False_)
+    """
+    def f32(v):
+        return v.astype(np.float32) if hasattr(v, "astype") else np.float32(v)
+
+    return f32(values) <= f32(eps)

@@ -62,3 +62,24 @@ def test_reach_rejects_minus_infinity_and_a_non_finite_cap():
 def test_truth_table_chunks_that_do_not_divide_two_to_the_n():
     fn = lambda x: x[:, 0] * x[:, 1] + x[:, 3]
     np.testing.assert_array_equal(fa.truth_table(fn, 4, chunk=5), fa.truth_table(fn, 4))
+
+
+def test_an_error_of_exactly_eps_counts_as_reached_as_in_the_training_loop():
+    """50 errors in 1,000 test points at eps = 0.05: the loop compares in float32 and calls it
+    reached; the stored float64 value is 0.0500000007, which must not read as a miss."""
+    import json
+
+    import pandas as pd
+
+    from sparselearn.plotting.curves import first_step
+    from sparselearn.plotting.phase import success_table
+    from sparselearn.schema import within_eps
+
+    stored = float(np.float32(50 / 1000))
+    assert stored > 0.05 and within_eps(stored, 0.05) and not within_eps(float(np.float32(51 / 1000)), 0.05)
+    curves = pd.DataFrame({"run_id": ["a", "a", "b"], "step": [0, 100, 0], "test_error": [0.5, stored, 0.5]})
+    steps = first_step(curves, eps=0.05)
+    assert steps["a"] == 100 and np.isnan(steps["b"])
+    runs = pd.DataFrame({"status": "ok", "eps": 0.05, "test_error": [stored, 0.2],
+                         "grid": [json.dumps({"data.m": 64, "target.n": 10}), json.dumps({"data.m": 128, "target.n": 10})]})
+    assert success_table(runs, "data.m", "target.n").loc[10].tolist() == [1.0, 0.0]

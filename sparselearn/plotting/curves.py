@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sparselearn.plotting.style import PALETTE, figure, save
+from sparselearn.schema import within_eps
 from sparselearn.store import load_results, resolve
 
 
@@ -36,7 +37,7 @@ def grid_frame(runs: pd.DataFrame) -> pd.DataFrame:
 def first_step(curves: pd.DataFrame, eps: float = 0.0, column: str = "test_error") -> pd.Series:
     """Per run_id, the first evaluated step with `column` ≤ eps (NaN if never). With eps = 0 on
     test_error this is t_c, the step of 100% held-out accuracy (Barak et al.)."""
-    hit = curves[curves[column] <= eps]
+    hit = curves[within_eps(curves[column], eps)]
     first = hit.groupby("run_id")["step"].min()
     return first.reindex(curves["run_id"].unique()).astype(float)
 

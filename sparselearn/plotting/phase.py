@@ -12,6 +12,7 @@ import pandas as pd
 
 from sparselearn.plotting.curves import grid_frame
 from sparselearn.plotting.style import figure
+from sparselearn.schema import within_eps
 
 
 def success_table(runs: pd.DataFrame, x: str, y: str, eps: float | None = None) -> pd.DataFrame:
@@ -22,7 +23,7 @@ def success_table(runs: pd.DataFrame, x: str, y: str, eps: float | None = None) 
     if missing:
         raise ValueError(f"grid axis {', '.join(missing)} not in this sweep; it has {', '.join(_axes(frame)) or 'none'}")
     threshold = frame["eps"] if eps is None else eps
-    ok = (frame["status"] == "ok") & (frame["test_error"] <= threshold)
+    ok = (frame["status"] == "ok") & within_eps(frame["test_error"], threshold)
     frame = frame.assign(success=ok.astype(float))
     return frame.pivot_table(index=y, columns=x, values="success", aggfunc="mean").sort_index().sort_index(axis=1)
 

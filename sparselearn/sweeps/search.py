@@ -35,6 +35,7 @@ from sparselearn.contracts import kind_of
 from sparselearn.errors import ConfigError
 from sparselearn.sweeps.grid import Run, run_id
 from sparselearn.sweeps.runner import execute
+from sparselearn.schema import within_eps
 from sparselearn.train.spec import SEARCHABLE as PARAMS
 from sparselearn.store import Store
 
@@ -252,7 +253,7 @@ def _search_m(base, where, points, target, eps, start, min_value, max_value, rto
         rows = _train(base, where, [(ps.point, extra) for ps, extra in wanted], progress)
         for ps, extra in wanted:
             got = rows[(ps.point, extra)]
-            s, n, failed = _counts(got, got["test_error"] <= eps)
+            s, n, failed = _counts(got, within_eps(got["test_error"], eps))
             ps.tried[extra[0][1]] = (s, n)
             ps.failed += failed
 
