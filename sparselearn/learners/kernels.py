@@ -40,7 +40,8 @@ The ridge objective, for the run's m rows (weights w ∈ {0, 1}, m = Σ w):
     (1/m) Σ_i w_i (f(x_i) − y_i)² + ridge · ‖f‖²
 
 `ridge_solve` picks the primal (features × features) or the dual (rows × rows) system
-from the static shapes, whichever is smaller; both give the same answer when ridge > 0.
+from the static shapes, whichever is smaller; both give the same answer (at ridge = 0 the
+minimum-norm least-squares solution, also with repeated rows or fewer rows than features).
 
 Example:
     >>> k = KernelRidge(kernel="ntk", ridge=1e-3)
@@ -74,6 +75,16 @@ def _mass(weights: jax.Array) -> jax.Array:
     return jnp.maximum(jnp.sum(weights), 1.0)
 
 
+def _psd_solve(system: jax.Array, rhs: jax.Array, ridge: float) -> jax.Array:
+    """system⁻¹·rhs for a symmetric PSD system: Cholesky when ridge > 0; at ridge = 0 the
+    system is singular whenever rows repeat or are fewer than the features (Cholesky would
+    return NaN), so the pseudo-inverse gives the minimum-norm least-squares solution."""
+    if ridge > 0:
+        return cho_solve(cho_factor(system, lower=True), rhs)
+    tol = max(system.shape) * float(jnp.finfo(system.dtype).eps)
+    return jnp.linalg.pinv(system, rtol=tol, hermitian=True) @ rhs
+
+
 def dual_solve(gram: jax.Array, y: jax.Array, weights: jax.Array, ridge: float) -> jax.Array:
     """Dual coefficients α (M,) of weighted kernel ridge regression, f(x) = Σ_i α_i k(x, x_i).
 
@@ -83,7 +94,7 @@ def dual_solve(gram: jax.Array, y: jax.Array, weights: jax.Array, ridge: float) 
     """
     d = weights
     system = gram * d[:, None] * d[None, :] + jnp.diag(ridge * _mass(d) + (1.0 - d))
-    return cho_solve(cho_factor(system, lower=True), d * y)
+    return _psd_solve(system, d * y, ridge)
 
 
 def primal_solve(phi: jax.Array, y: jax.Array, weights: jax.Array, ridge: float,
@@ -91,14 +102,14 @@ def primal_solve(phi: jax.Array, y: jax.Array, weights: jax.Array, ridge: float,
     """Coefficients c (N,) minimising (1/m) Σ w_i (φ_i·c − y_i)² + ridge ‖c‖², by the N×N
     normal equations. Zero-weight rows drop out of both sides. `live` (N,) bool, if given,
     marks the columns in use: the others must be zero and get coefficient 0 (their diagonal
-    is set to 1, so ridge = 0 still has a solution)."""
+    is set to 1). At ridge = 0: the minimum-norm least-squares solution."""
     m = _mass(weights)
     wphi = phi * weights[:, None]
     diag = jnp.full(phi.shape[1], ridge, phi.dtype)
     if live is not None:
         diag = jnp.where(live, diag, 1.0)
     gram = wphi.T @ phi / m + jnp.diag(diag)
-    return cho_solve(cho_factor(gram, lower=True), wphi.T @ y / m)
+    return _psd_solve(gram, wphi.T @ y / m, ridge)
 
 
 def ridge_solve(phi: jax.Array, y: jax.Array, weights: jax.Array, ridge: float,

@@ -148,7 +148,8 @@ class LowDegree:
     """Least squares (optionally ridge) on all monomials of degree ≤ `degree`.
 
     Fields: `degree` (q ≥ 0), `basis` (auto, walsh, hermite; see the module docstring),
-    `ridge` (≥ 0; 0 is plain least squares and needs m ≥ the number of features),
+    `ridge` (≥ 0; 0 is plain least squares, its minimum-norm solution where m < the number of
+    features or rows repeat),
     `keep` (refit on the `keep` largest |coefficients|; None keeps all), `clip` (clip outputs
     to [−clip, clip]; None does not), `max_memory_gb` (the config check's per-run limit).
 
