@@ -48,6 +48,7 @@ import re
 import sys
 import threading
 import types
+import uuid
 import warnings
 from collections import OrderedDict
 from importlib import metadata
@@ -571,7 +572,7 @@ def program_key(parts, args, files: tuple[str, ...] | Code = ()) -> str:
     of what is traced, e.g. the static experiment and the piece's name), the tree, shapes,
     dtypes and device placement (in order) of `args`, its code (the contents of `files`, or a
     `Code`), the library versions, the jax settings that change tracing, XLA_FLAGS, the devices
-    and the machine."""
+    and their runtime's version, and the machine."""
     import jax
 
     def placed(a):
@@ -584,7 +585,8 @@ def program_key(parts, args, files: tuple[str, ...] | Code = ()) -> str:
     described = (repr(parts), str(tree), [placed(a) for a in leaves], _source_digest(code.files), code.loaded,
                  code.local, _versions(), _ADDRESS.sub("", repr(_jax_settings())),
                  os.environ.get("XLA_FLAGS", ""), [(d.platform, d.device_kind, d.id) for d in jax.devices()],
-                 _machine())
+                 # the runtime beneath the devices (on a GPU the CUDA or ROCm version), as JAX's own cache keys it
+                 getattr(jax.devices()[0].client, "platform_version", ""), _machine())
     return hashlib.sha256(repr(described).encode()).hexdigest()[:32]
 
 
@@ -628,33 +630,51 @@ def _not_written_to_jax_cache():
 
 
 def _read_program(path: Path):
-    """The executable serialized at `path`, or None when it is missing or cannot be loaded
-    (then it is removed, and compiled again by the caller)."""
-    if not path.exists():
+    """The executable serialized at `path`, or None when it is missing, unreadable, fails its
+    checksum or cannot be loaded (then it is removed where it can be, and compiled again by the
+    caller). The checksum comes first: XLA loads a program with a flipped byte without a word,
+    and it then hangs or crashes the process."""
+    try:
+        data = path.read_bytes()
+    except OSError:
         return None
     from jax.experimental import serialize_executable
 
+    digest, blob = data[:_DIGEST_BYTES], data[_DIGEST_BYTES:]
     try:
-        payload, in_tree, out_tree = pickle.loads(path.read_bytes())
+        if hashlib.sha256(blob).digest() != digest:
+            raise ValueError("checksum")
+        payload, in_tree, out_tree = pickle.loads(blob)
         return serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
-    except Exception:  # noqa: BLE001 - a truncated or foreign file: compile instead
-        path.unlink(missing_ok=True)
+    except Exception:  # noqa: BLE001 - a truncated, corrupt or foreign file: compile instead
+        with contextlib.suppress(OSError):  # a cache shared read-only: leave it there
+            path.unlink(missing_ok=True)
         return None
+
+
+#: a kept program's file: the sha256 of what follows, then the pickled serialized executable
+_DIGEST_BYTES = 32
 
 
 def _write_program(path: Path, compiled) -> None:
-    """Serialize `compiled` to `path` atomically; programs that cannot be serialized (host
-    callbacks, embedded constants) are simply not kept."""
+    """Serialize `compiled` to `path` atomically, after its checksum; programs that cannot be
+    serialized (host callbacks, embedded constants) or written (a full disk) are simply not
+    kept. The temporary file is this call's own: threads and processes compiling one program
+    at once each write a whole file."""
     from jax.experimental import serialize_executable
 
+    tmp = None
     try:
         blob = pickle.dumps(serialize_executable.serialize(compiled))
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(blob)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+        with open(tmp, "xb") as f:  # the umask's mode, as JAX's own cache files
+            f.write(hashlib.sha256(blob).digest() + blob)
         os.replace(tmp, path)
     except Exception:  # noqa: BLE001 - e.g. an op jax cannot pickle: the program is just not kept
-        pass
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
 
 
 class Prepared(NamedTuple):
