@@ -195,8 +195,9 @@ def sample_complexity(exp: Experiment, eps: float | None = None, delta: float = 
     data.m: start (default data.m), doubling/halving within [min_value, max_value]
     (defaults: train.batch or 1, and 2^18 = 262144 — raise it with care: every seed holds a
     dataset of that many rows), then bisection on log m to a factor 1 + rtol.
-    train.steps: trained once at the config's steps (doubling up to max_value, default
-    16× steps, for the points that have not reached the target); resolution train.eval_every.
+    train.steps: trained once at start (default train.steps; doubling up to max_value, default
+    16× start, for the points that have not reached the target); the evaluated steps from
+    min_value on are tried, resolution train.eval_every.
     The config's value of the searched key sets only the start: runs are shared with searches
     started from other values.
     """
@@ -211,7 +212,7 @@ def sample_complexity(exp: Experiment, eps: float | None = None, delta: float = 
     if param == "data.m":
         _search_m(base, where, points, target, eps, start, min_value, max_value, rtol, progress, max_rounds)
     else:
-        _search_steps(base, where, points, target, max_value, progress)
+        _search_steps(base, where, points, target, start, min_value, max_value, progress)
     runs = where.store.runs()
     return SearchResult(param, eps, delta, confidence, tuple(points), str(where.store.path), runs)
 
@@ -241,6 +242,7 @@ def _counts(rows: pd.DataFrame, reached: pd.Series) -> tuple[int, int, int]:
 def _search_m(base, where, points, target, eps, start, min_value, max_value, rtol, progress, max_rounds):
     lo_limit = min_value or (base.train.batch if kind_of(base.learner).trained else 1)
     hi_limit = max_value or 2**18
+    _check_limits(lo_limit, hi_limit)
     start = int(np.clip(start or base.data.m, lo_limit, hi_limit))
     for _ in range(max_rounds):
         wanted = []
@@ -258,9 +260,17 @@ def _search_m(base, where, points, target, eps, start, min_value, max_value, rto
             ps.failed += failed
 
 
-def _search_steps(base, where, points, target, max_value, progress):
-    steps = base.train.steps
-    limit = max_value or 16 * steps
+def _check_limits(lo_limit: int, hi_limit: int) -> None:
+    if lo_limit > hi_limit:
+        raise ConfigError(f"max_value {hi_limit} is below the smallest value searched, {lo_limit} (min_value, "
+                          "default train.batch for data.m)", key="max_value")
+
+
+def _search_steps(base, where, points, target, start, min_value, max_value, progress):
+    first = min_value or 1
+    limit = max_value or 16 * (start or base.train.steps)
+    _check_limits(first, limit)
+    steps = int(np.clip(start or base.train.steps, first, limit))
     todo = list(points)
     while True:
         extra = (("train.steps", steps),)
@@ -270,7 +280,7 @@ def _search_steps(base, where, points, target, max_value, progress):
             got = rows[(ps.point, extra)]
             reached = got["steps_to_eps"].astype("float64")
             evals = np.sort(curves.loc[curves["run_id"].isin(got["run_id"]), "step"].unique())
-            ps.tried = {int(t): _counts(got, reached <= t)[:2] for t in evals if t > 0}
+            ps.tried = {int(t): _counts(got, reached <= t)[:2] for t in evals if t > 0 and t >= first}
             ps.failed = _counts(got, reached >= 0)[2]
             ps.censored = not any(ps.succeeds(t, target) for t in ps.tried)
         # a point that reached the target keeps its budget; only the others train longer
