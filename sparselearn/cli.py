@@ -179,6 +179,16 @@ def _check_out_file(out: str | None) -> None:
         check_writable(Path(out).parent)
 
 
+@contextlib.contextmanager
+def _naming(path: str):
+    """A ConfigError raised inside that names no file (a check made while running, e.g. the
+    executor's or the search's) names the config file `path`."""
+    try:
+        yield
+    except ConfigError as e:
+        raise e.within(file=e.file or path) from None
+
+
 def _smoke(exp, path: str):
     """`config.smoke(exp)`, a ConfigError naming the config file `path`."""
     from sparselearn import config
@@ -199,7 +209,8 @@ def cmd_run(args) -> int:
         exp = _smoke(exp, args.config)
     # the PDF backend is imported by the first savefig of a .pdf (0.08 s: fontTools)
     plotting = None if args.no_plot else _import_meanwhile("sparselearn.plotting", "matplotlib.backends.backend_pdf")
-    df = run(exp, args.out, force=args.force, retry_failed=args.retry_failed, progress=not args.quiet)
+    with _naming(args.config):
+        df = run(exp, args.out, force=args.force, retry_failed=args.retry_failed, progress=not args.quiet)
     summary = df.attrs["summary"]
     if not args.quiet:
         print(_summary_table(df))
@@ -229,12 +240,15 @@ def cmd_search(args) -> int:
     for flag, value in (("--min", args.min_value), ("--max", args.max_value), ("--start", args.start)):
         if value is not None and value < 1:
             raise ConfigError(f"must be at least 1, got {value}", key=flag, file=args.config)
+    if not args.rtol >= 0:  # nan too: either would bisect as rtol 0 does, silently
+        raise ConfigError(f"must be a number ≥ 0, got {args.rtol}", key="--rtol", file=args.config)
     exp = config.load(args.config, args.overrides)
     if args.smoke:
         exp = _smoke(exp, args.config)
-    res = sample_complexity(exp, args.eps, args.delta, param=args.param, out=args.out, start=args.start,
-                            min_value=args.min_value, max_value=args.max_value, rtol=args.rtol,
-                            progress=not args.quiet)
+    with _naming(args.config):
+        res = sample_complexity(exp, args.eps, args.delta, param=args.param, out=args.out, start=args.start,
+                                min_value=args.min_value, max_value=args.max_value, rtol=args.rtol,
+                                progress=not args.quiet)
     table = res.table().drop(columns=["values"])
     print(f"smallest {args.param} with P[test error ≤ {res.eps:g}] ≥ {1 - res.delta:g} "
           f"({len(exp.sweep.seeds)} seeds; bracket: {res.confidence:.0%} Clopper–Pearson)")
@@ -313,7 +327,8 @@ def cmd_list(args) -> int:
         print("configs:")
         for d in _config_dirs():
             for path in sorted(d.rglob("*.yaml")):
-                head = next((ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#")), "")
+                lines = path.read_text(encoding="utf-8").splitlines()
+                head = next((ln.lstrip("# ").strip() for ln in lines if ln.startswith("#")), "")
                 shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
                 print(f"  {shown}  {head}")
     if "figs" in what:

@@ -395,17 +395,23 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_document(node)
 
 
+class _Dumper(yaml.SafeDumper):
+    """yaml.SafeDumper that also quotes the strings `_StrictLoader` reads as numbers (1e3, 0o17:
+    plain in YAML 1.1), so that `dump` round-trips; those YAML 1.1 reads as numbers stay quoted."""
+
+
 _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 _StrictLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT, _FLOAT)]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 # integers before floats: the float pattern also matches 100
-_StrictLoader.add_implicit_resolver(_INT, re.compile(r"^(?:[-+]?[0-9][0-9_]*|0x[0-9a-fA-F_]+|0o[0-7_]+)$"),
-                                    list("-+0123456789"))
-_StrictLoader.add_implicit_resolver(
-    _FLOAT, re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?"
-                       r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
+for _cls in (_StrictLoader, _Dumper):
+    _cls.add_implicit_resolver(_INT, re.compile(r"^(?:[-+]?[0-9][0-9_]*|0x[0-9a-fA-F_]+|0o[0-7_]+)$"),
+                               list("-+0123456789"))
+    _cls.add_implicit_resolver(
+        _FLOAT, re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?"
+                           r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
 
 
 def _yaml_int(loader, node) -> int:
@@ -499,7 +505,7 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Exper
     overrides = _override_list(overrides)
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")  # YAML is UTF-8 whatever the locale
     except FileNotFoundError:
         raise ConfigError("no such config file", file=str(path)) from None
     except (OSError, UnicodeDecodeError) as e:
@@ -519,16 +525,25 @@ def loads(text: str, overrides=(), name: str = "experiment") -> Experiment:
         raise ConfigError(f"invalid YAML{_yaml_problem(e)}") from None
     raw = {} if raw is None else raw
     try:
-        keys = []
+        given: dict[str, str] = {}  # dotted key → the override that set it
         for o in overrides:
             if isinstance(raw, dict):
                 key, value = parse_override(o)
+                _not_replacing(key, o, given)
                 raw = apply_override(raw, key, value)
-                keys.append(key)
-        _not_swept(raw, keys)
+                given[key] = o
+        _not_swept(raw, given)
         return from_dict(raw, default_name=name)
     except RecursionError:
         raise ConfigError("config nests too deeply (recursive YAML aliases?)") from None
+
+
+def _not_replacing(key: str, text: str, given: dict[str, str]) -> None:
+    """ConfigError for an override that sets a key set by an earlier one, or a section above
+    it (train=… after train.lr=…): the earlier value would be silently unused."""
+    for earlier, earlier_text in given.items():
+        if earlier == key or earlier.startswith(key + "."):
+            raise ConfigError(f"{text!r} replaces {earlier_text!r} given before it: give each key once", key=key)
 
 
 def _not_swept(raw: Any, keys) -> None:
@@ -549,7 +564,7 @@ def _not_swept(raw: Any, keys) -> None:
 
 def dump(exp: Experiment) -> str:
     """The resolved config as YAML text (round-trips through `loads`)."""
-    return yaml.safe_dump(to_plain(exp), sort_keys=False)
+    return yaml.dump(to_plain(exp), Dumper=_Dumper, sort_keys=False)
 
 
 #: `smoke`'s caps

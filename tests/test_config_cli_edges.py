@@ -1,0 +1,64 @@
+"""Edge cases of `--set` overrides and of the command's error lines."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sparselearn import config
+from sparselearn.cli import main
+from sparselearn.errors import ConfigError
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["train.steps=40", "train.steps=50"], "train.steps"),
+    (["train.steps=40", "train=null"], "train"),
+    (["sweep.grid.data.m=[32]", "sweep.grid=null"], "sweep.grid"),
+])
+def test_an_override_that_replaces_an_earlier_one_is_an_error(tiny_file, overrides, key):
+    with pytest.raises(ConfigError, match="given before it") as info:
+        config.load(tiny_file, overrides)
+    assert info.value.key == key and info.value.file == str(tiny_file)
+    assert overrides[0] in str(info.value)
+
+
+def test_an_override_after_its_section_was_cleared_still_applies(tiny_file):
+    cfg = config.load(tiny_file, ["sweep.grid=null", "sweep.grid.data.m=[32, 64]"])
+    assert cfg.sweep.grid == (("data.m", (32, 64)),)
+
+
+def test_a_check_made_while_searching_names_the_config_file(tmp_path, monkeypatch, tiny_file, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["search", str(tiny_file), "--set", "data.online=true", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {tiny_file}: data.online: searching over data.m needs data.online: false"
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("text", ["1e3", "0o17", "+.5", "1:30"])
+def test_dump_quotes_strings_that_read_as_numbers(tiny_text, text):
+    exp = config.override(config.loads(tiny_text), executor={"partition": text, "folder": text})
+    if ":" not in text and text[0] != "+":  # a valid experiment name
+        exp = config.override(exp, experiment=text)
+    assert config.loads(config.dump(exp)) == exp
+
+
+@pytest.mark.parametrize("rtol", ["-0.5", "nan"])
+def test_search_rejects_a_negative_or_nan_rtol(tmp_path, monkeypatch, tiny_file, capsys, rtol):
+    monkeypatch.chdir(tmp_path)
+    assert main(["search", str(tiny_file), "--rtol", rtol, "--quiet"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {tiny_file}: --rtol: must be a number ≥ 0")
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_config_is_read_as_utf8_whatever_the_locale(tmp_path):
+    path = tmp_path / "my config.yaml"  # an ASCII name: the C locale cannot pass others on the command line
+    path.write_text("# ± ≤\nexperiment: g  # grün\ntarget: {name: sparse_parity}\nlearner: {name: mlp}\n",
+                    encoding="utf-8")
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    code = f"from sparselearn import config; print(config.load({str(path)!r}).experiment)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, encoding="utf-8")
+    assert out.returncode == 0 and out.stdout.strip() == "g", out.stderr
