@@ -72,8 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--eps", type=float, help="target test error (default: train.eps of the config)")
     se.add_argument("--delta", type=float, default=0.1, help="allowed failure probability (default: 0.1)")
     se.add_argument("--start", type=int, help="first value tried (default: data.m / train.steps)")
-    se.add_argument("--min", dest="min_value", type=int, help="smallest value (default: train.batch)")
-    se.add_argument("--max", dest="max_value", type=int, help="largest value (default: 2^18 samples, 16× steps)")
+    se.add_argument("--min", dest="min_value", type=int,
+                    help="smallest value (default: train.batch for data.m, 1 for train.steps)")
+    se.add_argument("--max", dest="max_value", type=int,
+                    help="largest value (default: 2^18 samples; 16× the first steps)")
     se.add_argument("--rtol", type=float, default=0.1, help="stop when the bracket is within 1 + rtol (m only)")
     se.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     se.add_argument("--out", default="results", metavar="DIR")
