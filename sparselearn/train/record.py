@@ -109,30 +109,29 @@ def feature_correlation(s: State):
     (e.g. `wnl_net` on a `hierarchical` target, whose feature is p)."""
     import jax.numpy as jnp
 
-    from sparselearn.errors import ConfigError
-
-    if _featureless(s.learner, s.target):
-        raise ConfigError(f"feature_correlation needs a learner and a target with a `feature` method; "
-                          f"{' and '.join(_featureless(s.learner, s.target))} have none", key="train.record")
+    _check_features(s.learner, s.target)
     a = s.learner.feature(s.params, s.x_test)
     b = s.target.feature(s.teacher, s.x_test)
     a, b = a - jnp.mean(a), b - jnp.mean(b)
     return jnp.sum(a * b) / jnp.maximum(jnp.sqrt(jnp.sum(a * a) * jnp.sum(b * b)), 1e-30)
 
 
-def _featureless(learner, target) -> list[str]:
-    """'learner NAME' / 'target NAME' for those of the two without a `feature` method."""
-    return [f"{part} {obj.name}" for part, obj in (("learner", learner), ("target", target))
-            if not callable(getattr(obj, "feature", None))]
+def _check_features(learner, target) -> None:
+    """ConfigError (key train.record) naming those of `learner` and `target` without a `feature`
+    method, which `feature_correlation` needs."""
+    from sparselearn.errors import ConfigError
+
+    missing = [f"{part} {obj.name}" for part, obj in (("learner", learner), ("target", target))
+               if not callable(getattr(obj, "feature", None))]
+    if missing:
+        raise ConfigError(f"feature_correlation needs a learner and a target with a `feature` method; "
+                          f"{' and '.join(missing)} have none", key="train.record")
 
 
 def check(exp) -> None:
     """ConfigError (key train.record) for a recorder `exp`'s learner or target cannot feed."""
-    from sparselearn.errors import ConfigError
-
-    if "feature_correlation" in exp.train.record and _featureless(exp.learner, exp.target):
-        raise ConfigError(f"feature_correlation needs a learner and a target with a `feature` method; "
-                          f"{' and '.join(_featureless(exp.learner, exp.target))} have none", key="train.record")
+    if "feature_correlation" in exp.train.record:
+        _check_features(exp.learner, exp.target)
 
 
 RECORDERS: dict[str, Recorder] = {r.__name__: Recorder(r.__name__, r)
