@@ -408,8 +408,9 @@ def _leave(code: int) -> None:
     """End the process with status `code` once its work is done, without tearing the interpreter
     down: the exit handlers run (Ray's shutdown, logging's flush, multiprocessing's clean-up) and
     the standard streams are flushed, but the modules and the compiled programs are not freed
-    one by one, which takes 0.35 s after a small run. Results are on disk by then (each store
-    write is atomic and closed). While a non-daemon thread runs, the usual exit, which waits."""
+    one by one (0.11 s after a small run, against 0.03 s this way). Results are on disk by then
+    (each store write is atomic and closed). While a non-daemon thread runs, the usual exit,
+    which waits."""
     if any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)
     atexit._run_exitfuncs()
