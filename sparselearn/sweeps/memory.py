@@ -13,8 +13,8 @@ A lottery-ticket run (`train.rewind`) counts the full network it trains first an
 network it then trains. A vmapped group of R runs needs about R times that. `plan(groups,
 executor)` turns this into the number of runs per compiled call: on accelerators each device
 holds its share of the run axis in its own memory; host devices share the host's, and a call
-split over D of them holds a multiple of D runs (the run axis is padded to one). It raises
-ConfigError when one run alone cannot fit (or one per host device).
+split over D of them holds a multiple of D runs (the run axis is padded to one), or fewer runs
+than D on as many devices. It raises ConfigError when one run alone cannot fit.
 
 Example:
     >>> est = estimate(group_exp)
@@ -256,7 +256,7 @@ def plan(groups, executor) -> dict[str, int]:
     """group_id → runs per compiled call (see `runs_per_call`) for groups that train in this
     process, each split over the devices the local executor gives it; {} for executors that
     train elsewhere (their machines' memory is not known here). Raises ConfigError when one run
-    of a group cannot fit (or one per host device)."""
+    of a group cannot fit."""
     if executor.name not in HERE or not groups:
         return {}
     import jax
