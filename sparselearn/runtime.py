@@ -581,12 +581,13 @@ def program_key(parts, args, files: tuple[str, ...] | Code = ()) -> str:
         return (tuple(a.shape), str(a.dtype), where)
 
     code = files if isinstance(files, Code) else Code(tuple(files))
+    devices = jax.devices()
     leaves, tree = jax.tree.flatten(args)
     described = (repr(parts), str(tree), [placed(a) for a in leaves], _source_digest(code.files), code.loaded,
                  code.local, _versions(), _ADDRESS.sub("", repr(_jax_settings())),
-                 os.environ.get("XLA_FLAGS", ""), [(d.platform, d.device_kind, d.id) for d in jax.devices()],
+                 os.environ.get("XLA_FLAGS", ""), [(d.platform, d.device_kind, d.id) for d in devices],
                  # the runtime beneath the devices (on a GPU the CUDA or ROCm version), as JAX's own cache keys it
-                 getattr(jax.devices()[0].client, "platform_version", ""), _machine())
+                 getattr(devices[0].client, "platform_version", ""), _machine())
     return hashlib.sha256(repr(described).encode()).hexdigest()[:32]
 
 

@@ -212,8 +212,9 @@ def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: b
     done = set() if force else view.done(retry_failed)
     todo = [r for r in runs if r.run_id not in done]
     groups = group(todo, round_m=round_m)
-    if todo and unread(executor):  # a warning, not an error: a cluster's config may run here once
-        warnings.warn(f"the {executor.name} executor does not read {', '.join(unread(executor))}", stacklevel=3)
+    ignored = unread(executor) if todo else []
+    if ignored:  # a warning, not an error: a cluster's config may run here once
+        warnings.warn(f"the {executor.name} executor does not read {', '.join(ignored)}", stacklevel=3)
     limits = memory.plan(groups, executor)  # before anything compiles: fails if one run cannot fit
     runtime.compile_cache(executor.compile_cache)
     stored_failed = 0 if force or retry_failed else sum(
