@@ -236,7 +236,12 @@ def _counts(rows: pd.DataFrame, reached: pd.Series) -> tuple[int, int, int]:
     """(successes, trials, failed) of one candidate's rows: every row is a trial, a success
     one whose status is ok and that `reached` the target (failed or diverged runs never are)."""
     ok = rows["status"] == "ok"
-    return int((ok & reached).sum()), len(rows), int((rows["status"] == "failed").sum())
+    return int((ok & reached).sum()), len(rows), _failed(rows)
+
+
+def _failed(rows: pd.DataFrame) -> int:
+    """How many of `rows` failed (status failed): errors, counted as trials without success."""
+    return int((rows["status"] == "failed").sum())
 
 
 def _search_m(base, where, points, target, eps, start, min_value, max_value, rtol, progress, max_rounds):
@@ -261,9 +266,10 @@ def _search_m(base, where, points, target, eps, start, min_value, max_value, rto
 
 
 def _check_limits(lo_limit: int, hi_limit: int) -> None:
+    """ConfigError (key max_value) when the search's limits cross."""
     if lo_limit > hi_limit:
         raise ConfigError(f"max_value {hi_limit} is below the smallest value searched, {lo_limit} (min_value, "
-                          "default train.batch for data.m)", key="max_value")
+                          "by default train.batch for data.m and 1 for train.steps)", key="max_value")
 
 
 def _search_steps(base, where, points, target, start, min_value, max_value, progress):
@@ -281,7 +287,7 @@ def _search_steps(base, where, points, target, start, min_value, max_value, prog
             reached = got["steps_to_eps"].astype("float64")
             evals = np.sort(curves.loc[curves["run_id"].isin(got["run_id"]), "step"].unique())
             ps.tried = {int(t): _counts(got, reached <= t)[:2] for t in evals if t > 0 and t >= first}
-            ps.failed = _counts(got, reached >= 0)[2]
+            ps.failed = _failed(got)
             ps.censored = not any(ps.succeeds(t, target) for t in ps.tried)
         # a point that reached the target keeps its budget; only the others train longer
         todo = [ps for ps in todo if ps.censored]
