@@ -14,15 +14,7 @@ from sparselearn.errors import ConfigError
 from sparselearn.store import Store
 from sparselearn.sweeps import search
 from sparselearn.sweeps.search import PointSearch, SearchResult, sample_complexity
-
-SMALL = """
-experiment: edges
-target: {name: sparse_parity, n: 8, k: 2}
-learner: {name: mlp, width: 32}
-train: {steps: 300, eval_every: 50, batch: 16, lr: 0.1}
-data: {m: 32, test_m: 256}
-sweep: {seeds: 4}
-"""
+from test_search import SMALL  # the 2-parity search config of the search tests
 
 
 def _fake_m(monkeypatch, success, trained: Counter):
