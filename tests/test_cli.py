@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -121,7 +123,8 @@ def test_a_reader_that_leaves_early_is_no_internal_error():
 
 
 def test_console_exits_with_main_status_and_leaves_in_process_callers_alone(monkeypatch):
-    """The executable's entry tunes the collector for a process of its own; main() does not."""
+    """The executable's entry keeps the collector off while a command imports, then freezes what
+    was imported and collects at a raised threshold; main() called in-process changes nothing."""
     import gc
 
     from sparselearn import cli
@@ -129,19 +132,45 @@ def test_console_exits_with_main_status_and_leaves_in_process_callers_alone(monk
     def leave(code):
         raise SystemExit(code)
 
+    seen = []
+
+    def command(argv=None, *, from_console=False):
+        seen.append(gc.isenabled())
+        cli._imported(argparse.Namespace(from_console=from_console))
+        seen.append((gc.isenabled(), gc.get_threshold()[0], gc.get_freeze_count() > 0))
+        return 3
+
     before = gc.get_threshold()
     gc.set_threshold(700, 10, 10)   # Python's default (conftest raises it for the tests)
-    monkeypatch.setattr(cli, "main", lambda: 3)
-    monkeypatch.setattr(cli, "_leave", leave)
     try:
-        assert main(["list", "configs"]) == 0 and gc.get_threshold() == (700, 10, 10)
+        assert main(["list", "configs"]) == 0 and gc.isenabled() and gc.get_threshold() == (700, 10, 10)
+        monkeypatch.setattr(cli, "_leave", leave)
+        monkeypatch.setattr(cli, "main", command)
         with pytest.raises(SystemExit) as exit_:
             cli.console()
         assert exit_.value.code == 3
-        assert gc.get_threshold()[0] == 50_000 and gc.get_freeze_count() > 0
+        assert seen == [False, (True, 50_000, True)]
+        gc.unfreeze()
+        gc.set_threshold(700, 10, 10)
+        command()  # an in-process caller: the collector stays as it was
+        assert seen[-2:] == [True, (True, 700, False)]
     finally:
+        gc.enable()
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_run_turns_the_collector_back_on_once_its_imports_are_done(workdir, tiny_file, monkeypatch):
+    """`run` (figure or not) calls `_imported` once, from the import thread when it draws."""
+    from sparselearn import cli
+
+    calls = []
+    monkeypatch.setattr(cli, "_imported",
+                        lambda args: calls.append((args.from_console, threading.current_thread().name)))
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    assert main(["run", str(tiny_file), "--quiet"]) == 0
+    assert main(["run", str(tiny_file), "--quiet", "--no-plot", "--force"]) == 0
+    assert calls == [(False, "sparselearn-import"), (False, "MainThread")]
 
 
 LEAVE = """
@@ -186,13 +215,17 @@ def test_the_executable_leaves_with_its_status_and_its_output(tmp_path, tiny_fil
 def test_figure_code_is_imported_in_a_thread_only_with_the_file_backend(monkeypatch):
     from sparselearn import cli
 
+    done = []
     monkeypatch.setenv("MPLBACKEND", "TkAgg")
-    assert cli._import_meanwhile("json") is None  # an interactive backend: the main thread imports
+    then = lambda: done.append(threading.current_thread().name)  # noqa: E731
+    assert cli._import_meanwhile("json", then=then) is None  # an interactive backend: the main thread imports
+    assert done == ["MainThread"]
     monkeypatch.delenv("MPLBACKEND")
-    thread = cli._import_meanwhile("sparselearn.plotting")
+    thread = cli._import_meanwhile("sparselearn.plotting", then=then)
     thread.join(60)
     assert not thread.is_alive() and "sparselearn.plotting" in sys.modules
-    cli._import_meanwhile("no_such_module_here").join(10)  # a failure is left to the import that follows
+    cli._import_meanwhile("no_such_module_here", then=then).join(10)  # a failure is left to the import that follows
+    assert done == ["MainThread", "sparselearn-import", "sparselearn-import"]
 
 
 LEAF = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(), st.text(max_size=6),
