@@ -13,7 +13,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -127,11 +127,11 @@ def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float 
 
     `low`, `high` (optional, one per observation): an interval that holds each y with high
     confidence, such as the Clopper–Pearson bracket of a searched m* (a missing end is y
-    itself). With seeds, each bootstrap replicate also draws every resampled y log-uniformly
-    within its interval. With one observation per x, the interval also spans every slope the
-    brackets allow (each point anywhere within its bracket; `_bracket_range`): it always holds
-    the estimate, points exactly on a line of the search's grid do not give a zero-width
-    interval, and two bracketed points give an interval.
+    itself). With seeds, each bootstrap replicate also draws every reached y log-uniformly
+    within its interval (an unreached one stays +inf). With one observation per x, the
+    interval also spans every slope the brackets allow (each point anywhere within its bracket;
+    `_bracket_range`): it always holds the estimate, points exactly on a line of the search's
+    grid do not give a zero-width interval, and two bracketed points give an interval.
 
     Example: m* bracketed to a factor 1.25 along s = 4 … 128.
         >>> s = np.array([4, 8, 16, 32, 64, 128]); m = 50 * s ** 0.75
@@ -145,7 +145,7 @@ def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float 
     members = [np.flatnonzero(x == v) for v in xs]
     groups = [y[i] for i in members]
     alpha, logc = _loglog_slope(*_medians(xs, groups))
-    bracketed = bool(np.any(high > low))
+    bracketed = bool(np.any((high > low) & np.isfinite(y)))
     log_low, log_high = np.log(low), np.log(high)
     if max(len(g) for g in groups) == 1:
         down, up = _bracket_range(np.log(x), np.log(y), log_low, log_high)
@@ -157,8 +157,11 @@ def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float 
                         censored)
     rng = np.random.default_rng(seed)
     resampled = [np.empty((n_boot, len(i))) for i in members]  # per x: (replicate, seed)
+    # an unreached run (+inf) stays unreached: no draw within a bracket that has no upper end
+    reached = np.isfinite(y)
+    log_low, log_high = np.where(reached, log_low, 0.0), np.where(reached, log_high, 0.0)
     for b in range(n_boot):
-        yb = np.exp(rng.uniform(log_low, log_high)) if bracketed else y
+        yb = np.where(reached, np.exp(rng.uniform(log_low, log_high)), y) if bracketed else y
         for out, i in zip(resampled, members):
             out[b] = yb[i[rng.integers(0, len(i), len(i))]]
     medians = np.stack([np.median(r, axis=1) for r in resampled], axis=1)
@@ -231,14 +234,16 @@ def local_slopes(x, y, *, window: int = 3, low=None, high=None, n_boot: int = 10
 def upper_half_fit(x, y, **kwargs) -> PowerLaw:
     """`fit_exponent` over the upper half of the distinct x values (x ≥ the median one; at
     least the two largest), where a rate that is still bending is closest to its asymptote.
-    Keyword arguments go to `fit_exponent`.
+    Keyword arguments go to `fit_exponent`. The halves are of the reached x values; `censored`
+    lists the left-out x (at least half their runs unreached) above the cut.
 
     Example: n ∈ {10, …, 60} fits over n ∈ {40, 50, 60}.
     """
-    x, y, xs, low, high, _ = _distinct(x, y, kwargs.pop("low", None), kwargs.pop("high", None))
+    x, y, xs, low, high, censored = _distinct(x, y, kwargs.pop("low", None), kwargs.pop("high", None))
     cut = xs[max(0, min(xs.size // 2, xs.size - 2))] if xs.size else 0.0
     upper = x >= cut
-    return fit_exponent(x[upper], y[upper], low=low[upper], high=high[upper], **kwargs)
+    fit = fit_exponent(x[upper], y[upper], low=low[upper], high=high[upper], **kwargs)
+    return replace(fit, censored=tuple(v for v in censored if v >= cut))
 
 
 #: the verdicts of `exponent_verdict`, in the order the exponent table explains them
@@ -287,7 +292,7 @@ def exponent_verdict(fit: PowerLaw | None, theory: float, slopes: pd.DataFrame |
     """
     if fit is None or not np.isfinite(fit.alpha):
         return Verdict("not measured", reason or "fewer than two x values reached the target")
-    if not np.isfinite(fit.ci_low):
+    if np.isnan(fit.ci_low) or np.isnan(fit.ci_high):    # an infinite end is an interval, open on that side
         measured = f"{fit.alpha:.2f} from two x values, no interval"
         return Verdict("not measured", f"{reason} ({measured})" if reason else measured)
     if fit.ci_low <= theory <= fit.ci_high:
