@@ -6,9 +6,9 @@ plus traces.parquet/ for experiments that record arrays (`train.record`).
 are stored, and `pandas.read_parquet(store / "runs.parquet")` still reads a whole table. A
 store written as two single files (the earlier layout) is read as it is and converted on its
 first write. Every write happens under the store's file lock and is atomic (temporary file,
-then `os.replace`), traces and curves before runs: a run row appears only once its curve (and
-trace) rows exist, and a
-sweep killed mid-group loses only that group. When parts hold the same run_id, the later part
+then `os.replace`; a later writer removes those a killed one left), traces and curves before
+runs: a run row appears only once its curve (and trace) rows exist, and a sweep killed
+mid-group loses only that group. When parts hold the same run_id, the later part
 wins (`--force`, `--retry-failed`). Files carry Parquet page checksums, verified on read.
 
 Several processes may run the same sweep on one store: each claims a group through a lease
@@ -29,6 +29,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import socket
 import tempfile
 import threading
@@ -65,6 +66,10 @@ HEARTBEAT_S = 10.0
 LEGACY_PART = f"part-{0:020d}-legacy.parquet"
 #: listings a read tries while writers remove the files it listed (see `Store.read`)
 READ_TRIES = 5
+#: `_write_atomic`'s temporary files: `.<name>.<mkstemp's 8 characters>.tmp`
+TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+#: in the store's directory while a writer holds the lock: found on taking it, its writer was killed
+WRITING = ".writing"
 
 
 class StoreError(RuntimeError):
@@ -258,6 +263,27 @@ class Store:
     def lock(self) -> FileLock:
         return FileLock(str(self.path / ".lock"))
 
+    @contextlib.contextmanager
+    def _writing(self):
+        """The lock, for writes. Every temporary file in the store is written under it, with the
+        marker `WRITING` present: a marker found on taking the lock was left by a killed writer,
+        and so were any temporary files, which are removed then."""
+        with self.lock():
+            marker = self.path / WRITING
+            try:
+                os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+                killed = False
+            except FileExistsError:
+                killed = True
+            except OSError as e:
+                raise _os_error(e, self.path, "writing results") from None
+            if killed:
+                _remove_temporary(self.path)
+            try:
+                yield
+            finally:
+                marker.unlink(missing_ok=True)
+
     def files(self, table: str) -> list[Path]:
         """The files holding `table`, oldest first: a single-file table, or its parts."""
         top = self.path / f"{table}.parquet"
@@ -324,7 +350,7 @@ class Store:
         self._prepare()
         written = []
         try:
-            with self.lock():
+            with self._writing():
                 cfg = self.path / "config.yaml"
                 if self.config is not None and not cfg.exists():
                     text = self.config
@@ -363,7 +389,7 @@ class Store:
         within LEASE_TIMEOUT_S and, on this host, whose process is alive)."""
         self._prepare()
         path = self._lease_path(key)
-        with self.lock():
+        with self._writing():
             holder = _read_lease(path)
             if holder is not None and holder.get("token") != token and _alive(holder):
                 return False
@@ -374,7 +400,7 @@ class Store:
     def beat(self, key: str, token: str) -> None:
         """Refresh the heartbeat of a lease `token` holds."""
         path = self._lease_path(key)
-        with self.lock():
+        with self._writing():
             holder = _read_lease(path)
             if holder is not None and holder.get("token") == token:
                 _write_lease(path, token)
@@ -407,6 +433,18 @@ class Store:
             yield
         finally:
             stop.set()
+
+
+def _remove_temporary(root: Path) -> None:
+    """Remove `_write_atomic`'s temporary files from the directories of the store `root` (best
+    effort). Only with its lock held and before writing under it: then none is being written."""
+    for folder in (root, root / ".leases", *(root / f"{table}.parquet" for table in TABLES)):
+        with contextlib.suppress(OSError):  # absent, a single-file table, or unreadable
+            with os.scandir(folder) as entries:
+                stale = [e.path for e in entries if TEMPORARY.fullmatch(e.name) and e.is_file(follow_symlinks=False)]
+            for path in stale:
+                with contextlib.suppress(OSError):
+                    os.remove(path)
 
 
 def _read_lease(path: Path) -> dict | None:
@@ -634,8 +672,8 @@ def trace_frame(run_ids, steps, outputs: dict, evaluated=None) -> pd.DataFrame:
             continue
         block = np.asarray(block, dtype=np.float32)
         runs, points = block.shape[:2]
-        kept = (np.arange(points)[None, :] < (np.full(runs, points) if evaluated is None
-                                              else np.asarray(evaluated)[:, None])).reshape(-1)
+        counts = np.full(runs, points) if evaluated is None else np.asarray(evaluated)
+        kept = (np.arange(points)[None, :] < counts[:, None]).reshape(-1)
         shape = np.asarray(block.shape[2:], dtype=np.int32)
         frames.append(pd.DataFrame({"run_id": np.repeat(np.asarray(run_ids, dtype=object), points)[kept],
                                     "step": np.tile(np.asarray(steps, dtype=np.int64), runs)[kept],
