@@ -7,9 +7,14 @@ The network has a width-1 bottleneck between two blocks:
     f(x)       = c · ψ((feature(x) − μ)/s)            outer block on the scalar feature
 
 - V (n, width): random unit directions drawn from the fit key, never trained.
-- σ1(z) = Σ_{1≤j≤degree} h_j(z), with h_j = He_j/√(j!) the normalised Hermite polynomials,
-  so the inner block spans polynomials of degree ≤ `degree` (given enough width: at least
-  C(n + degree, degree) units) and nothing of higher degree. The bias u_0 is needed: with
+- σ1 of unit a is Σ_{1≤j≤degree} ε_aj h_j(z), with h_j = He_j/√(j!) the normalised Hermite
+  polynomials and ε_aj ∈ {±1} fixed random signs (`hermite_signs`), so the inner block spans
+  polynomials of degree ≤ `degree` (given enough width: at least C(n + degree, degree) units)
+  and nothing of higher degree. The signs are needed from degree 3 on: h_j(⟨v, x⟩) has the
+  Hermite tensor v^{⊗j}, whose trace is v^{⊗(j−2)} for a unit-norm v, so with one activation
+  shared by all units the trace of the degree-j part would equal the degree-(j−2) part and
+  the span would miss Σ_{1≤i≤degree−2} C(n + i − 1, i) directions (at degree 3: n of them, which
+  p = Σ_i h_3(⟨v_i, x⟩) uses). The bias u_0 is needed for the same reason at degree 2: with
   unit-norm directions the constant of h_2(⟨v, x⟩) is tied to its trace Σ_i (x_i² − 1), so
   without u_0 the span misses one direction — one that p itself uses. (Leaving h_0 out of σ1
   keeps the units centred, which keeps the stage-1 problem well conditioned.)
@@ -26,9 +31,9 @@ The network has a width-1 bottleneck between two blocks:
 - `split=True` uses the even rows of the run's sample for stage 1 and the odd rows for
   stage 2 (sample splitting, as the theory probably assumes [U]); default: all rows for both.
 
-Design choices that are ours, not the paper's [U]: the Hermite-sum activation (the paper's
-experiment uses σ1(z) = z³ with a skip connection), GD with momentum to convergence rather
-than a fixed small number of steps, and the spline outer layer fitted in closed form.
+Design choices that are ours, not the paper's [U]: the signed Hermite-sum activation (the
+paper's experiment uses σ1(z) = z³ with a skip connection), GD with momentum to convergence
+rather than a fixed small number of steps, and the spline outer layer fitted in closed form.
 
 Everything runs inside jit+vmap as a fitted learner: both stages are pure JAX with static
 shapes (`lax.fori_loop` for the gradient steps), and zero-weight rows never enter.
@@ -47,12 +52,19 @@ from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from sparselearn.errors import require
 from sparselearn.learners.kernels import _check_inputs, check_memory, ridge_solve, solve_bytes
 from sparselearn.learners.lowdegree import hermite_table
 
 POWER_ITERATIONS = 50
+SIGN_SEED = 0   # the signs ε of the inner units: a constant of the program, like the width
+
+
+def hermite_signs(width: int, degree: int) -> np.ndarray:
+    """ε (width, degree) ∈ {±1}: the sign of h_j in the activation of each inner unit."""
+    return np.random.default_rng(SIGN_SEED).choice(np.array([-1.0, 1.0]), size=(width, degree))
 
 
 def _weighted_mean_std(z: jax.Array, w: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -127,7 +139,8 @@ class Layerwise:
 
     def inner(self, v: jax.Array, x: jax.Array) -> jax.Array:
         """(1, σ1(x V)): (m, width + 1) inner features, a constant (bias) unit first."""
-        units = jnp.sum(hermite_table(x @ v, self.degree)[..., 1:], axis=-1)
+        signs = jnp.asarray(hermite_signs(v.shape[1], self.degree), x.dtype)
+        units = jnp.sum(hermite_table(x @ v, self.degree)[..., 1:] * signs, axis=-1)
         return jnp.concatenate([jnp.ones_like(units[:, :1]), units], axis=1)
 
     def feature(self, params: dict, x: jax.Array) -> jax.Array:
