@@ -109,3 +109,16 @@ def test_layerwise_inner_block_spans_every_polynomial_of_its_degree(degree):
     lw = Layerwise(width=width, degree=degree, steps=2000, weight_decay=1e-6)
     feature = lw.feature(lw.fit(jax.random.key(2), x, p(x)), x_test)
     assert float(jnp.mean((feature - p(x_test)) ** 2)) < 1e-3 * float(jnp.var(p(x_test)))
+
+
+def test_layerwise_signs_leave_degrees_up_to_two_as_one_shared_activation():
+    """Only h_j from j = 3 need random signs: degree-≤2 fits keep the shared activation
+    Σ_j h_j (their kept results stay valid); from degree 3 both signs occur in every column j ≥ 3."""
+    from sparselearn.learners.layerwise import hermite_signs
+
+    assert np.all(hermite_signs(500, 2) == 1.0)
+    signs = hermite_signs(500, 4)
+    assert np.all(signs[:, :2] == 1.0)
+    for j in (2, 3):
+        assert 200 < np.sum(signs[:, j] > 0) < 300
+    np.testing.assert_array_equal(hermite_signs(500, 4), signs)   # fixed: a constant of the program

@@ -8,13 +8,13 @@ The network has a width-1 bottleneck between two blocks:
 
 - V (n, width): random unit directions drawn from the fit key, never trained.
 - σ1 of unit a is Σ_{1≤j≤degree} ε_aj h_j(z), with h_j = He_j/√(j!) the normalised Hermite
-  polynomials and ε_aj ∈ {±1} fixed random signs (`hermite_signs`), so the inner block spans
-  polynomials of degree ≤ `degree` (given enough width: at least C(n + degree, degree) units)
-  and nothing of higher degree. The signs are needed from degree 3 on: h_j(⟨v, x⟩) has the
-  Hermite tensor v^{⊗j}, whose trace is v^{⊗(j−2)} for a unit-norm v, so with one activation
-  shared by all units the trace of the degree-j part would equal the degree-(j−2) part and
-  the span would miss Σ_{1≤i≤degree−2} C(n + i − 1, i) directions (at degree 3: n of them, which
-  p = Σ_i h_3(⟨v_i, x⟩) uses). The bias u_0 is needed for the same reason at degree 2: with
+  polynomials and ε_aj fixed signs (`hermite_signs`: +1 for j ≤ 2, random ±1 from j = 3), so
+  the inner block spans polynomials of degree ≤ `degree` (given enough width: at least
+  C(n + degree, degree) units) and nothing of higher degree. The random signs are needed from
+  degree 3 on: h_j(⟨v, x⟩) has the Hermite tensor v^{⊗j}, whose trace is v^{⊗(j−2)} for a
+  unit-norm v, so with one activation shared by all units the trace of the degree-j part
+  would equal the degree-(j−2) part and the span would miss Σ_{1≤i≤degree−2} C(n + i − 1, i)
+  directions (at degree 3: n of them, which p = Σ_i h_3(⟨v_i, x⟩) uses). The bias u_0 is needed for the same reason at degree 2: with
   unit-norm directions the constant of h_2(⟨v, x⟩) is tied to its trace Σ_i (x_i² − 1), so
   without u_0 the span misses one direction — one that p itself uses. (Leaving h_0 out of σ1
   keeps the units centred, which keeps the stage-1 problem well conditioned.)
@@ -63,8 +63,11 @@ SIGN_SEED = 0   # the signs ε of the inner units: a constant of the program, li
 
 
 def hermite_signs(width: int, degree: int) -> np.ndarray:
-    """ε (width, degree) ∈ {±1}: the sign of h_j in the activation of each inner unit."""
-    return np.random.default_rng(SIGN_SEED).choice(np.array([-1.0, 1.0]), size=(width, degree))
+    """ε (width, degree) ∈ {±1}: the sign of h_j (column j − 1) in the activation of each inner
+    unit; +1 for j ≤ 2, where no trace ties degrees together (the bias u_0 frees the constant)."""
+    signs = np.random.default_rng(SIGN_SEED).choice(np.array([-1.0, 1.0]), size=(width, degree))
+    signs[:, :2] = 1.0
+    return signs
 
 
 def _weighted_mean_std(z: jax.Array, w: jax.Array) -> tuple[jax.Array, jax.Array]:
