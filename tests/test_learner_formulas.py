@@ -81,3 +81,75 @@ def test_ridge_free_lowdegree_is_the_same_fit_alone_and_padded():
     alone, padded = ld.fit(None, x, y)["coef"], ld.fit(None, xp, yp, w)["coef"]
     np.testing.assert_allclose(padded, alone, atol=1e-3)
     np.testing.assert_allclose(features(x, 2, "walsh") @ alone, y, atol=1e-3)
+
+
+def _exact_ridge_predictions(phi, y, ridge, phi_test):
+    """Predictions of the float64 ridge fit (1/m)‖φc − y‖² + ridge‖c‖² (min-norm at ridge 0)."""
+    phi, y, phi_test = (np.asarray(a, np.float64) for a in (phi, y, phi_test))
+    if ridge == 0:
+        return phi_test @ np.linalg.pinv(phi) @ y
+    return phi_test @ np.linalg.solve(phi.T @ phi / len(y) + ridge * np.eye(phi.shape[1]), phi.T @ y / len(y))
+
+
+@pytest.mark.parametrize("ridge", [1e-12, 1e-9, 1e-8])
+@pytest.mark.parametrize("learner", [KernelRidge(kernel="ntk"), KernelRidge(kernel="poly", degree=3),
+                                     RandomFeatures(width=60), RandomFeatures(width=1024)], ids=lambda l: l.name)
+def test_a_ridge_below_float32_resolution_on_repeated_rows_is_finite_least_squares(learner, ridge):
+    # the float32 Cholesky of these singular-in-float32 systems is NaN (ntk, random features:
+    # ridge ≤ 1e-9; poly: ≤ 1e-8); the fit must stay close to the ridge-free one and interpolate
+    x, y = _repeated_rows()
+    x_test = jax.random.rademacher(jax.random.key(7), (200, 10), dtype=jnp.float32)
+    learner = type(learner)(**{**learner.__dict__, "ridge": ridge})
+    free = type(learner)(**{**learner.__dict__, "ridge": 0.0})
+    params = learner.fit(jax.random.key(0), x, y)
+    out, free_out = learner.apply(params, x_test), free.apply(free.fit(jax.random.key(0), x, y), x_test)
+    assert bool(jnp.all(jnp.isfinite(out)))
+    np.testing.assert_allclose(out, free_out, atol=2e-3)
+    np.testing.assert_allclose(learner.apply(params, x), y, atol=1e-3)
+
+
+def test_padded_primal_ridge_below_float32_resolution_is_least_squares():
+    # 60 random features on 100 padded rows take the primal system, of rank ≤ 35 with the run's
+    # 40 rows: at ridge 1e-8 its Cholesky is NaN, at 3e-8 finite but off by 0.65 on ±1 labels
+    x, y = _repeated_rows()
+    extra = jax.random.rademacher(jax.random.key(3), (60, 10), dtype=jnp.float32)
+    xp, yp = jnp.concatenate([x, extra]), jnp.concatenate([y, jnp.ones(60)])
+    w = (jnp.arange(100) < 40).astype(jnp.float32)
+    x_test = jax.random.rademacher(jax.random.key(7), (200, 10), dtype=jnp.float32)
+    for ridge in (1e-8, 3e-8):
+        rf = RandomFeatures(width=60, ridge=ridge)
+        params = rf.fit(jax.random.key(0), xp, yp, w)
+        exact = _exact_ridge_predictions(rf.features(params, x), y, ridge, rf.features(params, x_test))
+        np.testing.assert_allclose(rf.apply(params, x_test), exact, atol=1e-2)
+
+
+@pytest.mark.parametrize("ridge", [1e-3, 1e-1])
+def test_well_conditioned_ridge_fits_match_float64(ridge):
+    x = jax.random.rademacher(jax.random.key(4), (64, 12), dtype=jnp.float32)      # distinct rows
+    y = x[:, 0] * x[:, 1]
+    x_test = jax.random.rademacher(jax.random.key(5), (100, 12), dtype=jnp.float32)
+    kr = KernelRidge(kernel="ntk", ridge=ridge)
+    gram, test = (np.asarray(kr.gram(a, x), np.float64) for a in (x, x_test))
+    exact = test @ np.linalg.solve(gram + ridge * len(y) * np.eye(len(y)), np.asarray(y, np.float64))
+    np.testing.assert_allclose(kr.apply(kr.fit(None, x, y), x_test), exact, atol=1e-5)
+    rf = RandomFeatures(width=32, ridge=ridge)                                       # primal
+    params = rf.fit(jax.random.key(0), x, y)
+    exact = _exact_ridge_predictions(rf.features(params, x), y, ridge, rf.features(params, x_test))
+    np.testing.assert_allclose(rf.apply(params, x_test), exact, atol=1e-4)
+
+
+def test_a_degenerate_run_in_a_vmapped_group_gets_its_own_answer():
+    # runs 0 and 1 repeat rows (their tiny-ridge Cholesky is NaN), runs 2 (padded) and 3 do not:
+    # the fallback the first two take inside the vmapped group leaves each run its answer alone
+    x0, y0 = _repeated_rows()
+    xs = jnp.stack([x0] + [jax.random.rademacher(jax.random.key(10 + i), (40, 10), dtype=jnp.float32)
+                           * jnp.concatenate([jnp.ones((40, 9)), jnp.full((40, 1), 1.0 + i)], axis=1)
+                           for i in range(3)])
+    ys = xs[:, :, 0] * xs[:, :, 1]
+    w = jnp.stack([jnp.ones(40), jnp.ones(40), (jnp.arange(40) < 30).astype(jnp.float32), jnp.ones(40)])
+    kr = KernelRidge(kernel="ntk", ridge=1e-9)
+    fit = lambda x, y, w: kr.fit(None, x, y, w)["alpha"]                          # noqa: E731
+    group = jax.jit(jax.vmap(fit))(xs, ys, w)
+    assert bool(jnp.all(jnp.isfinite(group)))
+    for i in range(len(xs)):
+        np.testing.assert_allclose(group[i], jax.jit(fit)(xs[i], ys[i], w[i]), rtol=1e-5, atol=1e-5)

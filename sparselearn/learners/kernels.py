@@ -63,7 +63,7 @@ from jax.scipy.linalg import cho_factor, cho_solve
 from jax.scipy.special import ndtr
 
 from sparselearn.errors import ConfigError, require
-from sparselearn.runtime import tiered_jit
+from sparselearn.runtime import one_at_a_time, tiered_jit
 
 KERNELS = ("ntk", "arccos1", "arccos0", "poly")
 BYTES = 4  # float32
@@ -75,14 +75,36 @@ def _mass(weights: jax.Array) -> jax.Array:
     return jnp.maximum(jnp.sum(weights), 1.0)
 
 
+@one_at_a_time
+def _pinv_solve(system: jax.Array, rhs: jax.Array) -> jax.Array:
+    """pinv(system)·rhs for a symmetric system (N, N) by its eigendecomposition, eigenvalues
+    below N·eps times the largest dropped: the minimum-norm least-squares solution."""
+    lam, vecs = jnp.linalg.eigh(system)
+    keep = jnp.abs(lam) > max(system.shape) * float(jnp.finfo(system.dtype).eps) * jnp.max(jnp.abs(lam))
+    return vecs @ (jnp.where(keep, 1.0 / jnp.where(keep, lam, 1.0), 0.0) * (vecs.T @ rhs))
+
+
+@one_at_a_time
+def _cholesky_solve(system: jax.Array, rhs: jax.Array) -> jax.Array:
+    """system⁻¹·rhs (N, N) by Cholesky, else `_pinv_solve` where the factor is not resolved:
+    a pivot under N·eps·max(diag) or a non-finite solution. Run by run (`one_at_a_time`), so
+    the fallback runs only for the runs that need it."""
+    factor = cho_factor(system, lower=True)
+    x = cho_solve(factor, rhs)
+    floor = max(system.shape) * float(jnp.finfo(system.dtype).eps) * jnp.max(jnp.diagonal(system))
+    resolved = jnp.all(jnp.diagonal(factor[0]) ** 2 > floor) & jnp.all(jnp.isfinite(x))
+    return jax.lax.cond(resolved, lambda: x, lambda: _pinv_solve(system, rhs))
+
+
 def _psd_solve(system: jax.Array, rhs: jax.Array, ridge: float) -> jax.Array:
-    """system⁻¹·rhs for a symmetric PSD system: Cholesky when ridge > 0; at ridge = 0 the
-    system is singular whenever rows repeat or are fewer than the features (Cholesky would
-    return NaN), so the pseudo-inverse gives the minimum-norm least-squares solution."""
-    if ridge > 0:
-        return cho_solve(cho_factor(system, lower=True), rhs)
-    tol = max(system.shape) * float(jnp.finfo(system.dtype).eps)
-    return jnp.linalg.pinv(system, rtol=tol, hermitian=True) @ rhs
+    """system⁻¹·rhs for a symmetric PSD system (N, N): Cholesky when ridge > 0, else `_pinv_solve`
+    (singular whenever rows repeat or are fewer than the features).
+
+    A ridge below float32 resolution leaves such a system singular too, and its Cholesky
+    factor NaN or with pivots at rounding level: such a system goes to `_pinv_solve`
+    (`_cholesky_solve`), which solves the ridge system exactly in its well-resolved directions
+    and drops the rest. A ridge shift above N·eps·max(diag) never does."""
+    return _pinv_solve(system, rhs) if ridge == 0 else _cholesky_solve(system, rhs)
 
 
 def dual_solve(gram: jax.Array, y: jax.Array, weights: jax.Array, ridge: float) -> jax.Array:
