@@ -154,6 +154,24 @@ def host_device_flags(environ=os.environ, count: int | None = None) -> str:
     return f"{flags} {DEVICE_COUNT_FLAG}={count}".strip()
 
 
+def one_at_a_time(fn):
+    """`fn` (arrays → arrays), vmapped as a loop over the batch (`jax.custom_batching.sequential_vmap`).
+    For LAPACK operations (Cholesky, eigh, QR) in code that runs inside a group: jaxlib's CPU
+    kernels (0.10) split a batch over XLA's intra-op thread pool and block one of its threads
+    until the pieces are done, so with as many host devices as pool threads, each device's call
+    holding one, no thread is left to run the pieces and the process hangs (or crashes: a
+    kernel-ridge group of 4 runs on 2 host devices hung every time). One matrix per call is
+    computed on the calling thread.
+
+    Example:
+        >>> qr = one_at_a_time(lambda g: jnp.linalg.qr(g)[0])
+        >>> jax.vmap(qr)(gaussians)        # a loop of unbatched QRs
+    """
+    import jax
+
+    return jax.custom_batching.sequential_vmap(fn)
+
+
 def jax_started() -> bool:
     """Whether this process's JAX backends exist already (device counts are then fixed)."""
     if "jax" not in sys.modules:

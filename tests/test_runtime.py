@@ -411,3 +411,39 @@ def test_ray_and_slurm_workers_are_told_the_sweep_compile_cache_setting(monkeypa
     monkeypatch.setenv(runtime.CACHE_ENV, "off")
     slurm.execute(["g"], "train", lambda g, result: None, ExecutorConfig(name="slurm"))
     assert submitted[-1] == (runtime.with_compile_cache, False, "train", "g")
+
+
+LAPACK_GROUPS = """
+import sys
+import jax
+import numpy as np
+from sparselearn import config
+from sparselearn.train import loop
+
+devices = jax.devices()
+runs = 2 * len(devices)
+for learner in ({"name": "kernel", "kernel": "ntk", "ridge": 1e-3}, {"name": "kernel", "kernel": "ntk", "ridge": 0.0},
+                {"name": "layerwise", "width": 32, "degree": 3, "steps": 20}):
+    exp = config.from_dict({"experiment": "lapack", "target": {"name": "hierarchical", "n": 6, "k": 2, "r": 3, "q": 2,
+                                                               "g_coeffs": [0, 1, 1]},
+                            "learner": learner, "train": {"loss": "square"}, "data": {"m": 64, "test_m": 64}})
+    out = loop.run_group(exp, {"seed": list(range(runs)), "m": [64] * runs}, devices=devices)
+    print(learner["name"], bool(np.all(np.isfinite(out["test_error"]))), flush=True)
+"""
+
+
+def test_lapack_calls_in_a_group_sharded_over_every_core_do_not_hang():
+    """Cholesky, eigh and QR (random target directions) in groups of two runs per host device,
+    with one host device per core: jaxlib's batched CPU kernels waited on the intra-op pool that
+    the devices' own calls filled, and such a group hung. Here each finishes."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "SPARSELEARN_CACHE": "off",
+           "XLA_FLAGS": f"--xla_force_host_platform_device_count={max(2, cores)}",
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    try:
+        done = subprocess.run([sys.executable, "-c", LAPACK_GROUPS], env=env, capture_output=True, text=True,
+                              timeout=240)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"a group hung; finished: {e.stdout!r}") from None
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["kernel", "True", "kernel", "True", "layerwise", "True"]

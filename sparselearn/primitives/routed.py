@@ -50,6 +50,7 @@ from sparselearn.primitives import _checks, _rows
 from sparselearn.primitives.gather import gather_matmul
 from sparselearn.primitives.pallas import prefers_pallas
 from sparselearn.primitives.topk import keep_mask, topk
+from sparselearn.runtime import one_at_a_time
 
 # Limits of `impl="auto"`'s sparse path, from benchmarks/results/primitives.json on 2-core
 # CPUs (n = 512, batch 256, speedups over the dense top-k network): the sparse path won at
@@ -242,9 +243,11 @@ def _gaussian_sketch(r: int, s: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((r, s)).astype(np.float32)
 
 
+@one_at_a_time
 def _orthonormal_rows(y: jax.Array) -> jax.Array:
     """Rows (r, d) of an orthonormal basis of the row space of y (r, d), r ≤ d, by
-    Householder QR: orthonormal to working precision however ill-conditioned y is."""
+    Householder QR: orthonormal to working precision however ill-conditioned y is. One
+    matrix per LAPACK call under vmap (`one_at_a_time`)."""
     return jnp.linalg.qr(y.T)[0].T
 
 
