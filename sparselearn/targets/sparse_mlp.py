@@ -76,7 +76,7 @@ import numpy as np
 from sparselearn.errors import require
 from sparselearn.fields import OMIT_DEFAULT
 from sparselearn.runtime import one_at_a_time, tiered_jit
-from sparselearn.targets.inputs import (Certificate, LabelNoise, balanced_threshold, certify_max,
+from sparselearn.targets.inputs import (MAX_REFERENCE, Certificate, LabelNoise, balanced_threshold, certify_max,
                                         draw_many, hypercube_points, is_discrete, labelled, reference,
                                         weighted_moments)
 
@@ -194,9 +194,6 @@ class SparseMLP(LabelNoise):
         require(self.s >= 1, "s", f"must be ≥ 1, got {self.s}")
         require(1 <= self.k <= self.s, "k", f"must satisfy 1 ≤ k ≤ s = {self.s}, got {self.k}")
         c = self.construction
-        zero_bias = c == "dense" or (c == "random" and self.inputs == "gaussian" and self.s // self.k == 1)
-        require(self.B is None or self.W is not None or not zero_bias, "B",
-                f"construction {c!r} has zero biases here, so B alone sets no scale: give W as well")
         if self.construction in DENSE:
             require(self.k == self.s, "k", f"construction {self.construction!r} has no sparsity promise: "
                     f"set k = s = {self.s} (certify() measures the k it attains)")
@@ -235,6 +232,20 @@ class SparseMLP(LabelNoise):
             require(b + 2 ** b <= self.n, "n", f"index with {b} address bits needs n ≥ {b + 2 ** b}, got {self.n}")
         if c == "dense_weight":
             require(self.layout.bits < self.n, "bits", f"dense_weight needs address bits < n = {self.n}")
+        require(self.B is None or self.W is not None or not self._zero_bias, "B",
+                f"construction {c!r} has zero biases here, so B alone sets no scale: give W as well")
+
+    @property
+    def _zero_bias(self) -> bool:
+        """True when every bias of the construction is 0 (so B bounds nothing)."""
+        bits, g, _ = self.layout
+        c = self.construction
+        if c == "random":
+            return g == 1 if self.inputs == "gaussian" else (bits == 1 and g == 2)   # codewords ±1: R = 1
+        symmetric = self.inputs == "hypercube" or (self.inputs == "biased" and self.p == 0.5)
+        # the median cut of a symmetric law, enumerated exactly, is 0
+        median = c == "biased" and self.active == 0.5 and symmetric and self.n <= MAX_REFERENCE
+        return c == "dense" or median or (c == "junta" and bits == 1) or (c == "dense_weight" and bits == 0)
 
     def _check_noise(self):
         require(self.noise >= 0.0, "noise", f"noise standard deviation must be ≥ 0, got {self.noise}")
@@ -260,7 +271,7 @@ class SparseMLP(LabelNoise):
         if c == "index" and self.bits is None:
             while bits > 1 and bits + 2 ** bits > self.n:
                 bits -= 1
-        if c == "dense_weight":
+        if c == "dense_weight" and self.bits is None:
             bits = min(bits, self.n - 1)
         bits = min(bits, self.n)
         return Layout(bits, 2 ** bits, self.k * 2 ** bits)
@@ -351,6 +362,8 @@ class SparseMLP(LabelNoise):
         `u` already includes the factor `scale` (unit variance, or the W/B normalisation).
         A teacher that is constant on the inputs (its groups cancel) gets scale 0, so every
         label is 0, instead of rounding noise amplified by 1/std.
+        With `B` alone, a draw whose biases all vanish (random Hamming balls of antipodal
+        codewords) has no B-scale: scale NaN.
         """
         w, b, u = self._raw(jax.random.fold_in(key, 0))
         x, weights = reference(self.inputs, jax.random.fold_in(key, 1), self.n, self.p)
@@ -365,7 +378,10 @@ class SparseMLP(LabelNoise):
             if self.W is not None:
                 scale = jnp.minimum(scale, self.W / (umax * jnp.max(jnp.linalg.norm(w, axis=1))))
             if self.B is not None:
-                scale = jnp.minimum(scale, self.B / jnp.maximum(umax * jnp.max(jnp.abs(b)), 1e-30))
+                bmax = umax * jnp.max(jnp.abs(b))
+                scale = jnp.minimum(scale, jnp.where(bmax > 0, self.B / jnp.where(bmax > 0, bmax, 1.0), jnp.inf))
+                if self.W is None:      # drawn biases that all vanish: B alone sets no scale
+                    scale = jnp.where(jnp.isinf(scale), jnp.nan, scale)
         return {"w": w, "b": b, "u": u * scale, "scale": jnp.asarray(scale, jnp.float32)}
 
     # ----------------------------------------------------------------- evaluation
