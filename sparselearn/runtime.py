@@ -649,29 +649,35 @@ def _not_written_to_jax_cache():
 
 
 def _read_program(path: Path):
-    """The executable serialized at `path`, or None when it is missing, unreadable, fails its
-    checksum or cannot be loaded (then it is removed where it can be, and compiled again by the
-    caller). The checksum comes first: XLA loads a program with a flipped byte without a word,
-    and it then hangs or crashes the process."""
+    """The executable serialized at `path`, loaded onto the devices it was compiled for, or None
+    when it is missing, unreadable, fails its checksum, names devices this process lacks or
+    cannot be loaded (then it is removed where it can be, and compiled again by the caller).
+    The checksum comes first: XLA loads a program with a flipped byte without a word, and it
+    then hangs or crashes the process. Without its devices XLA would load a program onto every
+    device, and a one-device program then refuses its arguments in a process of two."""
     try:
         data = path.read_bytes()
     except OSError:
         return None
+    import jax
     from jax.experimental import serialize_executable
 
     digest, blob = data[:_DIGEST_BYTES], data[_DIGEST_BYTES:]
     try:
         if hashlib.sha256(blob).digest() != digest:
             raise ValueError("checksum")
-        payload, in_tree, out_tree = pickle.loads(blob)
-        return serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
+        payload, in_tree, out_tree, device_ids = pickle.loads(blob)
+        by_id = {d.id: d for d in jax.devices()}
+        return serialize_executable.deserialize_and_load(payload, in_tree, out_tree,
+                                                         execution_devices=[by_id[i] for i in device_ids])
     except Exception:  # noqa: BLE001 - a truncated, corrupt or foreign file: compile instead
         with contextlib.suppress(OSError):  # a cache shared read-only: leave it there
             path.unlink(missing_ok=True)
         return None
 
 
-#: a kept program's file: the sha256 of what follows, then the pickled serialized executable
+#: a kept program's file: the sha256 of what follows, then the pickled (serialized executable,
+#: its input and output trees, the ids of the devices it runs on, in order)
 _DIGEST_BYTES = 32
 
 
@@ -684,7 +690,8 @@ def _write_program(path: Path, compiled) -> None:
 
     tmp = None
     try:
-        blob = pickle.dumps(serialize_executable.serialize(compiled))
+        devices = [d.id for d in compiled._executable.xla_executable.local_devices()]
+        blob = pickle.dumps((*serialize_executable.serialize(compiled), devices))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
         with open(tmp, "xb") as f:  # the umask's mode, as JAX's own cache files

@@ -62,7 +62,7 @@ def test_a_kept_program_with_a_flipped_byte_is_never_loaded(kept, monkeypatch):
     loads = []
     real = serialize_executable.deserialize_and_load
     monkeypatch.setattr(serialize_executable, "deserialize_and_load",  # the corrupt one not run: it may crash
-                        lambda p, *a: loads.append(p) or (None if p == corrupt else real(p, *a)))
+                        lambda p, *a, **k: loads.append(p) or (None if p == corrupt else real(p, *a, **k)))
     out = runtime.executable(jitted, (x,), ("edges", 0))(x)
     assert not loads  # the corrupt payload never reached XLA
     assert np.array_equal(out, 3 * x - 1)
