@@ -270,6 +270,11 @@ def _check_experiment(exp: Experiment) -> None:
         raise e.within("learner") from None
     rewind.check(exp)
     record.check(exp)
+    if getattr(exp.learner, "trained_layers", None) is not None:  # weight decay shrinks every leaf
+        decays = [exp.train.weight_decay, *dict(exp.sweep.grid).get("train.weight_decay", ())]
+        require(all(d == 0 for d in decays), "train.weight_decay",
+                f"learner.trained_layers keeps the other layers at their initial values, which weight "
+                f"decay would shrink: set it to 0, got {max(decays)}")
     if not trained:
         require(not exp.train.record, "train.record", f"learner {exp.learner.name} is fitted, not trained: "
                 "it has no curve points to record at")

@@ -66,3 +66,23 @@ def test_frozen_polymlp_layers_are_unchanged_by_training(optimizer):
     assert float(out["trace_frozen"][0, -1]) == 0.0
     assert float(out["trace_trained"][0, -1]) > 0.0
 
+
+
+@pytest.mark.parametrize("where", ["train", "grid"])
+def test_trained_layers_with_weight_decay_is_a_config_error(where):
+    """Frozen layers would shrink under weight decay (it acts on every leaf): refused, naming the key."""
+    from sparselearn import config
+    from sparselearn.errors import ConfigError
+
+    raw = {"experiment": "frozen", "target": {"name": "sparse_parity", "n": 6, "k": 2},
+           "learner": {"name": "polymlp", "hidden": [4, 2], "power": 2, "trained_layers": [1]},
+           "train": {"optimizer": "sgd", "lr": 0.01, "steps": 10, "eval_every": 5, "loss": "square"},
+           "data": {"m": 64, "test_m": 64}}
+    config.from_dict(raw)  # no decay: fine
+    if where == "train":
+        raw["train"]["weight_decay"] = 0.01
+    else:
+        raw["sweep"] = {"grid": {"train.weight_decay": [0.0, 0.01]}}
+    with pytest.raises(ConfigError) as e:
+        config.from_dict(raw)
+    assert e.value.key == "train.weight_decay"

@@ -122,9 +122,9 @@ class PolyMLP:
 
     `trained_layers`: the layers of weights training updates, numbered 0 … L − 1 from the input
     (L − 1 is the readout); None (default) trains all. The others keep their initial values:
-    `apply` reads them behind a stop_gradient (zero gradient, so plain SGD leaves them alone;
-    weight decay, which shrinks every leaf, would not). Training one layer alone is the
-    layerwise arm of Barak et al. App. C.7.
+    `apply` reads them behind a stop_gradient (zero gradient: no optimizer moves them; weight
+    decay, which shrinks every leaf, would, so a config with both is refused). Training one layer
+    alone is the layerwise arm of Barak et al. App. C.7.
 
     The output is a polynomial of degree power^len(hidden). A k-sparse parity needs
     k ≤ power^len(hidden) and enough units (one unit of power 3 cannot give x1x2x3): e.g.
