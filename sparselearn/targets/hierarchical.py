@@ -34,8 +34,8 @@ import numpy as np
 from numpy.polynomial import hermite_e
 
 from sparselearn.errors import require
-from sparselearn.runtime import one_at_a_time, tiered_jit
-from sparselearn.targets.inputs import LabelNoise, draw_many, labelled
+from sparselearn.runtime import tiered_jit
+from sparselearn.targets.inputs import LabelNoise, draw_many, labelled, orthonormal_columns
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -96,10 +96,6 @@ def polynomial_moments(coeffs: tuple[float, ...], k: int, r: int) -> tuple[float
     mean = float(np.sum(c * moments[: len(c)]))
     second = float(sum(c[i] * c[j] * moments[i + j] for i in range(len(c)) for j in range(len(c))))
     return mean, math.sqrt(max(second - mean ** 2, 0.0))
-
-
-#: Q (n, r) of the QR of a Gaussian (n, r), one matrix per LAPACK call in a group (`one_at_a_time`)
-_orthonormal_columns = one_at_a_time(lambda g: jnp.linalg.qr(g)[0])
 
 
 @dataclass(frozen=True)
@@ -174,7 +170,7 @@ class Hierarchical(LabelNoise):
             signs = jnp.where(flips < 0.5, 1.0, -1.0).astype(jnp.float32)
             return {"v": jnp.zeros((self.n, self.r), jnp.float32).at[axes, jnp.arange(self.r)].set(signs)}
         g = jax.random.normal(jax.random.fold_in(key, 0), (self.n, self.r), jnp.float32)
-        return {"v": _orthonormal_columns(g)}
+        return {"v": orthonormal_columns(g)}
 
     def feature(self, params: dict, x: jax.Array) -> jax.Array:
         """The inner polynomial p(x), shape (m,): mean 0, variance 1."""

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sparselearn.errors import require
-from sparselearn.runtime import tiered_jit
+from sparselearn.runtime import one_at_a_time, tiered_jit
 
 INPUTS = ("hypercube", "gaussian", "biased", "dictionary")
 
@@ -146,6 +146,13 @@ def draw_many(kind: str, key: jax.Array, *shapes: tuple[int, ...]) -> list[jax.A
     flat = fn(key, (max(sum(sizes), 1),), jnp.float32)
     bounds = np.cumsum([0] + sizes)
     return [flat[lo:hi].reshape(s) for lo, hi, s in zip(bounds[:-1], bounds[1:], shapes)]
+
+
+@one_at_a_time
+def orthonormal_columns(g: jax.Array) -> jax.Array:
+    """Q (n, r) of the QR of g (n, r), r ≤ n: orthonormal columns spanning those of g. A batch
+    (vmap) is a loop of unbatched LAPACK calls (`one_at_a_time`), as a group needs."""
+    return jnp.linalg.qr(g)[0]
 
 
 def is_discrete(inputs: str) -> bool:

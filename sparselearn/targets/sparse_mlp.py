@@ -75,10 +75,10 @@ import numpy as np
 
 from sparselearn.errors import require
 from sparselearn.fields import OMIT_DEFAULT
-from sparselearn.runtime import one_at_a_time, tiered_jit
+from sparselearn.runtime import tiered_jit
 from sparselearn.targets.inputs import (MAX_REFERENCE, Certificate, LabelNoise, balanced_threshold, certify_max,
-                                        draw_many, hypercube_points, is_discrete, labelled, reference,
-                                        weighted_moments)
+                                        draw_many, hypercube_points, is_discrete, labelled, orthonormal_columns,
+                                        reference, weighted_moments)
 
 HIGHEST = jax.lax.Precision.HIGHEST
 CONSTRUCTIONS = ("random", "junta", "index", "dense_weight", "dense", "parity", "biased")
@@ -103,15 +103,11 @@ def _floor_log2(v: int) -> int:
     return max(v, 1).bit_length() - 1
 
 
-#: Q of the QR of one square matrix; a batch of them is a loop of unbatched calls (`one_at_a_time`)
-_orthonormal_columns = one_at_a_time(lambda g: jnp.linalg.qr(g)[0])
-
-
 def frame(gaussians: jax.Array, units: int) -> jax.Array:
     """`units` unit vectors in R^n, shape (units, n), from Gaussian matrices (blocks, n, n): stacked
     random orthonormal bases (Q of each QR), so the directions are as spread out as possible (a
     union of orthonormal bases is a tight frame)."""
-    bases = jnp.swapaxes(jax.vmap(_orthonormal_columns)(gaussians), 1, 2)
+    bases = jnp.swapaxes(jax.vmap(orthonormal_columns)(gaussians), 1, 2)
     return bases.reshape(-1, gaussians.shape[-1])[:units]
 
 
