@@ -75,12 +75,17 @@ def _mass(weights: jax.Array) -> jax.Array:
     return jnp.maximum(jnp.sum(weights), 1.0)
 
 
+def _resolution(system: jax.Array) -> float:
+    """N·eps of a system (N, N): relative to its largest scale, what its dtype resolves."""
+    return max(system.shape) * float(jnp.finfo(system.dtype).eps)
+
+
 @one_at_a_time
 def _pinv_solve(system: jax.Array, rhs: jax.Array) -> jax.Array:
     """pinv(system)·rhs for a symmetric system (N, N) by its eigendecomposition, eigenvalues
     below N·eps times the largest dropped: the minimum-norm least-squares solution."""
     lam, vecs = jnp.linalg.eigh(system)
-    keep = jnp.abs(lam) > max(system.shape) * float(jnp.finfo(system.dtype).eps) * jnp.max(jnp.abs(lam))
+    keep = jnp.abs(lam) > _resolution(system) * jnp.max(jnp.abs(lam))
     return vecs @ (jnp.where(keep, 1.0 / jnp.where(keep, lam, 1.0), 0.0) * (vecs.T @ rhs))
 
 
@@ -91,7 +96,7 @@ def _cholesky_solve(system: jax.Array, rhs: jax.Array) -> jax.Array:
     the fallback runs only for the runs that need it."""
     factor = cho_factor(system, lower=True)
     x = cho_solve(factor, rhs)
-    floor = max(system.shape) * float(jnp.finfo(system.dtype).eps) * jnp.max(jnp.diagonal(system))
+    floor = _resolution(system) * jnp.max(jnp.diagonal(system))
     resolved = jnp.all(jnp.diagonal(factor[0]) ** 2 > floor) & jnp.all(jnp.isfinite(x))
     return jax.lax.cond(resolved, lambda: x, lambda: _pinv_solve(system, rhs))
 
