@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from sparselearn.config import ExecutorConfig, Experiment, from_dict, to_plain
 from sparselearn.sweeps.executors import EXECUTORS, unread
@@ -31,6 +30,17 @@ from sparselearn.sweeps.grid import Group, Run, expand, group
 from sparselearn.schema import CURVE_COLUMNS, CURVES, RUN_COLUMNS, RUN_DTYPES
 from sparselearn.store import Store, StoreView, check_writable, trace_frame
 from sparselearn.train import curve_steps, prepare_group, run_group
+
+def _progress_bar():
+    """tqdm's bar class: a widget in a notebook, text elsewhere (`tqdm.auto`'s choice without
+    its asyncio variant, whose import costs a command-line run 10 ms)."""
+    from tqdm.std import TqdmExperimentalWarning
+
+    with warnings.catch_warnings():  # the notebook bar's notice that it is experimental
+        warnings.simplefilter("ignore", category=TqdmExperimentalWarning)
+        from tqdm.autonotebook import tqdm
+    return tqdm
+
 
 #: a terminal control sequence (Ray colours the tracebacks of its workers)
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -220,7 +230,7 @@ def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: b
     stored_failed = 0 if force or retry_failed else sum(
         view.status.get(r.run_id, ("",))[0] == "failed" for r in runs)
     counts = {"ok": 0, "diverged": 0, "failed": 0}
-    bar = tqdm(total=len(todo), unit="run", disable=not progress or not todo, file=sys.stderr,
+    bar = _progress_bar()(total=len(todo), unit="run", disable=not progress or not todo, file=sys.stderr,
                desc=desc, dynamic_ncols=True,  # n counts runs, in fractions while a group trains
                bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]")
     done_groups = 0
