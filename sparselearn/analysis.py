@@ -126,11 +126,26 @@ def mask_of(coords) -> int:
 
 
 def _n_of(coeffs: np.ndarray) -> int:
-    size = np.shape(coeffs)[-1]
+    """n of one function's table or spectrum, shape (2^n,)."""
+    shape = np.shape(coeffs)
+    if len(shape) != 1:     # a batch would be summed or averaged silently, depending on the function
+        raise ValueError(f"expected one function's table or spectrum of shape (2^n,), got shape {shape}; "
+                         "call once per row")
+    size = shape[0]
     n = size.bit_length() - 1
-    if size != 1 << n:
+    if size < 1 or size != 1 << n:
         raise ValueError(f"length must be a power of 2, got {size}")
     return n
+
+
+def _check_rho(rho: float) -> None:
+    if not -1.0 <= rho <= 1.0:
+        raise ValueError(f"rho must be in [−1, 1], got {rho}")
+
+
+def _check_samples(n: int, samples: int) -> None:
+    if n < 1 or samples < 2:      # a standard error needs two samples
+        raise ValueError(f"need n ≥ 1 and samples ≥ 2, got n = {n}, samples = {samples}")
 
 
 # ------------------------------------------------------------------------- spectral weights
@@ -148,6 +163,7 @@ def tail_mass(coeffs: np.ndarray, d: int) -> float:
 def top_coefficients(coeffs: np.ndarray, count: int = 10, tol: float = 1e-9) -> list[tuple[tuple[int, ...], float]]:
     """The `count` largest |f̂(T)| above `tol`, as (set, coefficient), largest first."""
     c = np.asarray(coeffs, np.float64)
+    _n_of(c)
     order = np.argsort(-np.abs(c), kind="stable")[:count]
     return [(set_of(int(t)), float(c[t])) for t in order if abs(c[t]) > tol]
 
@@ -176,6 +192,7 @@ def average_sensitivity_fourier(coeffs: np.ndarray) -> float:
 
 def noise_operator(values: np.ndarray, rho: float) -> np.ndarray:
     """(T_ρ f)(x) = E[f(y)] where each y_i equals x_i with probability (1 + ρ)/2, from a truth table."""
+    _check_rho(rho)
     a = np.array(values, np.float64)
     n = _n_of(a)
     keep, flip = (1 + rho) / 2, (1 - rho) / 2
@@ -193,6 +210,7 @@ def noise_sensitivity_exact(values: np.ndarray, rho: float) -> float:
 
 def noise_sensitivity_fourier(coeffs: np.ndarray, rho: float) -> float:
     """NS_ρ(f) = ½ Σ_T (1 − ρ^{|T|}) f̂(T)², from the spectrum."""
+    _check_rho(rho)
     sizes = set_sizes(_n_of(coeffs))
     return float(0.5 * np.sum((1.0 - rho ** sizes) * np.asarray(coeffs, np.float64) ** 2))
 
@@ -202,6 +220,8 @@ def average_sensitivity_mc(fn: Fn, n: int, *, key: jax.Array, samples: int = 1 <
 
     Costs (n + 1)·samples evaluations of fn, one coordinate flip at a time (memory of one batch).
     """
+    _check_samples(n, samples)
+
     @jax.jit
     def sen(key):
         x = jnp.where(jax.random.uniform(key, (samples, n)) < 0.5, 1.0, -1.0).astype(jnp.float32)
@@ -216,6 +236,9 @@ def average_sensitivity_mc(fn: Fn, n: int, *, key: jax.Array, samples: int = 1 <
 def noise_sensitivity_mc(fn: Fn, n: int, rho: float, *, key: jax.Array, samples: int = 1 << 16) -> Estimate:
     """Monte Carlo NS_ρ(f): mean of ¼(f(x) − f(y))² over ρ-correlated pairs (each bit of y flipped
     with probability (1 − ρ)/2), with its standard error."""
+    _check_rho(rho)
+    _check_samples(n, samples)
+
     @jax.jit
     def terms(key):
         u = jax.random.uniform(key, (2, samples, n))             # one draw: signs of x, then flips
@@ -237,8 +260,7 @@ def average_sensitivity(fn: Fn, n: int, *, key: jax.Array | None = None, samples
 def noise_sensitivity(fn: Fn, n: int, rho: float, *, key: jax.Array | None = None,
                       samples: int = 1 << 16) -> Estimate:
     """NS_ρ(f) under the uniform measure: exact for n ≤ 20, else Monte Carlo (key defaults to key(0))."""
-    if not -1.0 <= rho <= 1.0:
-        raise ValueError(f"rho must be in [−1, 1], got {rho}")
+    _check_rho(rho)
     if n <= MAX_ENUMERATE:
         return Estimate(noise_sensitivity_exact(truth_table(fn, n), rho), 0.0, True, 1 << n)
     return noise_sensitivity_mc(fn, n, rho, key=jax.random.key(0) if key is None else key, samples=samples)

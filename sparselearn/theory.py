@@ -163,11 +163,12 @@ def output_bound(n, k, W, B) -> np.ndarray:
 
 
 def num_features(n, d) -> np.ndarray:
-    """N_d = Σ_{i≤d} C(n, i): the number of Walsh characters of degree ≤ d (ADKM §3 algorithm)."""
+    """N_d = Σ_{0≤i≤d} C(n, i): the number of Walsh characters of degree ≤ d (ADKM §3 algorithm);
+    a fractional d counts up to ⌊d⌋, a negative one gives 0."""
     n, d = np.broadcast_arrays(_f(n), _f(d))
     out = np.zeros(n.shape)
     for idx in np.ndindex(n.shape):
-        i = np.arange(int(d[idx]) + 1)
+        i = np.arange(math.floor(d[idx]) + 1)
         out[idx] = np.sum(np.exp(log_comb(n[idx], i)))
     out = np.rint(out)              # a count: exp(log C) is off by ulps, and int(3.9999…) would be 3
     return out if out.shape else float(out)
@@ -190,9 +191,11 @@ def lowdegree_samples(n, d, k, W, B, eps, delta, *, log10: bool = False) -> np.n
 
 
 def halfspace_as_lemma6(n, p) -> np.ndarray:
-    """ADKM Lemma 6 (Kane 2014): a halfspace indicator with mean p has AS = O(p·√(n·log(1/p)))."""
+    """ADKM Lemma 6 (Kane 2014): a halfspace indicator with mean p has AS = O(p·√(n·log(1/p)));
+    0 at p = 0 (a unit that never fires)."""
     p = _f(p)
-    return p * np.sqrt(_f(n) * np.log(1 / p))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(p == 0, 0.0, p * np.sqrt(_f(n) * np.log(1 / p)))
 
 
 def as_bound_lemma9(n, s, k, W, B) -> np.ndarray:
@@ -202,10 +205,13 @@ def as_bound_lemma9(n, s, k, W, B) -> np.ndarray:
 
 
 def ns_bound_lemma10(n, s, k, W, B, rho) -> np.ndarray:
-    """ADKM Lemma 10: NS_ρ(h) = √(1−ρ)·O(k⁴W²·log²(ns/(1−ρ)) + k³B²√(log s)) (constant 1)."""
+    """ADKM Lemma 10: NS_ρ(h) = √(1−ρ)·O(k⁴W²·log²(ns/(1−ρ)) + k³B²√(log s)) (constant 1);
+    0 at ρ = 1, its limit (NS_1 = 0)."""
     n, s, k, rho = _f(n), _f(s), _f(k), _f(rho)
-    return np.sqrt(1 - rho) * (k ** 4 * _f(W) ** 2 * np.log(n * s / (1 - rho)) ** 2
-                               + k ** 3 * _f(B) ** 2 * np.sqrt(np.log(s)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.sqrt(1 - rho) * (k ** 4 * _f(W) ** 2 * np.log(n * s / (1 - rho)) ** 2
+                                  + k ** 3 * _f(B) ** 2 * np.sqrt(np.log(s)))
+    return np.where(rho == 1, 0.0, out)
 
 
 def tail_bound_claim21(noise_sensitivity, rho, d) -> np.ndarray:
