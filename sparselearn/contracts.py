@@ -59,7 +59,9 @@ class Target(Protocol):
 @runtime_checkable
 class TrainedLearner(Protocol):
     """kind "gradient". Optional: `check(target, data)` (raise ConfigError for limits that
-    depend on the target), `first_layer(params)` (the weights whose drift curves record)."""
+    depend on the target), `first_layer(params)` (the weights whose drift curves record and
+    whose units the recorders read: (n, units…), each unit's incoming weights along axis 0,
+    e.g. (n, width) for an mlp)."""
 
     name: ClassVar[str]
     kind: ClassVar[str]

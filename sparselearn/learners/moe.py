@@ -116,8 +116,9 @@ class MoE:
         return jnp.sum(self.gates(params, x) * self.expert_outputs(params, x), axis=1) + params["out"]
 
     def first_layer(self, params: dict) -> jax.Array:
-        """The experts' first-layer weights (E, width, n), whose drift the curves record."""
-        return params["w"]
+        """The experts' first-layer weights as (n, E, width), inputs first as every learner's
+        (`contracts.first_layer`); kept as (E, width, n)."""
+        return jnp.moveaxis(params["w"], -1, 0)
 
     def from_teacher(self, teacher: dict) -> dict:
         """Student parameters equal to those of a `moe` target's `teacher` params with the same

@@ -51,7 +51,7 @@ class PolyNet:
     """f(x) = Π_{i=1}^{factors} ⟨w_i, x⟩, a degree-`factors` polynomial of x.
 
     Parameters: {"w": (factors, n)}; with `disjoint=True`, {"w": (factors, n // factors)},
-    row i acting on coordinates [i·n/factors, (i+1)·n/factors). `first_layer` is w.
+    row i acting on coordinates [i·n/factors, (i+1)·n/factors). `first_layer` is wᵀ.
 
     With w_i = e_{s_i} (the unit vector of the i-th coordinate of S) the output is exactly
     χ_S(x), so a `factors`-sparse parity is representable; for the disjoint variant this
@@ -91,7 +91,8 @@ class PolyNet:
         return {"w": draw_weights(key, self.init, self.scale, (self.factors, fan_in), fan_in, 1)}
 
     def first_layer(self, params: dict) -> jax.Array:
-        return params["w"]
+        """w as (fan_in, factors): one factor's incoming weights per column."""
+        return params["w"].T
 
     def apply(self, params: dict, x: jax.Array) -> jax.Array:
         """Output for x (m, n): shape (m,)."""

@@ -6,8 +6,9 @@ loop evaluates the recorders named in `train.record` where it evaluates its curv
 every `eval_every` steps, the last step), and the runner stores them in the results store's
 traces table (`sparselearn.store.load_traces`), one row per (run, step, recorder).
 
-Hidden units are the columns of the learner's first layer (`contracts.first_layer`, shape
-(n, width); a single neuron's (n,) is one unit).
+Hidden units are the slices of the learner's first layer (`contracts.first_layer`, shape
+(n, units…), inputs first) along axis 0: the columns of an mlp's (n, width), the (E, width)
+units of a moe's (n, E, width); a single neuron's (n,) is one unit.
 
 `RECORDERS` is the one list of names: config validation, `sparselearn list` and the docs read
 it. Reading the names imports no jax; a recorder imports it when it runs.
@@ -62,8 +63,8 @@ def first_layer(s: State):
 
 
 def unit_norms(s: State):
-    """The ℓ2 norm of each first-layer unit's incoming weights: (width,) for a first layer
-    (n, width), () for a single neuron's (n,)."""
+    """The ℓ2 norm of each first-layer unit's incoming weights, shaped as the units: (width,)
+    for a first layer (n, width), (E, width) for a moe's (n, E, width), () for a neuron's (n,)."""
     import jax.numpy as jnp
 
     return jnp.linalg.norm(_first_layer(s.learner, s.params), axis=0)
@@ -72,11 +73,12 @@ def unit_norms(s: State):
 def active_fraction(s: State):
     """Mean fraction of first-layer units active per test input: unit j is active on x when
     the output depends on its incoming weights there (∂f(x)/∂w_j ≠ 0); a ReLU unit with a
-    positive pre-activation, a kept top-k unit. Over the first PROBE_INPUTS test inputs; ()."""
+    positive pre-activation, a kept top-k unit, a unit of a chosen expert that fires. Over the
+    units of `unit_norms` and the first PROBE_INPUTS test inputs; ()."""
     import jax
     import jax.numpy as jnp
 
-    def active(x):  # (width,) 0/1 for one input
+    def active(x):  # 0/1 per unit for one input, units flattened
         grads = jax.grad(lambda p: s.learner.apply(p, x[None])[0])(s.params)
         g = _first_layer(s.learner, grads)
         return (jnp.abs(g).reshape(g.shape[0], -1).max(axis=0) > 0).astype(jnp.float32)
