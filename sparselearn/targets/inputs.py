@@ -209,25 +209,29 @@ def weighted_moments(v: jax.Array, w: jax.Array) -> tuple[jax.Array, jax.Array]:
     return mean, jnp.sqrt(jnp.maximum(jnp.sum(w * (v - mean) ** 2), 0.0))
 
 
+#: `balanced_threshold`: values closer than this times max|v| count as one atom
+ATOM_RTOL = 1e-5
+
+
 def balanced_threshold(v: jax.Array, w: jax.Array) -> jax.Array:
     """A threshold t for labels sign(v − t) that splits the mass as evenly as possible.
 
-    t sits halfway between the weighted median and its neighbouring distinct value, on
-    whichever side gives the split closer to ½, so no reference value equals t (atoms of
-    mass at the median, common on the hypercube, never make the labels constant unless v
-    itself is constant). Shape ().
+    t sits halfway across a gap of the sorted values: the one whose upper mass is closest to
+    ½ (the higher one on a tie), so atoms of mass at the median, common on the hypercube,
+    never make the labels constant unless v itself is constant (then t = max v). Only gaps
+    wider than ATOM_RTOL·max|v| count: float32 rounding of a sum spreads an exact atom over
+    neighbouring values a few ulps apart, and a cut between those would label equal values
+    differently (and differently again in another batch shape). Shape ().
     """
+    if v.shape[0] < 2:
+        return v[-1]
     order = jnp.argsort(v)
     vs, ws = v[order], w[order]
-    med = vs[jnp.searchsorted(jnp.cumsum(ws), 0.5)]
-    above = jnp.sum(jnp.where(vs > med, ws, 0.0))
-    at_or_above = jnp.sum(jnp.where(vs >= med, ws, 0.0))
-    next_hi = jnp.min(jnp.where(vs > med, vs, jnp.inf))
-    next_lo = jnp.max(jnp.where(vs < med, vs, -jnp.inf))
-    hi = jnp.where(jnp.isfinite(next_hi), 0.5 * (med + next_hi), med)
-    lo = jnp.where(jnp.isfinite(next_lo), 0.5 * (med + next_lo), med)
-    use_hi = (jnp.abs(above - 0.5) <= jnp.abs(at_or_above - 0.5)) & jnp.isfinite(next_hi)
-    return jnp.where(use_hi | ~jnp.isfinite(next_lo), hi, lo)
+    upper = jnp.cumsum(ws[::-1])[::-1][1:]                 # upper[i] = mass of vs[i + 1:]
+    cut = vs[1:] - vs[:-1] > ATOM_RTOL * jnp.max(jnp.abs(vs))
+    miss = jnp.where(cut, jnp.abs(upper - 0.5), jnp.inf)
+    i = miss.shape[0] - 1 - jnp.argmin(miss[::-1])         # the highest of equally good cuts
+    return jnp.where(jnp.any(cut), 0.5 * (vs[i] + vs[i + 1]), vs[-1])
 
 
 class Certificate(NamedTuple):

@@ -12,7 +12,8 @@ lower expert index.
 
 The output is centred and scaled to mean 0 and variance 1 under the input distribution (exact on
 the enumerated hypercube for n ≤ 14, otherwise from 2^14 draws); ``params["offset"]`` and
-``params["scale"]`` hold the constants.
+``params["scale"]`` hold the constants. A teacher constant on the inputs (tiny ones where no unit
+ever fires) gets scale 0: labels 0, as a constant `sparse_mlp` teacher's.
 
 Example:
     >>> t = MoE(n=16, experts=8, expert_width=4, r=4)
@@ -108,8 +109,10 @@ class MoE(LabelNoise):
             "scale": jnp.ones((), jnp.float32),
         }
         x, weights = reference(self.inputs, jax.random.fold_in(key, 1), self.n, self.p, **dictionary_options(self))
-        mean, std = weighted_moments(self.labels(raw, x), weights)
-        scale = 1.0 / jnp.maximum(std, 1e-12)
+        out = self.labels(raw, x)
+        mean, std = weighted_moments(out, weights)
+        constant = std <= 1e-6 * jnp.maximum(jnp.max(jnp.abs(out)), 1e-30)   # no unit ever fires, say
+        scale = jnp.where(constant, 0.0, 1.0 / jnp.maximum(std, 1e-30))
         return {**raw, "u": raw["u"] * scale, "offset": mean * scale, "scale": scale}
 
     def routes(self, params: dict, x: jax.Array) -> jax.Array:
