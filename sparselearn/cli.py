@@ -26,7 +26,7 @@ from pathlib import Path
 
 # Only the light modules here: `--help` and `list configs` must not wait for jax, pandas or
 # matplotlib; each command imports what it needs.
-from sparselearn.errors import ConfigError
+from sparselearn.errors import ConfigError, PlotError
 from sparselearn.sweeps.executors import NAMES as EXECUTORS
 from sparselearn.train.spec import SEARCHABLE
 
@@ -171,9 +171,9 @@ def _import_meanwhile(*modules: str, then: Callable[[], None]) -> threading.Thre
 
 
 def _bad_input(e: BaseException) -> bool:
-    """A ConfigError, or a StoreError (when the store was imported at all)."""
+    """A ConfigError or PlotError, or a StoreError (when the store was imported at all)."""
     store = sys.modules.get("sparselearn.store")
-    return isinstance(e, ConfigError) or (store is not None and isinstance(e, store.StoreError))
+    return isinstance(e, (ConfigError, PlotError)) or (store is not None and isinstance(e, store.StoreError))
 
 
 def _check_out_file(out: str | None) -> None:
@@ -274,11 +274,7 @@ def cmd_plot(args) -> int:
     from sparselearn.plotting import plot_results
 
     _imported(args)
-    try:
-        paths = plot_results(args.results, args.kind, args.out)
-    except ValueError as e:  # the stored grid cannot make this figure: bad input
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    paths = plot_results(args.results, args.kind, args.out)
     print("\n".join(str(p) for p in paths))
     return 0
 

@@ -1,4 +1,5 @@
-"""The one exception users see for bad input."""
+"""The exceptions users see for bad input: a config (`ConfigError`), stored results that
+cannot make the figure asked for (`PlotError`)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ def require(condition: bool, key: str, message: str) -> None:
     """Raise `ConfigError(message, key)` unless `condition` holds."""
     if not condition:
         raise ConfigError(message, key=key)
+
+
+class PlotError(ValueError):
+    """Stored results that cannot make the figure asked for: no runs or curves to draw, a grid
+    without the axes the kind of figure needs, too few points to fit. The command line exits 2
+    on it; any other exception inside plotting is an internal error."""
 
 
 class FitFailed(RuntimeError):

@@ -252,3 +252,19 @@ def test_fuzzed_configs_exit_2_and_write_nothing_or_run(tmp_path_factory, tiny_t
             assert not (work / "results").exists()
     finally:
         os.chdir(cwd)
+
+
+def test_plot_exits_2_only_for_results_that_cannot_make_the_figure(workdir, tiny_file, capsys, monkeypatch):
+    assert main(["run", str(tiny_file), "--quiet", "--no-plot"]) == 0
+    capsys.readouterr()
+    assert main(["plot", "results/tiny", "--kind", "phase"]) == 2  # the tiny grid has one axis
+    assert "error: " in capsys.readouterr().err
+
+    import sparselearn.plotting
+
+    def broken(*args, **kwargs):  # a bug inside plotting is no bad input
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.setattr(sparselearn.plotting, "plot_results", broken)
+    assert main(["plot", "results/tiny"]) == 1
+    assert "internal error: ValueError" in capsys.readouterr().err

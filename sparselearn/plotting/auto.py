@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sparselearn.errors import PlotError
 from sparselearn.plotting.curves import grid_frame, learnability, series_labels
 from sparselearn.plotting.phase import phase_diagram
 from sparselearn.plotting.scaling import scaling_plot
@@ -33,21 +34,21 @@ def _ordered(axes: list[str], preferred: tuple[str, ...]) -> list[str]:
 
 def plot_results(path: str | Path, kind: str = "curve", out: str | Path | None = None) -> list[Path]:
     """Draw one figure of the store(s) under `path`; returns the written .png and .pdf paths.
-    Raises ValueError when the stored grid cannot make that kind of figure."""
+    Raises PlotError (a ValueError) when the stored runs cannot make that kind of figure."""
     if kind not in KINDS:
-        raise ValueError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        raise PlotError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if kind == "curve":
         return learnability(path, out)
     store = resolve(path)[0]
     runs = grid_frame(load_results(store))
     ok = runs[runs["status"] == "ok"]
     if ok.empty:
-        raise ValueError(f"{store}: no successful runs to plot")
+        raise PlotError(f"{store}: no successful runs to plot")
     axes = varying_axes(runs)
     if kind == "scaling":
         numeric = [a for a in axes if pd.api.types.is_numeric_dtype(runs[a])]
         if not numeric:
-            raise ValueError(f"{store}: a scaling plot needs a numeric grid axis (e.g. target.n); grid varies "
+            raise PlotError(f"{store}: a scaling plot needs a numeric grid axis (e.g. target.n); grid varies "
                              f"{', '.join(axes) or 'nothing'}")
         x = _ordered(numeric, SCALING_X)[0]
         others = [a for a in axes if a != x]
@@ -59,11 +60,11 @@ def plot_results(path: str | Path, kind: str = "curve", out: str | Path | None =
         fig, _, _ = scaling_plot(ok, x, y, by=by, title=f"{ok['experiment'].iloc[0]}: {y} vs {x}")
     else:
         if len(axes) < 2:
-            raise ValueError(f"{store}: a phase diagram needs two grid axes with several values; grid varies "
+            raise PlotError(f"{store}: a phase diagram needs two grid axes with several values; grid varies "
                              f"{', '.join(axes) or 'nothing'}")
         x, y = _ordered(axes, PHASE_AXES)[:2]
         if len(axes) > 2:
-            raise ValueError(f"{store}: a phase diagram has two axes ({x}, {y}), but the grid also varies "
+            raise PlotError(f"{store}: a phase diagram has two axes ({x}, {y}), but the grid also varies "
                              f"{', '.join(a for a in axes if a not in (x, y))}, which it would average over; "
                              "draw it with sparselearn.plotting.phase_diagram on the runs of one value of those")
         fig, _ = phase_diagram(runs, x, y, title=str(ok["experiment"].iloc[0]))

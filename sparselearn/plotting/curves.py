@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sparselearn.errors import PlotError
 from sparselearn.plotting.style import PALETTE, figure, save
 from sparselearn.schema import within_eps
 from sparselearn.store import load_results, resolve
@@ -79,7 +80,7 @@ def _finite(table: pd.DataFrame) -> pd.DataFrame:
 
 def _check_drawn(ax, runs: pd.DataFrame) -> None:
     if not ax.lines:
-        raise ValueError(f"none of the {len(runs)} runs has a finite value to plot (all diverged)")
+        raise PlotError(f"none of the {len(runs)} runs has a finite value to plot (all diverged)")
 
 
 def error_vs_m(runs: pd.DataFrame, ax=None, title: str | None = None):
@@ -155,12 +156,12 @@ def learnability(path: str | Path, out: str | Path | None = None) -> list[Path]:
     runs, curves = load_results(store, curves=True)
     ok = runs[runs["status"] != "failed"]
     if ok.empty:
-        raise ValueError(f"{store}: no successful runs to plot")
+        raise PlotError(f"{store}: no successful runs to plot")
     if ok["m"].nunique(dropna=True) > 1:
         fig, _ = error_vs_m(ok)
     else:
         if not curves["run_id"].isin(ok["run_id"]).any():
-            raise ValueError(f"{store}: no curves stored for its runs, nothing to plot (rerun the same "
+            raise PlotError(f"{store}: no curves stored for its runs, nothing to plot (rerun the same "
                              f"`sparselearn run` command to recompute them)")
         fig, _ = error_vs_steps(ok, curves)
     return save(fig, out or store / "figures" / "learnability")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sparselearn.errors import PlotError
 from sparselearn.plotting.curves import grid_frame
 from sparselearn.plotting.style import figure
 from sparselearn.schema import within_eps
@@ -21,7 +22,7 @@ def success_table(runs: pd.DataFrame, x: str, y: str, eps: float | None = None) 
     frame = grid_frame(runs)
     missing = [a for a in (x, y) if a not in frame]
     if missing:
-        raise ValueError(f"grid axis {', '.join(missing)} not in this sweep; it has {', '.join(_axes(frame)) or 'none'}")
+        raise PlotError(f"grid axis {', '.join(missing)} not in this sweep; it has {', '.join(_axes(frame)) or 'none'}")
     threshold = frame["eps"] if eps is None else eps
     ok = (frame["status"] == "ok") & within_eps(frame["test_error"], threshold)
     frame = frame.assign(success=ok.astype(float))
