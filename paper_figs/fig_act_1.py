@@ -10,15 +10,15 @@ test input is recorded at every curve point (`train.record: [active_fraction]`: 
 active on an input when the output's gradient with respect to its incoming weights is non-zero)
 and read from the store's traces.
 
-Left: active fraction over training (median over seeds); right: test MSE over training.
+Left: active fraction over training (median over seeds); right: test loss ½·MSE over training.
 
 Full size: `sparselearn figs ACT-1`, 31 s on a 2-core Intel Xeon; tables kept in
 paper_figs/data/act-1*.parquet. Result (median of 3 seeds, active fraction at step 0 → 3000, final
-test MSE): junta / ReLU 0.503 → 0.484, 4.2·10⁻⁴; junta / top-16 0.062 (fixed), 1.8·10⁻⁴; parity /
-ReLU 0.503 → 0.426, 0.18; parity / top-16 0.062, 0.42. Both students learn the sparse teacher, the
-top-16 one with a sixteenth of the units firing; neither learns the dense parity net in 3000
-steps, and the top-16 student does worst there. A ReLU student does not become sparse by
-itself on the sparse teacher (it stays near half active); on the dense teacher it drifts to 43%.
+test loss ½·MSE): junta / ReLU 0.503 → 0.484, 4.2·10⁻⁴; junta / top-16 0.062 (fixed), 1.8·10⁻⁴;
+parity / ReLU 0.503 → 0.426, 0.18; parity / top-16 0.062, 0.42. Both students learn the sparse
+teacher, the top-16 one with a sixteenth of the units firing; neither learns the dense parity net in
+3000 steps, and the top-16 student does worst there. A ReLU student does not become sparse by itself
+on the sparse teacher (it stays near half active); on the dense teacher it drifts to 43%.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def draw(results):
     left.set_title("activation sparsity of the student (dotted: top-k's 16/256)", fontsize=9)
     right.set_yscale("log")
     right.set_xlabel("training step")
-    right.set_ylabel("test MSE")
+    right.set_ylabel("test loss ½·MSE")
     right.set_title("test loss", fontsize=9)
     right.legend(frameon=False, fontsize=7)
     fig.suptitle("width-256 students on a sparsely activated and a dense teacher (n = 16, s = 16), median of seeds",

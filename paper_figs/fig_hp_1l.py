@@ -14,8 +14,8 @@ the 2-core AMD EPYC Zen 4 sandbox (jax 0.10.2 CPU) while other jobs kept the loa
 (+ .yaml), so the figure redraws without training (delete those files to retrain).
 Result: all 45 runs reach 0 test error after a flat plateau at ½. Median t_c (range over seeds):
 ReLU width 1000: 1.2k (1.1–1.3k) steps, width 100: 3.7k (2.7–4.2k); sin neuron: 1.8k (1.0–3.5k);
-PolyNet B = 1: 6.2k (3.0–8.1k), B = 4: 1.85k (1.1–3.9k), B ≥ 16 with η = 0.1: 150–300 steps (its
-plateau is short at large batches, as in Fig. 6, where it is shorter than the MLP's too).
+PolyNet B = 1: 6.2k (3.0–8.1k), B = 4: 1.85k (1.1–3.9k), B ≥ 16 with η = 0.1: 150–200 (100–300)
+steps (its plateau is short at large batches, as in Fig. 6, where it is shorter than the MLP's too).
 Smoke: `sparselearn figs HP-1L --smoke` (seconds; n = 10, k = 2, width 32, PolyNet with 2 factors).
 """
 

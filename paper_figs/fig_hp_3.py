@@ -22,7 +22,7 @@ steps); the three relevant weights leave the irrelevant ones from about step 500
 while the irrelevant ones decay to 0. Median ρ at step 500, true vs random labels: 0.16 vs 0.10
 (batch 32), 0.12 vs 0.017 (batch 1024), while the test error is still 0.5 — ρ separates the two
 before the loss moves, and more clearly the larger the batch. With batch 1 (lr 0.01) no seed
-learns in 5k steps and ρ is the same for true and random labels (1.86 vs 1.79 at the end):
+learns in 5k steps and ρ is the same for true and random labels (1.86 vs 1.78 at the end):
 the single-example gradient noise swamps the signal there.
 Smoke: `sparselearn figs HP-3 --smoke` (seconds; n = 10, k = 2).
 """

@@ -19,11 +19,11 @@ paper_figs/data/moe-1*.parquet. Median test MSE at k = 2 / 8 / 32:
     gaussian   sparse teacher   dense student 0.70 0.63 0.56   routed student 0.56 0.46 0.42
                dense teacher    dense student 0.26 0.16 0.043  routed student 0.14 0.078 0.036
 What the runs show: (1) at equal active units the routed student beats the dense one on every
-teacher and input law, by about 2× at k = 2 on the dense teacher, less as k grows (it also has
-128 units to choose from, so this compares equal compute per input, not equal parameters);
-(2) the routed teacher is far harder than the dense one for both students — neither gets below
-MSE 0.37 on it, while the dense teacher is fitted to 0.03–0.04 at k = 32 — so a student with
-routing of its own does not find the teacher's routing from 8192 samples in 2000 steps;
+teacher and input law, by about 2× at k = 2 on the dense teacher, less as k grows (it also has 128
+units to choose from, so this compares equal compute per input, not equal parameters); (2) the
+routed teacher is far harder than the dense one for both students — neither's median gets below MSE
+0.37 on it (best seed 0.30), while the dense teacher is fitted to 0.03–0.04 at k = 32 — so a student
+with routing of its own does not find the teacher's routing from 8192 samples in 2000 steps;
 (3) Gaussian and hypercube inputs give nearly the same picture (Gaussian a little worse on the
 sparse teacher). The Gaussian failure in Boix-Adserà's theory is about approximating a given
 dense MLP by a mixture of experts; nothing like it shows up in this learning setting.

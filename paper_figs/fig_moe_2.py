@@ -28,17 +28,17 @@ at k = 1 vs router rank r = 1 / 2 / 8 / 32: Gaussian 0.144 0.108 0.110 0.108; di
 0.051 0.020 0.0091 0.011; at k = 1, r = 8 vs atoms per input 1 / 2 / 4 / 8: 0.0091 0.092 0.098 0.090.
 What the runs show: (1) with one atom per input (x on the union of N lines) a single active expert
 of 4 units approximates the width-64 teacher to 0.9%, 12× better than on Gaussian inputs (11%), and
-a rank-8 router suffices (r = 1 is 5× worse, r = 2 2×; r = 32 no better than 8); on Gaussian inputs
-the router rank does not matter beyond r = 2, which fits a teacher with no region where few experts
-suffice. (2) The advantage is the sparsest law's alone: with 2, 4 or 8 atoms per input the k = 1
-error is 0.09–0.10, at the Gaussian level; at k = 2–4 two atoms per input still gain 1.6×, and at
-k = 16 two-atom and Gaussian inputs agree (0.015, 0.014). (3) Part of (1) is that the
-teacher restricted to N lines is an easier function: even with every expert active (k = 16, a dense
-softmax mixture of 64 units, the teacher's width) its error is 8× below the Gaussian one; the cost
-of going from 16 active experts to 1 is 8× on Gaussian, 5.4× on one-atom and 6.4× on two-atom
-inputs. So a few experts suffice on very sparse codes, as the theory says [A], but in this synthetic
-setting the effect fades already at 2 atoms per input of N = 4n = 128; SAE codes of real activations
-have tens of atoms out of many thousands, which this 2-core figure does not reach.
+a rank-8 router suffices (r = 1 is 5.6× worse, r = 2 2.2×; r = 32 no better than 8); on Gaussian
+inputs the router rank does not matter beyond r = 2, which fits a teacher with no region where few
+experts suffice. (2) The advantage is the sparsest law's alone: with 2, 4 or 8 atoms per input the
+k = 1 error is 0.09–0.10, at the Gaussian level; at k = 2–4 two atoms per input still gain 1.6×, and
+at k = 16 two-atom and Gaussian inputs agree (0.015, 0.014). (3) Part of (1) is that the teacher
+restricted to N lines is an easier function: even with every expert active (k = 16, a dense softmax
+mixture of 64 units, the teacher's width) its error is 8× below the Gaussian one; the cost of going
+from 16 active experts to 1 is 8× on Gaussian, 5.3× on one-atom and 6.4× on two-atom inputs. So a
+few experts suffice on very sparse codes, as the theory says [A], but in this synthetic setting the
+effect fades already at 2 atoms per input of N = 4n = 128; SAE codes of real activations have tens
+of atoms out of many thousands, which this 2-core figure does not reach.
 Smoke: `sparselearn figs MOE-2 --smoke` (n = 8, a width-8 teacher, 4 experts of 2 units, k = 1).
 """
 
