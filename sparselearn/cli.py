@@ -133,9 +133,20 @@ def _summary_table(df) -> str:
         rows.append({"grid point": grid.strip("{}").replace('"', "") or "-", "runs": len(part),
                      "median test error": part["test_error"].median(),
                      f"error ≤ {eps:g}": f"{int(within_eps(part['test_error'], eps).sum())}/{len(part)}",
-                     "median steps_to_eps": part["steps_to_eps"].median()})
+                     "median steps_to_eps": _median_steps(part)})
     with pd.option_context("display.width", 120, "display.max_columns", 10):
         return pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+def _median_steps(part) -> str:
+    """The median steps_to_eps of a grid point's runs, a run that never reached eps counted as
+    never (as in the scaling plots): '> T' when the median run did not reach it in its T steps;
+    '-' where no run has a steps_to_eps (fitted learners)."""
+    steps = part["steps_to_eps"].astype(float)
+    if steps.isna().all():
+        return "-"
+    median = steps.fillna(float("inf")).median()
+    return f"{median:.4g}" if median != float("inf") else f"> {int(part['steps'].max())}"
 
 
 def _file_backend() -> None:

@@ -214,3 +214,28 @@ def test_plots_never_pool_grid_axes(tmp_path):
     assert paths[0].exists()
     with pytest.raises(ValueError, match="also varies train.lr"):
         plot_results(store, "phase")
+
+
+def test_scaling_kind_counts_diverged_runs_as_unreached(tmp_path, monkeypatch):
+    """A diverged run never reached eps (steps_to_eps null): it counts above every reached run,
+    not left out, so 3 diverged of 4 at one x make that x's median unreached."""
+    import sparselearn.plotting.auto as auto
+
+    store, runs, _ = _synthetic_store(tmp_path)
+    hit = (runs["n"] == 40) & (runs["seed"] > 0)
+    runs.loc[hit, ["status", "steps_to_eps", "test_error"]] = ["diverged", None, np.nan]
+    runs.to_parquet(store / "runs.parquet")
+    drawn = {}
+
+    def spy(table, x, y, **kwargs):
+        drawn["table"] = table
+        out = scaling_plot(table, x, y, **kwargs)
+        drawn["labels"] = [t.get_text() for t in out[1].get_legend().get_texts()]
+        return out
+
+    monkeypatch.setattr(auto, "scaling_plot", spy)
+    plot_results(store, "scaling")
+    table = drawn["table"]
+    assert int((table["status"] == "diverged").sum()) == int(hit.sum())
+    assert all("3/12 runs unreached" in t and "1 x with half the runs unreached left out" in t
+               for t in drawn["labels"]), drawn["labels"]

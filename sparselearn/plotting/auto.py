@@ -53,10 +53,12 @@ def plot_results(path: str | Path, kind: str = "curve", out: str | Path | None =
         x = _ordered(numeric, SCALING_X)[0]
         others = [a for a in axes if a != x]
         by = others[0] if len(others) == 1 else None
+        y = "steps_to_eps" if ok["steps_to_eps"].notna().any() else "test_error"
+        if y == "steps_to_eps":  # a diverged run counts too: unreached, unless it reached eps first
+            ok = runs[runs["status"] != "failed"]
         if len(others) > 1:  # one series per combination of the other axes, none pooled
             ok = ok.assign(series=series_labels(ok, exclude=(x,)))
             by = "series"
-        y = "steps_to_eps" if ok["steps_to_eps"].notna().any() else "test_error"
         fig, _, _ = scaling_plot(ok, x, y, by=by, title=f"{ok['experiment'].iloc[0]}: {y} vs {x}")
     else:
         if len(axes) < 2:

@@ -78,6 +78,21 @@ def _finite(table: pd.DataFrame) -> pd.DataFrame:
     return table.where(np.isfinite(table))
 
 
+def _hold_stopped(table: pd.DataFrame, part: pd.DataFrame, column: str) -> pd.DataFrame:
+    """`table` (step × run_id) with every run that stopped at eps (`train.stop_at_eps`: its curve
+    ends before its `steps`, at a test error ≤ its `eps`) held at its last `column` value over
+    the later steps: it has learned, and the later medians are not of the runs still training."""
+    if not {"steps", "eps"} <= set(part):
+        return table
+    last = part.sort_values("step").groupby("run_id").tail(1).set_index("run_id")
+    early = last["step"].astype(float) < last["steps"].astype(float)
+    stopped = last.index[early & within_eps(last["test_error"].astype(float), last["eps"].astype(float))]
+    table = table.copy()
+    for run in stopped.intersection(table.columns):
+        table.loc[table.index > last.at[run, "step"], run] = last.at[run, column]
+    return table
+
+
 def _check_drawn(ax, runs: pd.DataFrame) -> None:
     if not ax.lines:
         raise PlotError(f"none of the {len(runs)} runs has a finite value to plot (all diverged)")
@@ -109,17 +124,20 @@ def error_vs_steps(runs: pd.DataFrame, curves: pd.DataFrame, ax=None, title: str
                    column: str = "test_error", logx: bool = False, series: str | None = None,
                    colors: dict | None = None):
     """Test error (or another curve `column`) against training steps: median and IQR band over
-    seeds, one line per grid point (or per value of the runs column `series`); `logx` for a log
+    seeds, one line per grid point (or per value of the runs column `series`); a run that stopped
+    at eps (`train.stop_at_eps`) counts at its last value after it stopped; `logx` for a log
     step axis (a plateau then a drop reads best there); `colors`: series name → colour (default:
     the palette in the series' sorted order)."""
     runs = runs[runs["status"] != "failed"].copy()
     runs["series"] = series_labels(runs) if series is None else runs[series].astype(str)
-    merged = curves.merge(runs[["run_id", "series", "seed"]], on="run_id")
+    merged = curves.merge(runs[["run_id", "series", "seed", *(c for c in ("steps", "eps") if c in runs)]],
+                          on="run_id")
     if logx:
         merged = merged[merged["step"] > 0]
     fig, ax = figure() if ax is None else (ax.figure, ax)
     for i, (name, part) in enumerate(merged.groupby("series", sort=True)):
-        table = _finite(part.pivot_table(index="step", columns="run_id", values=column, aggfunc="first"))
+        table = part.pivot_table(index="step", columns="run_id", values=column, aggfunc="first", dropna=False)
+        table = _finite(_hold_stopped(table, part, column))
         color = (colors or {}).get(name, PALETTE[i % len(PALETTE)])
         last = part.sort_values("step").groupby("run_id").tail(1)   # each run's last point
         label = (name or "median over seeds (IQR band)") + _left_out(last, column)

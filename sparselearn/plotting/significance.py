@@ -47,8 +47,9 @@ def _censored(steps, cap: float) -> stats.CensoredData:
 
 
 def compare_reach(steps_a, steps_b, cap: float) -> ReachComparison:
-    """Compare two arms of runs by their steps to reach a criterion (1-D arrays, NaN or +inf =
-    not reached within `cap` steps, the common step cap of both arms).
+    """Compare two arms of runs by their steps to reach a criterion (1-D arrays of steps in
+    [0, cap], NaN or +inf = not reached within `cap` steps, the common step cap of both arms; a
+    negative step, such as the training loop's raw -1 for not reached, is refused).
 
     Example:
         >>> round(compare_reach([1, 2, 3, 4], [np.nan] * 4, cap=10).fisher_p, 4)    # 4/4 vs 0/4: 2/70
@@ -60,8 +61,8 @@ def compare_reach(steps_a, steps_b, cap: float) -> ReachComparison:
     if not np.isfinite(cap):
         raise ValueError(f"the cap must be a finite number of steps, got {cap}")
     for name, t in (("a", a), ("b", b)):
-        if np.any(t == -np.inf) or np.any(t[np.isfinite(t)] > cap):
-            raise ValueError(f"arm {name}: a reach step exceeds the cap {cap} or is -inf "
+        if np.any(t < 0) or np.any(t[np.isfinite(t)] > cap):
+            raise ValueError(f"arm {name}: a reach step exceeds the cap {cap} or is negative "
                              "(NaN or +inf mean not reached)")
     hits = (int(np.isfinite(a).sum()), int(np.isfinite(b).sum()))
     table = [[hits[0], a.size - hits[0]], [hits[1], b.size - hits[1]]]
