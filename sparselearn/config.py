@@ -412,8 +412,9 @@ _StrictLoader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 # integers before floats: the float pattern also matches 100
 for _cls in (_StrictLoader, _Dumper):
-    _cls.add_implicit_resolver(_INT, re.compile(r"^(?:[-+]?[0-9][0-9_]*|0x[0-9a-fA-F_]+|0o[0-7_]+)$"),
-                               list("-+0123456789"))
+    # 0x and 0o need a digit: 0x_ is text (int() cannot read it)
+    _cls.add_implicit_resolver(
+        _INT, re.compile(r"^(?:[-+]?[0-9][0-9_]*|0x_*[0-9a-fA-F][0-9a-fA-F_]*|0o_*[0-7][0-7_]*)$"), list("-+0123456789"))
     _cls.add_implicit_resolver(
         _FLOAT, re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?"
                            r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))

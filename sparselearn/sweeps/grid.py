@@ -89,5 +89,6 @@ def group(runs: list[Run], round_m: bool = False) -> list[Group]:
         if round_m and spec.BY_NAME["m"].vmapped(first):
             size = max(256, 1 << (size - 1).bit_length())
         exp = replace(first, data=replace(first.data, m=size))
-        groups.append(Group(_digest([r.run_id for r in members]), exp, tuple(members)))
+        # sorted: the id names the set of runs, whatever the order of the grid's keys
+        groups.append(Group(_digest(sorted(r.run_id for r in members)), exp, tuple(members)))
     return groups
