@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -82,12 +83,15 @@ def coerce(value: Any, tp, key: str) -> Any:
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             try:
-                return float(value)
+                number = float(value)
             except OverflowError:  # an integer of hundreds of digits
                 raise ConfigError(f"expected a number within float range, got an integer of {len(str(value))} "
                                   "digits", key=key) from None
+            if not math.isfinite(number):  # no setting means anything at inf or NaN; its range checks pass inf
+                raise ConfigError(f"expected a finite number, got {value}", key=key)
+            return number
         if isinstance(value, str) and _EXPONENT.match(value.strip()):
-            return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
+            return coerce(float(value), float, key)  # YAML 1.1 reads 1e-3 (no dot) as a string
     elif tp is str:
         if isinstance(value, str):
             return value

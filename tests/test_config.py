@@ -59,7 +59,7 @@ def test_dump_round_trips(tiny):
     ("train.steps=2.5", "train.steps", "expected an integer"),
     ("train.lr=0", "train.lr", "> 0"),
     ("train.lr=-1", "train.lr", "> 0"),
-    ("train.lr=.nan", "train.lr", "> 0"),
+    ("train.lr=.nan", "train.lr", "expected a finite number"),
     ("target.k=11", "target.k", "k ≤ n"),
     ("sweep.grid.data.m=[0]", "data.m", "must be in [1, 2147483647]"),
     ("data.m=100", "data.m", "swept by sweep.grid.data.m"),

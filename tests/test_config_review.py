@@ -305,3 +305,11 @@ def test_s_below_k_names_the_target_key_and_the_file(tmp_path):
     with pytest.raises(ConfigError, match="k ≤ s") as info:
         config.load(path)
     assert (info.value.key, info.value.file) == ("target.k", str(path)) and "target.s=1" in str(info.value)
+
+
+@pytest.mark.parametrize("setting", ["target.noise=.inf", "train.lr=.nan", "train.eps=-.inf", "train.lr=1e400",
+                                     "sweep.grid.train.lr=[0.1, .inf]"])
+def test_non_finite_numbers_are_config_errors_naming_the_key(setting):
+    key = setting.split("=")[0].removeprefix("sweep.grid.")
+    with pytest.raises(ConfigError, match=f"{key}.*finite"):
+        config.loads(_text(BASE), [setting])
