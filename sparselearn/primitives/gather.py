@@ -107,7 +107,8 @@ def gather_matmul(values: jax.Array, idx: jax.Array, w2: jax.Array, *,
 
     Args:
         values: (m, k) hidden values of the active units (e.g. relu of the top-k).
-        idx: (m, k) int unit indices in [0, s); k ≤ s.
+        idx: (m, k) int unit indices in [0, s) (not checked: out of range, the paths
+            disagree); k ≤ s.
         w2: (s, out) second-layer weights, or (s,) for a scalar output.
         impl: "sparse" (gather the k rows per example; custom VJP that scatters back
             into them), "dense" (`gather_matmul_reference`: scatter values into an
@@ -117,7 +118,8 @@ def gather_matmul(values: jax.Array, idx: jax.Array, w2: jax.Array, *,
             is compiled for a CPU (the rule's measurements are from CPUs), pallas where
             `pallas.prefers_pallas("gather_matmul", k, s)` and it is compiled for a
             CUDA GPU (no GPU measurement yet: never), dense otherwise. All give the
-            same values and gradients.
+            same values and gradients while w2 is finite: the dense path also multiplies
+            the rows no example selects, so an inf or NaN there makes its output NaN.
 
     Returns:
         (m, out), or (m,) when w2 is (s,).

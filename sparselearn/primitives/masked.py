@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+import operator
+
 import jax
 import jax.numpy as jnp
 
@@ -82,7 +84,14 @@ def masked_matmul_reference(x: jax.Array, w: jax.Array, mask: jax.Array) -> jax.
 
 def random_fan_in_mask(key: jax.Array, n: int, s: int, fan_in: int) -> jax.Array:
     """(n, s) bool mask in which each of the s columns keeps `fan_in` of the n rows,
-    drawn uniformly without replacement and independently per column."""
+    drawn uniformly without replacement and independently per column. fan_in is an int
+    (a float is refused, not rounded)."""
+    try:
+        if isinstance(fan_in, bool):
+            raise TypeError
+        fan_in = operator.index(fan_in)  # ints and numpy integers
+    except TypeError:
+        raise ValueError(f"fan_in must be an integer, got {fan_in!r}") from None
     if not 1 <= fan_in <= n:
         raise ValueError(f"fan_in must satisfy 1 ≤ fan_in ≤ n = {n}, got {fan_in}")
     noise = jax.random.uniform(key, (n, s))

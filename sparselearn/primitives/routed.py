@@ -168,7 +168,8 @@ def routed_layer(x: jax.Array, router, w1: jax.Array, b1: jax.Array, k: int,
             compiled for a CPU (the rule was measured on CPUs), pallas where
             `pallas.prefers_pallas("routed", k, s)` and it is compiled for a CUDA GPU
             (no GPU measurement yet: never), dense otherwise. All return the same
-            values and gradients.
+            values and gradients while w1 is finite (the dense path also computes the
+            units not routed: an inf or NaN in one of their rows reaches x's gradient).
 
     Returns:
         z (m, k) = x[i] · w1[idx[i, j]] + b1[idx[i, j]], and idx (m, k) int32, the
@@ -263,12 +264,13 @@ def router_from_weights(w1: jax.Array, rank: int, *, seed: int = 0) -> tuple[jax
 
     Args:
         w1: (s, n) first-layer rows.
-        rank: r ≥ 1 (capped at n).
+        rank: r ≥ 1, capped at n; with s < r < n the router has rank s (w1's row space
+            has no more dimensions), still exact.
         seed: of the (r, s) Gaussian sketch, a constant of the compiled program (so the
             router is a deterministic function of w1 and costs no random draws per step).
 
     Returns:
-        u (n, r), v (r, s) in the dtype of w1.
+        u (n, r), v (r, s) in the dtype of w1, r the capped rank.
     """
     _checks.ndim("w1", w1, 2, "(s, n)")
     if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 1:

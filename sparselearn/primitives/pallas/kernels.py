@@ -13,7 +13,8 @@ and writes that row once. So every result is deterministic, and interpret mode c
 exactly what the GPU does.
 
 Triton wants every tile's size to be a power of two; shapes that are not multiples of
-a block are handled by masked loads and stores.
+a block are handled by masked loads and stores. An empty operand (m, k or d of 0) launches
+no kernel: the result is zeros of its shape.
 
 On CUDA and ROCm the kernels are compiled by Triton; on any other platform (CPU, TPU)
 they run in Pallas interpret mode: correct and slow, for tests. The choice is made when
@@ -94,6 +95,8 @@ def _combine(coef, idx, table, *, rows_per, cols_per, interpret):
 def row_combine(coef: jax.Array, idx: jax.Array, table: jax.Array, *,
                 block_rows: int = BLOCK_ROWS, block_cols: int = BLOCK_COLS) -> jax.Array:
     """out[i] = Σ_j coef[i, j] · table[idx[i, j]].  coef, idx (m, k), table (s, d) → (m, d)."""
+    if 0 in idx.shape + table.shape[1:]:
+        return jnp.zeros((idx.shape[0], table.shape[1]), jnp.result_type(coef, table))
     call = functools.partial(_combine, rows_per=block_rows, cols_per=block_cols)
     return _per_platform(call, coef, idx.astype(jnp.int32), table)
 
@@ -135,6 +138,8 @@ def _dots(x, table, idx, *, pairs_per, cols_per, interpret):
 def row_dots(x: jax.Array, table: jax.Array, idx: jax.Array, *,
              block_pairs: int = BLOCK_PAIRS, block_cols: int = BLOCK_COLS) -> jax.Array:
     """out[i, j] = table[idx[i, j]] · x[i].  x (m, d), table (s, d), idx (m, k) → (m, k)."""
+    if 0 in idx.shape + x.shape[1:]:
+        return jnp.zeros(idx.shape, jnp.result_type(x, table))
     call = functools.partial(_dots, pairs_per=block_pairs, cols_per=block_cols)
     return _per_platform(call, x, table, idx.astype(jnp.int32))
 
@@ -182,6 +187,8 @@ def row_scatter_add(s: int, idx: jax.Array, coef: jax.Array, x: jax.Array, dtype
     unit's pairs are summed in the order of their flat index i·k + j.
     """
     m, k = idx.shape
+    if 0 in (s, m, k, x.shape[1]):
+        return jnp.zeros((s, x.shape[1]), dtype)
     flat = idx.reshape(-1).astype(jnp.int32)
     order = jnp.argsort(flat, stable=True).astype(jnp.int32)
     starts = jnp.concatenate([jnp.zeros(1, jnp.int32), jnp.cumsum(jnp.bincount(flat, length=s)).astype(jnp.int32)])
