@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,14 @@ def _validate(exp: Experiment, param: str, eps: float, delta: float) -> None:
         raise ConfigError("searching over data.m needs data.online: false", key="data.online")
     if param == "train.steps" and not kind_of(exp.learner).trained:
         raise ConfigError(f"learner {exp.learner.name} has no training steps", key="--param")
+    grid = dict(exp.sweep.grid)
+    rewinds = {exp.train.rewind, *grid.get("train.rewind", ())} - {None}
+    picks = {exp.train.rewind_pick, *grid.get("train.rewind_pick", ())}
+    if param == "train.steps" and rewinds and "largest" in picks:
+        # the kept units come from the full network trained for the whole budget, so a run's
+        # curve at step t is not that of a t-step run
+        raise ConfigError("searching over train.steps needs lottery tickets picked without training "
+                          "(train.rewind_pick: random)", key="train.rewind")
 
 
 @dataclass(frozen=True)
@@ -196,8 +205,10 @@ def sample_complexity(exp: Experiment, eps: float | None = None, delta: float = 
     (defaults: train.batch or 1, and 2^18 = 262144 — raise it with care: every seed holds a
     dataset of that many rows), then bisection on log m to a factor 1 + rtol.
     train.steps: trained once at start (default train.steps; doubling up to max_value, default
-    16× start, for the points that have not reached the target); the evaluated steps from
-    min_value on are tried, resolution train.eval_every.
+    16× start or min_value, the larger, for the points that have not reached the target); the evaluated steps from
+    min_value on are tried, resolution train.eval_every. Not for lottery tickets picked by their
+    trained weights (train.rewind with rewind_pick largest): their curves depend on the budget.
+    A search not done after max_rounds rounds of the data.m search stops with a warning.
     The config's value of the searched key sets only the start: runs are shared with searches
     started from other values.
     """
@@ -249,13 +260,17 @@ def _search_m(base, where, points, target, eps, start, min_value, max_value, rto
     hi_limit = max_value or 2**18
     _check_limits(lo_limit, hi_limit)
     start = int(np.clip(start or base.data.m, lo_limit, hi_limit))
-    for _ in range(max_rounds):
+    for round_ in range(max_rounds + 1):
         wanted = []
         for ps in points:
             value = _next_value(ps, target, start, lo_limit, hi_limit, rtol)
             if value is not None:
                 wanted.append((ps, (("data.m", value),)))
         if not wanted:
+            return
+        if round_ == max_rounds:
+            warnings.warn(f"the search stopped after max_rounds = {max_rounds} rounds with {len(wanted)} grid "
+                          f"point(s) not bracketed to rtol = {rtol}", stacklevel=3)
             return
         rows = _train(base, where, [(ps.point, extra) for ps, extra in wanted], progress)
         for ps, extra in wanted:
@@ -274,7 +289,7 @@ def _check_limits(lo_limit: int, hi_limit: int) -> None:
 
 def _search_steps(base, where, points, target, start, min_value, max_value, progress):
     first = min_value or 1
-    limit = max_value or 16 * (start or base.train.steps)
+    limit = max_value or 16 * max(start or base.train.steps, first)
     _check_limits(first, limit)
     steps = int(np.clip(start or base.train.steps, first, limit))
     todo = list(points)
