@@ -37,17 +37,30 @@ TRACE_COLUMNS: list[str] = ["run_id", "step", "name", "shape", "values"]
 STATUSES: tuple[str, ...] = ("ok", "diverged", "failed")
 
 
+#: relative slack of `eps_bound`: an error rate k/N comes out of XLA up to two float32 steps
+#: above float32(k/N) (it multiplies by a rounded 1/N: 120 errors in 250 give 0.48000002), while
+#: a rate truly above eps is at least 1/N above it, far more than this for any test set
+EPS_SLACK = 2.0 ** -21
+
+
+def eps_bound(eps):
+    """The largest float32 error that counts as ≤ eps: float32(eps) and a few float32 steps more
+    (`EPS_SLACK`), so eps·N wrong rows of N reach eps. A number, array or pandas Series."""
+    return _f32(_f32(eps) * (1 + EPS_SLACK))
+
+
+def _f32(v):
+    return v.astype(np.float32) if hasattr(v, "astype") else np.float32(v)
+
+
 def within_eps(values, eps):
-    """values ≤ eps as the training loop decides it (`steps_to_eps`, `stop_at_eps`): in float32.
-    The stored metrics are float32 values widened to float64, so 50 errors in 1,000 are stored
-    as 0.0500000007, which a float64 comparison with eps = 0.05 would call above. `values` and
-    `eps`: numbers, arrays or pandas Series (a Series keeps its index).
+    """values ≤ eps as the training loop decides it (`steps_to_eps`, `stop_at_eps`): in float32,
+    up to `eps_bound`. The stored metrics are float32 values widened to float64, so 50 errors in
+    1,000 are stored as 0.0500000007, which a float64 comparison with eps = 0.05 would call above.
+    `values` and `eps`: numbers, arrays or pandas Series (a Series keeps its index).
 
     Example:
         >>> within_eps(np.float64(np.float32(0.05)), 0.05), np.float64(np.float32(0.05)) <= 0.05
         (np.True_, np.False_)
     """
-    def f32(v):
-        return v.astype(np.float32) if hasattr(v, "astype") else np.float32(v)
-
-    return f32(values) <= f32(eps)
+    return _f32(values) <= eps_bound(eps)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
@@ -217,7 +219,7 @@ def test_interrupted_search_resumes_to_the_same_table_without_training_again(tmp
 
 def test_m_search_counts_an_error_equal_to_eps_in_float32_as_reached(tmp_path, monkeypatch):
     at = float(np.float32(0.05))  # 0.0500000007: how the loop's float32 error 0.05 is stored
-    above = float(np.nextafter(np.float32(0.05), np.float32(1)))
+    above = float(np.float32(0.051))   # one wrong row of 1,000 more
 
     def execute(store, runs, executor, **kwargs):
         return pd.DataFrame([{"run_id": r.run_id, "status": "ok",
@@ -258,3 +260,17 @@ def test_eps_at_a_stored_error_is_reached_as_the_training_loop_decides(tmp_path)
     assert any(e > eps for e in first_hits.values())  # a float64 comparison would have missed it
     final = int(curves["step"].max())
     assert res.points[0].tried[final][0] == len(first_hits) == int(runs["steps_to_eps"].notna().sum())
+
+
+@pytest.mark.parametrize("n", [250, 1000])
+def test_k_wrong_rows_of_n_reach_eps_exactly_when_k_over_n_is_at_most_eps(n):
+    """The group's mean multiplies by a rounded 1/n (120/250 gives 0.48000002): the loop and
+    `within_eps` still count k wrong rows as error ≤ eps exactly when k/n ≤ eps."""
+    from sparselearn.train.metrics import weighted_mean
+
+    counts = np.arange(n + 1)
+    v = (np.arange(n)[None, :] < counts[:, None]).astype(np.float32)          # k wrong rows of n
+    rates = np.asarray(jax.jit(jax.vmap(weighted_mean))(jnp.asarray(v)))
+    np.testing.assert_allclose(rates, counts / n, rtol=3e-7)
+    for eps in (0.01, 0.02, 0.05, 0.48):
+        np.testing.assert_array_equal(within_eps(rates, eps), counts <= round(eps * n))

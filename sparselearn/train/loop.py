@@ -46,7 +46,7 @@ from sparselearn.contracts import first_layer, kind_of, sampler
 from sparselearn.errors import FitFailed
 from sparselearn.runtime import FULL_COMPILE, QUICK_COMPILE, TINY_COMPILE
 from sparselearn.rng import PURPOSES, abstract_key, key_for, seed_key
-from sparselearn.schema import CURVES
+from sparselearn.schema import CURVES, eps_bound
 from sparselearn.train import optimizers, spec, threefry
 from sparselearn.train.losses import LOSSES
 from sparselearn.train.metrics import pointwise_error, weighted_mean
@@ -486,7 +486,8 @@ def make_train_run(exp: Experiment, observe=None, init=None, shards: int = 1, pa
                "drift": jnp.max(jnp.abs(first_layer(learner, params) - first_layer(learner, params0)))}
         seen = {} if observe is None else observe(params, params0, data["teacher"], data["x_test"])
         return {"params": params, "opt": opt_state, "finite": finite,
-                "active": ~(test_error <= tr.eps) if tr.stop_at_eps else jnp.bool_(True), "evaluated": c + 1,
+                "active": ~(test_error <= eps_bound(tr.eps)) if tr.stop_at_eps else jnp.bool_(True),
+                "evaluated": c + 1,
                 "curves": {name: state["curves"][name].at[c].set(now[name]) for name in CURVES},
                 "traces": {name: state["traces"][name].at[c].set(v) for name, v in seen.items()}}
 
@@ -499,7 +500,7 @@ def make_train_run(exp: Experiment, observe=None, init=None, shards: int = 1, pa
             weights = (jnp.arange(data_cfg.m) < hp["m"]).astype(jnp.float32)
             train_error, train_loss = evaluate(state["params"], data["x_train"], data["y_train"], weights)
         recorded = jnp.arange(len(points)) < evaluated
-        reached = curves["test_error"] <= tr.eps
+        reached = curves["test_error"] <= eps_bound(tr.eps)
         steps_to_eps = jnp.where(jnp.any(reached), jnp.asarray(points)[jnp.argmax(reached)], -1)
         return {
             "test_error": curves["test_error"][last], "test_loss": curves["test_loss"][last],
