@@ -231,8 +231,8 @@ def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: b
         view.status.get(r.run_id, ("",))[0] == "failed" for r in runs)
     counts = {"ok": 0, "diverged": 0, "failed": 0}
     bar = _progress_bar()(total=len(todo), unit="run", disable=not progress or not todo, file=sys.stderr,
-               desc=desc, dynamic_ncols=True,  # n counts runs, in fractions while a group trains
-               bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]")
+                          desc=desc, dynamic_ncols=True,  # n counts runs, in fractions while a group trains
+                          bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]")
     done_groups = 0
     held: list[Group] = []
     token = uuid.uuid4().hex

@@ -205,9 +205,10 @@ def sample_complexity(exp: Experiment, eps: float | None = None, delta: float = 
     (defaults: train.batch or 1, and 2^18 = 262144 — raise it with care: every seed holds a
     dataset of that many rows), then bisection on log m to a factor 1 + rtol.
     train.steps: trained once at start (default train.steps; doubling up to max_value, default
-    16× start or min_value, the larger, for the points that have not reached the target); the evaluated steps from
-    min_value on are tried, resolution train.eval_every. Not for lottery tickets picked by their
-    trained weights (train.rewind with rewind_pick largest): their curves depend on the budget.
+    16× the larger of start and min_value, for the points that have not reached the target);
+    the evaluated steps from min_value on are tried, resolution train.eval_every. Not for
+    lottery tickets picked by their trained weights (train.rewind with rewind_pick largest):
+    their curves depend on the budget.
     A search not done after max_rounds rounds of the data.m search stops with a warning.
     The config's value of the searched key sets only the start: runs are shared with searches
     started from other values.
