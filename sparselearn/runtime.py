@@ -242,8 +242,8 @@ QUICK_COMPILE = {**FULL_COMPILE, "xla_cpu_use_fusion_emitters": False}
 #: and its floats may differ from the other tiers' in the last bits (no fused multiply-adds)
 TINY_COMPILE = {**QUICK_COMPILE, "xla_backend_optimization_level": 0}
 #: an eager call of a `tiered_jit` function whose program XLA counts below this many FLOPs
-#: compiles with TINY_COMPILE. A parity's init and a test set of 1,000 rows, first calls: 0.4 s
-#: instead of 1.0 s; each later call of that sample 3.6 ms instead of 0.7 ms (bench_eager). The
+#: compiles with TINY_COMPILE. A parity's init and a test set of 1,000 rows, first calls: 0.23 s
+#: instead of 0.65 s; each later call of that sample 1.7 ms instead of 0.35 ms (bench_eager). The
 #: tiny tier runs a few 10⁸ FLOP/s as XLA counts them, so at the bound a call loses tens of
 #: milliseconds: tens of calls of one shape before the compile saved is spent
 EAGER_TINY_FLOPS = 1e7
@@ -748,8 +748,8 @@ def prepare(jitted, args: tuple, parts, files: tuple[str, ...] | Code = (), comp
 def compile_pool():
     """Threads, one per core, that compile what `prepare` hands them while the caller lowers the
     next programs (XLA compiles without the GIL); None on one core. A parity group's start,
-    loop and finish on 2 cores, traced and compiled: 1.7–2.0 s against 2.1–3.1 s as one program
-    (benchmarks/bench_tiers.py).
+    loop and finish on 2 cores, traced and compiled: 1.2–1.6 s against 1.6–1.8 s as one program
+    (benchmarks/bench_tiers.py, 2-core AMD EPYC; 1.7–2.0 against 2.1–3.1 s on a Xeon).
 
     Example:
         >>> with compile_pool() as pool:

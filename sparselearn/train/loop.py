@@ -62,10 +62,10 @@ TINY_FLOPS = 1e10
 #: emitters ("mid"). The classic emitters write an elementwise result that takes over its
 #: operand's buffer (a ReLU, its gradient, an SGD update) one float at a time: LLVM cannot rule
 #: out the overlap, so its vector loop falls back to the scalar one, 3–7× slower. Parity groups
-#: of 16 runs (benchmarks/bench_tiers.py), quick → mid: at 4.9·10¹⁰ FLOPs training 1.05 →
-#: 0.75 s on one core, 0.63 → 0.42 s on two, a cold run (compile and train) as long within the
-#: noise (3.53 → 3.65 s, 2.62 → 2.41 s); at 2.5·10¹⁰ the compile's extra 0.1–0.2 s is about
-#: what training gains
+#: of 16 runs (benchmarks/bench_tiers.py, 2-core AMD EPYC), quick → mid: at 4.9·10¹⁰ FLOPs
+#: training 0.66 → 0.44 s on one core, 0.36 → 0.24 s on two, a cold run (compile and train)
+#: 0.2 s longer (2.40 → 2.57 s, 1.54 → 1.79 s; on a Xeon as long within the noise); at 2.5·10¹⁰
+#: the compile's extra 0.1–0.4 s is about what training gains
 MID_FLOPS = 4e10
 #: from this many FLOPs a group compiles at the full tier: its loop also advances its runs in
 #: blocks (`run_block`; from STOP_FLOPS below it), which lengthens the compile and pays back
@@ -74,19 +74,21 @@ FULL_FLOPS = 5e11
 #: from this many FLOPs a group advances in blocks (`run_block`) below the full tier too, whether
 #: it stops at eps or not (blocks and one step of every run round differently, and a run must
 #: stop exactly where the full-length group reaches eps); a group that stops steps only its runs
-#: still training at each curve point. 3-parities of width 200 (benchmarks/bench_stop.py),
-#: whole → blocks, stopping at eps, training on one core: 16 runs (4.9·10¹⁰ FLOPs) 0.96 → 0.47 s,
-#: 32 runs 2.13 → 1.03 s, 64 runs 4.45 → 1.89 s (two cores: 0.54 → 0.35, 1.14 → 0.68, 2.67 →
-#: 1.40 s); the compile takes 0.4–0.7 s more, which the first run earns back from about 32 runs
-#: (cold run at 32: 5.67 → 5.17 s on one core, 3.28 → 3.53 s on two). Training all 3,000 steps,
-#: blocks gain less: 32 runs 0.93 → 0.83 s (two cores 0.49 → 0.43), 64 runs 1.87 → 1.61 s (1.01 →
-#: 0.86), so a cold run of such a group is 0.2–0.8 s longer, a warm one (kept programs) shorter
+#: still training at each curve point. 3-parities of width 200 (benchmarks/bench_stop.py, 2-core
+#: AMD EPYC), whole → blocks, stopping at eps, training on one core: 16 runs (4.9·10¹⁰ FLOPs)
+#: 0.45 → 0.26 s, 32 runs 0.93 → 0.52 s, 64 runs 2.06 → 1.10 s (two cores: 0.27 → 0.16, 0.51 →
+#: 0.29, 1.15 → 0.60 s); the compile takes 0.3–0.9 s more, which the first run earns back at 64
+#: runs (cold 4.81 → 4.56 s on one core, 3.05 → 2.65 s on two) and not yet at 32 (3.43 → 3.66 s,
+#: 1.89 → 2.14 s); later runs load kept programs and gain the training time. At 16 runs the
+#: cold run is 0.7–1.4 s longer for 0.1–0.2 s per warm run, so they advance whole. Training all
+#: 3,000 steps (a 2-core Xeon), blocks gain less: 32 runs 0.93 → 0.83 s, 64 runs 1.87 → 1.61 s
 STOP_FLOPS = 8e10
 #: compile tier → XLA options on CPU; "fitted": TINY or QUICK by the lowered program's FLOPs
 TIERS = {"full": FULL_COMPILE, "mid": FULL_COMPILE, "quick": QUICK_COMPILE, "tiny": TINY_COMPILE}
 #: tiers whose training loop compiles as a program of its own on CPU, start and finish at the
 #: quick tier, each piece compiling while the next is traced (`runtime.compile_pool`): on two
-#: cores a group traces and compiles in 0.4–1.1 s less than as one program (bench_tiers), and
+#: cores a group traces and compiles in 0.25–0.4 s less than as one program (bench_tiers; 0.4–1.1 s
+#: on a Xeon), and
 #: with the fusion emitters the quickstart group's draws alone would take 1.8–2.2 s, not 1.0–1.5
 LOOPED_TIERS = frozenset({"quick", "mid", "full"})
 #: on CPU, a group in blocks (`run_block`) advances its runs a block at a time, each device's
