@@ -49,7 +49,7 @@ def plot_results(path: str | Path, kind: str = "curve", out: str | Path | None =
         numeric = [a for a in axes if pd.api.types.is_numeric_dtype(runs[a])]
         if not numeric:
             raise PlotError(f"{store}: a scaling plot needs a numeric grid axis (e.g. target.n); grid varies "
-                             f"{', '.join(axes) or 'nothing'}")
+                            f"{', '.join(axes) or 'nothing'}")
         x = _ordered(numeric, SCALING_X)[0]
         others = [a for a in axes if a != x]
         by = others[0] if len(others) == 1 else None
@@ -63,11 +63,11 @@ def plot_results(path: str | Path, kind: str = "curve", out: str | Path | None =
     else:
         if len(axes) < 2:
             raise PlotError(f"{store}: a phase diagram needs two grid axes with several values; grid varies "
-                             f"{', '.join(axes) or 'nothing'}")
+                            f"{', '.join(axes) or 'nothing'}")
         x, y = _ordered(axes, PHASE_AXES)[:2]
         if len(axes) > 2:
             raise PlotError(f"{store}: a phase diagram has two axes ({x}, {y}), but the grid also varies "
-                             f"{', '.join(a for a in axes if a not in (x, y))}, which it would average over; "
-                             "draw it with sparselearn.plotting.phase_diagram on the runs of one value of those")
+                            f"{', '.join(a for a in axes if a not in (x, y))}, which it would average over; "
+                            "draw it with sparselearn.plotting.phase_diagram on the runs of one value of those")
         fig, _ = phase_diagram(runs, x, y, title=str(ok["experiment"].iloc[0]))
     return save(fig, out or store / "figures" / kind)

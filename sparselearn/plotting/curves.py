@@ -180,6 +180,6 @@ def learnability(path: str | Path, out: str | Path | None = None) -> list[Path]:
     else:
         if not curves["run_id"].isin(ok["run_id"]).any():
             raise PlotError(f"{store}: no curves stored for its runs, nothing to plot (rerun the same "
-                             f"`sparselearn run` command to recompute them)")
+                            f"`sparselearn run` command to recompute them)")
         fig, _ = error_vs_steps(ok, curves)
     return save(fig, out or store / "figures" / "learnability")

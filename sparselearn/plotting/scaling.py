@@ -142,7 +142,7 @@ def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float 
     x, y, xs, low, high, censored = _distinct(x, y, low, high)
     if xs.size < 2:
         raise PlotError(f"need two or more distinct x where at least half the runs reached the target to fit "
-                         f"a power law, got {xs.size}")
+                        f"a power law, got {xs.size}")
     members = [np.flatnonzero(x == v) for v in xs]
     groups = [y[i] for i in members]
     alpha, logc = _loglog_slope(*_medians(xs, groups))
