@@ -141,11 +141,13 @@ def _summary_table(df) -> str:
 def _median_steps(part) -> str:
     """The median steps_to_eps of a grid point's runs, a run that never reached eps counted as
     never (as in the scaling plots): '> T' when the median run did not reach it in its T steps;
-    '-' where no run has a steps_to_eps (fitted learners)."""
-    steps = part["steps_to_eps"].astype(float)
-    if steps.isna().all():
+    '-' for learners without steps."""
+    from sparselearn import learners
+    from sparselearn.contracts import kind_of
+
+    if not kind_of(learners.lookup(part["learner"].iloc[0])).trained:
         return "-"
-    median = steps.fillna(float("inf")).median()
+    median = part["steps_to_eps"].astype(float).fillna(float("inf")).median()
     return f"{median:.4g}" if median != float("inf") else f"> {int(part['steps'].max())}"
 
 
