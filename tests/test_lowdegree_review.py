@@ -91,6 +91,7 @@ def test_hermite_features_are_orthonormal_by_monte_carlo():
 # ---------------------------------------------------------------- fits
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("basis, gaussian", [("walsh", False), ("auto", False), ("hermite", True), ("auto", True)])
 @pytest.mark.parametrize("ridge", [0.0, 1e-3])
 def test_fit_recovers_a_low_degree_polynomial_and_matches_float64_least_squares(basis, gaussian, ridge):

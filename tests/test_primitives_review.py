@@ -48,6 +48,7 @@ ROWS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ROWS)
 def test_topk_keeps_the_float64_lower_index_choice_on_edge_rows(kind):
     for shape in [(1, 1), (1, 5), (6,), (2, 3, 4)]:
@@ -122,6 +123,7 @@ def test_random_fan_in_mask_refuses_a_fan_in_that_is_not_an_integer(fan_in):
 
 # ---------------------------------------------------------------- gather_matmul
 
+@pytest.mark.slow
 @pytest.mark.parametrize("m, k, s, out", [(1, 1, 1, None), (1, 3, 3, 2), (4, 1, 5, None), (6, 5, 5, 3)])
 def test_gather_matmul_every_impl_against_float64_numpy(m, k, s, out):
     rng = np.random.default_rng(11)
@@ -158,6 +160,7 @@ def test_sparse_paths_never_read_rows_no_example_selects():
 
 # ---------------------------------------------------------------- routed_layer, routed_mlp
 
+@pytest.mark.slow
 @pytest.mark.parametrize("m, n, s, r, k, out", [(1, 1, 1, 1, 1, None), (1, 3, 4, 2, 4, 2), (5, 4, 6, 2, 1, None)])
 def test_routed_every_impl_against_float64_numpy(m, n, s, r, k, out):
     x, u, v = rand(20, m, n), rand(21, n, r), rand(22, r, s)
@@ -182,6 +185,7 @@ def test_routed_every_impl_against_float64_numpy(m, n, s, r, k, out):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=impl)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", ["sparse", "dense", "pallas"])   # auto is dense at these densities
 def test_every_impl_passes_check_grads_in_float64_at_k_1_and_k_s(impl):
     with jax.enable_x64(True):
@@ -262,6 +266,7 @@ def test_pallas_kernels_on_empty_operands_return_zeros_of_their_shape():
 
 # ---------------------------------------------------------------- vmap with shared operands, auto on CPU
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", ["sparse", "pallas"])
 def test_vmap_with_shared_operands_equals_a_loop_and_jit_equals_eager(impl):
     runs, m, n, s, k = 2, 4, 3, 7, 2

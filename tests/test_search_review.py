@@ -186,6 +186,7 @@ def test_m_search_out_of_rounds_warns(tmp_path, monkeypatch):
     assert row["estimate"] > row["below"] + 1  # the bracket is as wide as it was when stopped
 
 
+@pytest.mark.slow
 def test_interrupted_search_resumes_to_the_same_table_without_training_again(tmp_path, monkeypatch):
     exp = config.override(config.loads(GF2), sweep={"grid": {"target.k": [3]}})
     whole = sample_complexity(exp, out=tmp_path / "whole", progress=False).table()

@@ -57,6 +57,7 @@ def test_support_is_a_uniform_random_ordered_subset(name):
     assert stats.chisquare(counts).pvalue > 1e-3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["sparse_parity", "staircase", "moe", "hierarchical"])
 def test_label_noise_is_the_stated_level_and_matches_sample(name):
     """Vmapped noise levels: a flip rate (classification) or residual std (regression) within 4

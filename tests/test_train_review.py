@@ -111,6 +111,7 @@ def numpy_training(exp, seed, lr, wd, m):
     return after
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, extra", [("sgd", ", momentum: 0.9"), ("adam", ""),
                                          ("sign-sgd", ", sign_threshold: 0.01")])
 def test_a_group_trains_each_run_as_numpy_backprop_with_its_own_lr_and_decay(name, extra):
@@ -132,6 +133,7 @@ data: {m: 32, test_m: 16}
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pick", ["largest", "random"])
 def test_a_ticket_trains_exactly_the_named_units_from_their_initial_weights(pick):
     ticket = config.loads(TICKET, overrides=[f"train.rewind_pick={pick}"])
