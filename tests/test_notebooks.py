@@ -37,3 +37,30 @@ def test_notebook_executes_and_shows_its_figures(path, tmp_path, monkeypatch):
     for cell in drawing:
         images = [o for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
         assert images, f"no image shown by the cell:\n{cell.source}"
+
+
+def test_notebook_02_spectra_are_as_its_text_says(monkeypatch):
+    """Notebook 02's text: the k = 2 teacher has no Fourier weight above degree 5 and 6.6% above
+    degree 3; the dense comparison of the same s (k = s, certified at all s units active) has all
+    its weight at degree p = min(n, s − 1) = 7, so it is the harder of the two for low-degree fits."""
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    import numpy as np
+
+    from sparselearn import analysis
+
+    cells = [c.source for c in jupytext.read(NOTEBOOKS[1]).cells if c.cell_type == "code"]
+    scope: dict = {}
+    for source in cells[:2]:                 # imports, then the two teachers
+        exec(compile(source, NOTEBOOKS[1].stem, "exec"), scope)
+    n, s = scope["N"], scope["S"]
+
+    def spectrum(t, p):
+        coeffs = analysis.walsh_hadamard(analysis.truth_table(lambda x: t.labels(p, x), n))
+        return coeffs, analysis.degree_weights(coeffs)
+
+    coeffs, weights = spectrum(scope["sparse"], scope["sp"])
+    assert np.flatnonzero(weights > 1e-9).max() == 5, weights
+    assert round(analysis.tail_mass(coeffs, 3), 3) == 0.066
+    assert scope["dense"].certify(scope["dp"]).max_active == s
+    _, weights = spectrum(scope["dense"], scope["dp"])
+    assert weights[min(n, s - 1)] > 0.999, weights

@@ -182,3 +182,12 @@ def test_compare_reach_refuses_negative_steps():
     with pytest.raises(ValueError, match="negative"):
         compare_reach([-1, -1, 500], [400, 600, 700], cap=1000)
     assert compare_reach([0, 500], [np.nan, np.inf], cap=1000).reached == (2, 0)   # step 0 is a reach
+
+
+def test_series_follow_the_grid_values_not_their_text():
+    rows, points = [], []
+    for i, m in enumerate((2048, 128, 512)):
+        rows.append(_run(f"r{i}", test_error=0.1, m=m, grid={"data.m": m, "train.lr": 0.1}))
+        points += [(f"r{i}", s, 0.5 / (1 + i)) for s in (0, 100)]
+    fig, ax = error_vs_steps(_runs(rows), _curves(points))
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["m=128, lr=0.1", "m=512, lr=0.1", "m=2048, lr=0.1"]

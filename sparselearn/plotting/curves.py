@@ -28,6 +28,24 @@ def series_labels(runs: pd.DataFrame, exclude: tuple[str, ...] = ()) -> pd.Serie
     return runs["grid"].map(label)
 
 
+def _by_value(label: str) -> tuple:
+    """Sort key of a `series_labels` label: its values as numbers where they are ("m=512"
+    before "m=2048"), else as text."""
+    def value(v):
+        try:
+            return (0, float(v), "")
+        except ValueError:
+            return (1, 0.0, v)
+    return tuple((k, value(v)) for k, _, v in (part.partition("=") for part in label.split(", ")))
+
+
+def _series(frame: pd.DataFrame, by_value: bool) -> list[tuple[str, pd.DataFrame]]:
+    """`frame` grouped by its "series" column, in the order of the grid values (`by_value`,
+    for `series_labels` labels) or of the names."""
+    groups = list(frame.groupby("series", sort=True))
+    return sorted(groups, key=lambda g: _by_value(g[0])) if by_value else groups
+
+
 def grid_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """`runs` with one column per grid key (e.g. "target.n"), parsed from the JSON `grid` column."""
     points = [json.loads(t) if isinstance(t, str) and t else {} for t in runs["grid"]]
@@ -104,7 +122,7 @@ def error_vs_m(runs: pd.DataFrame, ax=None, title: str | None = None):
     runs = runs[runs["status"] != "failed"].copy()
     runs["series"] = series_labels(runs, exclude=("data.m",))
     fig, ax = figure() if ax is None else (ax.figure, ax)
-    for i, (name, part) in enumerate(runs.groupby("series", sort=True)):
+    for i, (name, part) in enumerate(_series(runs, by_value=True)):
         # one column per run: every run of the series counts, even two with the same seed
         table = _finite(part.pivot_table(index="m", columns="run_id", values="test_error", aggfunc="first"))
         label = (name or "median over seeds (IQR band)") + _left_out(part)
@@ -127,7 +145,7 @@ def error_vs_steps(runs: pd.DataFrame, curves: pd.DataFrame, ax=None, title: str
     seeds, one line per grid point (or per value of the runs column `series`); a run that stopped
     at eps (`train.stop_at_eps`) counts at its last value after it stopped; `logx` for a log
     step axis (a plateau then a drop reads best there); `colors`: series name → colour (default:
-    the palette in the series' sorted order)."""
+    the palette in the series' order: by grid value, m=512 before m=2048, or by name)."""
     runs = runs[runs["status"] != "failed"].copy()
     runs["series"] = series_labels(runs) if series is None else runs[series].astype(str)
     merged = curves.merge(runs[["run_id", "series", "seed", *(c for c in ("steps", "eps") if c in runs)]],
@@ -135,7 +153,7 @@ def error_vs_steps(runs: pd.DataFrame, curves: pd.DataFrame, ax=None, title: str
     if logx:
         merged = merged[merged["step"] > 0]
     fig, ax = figure() if ax is None else (ax.figure, ax)
-    for i, (name, part) in enumerate(merged.groupby("series", sort=True)):
+    for i, (name, part) in enumerate(_series(merged, by_value=series is None)):
         table = part.pivot_table(index="step", columns="run_id", values=column, aggfunc="first", dropna=False)
         table = _finite(_hold_stopped(table, part, column))
         color = (colors or {}).get(name, PALETTE[i % len(PALETTE)])

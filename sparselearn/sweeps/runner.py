@@ -31,11 +31,14 @@ from sparselearn.schema import CURVE_COLUMNS, CURVES, RUN_COLUMNS, RUN_DTYPES
 from sparselearn.store import Store, StoreView, check_writable, trace_frame
 from sparselearn.train import curve_steps, prepare_group, run_group
 
-def _progress_bar():
+def _progress_bar(shown: bool = True):
     """tqdm's bar class: a widget in a notebook, text elsewhere (`tqdm.auto`'s choice without
-    its asyncio variant, whose import costs a command-line run 10 ms)."""
-    from tqdm.std import TqdmExperimentalWarning
+    its asyncio variant, whose import costs a command-line run 10 ms); the text one when the bar
+    is not `shown` (a notebook widget would still want ipywidgets)."""
+    from tqdm.std import TqdmExperimentalWarning, tqdm
 
+    if not shown:
+        return tqdm
     with warnings.catch_warnings():  # the notebook bar's notice that it is experimental
         warnings.simplefilter("ignore", category=TqdmExperimentalWarning)
         from tqdm.autonotebook import tqdm
@@ -230,9 +233,11 @@ def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: b
     stored_failed = 0 if force or retry_failed else sum(
         view.status.get(r.run_id, ("",))[0] == "failed" for r in runs)
     counts = {"ok": 0, "diverged": 0, "failed": 0}
-    bar = _progress_bar()(total=len(todo), unit="run", disable=not progress or not todo, file=sys.stderr,
-                          desc=desc, dynamic_ncols=True,  # n counts runs, in fractions while a group trains
-                          bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]")
+    shown = bool(progress and todo)
+    bar = _progress_bar(shown)(total=len(todo), unit="run", disable=not shown, file=sys.stderr,
+                               desc=desc, dynamic_ncols=True,  # n counts runs, in fractions while a group trains
+                               bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}, "
+                                          "{rate_fmt}{postfix}]")
     done_groups = 0
     held: list[Group] = []
     token = uuid.uuid4().hex
