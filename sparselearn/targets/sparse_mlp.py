@@ -23,12 +23,12 @@ few "address" coordinates (a random subset, so the teacher is randomly permuted)
   {±1}^L; unit j fires on the ball {x : dist(x_J, c_j) < R_j} with R_j = ⌊(d_j + 1)/2⌋, d_j the
   distance to the nearest other codeword, so the balls are disjoint. Each unit also gets a dense
   random weight vector on the remaining coordinates with ℓ₁ norm ½, which changes the unit's value
-  but never its activity (pre-activations are odd integers ± ½); at k = s a group is one unit
-  whose ball is the whole cube, an affine teacher (the dense comparisons are below). With
+  but never its activity (pre-activations are odd integers ± ½); at k = s a group is one unit whose
+  ball is the whole cube, an affine teacher (the dense comparisons are below). With
   ``inputs="gaussian"`` no construction with s > 2k can be k-sparse on all of R^n (two halfspaces
-  always meet unless antipodal), so ``random`` then uses well-spread unit directions (stacked random orthonormal
-  bases) with a common bias: the largest (k+1)-th largest projection over 2^14 reference draws,
-  so no reference draw has more than k active units. Fresh draws exceed k with probability of
+  always meet unless antipodal), so ``random`` then uses well-spread unit directions (stacked random
+  orthonormal bases) with a common bias: the largest (k+1)-th largest projection over 2^14 reference
+  draws, so no reference draw has more than k active units. Fresh draws exceed k with probability of
   order 2^−14 (the regime of the paper's Remark 11); the certificate is sampled and labelled as
   such, and the price is a very sparse function (most inputs activate no unit at all).
 
