@@ -34,7 +34,6 @@ Used by paper_figs/fig_adkm_s2.py and `sparselearn figs exponents`.
 from __future__ import annotations
 
 import functools
-import math
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +42,7 @@ import pandas as pd
 import sparselearn as sl
 from sparselearn import figures, theory
 from sparselearn.errors import ConfigError
+from sparselearn.targets.sparse_mlp import SparseMLP
 
 TARGET, LEARNER = "sparse_mlp", "lowdegree"
 X, Y, BY = "size", "m_star", "series"
@@ -90,16 +90,23 @@ def sweeps(arm: str, smoke: bool) -> dict:
     return ARMS[arm]["smoke"].get("sweeps", SMOKE) if smoke else ARMS[arm].get("sweeps", FULL)
 
 
+def teacher_degree(construction: str, n: int, s: int, k: int) -> int:
+    """The Fourier degree of a `sparse_mlp` teacher, read off its layout: the junta's address bits
+    ⌊log₂(s/k)⌋ (at most n), the parity's p = min(n, s − 1)."""
+    return SparseMLP(n=n, s=s, k=k, construction=construction).layout.bits
+
+
 def points(arm: str, smoke: bool) -> list[dict]:
     """One dict per (series, grown value): series label, teacher, construction, n, s, k, size and
-    the degree the teacher needs (log₂(s/k) for a junta, p = min(n, s − 1) for the parity)."""
+    the degree the teacher needs (`teacher_degree`: ⌊log₂(s/k)⌋ ≤ n for a junta, p = min(n, s − 1)
+    for the parity)."""
     out = []
     for sweep, (grown, (fixed, value), teachers) in sweeps(arm, smoke).items():
         for teacher, values in teachers.items():
             construction, k = TEACHERS[teacher]
             for v in values:
                 n, s = (v, value) if grown == "n" else (value, v)
-                degree = min(n, s - 1) if k is None else int(math.log2(s // k))
+                degree = teacher_degree(construction, n, s, k or s)
                 out.append({"series": f"{teacher}, {sweep} ({fixed}={value})", "teacher": teacher,
                             "construction": construction, "n": n, "s": s, "k": k or s, "size": v,
                             "degree": degree})
@@ -117,7 +124,8 @@ def _settings(arm: str, smoke: bool) -> dict:
 def start(arm: str, point: dict) -> int:
     """The first m tried, near where the search ends so that it needs few doublings: the
     number N_d of characters of the teacher's degree for low-degree regression, 2·N_d for NTK
-    ridge (at most its budget), 512 for the net. It changes the values tried, not m*."""
+    ridge (at most its budget), 512 for the net. It changes the values tried, and so where m*
+    lands within its bracket (a factor 1 + RTOL), not the bracket's scale."""
     if arm == "mlp":
         return 512
     features = int(theory.num_features(point["n"], point["degree"]))
