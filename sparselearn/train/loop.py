@@ -417,8 +417,11 @@ def make_train_run(exp: Experiment, observe=None, init=None, shards: int = 1, pa
     loss (one forward pass over the test set), drift and `observe`. Point 0 takes the first
     step without applying it: its training loss is the untrained network's on the first
     mini-batch. Every point is one traced body, so the program compiles one step and one
-    evaluation. A large group advances its runs in blocks (`run_block`; `shards` devices); with
-    `stop_at_eps`, blocks of the runs still training only.
+    evaluation. The final train_error and train_loss are the final network's over the run's
+    first m training rows (noisy labels, as trained on); online, the last point's mini-batch
+    means. Test metrics are against the noiseless labels. A large group advances its runs in
+    blocks (`run_block`; `shards` devices); with `stop_at_eps`, blocks of the runs still
+    training only.
     """
     target, learner, tr, data_cfg = exp.target, exp.learner, exp.train, exp.data
     sample = sampler(target)
