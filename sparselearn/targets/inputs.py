@@ -209,6 +209,15 @@ def weighted_moments(v: jax.Array, w: jax.Array) -> tuple[jax.Array, jax.Array]:
     return mean, jnp.sqrt(jnp.maximum(jnp.sum(w * (v - mean) ** 2), 0.0))
 
 
+def unit_variance(v: jax.Array, w: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(mean, scale) that standardise a teacher's outputs v (N,) under weights w (N,):
+    (v − mean)·scale has variance 1; scale 0 for outputs constant up to rounding (a teacher
+    whose units cancel or never fire), whose labels are then 0, not rounding noise times 1/std."""
+    mean, std = weighted_moments(v, w)
+    constant = std <= 1e-6 * jnp.maximum(jnp.max(jnp.abs(v)), 1e-30)
+    return mean, jnp.where(constant, 0.0, 1.0 / jnp.maximum(std, 1e-30))
+
+
 #: `balanced_threshold`: values closer than this times max|v| count as one atom
 ATOM_RTOL = 1e-5
 

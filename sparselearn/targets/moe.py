@@ -36,7 +36,7 @@ from sparselearn.errors import require
 from sparselearn.fields import OMIT_DEFAULT
 from sparselearn.runtime import tiered_jit
 from sparselearn.targets.inputs import (INPUTS, NONZEROS, Certificate, LabelNoise, certify_max, check_dictionary,
-                                        dictionary_options, draw_many, labelled, reference, weighted_moments)
+                                        dictionary_options, draw_many, labelled, reference, unit_variance)
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -109,10 +109,7 @@ class MoE(LabelNoise):
             "scale": jnp.ones((), jnp.float32),
         }
         x, weights = reference(self.inputs, jax.random.fold_in(key, 1), self.n, self.p, **dictionary_options(self))
-        out = self.labels(raw, x)
-        mean, std = weighted_moments(out, weights)
-        constant = std <= 1e-6 * jnp.maximum(jnp.max(jnp.abs(out)), 1e-30)   # no unit ever fires, say
-        scale = jnp.where(constant, 0.0, 1.0 / jnp.maximum(std, 1e-30))
+        mean, scale = unit_variance(self.labels(raw, x), weights)
         return {**raw, "u": raw["u"] * scale, "offset": mean * scale, "scale": scale}
 
     def routes(self, params: dict, x: jax.Array) -> jax.Array:

@@ -79,7 +79,7 @@ from sparselearn.fields import OMIT_DEFAULT
 from sparselearn.runtime import tiered_jit
 from sparselearn.targets.inputs import (MAX_REFERENCE, Certificate, LabelNoise, balanced_threshold, certify_max,
                                         draw_many, hypercube_points, is_discrete, labelled, orthonormal_columns,
-                                        reference, weighted_moments)
+                                        reference, unit_variance)
 
 HIGHEST = jax.lax.Precision.HIGHEST
 CONSTRUCTIONS = ("random", "junta", "index", "dense_weight", "dense", "parity", "biased")
@@ -365,10 +365,7 @@ class SparseMLP(LabelNoise):
         w, b, u = self._raw(jax.random.fold_in(key, 0))
         x, weights = reference(self.inputs, jax.random.fold_in(key, 1), self.n, self.p)
         if self.W is None and self.B is None:
-            out = _forward(w, b, u, x)
-            _, std = weighted_moments(out, weights)
-            constant = std <= 1e-6 * jnp.maximum(jnp.max(jnp.abs(out)), 1e-30)
-            scale = jnp.where(constant, 0.0, 1.0 / jnp.maximum(std, 1e-30))
+            _, scale = unit_variance(_forward(w, b, u, x), weights)
         else:
             umax = jnp.max(jnp.abs(u))
             scale = jnp.inf
