@@ -17,8 +17,8 @@ The network has a width-1 bottleneck between two blocks:
   directions (at degree 3: n of them, which p = Σ_i h_3(⟨v_i, x⟩) uses). The bias u_0 is
   needed for the same reason at degree 2: with unit-norm directions the constant of
   h_2(⟨v, x⟩) is tied to its trace Σ_i (x_i² − 1), so without u_0 the span misses one
-  direction — one that p itself uses. (Leaving h_0 out of σ1
-  keeps the units centred, which keeps the stage-1 problem well conditioned.)
+  direction — one that p itself uses. (Leaving h_0 out of σ1 keeps the units centred, which
+  keeps the stage-1 problem well conditioned.)
 - Stage 1 trains u by `steps` full-batch gradient steps (Nesterov momentum) on the weighted
   square loss with weight decay, V fixed. The objective is strongly convex in u; its
   minimiser is the best degree-≤k fit of the labels, which for the targets of the theory is

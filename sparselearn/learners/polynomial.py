@@ -130,7 +130,8 @@ class PolyMLP:
     The output is a polynomial of degree power^len(hidden). A k-sparse parity needs
     k ≤ power^len(hidden) and enough units (one unit of power 3 cannot give x1x2x3): e.g.
     hidden (2, 1), power 2, with biases: the first layer computes (x1 + x2)²/2 = 1 + x1x2 and
-    (x3 + x4)²/2 = 1 + x3x4, the second (h1 + h2 − 2)² = 2 + 2·x1x2x3x4, and the readout ½h − 1 = x1x2x3x4.
+    (x3 + x4)²/2 = 1 + x3x4, the second (h1 + h2 − 2)² = 2 + 2·x1x2x3x4, and the readout
+    ½h − 1 = x1x2x3x4.
 
     Example:
         >>> net = PolyMLP(hidden=(16,), power=3, readout="fixed", init="sign")

@@ -41,8 +41,8 @@ def _progress_bar(shown: bool = True):
         return tqdm
     with warnings.catch_warnings():  # the notebook bar's notice that it is experimental
         warnings.simplefilter("ignore", category=TqdmExperimentalWarning)
-        from tqdm.autonotebook import tqdm
-    return tqdm
+        from tqdm.autonotebook import tqdm as notebook_or_text
+    return notebook_or_text
 
 
 #: a terminal control sequence (Ray colours the tracebacks of its workers)

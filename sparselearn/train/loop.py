@@ -87,9 +87,9 @@ STOP_FLOPS = 8e10
 TIERS = {"full": FULL_COMPILE, "mid": FULL_COMPILE, "quick": QUICK_COMPILE, "tiny": TINY_COMPILE}
 #: tiers whose training loop compiles as a program of its own on CPU, start and finish at the
 #: quick tier, each piece compiling while the next is traced (`runtime.compile_pool`): on two
-#: cores a group traces and compiles in 0.25–0.4 s less than as one program (bench_tiers; 0.4–1.1 s
-#: on a Xeon), and
-#: with the fusion emitters the quickstart group's draws alone would take 1.8–2.2 s, not 1.0–1.5
+#: cores a group traces and compiles in 0.25–0.4 s less than as one program (bench_tiers; 0.4–1.1
+#: s on a Xeon), and with the fusion emitters the quickstart group's draws alone would take
+#: 1.8–2.2 s, not 1.0–1.5
 LOOPED_TIERS = frozenset({"quick", "mid", "full"})
 #: on CPU, a group in blocks (`run_block`) advances its runs a block at a time, each device's
 #: share of a block taking at most this many bytes of step state (`step_bytes`): a share that
@@ -427,6 +427,7 @@ def make_train_run(exp: Experiment, observe=None, init=None, shards: int = 1, pa
     sample = sampler(target)
     loss_of = LOSSES[tr.loss]
     task, every, online = target.task, tr.eval_every, data_cfg.online
+    reached_at = eps_bound(tr.eps)   # the largest float32 test error that is ≤ eps
     points = curve_steps(exp)
     # the steps [lo, hi) of curve point c: point 0 measures step 0 (its update is discarded)
     lows = np.concatenate([[0], points[:-1]]).astype(np.int32)
@@ -491,7 +492,7 @@ def make_train_run(exp: Experiment, observe=None, init=None, shards: int = 1, pa
                "drift": jnp.max(jnp.abs(first_layer(learner, params) - first_layer(learner, params0)))}
         seen = {} if observe is None else observe(params, params0, data["teacher"], data["x_test"])
         return {"params": params, "opt": opt_state, "finite": finite,
-                "active": ~(test_error <= eps_bound(tr.eps)) if tr.stop_at_eps else jnp.bool_(True),
+                "active": ~(test_error <= reached_at) if tr.stop_at_eps else jnp.bool_(True),
                 "evaluated": c + 1,
                 "curves": {name: state["curves"][name].at[c].set(now[name]) for name in CURVES},
                 "traces": {name: state["traces"][name].at[c].set(v) for name, v in seen.items()}}
@@ -505,7 +506,7 @@ def make_train_run(exp: Experiment, observe=None, init=None, shards: int = 1, pa
             weights = (jnp.arange(data_cfg.m) < hp["m"]).astype(jnp.float32)
             train_error, train_loss = evaluate(state["params"], data["x_train"], data["y_train"], weights)
         recorded = jnp.arange(len(points)) < evaluated
-        reached = curves["test_error"] <= eps_bound(tr.eps)
+        reached = curves["test_error"] <= reached_at
         steps_to_eps = jnp.where(jnp.any(reached), jnp.asarray(points)[jnp.argmax(reached)], -1)
         return {
             "test_error": curves["test_error"][last], "test_loss": curves["test_loss"][last],
