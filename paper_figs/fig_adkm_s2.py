@@ -130,7 +130,7 @@ def _series(ax, arm: str, part: pd.DataFrame, color: str) -> None:
 
 
 def draw(results):
-    arms = [arm for arm in STUDIES if arm in results.tables]
+    arms = list(STUDIES)      # every arm: a missing table is an error, not a row left out
     fig, axes = panels(len(arms), 2, width=10.0, height=4.3 * len(arms))
     axes = np.asarray(axes).reshape(len(arms), 2)
     for r, arm in enumerate(arms):

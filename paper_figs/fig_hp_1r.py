@@ -92,7 +92,7 @@ def draw(results):
     fig, (ax, right) = panels(1, 2, 10.0, 3.8)
     scaling_plot(table, "n", "t_c", by="k", ax=ax, xlabel="input dimension n",
                  ylabel="t_c (steps to 100% accuracy)")
-    draw_local_slopes(right, table, results.tables.get("width_check"))
+    draw_local_slopes(right, table, results["width_check"])
     for i, (k, part) in enumerate(table.groupby("k", sort=True)):
         med = part["t_c"].fillna(np.inf).groupby(part["n"]).median()
         med = med[np.isfinite(med)]

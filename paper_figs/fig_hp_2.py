@@ -60,8 +60,9 @@ def experiments(smoke: bool):
 
 
 def split(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(the many-initialisations runs, the initialisation × batch-seed runs), each with t_c."""
-    runs = runs[runs["status"] == "ok"].assign(t_c=runs["steps_to_eps"].astype(float))
+    """(the many-initialisations runs, the initialisation × batch-seed runs), each with t_c (NaN:
+    not reached, a diverged run included; a failed run, an error without an outcome, is left out)."""
+    runs = runs[runs["status"] != "failed"].assign(t_c=runs["steps_to_eps"].astype(float))
     return runs[runs["experiment"].str.endswith("inits")], runs[runs["experiment"].str.endswith("batches")]
 
 

@@ -284,6 +284,12 @@ def collect(fig: ModuleType, smoke: bool = False, store: str | Path = "results",
         source = f"{'smoke' if smoke else 'full size'}, stored under {store}"
     if isinstance(declared, Mapping) and "runs" in tables:
         labels = {exp.experiment: label for label, exp in declared.items()}
+        # a run without a label would drop out of every labelled series of the drawing
+        unknown = sorted(set(tables["runs"]["experiment"]) - set(labels))
+        if unknown:
+            raise ConfigError(f"runs of experiments {fig.ID} does not declare: {', '.join(map(str, unknown))} "
+                              f"({source}); delete {data / stem}*.parquet and run `sparselearn figs {fig.ID}` "
+                              "to recompute them", key="figs")
         tables["runs"] = tables["runs"].assign(label=tables["runs"]["experiment"].map(labels))
     return Results(tables, source)
 
