@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import functools
+import glob
 import hashlib
 import inspect
 import marshal
@@ -47,6 +48,7 @@ import platform
 import re
 import sys
 import threading
+import time
 import types
 import uuid
 import warnings
@@ -685,7 +687,9 @@ def _write_program(path: Path, compiled) -> None:
     """Serialize `compiled` to `path` atomically, after its checksum; programs that cannot be
     serialized (host callbacks, embedded constants) or written (a full disk) are simply not
     kept. The temporary file is this call's own: threads and processes compiling one program
-    at once each write a whole file."""
+    at once each write a whole file. Temporary files of `path` older than `_STALE_TMP_S` were
+    left by a write that was killed (its program was then not kept, so it is written again
+    here), and are removed."""
     from jax.experimental import serialize_executable
 
     tmp = None
@@ -697,10 +701,22 @@ def _write_program(path: Path, compiled) -> None:
         with open(tmp, "xb") as f:  # the umask's mode, as JAX's own cache files
             f.write(hashlib.sha256(blob).digest() + blob)
         os.replace(tmp, path)
+        tmp = None
+        for old in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            with contextlib.suppress(OSError):
+                if time.time() - old.stat().st_mtime > _STALE_TMP_S:
+                    old.unlink()
     except Exception:  # noqa: BLE001 - e.g. an op jax cannot pickle: the program is just not kept
+        pass
+    finally:  # also when interrupted (Ctrl-C, SystemExit)
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.remove(tmp)
+
+
+#: a kept program's temporary file this old (seconds) is no write in progress (a write takes
+#: well under a second) but one a killed process left
+_STALE_TMP_S = 600.0
 
 
 class Prepared(NamedTuple):

@@ -99,7 +99,8 @@ def check_writable(path: str | Path) -> None:
     path = Path(path).absolute()
     for part in path.parts:
         if len(os.fsencode(part)) > 255:
-            raise StoreError(f"{path}: file name too long ({len(part)} characters in one name; the limit is 255)")
+            raise StoreError(f"{path}: file name too long ({len(os.fsencode(part))} bytes in one name; "
+                             "the limit is 255)")
     probe = path
     while not probe.exists():
         if probe.is_symlink():  # a dangling link
@@ -176,8 +177,9 @@ def _frame(arrow: pa.Table, table: str, columns: list[str] | None) -> pd.DataFra
         df = arrow.to_pandas()
     except pa.ArrowException as e:
         raise StoreError(f"unreadable {table} table ({e})") from None
-    absent = [c for c in (columns or TABLES[table][0]) if c not in df.columns]
-    return df.reindex(columns=[*df.columns, *absent]) if absent else df
+    # the table's columns in its order, whichever parts (older ones lack some) the rows came from
+    order = list(dict.fromkeys([*(columns or TABLES[table][0]), *df.columns]))
+    return df if list(df.columns) == order else df.reindex(columns=order)
 
 
 def _corrupt(path: Path, table: str, e: Exception) -> str:
@@ -299,9 +301,12 @@ class Store:
         return out
 
     def read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
-        """Every stored row of `table` ("runs" or "curves"), one table."""
-        return _listing_again(lambda: _combine({p: read_arrow(p, table, columns) for p in self.files(table)},
-                                               table, columns), self.path / f"{table}.parquet")
+        """Every stored row of `table` ("runs", "curves" or "traces"), one table (only `columns`,
+        if given)."""
+        wanted = None if columns is None else list(dict.fromkeys(["run_id", *columns]))  # run_id picks the part
+        df = _listing_again(lambda: _combine({p: read_arrow(p, table, wanted) for p in self.files(table)},
+                                             table, wanted), self.path / f"{table}.parquet")
+        return df if columns is None else df[list(dict.fromkeys(columns))]
 
     def runs(self) -> pd.DataFrame:
         """Every stored run (an empty frame with the schema if none)."""
