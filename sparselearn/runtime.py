@@ -670,12 +670,27 @@ def _read_program(path: Path):
             raise ValueError("checksum")
         payload, in_tree, out_tree, device_ids = pickle.loads(blob)
         by_id = {d.id: d for d in jax.devices()}
-        return serialize_executable.deserialize_and_load(payload, in_tree, out_tree,
-                                                         execution_devices=[by_id[i] for i in device_ids])
+        devices = [by_id[i] for i in device_ids]
+        if b"lapack_" in payload and any(d.platform == "cpu" for d in devices):
+            _lapack_ready()
+        return serialize_executable.deserialize_and_load(payload, in_tree, out_tree, execution_devices=devices)
     except Exception:  # noqa: BLE001 - a truncated, corrupt or foreign file: compile instead
         with contextlib.suppress(OSError):  # a cache shared read-only: leave it there
             path.unlink(missing_ok=True)
         return None
+
+
+@functools.cache
+def _lapack_ready() -> None:
+    """Point jaxlib's CPU LAPACK kernels (solves, factorizations, eigh) at their routines, as
+    lowering such an op does. A program loaded from disk was never lowered in this process:
+    without this its first LAPACK call jumps to a null pointer and the process dies (SIGSEGV).
+    Lowering one small factorization does it through the public API (0.15 s, scipy's import
+    included), once per process and only for programs that call LAPACK."""
+    import jax
+    import numpy as np
+
+    jax.jit(jax.numpy.linalg.cholesky).lower(np.eye(2, dtype=np.float32))
 
 
 #: a kept program's file: the sha256 of what follows, then the pickled (serialized executable,

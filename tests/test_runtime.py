@@ -123,6 +123,36 @@ def test_a_program_from_jax_own_cache_runs_and_is_not_kept(tmp_path):
     assert not (tmp_path / runtime.PROGRAMS).exists() or not list((tmp_path / runtime.PROGRAMS).iterdir())
 
 
+# A program calling LAPACK (a Cholesky factorization and an eigendecomposition, as the fitted
+# learners' solves do), kept in one process and loaded in the next.
+WITH_LAPACK = """
+import jax, jax.numpy as jnp, numpy as np
+from sparselearn import runtime
+runtime.enable_compile_cache()
+def fit(a):
+    g = a @ a.T + jnp.eye(a.shape[0])
+    return jnp.linalg.cholesky(g).sum() + jnp.linalg.eigh(g)[0].sum()
+a = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
+print(float(runtime.executable(jax.jit(fit), (a,), ("lapack", 0))(a)))
+"""
+
+
+def test_a_kept_program_that_calls_lapack_runs_in_the_next_process(tmp_path):
+    """Loaded without lowering, a program's LAPACK kernels had no routines to call: the second
+    process died of a segmentation fault (every compiled fitted learner's second run)."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "SPARSELEARN_CACHE_DIR": str(tmp_path),
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("SPARSELEARN_CACHE", None)
+    outs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", WITH_LAPACK], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, (done.returncode, done.stderr[-3000:])
+        outs.append(float(done.stdout.strip().splitlines()[-1]))
+        assert list((tmp_path / runtime.PROGRAMS).glob("*.bin")), "the program was not kept"
+    assert outs[1] == outs[0]
+
+
 def test_a_kept_program_is_keyed_by_what_it_is_built_from_and_survives_a_broken_file(tmp_path, monkeypatch):
     import jax
     import numpy as np
