@@ -33,8 +33,10 @@ The network has a width-1 bottleneck between two blocks:
   stage 2 (sample splitting, as the theory probably assumes [U]); default: all rows for both.
 
 Design choices that are ours, not the paper's [U]: the signed Hermite-sum activation (the
-paper's experiment uses σ1(z) = z³ with a skip connection), GD with momentum to convergence
-rather than a fixed small number of steps, and the spline outer layer fitted in closed form.
+paper's experiment uses σ1(z) = z³ with a skip connection), GD with momentum run long rather
+than a fixed small number of steps (the default 500 reach the ridge solution at degree 2; at
+degree 3, n = 12 and width 512 u is still 31% from it, the feature 5%: raise `steps` there),
+and the spline outer layer fitted in closed form.
 
 Everything runs inside jit+vmap as a fitted learner: both stages are pure JAX with static
 shapes (`lax.fori_loop` for the gradient steps), and zero-weight rows never enter.
