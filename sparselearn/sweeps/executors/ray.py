@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 
 from sparselearn.errors import ConfigError
 from sparselearn.runtime import with_compile_cache, worker_compile_cache
 
 WAIT_S = 0.5  # ray.wait in short steps, so Ctrl-C reaches this process at once
+CONNECT_S = 5.0  # for `executor.address` to answer: Ray itself retries an unreachable one for ever
 
 
 def execute(groups, train, on_done, cfg) -> None:
@@ -23,6 +25,7 @@ def execute(groups, train, on_done, cfg) -> None:
         return
     started = not ray.is_initialized()
     if started:
+        _check_reachable(cfg.address)
         ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False,
                  ignore_reinit_error=True)
     pending = {}
@@ -53,6 +56,20 @@ def execute(groups, train, on_done, cfg) -> None:
     finally:
         if started:
             ray.shutdown()
+
+
+def _check_reachable(address: str | None) -> None:
+    """Raise ConfigError when `address` names a host:port (or ray://host:port) that takes no
+    connection within CONNECT_S; other forms ("auto", "local", None) are left to Ray."""
+    host, sep, port = (address or "").removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_S).close()
+    except OSError as e:
+        raise ConfigError(f"no Ray cluster answers at {address} ({e.strerror or e}); start one there "
+                          "(`ray start --head`), or leave `executor.address` unset for a local instance",
+                          key="executor.address") from None
 
 
 def _check_fits(resources: dict, cfg) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from pathlib import Path
 
 from sparselearn.errors import ConfigError
 from sparselearn.runtime import with_compile_cache, worker_compile_cache
@@ -24,7 +25,7 @@ def execute(groups, train, on_done, cfg) -> None:
     groups = list(groups)
     if not groups:
         return
-    executor = submitit.AutoExecutor(folder=cfg.folder, cluster=cfg.cluster)
+    executor = _executor(submitit, cfg)
     params = {"timeout_min": cfg.time_min, "cpus_per_task": cfg.cpus, "name": "sparselearn"}
     if cfg.gpus:
         params["gpus_per_node"] = cfg.gpus
@@ -55,3 +56,20 @@ def execute(groups, train, on_done, cfg) -> None:
             with contextlib.suppress(Exception):
                 job.cancel(check=False)
         raise
+
+
+def _executor(submitit, cfg):
+    """submitit's executor for `cfg`; ConfigError naming the setting when `executor.folder`
+    cannot be made or `cluster: slurm` finds no SLURM here (submitit's own errors name neither)."""
+    try:
+        Path(cfg.folder).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot make the job folder {cfg.folder}: {e.strerror or e}",
+                          key="executor.folder") from None
+    try:
+        return submitit.AutoExecutor(folder=cfg.folder, cluster=cfg.cluster)
+    except RuntimeError as e:
+        if cfg.cluster != "slurm":
+            raise
+        raise ConfigError(f"{e} (set `executor.cluster: local` to run the jobs as processes here)",
+                          key="executor.cluster") from None
