@@ -153,6 +153,35 @@ def test_a_kept_program_that_calls_lapack_runs_in_the_next_process(tmp_path):
     assert outs[1] == outs[0]
 
 
+FITTED_RUN = """
+import json, sys
+import sparselearn as sl
+exp = sl.config.loads(sys.argv[1])
+df = sl.sweeps.run(exp, sys.argv[2], progress=False)
+print(json.dumps(df.sort_values("run_id")[["status", "test_error", "test_loss"]].values.tolist()))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("learner", ["{name: lowdegree, degree: 2}", "{name: kernel}",
+                                     "{name: layerwise, width: 16, steps: 7}"])
+def test_fitted_learners_run_again_from_their_kept_programs(tmp_path, learner):
+    target = "{name: hierarchical, n: 4, k: 2}" if "layerwise" in learner else "{name: sparse_parity, n: 6, k: 2}"
+    text = (f"experiment: again\ntarget: {target}\nlearner: {learner}\ntrain: {{loss: square}}\n"
+            "data: {m: 64, test_m: 64}\nsweep: {seeds: 2}\n")
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "SPARSELEARN_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("SPARSELEARN_CACHE", None)
+    outs = []
+    for store in ("a", "b"):
+        done = subprocess.run([sys.executable, "-c", FITTED_RUN, text, str(tmp_path / store)], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, (done.returncode, done.stderr[-3000:])
+        outs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert list((tmp_path / "cache" / runtime.PROGRAMS).glob("*.bin"))
+    assert outs[1] == outs[0] and all(row[0] == "ok" for row in outs[0])
+
+
 def test_a_kept_program_is_keyed_by_what_it_is_built_from_and_survives_a_broken_file(tmp_path, monkeypatch):
     import jax
     import numpy as np
