@@ -7,7 +7,8 @@ its largest m), in three parts, each found by abstract evaluation (no compile, n
                and the traces of `train.record` (every recorder's output at every curve point);
 - parameters:  parameters, their copy at initialisation, gradients and optimizer state;
 - activations: the largest of one training step (batch × forward intermediates per example,
-               kept for the backward pass) and an evaluation over test_m or m examples.
+               kept for the backward pass) and an evaluation over test_m or m examples; for a
+               fitted learner, a few times the largest array its fit and evaluations compute.
 
 A lottery-ticket run (`train.rewind`) counts the full network it trains first and the width-K
 network it then trains. A vmapped group of R runs needs about R times that. `plan(groups,
@@ -34,6 +35,11 @@ from sparselearn.errors import ConfigError
 
 HEADROOM = 0.7  # the share of available memory a group may take (the rest: Python, XLA, compiling)
 BACKWARD = 2    # a training step keeps the forward intermediates and about as much for the gradients
+#: a fitted run holds several arrays the size of its largest (a Gram or feature matrix): the
+#: fit's, the evaluations', the solve's system, factor and eigenvectors. The solve goes one run
+#: at a time, so a call of one run needs the most per run (XLA: 7.3× the largest for kernel
+#: ridge, 4.2× for random features; 2.7× at 8 runs)
+FITTED = 5
 
 
 @dataclass(frozen=True)
@@ -154,14 +160,20 @@ def estimate(exp) -> Estimate:
         act_keys = ("train.batch" if step >= evaluation else rows_key, _size_key(learner))
         param_keys = (_size_key(learner), "target.n")
     else:
-        # fitted/host learners: the parameters and the largest array the fit computes (a
-        # feature or Gram matrix) at the group's own m
+        # fitted/host learners: the parameters and FITTED × the largest array a run computes (a
+        # feature or Gram matrix, of the fit or an evaluation) at the group's own m
         x = jax.ShapeDtypeStruct((data.m, target.n), x_one.dtype)
         y = jax.ShapeDtypeStruct((data.m,), jax.numpy.float32)
         if kind.compiled:
-            fit = jax.make_jaxpr(lambda k, x, y: learner.fit(k, x, y, y))(key, x, y)
-            param_bytes = _bytes(fit.out_avals)
-            activations = 2 * _intermediates(fit)[1]
+            x_test = jax.ShapeDtypeStruct((data.test_m, target.n), x_one.dtype)
+
+            def fitted(k, x, y, x_test):  # as the run: fit, then evaluate on the test and training sets
+                params = learner.fit(k, x, y, y)
+                return params, learner.apply(params, x_test), learner.apply(params, x)
+
+            run = jax.make_jaxpr(fitted)(key, x, y, x_test)
+            param_bytes = _bytes(run.out_avals[:-2])
+            activations = FITTED * _intermediates(run)[1]
         else:  # host: numpy copies of the run's data
             param_bytes, activations = 0, data.m * _bytes((x_one, y_one))
         act_keys = ("data.m", _size_key(learner))
