@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
 
@@ -114,6 +115,15 @@ KINDS: dict[str, Kind] = {
     "host": Kind("host", HostLearner, ("fit", "apply"), trained=False, compiled=False),
 }
 TARGET_METHODS = ("init", "sample", "labels")
+#: the positional arguments the package calls each method with (optional hooks included)
+TARGET_CALLS = {"init": ("key",), "sample": ("params", "key", "m"), "labels": ("params", "x"),
+                "add_noise": ("y", "key", "noise")}
+LEARNER_CALLS = {
+    "gradient": {"init_params": ("key", "n"), "apply": ("params", "x"), "first_layer": ("params",)},
+    "fitted": {"fit": ("key", "x", "y", "weights"), "apply": ("params", "x")},
+    "host": {"fit": ("key", "x", "y"), "apply": ("params", "x")},
+}
+LEARNER_HOOKS = {"check": ("target", "data")}
 
 
 def kind_of(learner) -> Kind:
@@ -124,10 +134,13 @@ def kind_of(learner) -> Kind:
 # ---------------------------------------------------------------- optional hooks, defaults in one place
 
 def learner_check(learner, target, data) -> None:
-    """Run the learner's `check(target, data)` if it has one (limits that depend on the target)."""
+    """Run the learner's `check(target, data)` if it has one (limits that depend on the target),
+    then, where the target or the learner is a plug-in, `check_traced(target, learner)`."""
     check = getattr(learner, "check", None)
     if check is not None:
         check(target, data)
+    if target is not None and (_plugin(target) or _plugin(learner)):
+        check_traced(target, learner)
 
 
 def first_layer(learner, params):
@@ -185,6 +198,26 @@ def _missing_methods(cls, names) -> list[str]:
     return [m for m in names if not callable(getattr(cls, m, None))]
 
 
+def _miscalled(cls, calls: dict[str, tuple[str, ...]]) -> list[str]:
+    """What is wrong with the signatures of `cls`'s methods among `calls` (name → the positional
+    arguments the package passes): each method that cannot take them."""
+    problems = []
+    for name, args in calls.items():
+        raw = inspect.getattr_static(cls, name, None)
+        if raw is None or not callable(getattr(cls, name, None)):
+            continue
+        bound = not isinstance(raw, (staticmethod, classmethod)) and hasattr(type(raw), "__get__")
+        try:
+            signature = inspect.signature(getattr(cls, name))
+        except (TypeError, ValueError):  # a builtin without a signature: not checked
+            continue
+        try:
+            signature.bind(*([None] if bound else []), *args)
+        except TypeError:
+            problems.append(f"has `{name}{signature}`, which cannot be called as `{name}({', '.join(args)})`")
+    return problems
+
+
 def validate_target(cls) -> type:
     """`cls` if it meets the `Target` contract, else ConfigError(key="name") saying what is missing."""
     what = getattr(cls, "__qualname__", repr(cls))
@@ -199,6 +232,7 @@ def validate_target(cls) -> type:
     if getattr(cls, "task", None) not in TASKS:
         problems.append(f"has task {getattr(cls, 'task', None)!r}, expected one of {', '.join(TASKS)}")
     problems += [f"has no method `{m}`" for m in _missing_methods(cls, TARGET_METHODS)]
+    problems += _miscalled(cls, TARGET_CALLS)
     if problems:
         raise ConfigError(f"{what} is not a target: it {'; it '.join(problems)}", key="name")
     return cls
@@ -217,11 +251,102 @@ def validate_learner(cls) -> type:
         problems.append(f"has kind {kind!r}, expected one of {', '.join(KINDS)}")
     else:
         problems += [f"has no method `{m}` (needed by kind {kind})" for m in _missing_methods(cls, KINDS[kind].methods)]
+        problems += _miscalled(cls, {**LEARNER_CALLS[kind], **LEARNER_HOOKS})
     if problems:
         raise ConfigError(f"{what} is not a learner: it {'; it '.join(problems)}", key="name")
     return cls
 
 
+# ---------------------------------------------------------------- a plug-in traced
+
+def _plugin(obj) -> bool:
+    """Whether `obj`'s class is defined outside this package (a user's target or learner)."""
+    return type(obj).__module__.split(".")[0] != __name__.split(".")[0]
+
+
+#: (target, learner) pairs that passed `check_traced` in this process
+_TRACED_OK: set = set()
+
+
+def check_traced(target, learner) -> None:
+    """What a run calls on `target` and on a compiled `learner`, traced abstractly under jax.jit
+    and jax.vmap (`jax.eval_shape`: nothing runs) with m = n + 3 rows, each result checked:
+    `sample(params, key, m)` → (x (m, n), y (m,)), `labels(params, x)` → (m,), `add_noise` → (m,),
+    `apply(params, x)` → (m,), all of a float dtype, and `apply` differentiable in `params` for a
+    trained learner. Only a plug-in's side is checked. ConfigError(key="name") naming the class,
+    the method and what it should return, or the error jax raised tracing it (numpy or a Python
+    branch on a traced value, …)."""
+    try:
+        if (target, learner) in _TRACED_OK:
+            return
+    except TypeError:  # an unhashable field: checked every time
+        pass
+    import jax
+    import jax.numpy as jnp
+
+    from sparselearn.rng import abstract_key
+
+    n, m = target.n, target.n + 3  # m ≠ n: a transposed result shows
+    of_target, of_learner = _plugin(target), _plugin(learner) and kind_of(learner).compiled
+    t, le = type(target).__qualname__, type(learner).__qualname__
+
+    def one(key):
+        teacher = _traced(t, "init", target.init, key)
+        drawn = _traced(t, "sample", target.sample, teacher, key, m)
+        if of_target and not (isinstance(drawn, (tuple, list)) and len(drawn) == 2):
+            raise ConfigError(f"{t}.sample returns {type(drawn).__name__}, expected a pair (x (m, n), y (m,))",
+                              key="name")
+        x, y = drawn
+        if of_target:
+            _returns(t, "sample", "x", x, (m, n))
+            _returns(t, "sample", "y", y, (m,))
+            _returns(t, "labels", "", _traced(t, "labels", target.labels, teacher, x), (m,))
+            if noise_is_vmapped(target):
+                _returns(t, "add_noise", "", _traced(t, "add_noise", target.add_noise, y, key, jnp.float32(0.1)),
+                         (m,))
+        if of_learner:
+            if kind_of(learner).trained:
+                params = _traced(le, "init_params", learner.init_params, key, n)
+                _traced(le, "apply (differentiated in params)",
+                        jax.grad(lambda p: jnp.sum(learner.apply(p, x))), params)
+                if getattr(learner, "first_layer", None) is not None:
+                    _traced(le, "first_layer", learner.first_layer, params)
+            else:
+                params = _traced(le, "fit", learner.fit, key, x, y, jnp.ones(m, jnp.float32))
+            _returns(le, "apply", "", _traced(le, "apply", learner.apply, params, x), (m,))
+        return jnp.zeros(())
+
+    if of_target or of_learner:
+        jax.eval_shape(jax.vmap(one), jax.ShapeDtypeStruct((2,), abstract_key().dtype))
+    try:
+        _TRACED_OK.add((target, learner))
+    except TypeError:
+        pass
+
+
+def _traced(owner: str, method: str, fn, *args):
+    """`fn(*args)` while tracing; an error raised in it as ConfigError naming `owner.method`."""
+    try:
+        return fn(*args)
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 — a plug-in that cannot be traced is bad input
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise ConfigError(f"{owner}.{method} fails when traced by jax.jit and jax.vmap, as every run is (it must "
+                          f"compute with jax.numpy on its arguments, without numpy or Python branches on their "
+                          f"values): {type(e).__name__}: {first}", key="name") from None
+
+
+def _returns(owner: str, method: str, what: str, value, shape: tuple[int, ...]) -> None:
+    """ConfigError(key="name") unless `value` is an array of `shape` and a float dtype."""
+    import jax.numpy as jnp
+
+    got, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if got != shape or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+        found = (f"shape {tuple(got)} and dtype {dtype}" if got is not None and dtype is not None
+                 else f"a {type(value).__name__}")
+        raise ConfigError(f"{owner}.{method} returns {what + ' of ' if what else ''}{found}, expected shape "
+                          f"{shape} (m = {shape[0]} rows) and a float dtype", key="name")
 
 
 # ---------------------------------------------------------------- registries
@@ -252,7 +377,8 @@ class Registry:
         self.validate(cls)
         held = self.classes.get(cls.name)
         if held is not None and _spelling(held) != _spelling(cls):
-            raise ConfigError(f"{self.what} name {cls.name!r} is taken by {_spelling(held)}", key="name")
+            raise ConfigError(f"{self.what} {_spelling(cls)} cannot be registered as {cls.name!r}: the name is "
+                              f"taken by {_spelling(held)}; give the class another `name`", key="name")
         self.classes[cls.name] = cls
         return cls
 
@@ -383,4 +509,4 @@ def import_class(spec: str) -> type:
 
 __all__ = ["Target", "TrainedLearner", "FittedLearner", "HostLearner", "Kind", "KINDS", "TASKS", "kind_of",
            "learner_check", "first_layer", "threshold_degree", "input_distribution", "noise_is_vmapped",
-           "sampler", "validate_target", "validate_learner", "Registry", "import_class"]
+           "sampler", "check_traced", "validate_target", "validate_learner", "Registry", "import_class"]
