@@ -32,7 +32,7 @@ from typing import Any, Literal, get_type_hints
 import yaml
 
 from sparselearn import learners, targets
-from sparselearn.contracts import kind_of, learner_check
+from sparselearn.contracts import check_traced, kind_of, learner_check
 from sparselearn.errors import ConfigError, require
 from sparselearn.fields import MAX_INT, OMIT_DEFAULT, build, coerce, suggest, to_dict
 from sparselearn.train import losses, optimizers, record, rewind
@@ -268,6 +268,7 @@ def _check_experiment(exp: Experiment) -> None:
         learner_check(exp.learner, exp.target, exp.data)
     except ConfigError as e:
         raise e.within("learner") from None
+    check_traced(exp.target, exp.learner)  # a plug-in's shapes and dtypes, keyed by its section
     rewind.check(exp)
     record.check(exp)
     if getattr(exp.learner, "trained_layers", None) is not None:  # weight decay shrinks every leaf

@@ -134,13 +134,10 @@ def kind_of(learner) -> Kind:
 # ---------------------------------------------------------------- optional hooks, defaults in one place
 
 def learner_check(learner, target, data) -> None:
-    """Run the learner's `check(target, data)` if it has one (limits that depend on the target),
-    then, where the target or the learner is a plug-in, `check_traced(target, learner)`."""
+    """Run the learner's `check(target, data)` if it has one (limits that depend on the target)."""
     check = getattr(learner, "check", None)
     if check is not None:
         check(target, data)
-    if target is not None and (_plugin(target) or _plugin(learner)):
-        check_traced(target, learner)
 
 
 def first_layer(learner, params):
@@ -273,9 +270,11 @@ def check_traced(target, learner) -> None:
     and jax.vmap (`jax.eval_shape`: nothing runs) with m = n + 3 rows, each result checked:
     `sample(params, key, m)` → (x (m, n), y (m,)), `labels(params, x)` → (m,), `add_noise` → (m,),
     `apply(params, x)` → (m,), all of a float dtype, and `apply` differentiable in `params` for a
-    trained learner. Only a plug-in's side is checked. ConfigError(key="name") naming the class,
-    the method and what it should return, or the error jax raised tracing it (numpy or a Python
-    branch on a traced value, …)."""
+    trained learner. Only a plug-in's side is checked (nothing to do for built-in pairs).
+    ConfigError (key "target.name" or "learner.name") naming the class, the method and what it
+    should return, or the error jax raised tracing it (numpy or a Python branch on a traced value)."""
+    if not (_plugin(target) or _plugin(learner)):
+        return
     try:
         if (target, learner) in _TRACED_OK:
             return
@@ -288,14 +287,14 @@ def check_traced(target, learner) -> None:
 
     n, m = target.n, target.n + 3  # m ≠ n: a transposed result shows
     of_target, of_learner = _plugin(target), _plugin(learner) and kind_of(learner).compiled
-    t, le = type(target).__qualname__, type(learner).__qualname__
+    t, le = ("target", type(target).__qualname__), ("learner", type(learner).__qualname__)
 
     def one(key):
         teacher = _traced(t, "init", target.init, key)
         drawn = _traced(t, "sample", target.sample, teacher, key, m)
         if of_target and not (isinstance(drawn, (tuple, list)) and len(drawn) == 2):
-            raise ConfigError(f"{t}.sample returns {type(drawn).__name__}, expected a pair (x (m, n), y (m,))",
-                              key="name")
+            raise ConfigError(f"{t[1]}.sample returns {type(drawn).__name__}, expected a pair (x (m, n), y (m,))",
+                              key="target.name")
         x, y = drawn
         if of_target:
             _returns(t, "sample", "x", x, (m, n))
@@ -324,29 +323,30 @@ def check_traced(target, learner) -> None:
         pass
 
 
-def _traced(owner: str, method: str, fn, *args):
-    """`fn(*args)` while tracing; an error raised in it as ConfigError naming `owner.method`."""
+def _traced(owner: tuple[str, str], method: str, fn, *args):
+    """`fn(*args)` while tracing; an error raised in it as ConfigError naming `owner` (its config
+    section, its class) and `method`."""
     try:
         return fn(*args)
     except ConfigError:
         raise
     except Exception as e:  # noqa: BLE001 — a plug-in that cannot be traced is bad input
         first = (str(e).strip().splitlines() or [""])[0]
-        raise ConfigError(f"{owner}.{method} fails when traced by jax.jit and jax.vmap, as every run is (it must "
+        raise ConfigError(f"{owner[1]}.{method} fails when traced by jax.jit and jax.vmap, as every run is (it must "
                           f"compute with jax.numpy on its arguments, without numpy or Python branches on their "
-                          f"values): {type(e).__name__}: {first}", key="name") from None
+                          f"values): {type(e).__name__}: {first}", key=f"{owner[0]}.name") from None
 
 
-def _returns(owner: str, method: str, what: str, value, shape: tuple[int, ...]) -> None:
-    """ConfigError(key="name") unless `value` is an array of `shape` and a float dtype."""
+def _returns(owner: tuple[str, str], method: str, what: str, value, shape: tuple[int, ...]) -> None:
+    """ConfigError (keyed by `owner`'s section) unless `value` is an array of `shape` and a float dtype."""
     import jax.numpy as jnp
 
     got, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
     if got != shape or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
         found = (f"shape {tuple(got)} and dtype {dtype}" if got is not None and dtype is not None
                  else f"a {type(value).__name__}")
-        raise ConfigError(f"{owner}.{method} returns {what + ' of ' if what else ''}{found}, expected shape "
-                          f"{shape} (m = {shape[0]} rows) and a float dtype", key="name")
+        raise ConfigError(f"{owner[1]}.{method} returns {what + ' of ' if what else ''}{found}, expected shape "
+                          f"{shape} (m = {shape[0]} rows) and a float dtype", key=f"{owner[0]}.name")
 
 
 # ---------------------------------------------------------------- registries

@@ -230,6 +230,8 @@ def test_a_broken_plugin_is_a_config_error_naming_the_class_and_what_is_expected
     with pytest.raises(ConfigError) as info:
         config.loads(CFG.format(target=module(target), learner=module(learner), loss=loss))
     assert all(f in str(info.value) for f in fragments), str(info.value)
+    # the section of the broken class: a broken target's error is not the learner's
+    assert info.value.key == ("learner.name" if fragments[0].startswith(learner) else "target.name"), info.value.key
 
 
 def test_good_plugins_pass_the_traced_check_and_the_real_shapes_are_unchanged(broken):
