@@ -85,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("plot", help="draw a figure from stored results (never trains)",
                         description="Draw a figure of a results directory (results/<experiment> or "
-                        "results/<experiment>/<hash>), axes picked from the stored grid. curve: test error vs "
+                        "results/<experiment>/<hash>), axes picked from the stored grid; several stores under it are "
+                        "drawn together, one series per config (e.g. per learner). curve: test error vs "
                         "m when m varies, else vs steps (median, interquartile band over seeds); scaling: "
                         "steps_to_eps (else test error) vs a numeric grid axis such as target.n on log-log "
                         "axes with a fitted exponent and bootstrap CI per series; phase: success rate over "
@@ -326,6 +327,40 @@ def _config_dirs() -> list[Path]:
     return [d for d in dict.fromkeys([here.resolve(), packaged]) if d.is_dir()]
 
 
+def _first_sentence(lines: list[str]) -> str:
+    """The first sentence of a description's lines (joined, up to a blank line or a 'Shows:' or
+    'Run:' line): up to the first '.' before a capital letter, or all of it."""
+    import re
+
+    text = []
+    for line in lines:
+        line = line.strip()
+        if not line or re.match(r"(Shows|Run|Compare):", line):
+            break
+        text.append(line)
+    joined = " ".join(text)
+    return re.split(r"(?<=\.)\s+(?=[A-Z])", joined, maxsplit=1)[0]
+
+
+def _config_head(path: Path) -> str:
+    """The first sentence of a config file's leading comment block."""
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#"))
+    return _first_sentence(lines)
+
+
+def _figure_head(fig_id: str, path: Path) -> str:
+    """The first sentence of a figure's docstring, without a leading 'ID: ' that repeats its id."""
+    import ast
+
+    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    head = _first_sentence(doc.splitlines())
+    return head[len(fig_id) + 2:] if head.startswith(f"{fig_id}: ") else head
+
+
 def cmd_list(args) -> int:
     what = [args.what] if args.what else ["targets", "learners", "configs", "figs"]
     if "targets" in what or "learners" in what:
@@ -349,10 +384,8 @@ def cmd_list(args) -> int:
         print("configs:")
         for d in _config_dirs():
             for path in sorted(d.rglob("*.yaml")):
-                lines = path.read_text(encoding="utf-8").splitlines()
-                head = next((ln.lstrip("# ").strip() for ln in lines if ln.startswith("#")), "")
                 shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
-                print(f"  {shown}  {head}")
+                print(f"  {shown}  {_config_head(path)}")
     if "figs" in what:
         from sparselearn import figures
 
@@ -363,7 +396,7 @@ def cmd_list(args) -> int:
             print(f"  ({e})")
         else:
             for fig_id, path in figures.discover(root).items():
-                print(f"  {fig_id:10s} {figures.title(path)}")
+                print(f"  {fig_id:10s} {_figure_head(fig_id, path)}")
             print(f"  {'exponents':10s} fitted scaling exponents next to theory (paper_figs/out/exponents.md, .csv)")
     return 0
 

@@ -2,6 +2,7 @@
 
 Example:
     >>> plot_results("results/parity_tc", kind="scaling")   # steps_to_eps vs target.n, one line per k
+    >>> plot_results("results/compare_parity")              # every store of the experiment, one line per learner
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from sparselearn.errors import PlotError
 from sparselearn.plotting.curves import grid_frame, learnability, series_labels
 from sparselearn.plotting.phase import phase_diagram
 from sparselearn.plotting.scaling import scaling_plot
+from sparselearn.plotting.stores import default_out, load_stores
 from sparselearn.plotting.style import save
-from sparselearn.store import load_results, resolve
 
 KINDS = ("curve", "scaling", "phase")
 #: grid keys preferred as the x axis of a scaling plot, then of a phase diagram
@@ -33,14 +34,16 @@ def _ordered(axes: list[str], preferred: tuple[str, ...]) -> list[str]:
 
 
 def plot_results(path: str | Path, kind: str = "curve", out: str | Path | None = None) -> list[Path]:
-    """Draw one figure of the store(s) under `path`; returns the written .png and .pdf paths.
+    """Draw one figure of every store under `path` (see `load_stores`); returns the written .png
+    and .pdf paths (default: <store>/figures/<kind>, or <path>/figures/<kind> for several stores).
     Raises PlotError (a ValueError) when the stored runs cannot make that kind of figure."""
     if kind not in KINDS:
         raise PlotError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if kind == "curve":
         return learnability(path, out)
-    store = resolve(path)[0]
-    runs = grid_frame(load_results(store))
+    stores, runs, _ = load_stores(path)
+    store = stores[0] if len(stores) == 1 else Path(path)
+    runs = grid_frame(runs)
     ok = runs[runs["status"] == "ok"]
     if ok.empty:
         raise PlotError(f"{store}: no successful runs to plot")
@@ -59,7 +62,8 @@ def plot_results(path: str | Path, kind: str = "curve", out: str | Path | None =
         if len(others) > 1:  # one series per combination of the other axes, none pooled
             ok = ok.assign(series=series_labels(ok, exclude=(x,)))
             by = "series"
-        fig, _, _ = scaling_plot(ok, x, y, by=by, title=f"{ok['experiment'].iloc[0]}: {y} vs {x}")
+        experiments = ", ".join(dict.fromkeys(ok["experiment"].astype(str)))
+        fig, _, _ = scaling_plot(ok, x, y, by=by, title=f"{experiments}: {y} vs {x}")
     else:
         if len(axes) < 2:
             raise PlotError(f"{store}: a phase diagram needs two grid axes with several values; grid varies "
@@ -70,4 +74,4 @@ def plot_results(path: str | Path, kind: str = "curve", out: str | Path | None =
                             f"{', '.join(a for a in axes if a not in (x, y))}, which it would average over; "
                             "draw it with sparselearn.plotting.phase_diagram on the runs of one value of those")
         fig, _ = phase_diagram(runs, x, y, title=str(ok["experiment"].iloc[0]))
-    return save(fig, out or store / "figures" / kind)
+    return save(fig, out or default_out(path, stores, kind))

@@ -17,7 +17,6 @@ import pandas as pd
 from sparselearn.errors import PlotError
 from sparselearn.plotting.style import PALETTE, figure, save
 from sparselearn.schema import within_eps
-from sparselearn.store import load_results, resolve
 
 
 def series_labels(runs: pd.DataFrame, exclude: tuple[str, ...] = ()) -> pd.Series:
@@ -184,20 +183,25 @@ def _title(runs: pd.DataFrame) -> str:
 
 
 def learnability(path: str | Path, out: str | Path | None = None) -> list[Path]:
-    """Draw the learnability curve of a store: vs m when m varies, else vs steps.
+    """Draw the learnability curve of the store(s) under `path`: vs m when m varies, else vs
+    steps; several stores draw one series per store (`stores.load_stores`).
 
-    Writes <store>/figures/learnability.{png,pdf} unless `out` is given; returns the paths.
+    Writes <store>/figures/learnability.{png,pdf} (<path>/figures/… for several stores) unless
+    `out` is given; returns the paths.
     """
-    store = resolve(path)[0]
-    runs, curves = load_results(store, curves=True)
+    from sparselearn.plotting.stores import default_out, load_stores
+
+    stores, runs, curves = load_stores(path, curves=True)
+    where = stores[0] if len(stores) == 1 else f"{path} ({len(stores)} stores)"
     ok = runs[runs["status"] != "failed"]
     if ok.empty:
-        raise PlotError(f"{store}: no successful runs to plot")
+        raise PlotError(f"{where}: no successful runs to plot")
+    title = None if len(stores) == 1 else ", ".join(dict.fromkeys(ok["experiment"].astype(str)))
     if ok["m"].nunique(dropna=True) > 1:
-        fig, _ = error_vs_m(ok)
+        fig, _ = error_vs_m(ok, title=title)
     else:
         if not curves["run_id"].isin(ok["run_id"]).any():
-            raise PlotError(f"{store}: no curves stored for its runs, nothing to plot (rerun the same "
+            raise PlotError(f"{where}: no curves stored for its runs, nothing to plot (rerun the same "
                             f"`sparselearn run` command to recompute them)")
-        fig, _ = error_vs_steps(ok, curves)
-    return save(fig, out or store / "figures" / "learnability")
+        fig, _ = error_vs_steps(ok, curves, title=title)
+    return save(fig, out or default_out(path, stores, "learnability"))

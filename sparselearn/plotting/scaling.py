@@ -327,12 +327,13 @@ def exponent_verdict(fit: PowerLaw | None, theory: float, slopes: pd.DataFrame |
 def overlay(ax, x, y, label: str, *, anchor: tuple[float, float] | None = None, color="0.3"):
     """Draw a theory curve dashed, labelled with its theorem. Theory functions fix hidden constants
     to 1, so `anchor=(x0, y0)` rescales the curve to pass through that point (its slope is what
-    the theorem says, not its level)."""
+    the theorem says, not its level); x and y positive, x in any order."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     if anchor is not None:
         x0, y0 = anchor
-        y = y * (y0 / np.interp(x0, x, y))
+        order = np.argsort(x)   # interpolated on log-log axes, where the curve is a line between its points
+        y = y * (y0 / np.exp(np.interp(np.log(x0), np.log(x[order]), np.log(y[order]))))
         label = f"{label} (scaled)"
     (line,) = ax.plot(x, y, "--", color=color, lw=1.2, label=label)
     return line
