@@ -128,11 +128,15 @@ def _draws(jaxpr) -> bool:
     return False
 
 
-def _key_implementation(name: str, params: tuple, avals: tuple):
-    """The jaxpr of key primitive `name` on the uint32 data of its keys: JAX's own
+def _key_implementation(eqn):
+    """The jaxpr of key primitive `eqn` on the uint32 data of its keys: JAX's own
     implementation (its threefry_2x32 calls), as its lowering would emit it."""
-    # the implementation depends on jax_threefry_partitionable, so it is part of the cache key
-    return _key_implementation_at(name, params, avals, jax.config.jax_threefry_partitionable)
+    # split and random_bits depend on jax_threefry_partitionable as it was where the draw was
+    # traced (the lowering reads it under the equation's context), not as it is now
+    ctx = getattr(eqn, "ctx", None)
+    partitionable = getattr(ctx, "threefry_partitionable", jax.config.jax_threefry_partitionable)
+    return _key_implementation_at(eqn.primitive.name, tuple(sorted(eqn.params.items())),
+                                  tuple(a.aval for a in eqn.invars), bool(partitionable))
 
 
 @functools.lru_cache(maxsize=512)
@@ -145,8 +149,9 @@ def _key_implementation_at(name: str, params: tuple, avals: tuple, partitionable
     else:
         fn = prng.iterated_vmap_binary_bcast(keys.shape, avals[1].shape, impl.fold_in)
     data = core.physical_aval(keys)
-    return jax.make_jaxpr(fn)(jax.ShapeDtypeStruct(data.shape, data.dtype),
-                              *(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in avals[1:]))
+    with jax.threefry_partitionable(partitionable):
+        return jax.make_jaxpr(fn)(jax.ShapeDtypeStruct(data.shape, data.dtype),
+                                  *(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in avals[1:]))
 
 
 class _Flat:
@@ -181,8 +186,7 @@ class _Flat:
                 outs = self._inline(eqn.params["jaxpr"], args)
             elif name in _KEY_PRIMITIVES and _is_threefry_key(eqn.invars[0].aval):
                 keys = eqn.invars[0].aval
-                impl = _key_implementation(name, tuple(sorted(eqn.params.items())),
-                                           tuple(a.aval for a in eqn.invars))
+                impl = _key_implementation(eqn)
                 data = self._add(prng.random_unwrap_p, {}, args[:1], 1)
                 outs = self._inline(impl, data + args[1:])
                 if name != "random_bits":  # new keys
