@@ -13,7 +13,7 @@ or any grid point — is one `ConfigError` naming the file and the dotted key.
 Example:
     >>> cfg = load("configs/quickstart.yaml", overrides=["train.steps=500"])
     >>> cfg.train.steps, config_hash(cfg)
-    (500, '3f1c…')
+    (500, 'c038a5c916f4')
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ class TrainConfig:
     sign (sign-sgd: coordinates with |g| ≤ ρ do not move). `init_seed` seeds the teacher, the
     test set and the initialisation (default: the run seed); the training data and batches
     always follow the run seed, so a grid over `train.init_seed` × seeds separates the luck of
-    the initialisation from the luck of the batches (it is vmapped: no extra compiles).
+    the initialisation from the luck of the batches (it is vmapped: no extra compiles). A
+    fitted learner's own random draws (random features' first layer) follow the run seed.
     `record`: recorders (names in `sparselearn.train.record.RECORDERS`, e.g. first_layer) whose
     arrays every curve point stores in the traces table.
     `rewind: K`: a lottery-ticket run — keep K hidden units (`rewind_pick`: those with the largest
