@@ -721,9 +721,9 @@ def _stepped(static: Experiment, pieces, arrays: dict, progress) -> dict:
     for c in range(len(points)):
         state, more = advance(arrays, data, _split(state, runs), np.int32(c))
         if waiting is not None:
+            progress(int(points[waiting[0]]), steps)
             if not bool(waiting[1]):  # every run stopped at that point: this one changes nothing
                 break
-            progress(int(points[waiting[0]]), steps)
         waiting = (c, more)
     out = finish(arrays, data, _split(state, runs))
     progress(steps, steps)
