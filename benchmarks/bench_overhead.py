@@ -187,7 +187,7 @@ def group_script(setup: str, body: str) -> str:
         from sparselearn.sweeps import grid
         from sparselearn.train import loop, spec, threefry
         if sys.argv[2] == "unmerged":
-            threefry.merged_draws = lambda fn, when=None: fn
+            threefry.merged_draws = lambda fn: fn
     ''') + setup + textwrap.dedent('''
         exp = sl.config.load(sys.argv[1], sys.argv[3:])
         g = grid.group(grid.expand(exp))[-1]
@@ -224,10 +224,8 @@ DRAW_GROUPS = {
 
 def bench_merged_draws(work: Path, repeats: int = 3) -> dict:
     """Trace + lower and XLA compile of a group in a new process, as `run_group` builds it
-    (`threefry.merged_draws` merges the draws of tiny-tier groups only) and with merging
-    switched off, alternating; medians of `repeats`, and the copies of the hash in the compiled
-    program. The quickstart group compiles at the quick tier, so both of its rows are the same
-    program: their difference is the noise of the measurement."""
+    (its draws merged by `threefry.merged_draws`) and with merging switched off, alternating;
+    medians of `repeats`, and the copies of the hash in the compiled program."""
     script = work / "draws.py"
     script.write_text(DRAWS)
     out = {}

@@ -41,6 +41,7 @@ import functools
 import glob
 import hashlib
 import inspect
+import json
 import marshal
 import os
 import pickle
@@ -657,17 +658,13 @@ def _read_program(path: Path):
     The checksum comes first: XLA loads a program with a flipped byte without a word, and it
     then hangs or crashes the process. Without its devices XLA would load a program onto every
     device, and a one-device program then refuses its arguments in a process of two."""
-    try:
-        data = path.read_bytes()
-    except OSError:
+    blob = _read_kept(path)
+    if blob is None:
         return None
     import jax
     from jax.experimental import serialize_executable
 
-    digest, blob = data[:_DIGEST_BYTES], data[_DIGEST_BYTES:]
     try:
-        if hashlib.sha256(blob).digest() != digest:
-            raise ValueError("checksum")
         payload, in_tree, out_tree, device_ids = pickle.loads(blob)
         by_id = {d.id: d for d in jax.devices()}
         devices = [by_id[i] for i in device_ids]
@@ -699,18 +696,41 @@ _DIGEST_BYTES = 32
 
 
 def _write_program(path: Path, compiled) -> None:
-    """Serialize `compiled` to `path` atomically, after its checksum; programs that cannot be
-    serialized (host callbacks, embedded constants) or written (a full disk) are simply not
-    kept. The temporary file is this call's own: threads and processes compiling one program
-    at once each write a whole file. Temporary files of `path` older than `_STALE_TMP_S` were
-    left by a write that was killed (its program was then not kept, so it is written again
-    here), and are removed."""
+    """Serialize `compiled` to `path` (`_write_kept`); programs that cannot be serialized (host
+    callbacks, embedded constants) are simply not kept."""
     from jax.experimental import serialize_executable
 
-    tmp = None
     try:
         devices = [d.id for d in compiled._executable.xla_executable.local_devices()]
         blob = pickle.dumps((*serialize_executable.serialize(compiled), devices))
+    except Exception:  # noqa: BLE001 - e.g. an op jax cannot pickle: the program is just not kept
+        return
+    _write_kept(path, blob)
+
+
+def _read_kept(path: Path) -> bytes | None:
+    """What `_write_kept` wrote at `path`, or None when it is missing, unreadable or fails its
+    checksum (then it is removed where it can be)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    digest, blob = data[:_DIGEST_BYTES], data[_DIGEST_BYTES:]
+    if hashlib.sha256(blob).digest() == digest:
+        return blob
+    with contextlib.suppress(OSError):  # a cache shared read-only: leave it there
+        path.unlink(missing_ok=True)
+    return None
+
+
+def _write_kept(path: Path, blob: bytes) -> None:
+    """Write `blob` to `path` atomically, after its checksum; a file that cannot be written (a
+    full disk, a read-only cache) is simply not kept. The temporary file is this call's own:
+    threads and processes keeping one file at once each write a whole file. Temporary files of
+    `path` older than `_STALE_TMP_S` were left by a write that was killed (its file was then
+    not kept, so it is written again here), and are removed."""
+    tmp = None
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
         with open(tmp, "xb") as f:  # the umask's mode, as JAX's own cache files
@@ -721,12 +741,35 @@ def _write_program(path: Path, compiled) -> None:
             with contextlib.suppress(OSError):
                 if time.time() - old.stat().st_mtime > _STALE_TMP_S:
                     old.unlink()
-    except Exception:  # noqa: BLE001 - e.g. an op jax cannot pickle: the program is just not kept
+    except OSError:
         pass
     finally:  # also when interrupted (Ctrl-C, SystemExit)
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.remove(tmp)
+
+
+def kept_value(parts, files: Code, compute: Callable[[], Any]) -> Any:
+    """`compute()`, a JSON value (e.g. what tracing a group finds), computed once per machine:
+    kept beside the programs (`programs_dir`) under the key of `parts` and `files` (see
+    `program_key`) and read back by later processes. Computed every time where no programs
+    are kept (the compile cache off) or for code without a source file (`Code.local`).
+
+    Example:
+        >>> kept_value(("memory estimate", exp), code_files(exp.target), lambda: {"bytes": 12})
+        {'bytes': 12}
+    """
+    folder = programs_dir()
+    if folder is None or files.local:
+        return compute()
+    path = folder / f"{program_key(parts, (), files)}.json"
+    blob = _read_kept(path)
+    if blob is not None:
+        with contextlib.suppress(ValueError):  # not JSON: a foreign file, computed again
+            return json.loads(blob)
+    value = compute()
+    _write_kept(path, json.dumps(value).encode())
+    return value
 
 
 #: a kept program's temporary file this old (seconds) is no write in progress (a write takes

@@ -33,16 +33,20 @@ def test_run_writes_store_and_figure_then_rerun_skips(workdir, tiny_file, capsys
     stores = list((workdir / "results" / "tiny").iterdir())
     assert len(stores) == 1
     store = stores[0]
-    for name in ("config.yaml", "figures/learnability.png", "figures/learnability.pdf"):
+    for name in ("config.yaml", "figures/learnability.png"):
         assert (store / name).is_file(), name
+    assert not (store / "figures" / "learnability.pdf").exists()  # a PDF only with --pdf
+    assert out.splitlines()[-1] == f"figure: {store.relative_to(workdir)}/figures/learnability.png"
     for name in ("runs.parquet", "curves.parquet"):  # directories of part files
         assert list((store / name).glob("part-*.parquet")), name
     assert f"{store.relative_to(workdir)}/runs.parquet" in out
     runs = pd.read_parquet(store / "runs.parquet")
     assert list(runs.columns) == RUN_COLUMNS and len(runs) == 4
 
-    assert main(["run", str(tiny_file), "--quiet"]) == 0
-    assert "(4 already stored)" in capsys.readouterr().out
+    assert main(["run", str(tiny_file), "--quiet", "--pdf"]) == 0
+    out = capsys.readouterr().out
+    assert "(4 already stored)" in out and out.rstrip().endswith("learnability.png (+ .pdf)")
+    assert (store / "figures" / "learnability.pdf").read_bytes().startswith(b"%PDF")
 
     assert main(["plot", "results/tiny", "--out", "fig/curve.png"]) == 0
     assert (workdir / "fig" / "curve.png").is_file() and (workdir / "fig" / "curve.pdf").is_file()

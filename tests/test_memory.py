@@ -3,6 +3,7 @@ and the estimate sets how many runs share one compiled call."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -103,6 +104,34 @@ def test_estimate_counts_recorded_traces_and_the_network_a_ticket_trains_first(t
     for pick in ("largest", "random"):
         ticket = memory.estimate(static_part(config.override(tiny, train={"rewind": 4, "rewind_pick": pick})))
         assert ticket.parameters > plain.parameters and ticket.data == 2 * plain.data
+
+
+def test_an_estimate_is_traced_once_per_machine_and_kept_beside_the_programs(tiny, tmp_path, monkeypatch):
+    from sparselearn import runtime
+
+    traced, real = [], memory._traced
+    monkeypatch.setattr(memory, "_traced", lambda exp: traced.append(exp) or real(exp))
+    monkeypatch.setattr(runtime, "programs_dir", lambda environ=None: tmp_path)
+    exp = static_part(config.override(tiny, train={"rewind": 4}))   # nested: the full network's too
+    memory.estimate.cache_clear()
+    first = memory.estimate(exp)
+    assert len(traced) == 3 and len(list(tmp_path.glob("*.json"))) == 3
+    memory.estimate.cache_clear()                 # as a new process
+    assert memory.estimate(exp) == first and len(traced) == 3
+    # what it does not trace (the experiment's name, its sweep) is the same estimate; a width is not
+    memory.estimate.cache_clear()
+    assert memory.estimate(dataclasses.replace(tiny, train=exp.train)) == first and len(traced) == 3
+    wider = memory.estimate(dataclasses.replace(exp, learner=dataclasses.replace(exp.learner, width=2 * tiny.learner.width)))
+    assert wider.parameters > first.parameters and len(traced) == 5  # its ticket's width is the same
+    # a damaged file is traced again and rewritten; without a compile cache nothing is kept
+    for kept in tmp_path.glob("*.json"):
+        kept.write_bytes(kept.read_bytes()[:-3])
+    memory.estimate.cache_clear()
+    assert memory.estimate(exp) == first and len(traced) == 8
+    monkeypatch.setattr(runtime, "programs_dir", lambda environ=None: None)
+    memory.estimate.cache_clear()
+    assert memory.estimate(exp) == first and len(traced) == 11
+    memory.estimate.cache_clear()
 
 
 class _Device:

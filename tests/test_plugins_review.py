@@ -164,7 +164,8 @@ out = {}
 for name, text in (("net", NET), ("fit", FIT)):
     df = run(config.loads(text), sys.argv[1], progress=False).sort_values("run_id")
     out[name] = {"status": sorted(set(df["status"])), "test_loss": df["test_loss"].tolist()}
-out["programs"] = sorted(p.name for p in runtime.programs_dir().iterdir())
+out["programs"] = sorted(p.name for p in runtime.programs_dir().glob("*.bin"))
+out["estimates"] = sorted(p.name for p in runtime.programs_dir().glob("*.json"))
 print(json.dumps(out))
 '''
 
@@ -189,6 +190,7 @@ def test_an_edited_plugin_recompiles_in_a_fresh_process_sharing_the_compile_cach
     second = _sweep(tmp_path, tmp_path / "second", env)
     assert second["net"]["status"] == ["ok"]
     assert len(set(second["programs"]) - set(first["programs"])) == 2  # both recompiled: the module changed
+    assert len(first["estimates"]) == 2 and len(set(second["estimates"]) - set(first["estimates"])) == 2
     assert all(abs(a - b) > 1e-4 for a, b in zip(first["net"]["test_loss"], second["net"]["test_loss"]))
     assert second["fit"]["test_loss"] == pytest.approx(first["fit"]["test_loss"], rel=1e-5)  # same maths
 

@@ -122,15 +122,9 @@ def test_a_group_starts_from_the_same_data_and_weights(name, monkeypatch):
         return loop.compile_at(jax.jit(loop.make_train_run(exp).start), "tiny", hps)(hps)
 
     merged = start()
-    monkeypatch.setattr(threefry, "merged_draws", lambda fn, when=None: fn)
+    monkeypatch.setattr(threefry, "merged_draws", lambda fn: fn)
     plain = start()
     for (path, got), want in zip(jax.tree_util.tree_leaves_with_path(merged), jax.tree.leaves(plain)):
         if jnp.issubdtype(got.dtype, jax.dtypes.prng_key):
             got, want = jax.random.key_data(got), jax.random.key_data(want)
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want), err_msg=jax.tree_util.keystr(path))
-
-
-def test_when_false_leaves_the_function_unmerged():
-    seeds = jnp.arange(4)
-    never = merged_draws(_many_draws, when=lambda seeds: False)
-    assert _hash_copies(never, seeds) == _hash_copies(_many_draws, seeds)

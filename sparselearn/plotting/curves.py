@@ -182,12 +182,12 @@ def _title(runs: pd.DataFrame) -> str:
     return f"{r['learner']} on " + " ".join(parts)
 
 
-def learnability(path: str | Path, out: str | Path | None = None) -> list[Path]:
+def learnability(path: str | Path, out: str | Path | None = None, pdf: bool = True) -> list[Path]:
     """Draw the learnability curve of the store(s) under `path`: vs m when m varies, else vs
     steps; several stores draw one series per store (`stores.load_stores`).
 
-    Writes <store>/figures/learnability.{png,pdf} (<path>/figures/… for several stores) unless
-    `out` is given; returns the paths.
+    Writes <store>/figures/learnability.png and, with `pdf`, .pdf (<path>/figures/… for several
+    stores) unless `out` is given; returns the paths, the PNG first.
     """
     from sparselearn.plotting.stores import default_out, load_stores
 
@@ -204,4 +204,4 @@ def learnability(path: str | Path, out: str | Path | None = None) -> list[Path]:
             raise PlotError(f"{where}: no curves stored for its runs, nothing to plot (rerun the same "
                             f"`sparselearn run` command to recompute them)")
         fig, _ = error_vs_steps(ok, curves, title=title)
-    return save(fig, out or default_out(path, stores, "learnability"))
+    return save(fig, out or default_out(path, stores, "learnability"), pdf=pdf)

@@ -1,4 +1,4 @@
-"""One look for every figure: readable fonts, a colour-blind-safe palette, PNG + PDF."""
+"""One look for every figure: readable fonts, a colour-blind-safe palette, PNG (+ PDF)."""
 
 from __future__ import annotations
 
@@ -50,8 +50,9 @@ def panels(rows: int = 1, cols: int = 2, width: float | None = None, height: flo
     return fig, (axes if rows > 1 else axes[0])
 
 
-def save(fig, path: str | Path) -> list[Path]:
-    """Write `path` as .png and .pdf (the suffix of `path` is replaced); returns both paths.
+def save(fig, path: str | Path, pdf: bool = True) -> list[Path]:
+    """Write `path` as .png and, with `pdf`, .pdf (the suffix of `path` is replaced); returns
+    the paths, the PNG first.
 
     Both files are cropped to one tight box, laid out once: `savefig.bbox = "tight"` would
     draw the figure twice per file, to find the box and then to write it."""
@@ -61,7 +62,7 @@ def save(fig, path: str | Path) -> list[Path]:
     with styled():
         fig.draw_without_rendering()  # runs the layout engine, if any, so the box is final
         box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(matplotlib.rcParams["savefig.pad_inches"])
-        for suffix in (".png", ".pdf"):
+        for suffix in (".png", ".pdf") if pdf else (".png",):
             p = path.with_suffix(suffix)
             fig.savefig(p, bbox_inches=box)
             out.append(p)

@@ -244,8 +244,8 @@ def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: b
     ignored = unread(executor) if todo else []
     if ignored:  # a warning, not an error: a cluster's config may run here once
         warnings.warn(f"the {executor.name} executor does not read {', '.join(ignored)}", stacklevel=3)
+    runtime.compile_cache(executor.compile_cache)  # which also keeps the memory estimates
     limits = memory.plan(groups, executor)  # before anything compiles: fails if one run cannot fit
-    runtime.compile_cache(executor.compile_cache)
     stored_failed = 0 if force or retry_failed else sum(
         view.status.get(r.run_id, ("",))[0] == "failed" for r in runs)
     counts = {"ok": 0, "diverged": 0, "failed": 0}
@@ -353,6 +353,7 @@ def run(exp: Experiment, out: str = "results", *, force: bool = False, retry_fai
     and `attrs["path"]` (the store directory).
     """
     from_dict(to_plain(exp), default_name=exp.experiment)  # a hand-built Experiment is checked like a file
+    runtime.compile_cache(exp.executor.compile_cache)  # which also keeps the memory estimates
     memory.plan(group(expand(exp)), exp.executor)  # a size that cannot fit: nothing is written
     store = Store.create(out, exp)
     df, summary = execute(store, _as_stored(store, exp), exp.executor, force=force, retry_failed=retry_failed,

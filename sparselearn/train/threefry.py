@@ -265,7 +265,7 @@ def _evaluate(flat: _Flat, args: list) -> list:
     return [value(i) for i in flat.outputs]
 
 
-def merged_draws(fn: Callable, when: Callable[..., bool] | None = None) -> Callable:
+def merged_draws(fn: Callable) -> Callable:
     """`fn` with its threefry calls merged: traced to a jaxpr, then re-evaluated with the
     hashes that do not depend on each other computed in one call per level. The random bits are
     identical (threefry hashes every element on its own); floats made from them may differ in
@@ -273,8 +273,7 @@ def merged_draws(fn: Callable, when: Callable[..., bool] | None = None) -> Calla
     XLA compiles a few copies of the hash instead of one per call site: the smoke figures
     compile in 38% less time (126 → 78 s in one process).
     Calls inside loops and conditionals stay as they are; off CPU (where a hash compiles to one
-    kernel), without JAX's internals, and for arguments where `when(*args)` is False (decided
-    per shape, when traced), nothing changes.
+    kernel) and without JAX's internals nothing changes.
 
     Example:
         >>> draw = merged_draws(lambda key: (jax.random.normal(key, (3,)), jax.random.bits(key, (2,))))
@@ -285,7 +284,7 @@ def merged_draws(fn: Callable, when: Callable[..., bool] | None = None) -> Calla
 
     @functools.wraps(fn)
     def merged(*args):
-        if jax.default_backend() != "cpu" or (when is not None and not when(*args)):
+        if jax.default_backend() != "cpu":
             return fn(*args)
         closed, shapes = jax.make_jaxpr(fn, return_shape=True)(*args)
         if closed.effects or not _draws(closed.jaxpr):
