@@ -330,7 +330,7 @@ def make_fit_run(exp: Experiment):
     return run
 
 
-def make_run(exp: Experiment, observe=None, init=None, shards: int = 1, pad: int = 0):
+def make_run(exp: Experiment, observe=None, init=None, shards: int = 1):
     """The pure function hp → outputs of one run of `exp` (data.m = the largest m it serves).
 
     Outputs: final metrics (scalars), `steps_to_eps`, `finite`, and curves at
@@ -343,8 +343,7 @@ def make_run(exp: Experiment, observe=None, init=None, shards: int = 1, pad: int
     as traces. `init(key, hp)` replaces `learner.init_params(key, n)` (e.g. to rewind a
     pruned network); by default, with `exp.train.rewind`, the run is a lottery ticket's
     (`sparselearn.train.rewind`). `shards`: the devices a group's run axis is split over,
-    which sets the group's blocks of runs (`run_block`); `pad`: how many of the group's runs
-    are copies added to fill them, which the group's compile tier leaves out (`compile_tier`).
+    which sets the group's blocks of runs (`run_block`).
     """
     if init is None and exp.train.rewind is not None:  # a lottery-ticket run: train the kept units
         from sparselearn.train.rewind import rewound
@@ -354,7 +353,7 @@ def make_run(exp: Experiment, observe=None, init=None, shards: int = 1, pad: int
         from sparselearn.train.record import observer
 
         observe = observer(exp)
-    return RUN_BUILDERS[kind_of(exp.learner).name](exp, observe, init, shards, pad)
+    return RUN_BUILDERS[kind_of(exp.learner).name](exp, observe, init, shards)
 
 
 def _precise(precision: str, fn):
@@ -409,7 +408,7 @@ class TrainedRun:
         return jax.tree.map(lambda a: a[0], out)
 
 
-def make_train_run(exp: Experiment, observe=None, init=None, shards: int = 1, pad: int = 0) -> TrainedRun:
+def make_train_run(exp: Experiment, observe=None, init=None, shards: int = 1) -> TrainedRun:
     """hp → outputs for a gradient-trained learner (see `make_run`), as a `TrainedRun`.
 
     Curve point c (step `curve_steps(exp)[c]`) takes the steps since point c − 1, then
@@ -549,7 +548,7 @@ def make_train_run(exp: Experiment, observe=None, init=None, shards: int = 1, pa
     return TrainedRun(start_group, advance_group, finish_group, len(points), tr.stop_at_eps)
 
 
-def _fit_run(exp: Experiment, observe=None, init=None, shards: int = 1, pad: int = 0):
+def _fit_run(exp: Experiment, observe=None, init=None, shards: int = 1):
     if observe is not None or init is not None:
         raise ValueError(f"learner {exp.learner.name} is fitted, not trained: no observe/init hooks")
     return make_fit_run(exp)
@@ -586,11 +585,11 @@ def trajectory(exp: Experiment, hps: dict, observe=None, init=None) -> dict[str,
 
 
 @functools.lru_cache(maxsize=64)
-def compiled_group(static: Experiment, shards: int = 1, pad: int = 0):
+def compiled_group(static: Experiment, shards: int = 1):
     """The group program hps → outputs, jitted, for one static experiment whose run axis is
-    split over `shards` devices (`pad` of its runs copies: see `make_run`); cached so a shape
-    group traces once (`kept_program` compiles it at its tier)."""
-    program = _program(make_run(static, shards=shards, pad=pad))
+    split over `shards` devices; cached so a shape group traces once (`kept_program` compiles
+    it at its tier)."""
+    program = _program(make_run(static, shards=shards))
 
     def run_group(hps):
         return program(hps)
@@ -599,12 +598,12 @@ def compiled_group(static: Experiment, shards: int = 1, pad: int = 0):
 
 
 @functools.lru_cache(maxsize=64)
-def group_pieces(static: Experiment, shards: int = 1, pad: int = 0) -> tuple[Callable, Callable, Callable, Callable] | None:
+def group_pieces(static: Experiment, shards: int = 1) -> tuple[Callable, Callable, Callable, Callable] | None:
     """The pieces of a trained group (`TrainedRun` start, advance, train, finish), jitted:
     for a host loop that reports progress at every curve point (advance), or for a group
     whose loop compiles apart (train, `LOOPED_TIERS`); None for learners without steps. The
     advanced state is donated (updated in place)."""
-    run = make_run(static, shards=shards, pad=pad)
+    run = make_run(static, shards=shards)
     if not isinstance(run, TrainedRun):
         return None
     return (jax.jit(run.start), jax.jit(run.advance, donate_argnums=2), jax.jit(run.train, donate_argnums=2),
@@ -740,9 +739,9 @@ def _programs(static: Experiment, arrays: dict, devices, progress: bool):
     # the tier of the runs asked for, not of the copies that fill the devices: as on one device
     tier = compile_tier(static, len(arrays["seed"]) - pad)
     looped = tier in LOOPED_TIERS and runtime.tiers_apply()
-    pieces = group_pieces(static, shards, pad) if progress or looped else None
+    pieces = group_pieces(static, shards) if progress or looped else None
     if pieces is None:
-        return arrays, kept_program(static, "group", tier, compiled_group(static, shards, pad), arrays), None
+        return arrays, kept_program(static, "group", tier, compiled_group(static, shards), arrays), None
     return arrays, None, _piece_programs(static, pieces, arrays, tier, stepped=progress)
 
 
