@@ -1,9 +1,11 @@
 """Each notebook (jupytext percent .py) executes top to bottom without error through a Jupyter
 kernel, at its default size, and every cell that draws a figure shows it (an image output):
-importing sparselearn must not switch matplotlib to a file-only backend."""
+importing sparselearn must not switch matplotlib to a file-only backend. What a notebook's text
+claims of its results is checked on the same execution, by a probe cell appended to it."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -11,10 +13,24 @@ import pytest
 
 jupytext = pytest.importorskip("jupytext")
 nbclient = pytest.importorskip("nbclient")
+nbformat = pytest.importorskip("nbformat")
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.py"))
 #: a cell that draws: it makes a figure (`fig, ax = …`, `figure()`, a pyplot call)
 DRAWS = re.compile(r"^\s*fig\b.*=|\bfigure\(|\bplt\.", re.MULTILINE)
+#: per notebook, a last cell printing (as one JSON line) the state its text makes claims about
+PROBES = {"03_sample_complexity": 'import json\n'
+          'print(json.dumps({"n": max(NS), "estimate": float(table.set_index("target.n").loc[max(NS), "estimate"])}))'}
+
+
+def check_03(probe: dict) -> None:
+    """The notebook says its GF(2) learner needs about n samples (m* ∝ n, next to the full-rank
+    bound): the searched m* at the largest n must be of order n, not the far smaller m* of the
+    sparsest-solution default."""
+    assert probe["estimate"] >= 0.75 * probe["n"], probe
+
+
+CLAIMS = {"03_sample_complexity": check_03}
 
 
 def test_all_three_notebooks_present():
@@ -26,6 +42,8 @@ def test_notebook_executes_and_shows_its_figures(path, tmp_path, monkeypatch):
     monkeypatch.setenv("SPARSELEARN_RESULTS", str(tmp_path / "results"))
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's own (inline) backend, as a user gets
     nb = jupytext.read(path)
+    if path.stem in PROBES:
+        nb.cells.append(nbformat.v4.new_code_cell(PROBES[path.stem]))
     client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
@@ -37,6 +55,9 @@ def test_notebook_executes_and_shows_its_figures(path, tmp_path, monkeypatch):
     for cell in drawing:
         images = [o for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
         assert images, f"no image shown by the cell:\n{cell.source}"
+    if path.stem in PROBES:
+        printed = "".join(o.get("text", "") for o in code[-1].get("outputs", []) if o.output_type == "stream")
+        CLAIMS[path.stem](json.loads(printed.strip().splitlines()[-1]))
 
 
 def test_notebook_02_spectra_are_as_its_text_says(monkeypatch):
