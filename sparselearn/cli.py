@@ -123,6 +123,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _summary_table(df) -> str:
+    """Per grid point of the runs `df` (failed ones left out): runs, diverged runs (a column only
+    when some diverged; the medians are of the others), median test error, how many reached eps,
+    median steps_to_eps."""
     import pandas as pd
 
     from sparselearn.schema import within_eps
@@ -131,9 +134,11 @@ def _summary_table(df) -> str:
     if ok.empty:
         return ""
     eps = float(ok["eps"].iloc[0])
+    diverged = (ok["status"] == "diverged").any()  # a column of their own, then: their error is NaN
     rows = []
     for grid, part in ok.groupby("grid", sort=False):
         rows.append({"grid point": grid.strip("{}").replace('"', "") or "-", "runs": len(part),
+                     **({"diverged": int((part["status"] == "diverged").sum())} if diverged else {}),
                      "median test error": part["test_error"].median(),
                      f"error ≤ {eps:g}": f"{int(within_eps(part['test_error'], eps).sum())}/{len(part)}",
                      "median steps_to_eps": _median_steps(part)})

@@ -287,3 +287,7 @@ def test_summary_table_counts_unreached_runs_in_the_median_steps():
     assert _summary_table(runs([100, 200, 300, None, None])).splitlines()[1].split()[-1] == "300"
     assert _summary_table(runs([None, None])).splitlines()[1].split()[-1] == "3000"     # > 3000
     assert _summary_table(runs([None, None], learner="kernel")).splitlines()[1].split()[-1] == "-"
+    assert "diverged" not in _summary_table(runs([100, None]))
+    table = runs([100, None, None]).assign(status=["ok", "ok", "diverged"], test_error=[0.0, 0.5, float("nan")])
+    header, row = _summary_table(table).splitlines()[:2]
+    assert header.split()[:4] == ["grid", "point", "runs", "diverged"] and row.split()[:4] == ["-", "3", "1", "0.25"]

@@ -112,6 +112,10 @@ def test_diverged_runs_are_marked_not_raised(tiny, tmp_path):
     df = run(exp, tmp_path, progress=False)
     status = dict(zip(df["lr"], df["status"]))
     assert status[0.1] == "ok" and status[1e38] == "diverged"
+    # a diverged classifier's outputs are NaN: its error is as undefined as its loss, not 1
+    diverged = df[df["lr"] == 1e38]
+    assert diverged[["test_error", "train_error", "test_loss"]].isna().all().all()
+    assert df.loc[df["lr"] == 0.1, "test_error"].notna().all()
 
 
 def test_chunked_groups_equal_one_big_group(tiny, tmp_path, monkeypatch):

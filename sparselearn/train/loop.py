@@ -49,7 +49,7 @@ from sparselearn.rng import PURPOSES, abstract_key, key_for, seed_key
 from sparselearn.schema import CURVES, eps_bound
 from sparselearn.train import optimizers, spec, threefry
 from sparselearn.train.losses import LOSSES
-from sparselearn.train.metrics import pointwise_error, weighted_mean
+from sparselearn.train.metrics import max_abs, pointwise_error, weighted_mean
 from sparselearn.train.spec import static_part
 
 
@@ -488,7 +488,7 @@ def make_train_run(exp: Experiment, observe=None, init=None, shards: int = 1) ->
         now = {"train_loss": jnp.sum(jnp.where(taken, losses, 0.0)) / (hi - lo),
                "train_error": jnp.sum(jnp.where(taken, errs, 0.0)) / (hi - lo),
                "test_error": test_error, "test_loss": test_loss,
-               "drift": jnp.max(jnp.abs(first_layer(learner, params) - first_layer(learner, params0)))}
+               "drift": max_abs(first_layer(learner, params) - first_layer(learner, params0))}
         seen = {} if observe is None else observe(params, params0, data["teacher"], data["x_test"])
         return {"params": params, "opt": opt_state, "finite": finite,
                 "active": ~(test_error <= reached_at) if tr.stop_at_eps else jnp.bool_(True),

@@ -18,10 +18,13 @@ if TYPE_CHECKING:  # jax is imported when a loss is evaluated, not when the name
 
 
 def hinge(f: jax.Array, y: jax.Array) -> jax.Array:
-    """max(0, 1 − y·f), labels in {±1}."""
+    """max(0, 1 − y·f), labels in {±1}; NaN where f is NaN (a diverged net)."""
     import jax.numpy as jnp
 
-    return jnp.maximum(0.0, 1.0 - y * f)
+    margin = 1.0 - y * f
+    # XLA on CPU drops a NaN operand of max inside fused code (openxla/xla#21461): a NaN output
+    # would cost 0, as if fitted, and a diverged run would pass for a converged one
+    return jnp.where(jnp.isnan(margin), margin, jnp.maximum(0.0, margin))
 
 
 def square(f: jax.Array, y: jax.Array) -> jax.Array:

@@ -8,10 +8,17 @@ import jax.numpy as jnp
 
 def pointwise_error(f: jax.Array, y: jax.Array, task: str) -> jax.Array:
     """Per-example error: 0-1 (sign(f) ≠ y, f = 0 counts as wrong) for classification,
-    squared error (f − y)² for regression."""
+    squared error (f − y)² for regression. A NaN output (a diverged net) has no sign: its error
+    is NaN in both, as its loss is, so a diverged classifier's error is not 1 but undefined."""
     if task == "classification":
-        return (jnp.sign(f) != y).astype(jnp.float32)
+        return jnp.where(jnp.isnan(f), jnp.nan, (jnp.sign(f) != y).astype(jnp.float32))
     return jnp.square(f - y)
+
+
+def max_abs(v: jax.Array) -> jax.Array:
+    """max |v| over every entry of `v`; NaN when an entry is NaN (XLA on CPU leaves NaN operands
+    out of a max reduction, openxla/xla#21461: a diverged net's weights would read −inf)."""
+    return jnp.where(jnp.any(jnp.isnan(v)), jnp.nan, jnp.max(jnp.abs(v)))
 
 
 def weighted_mean(v: jax.Array, weights: jax.Array | None = None) -> jax.Array:
