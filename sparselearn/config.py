@@ -59,8 +59,10 @@ class TrainConfig:
     `stop_at_eps`: a run stops training at its first curve point whose test error is ≤ `eps`
     (the quantity `steps_to_eps` reads: the 0-1 test error for classification, the test mean
     squared error for regression); its curves end there, its final metrics are that point's,
-    and its steps_to_eps equals a full-length run's. A group stops once all its runs have; on
-    CPU a large group (`train.loop.run_block`) spends no steps on its runs that have stopped."""
+    and its steps_to_eps equals a full-length run's. A run whose test error is NaN (a NaN
+    output: its weights have diverged, and stay NaN) stops there too, never reaching `eps`. A
+    group stops once all its runs have; on CPU a large group (`train.loop.run_block`) spends no
+    steps on its runs that have stopped."""
 
     optimizer: OptimizerName = "sgd"
     lr: float = 0.1

@@ -308,6 +308,24 @@ def test_stop_at_eps_keeps_steps_to_eps_and_the_curves_up_to_the_stop():
     np.testing.assert_array_equal(stop["test_error"][3], full["test_error"][3])
 
 
+def test_a_diverged_run_stops_where_its_test_error_turns_nan_and_the_group_stops_early():
+    """A run blown up by its step size can never reach eps: it stops at its first NaN test error,
+    so the others, once they have learned, stop the group as if it were not there."""
+    full_exp = config.loads(EASY)
+    stop_exp = config.override(full_exp, train={"stop_at_eps": True})
+    hps = {"seed": [0, 1, 2, 3], "lr": [0.2, 0.2, 0.2, 1e30]}
+    full, stop = run_group(full_exp, hps), run_group(stop_exp, hps)
+    steps = curve_steps(full_exp)
+    np.testing.assert_array_equal(stop["steps_to_eps"], full["steps_to_eps"])
+    assert (full["steps_to_eps"][:3] >= 0).all() and full["steps_to_eps"][3] == -1
+    assert not full["finite"][3] and not stop["finite"][3]
+    first_nan = int(np.flatnonzero(np.isnan(full["curve_test_error"][3]))[0])
+    assert stop["evaluated"][3] == first_nan + 1 < len(steps) // 2
+    assert stop["evaluated"].max() < len(steps) // 2
+    np.testing.assert_array_equal(stop["curve_test_error"][3, :first_nan + 1], full["curve_test_error"][3, :first_nan + 1])
+    assert np.isnan(stop["test_error"][3])
+
+
 def test_progress_comes_at_every_curve_point_with_the_same_results(tiny):
     seen = []
     out = run_group(tiny, {"seed": [0, 1]}, progress=lambda step, steps: seen.append((step, steps)))

@@ -491,7 +491,9 @@ def make_train_run(exp: Experiment, observe=None, init=None, shards: int = 1) ->
                "drift": max_abs(first_layer(learner, params) - first_layer(learner, params0))}
         seen = {} if observe is None else observe(params, params0, data["teacher"], data["x_test"])
         return {"params": params, "opt": opt_state, "finite": finite,
-                "active": ~(test_error <= reached_at) if tr.stop_at_eps else jnp.bool_(True),
+                # a NaN test error (NaN weights, for good) can never reach eps: that run stops too
+                "active": ~(test_error <= reached_at) & ~jnp.isnan(test_error) if tr.stop_at_eps
+                else jnp.bool_(True),
                 "evaluated": c + 1,
                 "curves": {name: state["curves"][name].at[c].set(now[name]) for name in CURVES},
                 "traces": {name: state["traces"][name].at[c].set(v) for name, v in seen.items()}}
