@@ -49,7 +49,7 @@ equal s the juntas need 4× (s = 4) to 19× (s = 8) fewer samples than the parit
 regression, and the parity at s = 16 (p = n = 12) is not learned by 8192. The sparse intervals
 cover 1 for low-degree and NTK along s (where N_d(12), d = log₂ s, happens to grow like s^1.06)
 and for all three learners along n (low-degree: m* ≈ n + 1 characters, slope 0.94 here; NTK
-1.04 [0.90, 1.31]; the net's interval is wide); the net along s gives 0.59 [0.42, 0.76]: below
+1.04 [0.90, 1.31]; the net's interval is wide and covers 0 too: unresolved); the net along s gives 0.59 [0.42, 0.76]: below
 Thm 17, which is an upper bound for ERM. The dense fitted rows follow the parity bound (2.78
 [2.35, 3.21] and NTK's 3.30 [2.87, 4.16] cover 2.93 along n; along s 4.38 against 3.86, with the
 distinct-draws correction of the 4096-point cube 4.53); the net on the parity grows like n^2.2

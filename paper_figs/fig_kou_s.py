@@ -22,7 +22,8 @@ steps at the chosen batches):
     k = 3, d = 10, 14, 20, 28, 40:          2934, 3660, 11980, 14344, 35400   α = 1.84 [1.07, 2.64]
     k = 4, d = 10, 12, 14, 17, 20, 24, 28:  32242, 42920, 72420, 104400, 191712, 208658, 491378
                                                                               α = 2.54 [1.73, 3.09]
-All three agree with d^(k−1): k = 4's 2.54 lies below 3, but its interval [1.73, 3.09] holds 3
+k = 3 and 4 agree with d^(k−1); k = 2's interval covers 1 and 0 alike (unresolved: 884 samples
+at d = 40 against 1058 at d = 28). k = 4's 2.54 lies below 3, but its interval [1.73, 3.09] holds 3
 (the local slope over three consecutive d runs 2.38, 2.52, 2.70, 1.98, 2.73, within the brackets'
 noise). At
 the paper's batch T*·B(d) grows faster (α = 1.64, 2.61, 3.80 for k = 2, 3, 4): B(d) itself grows as

@@ -438,7 +438,8 @@ def _markdown(rows: list[dict], smoke: bool) -> str:
              "Intervals (95%, `sparselearn.plotting.fit_exponent`): over seeds, a bootstrap that resamples "
              "the runs of each x; for a searched m* (one value per x), the least-squares t-interval widened "
              "by the slopes its brackets allow. Verdict (`sparselearn.plotting.exponent_verdict`): "
-             "**agrees** when the interval covers the theory exponent; **pre-asymptotic** when the local "
+             "**agrees** when the interval covers the theory exponent (and not 0); **unresolved** when it "
+             "covers both the theory exponent and 0; **pre-asymptotic** when the local "
              "slope d log y / d log x (windows of three x values) moves towards it as x grows; **disagrees** "
              "otherwise, with the reason; **not measured** without an interval. "
              "`sparselearn figs exponents` regenerates this table.", ""]

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from sparselearn import figures
-from sparselearn.plotting import PowerLaw, exponent_verdict, fit_exponent, local_slopes, scaling_plot, upper_half_fit
+from sparselearn.plotting import (VERDICTS, PowerLaw, Verdict, exponent_verdict, fit_exponent, local_slopes,
+                                 scaling_plot, upper_half_fit)
 from sparselearn.plotting.scaling import quantiles
 
 #: n on an even grid in log n (a factor √2 per step), so a window's least-squares slope of a
@@ -116,6 +117,18 @@ def test_verdict_edge_cases():
     # no local slopes (too few x): the interval alone decides
     assert exponent_verdict(fit, 2.0, local_slopes([1, 2], [1, 4])).verdict == "disagrees"
     assert exponent_verdict(fit, 1.5).verdict == "agrees"
+
+
+def test_an_interval_covering_the_theory_and_zero_is_unresolved():
+    """Growth at the theorem's rate and no growth at all fit such data alike: not an agreement."""
+    wide = exponent_verdict(PowerLaw(1.02, 1.0, -1.71, 4.52, 0.95, 5), 1.0)
+    assert wide == Verdict("unresolved", "1.00 ∈ [-1.71, 4.52], and so is 0")
+    assert exponent_verdict(PowerLaw(1.02, 1.0, 0.0, 4.52, 0.95, 5), 1.0).verdict == "unresolved"  # 0 is an end
+    assert exponent_verdict(PowerLaw(1.02, 1.0, 0.01, 4.52, 0.95, 5), 1.0).verdict == "agrees"
+    assert exponent_verdict(PowerLaw(-0.9, 1.0, -np.inf, -0.01, 0.95, 5), -1.0).verdict == "agrees"
+    assert exponent_verdict(PowerLaw(-0.9, 1.0, -np.inf, 0.2, 0.95, 5), -1.0).verdict == "unresolved"
+    assert exponent_verdict(PowerLaw(0.1, 1.0, -0.3, 0.5, 0.95, 5), 0.0).verdict == "agrees"   # theory 0 itself
+    assert VERDICTS.index("unresolved") == 1
 
 
 def test_verdict_on_overshoot_dips_and_declared_reasons():

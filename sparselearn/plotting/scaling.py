@@ -248,7 +248,7 @@ def upper_half_fit(x, y, **kwargs) -> PowerLaw:
 
 
 #: the verdicts of `exponent_verdict`, in the order the exponent table explains them
-VERDICTS = ("agrees", "pre-asymptotic", "disagrees", "not measured")
+VERDICTS = ("agrees", "unresolved", "pre-asymptotic", "disagrees", "not measured")
 
 
 @dataclass(frozen=True)
@@ -271,7 +271,10 @@ def exponent_verdict(fit: PowerLaw | None, theory: float, slopes: pd.DataFrame |
                      reason: str | None = None) -> Verdict:
     """Compare a fitted exponent with the theory exponent `theory`.
 
-    - **agrees**: the fit's interval [ci_low, ci_high] covers `theory`.
+    - **agrees**: the fit's interval [ci_low, ci_high] covers `theory`, and not 0 (for a
+      nonzero `theory`).
+    - **unresolved**: the interval covers both `theory` and 0: these data cannot tell the
+      theorem's scaling from none at all (too few x, or too much noise).
     - **pre-asymptotic**: it does not, but the local slopes (`local_slopes`, ordered by x) move
       towards `theory` as x grows: the last is closer to `theory` than the first, on the same
       side it moved from (rising towards a larger exponent, falling towards a smaller one), of
@@ -297,6 +300,8 @@ def exponent_verdict(fit: PowerLaw | None, theory: float, slopes: pd.DataFrame |
         measured = f"{fit.alpha:.2f} from two x values, no interval"
         return Verdict("not measured", f"{reason} ({measured})" if reason else measured)
     if fit.ci_low <= theory <= fit.ci_high:
+        if theory != 0 and fit.ci_low <= 0 <= fit.ci_high:
+            return Verdict("unresolved", _versus(theory, "∈", fit) + ", and so is 0")
         return Verdict("agrees", _versus(theory, "∈", fit))
     trend = ""
     if slopes is not None and len(slopes) >= 2:
