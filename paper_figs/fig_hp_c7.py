@@ -25,9 +25,11 @@ k = 9 at L = 4: final accuracy 0.48–0.52, 0/10). No end-to-end run diverged.
 Layerwise arm (100 runs, 487 s wall at load average ≈ 12, merged into the kept tables): training
 a deeper layer with the readout, or the readout alone, fails as the paper says (0/10 for every such
 arm; best final accuracy 0.73, layer 1 + readout at L = 4; one run of that arm, seed 3, diverged
-within its first 500 steps and counts as accuracy 0 in its band). But training the first layer with the
-readout, the deeper layers frozen at their random init, learns: L = 3: k = 3 5/10, k = 4 6/10
-(median t_c 2.3k and 3.6k); L = 4: k = 8 10/10 (median t_c 22.8k, ≈ 3× end to end). The paper's
+within its first 500 steps and counts as accuracy 0 in its band: the kept table stores its
+error as 1; a rerun stores NaN, its outputs being NaN, and leaves it out of the band). But
+training the first layer with the readout, the deeper layers frozen at their random init,
+learns: L = 3: k = 3 5/10, k = 4 6/10 (median t_c 2.3k and 3.6k); L = 4: k = 8 10/10 (median
+t_c 22.8k, ≈ 3× end to end). The paper's
 argument (every single layer has zero population gradient) needs a symmetric start; Xavier
 weights break the symmetry, so the first layer alone already sees a gradient.
 Smoke: `sparselearn figs HP-C7 --smoke` (seconds; 200 steps).
