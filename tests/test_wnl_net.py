@@ -163,3 +163,16 @@ def test_fitted_feature_correlation_of_layerwise_runs():
     corr = fitted_feature_correlation(exp, [0, 1, 0], [2048, 2048, 16])
     assert corr.shape == (3,) and np.all(corr <= 1.0 + 1e-6)
     assert np.all(corr[:2] > 0.9) and corr[2] < corr[0], corr
+
+
+def test_pearson_is_numpys_and_zero_for_a_constant_feature():
+    """The one correlation of the recorder and of `fitted_feature_correlation`: numpy's Pearson
+    coefficient, and 0 (no information), not NaN, when a feature is constant (a dead net)."""
+    from sparselearn.train.metrics import pearson
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(512), rng.standard_normal(512)
+    b = 0.6 * a + b
+    np.testing.assert_allclose(float(pearson(jnp.asarray(a), jnp.asarray(b))), np.corrcoef(a, b)[0, 1], rtol=1e-5)
+    assert float(pearson(jnp.full(512, 3.0), jnp.asarray(b))) == 0.0
+    assert float(pearson(jnp.asarray(a), jnp.zeros(512))) == 0.0

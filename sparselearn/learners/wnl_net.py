@@ -107,7 +107,8 @@ def fitted_feature_correlation(exp, seeds, ms):
     runs (seed, m) of `exp`, whose learner is a fitted one with a `feature` method (e.g.
     `layerwise`, the second arm of WNL-2): each run is refitted on its own rows with its own key,
     as the training loop fits it, so the fit is the stored run's. (A trained learner's
-    correlation is the `feature_correlation` recorder instead.) Returns (len(seeds),) numpy.
+    correlation is the `feature_correlation` recorder instead; both give 0 for a constant
+    feature.) Returns (len(seeds),) numpy.
 
     Example:
         >>> fitted_feature_correlation(exp, runs["seed"], runs["m"])       # array([0.93, …])
@@ -116,12 +117,13 @@ def fitted_feature_correlation(exp, seeds, ms):
 
     from sparselearn.train import spec
     from sparselearn.train.loop import make_fit
+    from sparselearn.train.metrics import pearson
 
     learner, target, fit = exp.learner, exp.target, make_fit(exp)
 
     def one(hp):
         params, teacher, _, (x_test, _) = fit(hp)
-        return jnp.abs(jnp.corrcoef(learner.feature(params, x_test), target.feature(teacher, x_test))[0, 1])
+        return jnp.abs(pearson(learner.feature(params, x_test), target.feature(teacher, x_test)))
 
     hps = spec.hp_arrays(exp, {"seed": np.asarray(seeds), "m": np.asarray(ms)})
     return np.asarray(jax.jit(jax.vmap(one))(hps))

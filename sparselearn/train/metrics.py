@@ -1,4 +1,5 @@
-"""Error and loss of a predictor on a labelled set, with optional row weights."""
+"""Error and loss of a predictor on a labelled set, with optional row weights, and the
+correlation of two features."""
 
 from __future__ import annotations
 
@@ -27,3 +28,10 @@ def weighted_mean(v: jax.Array, weights: jax.Array | None = None) -> jax.Array:
     if weights is None:
         return jnp.mean(v)
     return jnp.sum(jnp.where(weights > 0, v * weights, 0.0)) / jnp.maximum(jnp.sum(weights), 1.0)
+
+
+def pearson(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Pearson correlation of a (N,) and b (N,), (); 0 where either is constant (it carries no
+    information about the other), not NaN."""
+    a, b = a - jnp.mean(a), b - jnp.mean(b)
+    return jnp.sum(a * b) / jnp.maximum(jnp.sqrt(jnp.sum(a * a) * jnp.sum(b * b)), 1e-30)

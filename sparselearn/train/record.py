@@ -108,14 +108,11 @@ def influence(s: State):
 def feature_correlation(s: State):
     """Pearson correlation of the learner's learned scalar feature with the target's inner
     feature on the test inputs, (): corr(learner.feature(params, x), target.feature(teacher, x))
-    (e.g. `wnl_net` on a `hierarchical` target, whose feature is p)."""
-    import jax.numpy as jnp
+    (e.g. `wnl_net` on a `hierarchical` target, whose feature is p); 0 for a constant feature."""
+    from sparselearn.train.metrics import pearson
 
     _check_features(s.learner, s.target)
-    a = s.learner.feature(s.params, s.x_test)
-    b = s.target.feature(s.teacher, s.x_test)
-    a, b = a - jnp.mean(a), b - jnp.mean(b)
-    return jnp.sum(a * b) / jnp.maximum(jnp.sqrt(jnp.sum(a * a) * jnp.sum(b * b)), 1e-30)
+    return pearson(s.learner.feature(s.params, s.x_test), s.target.feature(s.teacher, s.x_test))
 
 
 def _check_features(learner, target) -> None:
