@@ -37,6 +37,13 @@ def _f(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
+def _require(name: str, x: np.ndarray, ok: np.ndarray, what: str) -> None:
+    """ValueError naming `name` unless `ok` holds everywhere (for a function whose result would
+    otherwise be an exception deep inside, or a loop that never ends)."""
+    if not np.all(ok):
+        raise ValueError(f"{name} must {what}, got {x}")
+
+
 def _log1(x) -> np.ndarray:
     """log(x) floored at 1, so bounds with a log factor stay finite and monotone for tiny arguments."""
     return np.maximum(np.log(np.maximum(_f(x), 1e-300)), 1.0)
@@ -129,8 +136,10 @@ def excess_risk_minimax(s, k, m, *, C1: float = 1.0) -> tuple[np.ndarray, np.nda
     """LSJGH Theorem 14 (agnostic minimax excess risk of the normalised class, τA ≤ B ≤ A):
     lower c₁·min{1, √(s/(km))} with c₁ = (1 − √3/2)²/(64√2),
     upper C₁·min{1, √(s/(km))·log^{3/2}(2m)}
-    (C₁ not given; default 1). Returns (lower, upper)."""
+    (C₁ not given; default 1); s, k and m positive. Returns (lower, upper)."""
     s, k, m = _f(s), _f(k), _f(m)
+    for name, v in (("s", s), ("k", k), ("m", m)):
+        _require(name, v, v > 0, "be positive")
     rate = np.sqrt(s / (k * m))
     return MINIMAX_C1 * np.minimum(1.0, rate), C1 * np.minimum(1.0, rate * np.log(2 * m) ** 1.5)
 
@@ -259,8 +268,7 @@ def gf2_full_rank_probability(n, m) -> np.ndarray:
 def gf2_samples(n, delta) -> np.ndarray:
     """Smallest m with `gf2_full_rank_probability(n, m)` ≥ 1 − δ (about n + log₂(1/δ)), 0 < δ < 1."""
     n, delta = np.broadcast_arrays(_f(n), _f(delta))
-    if not np.all((delta > 0) & (delta < 1)):       # else the search below would never stop
-        raise ValueError(f"delta must lie in (0, 1), got {delta}")
+    _require("delta", delta, (delta > 0) & (delta < 1), "lie in (0, 1)")   # else the search never stops
     out = np.zeros(n.shape)
     for idx in np.ndindex(n.shape):
         m = int(n[idx])
@@ -297,8 +305,11 @@ def barak_min_width(k, eps) -> np.ndarray:
 def polynet_iterations(n, k, eps, delta) -> np.ndarray:
     """BEGKMZ Theorem 7 (disjoint PolyNet, online SGD): error ≤ ε once
     T ≥ 6·log(2nT/δ)·log(2k/ε)·(3n′ − 2)^{2k−1}, n′ = n/k. Returns the smallest such T (the
-    fixed point of the implicit inequality)."""
+    fixed point of the implicit inequality); 0 < ε, δ < 1 and 1 ≤ k ≤ n."""
     n, k, eps, delta = np.broadcast_arrays(_f(n), _f(k), _f(eps), _f(delta))
+    _require("eps", eps, (eps > 0) & (eps < 1), "lie in (0, 1)")   # log(2k/ε) ≤ 0 from ε = 2k
+    _require("delta", delta, (delta > 0) & (delta < 1), "lie in (0, 1)")
+    _require("k", k, (k >= 1) & (k <= n), "lie in [1, n]")
     out = np.zeros(n.shape)
     for idx in np.ndindex(n.shape):
         core = 6 * math.log(2 * k[idx] / eps[idx]) * (3 * n[idx] / k[idx] - 2) ** (2 * k[idx] - 1)

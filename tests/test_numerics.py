@@ -28,6 +28,21 @@ def test_gf2_samples_rejects_delta_outside_the_unit_interval(delta):
         th.gf2_samples(10, delta)
 
 
+@pytest.mark.parametrize("args, key", [((20, 2, 5.0, 0.1), "eps"), ((20, 2, 1.0, 0.1), "eps"),
+                                       ((20, 2, 0.1, 0.0), "delta"), ((20, 30, 0.1, 0.1), "k"),
+                                       (([20, 40], [2, 0], 0.1, 0.1), "k")])
+def test_polynet_iterations_names_the_argument_outside_its_range(args, key):
+    """ε ≥ 2k made log(2k/ε) ≤ 0 and the fixed-point iteration a math domain error."""
+    with pytest.raises(ValueError, match=f"^{key} must lie in"):
+        th.polynet_iterations(*args)
+
+
+@pytest.mark.parametrize("args, key", [((-1, 2, 10), "s"), ((4, 0, 10), "k"), ((4, 2, [10, 0]), "m")])
+def test_excess_risk_minimax_wants_positive_sizes(args, key):
+    with pytest.raises(ValueError, match=f"^{key} must be positive"):
+        th.excess_risk_minimax(*args)
+
+
 def test_truth_table_rejects_a_column_output():
     column = lambda x: (x[:, 0] * x[:, 1])[:, None]     # (m, 1), not (m,)
     with pytest.raises(ValueError, match=r"shape \(m,\)"):
