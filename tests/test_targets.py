@@ -351,6 +351,7 @@ BAD = [
     ("sparse_mlp", dict(inputs="sphere"), "inputs"),
     ("sparse_mlp", dict(construction="junta", inputs="gaussian"), "construction"),
     ("sparse_mlp", dict(construction="index", n=2, s=8, k=1), "n"),
+    ("sparse_mlp", dict(construction="index", n=6, s=16, k=2, bits=3), "bits"),   # the key the user set
     ("sparse_mlp", dict(gamma=1.0), "gamma"),
     ("sparse_mlp_sign", dict(noise=0.5), "noise"),
     ("sparse_parity", dict(n=5, k=6), "k"),

@@ -226,7 +226,9 @@ class SparseMLP(LabelNoise):
                     f"2^bits units per group must fit in s/k = {per_group}, got bits = {self.bits}")
         if c == "index":
             b = self.layout.bits
-            require(b + 2 ** b <= self.n, "n", f"index with {b} address bits needs n ≥ {b + 2 ** b}, got {self.n}")
+            # the key the user can change: bits when they chose it, else n (bits already shrank to fit)
+            require(b + 2 ** b <= self.n, "n" if self.bits is None else "bits",
+                    f"index with {b} address bits needs n ≥ {b + 2 ** b}, got n = {self.n}")
         if c == "dense_weight":
             require(self.layout.bits < self.n, "bits", f"dense_weight needs address bits < n = {self.n}")
         require(self.B is None or self.W is not None or not self._zero_bias, "B",
