@@ -204,6 +204,34 @@ def test_curves_count_every_run_and_say_which_diverged():
         error_vs_m(frame([(100, np.nan), (1000, np.inf)]))
 
 
+def test_a_series_whose_runs_all_diverged_keeps_its_legend_entry():
+    """A learning rate at which every run blew up draws nothing, but the legend still names it
+    (it used to vanish from the figure without a word)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sparselearn.plotting.curves import error_vs_m, error_vs_steps
+
+    rows = [{"run_id": f"r{i}", "m": m, "seed": i % 2, "lr": lr, "test_error": 0.1 if lr < 1 else np.nan,
+             "status": "ok" if lr < 1 else "diverged", "target": "sparse_parity", "learner": "mlp", "n": 10,
+             "k": 2, "grid": json.dumps({"data.m": m, "train.lr": lr})}
+            for i, (m, lr) in enumerate([(m, lr) for m in (64, 256) for lr in (0.1, 1e30) for _ in range(2)])]
+    runs = pd.DataFrame(rows)
+    _, ax = error_vs_m(runs)
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts == ["lr=0.1", "lr=1e+30 (all 4 runs without a finite test error: diverged), not drawn"]
+    assert [len(line.get_xdata()) for line in ax.lines] == [2, 0]
+    one = runs[runs["m"] == 64]
+    curves = pd.DataFrame([{"run_id": r, "step": t, "test_error": e if t == 0 else (0.1 if e == e else np.nan)}
+                           for r, e in zip(one["run_id"], one["test_error"]) for t in (0, 10)])
+    _, ax = error_vs_steps(one, curves)
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts[0].endswith("lr=0.1") and "(" not in texts[0]
+    assert texts[1].endswith("lr=1e+30 (all 2 runs without a finite test error: diverged), not drawn")
+    with pytest.raises(ValueError, match="all diverged"):
+        error_vs_m(runs[runs["lr"] > 1])
+
+
 def test_plots_never_pool_grid_axes(tmp_path):
     """A third varying axis: the scaling plot draws one series per combination of the other two,
     the phase diagram (two axes only) refuses rather than average over it."""

@@ -61,6 +61,11 @@ def first_step(curves: pd.DataFrame, eps: float = 0.0, column: str = "test_error
 
 
 def _band(ax, x, values: pd.DataFrame, label: str, color):
+    """Median line and interquartile band of `values` (x × run) over its runs; a series with no
+    finite value keeps its legend entry (its runs all diverged), with nothing drawn."""
+    if not values.notna().any().any():
+        ax.plot([], [], "o-", color=color, label=f"{label}, not drawn", ms=3)
+        return
     q = values.quantile([0.25, 0.5, 0.75], axis=1).T
     ax.plot(x, q[0.5], "o-", color=color, label=label, ms=3)
     ax.fill_between(x, q[0.25], q[0.75], color=color, alpha=0.2, lw=0)
@@ -84,9 +89,11 @@ def _log_if_wide(ax, values, axis="x"):
 
 
 def _left_out(part: pd.DataFrame, column: str = "test_error") -> str:
-    """' (d of R runs without a finite <column>: diverged)' for a series' runs, '' if none."""
+    """' (d of R runs without a finite <column>: diverged)' for a series' runs ('all R runs' when
+    none has one), '' if none."""
     bad = int((~np.isfinite(part[column].astype(float))).sum())
-    return f" ({bad} of {len(part)} runs without a finite {column.replace('_', ' ')}: diverged)" if bad else ""
+    what = f"without a finite {column.replace('_', ' ')}: diverged"
+    return (f" (all {bad} runs {what})" if bad == len(part) else f" ({bad} of {len(part)} runs {what})") if bad else ""
 
 
 def _finite(table: pd.DataFrame) -> pd.DataFrame:
@@ -111,7 +118,7 @@ def _hold_stopped(table: pd.DataFrame, part: pd.DataFrame, column: str) -> pd.Da
 
 
 def _check_drawn(ax, runs: pd.DataFrame) -> None:
-    if not ax.lines:
+    if not any(len(line.get_xdata()) for line in ax.lines):
         raise PlotError(f"none of the {len(runs)} runs has a finite value to plot (all diverged)")
 
 
@@ -125,8 +132,7 @@ def error_vs_m(runs: pd.DataFrame, ax=None, title: str | None = None):
         # one column per run: every run of the series counts, even two with the same seed
         table = _finite(part.pivot_table(index="m", columns="run_id", values="test_error", aggfunc="first"))
         label = (name or "median over seeds (IQR band)") + _left_out(part)
-        if table.notna().any().any():
-            _band(ax, table.index.to_numpy(dtype=float), table, label, PALETTE[i % len(PALETTE)])
+        _band(ax, table.index.to_numpy(dtype=float), table, label, PALETTE[i % len(PALETTE)])
     _check_drawn(ax, runs)
     _log_if_wide(ax, runs["m"].dropna())
     ax.set_xlabel("training samples m")
@@ -158,8 +164,7 @@ def error_vs_steps(runs: pd.DataFrame, curves: pd.DataFrame, ax=None, title: str
         color = (colors or {}).get(name, PALETTE[i % len(PALETTE)])
         last = part.sort_values("step").groupby("run_id").tail(1)   # each run's last point
         label = (name or "median over seeds (IQR band)") + _left_out(last, column)
-        if table.notna().any().any():
-            _band(ax, table.index.to_numpy(dtype=float), table, label, color)
+        _band(ax, table.index.to_numpy(dtype=float), table, label, color)
     _check_drawn(ax, runs)
     if logx:
         ax.set_xscale("log")
