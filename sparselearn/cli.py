@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="results", metavar="DIR", help="results root (default: results)")
     r.add_argument("--smoke", action="store_true", help="shrink steps, seeds and grid for a seconds-long check")
     r.add_argument("--force", action="store_true", help="recompute runs that are already stored")
-    r.add_argument("--retry-failed", action="store_true", help="recompute runs stored as failed")
+    r.add_argument("--retry-failed", action="store_true", help="recompute runs stored as failed or diverged")
     r.add_argument("--executor", choices=EXECUTORS,
                    help="where groups run (default: executor.name of the config, local)")
     r.add_argument("--quiet", action="store_true", help="no progress bar or table, only the summary line")

@@ -57,7 +57,8 @@ TABLES: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "curves": (CURVE_COLUMNS, ("run_id", "step")),
     "traces": (TRACE_COLUMNS, ("run_id", "step", "name")),
 }
-#: statuses a rerun keeps (failed runs too, unless asked to retry them)
+#: statuses of runs with curves (a rerun keeps them, and failed runs too; `--retry-failed` redoes
+#: the failed and the diverged ones)
 KEPT = ("ok", "diverged")
 #: a lease whose heartbeat is older than this is taken over (holders refresh it every HEARTBEAT_S)
 LEASE_TIMEOUT_S = 120.0
@@ -535,19 +536,17 @@ class StoreView:
                         held[rid] = part
 
     def done(self, retry_failed: bool = False, fresh_only: bool = False) -> set[str]:
-        """run_ids a rerun skips: ok/diverged with curves stored, and failed ones unless
-        `retry_failed` (failed again since the view was made counts as done). With `fresh_only`
-        only what was stored after the view was made counts (for `--force`)."""
+        """run_ids a rerun skips: ok/diverged with curves stored, failed ones, and with
+        `retry_failed` neither failed nor diverged ones (those stored again since the view was
+        made count as done). With `fresh_only` only what was stored after the view was made
+        counts (for `--force`)."""
         initial = self.initial or set()
         out = set()
         for rid, (status, part) in self.status.items():
             fresh = part not in initial
-            if fresh_only and not fresh:
+            if (fresh_only and not fresh) or (status in KEPT and rid not in self.curves):
                 continue
-            if status in KEPT:
-                if rid in self.curves:
-                    out.add(rid)
-            elif not retry_failed or fresh:
+            if status == "ok" or not retry_failed or fresh:
                 out.add(rid)
         return out
 

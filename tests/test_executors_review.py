@@ -54,8 +54,11 @@ def test_summary_counts_of_ok_diverged_failed_and_stored_match_the_store(tiny, t
     assert (s.skipped, s.stored_failed, s.ok + s.diverged + s.failed) == (4, 2, 0)
     monkeypatch.setattr(runner, "run_group", real)
     s = run(exp, tmp_path, retry_failed=True, progress=False).attrs["summary"]
-    assert (s.skipped, s.ok, s.diverged, s.failed) == (2, 1, 1, 0)  # only the failed group again
+    # the failed group again, and the diverged run (as DESIGN.md's --retry-failed): it diverges again
+    assert (s.skipped, s.ok, s.diverged, s.failed) == (1, 1, 2, 0)
     assert load_results(tmp_path / "tiny")["status"].value_counts().to_dict() == {"ok": 2, "diverged": 2}
+    s = run(exp, tmp_path, progress=False).attrs["summary"]
+    assert (s.skipped, s.stored_failed) == (4, 0)                 # without the flag, diverged runs stay
 
 
 def test_ctrl_c_between_groups_keeps_the_first_and_a_rerun_trains_only_the_rest(tiny, tmp_path, monkeypatch):

@@ -231,7 +231,7 @@ def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: b
     group as it finishes; return the stored rows of `runs` and a Summary.
 
     Every stored file is read (and so checked) before anything trains. A run is done when its
-    row (ok/diverged, or failed unless `retry_failed`) and its curves are stored. Groups are
+    row (ok, or diverged or failed unless `retry_failed`) and its curves are stored. Groups are
     claimed through leases in the store, so several processes running the same sweep on one
     store split its groups; each waits for the groups others hold, then returns."""
     start = time.perf_counter()
@@ -348,7 +348,7 @@ def run(exp: Experiment, out: str = "results", *, force: bool = False, retry_fai
         progress: bool = True) -> pd.DataFrame:
     """Train every run of `exp` not yet stored under `out`; return all of its runs.
 
-    Stored runs are skipped (status ok/diverged; failed ones too unless `retry_failed`);
+    Stored runs are skipped (status ok; diverged and failed ones too unless `retry_failed`);
     `force` recomputes everything. The returned frame has `attrs["summary"]` (a Summary)
     and `attrs["path"]` (the store directory).
     """
