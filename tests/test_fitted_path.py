@@ -78,6 +78,9 @@ def test_fitted_learners_go_through_the_store(registered, tmp_path):
     df = run(config.loads(CFG), tmp_path, progress=False)
     assert len(df) == 4 and set(df["status"]) == {"ok"} and df["steps_to_eps"].isna().all()
     assert df.loc[df["m"] == 256, "test_error"].max() == 0
+    # the SGD settings do not apply to a fit in closed form: null, as DESIGN.md's schema says
+    assert df[["lr", "weight_decay", "steps", "batch", "optimizer"]].isna().all().all()
+    assert df["loss"].notna().all() and df["eps"].notna().all()     # these do: test loss, steps_to_eps
 
 
 def test_host_learner_failure_is_stored_with_its_reason(registered, tmp_path):

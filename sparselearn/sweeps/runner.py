@@ -82,6 +82,7 @@ def _chunks(runs: tuple[Run, ...], limit: int) -> list[list[Run]]:
 
 
 def _run_row(run: Run, group_id: str) -> dict:
+    from sparselearn.contracts import kind_of
     from sparselearn.train.spec import run_values
 
     e = run.exp
@@ -96,6 +97,8 @@ def _run_row(run: Run, group_id: str) -> dict:
            "optimizer": e.train.optimizer, "loss": e.train.loss, "noise": values["noise"],
            "online": e.data.online, "eps": e.train.eps,
            "grid": json.dumps({k: v for k, v in run.point}, sort_keys=True)}
+    if not kind_of(e.learner).trained:  # fitted in closed form: the SGD settings do not apply (null)
+        row.update(lr=None, weight_decay=None, steps=None, batch=None, optimizer=None)
     return row
 
 
