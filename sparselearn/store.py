@@ -264,7 +264,9 @@ class Store:
         return self.path / "curves.parquet"
 
     def lock(self) -> FileLock:
-        return FileLock(str(self.path / ".lock"))
+        # the mode stated, from the umask: filelock before tox-dev/filelock#483 (Feb 2026) set 0o644
+        # whatever the umask, so users of a group-shared store could not take each other's lock
+        return FileLock(str(self.path / ".lock"), mode=0o666 & ~_umask())
 
     @contextlib.contextmanager
     def _writing(self):

@@ -212,7 +212,7 @@ def test_create_writes_nothing_until_the_first_group(tmp_path, tiny):
     assert (store.path / "config.yaml").is_file()
 
 
-@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
 def test_files_honour_the_umask(tmp_path, umask, mode):
     old = os.umask(umask)
     try:
@@ -220,7 +220,7 @@ def test_files_honour_the_umask(tmp_path, umask, mode):
         store.write(*frames(["a"]))
     finally:
         os.umask(old)
-    files = [store.path / "config.yaml", *parts(store, "runs"), *parts(store, "curves")]
+    files = [store.path / "config.yaml", *parts(store, "runs"), *parts(store, "curves"), store.path / ".lock"]
     assert {stat.S_IMODE(p.stat().st_mode) for p in files} == {mode}
 
 
