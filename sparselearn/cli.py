@@ -34,9 +34,8 @@ EPILOG = "Docs: README.md. Example: sparselearn run configs/quickstart.yaml --se
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # bad flags: one line, exit 2
-        self.print_usage(sys.stderr)
-        print(f"error: {message}", file=sys.stderr)
+    def error(self, message):  # bad flags: one line, as every error of the command line, exit 2
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
 
 

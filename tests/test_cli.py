@@ -115,6 +115,10 @@ def test_console_script_help_and_usage_errors():
     done = subprocess.run([sys.executable, "-m", "sparselearn.cli", "run"], capture_output=True, text=True,
                           env=env)
     assert done.returncode == 2 and "error:" in done.stderr
+    for args, says in ((["run", "x.yaml", "--bogus"], "unrecognized arguments: --bogus"),
+                       (["bogus"], "invalid choice: 'bogus'"), (["run"], "required: CONFIG")):
+        done = subprocess.run([sys.executable, "-m", "sparselearn.cli", *args], capture_output=True, text=True, env=env)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1 and says in done.stderr, done.stderr   # one line
 
 
 def test_a_reader_that_leaves_early_is_no_internal_error():
