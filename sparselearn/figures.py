@@ -261,8 +261,6 @@ def collect(fig: ModuleType, smoke: bool = False, store: str | Path = "results",
             data: Path | None = None) -> Results:
     """The results of the figure module `fig`: its kept tables at full size when present, else
     measured or trained (and kept at full size). `data` defaults to the figure's paper_figs/data."""
-    import pandas as pd
-
     data = data or Path(fig.__file__).resolve().parent / "data"
     stem = getattr(fig, "KEPT_AS", fig.ID).lower()
     declared = fig.experiments(smoke) if hasattr(fig, "experiments") else []
