@@ -140,7 +140,7 @@ def test_failed_and_diverged_runs_count_as_seeds_that_did_not_reach_eps(tmp_path
     row = res.table().iloc[0]
     # 3 of 10 seeds reach eps from m = 64 on: never 1 − δ = 0.5 of them
     assert row["censored"] and row["estimate"] is None and row["values"] == [16, 32, 64, 128, 256]
-    assert res.points[0].tried[64] == (3, 10) and row["failed"] == 2 * 3
+    assert res.points[0].tried[64] == (3, 10) and row["failed"] == 2 * 3 and row["diverged"] == 5 * 3
 
 
 def test_searches_from_other_starts_share_their_runs(tmp_path):

@@ -63,6 +63,7 @@ class PointSearch:
     tried: dict[int, tuple[int, int]] = field(default_factory=dict)  # value → (successes, trials)
     censored: bool = False  # no success up to the largest allowed value
     failed: int = 0  # runs counted in `tried` whose status is failed (trials without success)
+    diverged: int = 0  # runs counted in `tried` that diverged (trials without success)
 
     def succeeds(self, value: int, target: float) -> bool:
         s, n = self.tried[value]
@@ -113,8 +114,9 @@ class SearchResult:
         smallest tried value whose interval lies above 1 − δ, ci_low the largest tried value
         below ci_high (any, where ci_high is null) whose interval lies below 1 − δ (each null
         when no tried value is that sure). `seeds` and `success_rate` are those at the
-        estimate; `failed` counts the point's runs that failed (status failed), each a seed that
-        did not succeed.
+        estimate; `failed` and `diverged` count the point's runs with those statuses, each a
+        seed that did not succeed (a point whose runs all diverged is censored for its step
+        size, not for its sample size).
         """
         target = 1 - self.delta
         rows = []
@@ -128,7 +130,7 @@ class SearchResult:
             rows.append({**{k: v for k, v in ps.point}, "estimate": hi, "censored": ps.censored,
                          "below": lo, "ci_low": max(below) if below else None, "ci_high": ci_high,
                          "success_rate": s / n if s is not None and n else None, "seeds": n,
-                         "failed": ps.failed, "tried": len(ps.tried),
+                         "failed": ps.failed, "diverged": ps.diverged, "tried": len(ps.tried),
                          "values": sorted(ps.tried)})
         return pd.DataFrame(rows)
 
@@ -244,16 +246,16 @@ def _train(base: Experiment, where: _Store, candidates, progress: bool) -> dict[
     return {c: df[df["run_id"].isin(i)] for c, i in ids.items()}
 
 
-def _counts(rows: pd.DataFrame, reached: pd.Series) -> tuple[int, int, int]:
-    """(successes, trials, failed) of one candidate's rows: every row is a trial, a success
-    one whose status is ok and that `reached` the target (failed or diverged runs never are)."""
+def _counts(rows: pd.DataFrame, reached: pd.Series) -> tuple[int, int]:
+    """(successes, trials) of one candidate's rows: every row is a trial, a success one whose
+    status is ok and that `reached` the target (failed or diverged runs never are)."""
     ok = rows["status"] == "ok"
-    return int((ok & reached).sum()), len(rows), _failed(rows)
+    return int((ok & reached).sum()), len(rows)
 
 
-def _failed(rows: pd.DataFrame) -> int:
-    """How many of `rows` failed (status failed): errors, counted as trials without success."""
-    return int((rows["status"] == "failed").sum())
+def _count(rows: pd.DataFrame, status: str) -> int:
+    """How many of `rows` have `status` (failed, diverged): trials without success."""
+    return int((rows["status"] == status).sum())
 
 
 def _search_m(base, where, points, target, eps, start, min_value, max_value, rtol, progress, max_rounds):
@@ -276,9 +278,9 @@ def _search_m(base, where, points, target, eps, start, min_value, max_value, rto
         rows = _train(base, where, [(ps.point, extra) for ps, extra in wanted], progress)
         for ps, extra in wanted:
             got = rows[(ps.point, extra)]
-            s, n, failed = _counts(got, within_eps(got["test_error"], eps))
-            ps.tried[extra[0][1]] = (s, n)
-            ps.failed += failed
+            ps.tried[extra[0][1]] = _counts(got, within_eps(got["test_error"], eps))
+            ps.failed += _count(got, "failed")
+            ps.diverged += _count(got, "diverged")
 
 
 def _check_limits(lo_limit: int, hi_limit: int) -> None:
@@ -302,8 +304,8 @@ def _search_steps(base, where, points, target, start, min_value, max_value, prog
             got = rows[(ps.point, extra)]
             reached = got["steps_to_eps"].astype("float64")
             evals = np.sort(curves.loc[curves["run_id"].isin(got["run_id"]), "step"].unique())
-            ps.tried = {int(t): _counts(got, reached <= t)[:2] for t in evals if t > 0 and t >= first}
-            ps.failed = _failed(got)
+            ps.tried = {int(t): _counts(got, reached <= t) for t in evals if t > 0 and t >= first}
+            ps.failed, ps.diverged = _count(got, "failed"), _count(got, "diverged")
             ps.censored = not any(ps.succeeds(t, target) for t in ps.tried)
         # a point that reached the target keeps its budget; only the others train longer
         todo = [ps for ps in todo if ps.censored]
