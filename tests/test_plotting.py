@@ -265,5 +265,5 @@ def test_scaling_kind_counts_diverged_runs_as_unreached(tmp_path, monkeypatch):
     plot_results(store, "scaling")
     table = drawn["table"]
     assert int((table["status"] == "diverged").sum()) == int(hit.sum())
-    assert all("3/12 runs unreached" in t and "1 x with half the runs unreached left out" in t
+    assert all("3/12 runs unreached; 3 diverged" in t and "1 x with half the runs unreached left out" in t
                for t in drawn["labels"]), drawn["labels"]

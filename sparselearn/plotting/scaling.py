@@ -351,7 +351,8 @@ def scaling_plot(table: pd.DataFrame, x: str, y: str, by: str | None = None, ax=
     value of `by`, each with its fitted power law and exponent interval in the legend. A run with
     `y` NaN never reached the target: it counts above every reached run (`quantiles`), an x whose
     median run never reached is drawn as a lower bound (▲, its largest reached value) and left
-    out of the fit, and the legend says how many runs never reached.
+    out of the fit, and the legend says how many runs never reached (and, given a `status`
+    column, how many diverged).
 
     Returns (fig, ax, {series value: PowerLaw or None})."""
     fig, ax = figure() if ax is None else (ax.figure, ax)
@@ -372,8 +373,10 @@ def scaling_plot(table: pd.DataFrame, x: str, y: str, by: str | None = None, ax=
             fit = None
         fits[name] = fit
         missing = int(np.isinf(unreached(values)).sum())
+        diverged = int((part["status"] == "diverged").sum()) if "status" in part else 0
         label = prefix + (fit.label() if fit else "too few points to fit") + (
             f"; {missing}/{len(values)} runs unreached" if missing else "") + (
+            f"; {diverged} diverged" if diverged else "") + (
             f"; {zeros} runs at {y} ≤ 0 left out (log axis)" if zeros else "")
         # an x whose median run never reached: a lower bound at its largest reached value (▲)
         above = stats[np.isinf(stats[0.5])].index
