@@ -141,6 +141,13 @@ def test_success_table_and_image_are_the_fraction_of_ok_runs_within_eps():
     np.testing.assert_allclose(both.to_numpy(), want.unstack().to_numpy(), rtol=0, atol=1e-12)
     fig, ax = phase_diagram(runs, "data.m", "target.n", eps=0.1)
     np.testing.assert_allclose(np.asarray(ax.images[0].get_array()), want.unstack().to_numpy(), rtol=0, atol=1e-12)
+    # every cell where a run diverged carries a ×, and a key says what it means
+    diverged = (runs["status"] == "diverged").groupby([runs["n"], runs["m"]]).any().unstack().to_numpy()
+    marked = {(round(t.get_position()[1]), round(t.get_position()[0])) for t in ax.texts if t.get_text() == "×"}
+    assert marked == {(int(i), int(j)) for i, j in np.argwhere(diverged)} and marked
+    assert any(t.get_text() == "× runs diverged" for t in ax.texts)
+    _, ax = phase_diagram(runs[runs["status"] != "diverged"], "data.m", "target.n", eps=0.1)
+    assert not [t for t in ax.texts if "×" in t.get_text()]
 
 
 def _logrank(a, b, cap):

@@ -18,15 +18,29 @@ from sparselearn.schema import within_eps
 
 def success_table(runs: pd.DataFrame, x: str, y: str, eps: float | None = None) -> pd.DataFrame:
     """Fraction of runs with test_error ≤ eps per (y, x) cell (rows y, columns x, both sorted).
-    eps defaults to the runs' own `eps` column; failed runs count as failures."""
+    eps defaults to the runs' own `eps` column; failed and diverged runs count as failures."""
+    frame = _grid(runs, x, y)
+    threshold = frame["eps"] if eps is None else eps
+    return _fraction(frame, x, y, (frame["status"] == "ok") & within_eps(frame["test_error"], threshold))
+
+
+def diverged_table(runs: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Fraction of runs that diverged per (y, x) cell, laid out as `success_table`."""
+    frame = _grid(runs, x, y)
+    return _fraction(frame, x, y, frame["status"] == "diverged")
+
+
+def _grid(runs: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     frame = grid_frame(runs)
     missing = [a for a in (x, y) if a not in frame]
     if missing:
         raise PlotError(f"grid axis {', '.join(missing)} not in this sweep; it has {', '.join(_axes(frame)) or 'none'}")
-    threshold = frame["eps"] if eps is None else eps
-    ok = (frame["status"] == "ok") & within_eps(frame["test_error"], threshold)
-    frame = frame.assign(success=ok.astype(float))
-    return frame.pivot_table(index=y, columns=x, values="success", aggfunc="mean").sort_index().sort_index(axis=1)
+    return frame
+
+
+def _fraction(frame: pd.DataFrame, x: str, y: str, hit: pd.Series) -> pd.DataFrame:
+    frame = frame.assign(hit=hit.astype(float))
+    return frame.pivot_table(index=y, columns=x, values="hit", aggfunc="mean").sort_index().sort_index(axis=1)
 
 
 def _axes(frame: pd.DataFrame) -> list[str]:
@@ -34,12 +48,18 @@ def _axes(frame: pd.DataFrame) -> list[str]:
 
 
 def phase_diagram(runs: pd.DataFrame, x: str, y: str, eps: float | None = None, ax=None, title: str | None = None):
-    """Colour = success probability per cell of the (x, y) grid, 50% contour drawn in black.
+    """Colour = success probability per cell of the (x, y) grid, 50% contour drawn in black; a
+    cell where runs diverged is marked × (their failures are not the sample size's doing).
     Cells are laid out evenly (the tick labels carry the values), so log-spaced grids look even."""
     table = success_table(runs, x, y, eps)
     fig, ax = figure(4.5, 3.6) if ax is None else (ax.figure, ax)
     image = ax.imshow(table.to_numpy(), origin="lower", aspect="auto", cmap="viridis", vmin=0, vmax=1)
     fig.colorbar(image, ax=ax, label="P[test error ≤ eps]")
+    diverged = diverged_table(runs, x, y).reindex_like(table).to_numpy()
+    for i, j in np.argwhere(diverged > 0):
+        ax.text(j, i, "×", ha="center", va="center", fontsize=11, color="w" if table.iat[i, j] < 0.5 else "k")
+    if (diverged > 0).any():
+        ax.text(1.0, -0.16, "× runs diverged", transform=ax.transAxes, ha="right", va="top", fontsize=7)
     if min(table.shape) >= 2 and np.nanmin(table.to_numpy()) < 0.5 < np.nanmax(table.to_numpy()):
         contour = ax.contour(np.arange(table.shape[1]), np.arange(table.shape[0]), table.to_numpy(),
                              levels=[0.5], colors="k", linewidths=1.5)
