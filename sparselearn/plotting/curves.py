@@ -92,8 +92,10 @@ def _left_out(part: pd.DataFrame, column: str = "test_error") -> str:
     """' (d of R runs without a finite <column>: diverged)' for a series' runs ('all R runs' when
     none has one), '' if none."""
     bad = int((~np.isfinite(part[column].astype(float))).sum())
-    what = f"without a finite {column.replace('_', ' ')}: diverged"
-    return (f" (all {bad} runs {what})" if bad == len(part) else f" ({bad} of {len(part)} runs {what})") if bad else ""
+    if not bad:
+        return ""
+    runs = f"all {bad} runs" if bad == len(part) else f"{bad} of {len(part)} runs"
+    return f" ({runs} without a finite {column.replace('_', ' ')}: diverged)"
 
 
 def _finite(table: pd.DataFrame) -> pd.DataFrame:

@@ -19,18 +19,16 @@ from sparselearn.schema import within_eps
 def success_table(runs: pd.DataFrame, x: str, y: str, eps: float | None = None) -> pd.DataFrame:
     """Fraction of runs with test_error ≤ eps per (y, x) cell (rows y, columns x, both sorted).
     eps defaults to the runs' own `eps` column; failed and diverged runs count as failures."""
-    frame = _grid(runs, x, y)
+    return _success(_grid(runs, x, y), x, y, eps)
+
+
+def _success(frame: pd.DataFrame, x: str, y: str, eps: float | None) -> pd.DataFrame:
     threshold = frame["eps"] if eps is None else eps
     return _fraction(frame, x, y, (frame["status"] == "ok") & within_eps(frame["test_error"], threshold))
 
 
-def diverged_table(runs: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
-    """Fraction of runs that diverged per (y, x) cell, laid out as `success_table`."""
-    frame = _grid(runs, x, y)
-    return _fraction(frame, x, y, frame["status"] == "diverged")
-
-
 def _grid(runs: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """`grid_frame(runs)`, a PlotError when x or y is not one of its grid axes."""
     frame = grid_frame(runs)
     missing = [a for a in (x, y) if a not in frame]
     if missing:
@@ -51,11 +49,12 @@ def phase_diagram(runs: pd.DataFrame, x: str, y: str, eps: float | None = None, 
     """Colour = success probability per cell of the (x, y) grid, 50% contour drawn in black; a
     cell where runs diverged is marked × (their failures are not the sample size's doing).
     Cells are laid out evenly (the tick labels carry the values), so log-spaced grids look even."""
-    table = success_table(runs, x, y, eps)
+    frame = _grid(runs, x, y)
+    table = _success(frame, x, y, eps)
     fig, ax = figure(4.5, 3.6) if ax is None else (ax.figure, ax)
     image = ax.imshow(table.to_numpy(), origin="lower", aspect="auto", cmap="viridis", vmin=0, vmax=1)
     fig.colorbar(image, ax=ax, label="P[test error ≤ eps]")
-    diverged = diverged_table(runs, x, y).reindex_like(table).to_numpy()
+    diverged = _fraction(frame, x, y, frame["status"] == "diverged").to_numpy()   # laid out as table
     for i, j in np.argwhere(diverged > 0):
         ax.text(j, i, "×", ha="center", va="center", fontsize=11, color="w" if table.iat[i, j] < 0.5 else "k")
     if (diverged > 0).any():
