@@ -73,10 +73,18 @@ def test_slurm_cancels_the_jobs_submitted_when_a_submission_fails(monkeypatch, t
 
 def test_ray_cancels_the_tasks_left_on_ctrl_c_on_a_cluster_it_did_not_start():
     ray = pytest.importorskip("ray")
-    marks = Path(tempfile.mkdtemp())
+    marks, started = Path(tempfile.mkdtemp()), Path(tempfile.mkdtemp())
 
-    def train(g):  # pickled by value: a nested function; whichever runs second still sleeps when cancelled
-        time.sleep(4 if g == "slow" else 1)
+    def train(g):  # pickled by value: a nested function
+        # whichever task Ray runs first returns after 1 s; the second still sleeps when cancelled
+        # (Ray may run them in either order: the second used to be "fast" at times, done before
+        # a loaded machine got to cancel it)
+        try:
+            (started / "first").open("x").close()
+            wait = 1
+        except FileExistsError:
+            wait = 4
+        time.sleep(wait)
         (marks / g).write_text(g)
         return g
 
