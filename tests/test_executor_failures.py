@@ -76,9 +76,9 @@ def test_ray_cancels_the_tasks_left_on_ctrl_c_on_a_cluster_it_did_not_start():
     marks, started = Path(tempfile.mkdtemp()), Path(tempfile.mkdtemp())
 
     def train(g):  # pickled by value: a nested function
-        # whichever task Ray runs first returns after 1 s; the second still sleeps when cancelled
-        # (Ray may run them in either order: the second used to be "fast" at times, done before
-        # a loaded machine got to cancel it)
+        # whichever task Ray runs first returns after 1 s and the second still sleeps when it is
+        # cancelled: Ray may run them in either order, and a second task of 1 s could end before
+        # a loaded machine cancels it
         try:
             (started / "first").open("x").close()
             wait = 1
