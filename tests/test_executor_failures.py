@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import tempfile
 import threading
@@ -73,30 +74,47 @@ def test_slurm_cancels_the_jobs_submitted_when_a_submission_fails(monkeypatch, t
 
 def test_ray_cancels_the_tasks_left_on_ctrl_c_on_a_cluster_it_did_not_start():
     ray = pytest.importorskip("ray")
-    marks, started = Path(tempfile.mkdtemp()), Path(tempfile.mkdtemp())
+    marks = Path(tempfile.mkdtemp())
 
     def train(g):  # pickled by value: a nested function
-        # whichever task Ray runs first returns after 1 s and the second still sleeps when it is
-        # cancelled: Ray may run them in either order, and a second task of 1 s could end before
-        # a loaded machine cancels it
+        # both tasks run at once; the one that claims "first" returns once the other is running,
+        # and the other sleeps. Cancelling a task that is executing, not one Ray is still handing
+        # to a worker, keeps the test clear of Ray's own dispatch races (ray-project/ray#24359).
+        import os
+
+        (marks / f"pid-{g}").write_text(str(os.getpid()))
         try:
-            (started / "first").open("x").close()
-            wait = 1
+            (marks / "first").open("x").close()
         except FileExistsError:
-            wait = 4
-        time.sleep(wait)
-        (marks / g).write_text(g)
+            time.sleep(60)
+            return g
+        deadline = time.monotonic() + 60
+        while len(list(marks.glob("pid-*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         return g
 
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         cfg = config.ExecutorConfig(name="ray", compile_cache=False)
+        returned = []
         with pytest.raises(KeyboardInterrupt):
-            EXECUTORS["ray"](["fast", "slow"], train, _interrupt, cfg)
-        time.sleep(6)  # past the end of the task left, had it not been cancelled
+            EXECUTORS["ray"](["a", "b"], train, lambda g, r: (returned.append(g), _interrupt(g, r)), cfg)
+        (left,) = {"a", "b"} - set(returned)
+        pid = int((marks / f"pid-{left}").read_text())
+        deadline = time.monotonic() + 30
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(pid), "the worker of the task left still lives after Ctrl-C (a forced cancel ends it)"
     finally:
         ray.shutdown()
-    assert len(list(marks.iterdir())) == 1, sorted(p.name for p in marks.iterdir())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_ray_says_when_a_task_asks_for_more_cpus_than_the_local_instance_has(monkeypatch):
