@@ -80,8 +80,6 @@ def test_ray_cancels_the_tasks_left_on_ctrl_c_on_a_cluster_it_did_not_start():
         # both tasks run at once; the one that claims "first" returns once the other is running,
         # and the other sleeps. Cancelling a task that is executing, not one Ray is still handing
         # to a worker, keeps the test clear of Ray's own dispatch races (ray-project/ray#24359).
-        import os
-
         (marks / f"pid-{g}").write_text(str(os.getpid()))
         try:
             (marks / "first").open("x").close()
