@@ -171,15 +171,22 @@ def output_bound(n, k, W, B) -> np.ndarray:
     return _f(k) * (_f(W) * np.sqrt(_f(n)) + _f(B))
 
 
+#: `num_features` sums binomials exactly up to this degree (beyond, by their logarithms)
+EXACT_DEGREE = 4096
+
+
 def num_features(n, d) -> np.ndarray:
     """N_d = Σ_{0≤i≤d} C(n, i): the number of Walsh characters of degree ≤ d (ADKM §3 algorithm);
     a fractional d counts up to ⌊d⌋, a negative one gives 0."""
     n, d = np.broadcast_arrays(_f(n), _f(d))
     out = np.zeros(n.shape)
     for idx in np.ndindex(n.shape):
-        i = np.arange(math.floor(d[idx]) + 1)
-        out[idx] = np.sum(np.exp(log_comb(n[idx], i)))
-    out = np.rint(out)              # a count: exp(log C) is off by ulps, and int(3.9999…) would be 3
+        top = min(math.floor(d[idx]), n[idx]) if np.isfinite(d[idx]) else n[idx]
+        if float(n[idx]).is_integer() and top <= EXACT_DEGREE:
+            # in integers, rounded once: exp(log C) summed is off by units from ~10¹¹ on
+            out[idx] = float(sum(math.comb(int(n[idx]), i) for i in range(int(top) + 1)))
+        else:
+            out[idx] = np.rint(np.sum(np.exp(log_comb(n[idx], np.arange(math.floor(top) + 1)))))
     return out if out.shape else float(out)
 
 

@@ -256,3 +256,56 @@ def test_random_features_approach_arccos1_kernel_ridge():
 
     small, large = rms(512), rms(8192)
     assert large < 0.45 * small and large < 0.03, (small, large)   # ~ 1/√width: 0.25 expected
+
+
+@pytest.mark.parametrize("m", [300, 150])
+def test_ridge_zero_is_least_squares_on_features_float32_still_resolves(m):
+    """Hermite features of degree 6 on N(0, I₄): N = 210 columns, cond(φ) ≈ 10³-10⁴, so the
+    normal equations (cond²) lose in float32 what φ itself resolves. At ridge 0 the fit is float64
+    least squares (minimum norm with m = 150 < N rows): the train MSE equals it, and a target in
+    the span, He₆(x₀)/√6! + x₀x₁, is recovered (the Gram pseudo-inverse left it 0.2 off)."""
+    rng = np.random.default_rng(5)
+    n, d = 4, 6
+    x = rng.standard_normal((m, n))
+    phi32 = features(jnp.asarray(x, jnp.float32), d, "hermite")
+    phi = np.asarray(phi32, np.float64)
+    ld = LowDegree(degree=d, basis="hermite", ridge=0.0)
+    noisy = x[:, 0] * x[:, 1] + 0.2 * rng.standard_normal(m)
+    coef = np.asarray(ld.fit(None, jnp.asarray(x, jnp.float32), jnp.asarray(noisy, jnp.float32))["coef"], np.float64)
+    best = np.linalg.lstsq(phi, noisy, rcond=None)[0]
+    mse = [np.mean((phi @ c - noisy) ** 2) for c in (coef, best)]
+    assert mse[0] == pytest.approx(mse[1], rel=1e-3, abs=1e-6), mse
+    if m > phi.shape[1]:
+        ts = terms(n, d, "hermite")
+        true = np.zeros(len(ts))
+        true[ts.index((0,) * 6)] = true[ts.index((0, 1))] = 1.0
+        fit = ld.fit(None, jnp.asarray(x, jnp.float32), jnp.asarray(phi @ true, jnp.float32))
+        assert np.max(np.abs(np.asarray(fit["coef"]) - true)) < 1e-3
+
+
+def test_random_features_at_ridge_zero_reach_the_least_squares_minimum():
+    """200 ReLU features of 400 rows on the cube (rank-deficient: cond ≈ 10¹⁹): the readout's train
+    MSE is float64 least squares' minimum (the Gram pseudo-inverse stopped at 0.55 against 0.31)."""
+    rng = np.random.default_rng(5)
+    x = rng.choice([-1.0, 1.0], size=(400, 10))
+    y = x[:, 0] * x[:, 1] * x[:, 2] + 0.3 * rng.standard_normal(400)
+    rf = RandomFeatures(width=200, ridge=0.0)
+    params = rf.fit(jax.random.key(0), jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32))
+    feats = np.asarray(rf.features(params, jnp.asarray(x, jnp.float32)), np.float64)
+    best = np.linalg.lstsq(feats, y, rcond=None)[0]
+    mse = [np.mean((feats @ c - y) ** 2) for c in (np.asarray(params["c"], np.float64), best)]
+    assert mse[0] == pytest.approx(mse[1], rel=1e-3), mse
+
+
+def test_integer_inputs_fit_as_their_float_values():
+    """±1 bits as int32 (as GF2 takes them): the same fit as float32 inputs; the Walsh features
+    of ints used to cast the ridge 0.5 to 0, and random features raised on the int dtype."""
+    rng = np.random.default_rng(0)
+    bits = rng.choice([-1, 1], size=(40, 5)).astype(np.int32)
+    y = jnp.asarray(bits[:, 0] * bits[:, 1], jnp.float32)
+    as_float = jnp.asarray(bits, jnp.float32)
+    for learner in (LowDegree(degree=2, basis="walsh", ridge=0.5), RandomFeatures(width=16, bias=0.5),
+                    KernelRidge(ridge=0.5)):
+        fits = [learner.fit(jax.random.key(0), jnp.asarray(xs), y) for xs in (bits, as_float)]
+        np.testing.assert_allclose(learner.apply(fits[0], as_float), learner.apply(fits[1], as_float), atol=1e-6)
+        np.testing.assert_allclose(learner.apply(fits[1], jnp.asarray(bits)), learner.apply(fits[1], as_float), atol=1e-6)

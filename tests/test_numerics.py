@@ -18,6 +18,8 @@ def test_num_features_is_an_exact_count():
         for d in range(0, 7):
             exact = sum(math.comb(n, i) for i in range(d + 1))
             assert int(th.num_features(n, d)) == exact, (n, d)
+    for n, d in ((150, 8), (2000, 5), (64, 64), (64, 200)):    # up to 2⁵³, where floats hold every count
+        assert int(th.num_features(n, d)) == sum(math.comb(n, i) for i in range(min(d, n) + 1)), (n, d)
     grid = th.num_features(np.array([3, 5, 12]), np.array([1, 3, 4]))
     np.testing.assert_array_equal(grid.astype(int), [4, 26, 794])
 

@@ -58,7 +58,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sparselearn.errors import require
-from sparselearn.learners.kernels import _check_inputs, check_memory, ridge_solve, solve_bytes
+from sparselearn.learners.kernels import _fit_inputs, check_memory, ridge_solve, solve_bytes
 from sparselearn.learners.lowdegree import hermite_table
 
 POWER_ITERATIONS = 50
@@ -183,8 +183,7 @@ class Layerwise:
     def fit(self, key: jax.Array, x: jax.Array, y: jax.Array, weights: jax.Array | None = None) -> dict:
         """{"v": (n, width), "u": (width + 1,), "mean", "std": feature standardisation,
         "knots": (outer_width,), "c": (outer_width + 2,) outer coefficients}."""
-        weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights
-        _check_inputs(x, y, weights)
+        x, weights = _fit_inputs(x, y, weights)
         v = jax.random.normal(jax.random.fold_in(key, 0), (x.shape[1], self.width), x.dtype)
         v = v / jnp.linalg.norm(v, axis=0, keepdims=True)
         if self.split:

@@ -45,7 +45,7 @@ import numpy as np
 
 from sparselearn.contracts import input_distribution
 from sparselearn.errors import ConfigError, require
-from sparselearn.learners.kernels import _check_inputs, check_memory, ridge_solve, solve_bytes
+from sparselearn.learners.kernels import _fit_inputs, check_memory, ridge_solve, solve_bytes
 
 BASES = ("auto", "walsh", "hermite")
 #: Most monomials `features` will enumerate (a guard for direct calls; configs are checked by memory).
@@ -207,8 +207,7 @@ class LowDegree:
 
     def fit(self, key: jax.Array, x: jax.Array, y: jax.Array, weights: jax.Array | None = None) -> dict:
         """{"coef": (N,) coefficients in `terms` order, "cube": bool (auto's choice of basis)}."""
-        weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights
-        _check_inputs(x, y, weights)
+        x, weights = _fit_inputs(x, y, weights)
         if self.basis == "walsh" and self.degree > x.shape[1]:
             raise ValueError(f"degree {self.degree} exceeds n = {x.shape[1]} (Walsh characters)")
         cube = on_cube(x, weights) if self.basis == "auto" else jnp.bool_(self.basis == "walsh")
