@@ -40,8 +40,9 @@ The ridge objective, for the run's m rows (weights w ∈ {0, 1}, m = Σ w):
     (1/m) Σ_i w_i (f(x_i) − y_i)² + ridge · ‖f‖²
 
 `ridge_solve` picks the primal (features × features) or the dual (rows × rows) system
-from the static shapes, whichever is smaller; both give the same answer (at ridge = 0 the
-minimum-norm least-squares solution, also with repeated rows or fewer rows than features).
+from the static shapes, whichever is smaller; both give the same answer. At ridge = 0 it
+solves least squares from the features' SVD instead: the minimum-norm solution, also with
+repeated rows or fewer rows than features.
 
 Example:
     >>> k = KernelRidge(kernel="ntk", ridge=1e-3)
