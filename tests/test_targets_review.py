@@ -17,7 +17,9 @@ from numpy.polynomial import hermite_e
 from scipy import stats
 
 import sparselearn.targets as targets
+from sparselearn import config
 from sparselearn.contracts import sampler
+from sparselearn.errors import ConfigError
 from sparselearn.targets.hierarchical import Hierarchical, feature_moments
 from sparselearn.targets.inputs import balanced_threshold, dictionary, draw, hypercube_points, reference
 from sparselearn.targets.sparse_mlp import SparseMLPSign
@@ -34,7 +36,7 @@ def test_labels_equal_the_definition_on_every_input(name, inputs):
     """χ_S(x) = Π_{i∈S} x_i, and the staircase k^{−1/2} Σ_j Π_{i≤j} x_{s_i} in the drawn order."""
     x = cube(7)
     for k in (1, 3, 7):
-        t = targets.get(name, n=7, k=k, inputs=inputs, p=0.3)
+        t = targets.get(name, n=7, k=k, inputs=inputs, **({"p": 0.3} if inputs == "biased" else {}))
         for seed in range(2):
             tp = t.init(jax.random.key(seed))
             s = np.asarray(tp["support"])
@@ -249,3 +251,18 @@ def test_a_moe_teacher_that_never_fires_is_zero_with_scale_zero():
     p = t.init(jax.random.key(scales.index(0.0)))
     x, y = t.sample(p, jax.random.key(1), 16)
     np.testing.assert_array_equal(np.asarray(y), 0.0)
+
+
+@pytest.mark.parametrize("target, key", [
+    ({"name": "sparse_parity", "n": 8, "k": 2, "p": 0.9}, "p"),
+    ({"name": "sparse_mlp", "n": 8, "s": 16, "k": 2, "p": 0.9, "inputs": "gaussian"}, "p"),
+    ({"name": "moe", "n": 8, "p": 0.9}, "p"),
+    ({"name": "moe", "n": 8, "atoms": 3}, "atoms"),
+    ({"name": "moe", "n": 8, "inputs": "gaussian", "nonzeros": 3}, "nonzeros"),
+    ({"name": "sparse_mlp", "n": 10, "s": 16, "k": 16, "construction": "dense", "bits": 2}, "bits"),
+])
+def test_an_option_of_an_input_law_or_construction_not_chosen_is_an_error(target, key):
+    """p without biased inputs, atoms or nonzeros without dictionary inputs, bits for a dense net:
+    each would be ignored (and still change the config hash), so each names its key."""
+    with pytest.raises(ConfigError, match=f"target.{key}: is (not )?used"):
+        config.from_dict({"target": target, "learner": {"name": "mlp"}, "train": {"loss": "square"}})

@@ -80,7 +80,12 @@ class MoE(LabelNoise):
                 f"must satisfy 1 ≤ top ≤ experts = {self.experts}, got {self.top}")
         require(self.noise >= 0.0, "noise", f"noise standard deviation must be ≥ 0, got {self.noise}")
         require(0.0 < self.p < 1.0, "p", f"probability of +1 must be in (0, 1), got {self.p}")
+        require(self.p == 0.5 or self.inputs == "biased", "p",
+                f"is used only by inputs='biased' (got inputs={self.inputs!r})")
         check_dictionary(self.n, self.atoms, self.nonzeros)
+        for key, unset in (("atoms", None), ("nonzeros", NONZEROS)):
+            require(getattr(self, key) == unset or self.inputs == "dictionary", key,
+                    f"is used only by inputs='dictionary' (got inputs={self.inputs!r})")
 
     @property
     def s(self) -> int:

@@ -224,6 +224,8 @@ class SparseMLP(LabelNoise):
         else:
             require(self.k <= self.n, "k", f"must be ≤ n = {self.n}, got {self.k}")
         require(0.0 < self.p < 1.0, "p", f"probability of +1 must be in (0, 1), got {self.p}")
+        require(self.p == 0.5 or self.inputs == "biased", "p",
+                f"is used only by inputs='biased' (got inputs={self.inputs!r})")
         for key in ("W", "B", "gamma"):
             value = getattr(self, key)
             require(value is None or value > 0, key, f"must be > 0, got {value}")
@@ -241,6 +243,8 @@ class SparseMLP(LabelNoise):
                     f"the parity's size must be ≤ min(n, s − 1) = {min(self.n, self.s - 1)}, got {self.bits}")
         require(self.gamma is None or c == "dense_weight", "gamma", "is used only by construction='dense_weight'")
         require(self.junta_fn == "random" or c == "junta", "junta_fn", "is used only by construction='junta'")
+        require(self.bits is None or c not in ("dense", "biased"), "bits",
+                f"is not used by construction {c!r} (only by random, junta, index, dense_weight and parity)")
         require(self.bits is None or self.bits >= 1, "bits", f"must be ≥ 1, got {self.bits}")
         per_group = self.s // self.k
         if c in ("junta", "index", "dense_weight"):
