@@ -89,7 +89,7 @@ def coerce(value: Any, tp, key: str) -> Any:
                                   "digits", key=key) from None
             if not math.isfinite(number):  # no setting means anything at inf or NaN; its range checks pass inf
                 raise ConfigError(f"expected a finite number, got {value}", key=key)
-            return number
+            return number + 0.0  # −0.0 as 0.0: one setting, one config hash
         if isinstance(value, str) and _EXPONENT.match(value.strip()):
             return coerce(float(value), float, key)  # YAML 1.1 reads 1e-3 (no dot) as a string
     elif tp is str:

@@ -611,7 +611,7 @@ def _mtime(path: Path) -> float:
 
 def load_results(path: str | Path, curves: bool = False) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Every stored run under `path` (a store, an experiment or a results root), as one
-    frame; with `curves=True` also the matching curves frame. Imports no jax.
+    frame; with `curves=True` also the curves of those runs. Imports no jax.
 
     Example:
         >>> runs, curves = load_results("results/quickstart", curves=True)
@@ -620,7 +620,13 @@ def load_results(path: str | Path, curves: bool = False) -> pd.DataFrame | tuple
     runs = _concat([s.runs() for s in stores], "runs")
     if not curves:
         return runs
-    return runs, _concat([s.curves() for s in stores], "curves")
+    return runs, _of_runs(_concat([s.curves() for s in stores], "curves"), runs["run_id"])
+
+
+def _of_runs(rows: pd.DataFrame, run_ids) -> pd.DataFrame:
+    """The rows of `rows` whose run has a stored run row: a sweep killed between a group's curves
+    and its runs leaves curves of runs that are not done (the rerun trains them again)."""
+    return rows[rows["run_id"].isin(run_ids)].reset_index(drop=True)
 
 
 def _concat(frames: list[pd.DataFrame], table: str) -> pd.DataFrame:
@@ -639,7 +645,8 @@ def load_traces(path: str | Path) -> pd.DataFrame:
         >>> run_ids, steps, w = trace_array(traces, "first_layer")
     """
     stores = [Store(p) for p in resolve(path)]
-    return _concat([s.read("traces") for s in stores if s.files("traces")], "traces")
+    traces = _concat([s.read("traces") for s in stores if s.files("traces")], "traces")
+    return _of_runs(traces, _concat([s.read("runs", ["run_id"]) for s in stores], "runs")["run_id"])
 
 
 def trace_array(traces: pd.DataFrame, name: str, run_ids=None) -> tuple[list[str], np.ndarray, np.ndarray]:

@@ -101,6 +101,14 @@ def test_run_ids_change_with_any_value_that_changes_the_run(key, value):
     assert not {r.run_id for r in grid.expand(exp)} & {r.run_id for r in grid.expand(changed)}
 
 
+def test_minus_zero_is_zero_in_the_config_and_its_hash():
+    """weight_decay −0.0 passes the ≥ 0 check and means 0.0: the same config, hash and run ids."""
+    zero, minus = (config.from_dict({**BASE, "train": {**BASE["train"], "weight_decay": wd}}) for wd in (0.0, -0.0))
+    assert math.copysign(1.0, minus.train.weight_decay) == 1.0
+    assert config.config_hash(minus) == config.config_hash(zero)
+    assert [r.run_id for r in grid.expand(minus)] == [r.run_id for r in grid.expand(zero)]
+
+
 def test_defaults_written_out_hash_like_defaults_left_out():
     """Every field written at its default value (those kept out of hashes at their defaults
     included) gives the config, hash and run ids of the config that leaves them out."""

@@ -115,3 +115,17 @@ def test_overlay_passes_through_an_anchor_between_its_points(reverse):
     _, ax = figure()
     x, y = overlay(ax, n, n ** 2.0, "n^2", anchor=(13, 500)).get_data()
     assert y / x ** 2 == pytest.approx(np.full(6, 500 / 13 ** 2), rel=1e-12)   # through (13, 500), slope 2
+
+
+def test_stores_alike_but_for_their_seeds_pool_each_run_once(tmp_path):
+    """Seeds 0–1, then seeds 0–2 of the same config: two stores (the sweep is in the config hash)
+    holding seeds 0 and 1 twice. Pooled, each (grid point, seed) counts once, with its curves."""
+    from sparselearn.sweeps import run
+
+    text = CONFIG.replace("seeds: 3", "seeds: {seeds}")
+    for seeds in (2, 3):
+        run(config.loads(text.format(width=16, seeds=seeds)), str(tmp_path), progress=False)
+    found, runs, curves_ = stores.load_stores(tmp_path / "two", curves=True)
+    assert len(found) == 2 and len(load_results(tmp_path / "two")) == 2 * 2 + 3 * 2
+    assert len(runs) == 6 and not runs.duplicated(["grid", "seed"]).any()
+    assert set(curves_["run_id"]) == set(runs["run_id"])

@@ -72,6 +72,10 @@ def test_traces_survive_a_resume(tmp_path, tiny):
     last = sorted((store.path / "runs.parquet").glob("part-*.parquet"))[-1]
     lost = set(pd.read_parquet(last)["run_id"])
     last.unlink()
+    # read in that state, curves and traces are those of the runs stored, not of the lost group
+    runs, curves = sl.load_results(store.path, curves=True)
+    assert set(curves["run_id"]) == set(runs["run_id"]) == set(first["run_id"]) - lost
+    assert set(load_traces(store.path)["run_id"]) == set(runs["run_id"])
     again = sl.run(exp, str(tmp_path), progress=False)
     summary = again.attrs["summary"]
     assert summary.skipped == 2 and summary.ok == 2
