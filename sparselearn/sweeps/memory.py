@@ -150,6 +150,13 @@ def _traced(exp) -> Estimate:
     # and the outputs: a curve of every metric at each evaluation point
     curve_points = tr.steps // tr.eval_every + 2 if kind.trained else 1
     data_bytes = (train_rows + data.test_m) * per_row + _bytes(teacher) + curve_points * len(CURVES) * 4
+    data_keys = (rows_key, "target.n")
+    if kind.trained:
+        # a curve point's steps draw their batch indices at once (int32) and keep a loss and an
+        # error each: 40,000 steps of batch 1,024 between points held 83 MB per run in XLA's temporaries
+        window = min(tr.eval_every, tr.steps) * ((0 if data.online else 4 * tr.batch) + 8)
+        data_bytes += window
+        data_keys = ("train.eval_every", "train.batch") if window > data_bytes / 2 else data_keys
 
     if kind.trained:
         params = jax.eval_shape(lambda k: learner.init_params(k, target.n), key)
@@ -190,8 +197,7 @@ def _traced(exp) -> Estimate:
             param_bytes, activations = 0, data.m * _bytes((x_one, y_one))
         act_keys = ("data.m", _size_key(learner))
         param_keys = (_size_key(learner), "target.n")
-    return Estimate(int(data_bytes), int(param_bytes), int(activations), (rows_key, "target.n"), act_keys,
-                    param_keys)
+    return Estimate(int(data_bytes), int(param_bytes), int(activations), data_keys, act_keys, param_keys)
 
 
 def available(devices=None) -> tuple[int | None, bool]:
