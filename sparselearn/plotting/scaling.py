@@ -126,10 +126,10 @@ def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float 
     Repeated x values are treated as seeds of one point: the fit uses the median per x and the
     interval is the percentile interval of a bootstrap that resamples seeds within each x (a
     stratified bootstrap), widened to the t-interval of the medians' scatter about the line where
-    some x has fewer than THIN_SEEDS runs (and `scatter`). With one observation per x the interval is the least-squares
-    t-interval (n − 2 degrees of freedom) of the points' scatter about the line (`scatter`;
-    False leaves it out); with two such points there is no scatter to measure, and the
-    interval is NaN. A y that is NaN or +inf is a run that never reached the target: it counts
+    some x has fewer than THIN_SEEDS runs (with `scatter`). With one observation per x the
+    interval is the least-squares t-interval (n − 2 degrees of freedom) of the points' scatter
+    about the line (`scatter`; False leaves it out); with two such points there is no scatter
+    to measure, and the interval is NaN. A y that is NaN or +inf is a run that never reached the target: it counts
     above every reached y in the medians (it is not dropped, which would leave the median of
     the runs that did), an x where at least half the runs never reached is left out of the fit
     (`PowerLaw.censored`), and a bootstrap replicate whose median is unreached somewhere has an
@@ -226,8 +226,9 @@ def local_slopes(x, y, *, window: int = 3, low=None, high=None, n_boot: int = 10
     Repeated x values are seeds; the interval of each local slope is the stratified bootstrap over
     them. In a window with one observation per x (a few points have too few degrees of freedom
     for a scatter interval) ci_low/ci_high are NaN, unless `low`/`high` bound its y (see
-    `fit_exponent`): then the interval is the range of slopes those bounds allow. Returns one row per window: x (geometric mean of the window's x values),
-    x_low, x_high, slope, ci_low, ci_high; empty when fewer than two distinct x are usable.
+    `fit_exponent`): then the interval is the range of slopes those bounds allow. Returns one
+    row per window: x (geometric mean of the window's x values), x_low, x_high, slope, ci_low,
+    ci_high; empty when fewer than two distinct x are usable.
 
     Example: t = n² at n ≤ 20 and n³ beyond gives local slopes rising from 2 to 3.
         >>> local_slopes([10, 20, 40, 80], [100, 400, 3200, 25600], window=2)["slope"].round(2).tolist()

@@ -79,9 +79,9 @@ import numpy as np
 from sparselearn.errors import require
 from sparselearn.fields import OMIT_DEFAULT
 from sparselearn.runtime import tiered_jit
-from sparselearn.targets.inputs import (MAX_REFERENCE, REFERENCE_SAMPLES, Certificate, LabelNoise, balanced_threshold, certify_max,
-                                        draw_many, hypercube_points, is_discrete, labelled, orthonormal_columns,
-                                        reference, unit_variance)
+from sparselearn.targets.inputs import (MAX_REFERENCE, REFERENCE_SAMPLES, Certificate, LabelNoise, balanced_threshold,
+                                        certify_max, draw_many, hypercube_points, is_discrete, labelled,
+                                        orthonormal_columns, reference, unit_variance)
 
 HIGHEST = jax.lax.Precision.HIGHEST
 CONSTRUCTIONS = ("random", "junta", "index", "dense_weight", "dense", "parity", "biased")
@@ -137,6 +137,7 @@ def active_reference(w: jax.Array, tau: jax.Array, key: jax.Array, samples: int)
     k_unit, k_tail, k_rest = jax.random.split(key, 3)
     j = jax.random.randint(k_unit, (samples,), 0, units)
     above = jax.scipy.special.ndtr(-tau)
+    # z = Φ⁻¹ of a uniform point of the tail's mass, from its far end (a mass of 0 would be z = inf)
     z = -jax.scipy.special.ndtri(above * jax.random.uniform(k_tail, (samples,), minval=1e-7, maxval=1.0))
     g = jax.random.normal(k_rest, (samples, n))
     along = w[j]
