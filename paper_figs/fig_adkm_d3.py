@@ -4,7 +4,9 @@ Derived figure (no paper figure): R_S(H^{W,B}_{n,s,k}) as a function of the samp
 and the width s (right), from `sparselearn.theory`: ADKM Eq. (15) (dimension factor √n), ADKM
 Conjecture 20 (√(sk/m)), the upper (Thm 2) and lower (Thm 3) bounds of Li et al. 2609.09130, and
 the dense baseline s/√m. Hidden constants are 1 (Thm 2's C = 1), so compare slopes and gaps,
-not levels. Defaults: n = 100, k = 4, s = 1024 (left), m = 10⁵ (right), W = B = 1, R = √n.
+not levels. Defaults: n = 256, k = 4, s = 1024 (left), m = 10⁵ (right), W = B = 1, R = √n. Thm 3
+holds where n ≥ q = min{⌊s/k⌋, m}, and its curve is drawn only there: the whole left panel, s ≤ 4n
+= 1024 on the right (at n = 100 it would hold at no m > 100 on the left).
 
 Full size = smoke: closed-form, well under a second. `sparselearn figs ADKM-D3`.
 """
@@ -17,7 +19,7 @@ from sparselearn import figures, theory
 from sparselearn.plotting.style import PALETTE, panels
 
 ID = "ADKM-D3"
-N, K, S, M, W, B = 100, 4, 1024, 1e5, 1.0, 1.0
+N, K, S, M, W, B = 256, 4, 1024, 1e5, 1.0, 1.0
 
 
 def bounds(s, m, n=N, k=K, W=W, B=B) -> dict[str, np.ndarray]:
@@ -27,7 +29,7 @@ def bounds(s, m, n=N, k=K, W=W, B=B) -> dict[str, np.ndarray]:
         "ADKM Eq. 15: √(snk log(km)/m)": theory.rademacher_adkm(n, s, k, m, W, B, R),
         "ADKM Conj. 20: √(sk/m)": theory.rademacher_conjecture20(s, k, m, W, B, R),
         "2609.09130 Thm 2 (upper)": theory.rademacher_lsjgh_upper(s, k, m, W, B, R),
-        "2609.09130 Thm 3 (lower)": theory.rademacher_lsjgh_lower(s, k, m, W, B, R),
+        "2609.09130 Thm 3 (lower, where n ≥ min(s/k, m))": theory.rademacher_lsjgh_lower(s, k, m, W, B, R, n),
         "dense: s/√m": theory.rademacher_dense(s, m, W, B, R),
     }
 
