@@ -434,8 +434,12 @@ def _markdown_table(rows: list[dict], compact: bool = False) -> list[str]:
 def _markdown(rows: list[dict], smoke: bool) -> str:
     lines = ["# Fitted scaling exponents vs theory" + (" (smoke: tiny sizes, not meaningful)" if smoke else ""), "",
              "Intervals (95%, `sparselearn.plotting.fit_exponent`): over seeds, a bootstrap that resamples "
-             "the runs of each x; for a searched m* (one value per x), the least-squares t-interval widened "
-             "by the slopes its brackets allow. Verdict (`sparselearn.plotting.exponent_verdict`): "
+             "the runs of each x (widened to the medians' scatter where an x has under 3 runs); for a "
+             "searched m* (one value per x), the least-squares t-interval widened by the slopes its "
+             "brackets allow. Theory: the slope of the theorem's rate over the row's range, with the log "
+             "factors of Õ dropped (one ln d kept would move Kou k = 4 to 3.36, outside its interval), and "
+             "ADKM Thm 17 at W = B = 1 (R = 1 in adkm_s2), not at the teachers' own norms, which change "
+             "along s and k. Verdict (`sparselearn.plotting.exponent_verdict`): "
              "**agrees** when the interval covers the theory exponent (and not 0); **unresolved** when it "
              "covers both the theory exponent and 0; **pre-asymptotic** when the local "
              "slope d log y / d log x (windows of three x values) moves towards it as x grows; **disagrees** "
