@@ -43,7 +43,7 @@ At n = 12, where every degree fits, the parity nets (p = 12: s = 13 units of the
 certified k = 13) stay at 1.00–1.13 (above 1 from overfitting 4095 features with 5×10⁴ samples)
 through d = 11 and drop to 0 at d = 12; the juntas are exact from their Fourier degree (≤ log₂(s/k),
 ≤ 6). Certificates: juntas k = 1, 2, 4 exactly; parity k = p + 1 = its number of units (every unit
-fires on the all-(+1) input of S), W = 4√p, B = 4(p + 1) (e.g. 17.9 and 84 at p = 20) against
+fires on the all-(+1) input of S), W ≈ 4√p, B ≈ 4(p + 1) (17.9 and 84 at p = 20; 6.67 and 15.4 at p = 3) against
 juntas' W ≤ 2.6, B ≤ 5.2. The sparse teachers' error falls with d at a rate set by s/k; the dense
 parity net of the same s and n has none of its variance below degree p, so low-degree regression
 gains nothing on it until d = p = min(n, s − 1), at n^p features.
