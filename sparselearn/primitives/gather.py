@@ -9,7 +9,9 @@ which reuses every weight across the batch (benchmarks/results/primitives.json:
 at n = out = 512 the gather wins at density k/s = 1/64, mostly wins at 1/16 and
 loses at 1/4).
 With `impl="auto"` (the default) the product is computed densely, with the same
-values and gradients, unless `gather_prefers_sparse(k, s, out)`.
+values and gradients, unless `gather_prefers_sparse(k, s, out)`. Reverse mode only (a custom
+VJP, on every impl: "auto" traces both paths): `jax.jvp`, `jacfwd` and `hessian` through it
+raise, and so through every top-k or sparse-init MLP, whose output layer always gathers.
 
 Example:
     >>> w2 = jnp.arange(6.0).reshape(3, 2)                  # s = 3 units, out = 2

@@ -3,7 +3,8 @@
 `masked_matmul(x, w, mask)` computes x @ (w ⊙ mask). Its gradient with respect to
 w is masked as well, so weights outside the mask receive exactly zero gradient and
 stay where they are under any optimiser that maps a zero gradient to a zero update.
-The mask is data, not a parameter: it gets no gradient.
+The mask is data, not a parameter: it gets no gradient. Reverse mode only (a custom VJP):
+`jax.jvp`, `jacfwd` and `hessian` through it raise; nothing in training uses forward mode.
 
 Example:
     >>> x = jnp.ones((4, 3)); w = jnp.ones((3, 2)); mask = jnp.eye(3, 2, dtype=bool)

@@ -17,7 +17,8 @@ and the output equals the dense top-k MLP `topk_mlp_reference`.
 The choice of units is piecewise constant in the router, so the router's exact
 gradient is zero almost everywhere; it gets none here. A learner that wants a
 router must build it from other parameters (see `router_from_weights`) or train
-it by another signal.
+it by another signal. Reverse mode only (custom VJPs): `jax.jvp`, `jacfwd` and `hessian`
+through a routed layer raise.
 
 The sparse path reads each gathered row once per example, while a dense matrix
 product reuses every weight across the batch; on CPU it wins only at low density
