@@ -620,12 +620,13 @@ def load_results(path: str | Path, curves: bool = False) -> pd.DataFrame | tuple
     runs = _concat([s.runs() for s in stores], "runs")
     if not curves:
         return runs
-    return runs, _of_runs(_concat([s.curves() for s in stores], "curves"), runs["run_id"])
+    return runs, rows_of_runs(_concat([s.curves() for s in stores], "curves"), runs["run_id"])
 
 
-def _of_runs(rows: pd.DataFrame, run_ids) -> pd.DataFrame:
-    """The rows of `rows` whose run has a stored run row: a sweep killed between a group's curves
-    and its runs leaves curves of runs that are not done (the rerun trains them again)."""
+def rows_of_runs(rows: pd.DataFrame, run_ids) -> pd.DataFrame:
+    """The rows of `rows` (curves, traces) whose run_id is one of `run_ids`, renumbered. Readers keep
+    only runs with a stored run row: a sweep killed between a group's curves and its runs leaves
+    curves of runs that are not done (the rerun trains them again)."""
     return rows[rows["run_id"].isin(run_ids)].reset_index(drop=True)
 
 
@@ -646,7 +647,7 @@ def load_traces(path: str | Path) -> pd.DataFrame:
     """
     stores = [Store(p) for p in resolve(path)]
     traces = _concat([s.read("traces") for s in stores if s.files("traces")], "traces")
-    return _of_runs(traces, _concat([s.read("runs", ["run_id"]) for s in stores], "runs")["run_id"])
+    return rows_of_runs(traces, _concat([s.read("runs", ["run_id"]) for s in stores], "runs")["run_id"])
 
 
 def trace_array(traces: pd.DataFrame, name: str, run_ids=None) -> tuple[list[str], np.ndarray, np.ndarray]:

@@ -311,18 +311,13 @@ def _fit_inputs(x: jax.Array, y: jax.Array, weights: jax.Array | None) -> tuple[
     x = jnp.asarray(x)
     x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
     weights = jnp.ones(x.shape[0], x.dtype) if weights is None else weights
-    _check_inputs(x, y, weights)
-    return x, weights
-
-
-def _check_inputs(x: jax.Array, y: jax.Array, weights: jax.Array) -> None:
-    """Shape agreement (static, so it works on tracers)."""
     if x.ndim != 2:
         raise ValueError(f"x must have shape (m, n), got {x.shape}")
     if x.shape[0] == 0:
         raise ValueError("empty training set (m = 0)")
     if y.shape != (x.shape[0],) or weights.shape != (x.shape[0],):
         raise ValueError(f"x {x.shape}, y {y.shape} and weights {weights.shape} disagree on the number of rows")
+    return x, weights
 
 
 # ---------------------------------------------------------------- learners

@@ -154,7 +154,8 @@ def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float 
                         f"a power law, got {xs.size}")
     members = [np.flatnonzero(x == v) for v in xs]
     groups = [y[i] for i in members]
-    alpha, logc = _loglog_slope(*_medians(xs, groups))
+    log_medians = _medians(xs, groups)
+    alpha, logc = _loglog_slope(*log_medians)
     bracketed = bool(np.any((high > low) & np.isfinite(y)))
     log_low, log_high = np.log(low), np.log(high)
     if max(len(g) for g in groups) == 1:
@@ -188,7 +189,7 @@ def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float 
     if scatter and min(len(g) for g in groups) < THIN_SEEDS:
         # the bootstrap sees no spread at an x with one run and half of it with two: the medians'
         # scatter about the line measures the noise there
-        spread = _scatter_halfwidth(*_medians(xs, groups), level)
+        spread = _scatter_halfwidth(*log_medians, level)
         if np.isfinite(spread):
             lo, hi = min(lo, alpha - spread), max(hi, alpha + spread)
     return PowerLaw(alpha, float(np.exp(logc)), float(lo), float(hi), level, int(x.size), censored)

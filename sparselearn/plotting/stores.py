@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from sparselearn.store import load_results, resolve
+from sparselearn.store import load_results, resolve, rows_of_runs
 
 #: config keys tried first to tell the stores of one directory apart, then the rest in config order
 STORE_KEYS = ("experiment", "learner.name", "target.name")
@@ -66,8 +66,7 @@ def load_stores(path: str | Path, curves: bool = False) -> tuple[list[Path], pd.
                                        for g in table["grid"]])
         runs.append(table)
     runs = _one_per_run(_stack(runs))
-    return stores, runs, (_stack([c for _, c in frames]).pipe(lambda c: c[c["run_id"].isin(runs["run_id"])])
-                          .reset_index(drop=True) if curves else None)
+    return stores, runs, (rows_of_runs(_stack([c for _, c in frames]), runs["run_id"]) if curves else None)
 
 
 def _one_per_run(runs: pd.DataFrame) -> pd.DataFrame:

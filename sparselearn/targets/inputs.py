@@ -84,6 +84,13 @@ def atom_count(n: int, atoms: int | None) -> int:
     return ATOMS_PER_COORDINATE * n if atoms is None else atoms
 
 
+def check_probability(p: float, inputs: str) -> None:
+    """ConfigError (key `p`) unless 0 < p < 1, and p = ½ unless the inputs are biased (no other
+    law reads it)."""
+    require(0.0 < p < 1.0, "p", f"probability of +1 must be in (0, 1), got {p}")
+    require(p == 0.5 or inputs == "biased", "p", f"is used only by inputs='biased' (got inputs={inputs!r})")
+
+
 def check_dictionary(n: int, atoms: int | None, nonzeros: int) -> None:
     """ConfigError (key `atoms` or `nonzeros`) unless 1 ≤ nonzeros ≤ N and N ≥ 1."""
     require(atoms is None or atoms >= 1, "atoms", f"must be ≥ 1 (or null for 4n), got {atoms}")

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 from sparselearn.errors import require
 from sparselearn.fields import OMIT_DEFAULT
 from sparselearn.runtime import tiered_jit
-from sparselearn.targets.inputs import (INPUTS, NONZEROS, Certificate, LabelNoise, certify_max, check_dictionary,
+from sparselearn.targets.inputs import (INPUTS, NONZEROS, Certificate, LabelNoise, certify_max, check_dictionary, check_probability,
                                         dictionary_options, draw_many, labelled, reference, unit_variance)
 
 HIGHEST = jax.lax.Precision.HIGHEST
@@ -79,9 +79,7 @@ class MoE(LabelNoise):
         require(1 <= self.top <= self.experts, "top",
                 f"must satisfy 1 ≤ top ≤ experts = {self.experts}, got {self.top}")
         require(self.noise >= 0.0, "noise", f"noise standard deviation must be ≥ 0, got {self.noise}")
-        require(0.0 < self.p < 1.0, "p", f"probability of +1 must be in (0, 1), got {self.p}")
-        require(self.p == 0.5 or self.inputs == "biased", "p",
-                f"is used only by inputs='biased' (got inputs={self.inputs!r})")
+        check_probability(self.p, self.inputs)
         check_dictionary(self.n, self.atoms, self.nonzeros)
         for key, unset in (("atoms", None), ("nonzeros", NONZEROS)):
             require(getattr(self, key) == unset or self.inputs == "dictionary", key,

@@ -21,15 +21,14 @@ import jax.numpy as jnp
 
 from sparselearn.errors import require
 from sparselearn.runtime import tiered_jit
-from sparselearn.targets.inputs import LabelNoise, labelled
+from sparselearn.targets.inputs import LabelNoise, check_probability, labelled
 
 
 def _check_common(n: int, k: int, p: float, inputs: str) -> None:
     require(inputs in ("hypercube", "biased"), "inputs", f"must be 'hypercube' or 'biased', got {inputs!r}")
     require(n >= 1, "n", f"must be ≥ 1, got {n}")
     require(1 <= k <= n, "k", f"must satisfy 1 ≤ k ≤ n = {n}, got {k}")
-    require(0.0 < p < 1.0, "p", f"probability of +1 must be in (0, 1), got {p}")
-    require(p == 0.5 or inputs == "biased", "p", f"is used only by inputs='biased' (got inputs={inputs!r})")
+    check_probability(p, inputs)
 
 
 def _support(key: jax.Array, n: int, k: int) -> jax.Array:

@@ -80,7 +80,7 @@ from sparselearn.errors import require
 from sparselearn.fields import OMIT_DEFAULT
 from sparselearn.runtime import tiered_jit
 from sparselearn.targets.inputs import (MAX_REFERENCE, REFERENCE_SAMPLES, Certificate, LabelNoise, balanced_threshold,
-                                        certify_max, draw_many, hypercube_points, is_discrete, labelled,
+                                        certify_max, check_probability, draw_many, hypercube_points, is_discrete, labelled,
                                         orthonormal_columns, reference, unit_variance)
 
 HIGHEST = jax.lax.Precision.HIGHEST
@@ -224,9 +224,7 @@ class SparseMLP(LabelNoise):
                     f"set k = s = {self.s} (certify() measures the k it attains)")
         else:
             require(self.k <= self.n, "k", f"must be ≤ n = {self.n}, got {self.k}")
-        require(0.0 < self.p < 1.0, "p", f"probability of +1 must be in (0, 1), got {self.p}")
-        require(self.p == 0.5 or self.inputs == "biased", "p",
-                f"is used only by inputs='biased' (got inputs={self.inputs!r})")
+        check_probability(self.p, self.inputs)
         for key in ("W", "B", "gamma"):
             value = getattr(self, key)
             require(value is None or value > 0, key, f"must be > 0, got {value}")
