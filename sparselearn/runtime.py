@@ -193,17 +193,24 @@ def use_every_core(environ=os.environ) -> None:
 
 def local_devices():
     """The devices a local group is sharded over: every local accelerator, or every host
-    CPU device. Warns (once per call site) when JAX runs a single host device on a machine
+    CPU device. Warns once per process when JAX runs a single host device on a machine
     with several cores, unless that count was chosen (XLA_FLAGS, jax_num_cpu_devices)."""
     import jax
 
     devices = jax.local_devices()
     chosen = DEVICE_COUNT_FLAG in os.environ.get("XLA_FLAGS", "") or jax.config.jax_num_cpu_devices > 0
     if len(devices) == 1 and devices[0].platform == "cpu" and cpu_count() > 1 and not chosen:
-        warnings.warn(f"JAX runs one CPU device on this {cpu_count()}-core machine, so groups use one core; "
-                      f"set XLA_FLAGS={DEVICE_COUNT_FLAG}={cpu_count()} before importing jax "
-                      "(see sparselearn.runtime) to use them all", RuntimeWarning, stacklevel=2)
+        _warn_one_host_device(cpu_count())
     return tuple(devices)
+
+
+@functools.cache
+def _warn_one_host_device(cores: int) -> None:
+    # cached, not left to the warnings registry: any filter change (jax, pandas, tqdm make
+    # some) resets that registry, and a sample-complexity search would warn every round
+    warnings.warn(f"JAX runs one CPU device on this {cores}-core machine, so groups use one core; "
+                  f"set XLA_FLAGS={DEVICE_COUNT_FLAG}={cores} before importing jax "
+                  "(see sparselearn.runtime) to use them all", RuntimeWarning, stacklevel=3)
 
 
 def compile_cache(on: bool = True) -> Path | None:

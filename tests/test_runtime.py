@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import functools
 import json
 import os
 import subprocess
 import sys
 import types
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -247,11 +249,15 @@ def test_local_devices_warns_on_one_host_device_of_many_cores(monkeypatch):
         pytest.skip("this process runs several devices")
     monkeypatch.setattr(runtime, "cpu_count", lambda: 8)
     monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.setattr(runtime, "_warn_one_host_device", functools.cache(runtime._warn_one_host_device.__wrapped__))
     with pytest.warns(RuntimeWarning, match="xla_force_host_platform_device_count=8"):
         runtime.local_devices()
+    with warnings.catch_warnings():  # once per process, even where every warning shows
+        warnings.simplefilter("always")
+        warnings.simplefilter("error", RuntimeWarning)
+        runtime.local_devices()
+    runtime._warn_one_host_device.cache_clear()
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")  # chosen: no warning
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         runtime.local_devices()
