@@ -129,3 +129,26 @@ def test_stores_alike_but_for_their_seeds_pool_each_run_once(tmp_path):
     assert len(found) == 2 and len(load_results(tmp_path / "two")) == 2 * 2 + 3 * 2
     assert len(runs) == 6 and not runs.duplicated(["grid", "seed"]).any()
     assert set(curves_["run_id"]) == set(runs["run_id"])
+
+
+def test_stores_are_told_apart_by_a_setting_not_by_a_gridded_base_value(tmp_path):
+    """k = 2 and k = 3, both gridding target.n (base values 4 and 6): target.n's base value is
+    overridden by every run's grid point, so it cannot tell the stores apart; target.k does."""
+    from sparselearn.sweeps import run
+
+    text = """
+experiment: ks
+target:  {{name: sparse_parity, n: {n}, k: {k}}}
+learner: {{name: gf2}}
+train:   {{loss: square}}
+data:    {{m: 64, test_m: 64}}
+sweep:   {{seeds: 2, grid: {{target.n: [6, 8]}}}}
+"""
+    for n, k in ((4, 2), (6, 3)):
+        run(config.loads(text.format(n=n, k=k)), str(tmp_path), progress=False)
+    _, runs, _ = stores.load_stores(tmp_path / "ks")
+    assert len(runs) == 8
+    grid = curves.grid_frame(runs)
+    assert sorted(map(tuple, grid[["target.k", "target.n"]].drop_duplicates().to_numpy())) == [
+        (2, 6), (2, 8), (3, 6), (3, 8)]
+    assert auto.varying_axes(grid) == ["target.k", "target.n"]

@@ -5,6 +5,7 @@ and the Fisher and log-rank tests of two arms (no training here)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -82,7 +83,11 @@ def test_error_vs_m_draws_the_median_and_iqr_of_the_finite_runs():
         np.testing.assert_allclose(lo, want[0.25], rtol=0, atol=1e-12)
         np.testing.assert_allclose(hi, want[0.75], rtol=0, atol=1e-12)
         bad = int((~np.isfinite(part["test_error"].astype(float))).sum())
-        assert ax.lines[i].get_label() == f"n={n}, lr=0.1 ({bad} of {len(part)} runs without a finite test error: diverged)"
+        failed = int(((runs["n"] == n) & (runs["status"] == "failed")).sum())
+        total = len(part) + failed
+        notes = ([f"{failed} of {total} runs failed"] if failed else []) + [
+            f"{bad} of {total} runs without a finite test error: diverged"]
+        assert ax.lines[i].get_label() == f"n={n}, lr=0.1 ({'; '.join(notes)})"
 
 
 def test_error_vs_steps_band_matches_pandas_with_a_diverged_run():
@@ -132,12 +137,14 @@ def test_success_table_and_image_are_the_fraction_of_ok_runs_within_eps():
     runs.loc[runs.index[:3], "test_error"] = float(np.float32(0.05))   # stored float32: within eps
     runs["eps"] = 0.05
     table = success_table(runs, "data.m", "train.lr")        # train.lr: one value
+    kept = runs["status"] != "failed"    # failed runs are left out, diverged ones count as not learned
     ok = (runs["status"] == "ok") & (runs["test_error"].astype(np.float32) <= np.float32(0.05))
-    want = ok.astype(float).groupby(runs["m"]).mean()
+    want = ok[kept].astype(float).groupby(runs["m"][kept]).mean()
     assert table.shape == (1, 3) and list(table.index) == [0.1]
     np.testing.assert_allclose(table.to_numpy()[0], want.to_numpy(), rtol=0, atol=1e-12)
     both = success_table(runs, "data.m", "target.n", eps=0.1)
-    want = ((runs["status"] == "ok") & (runs["test_error"] <= 0.1)).astype(float).groupby([runs["n"], runs["m"]]).mean()
+    hit = ((runs["status"] == "ok") & (runs["test_error"] <= 0.1))[kept].astype(float)
+    want = hit.groupby([runs["n"][kept], runs["m"][kept]]).mean()
     np.testing.assert_allclose(both.to_numpy(), want.unstack().to_numpy(), rtol=0, atol=1e-12)
     fig, ax = phase_diagram(runs, "data.m", "target.n", eps=0.1)
     np.testing.assert_allclose(np.asarray(ax.images[0].get_array()), want.unstack().to_numpy(), rtol=0, atol=1e-12)
@@ -145,7 +152,10 @@ def test_success_table_and_image_are_the_fraction_of_ok_runs_within_eps():
     diverged = (runs["status"] == "diverged").groupby([runs["n"], runs["m"]]).any().unstack().to_numpy()
     marked = {(round(t.get_position()[1]), round(t.get_position()[0])) for t in ax.texts if t.get_text() == "×"}
     assert marked == {(int(i), int(j)) for i, j in np.argwhere(diverged)} and marked
-    assert any(t.get_text() == "× runs diverged" for t in ax.texts)
+    failed = (~kept).groupby([runs["n"], runs["m"]]).any().unstack().to_numpy()
+    marked = {(round(t.get_position()[1]), round(t.get_position()[0])) for t in ax.texts if t.get_text() == "†"}
+    assert marked == {(int(i), int(j)) for i, j in np.argwhere(failed)} and marked
+    assert any(t.get_text() == "× runs diverged, † runs failed (left out)" for t in ax.texts)
     _, ax = phase_diagram(runs[runs["status"] != "diverged"], "data.m", "target.n", eps=0.1)
     assert not [t for t in ax.texts if "×" in t.get_text()]
 
@@ -198,3 +208,75 @@ def test_series_follow_the_grid_values_not_their_text():
         points += [(f"r{i}", s, 0.5 / (1 + i)) for s in (0, 100)]
     fig, ax = error_vs_steps(_runs(rows), _curves(points))
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["m=128, lr=0.1", "m=512, lr=0.1", "m=2048, lr=0.1"]
+
+
+def _scaling_drawn(monkeypatch, runs):
+    """plot_results(kind="scaling") over `runs` (as load_stores returns them): what it drew."""
+    import sparselearn.plotting.auto as auto
+    from sparselearn.plotting import scaling_plot
+
+    drawn = {}
+
+    def spy(table, x, y, **kwargs):
+        fig, ax, fits = scaling_plot(table, x, y, **kwargs)
+        drawn.update(x=x, y=y, by=kwargs.get("by"), rows=len(table),
+                     labels=[t.get_text() for t in ax.get_legend().get_texts()])
+        return fig, ax, fits
+
+    monkeypatch.setattr(auto, "load_stores", lambda path: ([Path(path)], runs, None))
+    monkeypatch.setattr(auto, "scaling_plot", spy)
+    monkeypatch.setattr(auto, "save", lambda fig, out: [])
+    auto.plot_results("results/x", "scaling")
+    return drawn
+
+
+def test_a_scaling_plot_with_a_fitted_learner_draws_the_error_that_every_learner_has(monkeypatch):
+    """An SGD store beside a gf2 store (configs/compare/parity_*): gf2 stores no steps, so a
+    steps_to_eps axis would call its exact recoveries unreached."""
+    rows = [_run(f"{name}{m}{s}", "ok", err, {"learner.name": name, "data.m": m}, learner=name, m=m, seed=s,
+                 steps=None if name == "gf2" else 1000, steps_to_eps=None if name == "gf2" or m == 64 else 500)
+            for name, err in (("gf2", 0.0), ("mlp", 0.25)) for m in (64, 1024, 8192) for s in range(3)]
+    drawn = _scaling_drawn(monkeypatch, _runs(rows))
+    assert (drawn["x"], drawn["y"], drawn["by"]) == ("data.m", "test_error", "learner.name")
+    assert not any("unreached" in label for label in drawn["labels"] if "gf2" in label)
+
+
+def test_a_scaling_plot_keeps_experiments_apart_and_counts_diverged_and_failed_runs(monkeypatch):
+    """Two experiments of one results root (load_stores puts `experiment` in the grid): one
+    series each, never pooled; on the test-error axis diverged and failed runs are counted."""
+    rows = []
+    for e, err in (("a", 0.1), ("b", 0.4)):
+        for n in (8, 16, 32):
+            for s in range(4):
+                status = "diverged" if (e, n, s) == ("a", 32, 0) else "failed" if (e, n, s) == ("b", 8, 1) else "ok"
+                rows.append(_run(f"{e}{n}{s}", status, np.nan if status != "ok" else err * n / 8,
+                                 {"experiment": e, "target.n": n}, experiment=e, n=n, seed=s, steps_to_eps=None))
+    drawn = _scaling_drawn(monkeypatch, _runs(rows))
+    assert (drawn["x"], drawn["y"], drawn["by"]) == ("target.n", "test_error", "experiment")
+    assert drawn["rows"] == 24
+    a, b = drawn["labels"]
+    assert a.startswith("experiment=a: ") and "1/12 runs unreached; 1 diverged" in a and "failed" not in a
+    assert b.startswith("experiment=b: ") and "1 failed (left out)" in b and "unreached" not in b
+
+
+def test_a_log_step_axis_keeps_runs_that_stopped_at_step_0():
+    """stop_at_eps: three runs within eps at step 0 (one curve point), two still at 0.5."""
+    runs = _runs([_run(f"r{i}", "ok", 0.0 if i < 3 else 0.5, seed=i, steps=1000, eps=0.05) for i in range(5)])
+    points = [(f"r{i}", 0, 0.0) for i in range(3)] + [(f"r{i}", s, 0.5) for i in (3, 4) for s in (0, 250, 500, 1000)]
+    for logx in (False, True):
+        _, ax = error_vs_steps(runs, _curves(points), logx=logx)
+        x, med, lo, hi = _band(ax, 0)
+        np.testing.assert_array_equal(x, [250, 500, 1000] if logx else [0, 250, 500, 1000])
+        np.testing.assert_array_equal(med, np.zeros(len(x)))   # 3 of the 5 runs at 0
+
+
+def test_curves_say_how_many_runs_failed_even_when_all_of_a_series_did():
+    runs = _runs([_run(f"{name}{m}{s}", "failed" if name == "gf2" or (m, s) == (100, 0) else "ok", 0.2,
+                       {"learner.name": name, "data.m": m}, m=m, seed=s)
+                  for name in ("gf2", "mlp") for m in (100, 400, 1600) for s in range(3)])
+    _, ax = error_vs_m(runs)
+    labels = [line.get_label() for line in ax.lines]
+    assert labels == ["name=gf2 (all 9 runs failed), not drawn", "name=mlp (1 of 9 runs failed)"]
+    points = [(r, s, 0.2) for r in runs.loc[runs["status"] == "ok", "run_id"] for s in (0, 100)]
+    _, ax = error_vs_steps(runs[runs["m"] == 400], _curves(points))
+    assert [line.get_label() for line in ax.lines] == ["m=400, name=gf2 (all 3 runs failed), not drawn", "m=400, name=mlp"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from sparselearn.errors import PlotError
-from sparselearn.plotting.curves import grid_frame, learnability, series_labels
+from sparselearn.plotting.curves import grid_frame, grid_keys, learnability, series_labels
 from sparselearn.plotting.phase import phase_diagram
 from sparselearn.plotting.scaling import scaling_plot
 from sparselearn.plotting.stores import default_out, load_stores
@@ -25,8 +25,9 @@ PHASE_AXES = ("data.m", "learner.width", "train.weight_decay", "target.n", "targ
 
 
 def varying_axes(frame: pd.DataFrame) -> list[str]:
-    """Grid keys (dotted) that take more than one value in `frame`."""
-    return [c for c in frame.columns if "." in c and frame[c].nunique(dropna=True) > 1]
+    """Grid keys that take more than one value in `frame` (a `grid_frame`): the swept settings,
+    and those that tell pooled stores apart (`load_stores`), `experiment` among them."""
+    return [c for c in grid_keys(frame) if c in frame and frame[c].nunique(dropna=True) > 1]
 
 
 def _ordered(axes: list[str], preferred: tuple[str, ...]) -> list[str]:
@@ -56,9 +57,11 @@ def plot_results(path: str | Path, kind: str = "curve", out: str | Path | None =
         x = _ordered(numeric, SCALING_X)[0]
         others = [a for a in axes if a != x]
         by = others[0] if len(others) == 1 else None
-        y = "steps_to_eps" if ok["steps_to_eps"].notna().any() else "test_error"
-        if y == "steps_to_eps":  # a diverged run counts too: unreached, unless it reached eps first
-            ok = runs[runs["status"] != "failed"]
+        # steps only when every run trained (a fitted learner's steps_to_eps is always null) and
+        # some reached eps; else the error, which every learner has
+        trained = runs["steps"].notna().all() if "steps" in runs else True
+        y = "steps_to_eps" if trained and ok["steps_to_eps"].notna().any() else "test_error"
+        ok = runs   # diverged runs count as unreached, failed ones are left out (the legend counts both)
         if len(others) > 1:  # one series per combination of the other axes, none pooled
             ok = ok.assign(series=series_labels(ok, exclude=(x,)))
             by = "series"

@@ -52,6 +52,12 @@ def grid_frame(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([runs, extra.drop(columns=[c for c in extra if c in runs])], axis=1)
 
 
+def grid_keys(runs: pd.DataFrame) -> list[str]:
+    """The keys of the runs' grid points, in order of first appearance."""
+    points = (json.loads(t) for t in runs.get("grid", ()) if isinstance(t, str) and t)
+    return list(dict.fromkeys(k for point in points for k in point))
+
+
 def first_step(curves: pd.DataFrame, eps: float = 0.0, column: str = "test_error") -> pd.Series:
     """Per run_id, the first evaluated step with `column` ≤ eps (NaN if never). With eps = 0 on
     test_error this is t_c, the step of 100% held-out accuracy (Barak et al.)."""
@@ -88,14 +94,16 @@ def _log_if_wide(ax, values, axis="x"):
         scale.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.0f}" if x == round(x) else f"{x:g}"))
 
 
-def _left_out(part: pd.DataFrame, column: str = "test_error") -> str:
-    """' (d of R runs without a finite <column>: diverged)' for a series' runs ('all R runs' when
-    none has one), '' if none."""
+def _left_out(part: pd.DataFrame, column: str = "test_error", failed: int = 0) -> str:
+    """' (f of R runs failed; d of R runs without a finite <column>: diverged)' for a series'
+    runs (`part`: those that did not fail; 'all R runs' where that is all of them), '' if none."""
+    total = len(part) + failed
     bad = int((~np.isfinite(part[column].astype(float))).sum())
-    if not bad:
-        return ""
-    runs = f"all {bad} runs" if bad == len(part) else f"{bad} of {len(part)} runs"
-    return f" ({runs} without a finite {column.replace('_', ' ')}: diverged)"
+    def runs(count):
+        return f"all {count} runs" if count == total else f"{count} of {total} runs"
+    notes = ([f"{runs(failed)} failed"] if failed else []) + (
+        [f"{runs(bad)} without a finite {column.replace('_', ' ')}: diverged"] if bad else [])
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def _finite(table: pd.DataFrame) -> pd.DataFrame:
@@ -125,16 +133,18 @@ def _check_drawn(ax, runs: pd.DataFrame) -> None:
 
 
 def error_vs_m(runs: pd.DataFrame, ax=None, title: str | None = None):
-    """Final test error against the sample size m (median, IQR band over seeds); runs without
-    a finite error (diverged) are left out, and the legend says how many."""
-    runs = runs[runs["status"] != "failed"].copy()
-    runs["series"] = series_labels(runs, exclude=("data.m",))
+    """Final test error against the sample size m (median, IQR band over seeds); failed runs
+    and runs without a finite error (diverged) are left out, and the legend says how many."""
+    runs = runs.assign(series=series_labels(runs, exclude=("data.m",)))
     fig, ax = figure() if ax is None else (ax.figure, ax)
     for i, (name, part) in enumerate(_series(runs, by_value=True)):
+        failed = part["status"] == "failed"
+        part = part[~failed]
         # one column per run: every run of the series counts, even two with the same seed
         table = _finite(part.pivot_table(index="m", columns="run_id", values="test_error", aggfunc="first"))
-        label = (name or "median over seeds (IQR band)") + _left_out(part)
+        label = (name or "median over seeds (IQR band)") + _left_out(part, failed=int(failed.sum()))
         _band(ax, table.index.to_numpy(dtype=float), table, label, PALETTE[i % len(PALETTE)])
+    runs = runs[runs["status"] != "failed"]
     _check_drawn(ax, runs)
     _log_if_wide(ax, runs["m"].dropna())
     ax.set_xlabel("training samples m")
@@ -152,20 +162,24 @@ def error_vs_steps(runs: pd.DataFrame, curves: pd.DataFrame, ax=None, title: str
     seeds, one line per grid point (or per value of the runs column `series`); a run that stopped
     at eps (`train.stop_at_eps`) counts at its last value after it stopped; `logx` for a log
     step axis (a plateau then a drop reads best there); `colors`: series name → colour (default:
-    the palette in the series' order: by grid value, m=512 before m=2048, or by name)."""
-    runs = runs[runs["status"] != "failed"].copy()
-    runs["series"] = series_labels(runs) if series is None else runs[series].astype(str)
+    the palette in the series' order: by grid value, m=512 before m=2048, or by name). Failed
+    runs are left out, and the legend says how many."""
+    runs = runs.assign(series=series_labels(runs) if series is None else runs[series].astype(str))
+    names = [name for name, _ in _series(runs, by_value=series is None)]
+    failed = runs[runs["status"] == "failed"].groupby("series").size()
+    runs = runs[runs["status"] != "failed"]
     merged = curves.merge(runs[["run_id", "series", "seed", *(c for c in ("steps", "eps") if c in runs)]],
                           on="run_id")
-    if logx:
-        merged = merged[merged["step"] > 0]
     fig, ax = figure() if ax is None else (ax.figure, ax)
-    for i, (name, part) in enumerate(_series(merged, by_value=series is None)):
+    for i, name in enumerate(names):
+        part = merged[merged["series"] == name]
         table = part.pivot_table(index="step", columns="run_id", values=column, aggfunc="first", dropna=False)
         table = _finite(_hold_stopped(table, part, column))
+        if logx:  # after holding: a run stopped at step 0 still counts at the later steps
+            table = table[table.index > 0]
         color = (colors or {}).get(name, PALETTE[i % len(PALETTE)])
         last = part.sort_values("step").groupby("run_id").tail(1)   # each run's last point
-        label = (name or "median over seeds (IQR band)") + _left_out(last, column)
+        label = (name or "median over seeds (IQR band)") + _left_out(last, column, int(failed.get(name, 0)))
         _band(ax, table.index.to_numpy(dtype=float), table, label, color)
     _check_drawn(ax, runs)
     if logx:
@@ -205,10 +219,10 @@ def learnability(path: str | Path, out: str | Path | None = None, pdf: bool = Tr
         raise PlotError(f"{where}: no successful runs to plot")
     title = None if len(stores) == 1 else ", ".join(dict.fromkeys(ok["experiment"].astype(str)))
     if ok["m"].nunique(dropna=True) > 1:
-        fig, _ = error_vs_m(ok, title=title)
+        fig, _ = error_vs_m(runs, title=title)
     else:
         if not curves["run_id"].isin(ok["run_id"]).any():
             raise PlotError(f"{where}: no curves stored for its runs, nothing to plot (rerun the same "
                             f"`sparselearn run` command to recompute them)")
-        fig, _ = error_vs_steps(ok, curves, title=title)
+        fig, _ = error_vs_steps(runs, curves, title=title)
     return save(fig, out or default_out(path, stores, "learnability"), pdf=pdf)

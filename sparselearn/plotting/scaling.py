@@ -367,7 +367,7 @@ def scaling_plot(table: pd.DataFrame, x: str, y: str, by: str | None = None, ax=
     `y` NaN never reached the target: it counts above every reached run (`quantiles`), an x whose
     median run never reached is drawn as a lower bound (▲, its largest reached value) and left
     out of the fit, and the legend says how many runs never reached (and, given a `status`
-    column, how many diverged).
+    column, how many diverged, and how many failed: those are left out).
 
     Returns (fig, ax, {series value: PowerLaw or None})."""
     fig, ax = figure() if ax is None else (ax.figure, ax)
@@ -375,11 +375,13 @@ def scaling_plot(table: pd.DataFrame, x: str, y: str, by: str | None = None, ax=
     series = [(None, table)] if by is None else list(table.groupby(by, sort=True))
     for i, (name, part) in enumerate(series):
         color = PALETTE[i % len(PALETTE)]
+        failed = int((part["status"] == "failed").sum()) if "status" in part else 0
+        part = part[part["status"] != "failed"] if failed else part
         values = part[y].astype(float)
         zeros = int((values <= 0).sum())   # no place on a log axis: left out of the points and the fit alike
         values = values[~(values <= 0)]
         stats = pd.DataFrame.from_dict({at: quantiles(v, [0.25, 0.5, 0.75]) for at, v in values.groupby(part[x])},
-                                       orient="index", columns=[0.25, 0.5, 0.75])
+                                       orient="index", columns=[0.25, 0.5, 0.75], dtype=float)
         stats = stats[stats[0.5] > 0]
         prefix = "" if by is None else f"{by}={name}: "
         try:
@@ -392,6 +394,7 @@ def scaling_plot(table: pd.DataFrame, x: str, y: str, by: str | None = None, ax=
         label = prefix + (fit.label() if fit else "too few points to fit") + (
             f"; {missing}/{len(values)} runs unreached" if missing else "") + (
             f"; {diverged} diverged" if diverged else "") + (
+            f"; {failed} failed (left out)" if failed else "") + (
             f"; {zeros} runs at {y} ≤ 0 left out (log axis)" if zeros else "")
         # an x whose median run never reached: a lower bound at its largest reached value (▲)
         above = stats[np.isinf(stats[0.5])].index

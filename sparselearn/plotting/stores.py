@@ -13,10 +13,14 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from sparselearn.plotting.curves import grid_keys
 from sparselearn.store import load_results, resolve, rows_of_runs
 
 #: config keys tried first to tell the stores of one directory apart, then the rest in config order
 STORE_KEYS = ("experiment", "learner.name", "target.name")
+#: a store's setting of a key it grids over: each run's grid value overrides it, so only whether
+#: the key is gridded can tell the store apart
+GRIDDED = "<gridded>"
 
 
 def _settings(store: Path) -> dict[str, str]:
@@ -57,10 +61,11 @@ def load_stores(path: str | Path, curves: bool = False) -> tuple[list[Path], pd.
     run once (`_one_per_run`), with the curves of the runs kept."""
     stores = resolve(path)
     frames = [load_results(s, curves=True) if curves else (load_results(s), None) for s in stores]
-    keys = distinguishing(settings := [_settings(s) for s in stores])
+    settings = [_settings(s) | dict.fromkeys(grid_keys(table), GRIDDED) for s, (table, _) in zip(stores, frames)]
+    keys = distinguishing(settings)
     runs = []
     for (table, _), own in zip(frames, settings):
-        own = {k: _scalar(own[k]) for k in keys if own.get(k, "null") != "null"}
+        own = {k: _scalar(own[k]) for k in keys if own.get(k, "null") not in ("null", GRIDDED)}
         if own and len(table):
             table = table.assign(grid=[json.dumps({**own, **(json.loads(g) if isinstance(g, str) and g else {})})
                                        for g in table["grid"]])
