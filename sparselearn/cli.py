@@ -214,6 +214,18 @@ def _naming(path: str):
         raise e.within(file=e.file or path) from None
 
 
+@contextlib.contextmanager
+def _flags(names: dict[str, str]):
+    """A ConfigError that names a Python argument (e.g. `max_value`) names its flag (`--max`)."""
+    try:
+        yield
+    except ConfigError as e:
+        message = e.message
+        for name, flag in names.items():
+            message = message.replace(name, flag)
+        raise ConfigError(message, key=names.get(e.key, e.key), file=e.file) from None
+
+
 def _smoke(exp, path: str):
     """`config.smoke(exp)`, a ConfigError naming the config file `path`."""
     from sparselearn import config
@@ -277,7 +289,7 @@ def cmd_search(args) -> int:
     exp = config.load(args.config, args.overrides)
     if args.smoke:
         exp = _smoke(exp, args.config)
-    with _naming(args.config):
+    with _naming(args.config), _flags({"min_value": "--min", "max_value": "--max"}):
         res = sample_complexity(exp, args.eps, args.delta, param=args.param, out=args.out, start=args.start,
                                 min_value=args.min_value, max_value=args.max_value, rtol=args.rtol,
                                 progress=not args.quiet)

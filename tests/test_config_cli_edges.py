@@ -62,3 +62,12 @@ def test_a_config_is_read_as_utf8_whatever_the_locale(tmp_path):
     code = f"from sparselearn import config; print(config.load({str(path)!r}).experiment)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, encoding="utf-8")
     assert out.returncode == 0 and out.stdout.strip() == "g", out.stderr
+
+
+def test_a_search_limit_no_value_meets_names_its_flag(tmp_path, monkeypatch, tiny_file, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["search", str(tiny_file), "--max", "8", "--quiet"]) == 2   # batch 16: no m ≤ 8 is accepted
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {tiny_file}: train.batch: batch = 16 exceeds the sample size data.m = 8")
+    assert err.endswith("no data.m up to the search's largest, 8 (--max), is accepted") and "max_value" not in err
+    assert not (tmp_path / "results").exists()

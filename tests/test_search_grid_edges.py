@@ -72,6 +72,40 @@ def test_m_search_failing_at_the_maximum_is_censored(tmp_path, monkeypatch):
     assert row["censored"] and row["estimate"] is None and row["values"] == [16, 32, 64, 100]
 
 
+def test_m_search_stops_each_grid_point_at_its_own_batch(tmp_path, monkeypatch):
+    """m ≥ train.batch point by point: batch 128 halves to 128 (its floor), batch 16 to 16,
+    even with min_value below both."""
+    trained = Counter()
+    _fake_m(monkeypatch, lambda m, seed: True, trained)
+    cfg = config.loads(SMALL.replace("seeds: 4}", "seeds: 4, grid: {train.batch: [16, 128]}}").replace("m: 32,", "m: 512,"))
+    for min_value in (None, 4):
+        table = sample_complexity(cfg, eps=0.05, out=tmp_path, start=512, min_value=min_value, progress=False).table()
+        assert table["estimate"].tolist() == [16, 128] and table["values"].iloc[1] == [128, 256, 512]
+
+
+def test_m_search_is_censored_where_a_fitted_learner_caps_m(tmp_path, monkeypatch):
+    """Kernel ridge refuses m whose m×m system is over learner.max_memory_gb: the search stops at
+    the largest m it accepts, censored, with a warning naming the key, instead of raising."""
+    trained = Counter()
+    _fake_m(monkeypatch, lambda m, seed: False, trained)
+    cfg = config.loads(SMALL.replace("{name: mlp, width: 32}", "{name: kernel, kernel: ntk, max_memory_gb: 0.01}"))
+    with pytest.warns(UserWarning, match="learner.max_memory_gb: the search stops at data.m = ") as info:
+        row = sample_complexity(cfg, eps=0.05, out=tmp_path, start=256, progress=False).table().iloc[0]
+    cap = int(str(info[0].message).split("data.m = ")[1].split(",")[0])
+    assert row["censored"] and row["values"][-1] == cap == max(trained) and cap < 2 * row["values"][-2]
+    config.with_point(cfg, (("data.m", cap),))
+    with pytest.raises(ConfigError, match="max_memory_gb"):
+        config.with_point(cfg, (("data.m", cap + 1),))
+
+
+def test_m_search_refuses_online_grid_points(tmp_path, monkeypatch):
+    _fake_m(monkeypatch, lambda m, seed: True, Counter())
+    cfg = config.loads(SMALL.replace("seeds: 4}", "seeds: 4, grid: {data.online: [false, true]}}"))
+    with pytest.raises(ConfigError) as info:
+        sample_complexity(cfg, eps=0.05, out=tmp_path, progress=False)
+    assert info.value.key == "sweep.grid.data.online"
+
+
 @pytest.mark.parametrize("param", ["data.m", "train.steps"])
 def test_min_value_above_max_value_is_an_error(param, tmp_path, monkeypatch):
     _fake_m(monkeypatch, lambda m, seed: True, Counter())

@@ -178,7 +178,7 @@ def solve_bytes(rows: int, feats: int, test_rows: int = 0) -> int:
 def check_memory(needed: int, limit_gb: float, what: str, key: str) -> None:
     """ConfigError(key) when `needed` bytes exceed `limit_gb` GiB."""
     if needed > limit_gb * 2**30:
-        raise ConfigError(f"{what} needs about {needed / 2**30:.1f} GiB per run, over the limit "
+        raise ConfigError(f"{what} needs about {needed / 2**30:.3g} GiB per run, over the limit "
                           f"max_memory_gb = {limit_gb:g}", key=key)
 
 

@@ -155,11 +155,14 @@ def _validate(exp: Experiment, param: str, eps: float, delta: float) -> None:
         raise ConfigError(f"must be in [0, 1], got {eps}", key="--eps")
     if not 0 < delta < 1:
         raise ConfigError(f"must be in (0, 1), got {delta}", key="--delta")
+    grid = dict(exp.sweep.grid)
     if param == "data.m" and exp.data.online:
         raise ConfigError("searching over data.m needs data.online: false", key="data.online")
+    if param == "data.m" and True in grid.get("data.online", ()):
+        raise ConfigError("searching over data.m needs data.online: false at every grid point "
+                          "(online runs never read m)", key="sweep.grid.data.online")
     if param == "train.steps" and not kind_of(exp.learner).trained:
         raise ConfigError(f"learner {exp.learner.name} has no training steps", key="--param")
-    grid = dict(exp.sweep.grid)
     rewinds = {exp.train.rewind, *grid.get("train.rewind", ())} - {None}
     picks = {exp.train.rewind_pick, *grid.get("train.rewind_pick", ())}
     if param == "train.steps" and rewinds and "largest" in picks:
@@ -204,8 +207,10 @@ def sample_complexity(exp: Experiment, eps: float | None = None, delta: float = 
     diverged run counts as a seed that did not reach eps.
 
     data.m: start (default data.m), doubling/halving within [min_value, max_value]
-    (defaults: train.batch or 1, and 2^18 = 262144 — raise it with care: every seed holds a
-    dataset of that many rows), then bisection on log m to a factor 1 + rtol.
+    (defaults: 1 and 2^18 = 262144 — raise it with care: every seed holds a dataset of that
+    many rows), narrowed per grid point to the m its config accepts (at least its train.batch;
+    at most what a fitted learner's memory or features allow, with a warning, the point
+    censored there if not reached), then bisection on log m to a factor 1 + rtol.
     train.steps: trained once at start (default train.steps; doubling up to max_value, default
     16× the larger of start and min_value, for the points that have not reached the target);
     the evaluated steps from min_value on are tried, resolution train.eval_every. Not for
@@ -258,15 +263,48 @@ def _count(rows: pd.DataFrame, status: str) -> int:
     return int((rows["status"] == status).sum())
 
 
+def _refusal(base: Experiment, point, m: int) -> ConfigError | None:
+    """The ConfigError of the grid point's config at data.m = m, None if it accepts m."""
+    try:
+        with_point(base, point + (("data.m", m),))
+    except ConfigError as e:
+        return e
+    return None
+
+
+def _m_range(base: Experiment, point, lo: int, hi: int) -> tuple[int, int]:
+    """The smallest and the largest m in [lo, hi] that the grid point's config accepts: m is at
+    least its train.batch, and a fitted learner caps it (learner.max_memory_gb, or its number of
+    features); warns when the cap is below `hi`. ConfigError when it accepts none of them."""
+    def first(lo_, hi_, ok):  # the smallest m in [lo_, hi_] with ok(m), ok monotone; hi_ + 1 if none
+        while lo_ <= hi_:
+            mid = (lo_ + hi_) // 2
+            lo_, hi_ = (lo_, mid - 1) if ok(mid) else (mid + 1, hi_)
+        return lo_
+    if (error := _refusal(base, point, lo)) is not None:
+        lo = first(lo + 1, hi, lambda m: _refusal(base, point, m) is None)
+        if lo > hi:
+            error = _refusal(base, point, hi)
+            raise ConfigError(f"{error.message}; no data.m up to the search's largest, {hi} (max_value), is "
+                              "accepted", key=error.key)
+    if (error := _refusal(base, point, hi)) is not None:
+        hi = first(lo + 1, hi, lambda m: _refusal(base, point, m) is not None) - 1
+        warnings.warn(f"{error.key}: the search stops at data.m = {hi}, the largest this grid point's config "
+                      f"accepts ({error.message}); not reached there, the point is censored", stacklevel=4)
+    return lo, hi
+
+
 def _search_m(base, where, points, target, eps, start, min_value, max_value, rtol, progress, max_rounds):
-    lo_limit = min_value or (base.train.batch if kind_of(base.learner).trained else 1)
-    hi_limit = max_value or 2**18
+    lo_limit, hi_limit = min_value or 1, max_value or 2**18
     _check_limits(lo_limit, hi_limit)
-    start = int(np.clip(start or base.data.m, lo_limit, hi_limit))
+    limits = {}
+    for ps in points:  # a loop, not a comprehension: the warnings' stacklevel counts frames
+        limits[ps.point] = _m_range(base, ps.point, lo_limit, hi_limit)
     for round_ in range(max_rounds + 1):
         wanted = []
         for ps in points:
-            value = _next_value(ps, target, start, lo_limit, hi_limit, rtol)
+            lo, hi = limits[ps.point]
+            value = _next_value(ps, target, int(np.clip(start or base.data.m, lo, hi)), lo, hi, rtol)
             if value is not None:
                 wanted.append((ps, (("data.m", value),)))
         if not wanted:
@@ -287,7 +325,7 @@ def _check_limits(lo_limit: int, hi_limit: int) -> None:
     """ConfigError (key max_value) when the search's limits cross."""
     if lo_limit > hi_limit:
         raise ConfigError(f"max_value {hi_limit} is below the smallest value searched, {lo_limit} (min_value, "
-                          "by default train.batch for data.m and 1 for train.steps)", key="max_value")
+                          "by default 1)", key="max_value")
 
 
 def _search_steps(base, where, points, target, start, min_value, max_value, progress):
