@@ -154,6 +154,34 @@ learner: {name: mlp, width: 8, init: sparse, fan_in: 2%s}
     assert config.loads(text % ", connectivity: free").learner.connectivity == "free"
 
 
+def test_a_top_k_net_of_fan_in_1_can_represent_a_2_parity_so_its_fan_in_is_not_rejected():
+    """Which units top-k keeps depends on every unit, so a fan-in-1 top-2 net is not a sum of
+    one-input functions: this one sign-represents x1·x2 on {±1}²."""
+    import itertools
+
+    from sparselearn import targets
+
+    net = MLP(width=6, activation="topk", k=2, init="sparse", fan_in=1)
+    w = np.zeros((2, 6), np.float32)
+    w[[1, 0, 0, 1, 1, 0], range(6)] = [-0.482, 0.591, -2.01, 2.006, 2.196, -1.232]
+    params = [{"w": jnp.asarray(w), "b": jnp.asarray([0.01, 1.216, 0.479, -0.018, -0.007, 0.784])},
+              {"w": jnp.asarray([-1.02, 0.122, -0.668, -0.137, 0.485, 1.188]), "b": jnp.float32(0)}]
+    x = jnp.asarray(list(itertools.product([-1.0, 1.0], repeat=2)))
+    np.testing.assert_array_equal(np.sign(net.apply(params, x)), x[:, 0] * x[:, 1])
+    parity = targets.get("sparse_parity", n=2, k=2)
+    net.check(parity, None)
+    with pytest.raises(ConfigError, match="connectivity"):   # the ReLU net of the same mask cannot
+        MLP(width=6, init="sparse", fan_in=1).check(parity, None)
+
+
+def test_router_rank_is_used_only_when_routed():
+    with pytest.raises(ConfigError) as info:
+        MLP(width=8, activation="topk", k=2, router_rank=3)
+    assert info.value.key == "router_rank"
+    assert MLP(width=8, activation="topk", k=2, routed=True, router_rank=3).router_rank == 3
+    assert MLP(width=8, router_rank=8).router_rank == 8   # the default, written out (configs/topk.yaml)
+
+
 def test_connectivity_needs_sparse_init():
     with pytest.raises(ConfigError, match="connectivity"):
         MLP(width=8, connectivity="free")
@@ -219,7 +247,7 @@ data: {m: 1024, test_m: 256}
 def test_first_layer_is_n_by_width_and_recorders_count_k_active_units(routed):
     from sparselearn.train.record import State, active_fraction, unit_norms
 
-    net = MLP(width=32, depth=2, activation="topk", k=4, routed=routed, router_rank=N)
+    net = MLP(width=32, depth=2, activation="topk", k=4, routed=routed, **({"router_rank": N} if routed else {}))
     params = net.init_params(jax.random.key(0), N)
     assert net.first_layer(params).shape == (N, 32)
     state = State(net, None, params, params, None, X)

@@ -137,6 +137,9 @@ class MLP:
         require(self.router_rank >= 1, "router_rank", f"must be ≥ 1, got {self.router_rank}")
         if self.routed:
             require(self.activation == "topk", "routed", "needs activation: topk (the router picks k units)")
+        else:
+            require(self.router_rank == type(self).router_rank, "router_rank",
+                    f"is used only with routed: true, got {self.router_rank}")
         require(self.parametrization in ("standard", "ntk"), "parametrization",
                 f"must be 'standard' or 'ntk', got {self.parametrization!r}")
         if self.parametrization == "ntk":
@@ -147,14 +150,15 @@ class MLP:
             require(math.isfinite(self.bias_init), "bias_init", f"must be a finite number, got {self.bias_init}")
 
     def check(self, target, data) -> None:
-        """Limits that depend on the target: fan_in ≤ n; and a depth-2 net with fixed
+        """Limits that depend on the target: fan_in ≤ n; and a depth-2 ReLU net with fixed
         connectivity and fan_in below the target's threshold degree (k for a k-sparse parity)
-        cannot sign-represent it (its output is a sum of functions of fan_in inputs each)."""
+        cannot sign-represent it (its output is a sum of functions of fan_in inputs each; not
+        so with top-k, whose choice of units depends on all of them)."""
         if self.fan_in is None:
             return
         require(self.fan_in <= target.n, "fan_in", f"must be ≤ n = {target.n} (inputs), got {self.fan_in}")
         degree = threshold_degree(target)
-        if self._masked and self.depth == 2 and degree is not None:
+        if self._masked and self.depth == 2 and self.activation == "relu" and degree is not None:
             require(self.fan_in >= degree, "connectivity",
                     f"fixed with fan_in = {self.fan_in} < {degree} = the target's threshold degree: no unit sees "
                     f"all {degree} relevant inputs, so this network cannot represent {target.name}; use "
