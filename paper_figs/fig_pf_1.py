@@ -36,7 +36,8 @@ and 42% test error at T, still falling). m ≤ 500 fails at every width within t
 fit the sample, training error ≤ 1.4%, while the test error stays at 48–51% up to r = 100; at
 r ≥ 10³ it is down to 25–51% at T).
 The reference measurement of SCIENCE.md §3 (T = 10⁵, 3 seeds) agrees where it overlaps: m ≥
-3000 succeeds within 2–3k steps at r ∈ {100, 1000} (here 1–2k); m = 1000 at r = 100 gives 1/3
+3000 succeeds within 2–3k steps at r ∈ {100, 1000} (here in 1–2k steps in the median, 1.0–4.5k
+per run); m = 1000 at r = 100 gives 1/3
 (2/3 with s = 2) there, 1/8 (8/8 with s = 2) here; r = 1000 at m = 1000 gives 3/3 at 7–10k
 steps there, 8/8 with median 7.5k here; m = 200 fails at every width in both; m = 500 at
 r = 10⁴ needs 21–59k steps there, beyond this T.

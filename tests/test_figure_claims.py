@@ -145,3 +145,29 @@ def test_pf_5_quoted_reach_counts_match_the_kept_table():
                        ("random 5 units, rewound", "random 5 units rewound")):
         row = reached.loc[arm]
         assert f"{label} {int(row['count'])}/{int(row['size'])} ({row['median'] / 1000:g}k)" in doc, arm
+
+
+def test_hp_15_quotes_the_one_seed_that_groks_at_m_1000():
+    runs, curves = _table("hp-15"), _table("hp-15-curves")
+    runs = runs.set_index("run_id")
+    cell = runs[(runs["m"] == 1000) & (runs["weight_decay"] == 1e-2)]
+    train0, test0 = _first(curves, "train_error").reindex(cell.index), _first(curves, "test_error").reindex(cell.index)
+    grokked = test0.dropna()
+    doc = _doc("hp_15")
+    assert len(grokked) == 1 and f"one seed groks (train error 0 at {_k(train0[grokked.index[0]])} steps, test " \
+                                  f"error 0 at {_k(grokked.iloc[0])})" in doc
+    rest = sorted(cell.drop(grokked.index)["test_error"])
+    assert f"one ends at test error {rest[0]:.2f} and one at chance" in doc and abs(rest[1] - 0.5) < 0.01
+
+
+def test_adkm_d2_every_teacher_is_within_claim_2_1_and_the_quoted_slopes_match():
+    table = _table("adkm-d2-sensitivity")
+    assert (table["tail"] <= table["tail_bound"]).all() and (table["tail"] > 0).all()
+    doc = _doc("adkm_d2")
+    medians = table.groupby(["k", "n"])[["AS", "tail", "tail_bound"]].median()
+    slopes = [np.polyfit(np.log(m.index.get_level_values("n")), np.log(m["AS"]), 1)[0] for _, m in medians.groupby("k")]
+    assert "log-log slopes of the medians " + f"{slopes[0]:.2f}, {slopes[1]:.2f} and {slopes[2]:.2f}".replace("-", "−") in doc
+    ratio = medians["tail_bound"] / medians["tail"]
+    assert f"by a factor {ratio.min():.1f}–{ratio.max():.1f} in the medians" in doc
+    assert f"at most {(table['tail'] / table['tail_bound']).max():.2f} of it for any teacher" in doc
+    assert f"is {medians['tail'].min():.2f}–{medians['tail'].max():.2f} (medians)" in doc
