@@ -2,13 +2,18 @@
 
 Derived figure (no paper figure) for ADKM Lemma 7 / Theorem 8 and the dense contrast of §1.3:
 least squares (ridge 10⁻⁴) on all Walsh characters of degree ≤ d fitted to m = 5×10⁴ uniform
-samples of a teacher on {±1}ⁿ. Teachers (`sparse_mlp`, unit output variance): sparse juntas (the
-paper's member (a): k groups of s/k units, each group a random ±1 function of log₂(s/k) bits, so
-Fourier degree log₂(s/k); k = 4 needs s ≥ 8) and the dense parity net (construction `parity`: the
-parity of p = min(n, s − 1) bits as p + 1 ramps in their sum, Fourier degree p, about half of the
-units active on a typical input). One panel per (n, s), n ∈ {12, 16, 20} × s ∈ {4, 16, 64}; each
-title gives the units each teacher uses and the k its certificate finds (max active units over all
-2ⁿ inputs). Median and IQR over 5 seeds; a dotted line marks each teacher's Fourier degree.
+samples of a teacher on {±1}ⁿ. Teachers (`sparse_mlp`, unit output variance): ADKM's three
+members of H_{n,s,k}, (a) sparse juntas (k groups of s/k units, each group a random ±1 function of
+log₂(s/k) bits, so Fourier degree log₂(s/k); k = 4 needs s ≥ 8), (b) the Index function (k = 1: b
+address bits pick one of 2^b data bits, the largest b with b + 2^b ≤ n and 2^b ≤ s, so it uses 4, 8
+or 16 units; Fourier degree b + 1) and (c) the dense-weight member (k = 1: log₂ s address bits
+select the unit, each with a dense weight vector on the other n − log₂ s bits, Γ = √q, so the
+Fourier degree is about n), and the dense parity net (construction `parity`: the parity of
+p = min(n, s − 1) bits as p + 1 ramps in their sum, Fourier degree p, about half of the units
+active on a typical input). One panel per (n, s), n ∈ {12, 16, 20} × s ∈ {4, 16, 64}; each title
+gives the units each sparse teacher uses and the k its certificate finds (max active units over
+all 2ⁿ inputs), in legend order, then the parity net's. Median and IQR over 5 seeds; a dotted line
+marks each teacher's Fourier degree.
 
 How it is measured (`measure`): the fit is the one `lowdegree` (basis walsh) computes, but shared.
 All teachers of one n and seed are fitted on the same sample, and all degrees from one Gram matrix:
@@ -23,21 +28,26 @@ on its own sample. Degrees: n = 12 up to 12 (all 4096 characters), n = 16
 up to 5 (6885), n = 20 up to 4 (6196); beyond that the Gram matrix and its Cholesky factor outgrow a
 shared 2-core machine.
 
-Full size: `sparselearn figs ADKM-D1` — 33 teachers × 5 seeds, 14 min 3 s wall but 281 s of CPU
-time (the job got 33% of a 2-core AMD EPYC (Zen 4) CPU shared with other jobs, load average 6–16),
-jax 0.10.2; a quiet machine needs about 3 min. Tables kept in paper_figs/data/adkm-d1.parquet (runs)
+Full size: `sparselearn figs ADKM-D1` — 51 teachers × 5 seeds, 260 s wall, 203 s of CPU time, on
+one core of a 2-core AMD EPYC (Zen 4) CPU, the other core busy, jax 0.10.2. Tables kept in paper_figs/data/adkm-d1.parquet (runs)
 and adkm-d1-teachers.parquet (units, certified k, W, B, Fourier degree); delete them to recompute.
 Measured, median over seeds, n = 20 (test MSE at d = 0, 1, 2, 3, 4):
     s = 4    junta k=1           1.00  0.34   0      0      0        (Fourier degree 1–2)
              junta k=2           1.00  0      0      0      0
+             index k=1           1.00  0.75   0.25   0      0        (degree 3)
+             dense weight k=1    1.00  0.80   0.29   0.067  0.018    (degree 18–20)
              dense parity p=3    1.00  1.00   1.00   0      0
     s = 16   junta k=1           1.00  0.80   0.38   0.068  0        (degree 3–4)
              junta k=2           1.00  0.73   0.18   0      0
              junta k=4           1.00  0.34   0      0      0
+             index k=1           1.00  0.94   0.69   0.32   0.072    (degree 5)
+             dense weight k=1    1.00  0.92   0.67   0.31   0.12     (degree 18–19)
              dense parity p=15   1.00  1.00   1.00   1.03   1.14
     s = 64   junta k=1           1.00  0.94   0.70   0.38   0.17     (degree 6)
              junta k=2           1.00  0.83   0.59   0.16   0.020    (degree 5)
              junta k=4           1.00  0.80   0.33   0.071  0        (degree 4)
+             index k=1           1.00  0.94   0.69   0.32   0.072    (degree 5: 16 units, as at s = 16)
+             dense weight k=1    1.00  0.97   0.85   0.63   0.39     (degree 19–20)
              dense parity p=20   1.00  1.00   1.01   1.03   1.14
 At n = 12, where every degree fits, the parity nets (p = 12: s = 13 units of the 16 or 64 allowed,
 certified k = 13) stay at 1.00–1.13 (above 1 from overfitting 4095 features with 5×10⁴ samples)
@@ -46,7 +56,11 @@ through d = 11 and drop to 0 at d = 12; the juntas are exact from their Fourier 
 fires on the all-(+1) input of S), W ≈ 4√p, B ≈ 4(p + 1) (17.9 and 84 at p = 20; 6.67 and 15.4 at p = 3) against
 juntas' W ≤ 2.6, B ≤ 5.2. The sparse teachers' error falls with d at a rate set by s/k; the dense
 parity net of the same s and n has none of its variance below degree p, so low-degree regression
-gains nothing on it until d = p = min(n, s − 1), at n^p features.
+gains nothing on it until d = p = min(n, s − 1), at n^p features. The dense-weight member is as
+sparse (k = 1) yet of degree about n, and shows Theorem 8's mechanism rather than an exact fit: at
+n = 12, s = 4 its error falls by a factor 1.7–4.4 per degree (0.053 at d = 3, 9.4·10⁻⁵ at d = 9), as
+its low noise sensitivity makes its spectrum decay; the parity net of the same s falls by
+nothing until d = p.
 Smoke: `sparselearn figs ADKM-D1 --smoke` (n = 8, s = 8, d ≤ 8, 2 seeds).
 """
 
@@ -69,6 +83,8 @@ TEACHERS = {
     "junta k=1": {"construction": "junta", "k": 1},
     "junta k=2": {"construction": "junta", "k": 2},
     "junta k=4": {"construction": "junta", "k": 4},
+    "index k=1": {"construction": "index", "k": 1},
+    "dense weight k=1": {"construction": "dense_weight", "k": 1},
     "dense parity": {"construction": "parity", "k": None},
 }
 RIDGE = 1e-4
@@ -78,7 +94,7 @@ SMOKE = {"n": (8,), "s": (8,), "m": 4096, "test_m": 256, "seeds": 2, "degree": {
 
 
 def _fits(fields: dict, s: int) -> bool:
-    """A junta needs s/k ≥ 2 units per group."""
+    """A junta or index group needs s/k ≥ 2 units."""
     return fields["k"] is None or s // fields["k"] >= 2
 
 
@@ -172,15 +188,16 @@ def measure(smoke: bool, store: str) -> dict[str, pd.DataFrame]:
 
 def _title(n: int, s: int, cell: pd.DataFrame, teachers: pd.DataFrame) -> str:
     """'n=…, s=…', then the units each teacher uses and the k its certificate finds (max over
-    seeds): one line for the juntas, one for the parity net with its size p."""
+    seeds): one line for the sparse teachers in legend order, one for the parity net with its
+    size p."""
     def row(label):
         return teachers[teachers["experiment"].isin(cell.loc[cell["teacher"] == label, "experiment"])]
 
-    juntas = [label for label in dict.fromkeys(cell["teacher"]) if label.startswith("junta")]
-    units = "/".join(str(int(row(label)["units"].max())) for label in juntas)
-    ks = "/".join(str(int(row(label)["k"].max())) for label in juntas)
+    sparse = [label for label in TEACHERS if label != "dense parity" and (cell["teacher"] == label).any()]
+    units = "/".join(str(int(row(label)["units"].max())) for label in sparse)
+    ks = "/".join(str(int(row(label)["k"].max())) for label in sparse)
     parity = row("dense parity")
-    return (f"n={n}, s={s}\njuntas: s={units}, k={ks}\nparity (p={int(parity['fourier_degree'].max())}): "
+    return (f"n={n}, s={s}\nsparse: s={units}, k={ks}\nparity (p={int(parity['fourier_degree'].max())}): "
             f"s={int(parity['units'].max())}, k={int(parity['k'].max())}")
 
 
@@ -215,9 +232,11 @@ def draw(results):
             ax.set_xlabel("degree d")
         if ss.index(s) == 0:
             ax.set_ylabel("test MSE (exact)")
-    axes[0, -1].legend(frameon=False, fontsize=6, loc="lower left")      # the panel with every teacher
-    fig.subplots_adjust(hspace=0.75, wspace=0.12, top=1 - 0.85 / fig.get_figheight())
-    fig.suptitle(f"low-degree regression (Walsh features, m={int(runs['m'].iloc[0])}): sparse juntas vs the "
+    handles, names = axes[0, -1].get_legend_handles_labels()             # the panel with every teacher
+    fig.legend(handles, names, loc="lower center", ncol=len(names), frameon=False, fontsize=7)
+    fig.subplots_adjust(hspace=0.75, wspace=0.12, top=1 - 0.85 / fig.get_figheight(),
+                        bottom=0.75 / fig.get_figheight())
+    fig.suptitle(f"low-degree regression (Walsh features, m={int(runs['m'].iloc[0])}): ADKM's sparse members vs the "
                  "dense parity net; dotted: each teacher's Fourier degree", fontsize=9)
     return fig
 

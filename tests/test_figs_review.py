@@ -219,7 +219,7 @@ def test_adkm_d1_errorbars_are_the_median_error_per_degree():
                 np.testing.assert_array_equal(np.asarray(bars[label].get_xdata(), float), want.index.to_numpy(float))
                 np.testing.assert_allclose(np.asarray(bars[label].get_ydata(), float), want.to_numpy(), rtol=1e-12)
                 checked += 1
-    assert checked == len(runs["experiment"].unique()) == 33
+    assert checked == len(runs["experiment"].unique()) == 51   # 33 juntas and parity nets, 9 index, 9 dense-weight
 
 
 def test_kou_t3_left_panel_is_the_mean_accuracy_per_k():
