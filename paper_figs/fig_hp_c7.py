@@ -8,7 +8,9 @@ output is a polynomial of degree 2^(L−1), so a k-parity with k > 2^(L−1) has
 every network of the class), n = 10 (our choice: the paper's n is not in the text we have), hinge
 loss, online batches of 32, lr 0.01 (L = 3) and 0.003 (L = 4; 0.01 diverges on some seeds),
 Xavier-uniform weights. One line per k: median accuracy on 2048 fresh inputs over 10 seeds and the
-interquartile band; the legend gives how many seeds reach 100%.
+interquartile band; the legend gives how many seeds reach 100% (on those 2048, not the paper's
+2¹³ = 8192: of the 71 runs that reach it, one evaluation earlier the median is at 3.5% test error
+and 2 runs at ≤ 2 errors in 2048).
 Bottom row, the layerwise arm (`polymlp` `trained_layers`): one layer of weights and the readout
 trained, the other layers held at their initial values, at the largest k that end-to-end training
 learns (L = 3: k = 3, 4; L = 4: k = 8), same steps and learning rates.
