@@ -33,7 +33,10 @@ terms (for even k a constant, 40 at k = 4, against 24·χ_S) that cancel across 
 when their fixed readout signs balance. Checked on the 20 k = 4 runs (same seeds, final weights):
 the three with the most unbalanced signs among good units (|Σ a_j| = 15–21 of 31–40 good units) all
 fail, but the remaining 4 failures have |Σ a_j| = 5–9, as do 4 exact runs: the balance of the
-signs does not decide alone (the degree-2 terms are the other suspect; not measured).
+signs does not decide alone. Kou-S measures the cause: the width. The degree-2 term of the good
+units' sum must not outweigh the parity's on any of the 2^(k−1) sign classes of x_S, so each
+class needs enough aligned good units; the initialisation alone predicts every one of its 80
+trained runs (λ = 1, ρ ≤ k!/2), and 256 units are exact in 20 of 20 runs.
 Smoke: `sparselearn figs Kou-T3 --smoke` (seconds; d = 10, k = 2, 40 steps).
 """
 
