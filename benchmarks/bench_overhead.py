@@ -21,7 +21,7 @@ config and the quickstart's largest group) with and without merged random draws
 (`sparselearn.train.threefry.merged_draws`), in fresh processes, alternating. The package's
 bytecode is written first, as a user's first run leaves it (`byte_compile`).
 
-Run:   python benchmarks/bench_overhead.py           # about 5 min on an idle 2-core machine
+Run:   python benchmarks/bench_overhead.py           # 3–5 min on an idle 2-core machine
        python benchmarks/bench_overhead.py --quick   # 16 seeds only, writes nothing
 """
 
@@ -214,7 +214,7 @@ DRAWS = group_script("", '''
 ''')
 
 #: groups whose compile is measured with and without merged draws, as overrides of the
-#: quickstart: a group the size of the tests' (tiny tier) and the quickstart's largest (quick tier)
+#: quickstart: a group the size of the tests' (tiny tier) and the quickstart's largest (mid tier)
 DRAW_GROUPS = {
     "tiny": ["target.n=10", "target.k=2", "learner.width=32", "train.batch=16", "train.steps=50",
              "train.eval_every=20", "data.test_m=128", "sweep.seeds=2", "sweep.grid.data.m=[64, 256]"],
@@ -223,9 +223,12 @@ DRAW_GROUPS = {
 
 
 def bench_merged_draws(work: Path, repeats: int = 3) -> dict:
-    """Trace + lower and XLA compile of a group in a new process, as `run_group` builds it
-    (its draws merged by `threefry.merged_draws`) and with merging switched off, alternating;
-    medians of `repeats`, and the copies of the hash in the compiled program."""
+    """Trace + lower and XLA compile of a group as one program (`loop.compiled_group`), in a new
+    process, with its draws merged by `threefry.merged_draws` and with merging switched off,
+    alternating; medians of `repeats`, and the copies of the hash in the compiled program. The
+    tiny group is compiled so by `run_group` too; the quickstart's (mid tier) is split there into
+    start, loop and finish programs, so its row compares the draws in the whole program, not the
+    command line's compile (`compile_quickstart_group` measures that)."""
     script = work / "draws.py"
     script.write_text(DRAWS)
     out = {}

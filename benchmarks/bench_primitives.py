@@ -31,7 +31,7 @@ the `mlp` learner with ReLU, top-k and routed top-k units (`mlp_learner_step_ms`
 speed a user of `activation: topk` / `routed: true` gets.
 
 Run: python benchmarks/bench_primitives.py [--quick]   (~110 s on an idle 2-core CPU)
-Writes benchmarks/results/primitives.json.
+Writes benchmarks/results/primitives.json (with --quick, only a file named by --out).
 """
 
 from __future__ import annotations
@@ -232,7 +232,7 @@ def breakdown(s: int, k: int, key, budget_s: float) -> dict:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="s = 1024 and 4096 only, short budgets")
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, default=None, help=f"the JSON (default {OUT}; none with --quick)")
     args = parser.parse_args(argv)
     widths = WIDTHS[:2] if args.quick else WIDTHS
     budget = 0.5 if args.quick else 4.0
@@ -345,6 +345,10 @@ def main(argv=None) -> dict:
         "load_average_end": load_average(),
         "wall_s": time.perf_counter() - started,
     }
+    if args.out is None and args.quick:  # a smoke check never replaces the committed full run
+        print(f"--quick: nothing written (pass --out to keep it), {report['wall_s']:.0f} s")
+        return report
+    args.out = args.out or OUT
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out} in {report['wall_s']:.0f} s (load average {report['load_average_start']} → "

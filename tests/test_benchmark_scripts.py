@@ -141,3 +141,13 @@ def test_gpu_dry_run_asks_jax_for_the_cpu(tmp_path, monkeypatch):
         assert jax.config.jax_platforms == "cpu"   # a GPU machine's dry run stays off its GPU
     finally:
         jax.config.update("jax_platforms", before)
+
+
+def test_gpu_primitive_paths_that_disagree_with_dense_are_marked_and_not_counted():
+    bg = bench("bench_gpu")
+    x = jnp.arange(4.0)
+    paths = {"dense": (lambda v: (jnp.sum(v), 2 * v), (x,)), "gather": (lambda v: (jnp.sum(v), 2 * v + 1e-7), (x,)),
+             "gather_pallas": (lambda v: (jnp.sum(v), 3 * v), (x,))}
+    rows = {r["path"]: r for r in bg.time_group(paths, "dense", 0.0, {"group": "g", "dtype": "float32"}, 1)}
+    assert rows["gather"]["correct"] and not rows["gather_pallas"]["correct"]
+    assert rows["gather_pallas"]["max_rel_error"] == pytest.approx(0.5, rel=1e-6)   # |3v − 2v| / max |2v|

@@ -77,10 +77,11 @@ FULL_FLOPS = 5e11
 #: still training at each curve point. 3-parities of width 200 (benchmarks/bench_stop.py, 2-core
 #: AMD EPYC), whole → blocks, stopping at eps, training on one core: 16 runs (4.9·10¹⁰ FLOPs)
 #: 0.45 → 0.26 s, 32 runs 0.93 → 0.52 s, 64 runs 2.06 → 1.10 s (two cores: 0.27 → 0.16, 0.51 →
-#: 0.29, 1.15 → 0.60 s); the compile takes 0.3–0.9 s more, which the first run earns back at 64
-#: runs (cold 4.81 → 4.56 s on one core, 3.05 → 2.65 s on two) and not yet at 32 (3.43 → 3.66 s,
+#: 0.29, 1.15 → 0.60 s); the blocks compile longer, which the first run earns back at 64 runs
+#: (cold 4.81 → 4.56 s on one core, 3.05 → 2.65 s on two) and not yet at 32 (3.43 → 3.66 s,
 #: 1.89 → 2.14 s); later runs load kept programs and gain the training time. At 16 runs the
-#: cold run is 0.7–1.4 s longer for 0.1–0.2 s per warm run, so they advance whole. Training all
+#: cold run is 0.2–0.7 s longer (3.00 → 3.68 s, 2.02 → 2.23 s) for 0.1–0.2 s per warm run, so
+#: they advance whole. Training all
 #: 3,000 steps (a 2-core Xeon), blocks gain less: 32 runs 0.93 → 0.83 s, 64 runs 1.87 → 1.61 s
 STOP_FLOPS = 8e10
 #: compile tier → XLA options on CPU; "fitted": TINY or QUICK by the lowered program's FLOPs
