@@ -466,17 +466,30 @@ def _has_source(cls) -> bool:
 
 def _plugin_digest(classes) -> str:
     """A digest of the plug-in code this process runs: `classes`, and every loaded module of the
-    user's (`_user_file`: a helper a plug-in imports, a base class elsewhere), each by its code
-    as loaded (`_loaded_code`) and by its source file."""
+    user's (`_user_file`: a helper a plug-in imports, a base class elsewhere) or of the classes'
+    own packages, installed or not (a helper module of a plug-in installed in site-packages),
+    each by its code as loaded (`_loaded_code`) and by its source file; and the installed
+    versions of the other packages their base classes come from."""
     h = hashlib.sha256()
     for cls in classes:
         h.update(_loaded_code([cls], cls.__module__).encode())
+    own = {cls.__module__.split(".")[0] for cls in classes}
+    bases = {base.__module__.split(".")[0] for cls in classes for base in cls.__mro__} - own
     for name, module in sorted(sys.modules.copy().items()):
         file = getattr(module, "__file__", None)
-        if isinstance(file, str) and _user_file(file):
+        if isinstance(file, str) and (_user_file(file) or name.split(".")[0] in own):
             values = [v for _, v in sorted(getattr(module, "__dict__", {}).copy().items())]
             h.update(f"{name} {_source_digest((file,))} {_loaded_code(values, name)}".encode())
+    for package in sorted(bases - {"builtins", __package__, *sys.stdlib_module_names}):
+        h.update(f"{package} {_distribution_versions(package)}".encode())
     return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def _distribution_versions(package: str) -> tuple[str, ...]:
+    """The installed versions of the distributions that provide the top-level `package`."""
+    names = metadata.packages_distributions().get(package, ())
+    return tuple(f"{d}=={metadata.version(d)}" for d in sorted(names))
 
 
 @functools.lru_cache(maxsize=None)

@@ -331,6 +331,34 @@ def test_a_plugin_is_keyed_by_the_code_it_runs_as_loaded_helpers_included(tmp_pa
     assert runtime.program_key(("labels", 0), (x,), runtime.code_files(edited.Plug())) != stale
 
 
+def test_an_installed_plugin_is_keyed_by_the_helper_modules_of_its_package(tmp_path, monkeypatch):
+    """A plug-in installed as a package (site-packages: not the user's code) whose class calls a
+    helper in another module of that package: a changed helper is a new key."""
+    import numpy as np
+
+    root = tmp_path / "site-packages"
+    (root / "slplugpkg").mkdir(parents=True)
+    (root / "slplugpkg" / "__init__.py").write_text("")
+    (root / "slplugpkg" / "helpers.py").write_text("def scale():\n    return 1.0\n")
+    (root / "slplugpkg" / "targets.py").write_text(
+        "from slplugpkg import helpers\n\nclass Plug:\n    def labels(self, y):\n        return y * helpers.scale()\n")
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    for name in ("slplugpkg", "slplugpkg.helpers", "slplugpkg.targets"):
+        monkeypatch.setitem(sys.modules, name, None)   # removed after the test
+        del sys.modules[name]
+    plug = importlib.import_module("slplugpkg.targets")
+    x = np.arange(3.0, dtype=np.float32)
+
+    def key():
+        return runtime.program_key(("labels", 0), (x,), runtime.code_files(plug.Plug()))
+
+    first = key()
+    (root / "slplugpkg" / "helpers.py").write_text("def scale():\n    return 2.0\n")
+    importlib.reload(sys.modules["slplugpkg.helpers"])
+    assert key() != first
+
+
 def test_a_plugin_class_without_a_source_file_is_kept_in_this_process_by_its_identity(tmp_path, monkeypatch):
     """A class of `python -c`, a notebook cell or `python - < script` (no file to read): its
     programs are never kept on disk, and a redefinition, edited or not, compiles anew."""
