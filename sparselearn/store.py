@@ -194,6 +194,18 @@ def _part_name() -> str:
     return f"part-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
 
 
+def _rewritten_name(part: Path) -> Path:
+    """Where a part rewritten without some runs goes: a new file whose name sorts right after
+    `part`'s (before every later part), so the rows it keeps keep their place in `_order`."""
+    stem = part.name.removesuffix(".parquet")
+    return part.with_name(f"{stem}~{uuid.uuid4().hex[:8]}.parquet")
+
+
+def _original(part: Path) -> Path:
+    """The part that `part` is a rewrite of (`_rewritten_name`, maybe repeated); itself if none."""
+    return part.with_name(part.name.split("~")[0].removesuffix(".parquet") + ".parquet")
+
+
 def _combine(parts: dict[Path, pa.Table], table: str, columns: list[str] | None = None) -> pd.DataFrame:
     """Parts (path → rows) in order as one frame; a run_id's rows come from the last part that has it."""
     tables = [t for t in parts.values() if t.num_rows]
@@ -380,10 +392,10 @@ class Store:
                     kept = rows.filter(pc.invert(pc.is_in(rows["run_id"], value_set=gone)))
                     if kept.num_rows == rows.num_rows:
                         continue
-                    if kept.num_rows:
-                        _write_atomic(lambda tmp: pq.write_table(kept, tmp, write_page_checksum=True), old)
-                    else:
-                        old.unlink()
+                    if kept.num_rows:  # under a new name that sorts right after the old one
+                        _write_atomic(lambda tmp: pq.write_table(kept, tmp, write_page_checksum=True),
+                                      _rewritten_name(old))
+                    old.unlink()  # a reader that listed it lists again (never reads it rewritten)
         except OSError as e:
             raise _os_error(e, self.path, "writing results") from None
         return written
@@ -517,6 +529,8 @@ class StoreView:
                 if p.name == LEGACY_PART and self.initial & {self.store.path / f"{table}.parquet",
                                                              self.store.path / f".{table}.parquet.legacy"}:
                     self.initial.add(p)  # a single file of the initial state, converted since
+                if "~" in p.name and _original(p) in {_original(q) for q in self.initial}:
+                    self.initial.add(p)  # a part of the initial state, rewritten since without some runs
                 cols = None if full else ["run_id", "status"] if table == "runs" else ["run_id"]
                 df = read_parquet(p, table, cols)
                 self.add(p, **{table: df})

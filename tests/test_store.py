@@ -376,3 +376,31 @@ def test_leases_block_live_holders_and_pass_from_dead_ones(tmp_path, monkeypatch
     assert json.loads((tmp_path / ".leases" / "g3.json").read_text())["heartbeat"] > before
     store.release(None, "me")
     assert sorted(p.name for p in (tmp_path / ".leases").iterdir()) == ["g1.json"]
+
+
+def test_a_part_rewritten_between_listing_and_reading_loses_no_run(tmp_path, writer_between_listing_and_reading):
+    """--retry-failed stores X1 again while X2 stays failed: their part is rewritten without X1
+    (to a new name, the old one removed), so a reader that listed it lists again."""
+    writer, reader = Store(tmp_path), Store(tmp_path)
+    writer.write(*frames(["X1", "X2"], status="failed", steps=0))
+    view = StoreView(writer)
+    view.refresh(full=True)
+    writer_between_listing_and_reading(reader, lambda: writer.write(*frames(["X1"]), view.holding(["X1"])))
+    got = reader.runs()
+    assert dict(zip(got["run_id"], got["status"])) == {"X1": "ok", "X2": "failed"}
+
+
+def test_runs_left_in_a_rewritten_part_are_not_fresh_for_force(tmp_path):
+    """--force: group A's write rewrites the part that also holds B; B was stored before the
+    sweep, so it is still to train."""
+    store = Store(tmp_path)
+    store.write(*frames(["A", "B"]))
+    view = StoreView(store)
+    view.refresh(full=True)
+    runs, curves = frames(["A"])
+    for part in store.write(runs, curves, view.holding(["A"])):
+        view.add(part, **{part.parent.name.removesuffix(".parquet"): {"runs": runs, "curves": curves}[
+            part.parent.name.removesuffix(".parquet")]})
+    view.refresh()
+    assert any("~" in p.name for p in parts(store, "runs"))
+    assert view.done(fresh_only=True) == {"A"} and view.done() == {"A", "B"}
