@@ -78,6 +78,15 @@ class StoreError(RuntimeError):
 
 
 def _umask() -> int:
+    """The process's umask, read where Linux shows it: setting it to read it back (the only
+    portable way) changes it for a moment for every thread, whose files would get that mask."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

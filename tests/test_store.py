@@ -404,3 +404,14 @@ def test_runs_left_in_a_rewritten_part_are_not_fresh_for_force(tmp_path):
     view.refresh()
     assert any("~" in p.name for p in parts(store, "runs"))
     assert view.done(fresh_only=True) == {"A"} and view.done() == {"A", "B"}
+
+
+@pytest.mark.parametrize("mask", [0o002, 0o027])
+def test_the_umask_is_read_without_changing_it(mask, monkeypatch):
+    old = os.umask(mask)
+    try:
+        calls = []
+        monkeypatch.setattr(st.os, "umask", lambda m: calls.append(m) or old)
+        assert st._umask() == mask and not calls   # read from /proc, never set (on Linux)
+    finally:
+        os.umask(old)
