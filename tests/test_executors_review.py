@@ -143,6 +143,24 @@ def test_a_ray_address_that_answers_passes_the_check():
         _check_reachable(f"ray://127.0.0.1:{port}")  # closed now
 
 
+def test_a_ray_address_other_than_the_cluster_this_process_is_connected_to_is_a_config_error(monkeypatch):
+    """A notebook that ran `ray.init()`: the configured address must not be ignored silently."""
+    import types
+
+    pytest.importorskip("ray")
+    context = types.SimpleNamespace(gcs_address="10.0.0.1:6379")
+    fake = types.SimpleNamespace(is_initialized=lambda: True, get_runtime_context=lambda: context)
+    monkeypatch.setitem(__import__("sys").modules, "ray", fake)
+    cfg = config.ExecutorConfig(name="ray", address="10.0.0.2:6379", compile_cache=False)
+    with pytest.raises(config.ConfigError) as info:
+        EXECUTORS["ray"](["a"], str.upper, lambda g, r: None, cfg)
+    assert info.value.key == "executor.address" and "10.0.0.1:6379" in str(info.value)
+    from sparselearn.sweeps.executors.ray import _check_connected_to
+
+    for same in ("10.0.0.1:6379", "auto", None, "ray://10.0.0.2:10001"):
+        _check_connected_to(fake, same)
+
+
 def test_what_a_remote_worker_receives_carries_no_stored_run_ids(tiny, tmp_path, monkeypatch):
     """`train` as a Ray task or SLURM job pickles it: without the store's view (every stored run
     id), and it still trains the group there."""

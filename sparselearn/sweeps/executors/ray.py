@@ -24,6 +24,8 @@ def execute(groups, train, on_done, cfg) -> None:
     if not groups:
         return
     started = not ray.is_initialized()
+    if not started:
+        _check_connected_to(ray, cfg.address)
     if started:
         _check_reachable(cfg.address)
         ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False,
@@ -81,3 +83,16 @@ def _check_fits(resources: dict, cfg) -> None:
             raise ConfigError(f"each task asks for {getattr(cfg, key)} {unit}s, but the local Ray instance has "
                               f"{have}; lower it, or give `executor.address` of a cluster that has them",
                               key=f"executor.{key}")
+
+
+def _check_connected_to(ray, address: str | None) -> None:
+    """ConfigError (executor.address) when this process is already connected to Ray (a notebook
+    that ran `ray.init()`) at another cluster than the `host:port` the config names: the sweep
+    would run there, not where the config says."""
+    if not address or "://" in address or address in ("auto", "local"):
+        return
+    connected = getattr(ray.get_runtime_context(), "gcs_address", None)
+    if connected and connected != address:
+        raise ConfigError(f"{address}, but this process is already connected to the Ray cluster at {connected} "
+                          "(call ray.shutdown() first, or leave executor.address unset to use that one)",
+                          key="executor.address")
