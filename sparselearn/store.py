@@ -203,6 +203,25 @@ def _part_name() -> str:
     return f"part-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
 
 
+def _drop_runs(part: Path, ids: set[str]) -> None:
+    """`part` without the rows of `ids`: rewritten to a new name that sorts in its place
+    (`_rewritten_name`) and removed, or just removed when nothing is left. A reader that listed
+    it lists again (it never reads it rewritten in place)."""
+    if not part.is_file():
+        return
+    table = part.parent.name.removesuffix(".parquet")
+    rows = read_arrow(part, table)
+    # filtered as Arrow, not through pandas: the part keeps its own schema (a column it lacks
+    # is not added, with a type that would clash with later parts)
+    gone = pa.array(list(ids), type=rows.schema.field("run_id").type)
+    kept = rows.filter(pc.invert(pc.is_in(rows["run_id"], value_set=gone)))
+    if kept.num_rows == rows.num_rows:
+        return
+    if kept.num_rows:
+        _write_atomic(lambda tmp: pq.write_table(kept, tmp, write_page_checksum=True), _rewritten_name(part))
+    part.unlink()
+
+
 def _rewritten_name(part: Path) -> Path:
     """Where a part rewritten without some runs goes: a new file whose name sorts right after
     `part`'s (before every later part), so the rows it keeps keep their place in `_order`."""
@@ -384,27 +403,22 @@ class Store:
                 if self.config is not None and not cfg.exists():
                     text = self.config
                     _write_atomic(lambda tmp: Path(tmp).write_text(text), cfg)
+                ids = set(runs["run_id"])
+                supersede = [old for old in supersede if old.parent.name.removesuffix(".parquet") in TABLES]
+                # the old run rows go first: killed before the new runs part, these runs have no
+                # run row (their curves are orphans, left out by readers) and a rerun trains
+                # them, rather than an old run row standing beside the new curves
+                for old in supersede:
+                    if old.parent.name == "runs.parquet":
+                        _drop_runs(old, ids)
                 for table, df in (("traces", traces), ("curves", curves), ("runs", runs)):
                     if df is not None and len(df):
                         part = self._to_parts(table) / _part_name()
                         write_parquet(df.reindex(columns=TABLES[table][0]) if table == "runs" else df, part)
                         written.append(part)
-                ids = set(runs["run_id"])
                 for old in supersede:
-                    table = old.parent.name.removesuffix(".parquet")
-                    if old in written or table not in TABLES or not old.is_file():
-                        continue
-                    rows = read_arrow(old, table)
-                    # filtered as Arrow, not through pandas: the part keeps its own schema (a
-                    # column it lacks is not added, with a type that would clash with later parts)
-                    gone = pa.array(list(ids), type=rows.schema.field("run_id").type)
-                    kept = rows.filter(pc.invert(pc.is_in(rows["run_id"], value_set=gone)))
-                    if kept.num_rows == rows.num_rows:
-                        continue
-                    if kept.num_rows:  # under a new name that sorts right after the old one
-                        _write_atomic(lambda tmp: pq.write_table(kept, tmp, write_page_checksum=True),
-                                      _rewritten_name(old))
-                    old.unlink()  # a reader that listed it lists again (never reads it rewritten)
+                    if old.parent.name != "runs.parquet" and old not in written:
+                        _drop_runs(old, ids)
         except OSError as e:
             raise _os_error(e, self.path, "writing results") from None
         return written

@@ -415,3 +415,28 @@ def test_the_umask_is_read_without_changing_it(mask, monkeypatch):
         assert st._umask() == mask and not calls   # read from /proc, never set (on Linux)
     finally:
         os.umask(old)
+
+
+def test_a_rerun_killed_before_its_runs_part_leaves_no_old_run_row_beside_new_curves(tmp_path, monkeypatch):
+    """--retry-failed of X, killed after the new curves part: X has no run row (a rerun trains it),
+    never the old failed row with the new curves; Y, in the same old part, is untouched."""
+    store = Store(tmp_path)
+    store.write(*frames(["X", "Y"], status="failed", steps=0))
+    view = StoreView(store)
+    view.refresh(full=True)
+    real = st.write_parquet
+
+    def killed_at_runs(df, path):
+        if path.parent.name == "runs.parquet":
+            raise KeyboardInterrupt
+        real(df, path)
+
+    monkeypatch.setattr(st, "write_parquet", killed_at_runs)
+    with pytest.raises(KeyboardInterrupt):
+        store.write(*frames(["X"]), view.holding(["X"]))
+    monkeypatch.setattr(st, "write_parquet", real)
+    runs, curves = load_results(tmp_path, curves=True)
+    assert dict(zip(runs["run_id"], runs["status"])) == {"Y": "failed"} and set(curves["run_id"]) <= {"Y"}
+    fresh = StoreView(store)
+    fresh.refresh()
+    assert fresh.done() == {"Y"}   # X is trained again
