@@ -12,13 +12,13 @@ the theory rates (constants unknown, anchored at the first point). The ADKM-S2 f
 sparse teachers against the dense parity net.
 
 Full size: `sparselearn figs ADKM-S1` (runs experiments/adkm_s1.py: 10 searches, 10 seeds each,
-m ≤ 65536): 376 s wall on one core of a 2-core Intel Xeon, jax 0.10.2, the other core busy
-(load average ≈ 3.5); table kept in paper_figs/data/adkm-s1-m_star.parquet. Measured m*:
-    s = 4, 8, 16, 32, 64, 128 at k = 2:   215, 362, 609, 1024, 1722, 2896    α = 0.75 [0.49, 0.86]
-    k = 1, 2, 4, 8 at s = 32:             1024, 1024, 861, 609               α = −0.25 [−0.61, 0.19]
+m ≤ 65536): 204 s wall on one core of a 2-core AMD EPYC, jax 0.10.2, the other core busy;
+table kept in paper_figs/data/adkm-s1-m_star.parquet. Measured m*:
+    s = 4, 8, 16, 32, 64, 128 at k = 2:   215, 362, 609, 1024, 1722, 2896    α = 0.75 [0.41, 0.96]
+    k = 1, 2, 4, 8 at s = 32:             1024, 1024, 861, 609               α = −0.25 [−0.74, 0.29]
 (theory: 1 and 1.21 for ADKM, its log factor included; 2 and 0 for the dense rate). Growing s at
 fixed k, m* grows as s^0.75 over 1.5 decades, below the k·s·n bound and far below s² (the dense
-rate's interval would need 2; the measured one ends at 0.86). The slope matches the number of Walsh
+rate's interval would need 2; the measured one ends at 0.96). The slope matches the number of Walsh
 characters the teacher's groups can use, N_d(12) with d = log₂(s/k) + 2 bits per group: slope 0.73
 over s = 4–128 (m*/N_d between 0.38 and 0.76). Growing k at fixed s, m* falls (1024 to 609 over
 k = 1–8; over four points the interval still holds the dense rate's 0, but excludes ADKM's 1.21):

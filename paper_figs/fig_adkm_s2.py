@@ -16,45 +16,50 @@ least-squares t-interval over the points, widened by the slopes the m* brackets 
 ADKM Thm 17 (k·s·n) anchored at the first junta point, dotted: the parity bound of the arm (N_p(n)
 characters for the fitted learners, n^(p−1) samples for SGD) anchored at the first parity point.
 
-Full size: the three studies ran side by side, each pinned to the same core of a 2-core Intel
-Xeon shared with other jobs (load average 5–7, so each got 20–30% of the core), jax 0.10.2, resumed
-from their stores after edits: low-degree 49 min, NTK 44 min, the net 42 min of wall time, 64 min
-from start to end (`python -c "from sparselearn import figures; figures.study_table(figures.study(
-'adkm_s2_ntk', 'paper_figs/x'))"` per study, or `sparselearn figs ADKM-S2` with no table kept);
-tables kept in paper_figs/data/adkm-s2-{lowdegree,ntk,mlp}.parquet, delete them to recompute.
+Full size: `python experiments/adkm_s2.py` (and adkm_s2_ntk.py, adkm_s2_mlp.py) from an empty
+results directory, one after the other on one core of a 2-core AMD EPYC, the other core busy, jax
+0.10.2: low-degree 15.2 min, NTK 5.6 min, the net 3.5 min of wall time (or `sparselearn figs
+ADKM-S2` with no table kept); tables kept in paper_figs/data/adkm-s2-{lowdegree,ntk,mlp}.parquet,
+delete them to recompute.
 Measured m* (—: censored at the arm's budget 8192 / 4096 / 8192; ≤: at the net's floor m = 64):
     n = 12, s =                3     4     5     6     8    16    32    64   128   α [95% CI]
-    low-degree  junta k=1           78               298   943  1885  3548  5551   1.21 [0.87, 1.60]
-                parity        78   298   793  1885  5551     —                     4.38 [4.03, 4.73]
-    NTK ridge   junta k=1          131               211  1333  2242  2896     —   1.23 [0.46, 2.08]
-                parity       221  1686     —     —                                 7.06 [5.86, 8.27]
-    ReLU net    junta k=1          108               152   256   362   512   861   0.59 [0.42, 0.76]
-                parity       128   256   362   609  1024                           2.12 [0.91, 2.42]
+    low-degree  junta k=1           79               299   944  1886  3550  5553   1.21 [0.80, 1.65]
+                parity        79   299   794  1886  5553     —                     4.37 [3.81, 4.92]
+    NTK ridge   junta k=1          133               211  1335  2243  2896     —   1.23 [0.38, 2.20]
+                parity       223  1691     —     —                                 7.04 [5.23, 8.84]
+    ReLU net    junta k=1          108               152   256   362   512   861   0.59 [0.32, 0.82]
+                parity       128   256   362   609  1024                           2.12 [0.82, 2.63]
     s = 4, n =                 8    12    16    24    32   α [95% CI]
-    low-degree  junta k=2      9    13    17    24    32   0.91 [0.70, 1.06]
-                parity       111   298   697  2324         2.78 [2.35, 3.21]
-    NTK ridge   junta k=2     15    24    29    48    64   1.04 [0.90, 1.31]
-                parity       442  1686     —     —         3.30 [2.87, 4.16]
-    ReLU net    junta k=2    ≤64   ≤64    76   128   152   1.02 [−1.71, 4.52]
-                parity       108   256   512  1218         2.22 [1.58, 2.37]
+    low-degree  junta k=2      9    13    17    25    33   0.94 [0.53, 1.10]
+                parity       111   299   697  2325         2.78 [2.17, 3.40]
+    NTK ridge   junta k=2     15    26    29    50    66   1.05 [0.51, 1.69]
+                parity       442  1691     —     —         3.31 [2.45, 4.59]
+    ReLU net    junta k=2    ≤64   ≤64    76   128   152   1.02 [−1.97, 4.26]
+                parity       108   256   512  1218         2.22 [0.95, 2.56]
 Theory: Thm 17 (at fixed WR + B) 1 in s and in n; the parity bound N_p(n) has slope 3.86 (s ∈ [3, 8],
 n = 12; 4.35 over NTK's s ∈ [3, 6]) and 2.93 (n ∈ [8, 24], p = 3); SGD's n^(p−1): 2 in n, 12.6 in s.
 Sparse and dense intervals are disjoint in both directions for low-degree regression and NTK
-ridge, and along s for the net ([0.42, 0.76] against [0.91, 2.42]); along n the net's junta has
+ridge. For the net they meet along s ([0.32, 0.82] against [0.82, 2.63]), and the levels separate
+instead: the parity needs 2.4× (s = 4) to 6.7× (s = 8) the junta's m*; along n the net's junta has
 three learned points over n = 16–32 (two more sit at the floor, m* ≤ 64) with brackets spanning a
-factor 1.4–2.4, so its interval [−1.71, 4.52] contains the parity's [1.58, 2.37]: there the levels
-separate instead, the parity needing 7–10× the junta's m* at n = 16 and 24. NTK's dense rows have
-two reached points (two censored) and lie a factor 13–70 above the junta at equal s and n. At
+factor 1.4–2.4, so its interval [−1.97, 4.26] contains the parity's [0.95, 2.56]: there too the
+levels separate, the parity needing 7–10× the junta's m* at n = 16 and 24. NTK's dense rows have
+two reached points (two censored) and lie a factor 13–65 above the junta at equal s and n. At
 equal s the juntas need 4× (s = 4) to 19× (s = 8) fewer samples than the parity for low-degree
 regression, and the parity at s = 16 (p = n = 12) is not learned by 8192. The sparse intervals
 cover 1 for low-degree and NTK along s (where N_d(12), d = log₂ s, happens to grow like s^1.06)
-and for all three learners along n (low-degree: m* ≈ n + 1 characters, slope 0.94 here; NTK
-1.04 [0.90, 1.31]; the net's interval is wide and covers 0 too: unresolved); the net along s gives 0.59 [0.42, 0.76]: below
-Thm 17, which is an upper bound for ERM. The dense fitted rows follow the parity bound (2.78
-[2.35, 3.21] and NTK's 3.30 [2.87, 4.16] cover 2.93 along n; along s 4.38 against 3.86, with the
-distinct-draws correction of the 4096-point cube 4.53); the net on the parity grows like n^2.2
-(its interval [1.58, 2.37] holds n^(p−1)'s 2; n^(p−1)·log n: 2.39) and, at n = 12, like s^2.1,
-far below 12^(s−2): m* ≤ 1024 = a quarter of the cube.
+and for all three learners along n (low-degree: m* = n + 1, the number of characters of degree
+≤ 1, slope 0.94 here; NTK 1.05 [0.51, 1.69]; the net's interval is wide and covers 0 too:
+unresolved); the net along s gives 0.59 [0.32, 0.82]: below Thm 17, which is an upper bound for
+ERM. The dense fitted rows follow the parity bound (2.78 [2.17, 3.40] and NTK's 3.31 [2.45, 4.59]
+cover 2.93 along n; along s 4.37 [3.81, 4.92] covers 3.86, and the distinct-draws correction of
+the 4096-point cube, 4.53); the net on the parity grows like n^2.2 (its interval [0.95, 2.56]
+holds n^(p−1)'s 2; n^(p−1)·log n: 2.39) and, at n = 12, like s^2.1, far below 12^(s−2): m* ≤ 1024
+= a quarter of the cube.
+The brackets are those of the search as it is now (ci_low the largest tried m whose
+Clopper–Pearson interval lies below 2/3, strictly below m*); remaking the tables with it widened
+the intervals (the parity along s for low-degree: [4.03, 4.73] before, which left out 3.86) and
+moved the fitted learners' m* by 0–2 samples.
 Smoke: `sparselearn figs ADKM-S2 --smoke` (n ≤ 6, 2 seeds, one round of the search).
 """
 
