@@ -500,7 +500,8 @@ def _read_lease(path: Path) -> dict | None:
 
 
 def _write_lease(path: Path, token: str) -> None:
-    text = json.dumps({"token": token, "pid": os.getpid(), "host": socket.gethostname(), "heartbeat": time.time()})
+    text = json.dumps({"token": token, "pid": os.getpid(), "started": _started(os.getpid()),
+                       "host": socket.gethostname(), "heartbeat": time.time()})
     _write_atomic(lambda tmp: Path(tmp).write_text(text), path)
 
 
@@ -510,12 +511,25 @@ def _alive(holder: dict) -> bool:
     if holder.get("host") != socket.gethostname():
         return True
     try:
-        os.kill(int(holder.get("pid", -1)), 0)
+        pid = int(holder.get("pid", -1))
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except (PermissionError, ValueError, OverflowError):
         return True
-    return True
+    # the pid may have been given to another process since (a restarted container's rerun
+    # often gets the dead holder's): alive only if it is the same process, started when it was
+    started = _started(pid)
+    return holder.get("started") is None or started is None or started == holder["started"]
+
+
+def _started(pid: int) -> int | None:
+    """When process `pid` started (clock ticks after boot, /proc/<pid>/stat), None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class StoreView:

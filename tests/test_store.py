@@ -363,6 +363,12 @@ def test_leases_block_live_holders_and_pass_from_dead_ones(tmp_path, monkeypatch
     (tmp_path / ".leases" / "g2.json").write_text(json.dumps(
         {"token": "gone", "pid": dead.pid, "host": lease["host"], "heartbeat": time.time()}))
     assert store.claim("g2", "me")              # same host, process gone
+    reused = {"token": "gone", "pid": os.getpid(), "host": lease["host"], "heartbeat": time.time()}
+    (tmp_path / ".leases" / "g4.json").write_text(json.dumps({**reused, "started": lease["started"] - 1}))
+    assert store.claim("g4", "me")              # its pid now belongs to another process (this one)
+    (tmp_path / ".leases" / "g5.json").write_text(json.dumps({**reused, "started": lease["started"]}))
+    assert not store.claim("g5", "me")          # the same process, still running
+    (tmp_path / ".leases" / "g5.json").unlink()
     (tmp_path / ".leases" / "g3.json").write_text(json.dumps(
         {"token": "far", "pid": 1, "host": "elsewhere", "heartbeat": time.time()}))
     assert not store.claim("g3", "me")          # another host, fresh heartbeat
