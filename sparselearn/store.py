@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
@@ -466,9 +467,16 @@ class Store:
         stop = threading.Event()
 
         def loop():
+            warned = False
             while not stop.wait(HEARTBEAT_S):
-                with contextlib.suppress(Exception):
+                try:
                     self.beat(key, token)
+                except Exception as e:  # noqa: BLE001 — training goes on; the lease may lapse
+                    if not warned:
+                        warnings.warn(f"{self.path}: cannot refresh the lease on group {key} ({e}); if this "
+                                      f"lasts {LEASE_TIMEOUT_S:g} s another process may train it too",
+                                      RuntimeWarning, stacklevel=1)
+                        warned = True
 
         thread = threading.Thread(target=loop, daemon=True, name=f"lease-{key}")
         thread.start()

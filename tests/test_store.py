@@ -446,3 +446,22 @@ def test_a_rerun_killed_before_its_runs_part_leaves_no_old_run_row_beside_new_cu
     fresh = StoreView(store)
     fresh.refresh()
     assert fresh.done() == {"Y"}   # X is trained again
+
+
+def test_a_heartbeat_that_cannot_write_warns_once(tmp_path, monkeypatch):
+    store = Store(tmp_path)
+    assert store.claim("g", "me")
+    monkeypatch.setattr(st, "HEARTBEAT_S", 0.02)
+
+    def full(self, key, token):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Store, "beat", full)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with store.heartbeat("g", "me"):
+            time.sleep(0.2)
+    lapsing = [w for w in caught if "cannot refresh the lease on group g" in str(w.message)]
+    assert len(lapsing) == 1 and "No space left" in str(lapsing[0].message)
