@@ -10,7 +10,7 @@ Both count trainings (runs) and wall time; the answers are compared too.
     python benchmarks/bench_search.py            # full
     python benchmarks/bench_search.py --quick    # n ∈ {10}, fewer seeds and steps
 
-Writes benchmarks/results/search.json.
+Writes benchmarks/results/search.json (not with --quick), with the load average at start and end.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import describe  # noqa: E402
+from _machine import load_average, write_report  # noqa: E402
 
 import sparselearn as sl  # noqa: E402
 
@@ -57,6 +57,7 @@ def main() -> None:
     ns = [10] if args.quick else [10, 15, 20]
     seeds, steps = (4, 500) if args.quick else (8, 2000)
     lo, hi, rtol, eps, delta = 32, 8192, 0.1, 0.05, 0.5
+    load_before = load_average()
     results = []
     with tempfile.TemporaryDirectory() as out:
         for n in ns:
@@ -83,16 +84,14 @@ def main() -> None:
                 "training_fraction": round(len(res.runs) / len(df), 4)})
             print(json.dumps(results[-1], default=_plain))
     fractions = [r["training_fraction"] for r in results]
-    doc = {"benchmark": "search", "machine": describe(),
+    doc = {"benchmark": "search",
            "workload": {"target": "sparse_parity k=3", "n": ns, "width": 128, "steps": steps, "seeds": seeds,
                         "eps": eps, "delta": delta, "rtol": rtol, "m_range": [lo, hi], "quick": args.quick},
            "ratios": {"max_search_over_grid_trainings": max(fractions),
                       "mean_search_over_grid_trainings": round(float(np.mean(fractions)), 4)},
            "results": results}
-    path = Path(__file__).parent / "results" / "search.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2, default=_plain) + "\n")
-    print(f"wrote {path}")
+    doc = json.loads(json.dumps(doc, default=_plain))   # numpy scalars as plain JSON
+    write_report(doc, Path(__file__).parent / "results" / "search.json", load_before, write=not args.quick)
 
 
 if __name__ == "__main__":
