@@ -99,7 +99,18 @@ def coerce(value: Any, tp, key: str) -> Any:
         return value
     else:
         raise TypeError(f"unsupported field annotation {tp!r} for {key}")
-    raise ConfigError(f"expected {_type_name(tp)}, got {value!r}", key=key)
+    hint = ""
+    if isinstance(value, str) and _numeric(value) and tp in (int, float, int | None, float | None):
+        hint = " (a string: write the number without quotes)"
+    raise ConfigError(f"expected {_type_name(tp)}, got {value!r}{hint}", key=key)
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def build(cls, values: dict, *, skip: tuple[str, ...] = ()):

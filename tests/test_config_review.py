@@ -321,3 +321,11 @@ def test_non_finite_numbers_are_config_errors_naming_the_key(setting):
     key = setting.split("=")[0].removeprefix("sweep.grid.")
     with pytest.raises(ConfigError, match=f"{key}.*finite"):
         config.loads(_text(BASE), [setting])
+
+
+@pytest.mark.parametrize("text, key", [('train: {lr: "0.001"}', "train.lr"), ('data: {m: "100"}', "data.m")])
+def test_a_quoted_number_is_an_error_that_says_to_drop_the_quotes(text, key):
+    base = "experiment: x\ntarget: {name: sparse_parity, n: 10, k: 2}\nlearner: {name: mlp, width: 8}\n"
+    with pytest.raises(config.ConfigError) as info:
+        config.loads(base + text + "\n")
+    assert info.value.key == key and "write the number without quotes" in str(info.value)
