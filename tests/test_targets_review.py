@@ -161,7 +161,10 @@ def test_draws_are_deterministic_per_key_and_vmap_equals_per_key(law):
     one = lambda key: draw(law, key, 33, 7, 0.3)      # noqa: E731
     loop = np.stack([np.asarray(one(k)) for k in keys])
     np.testing.assert_array_equal(loop, np.stack([np.asarray(one(k)) for k in keys]))
-    np.testing.assert_array_equal(np.asarray(jax.vmap(one)(keys)), loop)
+    if law == "dictionary":  # codes @ atoms: a batched product may sum in another order (an ulp)
+        np.testing.assert_allclose(np.asarray(jax.vmap(one)(keys)), loop, rtol=0, atol=1e-6)
+    else:
+        np.testing.assert_array_equal(np.asarray(jax.vmap(one)(keys)), loop)
     # jit fuses the N(0, n/nonzeros) scaling of dictionary codes: equal to an ulp
     np.testing.assert_allclose(np.asarray(jax.jit(jax.vmap(one))(keys)), loop, rtol=0, atol=1e-6)
     assert not np.array_equal(loop[0], loop[1])
