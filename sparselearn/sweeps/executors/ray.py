@@ -24,12 +24,12 @@ def execute(groups, train, on_done, cfg) -> None:
     if not groups:
         return
     started = not ray.is_initialized()
-    if not started:
-        _check_connected_to(ray, cfg.address)
     if started:
         _check_reachable(cfg.address)
         ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False,
                  ignore_reinit_error=True)
+    else:
+        _check_connected_to(ray, cfg.address)
     pending = {}
     try:
         if started and cfg.address is None and "RAY_ADDRESS" not in os.environ:
