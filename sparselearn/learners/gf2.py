@@ -78,6 +78,29 @@ def eliminate(rows: np.ndarray, n: int) -> tuple[np.ndarray, list[int]]:
     return a, pivots
 
 
+def _span(start: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """start ^ every combination of `vectors` (v, W), shape (2^v, W); row i holds vector j
+    where bit j of i is set."""
+    out = start[None, :]
+    for v in vectors:
+        out = np.concatenate([out, out ^ v[None, :]])
+    return out
+
+
+def _lightest(start: np.ndarray, vectors: np.ndarray, n: int, block: int = 16) -> np.ndarray:
+    """The lightest of the 2^v words start ^ span(vectors) as n bools, the first in `_span`
+    order on ties. Enumerated 2^block at a time, so memory stays at 2^block words per row
+    however many vectors there are."""
+    head = _span(start, vectors[:block])
+    best, best_weight = None, n + 1
+    for offset in _span(np.zeros_like(start), vectors[block:]):
+        weights = np.bitwise_count(head ^ offset).sum(axis=1)
+        i = int(np.argmin(weights))
+        if weights[i] < best_weight:
+            best, best_weight = head[i] ^ offset, int(weights[i])
+    return unpack(best, n)
+
+
 def solve(x: np.ndarray, y: np.ndarray, *, sparsest: bool = True, max_nullity: int = 16) -> dict:
     """Every parity consistent with (x, y): the chosen support and the system's rank.
 
@@ -100,11 +123,7 @@ def solve(x: np.ndarray, y: np.ndarray, *, sparsest: bool = True, max_nullity: i
         basis[np.arange(free.size), free] = True
         for j, f in enumerate(free):
             basis[j, pivots] = _bit(pivot_rows, int(f))
-        candidates = pack(solution[None, :])
-        for v in pack(basis):                                  # all 2^nullity solutions
-            candidates = np.concatenate([candidates, candidates ^ v[None, :]])
-        weight = np.bitwise_count(candidates).sum(axis=1)
-        solution = unpack(candidates[int(np.argmin(weight))], n)
+        solution = _lightest(pack(solution[None, :])[0], pack(basis), n)
     return {"support": np.flatnonzero(solution), "rank": rank, "nullity": n - rank}
 
 
@@ -114,7 +133,8 @@ class GF2:
 
     Fields: `sparsest` (with several consistent parities, return one with the fewest
     variables, by enumerating the null space when its dimension is ≤ `max_nullity`),
-    `max_nullity` (0 … 24; 2^max_nullity candidate vectors are held in memory).
+    `max_nullity` (0 … 24; the 2^max_nullity candidates are enumerated 2^16 at a time, so
+    memory stays at 2^16 packed rows; time grows as 2^max_nullity).
 
     Example:
         >>> GF2().fit(None, x, y)["support"]
