@@ -309,3 +309,18 @@ def test_integer_inputs_fit_as_their_float_values():
         fits = [learner.fit(jax.random.key(0), jnp.asarray(xs), y) for xs in (bits, as_float)]
         np.testing.assert_allclose(learner.apply(fits[0], as_float), learner.apply(fits[1], as_float), atol=1e-6)
         np.testing.assert_allclose(learner.apply(fits[1], jnp.asarray(bits)), learner.apply(fits[1], as_float), atol=1e-6)
+
+
+def test_a_feature_count_over_max_terms_is_refused_by_the_config_check_naming_the_degree(monkeypatch):
+    """The fit's own limit on the feature count is checked with the config, not first met
+    inside the run (where it raised a ValueError and a traceback)."""
+    from sparselearn import config
+    from sparselearn.errors import ConfigError
+    from sparselearn.learners import lowdegree
+
+    monkeypatch.setattr(lowdegree, "MAX_TERMS", 100)
+    with pytest.raises(ConfigError, match="299 walsh features.*over the 100") as err:
+        config.loads("target: {name: sparse_parity, n: 12, k: 3}\n"
+                     "learner: {name: lowdegree, degree: 3, basis: walsh}\n"
+                     "train: {loss: square}\ndata: {m: 16, test_m: 16}\n")
+    assert err.value.key == "learner.degree"

@@ -182,3 +182,40 @@ def test_the_keys_an_estimate_names_exist(learner):
         for key in keys:
             section, _, name = key.partition(".")
             assert hasattr(exp, section) and (not name or hasattr(getattr(exp, section), name)), key
+
+
+@pytest.mark.parametrize("target, learner, m, test_m", [
+    ("sparse_parity, n: 20, k: 3", "lowdegree, degree: 3, basis: walsh, ridge: 0.0001", 2000, 512),
+    ("sparse_parity, n: 20, k: 3", "lowdegree, degree: 3, basis: auto, ridge: 0.0", 600, 2048),
+    ("hierarchical, n: 100, k: 2, r: 4, q: 2", "lowdegree, degree: 1, basis: hermite", 300, 2048),
+    ("sparse_parity, n: 20, k: 3", "kernel, kernel: ntk", 300, 4096),
+    ("sparse_parity, n: 20, k: 3", "random_features, width: 1024", 2000, 1024),
+    ("hierarchical, n: 20, k: 2, r: 4, q: 2", "layerwise, width: 1024, degree: 4, steps: 2", 500, 1024),
+])
+def test_a_fitted_learners_memory_check_refuses_a_limit_below_what_xla_allocates(target, learner, m, test_m):
+    """The config-time check of a fitted learner bounds its run from above: XLA's memory analysis
+    of fit + the test and training evaluations, per run, never exceeds the check's estimate."""
+    import jax
+    import jax.numpy as jnp
+
+    from sparselearn.errors import ConfigError
+    from sparselearn.runtime import FULL_COMPILE
+
+    exp = config.loads(f"target: {{name: {target}}}\nlearner: {{name: {learner}}}\n"
+                       f"data: {{m: {m}, test_m: {test_m}}}\ntrain: {{loss: square}}\n")
+    fitted = exp.learner
+
+    def run(x, y, w, x_test):
+        params = fitted.fit(jax.random.key(0), x, y, w)
+        return fitted.apply(params, x_test), fitted.apply(params, x)
+
+    shape = jax.ShapeDtypeStruct
+    n = exp.target.n
+    lowered = jax.jit(run).lower(shape((m, n), jnp.float32), shape((m,), jnp.float32),
+                                 shape((m,), jnp.float32), shape((test_m, n), jnp.float32))
+    use = lowered.compile(dict(FULL_COMPILE)).memory_analysis()   # the tier of large runs, and the most memory
+    allocated = use.temp_size_in_bytes + use.argument_size_in_bytes + use.output_size_in_bytes
+    below = dataclasses.replace(fitted, max_memory_gb=0.999 * allocated / 2**30)
+    with pytest.raises(ConfigError, match="over the limit"):
+        below.check(exp.target, exp.data)
+    dataclasses.replace(fitted, max_memory_gb=3.0 * allocated / 2**30).check(exp.target, exp.data)  # nor 3× over

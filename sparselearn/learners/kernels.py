@@ -14,7 +14,7 @@ with a_j, w_j, b_j ~ N(0, 1). For θ the angle between ũ and ṽ:
     arccos1(x, x') = E_w[relu(w·ũ) relu(w·ṽ)] = ‖ũ‖‖ṽ‖ (sin θ + (π − θ) cos θ) / (2π)
     arccos0(x, x') = E_w[1{w·ũ > 0} 1{w·ṽ > 0}] = (π − θ) / (2π)
     ntk(x, x')     = arccos1 + ⟨ũ, ṽ⟩ · arccos0            (both layers trained)
-    poly(x, x')    = ⟨ũ, ṽ⟩^degree                         (all polynomials of degree ≤ degree)
+    poly(x, x')    = ⟨ũ, ṽ⟩^degree                         (degree ≤ `degree`; homogeneous at bias 0)
 
 `arccos1` is the kernel of `random_features` as its width grows (Cho–Saul's first-order
 arc-cosine kernel divided by 2); `ntk` is the neural tangent kernel of the network above.
@@ -32,8 +32,10 @@ at angle θ, ρ = cos θ, and (Z, Z') standard normals with correlation ρ:
 probability has no elementary form for β ≠ 0; it is the one-dimensional integral
 Φ(−β)² + (1/2π) ∫_0^{arcsin ρ} exp(−β²/(1 + sin t)) dt, evaluated by Gauss–Legendre quadrature.
 A unit is active on a unit-norm input with probability shifted_arccos0(u, u, β) = Φ(−β).
-Without a bias the ReLU kernels have no odd Fourier components of degree ≥ 3 on the
-hypercube, so they cannot fit a 3-sparse parity; keep `bias > 0` for odd parities.
+Without a bias, `arccos1` and `ntk` have no odd Fourier components of degree ≥ 3 on the
+hypercube, so they cannot fit a 3-sparse parity (keep `bias > 0` for odd parities), while
+`arccos0` = 1/4 + arcsin(ρ)/2π is odd in ρ but for its constant: no even components of
+degree ≥ 2.
 
 The ridge objective, for the run's m rows (weights w ∈ {0, 1}, m = Σ w):
 
@@ -168,11 +170,23 @@ def ridge_solve(phi: jax.Array, y: jax.Array, weights: jax.Array, ridge: float,
     return phi.T @ (weights * alpha)
 
 
-def solve_bytes(rows: int, feats: int, test_rows: int = 0) -> int:
-    """Rough peak memory in bytes of `ridge_solve` on a (rows, feats) feature matrix plus the
-    features of `test_rows` evaluation points: the matrices, the weighted copy and the system."""
+def solve_bytes(rows: int, feats: int, test_rows: int = 0, per_row: int = 0) -> int:
+    """Peak memory in bytes, bounded from above, of a fit by `ridge_solve` on a (rows, feats)
+    feature matrix and the evaluations that follow it (on `test_rows` points and on the rows).
+    From XLA's memory analysis of that program: the rows' features are held about five times
+    (the features, their weighted copy, the SVD's or the products' operands, the training
+    predictions' features), the system of side min(rows, feats) four times (the system, its
+    diagonal, the factor, the fallback's eigenvectors), the test features once; `per_row`
+    counts what the feature map holds per input row besides (the inputs, their tables)."""
     side = min(rows, feats)
-    return BYTES * (2 * rows * feats + test_rows * feats + 2 * side * side)
+    return BYTES * (5 * rows * feats + test_rows * feats + 4 * side * side + (rows + test_rows) * per_row)
+
+
+def kernel_bytes(rows: int, test_rows: int = 0) -> int:
+    """As `solve_bytes` for kernel ridge on `rows` rows: six (rows, rows) arrays (the Gram
+    matrix, the system, its diagonal, the factor, the eigenvectors, the training kernel) and
+    three (test_rows, rows) ones (the test kernel and its cosines and norms)."""
+    return BYTES * (6 * rows * rows + 3 * test_rows * rows)
 
 
 def check_memory(needed: int, limit_gb: float, what: str, key: str) -> None:
@@ -355,7 +369,7 @@ class KernelRidge:
     def check(self, target, data) -> None:
         """The m × m kernel system and the test_m × m test kernel must fit in memory."""
         m = data.m
-        check_memory(BYTES * (3 * m * m + data.test_m * m), self.max_memory_gb,
+        check_memory(kernel_bytes(m, data.test_m), self.max_memory_gb,
                      f"kernel ridge on m = {m} rows ({m}×{m} system)", "max_memory_gb")
 
     def gram(self, x: jax.Array, z: jax.Array) -> jax.Array:
@@ -400,7 +414,7 @@ class RandomFeatures:
         require(self.max_memory_gb > 0, "max_memory_gb", f"must be > 0, got {self.max_memory_gb}")
 
     def check(self, target, data) -> None:
-        check_memory(solve_bytes(data.m, self.width, data.test_m), self.max_memory_gb,
+        check_memory(solve_bytes(data.m, self.width, data.test_m, 2 * (target.n + 1)), self.max_memory_gb,
                      f"random features (width {self.width}) on m = {data.m} rows", "width")
 
     def features(self, params: dict, x: jax.Array) -> jax.Array:

@@ -140,7 +140,7 @@ class Layerwise:
         require(self.max_memory_gb > 0, "max_memory_gb", f"must be > 0, got {self.max_memory_gb}")
 
     def check(self, target, data) -> None:
-        check_memory(solve_bytes(data.m, self.width, data.test_m), self.max_memory_gb,
+        check_memory(solve_bytes(data.m, self.width, data.test_m, self.width * (self.degree + 1)), self.max_memory_gb,
                      f"layerwise (width {self.width}) on m = {data.m} rows", "width")
 
     def inner(self, v: jax.Array, x: jax.Array) -> jax.Array:

@@ -193,10 +193,13 @@ class LowDegree:
                     f"hermite is for Gaussian inputs; target {target.name} has {inputs} (±1) inputs: use walsh or auto")
         count = feature_count(n, self.degree, self.basis)
         formula = f"Σ_(j≤{self.degree}) C({n}, j)" if self.basis == "walsh" else f"C({n}+{self.degree}, {self.degree})"
+        require(count <= MAX_TERMS, "degree",
+                f"{self.degree} on n = {n} gives {count:,} {self.basis} features ({formula}), over the "
+                f"{MAX_TERMS:,} a fit builds: lower the degree")
         require(self.keep is None or self.keep <= count, "keep",
                 f"keeps {self.keep} coefficients but there are only {count:,} features")
         try:
-            check_memory(solve_bytes(data.m, count, data.test_m), self.max_memory_gb,
+            check_memory(solve_bytes(data.m, count, data.test_m, n * (self.degree + 2)), self.max_memory_gb,
                          f"degree {self.degree} on n = {n} gives {count:,} features ({formula}); with m = {data.m}"
                          " rows that", "degree")
         except ConfigError as e:
