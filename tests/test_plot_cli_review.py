@@ -152,3 +152,26 @@ sweep:   {{seeds: 2, grid: {{target.n: [6, 8]}}}}
     assert sorted(map(tuple, grid[["target.k", "target.n"]].drop_duplicates().to_numpy())) == [
         (2, 6), (2, 8), (3, 6), (3, 8)]
     assert auto.varying_axes(grid) == ["target.k", "target.n"]
+
+
+def test_a_key_gridded_in_one_store_and_fixed_in_another_keeps_both_stores_runs(tmp_path):
+    """Store A grids train.lr over {0.1, 0.2} at batch 16; store B trains lr 0.1 at batch 32.
+    The stores differ in batch, not in lr: B's runs are not A's lr = 0.1 runs, so all 6 stay,
+    told apart by the batch, each with its learning rate."""
+    from sparselearn.sweeps import run
+
+    text = """
+experiment: pool
+target:  {{name: sparse_parity, n: 6, k: 2}}
+learner: {{name: mlp, width: 8, depth: 2}}
+train:   {{optimizer: sgd, lr: 0.1, batch: {batch}, steps: 20, loss: hinge, eval_every: 10}}
+data:    {{m: 64, test_m: 64}}
+sweep:   {{seeds: 2{grid}}}
+"""
+    run(config.loads(text.format(batch=16, grid=", grid: {train.lr: [0.1, 0.2]}")), str(tmp_path), progress=False)
+    run(config.loads(text.format(batch=32, grid="")), str(tmp_path), progress=False)
+    _, runs, _ = stores.load_stores(tmp_path / "pool")
+    assert len(runs) == 6
+    grid = curves.grid_frame(runs)
+    assert sorted(map(tuple, grid[["train.batch", "train.lr"]].to_numpy())) == [
+        (16, 0.1), (16, 0.1), (16, 0.2), (16, 0.2), (32, 0.1), (32, 0.1)]

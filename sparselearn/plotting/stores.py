@@ -62,7 +62,10 @@ def load_stores(path: str | Path, curves: bool = False) -> tuple[list[Path], pd.
     stores = resolve(path)
     frames = [load_results(s, curves=True) if curves else (load_results(s), None) for s in stores]
     settings = [_settings(s) | dict.fromkeys(grid_keys(table), GRIDDED) for s, (table, _) in zip(stores, frames)]
-    keys = distinguishing(settings)
+    # a key gridded in some store is told apart by the runs' grid points: the other stores give
+    # theirs its fixed value, and the stores are told apart by the settings no store grids
+    gridded = list(dict.fromkeys(k for s in settings for k, v in s.items() if v == GRIDDED))
+    keys = distinguishing([{k: v for k, v in s.items() if k not in gridded} for s in settings]) + gridded
     runs = []
     for (table, _), own in zip(frames, settings):
         own = {k: _scalar(own[k]) for k in keys if own.get(k, "null") not in ("null", GRIDDED)}
