@@ -258,8 +258,12 @@ def cmd_run(args) -> int:
     if not args.quiet:
         print(_summary_table(df))
     print(summary.line())
-    print(f"runs:   {summary.path}/runs.parquet\ncurves: {summary.path}/curves.parquet")
-    if not args.no_plot and (df["status"] != "failed").any():
+    print(f"runs:   {summary.path}/runs.parquet")
+    if (Path(summary.path) / "curves.parquet").exists():   # not when every run failed
+        print(f"curves: {summary.path}/curves.parquet")
+    if not args.no_plot and not (df["status"] == "ok").any():
+        print("figure: none (no run finished with finite values)")
+    elif not args.no_plot:
         if plotting is not None:
             plotting.join()
         _file_backend()

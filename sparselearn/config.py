@@ -261,6 +261,11 @@ def _sweep(raw, base: dict) -> SweepConfig:
     return SweepConfig(seeds=seeds, grid=tuple(grid))
 
 
+#: the train settings of gradient steps, which a fitted learner never reads
+STEPPING = ("optimizer", "lr", "batch", "steps", "weight_decay", "momentum", "sign_threshold", "eval_every",
+            "stop_at_eps", "rewind", "rewind_pick")
+
+
 def _check_experiment(exp: Experiment) -> None:
     """Constraints between sections."""
     trained = kind_of(exp.learner).trained
@@ -284,6 +289,10 @@ def _check_experiment(exp: Experiment) -> None:
                 "it has no curve points to record at")
         require(not exp.data.online, "data.online", f"learner {exp.learner.name} fits a fixed sample: "
                 "set data.online: false")
+        for name in STEPPING:  # settings of the steps a fitted learner does not take
+            require(getattr(exp.train, name) == getattr(TrainConfig, name), f"train.{name}",
+                    f"is not used by learner {exp.learner.name}, which is fitted, not trained (of train it "
+                    f"reads loss, eps, precision and init_seed): remove it, got {getattr(exp.train, name)!r}")
     if exp.target.task not in losses.LOSSES[exp.train.loss].tasks:
         fitting = " or ".join(name for name, loss in losses.LOSSES.items() if exp.target.task in loss.tasks)
         raise ConfigError(f"{exp.target.name} has {exp.target.task} labels: use loss {fitting}, not "
@@ -333,9 +342,15 @@ def _read_grid(exp: Experiment, sweep: SweepConfig) -> SweepConfig:
 
 
 def _check_grid(exp: Experiment) -> None:
-    """Every grid point of `exp` must be a valid experiment."""
+    """Every grid point of `exp` must be a valid experiment, and data.m one some point reads."""
     for point in grid_points(exp):
         with_point(exp, point)
+    swept = dict(exp.sweep.grid)
+    if all(swept.get("data.online", (exp.data.online,))):  # every run draws a fresh mini-batch each step
+        unused = "is not used with data.online: true (every step draws a fresh mini-batch): remove it"
+        if "data.m" in swept:
+            raise ConfigError(f"{unused}, got {list(swept['data.m'])}", key="sweep.grid.data.m")
+        require(exp.data.m == DataConfig.m, "data.m", f"{unused}, got {exp.data.m}")
 
 
 def _single(raw: dict, default_name: str) -> Experiment:
@@ -609,7 +624,8 @@ def smoke(exp: Experiment) -> Experiment:
             values = tuple(dict.fromkeys(caps[key](v) for v in values))
         return values[:2]
 
-    train = replace(exp.train, steps=steps, eval_every=caps["train.eval_every"](exp.train.eval_every))
+    train = replace(exp.train, steps=steps, eval_every=caps["train.eval_every"](exp.train.eval_every)) \
+        if kind_of(exp.learner).trained else exp.train   # a fitted learner takes no steps
     data = replace(exp.data, test_m=caps["data.test_m"](exp.data.test_m))
     sweep = replace(exp.sweep, seeds=exp.sweep.seeds[:2], grid=tuple((k, capped(k, v)) for k, v in exp.sweep.grid))
     out = replace(exp, train=train, data=data, sweep=sweep)

@@ -27,6 +27,15 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+def test_a_sweep_whose_runs_all_diverged_stores_them_and_exits_0_without_a_figure(workdir, tiny_file, capsys):
+    """A valid config whose runs all diverge is not bad input: the runs are stored, no figure is
+    drawn (nothing finite to draw), and the exit status is that of the sweep, as with --no-plot."""
+    assert main(["run", str(tiny_file), "--quiet", "--set", "train.lr=1e30", "--set", "train.loss=square"]) == 0
+    out = capsys.readouterr().out
+    assert "4 diverged" in out and out.rstrip().endswith("figure: none (no run finished with finite values)")
+    assert len(pd.read_parquet(next((workdir / "results" / "tiny").iterdir()) / "runs.parquet")) == 4
+
+
 def test_run_writes_store_and_figure_then_rerun_skips(workdir, tiny_file, capsys):
     assert main(["run", str(tiny_file), "--quiet"]) == 0
     out = capsys.readouterr().out

@@ -89,7 +89,7 @@ def test_every_grid_point_and_seed_is_one_run_with_an_order_free_unique_id(sweep
 
 @pytest.mark.parametrize("key, value", [
     ("train.lr", 0.2), ("train.steps", 60), ("train.eps", 0.1), ("train.init_seed", 4), ("train.momentum", 0.5),
-    ("train.stop_at_eps", True), ("train.record", ["unit_norms"]), ("data.test_m", 32), ("data.online", True),
+    ("train.stop_at_eps", True), ("train.record", ["unit_norms"]), ("data.test_m", 32),
     ("target.noise", 0.1), ("target.inputs", "biased"), ("learner.width", 16), ("learner.bias_init", 0.5),
     ("experiment", "other"),
 ])
@@ -197,11 +197,11 @@ def _file(tmp_path, raw=None) -> str:
 
 def test_overrides_set_nested_keys_lists_floats_booleans_and_null(tmp_path):
     path = _file(tmp_path)
-    exp = config.load(path, ["train.lr=1e-3", "train.weight_decay=1E-4", "data.online=true", "train.momentum=0.5",
+    exp = config.load(path, ["train.lr=1e-3", "train.weight_decay=1E-4", "train.stop_at_eps=true", "train.momentum=0.5",
                              "train.record=[unit_norms, first_layer]", "learner.bias_init=.5",
                              "sweep.grid.train.init_seed=[null, 3]", "sweep.grid.target.noise=[0, 1e-1]",
                              "sweep.seeds=[4, 2]"])
-    assert exp.train.lr == 0.001 and exp.train.weight_decay == 0.0001 and exp.data.online is True
+    assert exp.train.lr == 0.001 and exp.train.weight_decay == 0.0001 and exp.train.stop_at_eps is True
     assert exp.train.momentum == 0.5
     assert exp.train.record == ("unit_norms", "first_layer") and exp.learner.bias_init == 0.5
     grid_ = dict(exp.sweep.grid)
@@ -329,3 +329,40 @@ def test_a_quoted_number_is_an_error_that_says_to_drop_the_quotes(text, key):
     with pytest.raises(config.ConfigError) as info:
         config.loads(base + text + "\n")
     assert info.value.key == key and "write the number without quotes" in str(info.value)
+
+
+@pytest.mark.parametrize("override, key", [
+    ("data: {m: 64, test_m: 64, online: true}", "data.m"),
+    ("data: {test_m: 64, online: true}\nsweep: {grid: {data.m: [64, 256]}}", "sweep.grid.data.m"),
+    ("data: {m: 64, test_m: 64}\nsweep: {grid: {data.online: [true]}}", "data.m"),
+])
+def test_data_m_with_online_data_is_refused_naming_the_key(override, key):
+    """Online runs draw a fresh mini-batch every step and never read m: two m values were stored
+    as two grid points (and two hashes) of bit-identical runs. Beside offline points m is read."""
+    head = ("target: {name: sparse_parity, n: 8, k: 2}\nlearner: {name: mlp, width: 8}\n"
+            "train: {batch: 16, steps: 20, eval_every: 10}\n")
+    with pytest.raises(ConfigError, match="not used with data.online") as err:
+        config.loads(head + override + "\n")
+    assert err.value.key == key
+    assert config.loads(head + "data: {test_m: 64, online: true}\n").data.online
+    both = config.loads(head + "data: {m: 64, test_m: 64}\nsweep: {grid: {data.online: [false, true]}}\n")
+    assert both.data.m == 64
+
+
+@pytest.mark.parametrize("key, value", [("optimizer", "adam"), ("lr", 0.5), ("batch", 8), ("steps", 5000),
+                                        ("eval_every", 5), ("stop_at_eps", True), ("weight_decay", 0.1)])
+def test_a_fitted_learner_refuses_train_settings_it_never_reads(key, value):
+    """lowdegree takes no gradient steps: a grid over train.lr trained two identical runs under two
+    grid points; a set optimizer changed the hash and nothing else."""
+    text = ("target: {name: sparse_parity, n: 8, k: 2}\nlearner: {name: lowdegree, degree: 2}\n"
+            "train: {loss: square}\ndata: {m: 64, test_m: 64}\n")
+    base = config.loads(text)
+    with pytest.raises(ConfigError, match="fitted, not trained") as err:
+        config.override(base, train={key: value})
+    assert err.value.key == f"train.{key}"
+    with pytest.raises(ConfigError, match="fitted, not trained"):
+        config.loads(text + f"sweep: {{grid: {{train.{key}: [{getattr(base.train, key)!r}, {value!r}]}}}}\n".replace(
+            "True", "true").replace("False", "false"))
+    smoked = config.smoke(base)            # --smoke caps the steps of trained learners only
+    assert smoked.train == base.train
+    config.override(base, train={"eps": 0.2, "precision": "high", "init_seed": 3})   # what it reads

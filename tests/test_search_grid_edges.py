@@ -88,7 +88,8 @@ def test_m_search_is_censored_where_a_fitted_learner_caps_m(tmp_path, monkeypatc
     the largest m it accepts, censored, with a warning naming the key, instead of raising."""
     trained = Counter()
     _fake_m(monkeypatch, lambda m, seed: False, trained)
-    cfg = config.loads(SMALL.replace("{name: mlp, width: 32}", "{name: kernel, kernel: ntk, max_memory_gb: 0.01}"))
+    cfg = config.loads(SMALL.replace("{name: mlp, width: 32}", "{name: kernel, kernel: ntk, max_memory_gb: 0.01}")
+                       .replace("train: {steps: 300, eval_every: 50, batch: 16, lr: 0.1}", "train: {loss: square}"))
     with pytest.warns(UserWarning, match="learner.max_memory_gb: the search stops at data.m = ") as info:
         row = sample_complexity(cfg, eps=0.05, out=tmp_path, start=256, progress=False).table().iloc[0]
     cap = int(str(info[0].message).split("data.m = ")[1].split(",")[0])
