@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from sparselearn.plotting import PowerLaw, exponent_verdict, fit_exponent, local_slopes, upper_half_fit
 
@@ -94,3 +95,23 @@ def test_a_local_window_of_single_runs_has_no_interval_whatever_the_other_window
     alone = local_slopes(x[5:], y[5:], window=3)
     assert alone[["ci_low", "ci_high"]].isna().all().all()
     assert np.isnan(fit_exponent([20, 40, 80], [400, 1700, 6000], scatter=False).ci_low)
+
+
+def test_runs_at_zero_count_below_the_others_in_the_fit_and_the_drawn_medians():
+    """A fitted learner's exact recoveries have test error 0: they count in the medians below every
+    positive value (dropping them drew the median of the failures alone: 0.53 where 6 of 8 runs
+    were at 0), and an x whose median is 0 is left out of the fit, which says so."""
+    from sparselearn.plotting.scaling import scaling_plot
+
+    x = np.repeat([10.0, 20.0, 40.0, 80.0], 5)
+    y = 2 * x ** 1.5 * np.exp(np.random.default_rng(0).normal(0, 0.1, x.size))
+    y[[0, 1]] = 0.0                      # x = 10: 2 of 5 at 0, the median is the third smallest
+    y[15:19] = 0.0                       # x = 80: 4 of 5 at 0, the median is 0
+    fit = fit_exponent(x, y)
+    medians = [np.median(y[x == v]) for v in (10, 20, 40)]
+    assert fit.alpha == pytest.approx(np.polyfit(np.log([10, 20, 40]), np.log(medians), 1)[0])
+    assert fit.floored == (80.0,) and "1 x with median 0 left out" in fit.label()
+    _, ax, _ = scaling_plot(pd.DataFrame({"n": x, "test_error": y}), "n", "test_error", n_boot=50)
+    drawn = ax.containers[0].lines[0].get_ydata()
+    np.testing.assert_allclose(np.asarray(drawn, dtype=float), medians)
+    assert "6 runs at test_error = 0" in ax.get_legend().get_texts()[0].get_text()

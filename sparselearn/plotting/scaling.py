@@ -34,6 +34,8 @@ class PowerLaw:
     points: int
     #: the x values left out of the fit: at least half of their runs never reached the target
     censored: tuple[float, ...] = ()
+    #: the x values left out of the fit because their median y is 0 (no place on a log axis)
+    floored: tuple[float, ...] = ()
 
     @property
     def ci(self) -> tuple[float, float]:
@@ -43,7 +45,8 @@ class PowerLaw:
         return self.c * np.asarray(x, dtype=float) ** self.alpha
 
     def label(self) -> str:
-        left = f"; {len(self.censored)} x with half the runs unreached left out" if self.censored else ""
+        left = (f"; {len(self.censored)} x with half the runs unreached left out" if self.censored else "") + (
+            f"; {len(self.floored)} x with median 0 left out" if self.floored else "")
         if np.isnan(self.ci_low):
             return f"α = {self.alpha:.2f} (two points, no interval{left})"
         return f"α = {self.alpha:.2f} [{self.ci_low:.2f}, {self.ci_high:.2f}]" + (f" ({left[2:]})" if left else "")
@@ -92,23 +95,28 @@ def _quantiles(values: np.ndarray, qs) -> np.ndarray:
 
 
 def _distinct(x, y, low=None, high=None) -> tuple[np.ndarray, ...]:
-    """(x, y, the sorted distinct x values, low, high, censored) of the observations at x whose
-    median y is reached (finite): y NaN or +inf is a run that never reached the target and counts
-    above every reached y (`unreached`); `censored` are the x values left out because at least
-    half of their runs never did. Non-positive y (no place on a log axis) are left out.
-    `low`/`high`: per-observation bounds on y (a missing or non-positive bound is y itself)."""
+    """(x, y, the sorted distinct x values, low, high, censored, floored) of the observations at
+    x whose median y is reached (finite) and positive: y NaN or +inf is a run that never reached
+    the target and counts above every reached y (`unreached`), a y ≤ 0 counts as 0, below every
+    positive one (it is not dropped, which would leave the median of the others); `censored`
+    are the x values left out because at least half of their runs never reached, `floored`
+    those whose median is 0 (no place on a log axis). `low`/`high`: per-observation bounds on
+    y (a missing or non-positive bound is y itself)."""
     x = np.asarray(x, dtype=float).ravel()
     y = unreached(y).ravel()
+    y = np.where(y > 0, y, 0.0)
     bounds = []
     for bound, pick in ((low, np.minimum), (high, np.maximum)):
         b = y if bound is None else np.asarray(bound, dtype=float).ravel()
-        bounds.append(np.where(np.isfinite(b) & (b > 0), pick(b, y), y))
-    ok = (x > 0) & np.isfinite(x) & (y > 0)
+        bounds.append(np.where(np.isfinite(b) & (b > 0) & (y > 0), pick(b, y), y))
+    ok = (x > 0) & np.isfinite(x)
     x, y, low, high = x[ok], y[ok], bounds[0][ok], bounds[1][ok]
     values = np.unique(x)
-    reached = np.array([np.isfinite(np.median(y[x == v])) for v in values], dtype=bool)
-    inside = np.isin(x, values[reached])
-    return x[inside], y[inside], values[reached], low[inside], high[inside], tuple(values[~reached].tolist())
+    medians = np.array([np.median(y[x == v]) for v in values])
+    reached, positive = np.isfinite(medians), medians > 0
+    inside = np.isin(x, values[reached & positive])
+    return (x[inside], y[inside], values[reached & positive], low[inside], high[inside],
+            tuple(values[~reached].tolist()), tuple(values[reached & ~positive].tolist()))
 
 
 #: with fewer runs than this at some x, a bootstrap over seeds understates the spread there (none
@@ -148,7 +156,7 @@ def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float 
         >>> fit_exponent(s, m).ci                                  # (0.75, 0.75)
         >>> fit_exponent(s, m, low=m / 1.25, high=m).ci            # about (0.67, 0.83)
     """
-    x, y, xs, low, high, censored = _distinct(x, y, low, high)
+    x, y, xs, low, high, censored, floored = _distinct(x, y, low, high)
     if xs.size < 2:
         raise PlotError(f"need two or more distinct x where at least half the runs reached the target to fit "
                         f"a power law, got {xs.size}")
@@ -157,30 +165,31 @@ def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float 
     log_medians = _medians(xs, groups)
     alpha, logc = _loglog_slope(*log_medians)
     bracketed = bool(np.any((high > low) & np.isfinite(y)))
-    log_low, log_high = np.log(low), np.log(high)
+    log_low, log_high = (np.log(np.where(b > 0, b, 1.0)) for b in (low, high))   # a run at 0 has no bracket
     if max(len(g) for g in groups) == 1:
         down, up = _bracket_range(np.log(x), np.log(y), log_low, log_high)
         spread = _scatter_halfwidth(np.log(x), np.log(y), level) if scatter else np.nan
         if not (bracketed or np.isfinite(spread)):
-            return PowerLaw(alpha, float(np.exp(logc)), np.nan, np.nan, level, int(x.size), censored)
+            return PowerLaw(alpha, float(np.exp(logc)), np.nan, np.nan, level, int(x.size), censored, floored)
         spread = spread if np.isfinite(spread) else 0.0
         return PowerLaw(alpha, float(np.exp(logc)), alpha + down - spread, alpha + up + spread, level, int(x.size),
-                        censored)
+                        censored, floored)
     rng = np.random.default_rng(seed)
     resampled = [np.empty((n_boot, len(i))) for i in members]  # per x: (replicate, seed)
     # an unreached run (+inf) stays unreached: no draw within a bracket that has no upper end
-    reached = np.isfinite(y)
+    reached = np.isfinite(y) & (y > 0)   # and a run at 0 stays at 0
     log_low, log_high = np.where(reached, log_low, 0.0), np.where(reached, log_high, 0.0)
     for b in range(n_boot):
         yb = np.where(reached, np.exp(rng.uniform(log_low, log_high)), y) if bracketed else y
         for out, i in zip(resampled, members):
             out[b] = yb[i[rng.integers(0, len(i), len(i))]]
     medians = np.stack([np.median(r, axis=1) for r in resampled], axis=1)
-    slopes = _loglog_slopes(np.log(xs), np.log(np.where(np.isinf(medians), 1.0, medians)))
+    slopes = _loglog_slopes(np.log(xs), np.log(np.where(np.isinf(medians) | (medians <= 0), 1.0, medians)))
     # a replicate whose median at some x is unreached has no finite slope: +inf where those x lie
-    # above the mean of log x (the line could rise without bound), -inf below, undefined if both
+    # above the mean of log x (the line could rise without bound), -inf below, undefined if both;
+    # a median of 0 pulls the other way
     side = np.sign(np.log(xs) - np.log(xs).mean())
-    pulls = np.where(np.isinf(medians), side, 0.0)
+    pulls = np.where(np.isinf(medians), side, np.where(medians <= 0, -side, 0.0))
     up, down = (pulls > 0).any(axis=1), (pulls < 0).any(axis=1)
     slopes = np.where(up & down, np.nan, np.where(up, np.inf, np.where(down, -np.inf, slopes)))
     slopes = slopes[~np.isnan(slopes)]
@@ -192,7 +201,7 @@ def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float 
         spread = _scatter_halfwidth(*log_medians, level)
         if np.isfinite(spread):
             lo, hi = min(lo, alpha - spread), max(hi, alpha + spread)
-    return PowerLaw(alpha, float(np.exp(logc)), float(lo), float(hi), level, int(x.size), censored)
+    return PowerLaw(alpha, float(np.exp(logc)), float(lo), float(hi), level, int(x.size), censored, floored)
 
 
 def _bracket_range(logx: np.ndarray, logy: np.ndarray, log_low: np.ndarray, log_high: np.ndarray) -> tuple[float, float]:
@@ -235,7 +244,7 @@ def local_slopes(x, y, *, window: int = 3, low=None, high=None, n_boot: int = 10
         >>> local_slopes([10, 20, 40, 80], [100, 400, 3200, 25600], window=2)["slope"].round(2).tolist()
         [2.0, 3.0, 3.0]
     """
-    x, y, xs, low, high, _ = _distinct(x, y, low, high)
+    x, y, xs, low, high, _, _ = _distinct(x, y, low, high)
     rows = []
     width = min(max(window, 2), xs.size)
     for i in range(xs.size - width + 1 if xs.size >= 2 else 0):
@@ -255,11 +264,11 @@ def upper_half_fit(x, y, **kwargs) -> PowerLaw:
 
     Example: n ∈ {10, …, 60} fits over n ∈ {40, 50, 60}.
     """
-    x, y, xs, low, high, censored = _distinct(x, y, kwargs.pop("low", None), kwargs.pop("high", None))
+    x, y, xs, low, high, censored, floored = _distinct(x, y, kwargs.pop("low", None), kwargs.pop("high", None))
     cut = xs[max(0, min(xs.size // 2, xs.size - 2))] if xs.size else 0.0
     upper = x >= cut
     fit = fit_exponent(x[upper], y[upper], low=low[upper], high=high[upper], **kwargs)
-    return replace(fit, censored=tuple(v for v in censored if v >= cut))
+    return replace(fit, censored=tuple(v for v in censored if v >= cut), floored=tuple(v for v in floored if v >= cut))
 
 
 #: the verdicts of `exponent_verdict`, in the order the exponent table explains them
@@ -378,11 +387,11 @@ def scaling_plot(table: pd.DataFrame, x: str, y: str, by: str | None = None, ax=
         failed = int((part["status"] == "failed").sum()) if "status" in part else 0
         part = part[part["status"] != "failed"] if failed else part
         values = part[y].astype(float)
-        zeros = int((values <= 0).sum())   # no place on a log axis: left out of the points and the fit alike
-        values = values[~(values <= 0)]
+        zeros = int((values <= 0).sum())   # counted below every positive value, as the fit counts them
+        values = values.where(~(values <= 0), 0.0)
         stats = pd.DataFrame.from_dict({at: quantiles(v, [0.25, 0.5, 0.75]) for at, v in values.groupby(part[x])},
                                        orient="index", columns=[0.25, 0.5, 0.75], dtype=float)
-        stats = stats[stats[0.5] > 0]
+        stats = stats[stats[0.5] > 0]   # a median of 0 has no place on a log axis (the fit says so)
         prefix = "" if by is None else f"{by}={name}: "
         try:
             fit = fit_exponent(part[x], part[y], n_boot=n_boot)
@@ -395,7 +404,7 @@ def scaling_plot(table: pd.DataFrame, x: str, y: str, by: str | None = None, ax=
             f"; {missing}/{len(values)} runs unreached" if missing else "") + (
             f"; {diverged} diverged" if diverged else "") + (
             f"; {failed} failed (left out)" if failed else "") + (
-            f"; {zeros} runs at {y} ≤ 0 left out (log axis)" if zeros else "")
+            f"; {zeros} runs at {y} = 0" if zeros else "")
         # an x whose median run never reached: a lower bound at its largest reached value (▲)
         above = stats[np.isinf(stats[0.5])].index
         lows = [np.nanmax(np.where(np.isfinite(v), v, np.nan)) if np.isfinite(v).any() else np.nan
