@@ -658,7 +658,8 @@ def resolve(path: str | Path) -> list[Path]:
         found = {p.parent: p for name in reversed(RUNS_NAMES) for p in path.glob(depth + name)}
         if found:
             return sorted(found, key=lambda d: -_mtime(found[d]))
-    raise StoreError(f"{path}: no runs.parquet here or below (run `sparselearn run CONFIG` first)")
+    raise StoreError(f"{path}: no runs.parquet here or one or two levels below (run `sparselearn run CONFIG` "
+                     "first)")
 
 
 def _mtime(path: Path) -> float:
@@ -676,10 +677,39 @@ def load_results(path: str | Path, curves: bool = False) -> pd.DataFrame | tuple
         >>> runs, curves = load_results("results/quickstart", curves=True)
     """
     stores = [Store(p) for p in resolve(path)]
-    runs = _concat([s.runs() for s in stores], "runs")
+    runs = _one_per_run([s.runs() for s in stores], [_without_sweep(s.path) for s in stores])
     if not curves:
         return runs
     return runs, rows_of_runs(_concat([s.curves() for s in stores], "curves"), runs["run_id"])
+
+
+def _without_sweep(store: Path) -> str | None:
+    """The store's config without its sweep and executor (JSON), or None when unreadable: stores
+    alike but for their sweep (8 seeds, then 16) hold the same runs where their sweeps overlap."""
+    import yaml
+
+    try:
+        cfg = yaml.safe_load((store / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(cfg, dict):
+        return None
+    return json.dumps({k: v for k, v in cfg.items() if k not in ("sweep", "executor")}, sort_keys=True, default=repr)
+
+
+def _one_per_run(frames: list[pd.DataFrame], configs: list[str | None]) -> pd.DataFrame:
+    """The stores' runs (newest store first) as one frame with each run once: a run of stores
+    alike but for their sweep (`configs` equal) is the same grid point and seed trained alike, kept
+    from the newest store that finished it (ok), else from the newest."""
+    runs = _concat(frames, "runs")
+    if len(frames) < 2 or len(set(configs)) == len(configs) or runs.empty:
+        return runs
+    config = np.concatenate([np.full(len(f), c if c is not None else f"?{i}", dtype=object)
+                             for i, (f, c) in enumerate(zip(frames, configs)) if len(f)])
+    point = [json.dumps(json.loads(g) if isinstance(g, str) and g else {}, sort_keys=True) for g in runs["grid"]]
+    keep = runs.assign(_config=config, _point=point, _rank=runs["status"] != "ok")
+    keep = keep.sort_values("_rank", kind="stable").drop_duplicates(["_config", "_point", "seed"])
+    return runs.loc[sorted(keep.index)].reset_index(drop=True)
 
 
 def rows_of_runs(rows: pd.DataFrame, run_ids) -> pd.DataFrame:

@@ -465,3 +465,22 @@ def test_a_heartbeat_that_cannot_write_warns_once(tmp_path, monkeypatch):
             time.sleep(0.2)
     lapsing = [w for w in caught if "cannot refresh the lease on group g" in str(w.message)]
     assert len(lapsing) == 1 and "No space left" in str(lapsing[0].message)
+
+
+def test_load_results_gives_each_run_once_across_stores_alike_but_for_their_sweep(tmp_path, tiny):
+    """Going from 1 seed to 3, then listing seeds [1, 0], trains into three stores (the sweep is in
+    the config hash): load_results counted seed 0 three times and seed 1 twice, weighting seeds by
+    how often they were rerun. A store whose config differs otherwise keeps its runs."""
+    import dataclasses
+
+    from sparselearn import config
+    from sparselearn.sweeps import run
+
+    for seeds in (1, 3, [1, 0]):
+        run(config.override(tiny, sweep={"seeds": seeds}), str(tmp_path), progress=False)
+    runs, curves = load_results(tmp_path / "tiny", curves=True)
+    assert len(runs) == 2 * 3 and not runs.duplicated(["grid", "seed"]).any()
+    assert set(curves["run_id"]) == set(runs["run_id"])
+    other = dataclasses.replace(tiny, train=dataclasses.replace(tiny.train, lr=0.2))
+    run(config.override(other, sweep={"seeds": 1}), str(tmp_path), progress=False)
+    assert len(load_results(tmp_path / "tiny")) == 2 * 3 + 2
