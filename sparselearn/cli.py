@@ -241,6 +241,10 @@ def cmd_run(args) -> int:
     from sparselearn.sweeps import run
 
     overrides = args.overrides + ([f"executor.name={args.executor}"] if args.executor else [])
+    both = [o for o in args.overrides if o.replace(" ", "").startswith("executor.name=")]
+    if args.executor and both:
+        raise ConfigError(f"--executor {args.executor} and --set {both[0]} both choose the executor: give one",
+                          key="executor.name", file=args.config)
     exp = config.load(args.config, overrides)
     if args.smoke:
         exp = _smoke(exp, args.config)

@@ -138,7 +138,8 @@ class ExecutorConfig:
     local one), `slurm` (one submitit job per group; `cluster: local` runs the jobs as local
     processes). `max_group_runs` caps the runs in one compiled call (below it, as many as the
     machine's memory holds). `compile_cache`: keep compiled programs on disk across processes
-    (see `sparselearn.runtime`)."""
+    (see `sparselearn.runtime`). `folder`: the slurm jobs' logs and pickles (default:
+    .submitit in the results directory the sweep writes to)."""
 
     name: str = "local"
     max_group_runs: int = 1024
@@ -149,7 +150,7 @@ class ExecutorConfig:
     partition: str | None = None
     time_min: int = 60
     mem_gb: float | None = None
-    folder: str = "results/.submitit"
+    folder: str | None = None
     cluster: Literal["slurm", "local", "debug"] = "slurm"
 
     def __post_init__(self):
@@ -357,6 +358,8 @@ def _single(raw: dict, default_name: str) -> Experiment:
     name = raw.get("experiment", default_name)
     if not isinstance(name, str) or not _NAME.match(name):
         where = "" if "experiment" in raw else " (taken from the file name: set `experiment:` in the config)"
+        if isinstance(name, (int, float)) and not isinstance(name, bool):
+            where = " (YAML read it as a number: quote it)"
         raise ConfigError(f"must be a name of letters, digits, '_', '-', '.', got {name!r}{where}", key="experiment")
     parts = {"target": _named("target", targets, raw["target"]),
              "learner": _named("learner", learners, raw["learner"])}

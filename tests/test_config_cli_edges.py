@@ -73,3 +73,17 @@ def test_a_search_limit_no_value_meets_names_its_flag(tmp_path, monkeypatch, tin
     assert err.startswith(f"error: {tiny_file}: train.batch: batch = 16 exceeds the sample size data.m = 8")
     assert err.endswith("no data.m up to the search's largest, 8 (--max), is accepted") and "max_value" not in err
     assert not (tmp_path / "results").exists()
+
+
+def test_a_numeric_experiment_name_says_to_quote_it(tiny_text):
+    with pytest.raises(ConfigError, match=r"got 2024 \(YAML read it as a number: quote it\)"):
+        config.loads(tiny_text.replace("experiment: tiny", "experiment: 2024"))
+    assert config.loads(tiny_text.replace("experiment: tiny", 'experiment: "2024"')).experiment == "2024"
+
+
+def test_executor_flag_and_set_of_the_executor_name_are_named_as_typed(tmp_path, monkeypatch, tiny_file, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(tiny_file), "--set", "executor.name=local", "--executor", "devices"]) == 2
+    err = capsys.readouterr().err
+    assert "--executor devices and --set executor.name=local both choose the executor" in err
+    assert not (tmp_path / "results").exists()

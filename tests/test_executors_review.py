@@ -183,3 +183,12 @@ def test_what_a_remote_worker_receives_carries_no_stored_run_ids(tiny, tmp_path,
     df, summary = runner.execute(store, runs, config.ExecutorConfig(name="ray"), progress=False)
     assert (summary.ok, summary.skipped) == (2, 2) and len(df) == 4 and set(df["status"]) == {"ok"}
     assert len(sent) == 1 and not any(rid.encode() in sent[0] for rid in stored)
+
+
+def test_slurm_job_files_go_beside_the_results_unless_a_folder_is_set(tiny, tmp_path, monkeypatch):
+    """With --out elsewhere, the job files went to ./results/.submitit of the working directory."""
+    pytest.importorskip("submitit")
+    monkeypatch.chdir(tmp_path)
+    debug = config.override(tiny, sweep={"seeds": 1}, executor={"name": "slurm", "cluster": "debug"})
+    assert run(debug, tmp_path / "out", progress=False).attrs["summary"].ok == 2
+    assert (tmp_path / "out" / ".submitit").is_dir() and not (tmp_path / "results").exists()

@@ -16,7 +16,8 @@ import time
 import traceback
 import uuid
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -247,6 +248,8 @@ def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: b
     ignored = unread(executor) if todo else []
     if ignored:  # a warning, not an error: a cluster's config may run here once
         warnings.warn(f"the {executor.name} executor does not read {', '.join(ignored)}", stacklevel=3)
+    if executor.folder is None:   # slurm's job files beside the results, wherever those go
+        executor = replace(executor, folder=str(Path(store.path).parent.parent / ".submitit"))
     runtime.compile_cache(executor.compile_cache)  # which also keeps the memory estimates
     limits = memory.plan(groups, executor)  # before anything compiles: fails if one run cannot fit
     stored_failed = 0 if force or retry_failed else sum(
