@@ -4,6 +4,7 @@ changes compile time, not what a run computes (beyond float rounding)."""
 from __future__ import annotations
 
 import math
+import re
 import threading
 
 import jax
@@ -19,9 +20,12 @@ CPU = jax.default_backend() == "cpu"
 
 
 def _with(text: str, learner: str) -> sl.config.Experiment:
-    """The tiny config with another learner section and the square loss."""
-    return sl.config.loads(text.replace("learner: {name: mlp, width: 32, depth: 2}", f"learner: {learner}")
-                           .replace("loss: hinge", "loss: square"))
+    """The tiny config with another learner section and the square loss (a fitted learner: no
+    step settings, which it would not read)."""
+    text = text.replace("learner: {name: mlp, width: 32, depth: 2}", f"learner: {learner}")
+    if "mlp" not in learner:
+        text = re.sub(r"train: +\{[^}]*\}", "train: {loss: square}", text)
+    return sl.config.loads(text.replace("loss: hinge", "loss: square"))
 
 
 def _group(exp):

@@ -26,7 +26,7 @@ def test_a_run_without_training_examples_is_refused(tiny):
     for entry in (run_group, trajectory):
         with pytest.raises(ValueError, match="m = 0 is below 1"):
             entry(tiny, {"seed": [0, 1], "m": [0, 64]})
-    online = config.override(tiny, data={"online": True})   # m is unused there
+    online = config.override(tiny, data={"online": True, "m": config.DataConfig.m}, sweep={"grid": {}})  # m unused there
     assert run_group(online, {"seed": [0], "m": [0]})["evaluated"][0] == 4
 
 

@@ -90,7 +90,7 @@ def test_test_metrics_use_clean_labels_and_train_metrics_the_noisy_ones(target, 
 
 
 def test_online_runs_ignore_m_and_report_the_last_windows_train_metrics():
-    exp = _exp(noise=0.1, data=", online: true")
+    exp = config.loads((BASE % ("sparse_parity", 0.1, "hinge", ", online: true")).replace("m: 64, ", ""))
     out = run_group(exp, {"seed": [0, 0, 1], "m": [5, 64, 64]})
     for name in ("test_error", "train_error", "train_loss", "curve_train_loss", "curve_test_loss"):
         np.testing.assert_array_equal(out[name][0], out[name][1], err_msg=name)

@@ -103,7 +103,7 @@ def test_a_function_without_draws_is_evaluated_as_it_is():
 GROUPS = {
     "parity": "target: {name: sparse_parity, n: 10, k: 2}\nlearner: {name: mlp, width: 16, depth: 2}",
     "online, noisy": "target: {name: sparse_parity, n: 10, k: 2, noise: 0.1}\nlearner: {name: mlp, width: 16, depth: 2}"
-                     "\ndata: {m: 64, test_m: 64, online: true}",
+                     "\ndata: {test_m: 64, online: true}",
     "gaussian": "target: {name: hierarchical, n: 8, k: 2, r: 3}\nlearner: {name: mlp, width: 16, depth: 3}",
     "sparse teacher": "target: {name: sparse_mlp, n: 12, s: 6, k: 2, construction: random}"
                       "\nlearner: {name: mlp, width: 16, depth: 2}",
