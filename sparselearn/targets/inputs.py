@@ -288,12 +288,15 @@ def certify_max(count: Callable, params, n: int, inputs: str, k: int, *, key: ja
     are enumerated in chunks of `chunk` rows (exact). Otherwise `samples` draws from the
     distribution (key defaults to `jax.random.key(0)`; `p`, `atoms`, `nonzeros` as in `draw`) give
     a sampled lower bound. `count` must be hashable (a bound method of a frozen target is): each
-    chunk runs one cached, jitted call.
+    chunk runs one cached, jitted call. ValueError unless `samples` and `chunk` are ≥ 1.
 
     Example:
         >>> certify_max(lambda _, x: (x > 0).sum(1), None, 10, "hypercube", k=10)
         Certificate(max_active=10, exact=True, n_inputs=1024, k=10)
     """
+    for name, value in (("samples", samples), ("chunk", chunk)):
+        if isinstance(value, bool) or not (isinstance(value, (int, np.integer)) and value >= 1):
+            raise ValueError(f"{name}: must be an integer ≥ 1, got {value!r}")
     if is_discrete(inputs) and n <= MAX_ENUMERATE:
         total = 1 << n
         step = min(chunk, total)

@@ -80,10 +80,11 @@ class MoE(LabelNoise):
                 f"must satisfy 1 ≤ top ≤ experts = {self.experts}, got {self.top}")
         require(self.noise >= 0.0, "noise", f"noise standard deviation must be ≥ 0, got {self.noise}")
         check_probability(self.p, self.inputs)
-        check_dictionary(self.n, self.atoms, self.nonzeros)
-        for key, unset in (("atoms", None), ("nonzeros", NONZEROS)):
+        for key, unset in (("atoms", None), ("nonzeros", NONZEROS)):    # before their ranges: unused is the error
             require(getattr(self, key) == unset or self.inputs == "dictionary", key,
                     f"is used only by inputs='dictionary' (got inputs={self.inputs!r})")
+        if self.inputs == "dictionary":
+            check_dictionary(self.n, self.atoms, self.nonzeros)
 
     @property
     def s(self) -> int:

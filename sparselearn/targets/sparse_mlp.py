@@ -55,8 +55,12 @@ distribution (exact on the enumerated hypercube for n ≤ 14, else from 2^14 dra
 importance-weighted: `active_reference`); the factor is
 returned as ``params["scale"]``. Giving `W` and/or `B` instead scales the teacher to the largest
 member of H^{W,B}_{n,s,k}: ‖u‖_∞·max‖w_j‖ ≤ W and ‖u‖_∞·max|b_j| ≤ B (the ratio of the two is
-fixed by the construction). `norms(params)` reports both. ``sparse_mlp_sign`` is the ±1-label
-variant sign(h − median).
+fixed by the construction). `norms(params)` reports both. `B` alone is refused wherever a draw
+can have every bias 0 (it would bound nothing): the zero-bias constructions, and ``random`` with
+s/k = 2 and an odd codeword length ≥ 3, whose two codewords are antipodal, bias 0, with probability
+1/(2^bits − 1) per group. ``sparse_mlp_sign`` is the ±1-label variant sign(h − median); on
+Gaussian inputs a config whose rarer label has mass below MIN_MINORITY is refused (see
+`SparseMLPSign`).
 
 Example:
     >>> t = SparseMLP(n=16, s=64, k=4)
@@ -69,24 +73,29 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import ClassVar, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sparselearn.errors import require
+from sparselearn.errors import ConfigError, require
 from sparselearn.fields import OMIT_DEFAULT
 from sparselearn.runtime import tiered_jit
 from sparselearn.targets.inputs import (MAX_REFERENCE, REFERENCE_SAMPLES, Certificate, LabelNoise, balanced_threshold,
-                                        certify_max, check_probability, draw_many, hypercube_points, is_discrete, labelled,
+                                        certify_max, check_probability, draw_many, hypercube_points, labelled,
                                         orthonormal_columns, reference, unit_variance)
 
 HIGHEST = jax.lax.Precision.HIGHEST
 CONSTRUCTIONS = ("random", "junta", "index", "dense_weight", "dense", "parity", "biased")
 #: constructions without a sparsity promise: config k = s, the certificate measures the k attained
 DENSE = ("dense", "parity", "biased")
+#: `sparse_mlp_sign` on Gaussian inputs: the least mass of the rarer label a config may have
+MIN_MINORITY = 0.1
+#: `sparse_mlp_sign` on Gaussian inputs: the teachers (keys 0 … PROBES − 1) that check it
+PROBES = 4
+_MINORITY: dict = {}    # `SparseMLPSign.probe_minority` per config (noise aside)
 
 
 def _choice(value, key: str, choices) -> None:
@@ -261,8 +270,24 @@ class SparseMLP(LabelNoise):
                     f"index with {b} address bits needs n ≥ {b + 2 ** b}, got n = {self.n}")
         if c == "dense_weight":
             require(self.layout.bits < self.n, "bits", f"dense_weight needs address bits < n = {self.n}")
+        if self.B is not None and self.W is None and self._antipodal_draws:
+            bits = self.layout.bits
+            even = " an even `bits` (≤ n)," if self.n >= 2 else ""
+            chance = f"1/{2 ** bits - 1}" if bits <= 20 else f"2^−{bits}"
+            raise ConfigError(f"construction 'random' with s/k = 2 units per group and odd codeword length "
+                              f"bits = {bits} draws antipodal codeword pairs, whose biases are 0, with probability "
+                              f"{chance} per group; when every group does, B alone sets no scale: give W "
+                              f"as well,{even} or s ≥ 3k = {3 * self.k}", key="B")
         require(self.B is None or self.W is not None or not self._zero_bias, "B",
                 f"construction {c!r} has zero biases here, so B alone sets no scale: give W as well")
+
+    @property
+    def _antipodal_draws(self) -> bool:
+        """Random Hamming balls that may draw all biases 0: groups of 2 codewords of odd length > 1
+        (an antipodal pair has radius (bits + 1)/2, bias 0; with 3 or more codewords, or even bits,
+        some bias is ≥ 1)."""
+        bits, g, _ = self.layout
+        return self.construction == "random" and self.inputs != "gaussian" and g == 2 and bits % 2 == 1 and bits > 1
 
     @property
     def _zero_bias(self) -> bool:
@@ -309,12 +334,6 @@ class SparseMLP(LabelNoise):
     def _thresholded(self) -> bool:
         """Gaussian `random`: unit directions with one calibrated threshold (more units than k)."""
         return self.construction == "random" and self.inputs == "gaussian" and self.layout.units > self.k
-
-    @property
-    def certified(self) -> bool:
-        """True when the construction is k-sparse on every point of the support by design."""
-        return is_discrete(self.inputs) and not (self.construction == "dense_weight" and self.gamma is not None
-                                                 and self.gamma < math.sqrt(self.n - self.layout.bits))
 
     # ----------------------------------------------------------------- parameters
     def _groups(self, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -396,8 +415,8 @@ class SparseMLP(LabelNoise):
         `u` already includes the factor `scale` (unit variance, or the W/B normalisation).
         A teacher that is constant on the inputs (its groups cancel) gets scale 0, so every
         label is 0, instead of rounding noise amplified by 1/std.
-        With `B` alone, a draw whose biases all vanish (random Hamming balls of antipodal
-        codewords) has no B-scale: scale NaN.
+        `B` alone is refused by the config wherever a draw can have every bias 0 (random Hamming
+        balls of antipodal codewords included); a draw that still did would get scale NaN.
         """
         w, b, u = self._raw(jax.random.fold_in(key, 0))
         if self.W is None and self.B is None and self._thresholded:
@@ -460,6 +479,17 @@ class SparseMLPSign(SparseMLP):
     of h under the input distribution, so the classes are as balanced as h allows.
     `noise` is a label-flip probability here. ``params["threshold"]`` holds t.
 
+    Balance: h is 0 wherever no unit fires, and when that atom carries most of the mass t cuts
+    beside it, so the rarer label has mass about P(h > 0) or P(h < 0). On Gaussian inputs with
+    construction random and s ≥ 2k (one high common threshold) that was 0.001–0.03 (n = 8–16, s =
+    32–64, k = 2–4): a constant predictor then has test error below a typical `eps`. So on
+    Gaussian inputs the config is refused (ConfigError naming k, or active for biased) when
+    `probe_minority()`, the least rarer-label mass over the teachers of keys 0 … PROBES − 1, is
+    below MIN_MINORITY = 0.1; a run's own teachers (other keys) vary around it (0.28 and 0.37 for
+    n = 30, s = 64, k = 8). Cube inputs are not checked: their labels are those of the exact median
+    cut (the configs/sparse_mlp_sign.yaml teachers: rarer label 0.125–0.14 at k = 1, ≥ 0.37 at k ≥ 4);
+    `minority(params, x)` measures any teacher.
+
     Example:
         >>> t = SparseMLPSign(n=16, s=64, k=4)
         >>> x, y = t.sample(t.init(jax.random.key(0)), jax.random.key(1), 128)   # y in {±1}
@@ -468,8 +498,43 @@ class SparseMLPSign(SparseMLP):
     name: ClassVar[str] = "sparse_mlp_sign"
     task: ClassVar[str] = "classification"
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.inputs == "gaussian":
+            mass = self.probe_minority()
+            change = ("active (more units fire)" if self.construction == "biased"
+                      else "k (with s < 2k there is no common threshold)")
+            require(mass >= MIN_MINORITY, "active" if self.construction == "biased" else "k",
+                    f"on Gaussian inputs the rarer label has mass {mass:.4f} < {MIN_MINORITY} (least over "
+                    f"{PROBES} teachers; h is 0 wherever no unit fires), so a constant predictor errs only "
+                    f"that often: raise {change}, or use inputs='hypercube'")
+
     def _check_noise(self):
         require(0.0 <= self.noise < 0.5, "noise", f"label-flip probability must be in [0, 0.5), got {self.noise}")
+
+    def minority(self, params: dict, x: jax.Array, weights: jax.Array | None = None) -> jax.Array:
+        """Mass of the rarer noiseless label on x (m, n) under weights (m,) summing to 1 (default
+        equal). Shape ()."""
+        w = jnp.full(x.shape[:1], 1.0 / x.shape[0], jnp.float32) if weights is None else weights
+        plus = jnp.sum(jnp.where(self.labels(params, x) > 0, w, 0.0))
+        return jnp.minimum(plus, 1.0 - plus)
+
+    def probe_minority(self) -> float:
+        """The least `minority` over the teachers of keys 0 … PROBES − 1, each on its own 2^14 fresh
+        draws (the whole cube with exact weights for n ≤ 14); computed once per config (noise aside)."""
+        config = (type(self),) + tuple((f.name, getattr(self, f.name)) for f in fields(self) if f.name != "noise")
+        if config not in _MINORITY:
+            with jax.ensure_compile_time_eval():        # also when first built inside a trace
+                _MINORITY[config] = float(jnp.min(self._minorities(jnp.arange(PROBES))))
+        return _MINORITY[config]
+
+    @tiered_jit(static_argnums=0)
+    def _minorities(self, seeds: jax.Array) -> jax.Array:
+        def one(seed):
+            key = jax.random.key(seed)
+            x, weights = reference(self.inputs, jax.random.fold_in(key, 2), self.n, self.p)
+            return self.minority(self.init(key), x, weights)
+        return jax.vmap(one)(seeds)
 
     @tiered_jit(static_argnums=0)
     def init(self, key: jax.Array) -> dict:
