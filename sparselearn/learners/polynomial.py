@@ -119,7 +119,8 @@ class PolyMLP:
     signs stay in params["readout"]["a"] but `apply` uses only their sign bits behind a
     stop_gradient, so the gradient is zero and weight decay — which shrinks every leaf —
     cannot change the function (a decayed entry keeps its sign, even when it underflows to ±0).
-    The readout is initialised like the layers (`init`, `scale`), so `init: sign` gives ±scale.
+    The stored readout is initialised like the layers (`init`, `scale`: ±scale under `init: sign`),
+    but only its signs enter the output, so its scale has no effect.
 
     `trained_layers`: the layers of weights training updates, numbered 0 … L − 1 from the input
     (L − 1 is the readout); None (default) trains all. The others keep their initial values:
