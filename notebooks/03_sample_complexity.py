@@ -32,8 +32,10 @@ import tempfile
 import numpy as np
 
 import sparselearn as sl
-from sparselearn import theory
+from sparselearn import runtime, theory
 from sparselearn.plotting import overlay, scaling_plot
+
+os.environ["XLA_FLAGS"] = runtime.host_device_flags(os.environ)  # one host device per core (jax not started yet)
 
 RESULTS = os.environ.get("SPARSELEARN_RESULTS", tempfile.mkdtemp(prefix="sl-nb-"))
 NS = [8, 16, 32]
