@@ -32,7 +32,7 @@ Full size: `sparselearn figs ADKM-D1` — 51 teachers × 5 seeds, 260 s wall, 20
 one core of a 2-core AMD EPYC (Zen 4) CPU, the other core busy, jax 0.10.2. Tables kept in paper_figs/data/adkm-d1.parquet (runs)
 and adkm-d1-teachers.parquet (units, certified k, W, B, Fourier degree); delete them to recompute.
 Measured, median over seeds, n = 20 (test MSE at d = 0, 1, 2, 3, 4):
-    s = 4    junta k=1           1.00  0.34   0      0      0        (Fourier degree 1–2)
+    s = 4    junta k=1           1.00  0.34   0      0      0        (Fourier degree 2)
              junta k=2           1.00  0      0      0      0
              index k=1           1.00  0.75   0.25   0      0        (degree 3)
              dense weight k=1    1.00  0.80   0.29   0.067  0.018    (degree 18–20)
@@ -43,7 +43,7 @@ Measured, median over seeds, n = 20 (test MSE at d = 0, 1, 2, 3, 4):
              index k=1           1.00  0.94   0.69   0.32   0.072    (degree 5)
              dense weight k=1    1.00  0.92   0.67   0.31   0.12     (degree 18–19)
              dense parity p=15   1.00  1.00   1.00   1.03   1.14
-    s = 64   junta k=1           1.00  0.94   0.70   0.38   0.17     (degree 6)
+    s = 64   junta k=1           1.00  0.94   0.70   0.38   0.17     (degree 5–6)
              junta k=2           1.00  0.83   0.59   0.16   0.020    (degree 5)
              junta k=4           1.00  0.80   0.33   0.071  0        (degree 4)
              index k=1           1.00  0.94   0.69   0.32   0.072    (degree 5: 16 units, as at s = 16)

@@ -166,6 +166,8 @@ def ntk_spectrum(exp, seed: int, steps: np.ndarray) -> tuple[dict, pd.DataFrame]
 
 
 FLOOR = 1e-8  # losses below this are near float32 resolution and left out of rate fits
+#: only used to draw (rate fits of the kept curves): left out of what the kept tables record
+DRAWING_CONSTANTS = ("FLOOR",)
 
 
 def rate(steps, loss) -> float:

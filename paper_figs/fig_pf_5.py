@@ -70,6 +70,8 @@ ARMS = {"parent": "full network, trained",
         "ticket": f"top-{TICKET} units, rewound",
         "random": f"random {TICKET} units, rewound",
         "fresh": f"fresh width-{TICKET} network"}
+#: only drawn: left out of what the kept tables record (`figures.made_from`)
+DRAWING_CONSTANTS = ("COLORS",)
 #: one clearly distinct colour per arm, in both panels
 COLORS = {ARMS["parent"]: PALETTE[7], ARMS["ticket"]: PALETTE[3], ARMS["random"]: PALETTE[0],
           ARMS["fresh"]: PALETTE[2]}

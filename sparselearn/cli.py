@@ -107,8 +107,9 @@ def _parser() -> argparse.ArgumentParser:
     fg.add_argument("--all", action="store_true", help="every figure")
     fg.add_argument("--smoke", action="store_true", help="shrink every figure to a seconds-long check")
     fg.add_argument("--results", default="results", metavar="DIR", help="results root (default: results)")
-    fg.add_argument("--out", metavar="DIR", help="figure directory (default: paper_figs/out; given, the exponent "
-                    "table is written there only, not into paper_figs/data and the README)")
+    fg.add_argument("--out", metavar="DIR", help="figure directory (default: paper_figs/out); given, the exponent "
+                    "table goes there instead of paper_figs/data and the README, though full-size tables that are "
+                    "missing are still measured and kept in paper_figs/data")
 
     for command in (r, se, fg):
         command.add_argument("--no-compile-cache", action="store_true",

@@ -17,6 +17,12 @@ otherwise it calls `measure`, or runs the experiments through `sl.run` (stored u
 a rerun resumes), and at full size keeps the tables and the resolved configs (<id>.yaml) for the
 next redraw. With a dict of experiments, every run gets its experiment's key in `runs["label"]`.
 
+A kept table carries what it was made from (`made_from`: the resolved configs and the UPPERCASE
+constants of the figure or study that kept it, in its parquet schema metadata), and reading it
+compares that with what the figure or study declares now: a table made from other settings is a
+ConfigError naming the file, the setting, the kept and the current value (delete the table to
+recompute it). A table kept without that record is read as before (nothing to compare).
+
 Scaling studies, `experiments/<name>.py`, declare STUDY_PROTOCOL (and may declare
 STUDY_OPTIONAL); `exponents` fits each one against its theory exponent and gives a verdict.
 
@@ -30,11 +36,15 @@ from __future__ import annotations
 
 import argparse
 import ast
+import base64
 import copy
+import dataclasses
 import hashlib
 import importlib.util
+import json
 import re
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -51,6 +61,10 @@ STUDY_PROTOCOL = ("TARGET", "LEARNER", "X", "Y", "BY", "experiments", "measure",
 #: measuring; see `study_table`) and `reason(by_value) -> str | None` (why a row disagrees with
 #: its theorem, shown with the verdict)
 STUDY_OPTIONAL = ("KEPT_TABLE", "reason")
+
+#: the schema metadata key of a kept table that holds what it was made from (`made_from`: JSON,
+#: zlib-compressed and base64-encoded; `recorded` reads it)
+MADE_FROM_KEY = b"sparselearn.made_from"
 
 #: the shape the smoke configs of trained figures share where they can, so that
 #: `figs --all --smoke` compiles few programs
@@ -232,27 +246,206 @@ def _kept_paths(data: Path, stem: str) -> dict[str, Path]:
     return found
 
 
-def _read_kept(path: Path, remedy: str):
+# ------------------------------------------------------------------ what a kept table was made from
+def _plain(value):
+    """`value` as JSON data (tuples as lists, dict keys as strings, entries keyed *smoke* left
+    out), or TypeError when it is not plain data (a path, a function, a module, …)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items() if "smoke" not in str(k).lower()}
+    raise TypeError(type(value).__name__)
+
+
+def _constants(module: ModuleType) -> dict[str, Any]:
+    """The module's UPPERCASE names assigned at the top of its file (not imported ones) whose
+    values are plain data, but for names with SMOKE (the smoke size's) and those listed in its
+    optional DRAWING_CONSTANTS (used only to draw). A name assigned a literal has the literal's
+    value (a list the module fills at run time stays as written), any other its value in the
+    module."""
+    try:
+        tree = ast.parse(Path(module.__file__).read_text())
+    except (OSError, SyntaxError, TypeError, AttributeError):
+        return {}
+    skip = set(getattr(module, "DRAWING_CONSTANTS", ())) | {"DRAWING_CONSTANTS"}
+    assigned: dict[str, ast.expr | None] = {}
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, ast.AnnAssign) else []
+        for target in targets:
+            if isinstance(target, ast.Name):
+                assigned[target.id] = node.value
+            elif isinstance(target, (ast.Tuple, ast.List)) and isinstance(node.value, (ast.Tuple, ast.List)) \
+                    and len(target.elts) == len(node.value.elts):
+                assigned.update({t.id: v for t, v in zip(target.elts, node.value.elts) if isinstance(t, ast.Name)})
+            else:
+                assigned.update({n.id: None for n in ast.walk(target) if isinstance(n, ast.Name)})
+    found = {}
+    for name, expr in assigned.items():
+        if not name.isupper() or "SMOKE" in name or name in skip or not hasattr(module, name):
+            continue
+        try:
+            value = ast.literal_eval(expr) if expr is not None else getattr(module, name)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            value = getattr(module, name)
+        try:
+            found[name] = _plain(value)
+        except TypeError:
+            pass
+    return found
+
+
+def made_from(module: ModuleType) -> dict[str, Any]:
+    """What the full-size tables of a figure or study are made from, by setting (JSON data):
+    `config <experiment>`, each resolved config of `experiments(False)` (executor left out);
+    `<file>.experiments`, their names; `<file>.<NAME>`, each plain UPPERCASE constant of its file
+    (`_constants`); and the same of every figure or study it holds as an attribute (one loaded by
+    `study` or `figure`), under that one's file name. Kept with each full-size table (schema
+    metadata `MADE_FROM_KEY`) and compared when the table is read again.
+
+    Example:
+        >>> made_from(load("paper_figs/fig_adkm_t1.py"))["fig_adkm_t1.S"]
+        16
+    """
+    from sparselearn import config as cfg
+
+    settings: dict[str, Any] = {}
+    todo, seen = [module], set()
+    while todo:
+        mod = todo.pop(0)
+        if id(mod) in seen:
+            continue
+        seen.add(id(mod))
+        stem = Path(getattr(mod, "__file__", "") or "module").stem
+        settings.update({f"{stem}.{name}": value for name, value in _constants(mod).items()})
+        if callable(getattr(mod, "experiments", None)):
+            names = []
+            for exp in _listed(mod.experiments(False)):
+                plain = _plain(cfg.to_plain(exp))
+                plain.pop("executor", None)
+                key = f"config {exp.experiment}"
+                if settings.get(key, plain) != plain:
+                    key = f"{key} #{len(names)}"
+                settings[key] = plain
+                names.append(exp.experiment)
+            settings[f"{stem}.experiments"] = names
+        todo += [v for v in vars(mod).values() if isinstance(v, ModuleType) and
+                 v.__name__.startswith("sparselearn_figures_")]
+    return json.loads(json.dumps(settings))
+
+
+def _differences(setting: str, kept, now) -> list[tuple[str, Any, Any]]:
+    """(setting, kept value, current value) of each leaf where `kept` and `now` differ."""
+    if isinstance(kept, dict) and isinstance(now, dict):
+        missing = "(not set)"
+        return [d for k in [*kept, *(k for k in now if k not in kept)]
+                for d in _differences(f"{setting}.{k}", kept.get(k, missing), now.get(k, missing))]
+    return [] if json.dumps(kept, sort_keys=True) == json.dumps(now, sort_keys=True) else [(setting, kept, now)]
+
+
+def _config_differences(setting: str, kept: dict, now: dict) -> list[tuple[str, Any, Any]]:
+    """`_differences` of a kept config from the current one, the kept one read as a config now
+    (so a field added since, at its default, is no difference); where it no longer reads (a field
+    removed since), only the fields both have are compared."""
+    from sparselearn import config as cfg
+
+    try:
+        filled = _plain(cfg.to_plain(cfg.from_dict(kept)))
+        filled.pop("executor", None)
+    except Exception:  # noqa: BLE001 - any reason it no longer reads: compare what both name
+        return [d for d in _differences(setting, kept, now) if "(not set)" not in (d[1], d[2])]
+    return _differences(setting, json.loads(json.dumps(filled)), now)
+
+
+def recorded(path: str | Path) -> dict[str, Any] | None:
+    """What the kept table at `path` was made from (`made_from` when it was kept), or None for
+    a table kept without that record."""
+    import pyarrow.parquet as pq
+
+    raw = (pq.read_schema(path).metadata or {}).get(MADE_FROM_KEY)
+    if not raw:
+        return None
+    return json.loads(raw if raw.lstrip().startswith(b"{") else zlib.decompress(base64.b64decode(raw)))
+
+
+def _record(settings: Mapping[str, Any]) -> bytes:
+    """`settings` as kept in the schema metadata (see MADE_FROM_KEY)."""
+    return base64.b64encode(zlib.compress(json.dumps(settings, sort_keys=True).encode(), 9))
+
+
+def _check_made_from(path: Path, kept: Mapping[str, Any] | None, module: ModuleType, remedy: str) -> None:
+    """ConfigError when a setting both the table's record `kept` and `made_from(module)` name has
+    another value now; settings only one of them names are not compared (a table shared by a
+    figure and a study records the one that kept it)."""
+    if not kept:
+        return
+    now = made_from(module)
+    found = []
+    for key in (k for k in kept if k in now):
+        diffs = _differences(key, kept[key], now[key])
+        if diffs and key.startswith("config ") and isinstance(kept[key], dict) and isinstance(now[key], dict):
+            diffs = _config_differences(key, kept[key], now[key])
+        found += diffs
+    if found:
+        def shown(value) -> str:
+            text = value if value == "(not set)" else json.dumps(value, ensure_ascii=False)
+            return text if len(text) <= 80 else text[:77] + "..."
+        listed = "; ".join(f"{s}: kept {shown(k)}, now {shown(n)}" for s, k, n in found[:4])
+        more = f" (and {len(found) - 4} more)" if len(found) > 4 else ""
+        raise ConfigError(f"the kept table was made from other settings than "
+                          f"{Path(module.__file__).name} declares now: {listed}{more}; {remedy} to "
+                          "recompute it", file=str(path))
+
+
+def _read_kept(path: Path, remedy: str, module: ModuleType | None = None):
     """The kept table at `path`; an unreadable one (truncated, not parquet) is a ConfigError that
-    names the file and `remedy`, what to run to recompute it."""
+    names the file and `remedy`, what to run to recompute it; so is one made from settings other
+    than `module`'s now (`_check_made_from`)."""
     import pandas as pd
 
     try:
-        return pd.read_parquet(path)
+        table = pd.read_parquet(path)
+        kept = recorded(path)
     except Exception as e:  # pyarrow raises several types for a damaged file
         raise ConfigError(f"cannot read the kept table ({type(e).__name__}: {e}); {remedy} to recompute it",
                           file=str(path)) from e
+    if module is not None:
+        _check_made_from(Path(path), kept, module, remedy)
+    return table
 
 
-def _keep(data: Path, stem: str, tables: Mapping[str, Any], exps: list) -> None:
-    """Save a full-size figure's tables (curves: only those of its runs) and its configs."""
+def read_kept(path: str | Path, module: ModuleType):
+    """The kept table at `path` for the figure or study `module`: a ConfigError when it was made
+    from other settings than `module` declares now (see `made_from`)."""
+    return _read_kept(Path(path), f"delete {path}", module)
+
+
+def _write_kept(table, path: Path, settings: Mapping[str, Any]) -> None:
+    """Write `table` to `path` (parquet, without its index), recording `settings` (`made_from`)
+    in its schema metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    metadata = {**(arrow.schema.metadata or {}), MADE_FROM_KEY: _record(settings)}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(arrow.replace_schema_metadata(metadata), path)
+
+
+def _keep(data: Path, stem: str, tables: Mapping[str, Any], exps: list, settings: Mapping[str, Any]) -> None:
+    """Save a full-size figure's tables (curves: only those of its runs), each recording
+    `settings` (what it was made from), and its configs."""
     from sparselearn import config as cfg
 
     data.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
         if name == "curves" and "runs" in tables:
             table = table[table["run_id"].isin(tables["runs"]["run_id"])]
-        table.to_parquet(data / (f"{stem}.parquet" if name == "runs" else f"{stem}-{name}.parquet"), index=False)
+        _write_kept(table, data / (f"{stem}.parquet" if name == "runs" else f"{stem}-{name}.parquet"), settings)
     if exps:
         (data / f"{stem}.yaml").write_text("\n---\n".join(cfg.dump(e) for e in exps))
 
@@ -266,7 +459,7 @@ def collect(fig: ModuleType, smoke: bool = False, store: str | Path = "results",
     declared = fig.experiments(smoke) if hasattr(fig, "experiments") else []
     kept = _kept_paths(data, stem)
     if not smoke and kept:
-        tables = {name: _read_kept(path, f"delete {data / stem}*.parquet and run `sparselearn figs {fig.ID}`")
+        tables = {name: _read_kept(path, f"delete {data / stem}*.parquet and run `sparselearn figs {fig.ID}`", fig)
                   for name, path in kept.items()}
         source = f"kept in {data / stem}*.parquet"
     else:
@@ -278,7 +471,7 @@ def collect(fig: ModuleType, smoke: bool = False, store: str | Path = "results",
         else:
             tables = {}
         if not smoke and tables:
-            _keep(data, stem, tables, _listed(declared))
+            _keep(data, stem, tables, _listed(declared), made_from(fig))
         source = f"{'smoke' if smoke else 'full size'}, stored under {store}"
     if isinstance(declared, Mapping) and "runs" in tables:
         labels = {exp.experiment: label for label, exp in declared.items()}
@@ -333,8 +526,7 @@ def study_main(path: str | Path, argv: list[str] | None = None) -> None:
     print((mod.summary(table) if hasattr(mod, "summary") else table).to_string())
     kept = None if a.smoke else getattr(mod, "KEPT_TABLE", None)
     if kept is not None:
-        Path(kept).parent.mkdir(parents=True, exist_ok=True)
-        table.to_parquet(kept, index=False)
+        _write_kept(table, Path(kept), made_from(mod))
         print(f"kept: {kept}")
 
 
@@ -347,63 +539,94 @@ EXPONENT_COLUMNS = ("study", "target", "learner", "quantity", "series", "range",
 
 def study_table(mod: ModuleType, smoke: bool = False, store: str | Path = "results"):
     """The table of the study `mod`: at full size the one kept at its `KEPT_TABLE` path (a
-    parquet file) when the study names one and it exists; otherwise `mod.measure`, kept there
-    at full size."""
+    parquet file) when the study names one and it exists (a ConfigError when it was made from
+    other settings than the study declares now, see `made_from`); otherwise `mod.measure`, kept
+    there at full size."""
+    return _study_table(mod, smoke, store)[0]
+
+
+def _study_table(mod: ModuleType, smoke: bool, store: str | Path) -> tuple[Any, dict | None]:
+    """(`study_table`, what it was made from: its record, or None without one)."""
     kept = None if smoke else getattr(mod, "KEPT_TABLE", None)
     if kept is not None and Path(kept).exists():
-        return _read_kept(Path(kept), f"delete it and run `python {mod.__file__}`")
+        table = _read_kept(Path(kept), f"delete it and run `python {mod.__file__}`", mod)
+        return table, recorded(kept)
     table = mod.measure(smoke, str(store))
-    if kept is not None:
-        Path(kept).parent.mkdir(parents=True, exist_ok=True)
-        table.to_parquet(kept, index=False)
-    return table
+    if kept is None:
+        return table, None
+    settings = made_from(mod)
+    _write_kept(table, Path(kept), settings)
+    return table, settings
 
 
-def _seeds(mod: ModuleType, part, smoke: bool) -> str:
-    """Seeds behind each point of a row: runs per x when the table has one row per run (a
-    `seed` column), else the seeds of the study's searches (its experiments' sweeps)."""
+def _seeds(mod: ModuleType, part, smoke: bool, kept: Mapping[str, Any] | None = None) -> str:
+    """Seeds behind each point of a row, read from the table where it has them: runs per x when
+    it has one row per run (a `seed` column), the seeds of each point's search (a `seeds` column),
+    else the seeds of the configs it records (`kept`, what it was made from); the study's current
+    configs only for a table that has none of these."""
     if "seed" in part:
         counts = part.groupby(mod.X)["seed"].count().tolist()
+    elif "seeds" in part and part["seeds"].notna().any():
+        counts = part["seeds"].dropna().astype(int).tolist()
     else:
-        counts = [len(e.sweep.seeds) for e in _listed(mod.experiments(smoke))]
+        stem = Path(mod.__file__).stem
+        names = (kept or {}).get(f"{stem}.experiments")
+        configs = [kept[f"config {name}"] for name in names or () if f"config {name}" in kept]
+        counts = ([len(c["sweep"]["seeds"]) for c in configs] if configs else
+                  [len(e.sweep.seeds) for e in _listed(mod.experiments(smoke))])
     lo, hi = min(counts), max(counts)
     return str(lo) if lo == hi else f"{lo}–{hi}"
 
 
-def exponent_row(mod: ModuleType, value, part, smoke: bool = False) -> dict:
+#: decimals the exponent table keeps of every fitted number; the verdict is judged and worded
+#: from the same rounded numbers as the table's columns, so the two print the same interval
+EXPONENT_DECIMALS = 3
+
+
+def exponent_row(mod: ModuleType, value, part, smoke: bool = False, kept: Mapping[str, Any] | None = None) -> dict:
     """One row of the exponent table: the fit of Y vs X over `part` (the study table's rows with
     BY = `value`) with its bootstrap CI (over seeds, or over the bracket ci_low ≤ Y ≤ ci_high of a
     searched Y when the table has those columns; see `plotting.fit_exponent`), the fit over the
-    upper half of X, the last local slope, the X range and seeds, the theory exponent and the
-    verdict (`exponent_verdict`, with the reason the study's optional `reason(value)` declares)."""
+    upper half of X, the last local slope, the X range and seeds (`_seeds`; `kept`: what the
+    table was made from), the theory exponent and the verdict (`exponent_verdict`, with the
+    reason the study's optional `reason(value)` declares). Fits, slopes and theory are rounded
+    once (EXPONENT_DECIMALS) and the verdict is made from those rounded numbers."""
     import numpy as np
 
     from sparselearn.plotting import exponent_verdict, fit_exponent, local_slopes, upper_half_fit
+
+    def rounded(f):
+        return None if f is None else dataclasses.replace(f, alpha=round(float(f.alpha), EXPONENT_DECIMALS),
+                                         ci_low=round(float(f.ci_low), EXPONENT_DECIMALS),
+                                         ci_high=round(float(f.ci_high), EXPONENT_DECIMALS))
 
     # a searched Y (m*) comes with its bracket: the intervals then carry the search's resolution
     bracket = {"low": part["ci_low"], "high": part["ci_high"]} if {"ci_low", "ci_high"} <= set(part) else {}
     fits = []
     for fitter in (fit_exponent, upper_half_fit):
         try:
-            fits.append(fitter(part[mod.X], part[mod.Y], **bracket))
+            fits.append(rounded(fitter(part[mod.X], part[mod.Y], **bracket)))
         except ValueError:
             fits.append(None)
     slopes = local_slopes(part[mod.X], part[mod.Y], **bracket)
+    slopes = slopes.assign(**{c: slopes[c].astype(float).round(EXPONENT_DECIMALS)
+                              for c in ("slope", "ci_low", "ci_high") if c in slopes})
     theory_alpha, theorem = mod.theory_exponent(value)
+    theory_alpha = round(float(theory_alpha), EXPONENT_DECIMALS)
     declared = mod.reason(value) if hasattr(mod, "reason") else None
     verdict = exponent_verdict(fits[0], theory_alpha, slopes, declared)
     used = part.loc[part[mod.Y].gt(0) & np.isfinite(part[mod.Y].astype(float)), mod.X]
     nan = float("nan")
-    whole, upper = [(round(f.alpha, 3), round(f.ci_low, 3), round(f.ci_high, 3)) if f else (nan,) * 3 for f in fits]
+    whole, upper = [(f.alpha, f.ci_low, f.ci_high) if f else (nan,) * 3 for f in fits]
     return {"study": Path(mod.__file__).stem,
             "target": mod.TARGET, "learner": mod.LEARNER, "quantity": f"{mod.Y} vs {mod.X}",
             "series": f"{mod.BY}={value}",
             "range": f"{mod.X} ∈ [{used.min():g}, {used.max():g}]" if len(used) else "",
-            "seeds": _seeds(mod, part, smoke), "reached": f"{int(part[mod.Y].notna().sum())}/{len(part)}",
+            "seeds": _seeds(mod, part, smoke, kept), "reached": f"{int(part[mod.Y].notna().sum())}/{len(part)}",
             "exponent": whole[0], "ci_low": whole[1], "ci_high": whole[2],
             "upper": upper[0], "upper_low": upper[1], "upper_high": upper[2],
-            "last_slope": round(float(slopes["slope"].iloc[-1]), 3) if len(slopes) else nan,
-            "theory": round(theory_alpha, 3), "verdict": verdict.verdict, "reason": verdict.reason,
+            "last_slope": float(slopes["slope"].iloc[-1]) if len(slopes) else nan,
+            "theory": theory_alpha, "verdict": verdict.verdict, "reason": verdict.reason,
             "theorem": theorem}
 
 
@@ -467,14 +690,15 @@ def exponents(root: Path, smoke: bool = False, store: str | Path = "results",
     fitted exponent of Y vs X with its bootstrap CI, the upper-half fit, the theorem's exponent
     and the verdict; writes out/exponents.md and .csv (out: paper_figs/out unless given), and at
     full size without `out` keeps both in paper_figs/data/ and rewrites the README's block
-    between README_MARKERS. Study tables come from `study_table` (kept tables at full size)."""
+    between README_MARKERS. Study tables come from `study_table` (kept tables at full size; one
+    missing is measured and kept at its KEPT_TABLE, with `out` given too)."""
     import pandas as pd
 
     rows = []
     for mod in studies(root).values():
-        table = study_table(mod, smoke, store)
+        table, kept = _study_table(mod, smoke, store)
         for value, part in table.groupby(mod.BY, sort=True):
-            rows.append(exponent_row(mod, value, part, smoke))
+            rows.append(exponent_row(mod, value, part, smoke, kept))
     keep = not smoke and not out  # the repository's copies: only a default full-size table
     out = Path(out) if out else root / "paper_figs" / "out"
     for folder in [out] + ([root / "paper_figs" / "data"] if keep else []):
