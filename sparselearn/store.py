@@ -690,7 +690,7 @@ def _without_sweep(store: Path) -> str | None:
 
     try:
         cfg = yaml.safe_load((store / "config.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, yaml.YAMLError):   # ValueError: not UTF-8
         return None
     if not isinstance(cfg, dict):
         return None

@@ -115,3 +115,12 @@ def test_runs_at_zero_count_below_the_others_in_the_fit_and_the_drawn_medians():
     drawn = ax.containers[0].lines[0].get_ydata()
     np.testing.assert_allclose(np.asarray(drawn, dtype=float), medians)
     assert "6 runs at test_error = 0" in ax.get_legend().get_texts()[0].get_text()
+
+
+def test_an_x_with_half_its_runs_at_zero_is_floored_as_half_unreached_is_censored():
+    """[0, 0, 80, 80] has median 40, a value no run had: such an x is left out of the fit."""
+    x = np.repeat([8.0, 16.0, 32.0, 64.0], 4)
+    y = 10 * x
+    y[:2] = 0.0
+    fit = fit_exponent(x, y)
+    assert fit.floored == (8.0,) and fit.alpha == pytest.approx(1.0) and fit.ci == pytest.approx((1.0, 1.0))

@@ -113,7 +113,10 @@ def _distinct(x, y, low=None, high=None) -> tuple[np.ndarray, ...]:
     x, y, low, high = x[ok], y[ok], bounds[0][ok], bounds[1][ok]
     values = np.unique(x)
     medians = np.array([np.median(y[x == v]) for v in values])
-    reached, positive = np.isfinite(medians), medians > 0
+    # as an x with half its runs unreached is censored, one with half at 0 is floored (the median
+    # of [0, 0, 80, 80] would be 40, a value no run had)
+    reached = np.isfinite(medians)
+    positive = np.array([np.mean(y[x == v] <= 0) < 0.5 for v in values], dtype=bool)
     inside = np.isin(x, values[reached & positive])
     return (x[inside], y[inside], values[reached & positive], low[inside], high[inside],
             tuple(values[~reached].tolist()), tuple(values[reached & ~positive].tolist()))
@@ -183,7 +186,8 @@ def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float 
         yb = np.where(reached, np.exp(rng.uniform(log_low, log_high)), y) if bracketed else y
         for out, i in zip(resampled, members):
             out[b] = yb[i[rng.integers(0, len(i), len(i))]]
-    medians = np.stack([np.median(r, axis=1) for r in resampled], axis=1)
+    medians = np.stack([np.where(np.mean(r <= 0, axis=1) >= 0.5, 0.0, np.median(r, axis=1)) for r in resampled],
+                       axis=1)   # half at 0: a median of 0, as `_distinct` floors such an x
     slopes = _loglog_slopes(np.log(xs), np.log(np.where(np.isinf(medians) | (medians <= 0), 1.0, medians)))
     # a replicate whose median at some x is unreached has no finite slope: +inf where those x lie
     # above the mean of log x (the line could rise without bound), -inf below, undefined if both;
@@ -391,7 +395,8 @@ def scaling_plot(table: pd.DataFrame, x: str, y: str, by: str | None = None, ax=
         values = values.where(~(values <= 0), 0.0)
         stats = pd.DataFrame.from_dict({at: quantiles(v, [0.25, 0.5, 0.75]) for at, v in values.groupby(part[x])},
                                        orient="index", columns=[0.25, 0.5, 0.75], dtype=float)
-        stats = stats[stats[0.5] > 0]   # a median of 0 has no place on a log axis (the fit says so)
+        low = values.le(0).groupby(part[x]).mean() >= 0.5   # half at 0: floored, as the fit floors it
+        stats = stats[(stats[0.5] > 0) & ~low.reindex(stats.index, fill_value=False)]
         prefix = "" if by is None else f"{by}={name}: "
         try:
             fit = fit_exponent(part[x], part[y], n_boot=n_boot)

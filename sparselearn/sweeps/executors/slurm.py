@@ -61,13 +61,14 @@ def execute(groups, train, on_done, cfg) -> None:
 def _executor(submitit, cfg):
     """submitit's executor for `cfg`; ConfigError naming the setting when `executor.folder`
     cannot be made or `cluster: slurm` finds no SLURM here (submitit's own errors name neither)."""
+    folder = cfg.folder or "results/.submitit"   # a sweep sets it beside its results
     try:
-        Path(cfg.folder).mkdir(parents=True, exist_ok=True)
+        Path(folder).mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ConfigError(f"cannot make the job folder {cfg.folder}: {e.strerror or e}",
+        raise ConfigError(f"cannot make the job folder {folder}: {e.strerror or e}",
                           key="executor.folder") from None
     try:
-        return submitit.AutoExecutor(folder=cfg.folder, cluster=cfg.cluster)
+        return submitit.AutoExecutor(folder=folder, cluster=cfg.cluster)
     except RuntimeError as e:
         if cfg.cluster != "slurm":
             raise
