@@ -377,13 +377,14 @@ def _record(settings: Mapping[str, Any]) -> bytes:
     return base64.b64encode(zlib.compress(json.dumps(settings, sort_keys=True).encode(), 9))
 
 
-def _check_made_from(path: Path, kept: Mapping[str, Any] | None, module: ModuleType, remedy: str) -> None:
-    """ConfigError when a setting both the table's record `kept` and `made_from(module)` name has
-    another value now; settings only one of them names are not compared (a table shared by a
-    figure and a study records the one that kept it)."""
+def _check_made_from(path: Path, kept: Mapping[str, Any] | None, module: ModuleType, remedy: str,
+                     now: Mapping[str, Any] | None = None) -> None:
+    """ConfigError when a setting both the table's record `kept` and `now` (`made_from(module)`
+    unless given) name has another value now; settings only one of them names are not compared (a
+    table shared by a figure and a study records the one that kept it)."""
     if not kept:
         return
-    now = made_from(module)
+    now = made_from(module) if now is None else now
     found = []
     for key in (k for k in kept if k in now):
         diffs = _differences(key, kept[key], now[key])
@@ -401,10 +402,10 @@ def _check_made_from(path: Path, kept: Mapping[str, Any] | None, module: ModuleT
                           "recompute it", file=str(path))
 
 
-def _read_kept(path: Path, remedy: str, module: ModuleType | None = None):
+def _read_kept(path: Path, remedy: str, module: ModuleType | None = None, now: Mapping[str, Any] | None = None):
     """The kept table at `path`; an unreadable one (truncated, not parquet) is a ConfigError that
     names the file and `remedy`, what to run to recompute it; so is one made from settings other
-    than `module`'s now (`_check_made_from`)."""
+    than `module`'s now (`_check_made_from`; `now`: `made_from(module)` when already known)."""
     import pandas as pd
 
     try:
@@ -414,7 +415,7 @@ def _read_kept(path: Path, remedy: str, module: ModuleType | None = None):
         raise ConfigError(f"cannot read the kept table ({type(e).__name__}: {e}); {remedy} to recompute it",
                           file=str(path)) from e
     if module is not None:
-        _check_made_from(Path(path), kept, module, remedy)
+        _check_made_from(Path(path), kept, module, remedy, now)
     return table
 
 
@@ -459,8 +460,9 @@ def collect(fig: ModuleType, smoke: bool = False, store: str | Path = "results",
     declared = fig.experiments(smoke) if hasattr(fig, "experiments") else []
     kept = _kept_paths(data, stem)
     if not smoke and kept:
-        tables = {name: _read_kept(path, f"delete {data / stem}*.parquet and run `sparselearn figs {fig.ID}`", fig)
-                  for name, path in kept.items()}
+        now = made_from(fig)   # once for all its tables
+        tables = {name: _read_kept(path, f"delete {data / stem}*.parquet and run `sparselearn figs {fig.ID}`", fig,
+                                   now) for name, path in kept.items()}
         source = f"kept in {data / stem}*.parquet"
     else:
         if hasattr(fig, "measure"):

@@ -567,6 +567,7 @@ class StoreView:
         files = {t: self.store.files(t) for t in TABLES}
         if self.initial is None:
             self.initial = {p for fs in files.values() for p in fs}
+        originals = {_original(q) for q in self.initial}
         for table, paths in files.items():
             for p in paths:
                 if p in self.seen:
@@ -574,7 +575,8 @@ class StoreView:
                 if p.name == LEGACY_PART and self.initial & {self.store.path / f"{table}.parquet",
                                                              self.store.path / f".{table}.parquet.legacy"}:
                     self.initial.add(p)  # a single file of the initial state, converted since
-                if "~" in p.name and _original(p) in {_original(q) for q in self.initial}:
+                    originals.add(_original(p))
+                if "~" in p.name and _original(p) in originals:
                     self.initial.add(p)  # a part of the initial state, rewritten since without some runs
                 cols = None if full else ["run_id", "status"] if table == "runs" else ["run_id"]
                 df = read_parquet(p, table, cols)
@@ -677,7 +679,12 @@ def load_results(path: str | Path, curves: bool = False) -> pd.DataFrame | tuple
         >>> runs, curves = load_results("results/quickstart", curves=True)
     """
     stores = [Store(p) for p in resolve(path)]
-    runs = _one_per_run([s.runs() for s in stores], [_without_sweep(s.path) for s in stores])
+    frames = [s.runs() for s in stores]
+    runs = _concat(frames, "runs")
+    configs = [_without_sweep(s.path) for s in stores] if len(stores) > 1 else []
+    if len(set(configs)) < len(configs):   # some stores alike but for their sweep
+        runs = one_per_run(runs, np.concatenate([np.full(len(f), c if c is not None else f"?{i}", dtype=object)
+                                                 for i, (f, c) in enumerate(zip(frames, configs)) if len(f)]))
     if not curves:
         return runs
     return runs, rows_of_runs(_concat([s.curves() for s in stores], "curves"), runs["run_id"])
@@ -697,18 +704,18 @@ def _without_sweep(store: Path) -> str | None:
     return json.dumps({k: v for k, v in cfg.items() if k not in ("sweep", "executor")}, sort_keys=True, default=repr)
 
 
-def _one_per_run(frames: list[pd.DataFrame], configs: list[str | None]) -> pd.DataFrame:
-    """The stores' runs (newest store first) as one frame with each run once: a run of stores
-    alike but for their sweep (`configs` equal) is the same grid point and seed trained alike, kept
-    from the newest store that finished it (ok), else from the newest."""
-    runs = _concat(frames, "runs")
-    if len(frames) < 2 or len(set(configs)) == len(configs) or runs.empty:
+def one_per_run(runs: pd.DataFrame, alike=None) -> pd.DataFrame:
+    """`runs` (newest store first) with one row per grid point and seed, among the rows whose
+    `alike` (per row; default all) is equal: stores alike but for their sweep hold the same run
+    twice where their sweeps overlap (seeds 0–1 in a store of 2 seeds and one of 3), trained
+    alike. An ok row is kept before a failed or diverged one, else the first (the newest store's)."""
+    if runs.empty or not {"grid", "seed"} <= set(runs.columns):
         return runs
-    config = np.concatenate([np.full(len(f), c if c is not None else f"?{i}", dtype=object)
-                             for i, (f, c) in enumerate(zip(frames, configs)) if len(f)])
     point = [json.dumps(json.loads(g) if isinstance(g, str) and g else {}, sort_keys=True) for g in runs["grid"]]
-    keep = runs.assign(_config=config, _point=point, _rank=runs["status"] != "ok")
-    keep = keep.sort_values("_rank", kind="stable").drop_duplicates(["_config", "_point", "seed"])
+    rank = (runs["status"] != "ok") if "status" in runs.columns else False
+    alike = 0 if alike is None else alike
+    keep = runs.assign(_alike=alike, _point=point, _rank=rank)
+    keep = keep.sort_values("_rank", kind="stable").drop_duplicates(["_alike", "_point", "seed"])
     return runs.loc[sorted(keep.index)].reset_index(drop=True)
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 import yaml
 
 from sparselearn.plotting.curves import grid_keys
-from sparselearn.store import load_results, resolve, rows_of_runs
+from sparselearn.store import load_results, one_per_run, resolve, rows_of_runs
 
 #: config keys tried first to tell the stores of one directory apart, then the rest in config order
 STORE_KEYS = ("experiment", "learner.name", "target.name")
@@ -58,7 +58,7 @@ def load_stores(path: str | Path, curves: bool = False) -> tuple[list[Path], pd.
     configs differ (one learner per store, as configs/compare/ writes them), the settings that
     tell them apart (`distinguishing`) join each run's grid point, so the figures draw one series
     per store rather than pooling them; stores alike but for their sweep pool into one grid, each
-    run once (`_one_per_run`), with the curves of the runs kept."""
+    run once (`store.one_per_run`), with the curves of the runs kept."""
     stores = resolve(path)
     frames = [load_results(s, curves=True) if curves else (load_results(s), None) for s in stores]
     settings = [_settings(s) | dict.fromkeys(grid_keys(table), GRIDDED) for s, (table, _) in zip(stores, frames)]
@@ -73,20 +73,8 @@ def load_stores(path: str | Path, curves: bool = False) -> tuple[list[Path], pd.
             table = table.assign(grid=[json.dumps({**own, **(json.loads(g) if isinstance(g, str) and g else {})})
                                        for g in table["grid"]])
         runs.append(table)
-    runs = _one_per_run(_stack(runs))
+    runs = one_per_run(_stack(runs))
     return stores, runs, (rows_of_runs(_stack([c for _, c in frames]), runs["run_id"]) if curves else None)
-
-
-def _one_per_run(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per grid point and seed: stores alike but for their sweep hold the same run twice
-    where their sweeps overlap (seeds 0–1 in a store of 2 seeds and one of 3), trained alike.
-    An ok row is kept before a failed or diverged one, else the first (the newest store's)."""
-    if runs.empty or not {"grid", "seed"} <= set(runs.columns):
-        return runs
-    point = [json.dumps(json.loads(g) if isinstance(g, str) and g else {}, sort_keys=True) for g in runs["grid"]]
-    rank = (runs["status"] != "ok") if "status" in runs.columns else False
-    keep = runs.assign(_point=point, _rank=rank).sort_values("_rank", kind="stable").drop_duplicates(["_point", "seed"])
-    return runs.loc[sorted(keep.index)].reset_index(drop=True)
 
 
 def _scalar(text: str):
