@@ -246,15 +246,15 @@ def test_a_gaussian_teacher_that_rarely_fires_has_unit_variance_on_fresh_draws()
     to 28 of them and the scaled teacher's std on fresh draws was 0.80 to 97. Scaled from draws
     given that a unit fires, its std over 2^23 fresh draws is 1 within 15% for every key."""
     t = SparseMLP(n=8, s=64, k=1, inputs="gaussian")
-    for seed in range(4):
-        tp = t.init(jax.random.key(seed))
-        label = jax.jit(lambda x, tp=tp: t.labels(tp, x))
-        sums = np.zeros(2)
-        for chunk in range(8):
-            y = np.asarray(label(jax.random.normal(jax.random.key(100 + chunk), (1 << 20, 8))), np.float64)
-            sums += y.sum(), (y ** 2).sum()
-        mean, second = sums / (8 << 20)
-        assert 0.85 < math.sqrt(second - mean ** 2) < 1.15, seed
+    teachers = [t.init(jax.random.key(seed)) for seed in range(4)]
+    labels = jax.jit(lambda x: jnp.stack([t.labels(tp, x) for tp in teachers]))   # (4, rows)
+    sums = np.zeros((4, 2))
+    for chunk in range(8):  # the same fresh draws for every teacher
+        y = np.asarray(labels(jax.random.normal(jax.random.key(100 + chunk), (1 << 20, 8))), np.float64)
+        sums += np.stack([y.sum(1), (y ** 2).sum(1)], axis=1)
+    mean, second = (sums / (8 << 20)).T
+    std = np.sqrt(second - mean ** 2)
+    assert np.all((0.85 < std) & (std < 1.15)), std
 
 
 def test_sign_variant_is_balanced_and_binary():
