@@ -68,3 +68,15 @@ def test_a_ticket_narrower_than_the_top_k_is_a_config_error_naming_train_rewind(
         config.loads(text)
     assert err.value.key == "train.rewind"
     config.loads(text.replace("rewind: 4", "rewind: 8"))
+
+
+def test_a_ticket_of_an_ntk_network_is_a_config_error_naming_train_rewind():
+    """A width-K ntk net divides by √K, not √width: its step-0 output would be √(width / K)
+    times the kept units' (4.47× at width 100, K = 5), so the ticket is refused."""
+    text = ("experiment: t\ntarget: {name: sparse_parity, n: 10, k: 2}\n"
+            "learner: {name: mlp, width: 100, depth: 2, parametrization: ntk}\n"
+            "train: {steps: 4, batch: 8, eval_every: 2, rewind: 5}\ndata: {m: 64, test_m: 32}")
+    with pytest.raises(ConfigError, match="parametrization") as err:
+        config.loads(text)
+    assert err.value.key == "train.rewind"
+    config.loads(text.replace(", parametrization: ntk", ""))

@@ -11,6 +11,7 @@ import optax
 import pytest
 
 from sparselearn import config, learners, targets
+from sparselearn.errors import ConfigError
 from sparselearn.train import optimizers, run_group, trajectory
 from sparselearn.train.loop import instance_keys, make_data
 from sparselearn.train.record import State, active_fraction, unit_norms
@@ -235,3 +236,40 @@ def test_every_learners_first_layer_puts_the_inputs_first():
         assert learner.first_layer(params).shape[0] == n, name
         seen.append(name)
     assert {"mlp", "polynet", "polymlp", "moe", "neuron", "wnl_net"} <= set(seen)
+
+
+TINY_RUN = """
+experiment: hps
+target:  {name: sparse_parity, n: 8, k: 2}
+learner: {name: mlp, width: 8, depth: 2}
+train:   {optimizer: sgd, lr: 0.1, batch: 8, steps: 4, loss: hinge, eval_every: 2}
+data:    {m: 32, test_m: 16}
+"""
+
+
+@pytest.mark.parametrize("axis, bad, key", [("lr", -0.5, "train.lr"), ("lr", float("nan"), "train.lr"),
+                                            ("weight_decay", -1.0, "train.weight_decay"),
+                                            ("init_seed", -7, "train.init_seed")])
+def test_run_group_refuses_the_run_values_the_config_refuses(axis, bad, key):
+    """The Python API checks each run's values by the config's own rules: an lr of −0.5 was
+    gradient ascent and a negative init_seed silently meant "the run seed"."""
+    exp = config.loads(TINY_RUN)
+    with pytest.raises(ConfigError, match=f"hps\\['{axis}'\\] holds") as err:
+        run_group(exp, {"seed": [0, 1], axis: [0.1 if axis != "init_seed" else 3, bad]})
+    assert err.value.key == key
+
+
+def test_run_group_refuses_a_label_flip_probability_above_one_half():
+    exp = config.loads(TINY_RUN.replace("k: 2}", "k: 2, noise: 0.1}"))
+    with pytest.raises(ConfigError, match=r"hps\['noise'\] holds 0.9:") as err:
+        run_group(exp, {"seed": [0], "noise": [0.9]})
+    assert err.value.key == "target.noise"
+
+
+def test_run_group_reads_none_as_an_unset_init_seed_and_names_a_missing_seed():
+    exp = config.loads(TINY_RUN)
+    unset = run_group(exp, {"seed": [0, 1], "init_seed": [None, 1]})
+    same = run_group(exp, {"seed": [0, 1], "init_seed": [0, 1]})
+    np.testing.assert_array_equal(np.asarray(unset["test_error"]), np.asarray(same["test_error"]))
+    with pytest.raises(ValueError, match="no 'seed'"):
+        run_group(exp, {"m": [64]})

@@ -9,7 +9,7 @@ start from their initial input weights, biases and output weights, and everythin
 stores (curves, final metrics, traces) is the width-K network's. So a lottery-ticket experiment
 is a config like any other: its stored runs need nothing from another experiment's store.
 
-Defined for depth-2 `mlp` learners (parameters [{"w": (n, width), "b": (width,)},
+Defined for depth-2 `mlp` learners of the standard parametrization (parameters [{"w": (n, width), "b": (width,)},
 {"w": (width,), "b": ()}]).
 
 Example:
@@ -29,13 +29,17 @@ RANDOM_STREAM = 0x7265776E
 
 def check(exp) -> None:
     """ConfigError (key train.rewind) unless `exp` can be rewound: a depth-2 mlp without routing,
-    learner.k (top-k) ≤ K ≤ width."""
+    standard parametrization, learner.k (top-k) ≤ K ≤ width."""
     k, learner = exp.train.rewind, exp.learner
     if k is None:
         return
     if learner.name != "mlp" or getattr(learner, "depth", None) != 2 or getattr(learner, "routed", False):
         raise ConfigError(f"is defined for depth-2 mlp learners without routing, got {learner.name}",
                           key="train.rewind")
+    if getattr(learner, "parametrization", "standard") != "standard":
+        # the width-K ntk net divides by √K, not √width: it would not be the kept units' network
+        raise ConfigError(f"is defined for the standard parametrization, got learner.parametrization = "
+                          f"{learner.parametrization!r}", key="train.rewind")
     if k > learner.width:
         raise ConfigError(f"keeps {k} units of a network of width {learner.width}: must be ≤ the width",
                           key="train.rewind")

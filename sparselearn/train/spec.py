@@ -9,10 +9,15 @@ value is read. Grid expansion and grouping (`sweeps.grid`), the training loop
 is one row here plus its use in the loop.
 
 Example:
-    >>> run_values(exp, seed=3)       # {"seed": 3, "m": 256, "lr": 0.1, "weight_decay": 0.0, …}
+    >>> exp = sparselearn.config.load("configs/quickstart.yaml")     # data.m: 4096
+    >>> run_values(exp, seed=3)
+    {'seed': 3, 'm': 4096, 'lr': 0.1, 'weight_decay': 0.0, 'init_seed': None, 'noise': 0.0}
     >>> hp_arrays(exp, {"seed": [0, 1], "lr": [0.1, 0.2]})["m"]      # defaults from exp
-    array([256, 256], dtype=int32)
-    >>> static_part(a) == static_part(b)   # a and b share a compiled program
+    array([4096, 4096], dtype=int32)
+    >>> a = sparselearn.config.override(exp, train={"lr": 0.05})
+    >>> b = sparselearn.config.override(exp, data={"m": 256})
+    >>> static_part(a) == static_part(exp), group_key(b) == group_key(exp)   # one program; one group
+    (True, True)
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from sparselearn.contracts import kind_of, noise_is_vmapped
+from sparselearn.errors import ConfigError
 
 if TYPE_CHECKING:
     from sparselearn.config import Experiment
@@ -114,13 +120,18 @@ def hp_arrays(exp: Experiment, hps: dict) -> dict[str, np.ndarray]:
     is a static choice here (`Axis.vmapped`) other than the experiment's, and for a run's m
     below 1 (no training examples) or above data.m (its mini-batches would index past the
     group's data)."""
+    if "seed" not in hps:
+        raise ValueError(f"hps holds no 'seed' (one value per run); got keys {sorted(hps)}")
     size = len(hps["seed"])
     out = {}
     for a in AXES:
-        values = np.asarray(hps[a.name] if a.name in hps else [a.to_array(a.read(exp))] * size, dtype=a.dtype)
+        given = np.asarray(hps[a.name], dtype=object).reshape(-1) if a.name in hps else [a.read(exp)] * size
+        values = np.asarray([a.to_array(v) for v in given], dtype=a.dtype)
         if values.size != size:
             raise ValueError(f"hps[{a.name!r}] holds {values.size} values; expected {size}, one per seed")
-        out[a.name] = values.reshape(size)
+        out[a.name] = values
+        if a.name in hps and a.path and not a.largest:
+            _check_values(exp, a, values)
         # a static choice (e.g. the noise of a target without `add_noise`) is the config's:
         # another value here would be ignored
         static = a.path and not a.largest and not a.vmapped(exp)
@@ -132,6 +143,22 @@ def hp_arrays(exp: Experiment, hps: dict) -> dict[str, np.ndarray]:
     if not exp.data.online and size and int(out["m"].min()) < 1:
         raise ValueError(f"a run's m = {int(out['m'].min())} is below 1: it has no training examples")
     return out
+
+
+def _check_values(exp: Experiment, a: Axis, values: np.ndarray) -> None:
+    """ConfigError, as the config would raise it, for a value of axis `a` that its config key
+    refuses (e.g. lr ≤ 0, a label-flip probability above 0.5); the array's sentinel for an
+    unset value (`to_array(None)`) is accepted."""
+    unset, section = a.to_array(None), a.path.partition(".")[0]
+    for v in np.unique(values):
+        if unset is not None and v == unset:
+            value = None
+        else:  # float32's shortest repr reads as typed (0.9, not 0.8999999761581421)
+            value = float(str(v)) if np.issubdtype(v.dtype, np.floating) else v.item()
+        try:
+            _set(exp, a.path, value)
+        except ConfigError as e:
+            raise ConfigError(f"hps[{a.name!r}] holds {value}: {e.message}", key=e.within(section).key) from None
 
 
 def hp_lists(values: list[dict[str, Any]]) -> dict[str, list]:
