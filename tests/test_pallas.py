@@ -292,3 +292,29 @@ def test_peaks_by_device_name_and_precision():
     assert peak("NVIDIA H100 80GB HBM3", "high")[1] == "H100 tf32"
     assert peak("NVIDIA GeForce RTX 4090", "highest") == (None, None)
     assert peak(None, "highest") == (None, None)
+
+
+@pytest.mark.parametrize("block", [24, 8, 16.0])
+def test_a_block_size_triton_would_refuse_is_refused_on_every_platform(block):
+    """Triton takes power-of-two tiles only, and says so only when lowering for a GPU: a
+    block of 24 gave correct values in interpret mode and failed on CUDA."""
+    ones, idx = jnp.ones((1, 2)), jnp.array([[0, 2]])
+    with pytest.raises(ValueError, match="block_rows must be a power of two"):
+        K.row_combine(ones, idx, jnp.ones((3, 2)), block_rows=block)
+    with pytest.raises(ValueError, match="block_pairs must be a power of two"):
+        K.row_dots(jnp.ones((1, 2)), jnp.ones((3, 2)), idx, block_pairs=block)
+    with pytest.raises(ValueError, match="block_cols must be a power of two"):
+        K.row_scatter_add(3, idx, ones, jnp.ones((1, 2)), jnp.float32, block_cols=block)
+
+
+def test_second_order_through_the_kernels_says_which_impls_have_it():
+    """grad of grad through impl="pallas" raised a bare AssertionError inside Pallas."""
+    values, idx, w2 = jnp.ones((3, 2)), jnp.array([[0, 5], [2, 5], [1, 1]]), jnp.ones((6, 2))
+
+    def curvature(impl):
+        inner = jax.grad(lambda v: jnp.sum(jnp.sin(P.gather_matmul(v, idx, w2, impl=impl))))
+        return jax.grad(lambda v: jnp.sum(inner(v) ** 2))(values)
+
+    with pytest.raises(NotImplementedError, match="impl='sparse' or impl='dense'"):
+        curvature("pallas")
+    np.testing.assert_allclose(curvature("sparse"), curvature("dense"), rtol=1e-5)

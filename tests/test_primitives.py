@@ -560,6 +560,13 @@ def test_jit_equals_eager():
     (lambda: P.routed_layer(jnp.ones((2, 3)), (jnp.ones((3, 1)), jnp.ones((1, 5))), jnp.ones((5, 3)),
                             jnp.ones(5), 6), "1 ≤ k ≤ s = 5"),
     (lambda: P.random_fan_in_mask(jax.random.key(0), 3, 4, 5), "fan_in"),
+    (lambda: P.gather_matmul(jnp.ones((1, 3)), jnp.zeros((1, 3), jnp.int32), jnp.ones((2, 2))),
+     r"got k = 3 \(k = idx.shape\[1\], s = w2.shape\[0\]\)"),
+    (lambda: P.route(jnp.ones((2, 3)), (jnp.ones((3, 1)), jnp.ones((1, 5))), jnp.zeros(1), 2), "hidden sizes s"),
+    (lambda: P.route(jnp.ones((2, 4)), (jnp.ones((3, 1)), jnp.ones((1, 5))), jnp.zeros(5), 2), "input sizes n"),
+    (lambda: P.route(jnp.ones((2, 3)), (jnp.ones((3, 1)), jnp.ones((1, 5))), jnp.zeros(5, jnp.int32), 2),
+     "b1 must be a float"),
+    (lambda: P.router_from_weights(jnp.ones((6, 5), jnp.int32), 2), "w1 must be a float"),
 ])
 def test_bad_arguments_fail_at_trace_time_with_a_clear_message(call, message):
     with pytest.raises(ValueError, match=message):

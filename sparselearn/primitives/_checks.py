@@ -26,8 +26,9 @@ def same(what: str, *pairs: tuple[str, int]) -> None:
         raise ValueError(f"{what} disagree: {listed}")
 
 
-def k_in_range(k, s: int) -> int:
-    """`k` as a Python int with 1 ≤ k ≤ s (k must be static: it fixes output shapes)."""
+def k_in_range(k, s: int, source: str = "") -> int:
+    """`k` as a Python int with 1 ≤ k ≤ s (k must be static: it fixes output shapes);
+    `source` says where k and s come from when the caller did not pass them."""
     try:
         if isinstance(k, bool):
             raise TypeError("a bool is not a unit count")
@@ -35,7 +36,7 @@ def k_in_range(k, s: int) -> int:
     except TypeError as e:
         raise ValueError(f"k must be a static Python int (it fixes shapes), got {k!r}") from e
     if not 1 <= k <= s:
-        raise ValueError(f"k must satisfy 1 ≤ k ≤ s = {s}, got k = {k}")
+        raise ValueError(f"k must satisfy 1 ≤ k ≤ s = {s}, got k = {k}" + (f" ({source})" if source else ""))
     return k
 
 

@@ -9,9 +9,11 @@ which reuses every weight across the batch (benchmarks/results/primitives.json:
 at n = out = 512 the gather wins at density k/s = 1/64, mostly wins at 1/16 and
 loses at 1/4).
 With `impl="auto"` (the default) the product is computed densely, with the same
-values and gradients, unless `gather_prefers_sparse(k, s, out)`. Reverse mode only (a custom
-VJP, on every impl: "auto" traces both paths): `jax.jvp`, `jacfwd` and `hessian` through it
-raise, and so through every top-k or sparse-init MLP, whose output layer always gathers.
+values and gradients, unless `gather_prefers_sparse(k, s, out)`. The sparse and pallas paths
+are reverse mode only (custom VJPs): `jax.jvp`, `jacfwd` and `hessian` through them raise,
+while the dense path is plain jnp and takes every mode. So under "auto" forward mode works
+exactly where `gather_prefers_sparse` is false, and changes with k and s: pass
+`impl="dense"` for forward mode through a top-k or sparse-init MLP's output layer.
 
 Example:
     >>> w2 = jnp.arange(6.0).reshape(3, 2)                  # s = 3 units, out = 2
@@ -100,7 +102,7 @@ def _check(values, idx, w2) -> None:
     _checks.integer("idx", idx)
     if values.shape != idx.shape:
         raise ValueError(f"values and idx must have the same shape (m, k), got {values.shape} and {idx.shape}")
-    _checks.k_in_range(idx.shape[1], w2.shape[0])
+    _checks.k_in_range(idx.shape[1], w2.shape[0], "k = idx.shape[1], s = w2.shape[0]")
 
 
 def gather_matmul(values: jax.Array, idx: jax.Array, w2: jax.Array, *,

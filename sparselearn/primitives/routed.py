@@ -17,8 +17,9 @@ and the output equals the dense top-k MLP `topk_mlp_reference`.
 The choice of units is piecewise constant in the router, so the router's exact
 gradient is zero almost everywhere; it gets none here. A learner that wants a
 router must build it from other parameters (see `router_from_weights`) or train
-it by another signal. Reverse mode only (custom VJPs): `jax.jvp`, `jacfwd` and `hessian`
-through a routed layer raise.
+it by another signal. The sparse and pallas paths are reverse mode only (custom VJPs):
+`jax.jvp`, `jacfwd` and `hessian` through them raise; the dense path takes every mode, so
+under "auto" forward mode works where `prefers_sparse` is false (pass `impl="dense"` for it).
 
 The sparse path reads each gathered row once per example, while a dense matrix
 product reuses every weight across the batch; on CPU it wins only at low density
@@ -119,16 +120,27 @@ def _masked_dense(x, w1, b1, w2, idx):
     return h @ w2
 
 
-def _check(x, router, w1, b1, w2=None) -> tuple[int, int]:
+def _check_route(x, router, b1) -> None:
+    """The arguments of `route`: x (m, n), router (u (n, r), v (r, s)), b1 (s,), all floats."""
     _checks.ndim("x", x, 2, "(m, n)")
     if not (isinstance(router, (tuple, list)) and len(router) == 2):
         raise ValueError("router must be a pair (u, v) with u (n, r) and v (r, s)")
     u, v = router
     _checks.ndim("router u", u, 2, "(n, r)")
     _checks.ndim("router v", v, 2, "(r, s)")
-    _checks.ndim("w1", w1, 2, "(s, n): one row per hidden unit")
     _checks.ndim("b1", b1, 1, "(s,)")
-    arrays = [("x", x), ("router u", u), ("router v", v), ("w1", w1), ("b1", b1)]
+    for name, a in [("x", x), ("router u", u), ("router v", v), ("b1", b1)]:
+        _checks.floating(name, a)
+    _checks.same("input sizes n", ("x.shape[1]", x.shape[1]), ("router u.shape[0]", u.shape[0]))
+    _checks.same("router ranks r", ("u.shape[1]", u.shape[1]), ("v.shape[0]", v.shape[0]))
+    _checks.same("hidden sizes s", ("router v.shape[1]", v.shape[1]), ("b1.shape[0]", b1.shape[0]))
+
+
+def _check(x, router, w1, b1, w2=None) -> tuple[int, int]:
+    _check_route(x, router, b1)
+    u, v = router
+    _checks.ndim("w1", w1, 2, "(s, n): one row per hidden unit")
+    arrays = [("w1", w1)]
     if w2 is not None:
         _checks.ndim("w2", w2, (1, 2), "(s,) or (s, out)")
         arrays.append(("w2", w2))
@@ -146,6 +158,7 @@ def _check(x, router, w1, b1, w2=None) -> tuple[int, int]:
 
 def route(x: jax.Array, router, b1: jax.Array, k: int) -> jax.Array:
     """(m, k) int32: the k units with the highest router scores (x @ u) @ v + b1 per example."""
+    _check_route(x, router, b1)
     u, v = jax.lax.stop_gradient(tuple(router))
     k = _checks.k_in_range(k, v.shape[-1])
     scores = (jax.lax.stop_gradient(x) @ u) @ v + jax.lax.stop_gradient(b1)
@@ -194,7 +207,8 @@ def routed_mlp(x: jax.Array, router, w1: jax.Array, b1: jax.Array, w2: jax.Array
     Args:
         x, router, w1, b1, k, impl: as in `routed_layer`; impl also picks the second
             layer's path ("sparse" and "pallas" gather the k rows of w2, "dense"
-            multiplies all s).
+            multiplies all s: an inf or NaN in a row of w2 that no example routes makes
+            the dense output NaN, so the paths agree while w1 and w2 are finite).
         w2: (s, out) second-layer weights, or (s,) for a scalar output.
 
     Returns:
@@ -274,6 +288,7 @@ def router_from_weights(w1: jax.Array, rank: int, *, seed: int = 0) -> tuple[jax
         u (n, r), v (r, s) in the dtype of w1, r the capped rank.
     """
     _checks.ndim("w1", w1, 2, "(s, n)")
+    _checks.floating("w1", w1)
     if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 1:
         raise ValueError(f"rank must be an integer ≥ 1, got {rank!r}")
     s, n = w1.shape

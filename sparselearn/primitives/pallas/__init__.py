@@ -7,7 +7,7 @@ written as Triton kernels. `impl="pallas"` in `gather_matmul`, `routed_layer` an
 Pallas interpret mode everywhere else (CPU, TPU), where they give the same values slowly
 (for tests, not for speed). Gradients are first order only: the backward pass runs these
 kernels, which JAX cannot differentiate again, so grad-of-grad through `impl="pallas"`
-fails (an AssertionError inside Pallas); use "sparse" or "dense" for second order.
+raises a NotImplementedError naming the kernel; use "sparse" or "dense" for second order.
 
 `impl="auto"` takes them only in programs compiled for a CUDA GPU, and only for shapes that
 a GPU measurement covers: a cell of `MEASURED_WINS`. The table is empty because no GPU

@@ -12,8 +12,9 @@ outside the kernel), and one program sums the pairs of one unit for a block of c
 and writes that row once. So every result is deterministic, and interpret mode computes
 exactly what the GPU does.
 
-Triton wants every tile's size to be a power of two; shapes that are not multiples of
-a block are handled by masked loads and stores. An empty operand (m, k or d of 0) launches
+Triton wants every tile's size to be a power of two, so block sizes other than powers of
+two ≥ 16 are refused; shapes that are not multiples of a block are handled by masked loads
+and stores. An empty operand (m, k or d of 0) launches
 no kernel: the result is zeros of its shape.
 
 On CUDA and ROCm the kernels are compiled by Triton; on any other platform (CPU, TPU)
@@ -53,11 +54,32 @@ def _tile(n: int, block: int) -> int:
     return max(16, min(block, pl.next_power_of_2(n)))
 
 
-def _per_platform(call, *args):
-    """call(*args, interpret=False) on CUDA and ROCm GPUs, interpret=True elsewhere."""
+def _check_blocks(**blocks: int) -> None:
+    """ValueError naming the argument unless each block size is a power of two ≥ 16 (Triton
+    refuses other tiles, and only when lowering for a GPU: interpret mode would not tell)."""
+    for name, block in blocks.items():
+        if not (isinstance(block, int) and block >= 16 and block & (block - 1) == 0):
+            raise ValueError(f"{name} must be a power of two ≥ 16 (a Triton tile), got {block!r}")
+
+
+def _per_platform(name: str, call, *args):
+    """call(*args, interpret=False) on CUDA and ROCm GPUs, interpret=True elsewhere; its
+    derivatives raise a NotImplementedError naming the kernel (JAX cannot differentiate a
+    Pallas call: the primitives' custom VJPs call the kernels, never differentiate them)."""
     compiled = functools.partial(call, interpret=False)
-    return jax.lax.platform_dependent(*args, cuda=compiled, rocm=compiled,
-                                      default=functools.partial(call, interpret=True))
+
+    @jax.custom_jvp
+    def kernel(*args):
+        return jax.lax.platform_dependent(*args, cuda=compiled, rocm=compiled,
+                                          default=functools.partial(call, interpret=True))
+
+    @kernel.defjvp
+    def no_derivative(primals, tangents):
+        raise NotImplementedError(f"{name} (impl='pallas') has first derivatives only, through the primitives' "
+                                  f"custom VJPs: for second order (grad of grad, hessian) use impl='sparse' "
+                                  f"or impl='dense'")
+
+    return kernel(*args)
 
 
 # ---------------------------------------------------------------- row_combine
@@ -95,10 +117,11 @@ def _combine(coef, idx, table, *, rows_per, cols_per, interpret):
 def row_combine(coef: jax.Array, idx: jax.Array, table: jax.Array, *,
                 block_rows: int = BLOCK_ROWS, block_cols: int = BLOCK_COLS) -> jax.Array:
     """out[i] = Σ_j coef[i, j] · table[idx[i, j]].  coef, idx (m, k), table (s, d) → (m, d)."""
+    _check_blocks(block_rows=block_rows, block_cols=block_cols)
     if 0 in idx.shape + table.shape[1:]:
         return jnp.zeros((idx.shape[0], table.shape[1]), jnp.result_type(coef, table))
     call = functools.partial(_combine, rows_per=block_rows, cols_per=block_cols)
-    return _per_platform(call, coef, idx.astype(jnp.int32), table)
+    return _per_platform("row_combine", call, coef, idx.astype(jnp.int32), table)
 
 
 # ---------------------------------------------------------------- row_dots
@@ -138,10 +161,11 @@ def _dots(x, table, idx, *, pairs_per, cols_per, interpret):
 def row_dots(x: jax.Array, table: jax.Array, idx: jax.Array, *,
              block_pairs: int = BLOCK_PAIRS, block_cols: int = BLOCK_COLS) -> jax.Array:
     """out[i, j] = table[idx[i, j]] · x[i].  x (m, d), table (s, d), idx (m, k) → (m, k)."""
+    _check_blocks(block_pairs=block_pairs, block_cols=block_cols)
     if 0 in idx.shape + x.shape[1:]:
         return jnp.zeros(idx.shape, jnp.result_type(x, table))
     call = functools.partial(_dots, pairs_per=block_pairs, cols_per=block_cols)
-    return _per_platform(call, x, table, idx.astype(jnp.int32))
+    return _per_platform("row_dots", call, x, table, idx.astype(jnp.int32))
 
 
 # ---------------------------------------------------------------- row_scatter_add
@@ -186,6 +210,7 @@ def row_scatter_add(s: int, idx: jax.Array, coef: jax.Array, x: jax.Array, dtype
     The transpose of `row_dots` with respect to the table; `dtype` is the result's. Each
     unit's pairs are summed in the order of their flat index i·k + j.
     """
+    _check_blocks(block_pairs=block_pairs, block_cols=block_cols)
     m, k = idx.shape
     if 0 in (s, m, k, x.shape[1]):
         return jnp.zeros((s, x.shape[1]), dtype)
@@ -193,7 +218,7 @@ def row_scatter_add(s: int, idx: jax.Array, coef: jax.Array, x: jax.Array, dtype
     order = jnp.argsort(flat, stable=True).astype(jnp.int32)
     starts = jnp.concatenate([jnp.zeros(1, jnp.int32), jnp.cumsum(jnp.bincount(flat, length=s)).astype(jnp.int32)])
     call = functools.partial(_scatter, s=s, k=k, dtype=jnp.dtype(dtype), pairs_per=block_pairs, cols_per=block_cols)
-    return _per_platform(call, starts, order, coef.reshape(-1), x)
+    return _per_platform("row_scatter_add", call, starts, order, coef.reshape(-1), x)
 
 
 __all__ = ["BLOCK_COLS", "BLOCK_PAIRS", "BLOCK_ROWS", "row_combine", "row_dots", "row_scatter_add"]
