@@ -64,7 +64,8 @@ def truth_table(fn: Fn, n: int, *, chunk: int = 1 << 16) -> np.ndarray:
     `fn` maps x (m, n) float32 to (m,); it is jitted and called on chunks of `chunk` rows.
 
     Example:
-        >>> truth_table(lambda x: x[:, 0], 2)        # array([ 1., -1.,  1., -1.])
+        >>> truth_table(lambda x: x[:, 0], 2)
+        array([ 1., -1.,  1., -1.])
     """
     _check_n(n)
     f = jax.jit(fn)
@@ -83,7 +84,8 @@ def walsh_hadamard(values: np.ndarray) -> np.ndarray:
     The fast transform: n butterfly passes of (a + b, a − b), O(n·2^n). Leading axes are batch.
 
     Example:
-        >>> walsh_hadamard(np.array([1.0, -1.0, 1.0, -1.0]))     # f = x_0: array([0., 1., 0., 0.])
+        >>> walsh_hadamard(np.array([1.0, -1.0, 1.0, -1.0]))     # f = x_0
+        array([0., 1., 0., 0.])
     """
     a = np.array(values, dtype=np.float64)
     size = a.shape[-1]

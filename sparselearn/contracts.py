@@ -17,7 +17,10 @@ Kinds of learner (the class attribute `kind`), each with its properties in `KIND
 Example:
     >>> kind_of(sparselearn.learners.get("mlp")).trained
     True
+    >>> class MyTarget: name = "mine"
     >>> validate_target(MyTarget)        # ConfigError(key="name") naming what is missing
+    Traceback (most recent call last):
+    sparselearn.errors.ConfigError: name: MyTarget is not a target: it is not a frozen dataclass ...
 """
 
 from __future__ import annotations
@@ -359,7 +362,7 @@ class Registry:
     learner works in a config without registering it first.
 
     Example:
-        >>> @sparselearn.targets.register
+        >>> @sparselearn.targets.register            # doctest: +SKIP
         ... @dataclass(frozen=True)
         ... class Majority: ...
     """
@@ -432,7 +435,7 @@ def declared(spec: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
 
     Example:
         >>> declared("sparselearn.targets.parity:SparseParity")[1][:2]
-        [('n', '…'), ('k', '3')]
+        [('n', '30'), ('k', '3')]
     """
     import ast
     import importlib.util

@@ -4,7 +4,7 @@ Used by `config.load` and by the `targets.get` / `learners.get` registries, so a
 misspelled or mistyped field is the same clear `ConfigError` from YAML and Python.
 
 Example:
-    >>> build(SparseParity, {"n": 30, "k": 3})
+    >>> build(sparselearn.targets.lookup("sparse_parity"), {"n": 30, "k": 3})
     SparseParity(n=30, k=3, noise=0.0, inputs='hypercube', p=0.5)
 """
 

@@ -28,7 +28,7 @@ STUDY_OPTIONAL); `exponents` fits each one against its theory exponent and gives
 
 Example:
     >>> root = checkout()                              # the checkout around the working directory
-    >>> make(find(root, "hp_15"), smoke=True, store="results")
+    >>> make(find(root, "hp_15"), smoke=True, store="results")    # doctest: +SKIP
     [PosixPath('.../paper_figs/out/hp-15.png'), PosixPath('.../paper_figs/out/hp-15.pdf')]
 """
 
@@ -175,8 +175,10 @@ def config(base, **sections):
     learner (then it replaces it), and anything else replaces; validated like a file.
 
     Example:
-        >>> config({"target": {"name": "sparse_parity", "n": 30, "k": 3}, "learner": {"name": "gf2"}},
-        ...        experiment="x", target={"n": 20})
+        >>> exp = config({"target": {"name": "sparse_parity", "n": 30, "k": 3}, "learner": {"name": "gf2"}},
+        ...              experiment="x", target={"n": 20})
+        >>> exp.experiment, exp.target
+        ('x', SparseParity(n=20, k=3, noise=0.0, inputs='hypercube', p=0.5))
     """
     from sparselearn import config as cfg
 

@@ -11,7 +11,7 @@ small matrix products. `sparselearn` (the command) starts JAX with one host devi
 and the local executor shards each group's run axis over them. From Python, do the same
 before JAX first runs anything:
 
-    >>> import os; os.environ["XLA_FLAGS"] = sparselearn.runtime.host_device_flags(os.environ)
+    >>> import os; os.environ["XLA_FLAGS"] = sparselearn.runtime.host_device_flags(os.environ)  # doctest: +SKIP
     >>> import sparselearn as sl            # then sl.run uses every core
 
 (or `jax.config.update("jax_num_cpu_devices", os.cpu_count())` right after `import jax`).
@@ -168,7 +168,9 @@ def one_at_a_time(fn):
 
     Example:
         >>> qr = one_at_a_time(lambda g: jnp.linalg.qr(g)[0])
-        >>> jax.vmap(qr)(gaussians)        # a loop of unbatched QRs
+        >>> gaussians = jax.random.normal(jax.random.key(0), (3, 5, 2))
+        >>> jax.vmap(qr)(gaussians).shape          # a loop of unbatched QRs
+        (3, 5, 2)
     """
     import jax
 
@@ -776,7 +778,8 @@ def kept_value(parts, files: Code, compute: Callable[[], Any]) -> Any:
     are kept (the compile cache off) or for code without a source file (`Code.local`).
 
     Example:
-        >>> kept_value(("memory estimate", exp), code_files(exp.target), lambda: {"bytes": 12})
+        >>> exp = sparselearn.config.load("configs/quickstart.yaml")
+        >>> kept_value(("example", exp), code_files(exp.target), lambda: {"bytes": 12})
         {'bytes': 12}
     """
     folder = programs_dir()
@@ -846,10 +849,13 @@ def compile_pool():
     (benchmarks/bench_tiers.py, 2-core AMD EPYC; 1.7–2.0 against 2.1–3.1 s on a Xeon).
 
     Example:
+        >>> f, g, x = jax.jit(jnp.sin), jax.jit(jnp.cos), jnp.zeros(3)
         >>> with compile_pool() as pool:
-        ...     first = prepare(f, (x,), ("f",), pool=pool)
-        ...     second = prepare(g, (first.out_info,), ("g",), pool=pool)
+        ...     first = prepare(f, (x,), ("example sin",), pool=pool)
+        ...     second = prepare(g, (first.out_info,), ("example cos",), pool=pool)
         ...     f_compiled, g_compiled = compiled([first, second])
+        >>> g_compiled(f_compiled(x))
+        Array([1., 1., 1.], dtype=float32)
     """
     if cpu_count() < 2:
         yield None
@@ -873,8 +879,9 @@ def executable(jitted, args: tuple, parts, files: tuple[str, ...] | Code = (), c
     without tracing, else compiled and kept there.
 
     Example:
-        >>> program = executable(compiled_group(static), (arrays,), ("group", static), code_files())
-        >>> out = program(arrays)
+        >>> program = executable(jax.jit(jnp.cos), (jnp.zeros(3),), ("example cos",))
+        >>> program(jnp.zeros(3))
+        Array([1., 1., 1.], dtype=float32)
     """
     return compiled([prepare(jitted, args, parts, files, compile)])[0]
 

@@ -17,10 +17,13 @@ Several processes may run the same sweep on one store: each claims a group throu
 Reading needs neither jax nor the config machinery.
 
 Example:
+    >>> cfg = sparselearn.config.load("configs/quickstart.yaml")
     >>> store = Store.create("results", cfg)     # nothing is written until the first group
-    >>> store.write(runs_df, curves_df)
-    >>> load_results("results/quickstart")       # every run of an experiment, all config hashes
-    >>> trace_array(load_traces("results/hp_3"), "first_layer")   # (run_ids, steps, (R, P, n))
+    >>> store.path.exists()
+    False
+    >>> store.write(runs_df, curves_df)          # doctest: +SKIP
+    >>> load_results("results/quickstart")       # every run of an experiment, all config hashes  # doctest: +SKIP
+    >>> trace_array(load_traces("results/hp_3"), "first_layer")   # (run_ids, steps, (R, P, n))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -546,8 +549,10 @@ class StoreView:
     process; `fresh` marks entries from parts written after the view was made.
 
     Example:
+        >>> store = Store.create("results", sparselearn.config.load("configs/quickstart.yaml"))
         >>> view = StoreView(store); view.refresh()
-        >>> view.done(retry_failed=False)        # run_ids a rerun skips
+        >>> view.done(retry_failed=False)        # run_ids a rerun skips: none stored yet
+        set()
     """
 
     def __init__(self, store: Store):
@@ -676,7 +681,7 @@ def load_results(path: str | Path, curves: bool = False) -> pd.DataFrame | tuple
     frame; with `curves=True` also the curves of those runs. Imports no jax.
 
     Example:
-        >>> runs, curves = load_results("results/quickstart", curves=True)
+        >>> runs, curves = load_results("results/quickstart", curves=True)     # doctest: +SKIP
     """
     stores = [Store(p) for p in resolve(path)]
     frames = [s.runs() for s in stores]
@@ -738,8 +743,8 @@ def load_traces(path: str | Path) -> pd.DataFrame:
     shape, values (a flat float32 array per row); empty when nothing was recorded. Imports no jax.
 
     Example:
-        >>> traces = load_traces("results/hp_3")
-        >>> run_ids, steps, w = trace_array(traces, "first_layer")
+        >>> traces = load_traces("results/hp_3")                     # doctest: +SKIP
+        >>> run_ids, steps, w = trace_array(traces, "first_layer")   # doctest: +SKIP
     """
     stores = [Store(p) for p in resolve(path)]
     traces = _concat([s.read("traces") for s in stores if s.files("traces")], "traces")
@@ -752,7 +757,7 @@ def trace_array(traces: pd.DataFrame, name: str, run_ids=None) -> tuple[list[str
     are NaN at the steps they did not reach; P covers every stored step.
 
     Example:
-        >>> ids, steps, norms = trace_array(load_traces(path), "unit_norms")   # (R, P, width)
+        >>> ids, steps, norms = trace_array(load_traces(path), "unit_norms")   # (R, P, width)  # doctest: +SKIP
     """
     rows = traces[traces["name"] == name]
     if rows.empty:

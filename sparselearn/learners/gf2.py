@@ -16,8 +16,9 @@ n = 1000 in well under a second.
   the target, even below n samples); otherwise the solution with every free variable 0.
 
 Example:
-    >>> g = GF2()
-    >>> params = g.fit(None, x, y)             # numpy arrays, x in {±1}^(m×n), y in {±1}^m
+    >>> x = np.random.default_rng(0).choice([-1.0, 1.0], (64, 30))     # x in {±1}^(m×n)
+    >>> y = x[:, [3, 17, 21]].prod(1)                                   # y in {±1}^m
+    >>> params = GF2().fit(None, x, y)
     >>> params["support"], params["rank"]
     (array([ 3, 17, 21]), 30)
 """
@@ -137,7 +138,8 @@ class GF2:
     memory stays at 2^16 packed rows; time grows as 2^max_nullity).
 
     Example:
-        >>> GF2().fit(None, x, y)["support"]
+        >>> x = np.random.default_rng(0).choice([-1.0, 1.0], (20, 30))   # m < n: 2^10 parities fit
+        >>> GF2().fit(None, x, x[:, [3, 17, 21]].prod(1))["support"]       # the sparsest of them
         array([ 3, 17, 21])
     """
 

@@ -47,10 +47,12 @@ solves least squares from the features' SVD instead: the minimum-norm solution, 
 repeated rows or fewer rows than features.
 
 Example:
+    >>> x = jax.random.rademacher(jax.random.key(1), (64, 10)).astype(jnp.float32)
+    >>> y = x[:, 0] * x[:, 3]
     >>> k = KernelRidge(kernel="ntk", ridge=1e-3)
-    >>> params = k.fit(jax.random.key(0), x, y, jnp.ones(len(y)))
-    >>> k.apply(params, x_test).shape
-    (len(x_test),)
+    >>> params = jax.jit(k.fit)(jax.random.key(0), x, y, jnp.ones(len(y)))
+    >>> jax.jit(k.apply)(params, x[:5]).shape
+    (5,)
 """
 
 from __future__ import annotations
@@ -276,7 +278,9 @@ def shifted_arccos0(u: jax.Array, v: jax.Array, beta: float) -> jax.Array:
     both inputs, shape (len(u), len(v)). On unit-norm inputs the diagonal is Φ(−β).
 
     Example:
+        >>> u = jnp.eye(2)
         >>> shifted_arccos0(u, u, 0.0)          # = arccos0(u, u)
+        Array([[0.5 , 0.25], [0.25, 0.5 ]], dtype=float32)
     """
     return _shifted_parts(u, v, beta)[0]
 
@@ -293,7 +297,9 @@ def bias_ntk(u: jax.Array, v: jax.Array, beta: float) -> jax.Array:
     For the `mlp` learner (parametrization: ntk, bias_init: −β) pass u = x/√n.
 
     Example:
-        >>> gram = bias_ntk(x / math.sqrt(n), x / math.sqrt(n), 1.5)     # (m, m)
+        >>> x = jnp.ones((5, 4))                 # (m, n)
+        >>> bias_ntk(x / math.sqrt(4), x / math.sqrt(4), 1.5).shape
+        (5, 5)
     """
     orthant, moment, dot = _shifted_parts(u, v, beta)
     return moment + (dot + 1.0) * orthant
@@ -303,8 +309,8 @@ def kernel_matrix(name: str, x: jax.Array, z: jax.Array, *, bias: float = 1.0, d
     """The kernel `name` (one of KERNELS) between the rows of x (a, n) and z (b, n): (a, b).
 
     Example:
-        >>> kernel_matrix("ntk", x, x).shape
-        (len(x), len(x))
+        >>> kernel_matrix("ntk", jnp.ones((5, 3)), jnp.ones((2, 3))).shape
+        (5, 2)
     """
     u, v = augment(x, bias), augment(z, bias)
     if name == "ntk":
@@ -346,8 +352,9 @@ class KernelRidge:
     `max_memory_gb` (config-time limit on the m × m system and the test kernel).
 
     Example:
-        >>> KernelRidge(kernel="ntk", ridge=1e-3).fit(jax.random.key(0), x, y, w)["alpha"].shape
-        (len(x),)
+        >>> x, y, w = jnp.eye(3), jnp.ones(3), jnp.ones(3)
+        >>> jax.eval_shape(KernelRidge(kernel="ntk", ridge=1e-3).fit, jax.random.key(0), x, y, w)["alpha"].shape
+        (3,)
     """
 
     kernel: Literal["ntk", "arccos1", "arccos0", "poly"] = "ntk"
@@ -395,8 +402,10 @@ class RandomFeatures:
     `max_memory_gb` (config-time limit).
 
     Example:
-        >>> rf = RandomFeatures(width=2048)
-        >>> params = rf.fit(jax.random.key(0), x, y, w)     # {"w": (n + 1, 2048), "c": (2048,)}
+        >>> x, y, w = jnp.eye(3), jnp.ones(3), jnp.ones(3)   # n = 3
+        >>> params = jax.jit(RandomFeatures(width=2048).fit)(jax.random.key(0), x, y, w)
+        >>> jax.tree.map(jnp.shape, params)                  # w: (n + 1, width)
+        {'c': (2048,), 'w': (4, 2048)}
     """
 
     width: int = 1024

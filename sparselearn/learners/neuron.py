@@ -22,7 +22,9 @@ Choices made here (the paper's text available to us does not fix them):
 
 Example:
     >>> neuron = Neuron(activation="sin", bias=True, readout="none")
-    >>> params = neuron.init_params(jax.random.key(0), 30)      # {"w": (30,), "b": ()}
+    >>> params = neuron.init_params(jax.random.key(0), 30)
+    >>> jax.tree.map(jnp.shape, params)
+    {'b': (), 'w': (30,)}
     >>> neuron.apply(params, jnp.ones((8, 30))).shape
     (8,)
 """

@@ -59,9 +59,9 @@ class PolyNet:
 
     Example:
         >>> net = PolyNet(factors=3)
-        >>> params = net.init_params(jax.random.key(0), 30)     # {"w": (3, 30)}
-        >>> net.apply(params, jnp.ones((8, 30))).shape
-        (8,)
+        >>> params = net.init_params(jax.random.key(0), 30)
+        >>> params["w"].shape, net.apply(params, jnp.ones((8, 30))).shape
+        ((3, 30), (8,))
     """
 
     factors: int = 3

@@ -28,8 +28,12 @@ grow, as in µP), while the change of the feature and of the output made by one 
 
 Example:
     >>> net = WNLNet(m2=1000)                          # m1 = n² by default
-    >>> params = net.init_params(jax.random.key(0), 16) # v: (16, 256), a: (1000,), …
-    >>> net.apply(params, x).shape, net.feature(params, x).shape     # (m,), (m,)
+    >>> params = net.init_params(jax.random.key(0), 16)
+    >>> params["v"].shape, params["a"].shape
+    ((16, 256), (1000,))
+    >>> x = jnp.ones((8, 16))
+    >>> net.apply(params, x).shape, net.feature(params, x).shape
+    ((8,), (8,))
 """
 
 from __future__ import annotations
@@ -111,7 +115,8 @@ def fitted_feature_correlation(exp, seeds, ms):
     feature.) Returns (len(seeds),) numpy.
 
     Example:
-        >>> fitted_feature_correlation(exp, runs["seed"], runs["m"])       # array([0.93, …])
+        >>> fitted_feature_correlation(exp, runs["seed"], runs["m"])       # doctest: +SKIP
+        array([0.93, ...], dtype=float32)
     """
     import numpy as np
 

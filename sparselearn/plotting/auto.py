@@ -1,8 +1,8 @@
 """`sparselearn plot --kind …`: pick a figure's axes from the stored grid of a results directory.
 
 Example:
-    >>> plot_results("results/parity_tc", kind="scaling")   # steps_to_eps vs target.n, one line per k
-    >>> plot_results("results/compare_parity")              # every store of the experiment, one line per learner
+    >>> plot_results("results/sign_sgd_parity", kind="scaling")   # steps_to_eps vs target.n  # doctest: +SKIP
+    >>> plot_results("results/compare_parity")     # all its stores, one line per learner  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 interquartile band over seeds, one line per value of the other grid axes.
 
 Example:
-    >>> runs, curves = sl.load_results("results/quickstart", curves=True)
-    >>> fig, ax = error_vs_m(runs)
+    >>> runs, curves = sl.load_results("results/quickstart", curves=True)    # doctest: +SKIP
+    >>> fig, ax = error_vs_m(runs)              # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Phase diagrams: the success probability over two grid axes as colour, with the 50% contour.
 
 Example:
-    >>> runs = sl.load_results("results/frontier")
-    >>> fig, ax = phase_diagram(runs, x="data.m", y="learner.width", eps=0.1)
+    >>> runs = sl.load_results("results/frontier")      # doctest: +SKIP
+    >>> fig, ax = phase_diagram(runs, x="data.m", y="learner.width", eps=0.1)    # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 writes one store per learner under results/<experiment>/).
 
 Example:
-    >>> stores, runs, _ = load_stores("results/compare_parity")   # runs' grid gains learner.name
+    >>> stores, runs, _ = load_stores("results/compare_parity")   # runs' grid gains learner.name  # doctest: +SKIP
 """
 
 from __future__ import annotations

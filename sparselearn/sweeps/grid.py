@@ -6,8 +6,11 @@ one compiled program trains them all. For fitted learners data.m is a shape too 
 solves grow with the rows).
 
 Example:
+    >>> cfg = sparselearn.config.load("configs/quickstart.yaml")    # 3 values of data.m, 8 seeds
     >>> runs = expand(cfg)                  # one Run per (grid point, seed)
-    >>> groups = group(runs)                # [Group(static, runs), ...]
+    >>> groups = group(runs)                # [Group(group_id, exp, runs), ...]
+    >>> len(runs), [len(g.runs) for g in groups]      # data.m is a vmapped value: one group
+    (24, [24])
 """
 
 from __future__ import annotations

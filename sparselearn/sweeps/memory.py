@@ -18,9 +18,13 @@ split over D of them holds a multiple of D runs (the run axis is padded to one),
 than D on as many devices. It raises ConfigError when one run alone cannot fit.
 
 Example:
+    >>> from sparselearn.sweeps.grid import expand, group
+    >>> group_exp = group(expand(sparselearn.config.load("configs/quickstart.yaml")))[0].exp
     >>> est = estimate(group_exp)
-    >>> est.total / 1e9                   # GB for one run
-    >>> runs_per_call(group_exp, 1024, host_available())   # as many as fit, at most 1024
+    >>> round(est.total / 1e9, 2)         # GB for one run
+    0.01
+    >>> runs_per_call(group_exp, 24, host_available())     # as many as fit, at most 24
+    24
 """
 
 from __future__ import annotations

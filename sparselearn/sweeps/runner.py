@@ -1,7 +1,7 @@
 """Run an experiment: expand, skip what is stored, train group by group, store each group.
 
 Example:
-    >>> df = run(config.load("configs/quickstart.yaml"))   # one row per run
+    >>> df = run(sparselearn.config.load("configs/quickstart.yaml"))   # one row per run  # doctest: +SKIP
 """
 
 from __future__ import annotations

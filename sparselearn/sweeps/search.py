@@ -15,8 +15,9 @@ reuses what is stored. A run that fails (status failed) or diverges counts as a 
 not reach ε.
 
 Example:
-    >>> res = sample_complexity(cfg, eps=0.05, delta=0.1)
-    >>> res.table()          # one row per grid point: m*, its confidence bracket, tries
+    >>> cfg = sparselearn.config.load("configs/quickstart.yaml")
+    >>> res = sample_complexity(cfg, eps=0.05, delta=0.1)      # doctest: +SKIP
+    >>> res.table()          # one row per grid point: m*, its confidence bracket, tries  # doctest: +SKIP
 """
 
 from __future__ import annotations

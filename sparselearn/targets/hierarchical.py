@@ -17,8 +17,9 @@ g_coeffs=[0, 0, 0, 1]`` (p = Σ λ_i He₃(x_i) with random signs λ_i, g(z) ∝
 Example:
     >>> t = Hierarchical(n=16, k=2, r=4, q=2)
     >>> tp = t.init(jax.random.key(0))                 # {"v": (16, 4)} orthonormal columns
-    >>> x, y = t.sample(tp, jax.random.key(1), 1024)   # (1024, 16) Gaussian, (1024,) real
-    >>> t.feature(tp, x).shape                          # the inner polynomial p(x): (1024,)
+    >>> x, y = t.sample(tp, jax.random.key(1), 1024)   # Gaussian x, real y
+    >>> tp["v"].shape, x.shape, y.shape, t.feature(tp, x).shape    # feature: the inner p(x)
+    ((16, 4), (1024, 16), (1024,), (1024,))
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def feature_moments(k: int, r: int, order: int) -> tuple[float, ...]:
     r-fold convolution E[(S + Y)^j] = Σ_l C(j, l) E[S^l] E[Y^{j−l}].
 
     Example:
-        >>> feature_moments(1, 3, 4)      # p ~ N(0, 1): (1, 0, 1, 0, 3)
+        >>> np.allclose(feature_moments(1, 3, 4), (1, 0, 1, 0, 3))      # p ~ N(0, 1)
+        True
     """
     nodes, weights = hermite_e.hermegauss(k * order // 2 + 2)
     weights = weights / weights.sum()
@@ -109,6 +111,7 @@ class Hierarchical(LabelNoise):
 
     Example:
         >>> Hierarchical(n=32, k=3, r=32, q=3, directions="coordinate", g_coeffs=(0, 0, 0, 1))
+        Hierarchical(n=32, k=3, r=32, q=3, g_coeffs=(0, 0, 0, 1), directions='coordinate', ...)
     """
 
     n: int = 16

@@ -21,7 +21,9 @@ into a `Certificate`: the exact maximum over the whole hypercube when n is small
 to enumerate, otherwise the maximum over a random sample, which is only a lower bound.
 
 Example:
-    >>> x = draw("hypercube", jax.random.key(0), 8, 30)      # (8, 30) float32 in {±1}
+    >>> x = draw("hypercube", jax.random.key(0), 8, 30)
+    >>> x.shape, x.dtype, np.unique(x).tolist()
+    ((8, 30), dtype('float32'), [-1.0, 1.0])
     >>> x = draw("dictionary", jax.random.key(0), 8, 30, atoms=120, nonzeros=3)   # 3 atoms per row
     >>> hypercube_points(3, 0, 8)[5]                          # index 5 = bits 101
     Array([-1.,  1., -1.], dtype=float32)
@@ -65,7 +67,8 @@ def draw(inputs: str, key: jax.Array, m: int, n: int, p: float = 0.5, *,
     default 4n) and `nonzeros` only by ``dictionary`` (see `dictionary_codes`).
 
     Example:
-        >>> draw("biased", jax.random.key(0), 4, 10, p=0.9).mean() > 0.5
+        >>> bool(draw("biased", jax.random.key(0), 4, 10, p=0.9).mean() > 0.5)
+        True
     """
     if inputs == "hypercube":
         return jax.random.rademacher(key, (m, n), dtype=jnp.float32)
@@ -110,7 +113,9 @@ def dictionary(n: int, atoms: int | None = None) -> np.ndarray:
     unit norm, fixed by (n, N) (a numpy generator seeded with them; read-only).
 
     Example:
-        >>> np.linalg.norm(dictionary(8, 32), axis=0)         # 32 ones
+        >>> d = dictionary(8, 32)
+        >>> d.shape, np.allclose(np.linalg.norm(d, axis=0), 1.0)
+        ((8, 32), True)
     """
     count = atom_count(n, atoms)
     d = np.random.default_rng([_DICTIONARY_SEED, n, count]).standard_normal((n, count))
@@ -128,7 +133,8 @@ def dictionary_codes(key: jax.Array, m: int, n: int, atoms: int | None = None,
     values. So P(atom i is used) = nonzeros / N and E z zᵀ = (n / N)·I.
 
     Example:
-        >>> (dictionary_codes(jax.random.key(0), 5, 8, 32, 3) != 0).sum(1)     # [3 3 3 3 3]
+        >>> (dictionary_codes(jax.random.key(0), 5, 8, 32, 3) != 0).sum(1)
+        Array([3, 3, 3, 3, 3], dtype=int32)
     """
     count = atom_count(n, atoms)
     pick, value = jax.random.split(key)
@@ -146,7 +152,8 @@ def draw_many(kind: str, key: jax.Array, *shapes: tuple[int, ...]) -> list[jax.A
     arrays unchanged.
 
     Example:
-        >>> a, b = draw_many("normal", jax.random.key(0), (3, 4), (5,))     # (3, 4), (5,)
+        >>> [a.shape for a in draw_many("normal", jax.random.key(0), (3, 4), (5,))]
+        [(3, 4), (5,)]
     """
     sizes = [math.prod(s) for s in shapes]
     fn = {"normal": jax.random.normal, "uniform": jax.random.uniform}[kind]
@@ -201,7 +208,9 @@ def reference(inputs: str, key: jax.Array, n: int, p: float = 0.5, *, atoms: int
     over `key`.
 
     Example:
-        >>> x, w = reference("hypercube", jax.random.key(0), 4)     # (16, 4), (16,) all 1/16
+        >>> x, w = reference("hypercube", jax.random.key(0), 4)
+        >>> x.shape, w.shape, bool((w == 1 / 16).all())
+        ((16, 4), (16,), True)
     """
     if is_discrete(inputs) and n <= MAX_REFERENCE:
         x = hypercube_points(n, 0, 1 << n)

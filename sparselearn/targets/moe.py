@@ -16,11 +16,13 @@ the enumerated hypercube for n ≤ 14, otherwise from 2^14 draws); ``params["off
 ever fires) gets scale 0: labels 0, as a constant `sparse_mlp` teacher's.
 
 Example:
-    >>> t = MoE(n=16, experts=8, expert_width=4, r=4)
+    >>> t = MoE(n=10, experts=8, expert_width=4, r=4)
     >>> tp = t.init(jax.random.key(0))
-    >>> x, y = t.sample(tp, jax.random.key(1), 256)      # (256, 16), (256,) real
-    >>> t.routes(tp, x).shape                              # (256, 1): chosen expert per input
-    >>> t.certify(tp).max_active <= t.k                    # at most top · expert_width = 4
+    >>> x, y = t.sample(tp, jax.random.key(1), 256)      # real y
+    >>> x.shape, y.shape, t.routes(tp, x).shape            # routes: the chosen expert per input
+    ((256, 10), (256,), (256, 1))
+    >>> t.certify(tp).max_active <= t.k                    # k = top · expert_width = 4
+    True
 """
 
 from __future__ import annotations

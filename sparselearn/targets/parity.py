@@ -46,7 +46,9 @@ class SparseParity(LabelNoise):
     Example:
         >>> t = SparseParity(n=30, k=3)
         >>> tp = t.init(jax.random.key(0))            # {"support": (3,) int32}
-        >>> x, y = t.sample(tp, jax.random.key(1), 1024)   # (1024, 30), (1024,) in {±1}
+        >>> x, y = t.sample(tp, jax.random.key(1), 1024)
+        >>> x.shape, y.shape, np.unique(y).tolist()
+        ((1024, 30), (1024,), [-1.0, 1.0])
     """
 
     n: int = 30
@@ -93,7 +95,9 @@ class Staircase(LabelNoise):
     Example:
         >>> t = Staircase(n=20, k=4)
         >>> tp = t.init(jax.random.key(0))            # {"support": (4,) int32}, ordered
-        >>> x, y = t.sample(tp, jax.random.key(1), 256)    # (256, 20), (256,) real
+        >>> x, y = t.sample(tp, jax.random.key(1), 256)    # real y
+        >>> tp["support"].shape, x.shape, y.shape
+        ((4,), (256, 20), (256,))
     """
 
     n: int = 30

@@ -63,11 +63,15 @@ Gaussian inputs a config whose rarer label has mass below MIN_MINORITY is refuse
 `SparseMLPSign`).
 
 Example:
-    >>> t = SparseMLP(n=16, s=64, k=4)
-    >>> tp = t.init(jax.random.key(0))        # {"w": (64, 16), "b": (64,), "u": (64,), "scale": ()}
+    >>> t = SparseMLP(n=12, s=64, k=4)
+    >>> tp = t.init(jax.random.key(0))
+    >>> jax.tree.map(jnp.shape, tp)
+    {'b': (64,), 'scale': (), 'u': (64,), 'w': (64, 12)}
     >>> x, y = t.sample(tp, jax.random.key(1), 512)
-    >>> t.active_units(tp, x).max() <= 4
-    >>> t.certify(tp)                          # Certificate(max_active=4, exact=True, n_inputs=65536, k=4)
+    >>> bool(t.active_units(tp, x).max() <= 4)
+    True
+    >>> t.certify(tp)                          # over all 2^12 inputs
+    Certificate(max_active=4, exact=True, n_inputs=4096, k=4)
 """
 
 from __future__ import annotations
@@ -176,7 +180,8 @@ def parity_ramps(p: int) -> tuple[np.ndarray, np.ndarray]:
     docstring): bias −p − 1, then c_{j−1} + ½ for j = 1 … p.
 
     Example:
-        >>> b, u = parity_ramps(2)        # b = [-3, -1.5, 0.5]; u = [1, -8/3, 32/9]
+        >>> parity_ramps(2)               # b = [-3, -3/2, 1/2], u = [1, -8/3, 32/9]
+        (array([-3. , -1.5,  0.5], dtype=float32), array([ 1. , -2.6666667,  3.5555556], dtype=float32))
     """
     c = -p + 2.0 * np.arange(p + 1)
     b = np.concatenate([[-p - 1.0], c[:-1] + 0.5])
@@ -491,8 +496,10 @@ class SparseMLPSign(SparseMLP):
     `minority(params, x)` measures any teacher.
 
     Example:
-        >>> t = SparseMLPSign(n=16, s=64, k=4)
-        >>> x, y = t.sample(t.init(jax.random.key(0)), jax.random.key(1), 128)   # y in {±1}
+        >>> t = SparseMLPSign(n=10, s=16, k=2)
+        >>> x, y = t.sample(t.init(jax.random.key(0)), jax.random.key(1), 128)
+        >>> x.shape, np.unique(y)
+        ((128, 10), array([-1.,  1.], dtype=float32))
     """
 
     name: ClassVar[str] = "sparse_mlp_sign"

@@ -22,9 +22,10 @@ compiles as a program of its own, beside its draws and final metrics. `run_group
 progress=...)` runs the same pieces point by point from the host to report progress.
 
 Example:
+    >>> cfg = sparselearn.config.load("configs/quickstart.yaml", overrides=["train.steps=100", "learner.width=32"])
     >>> out = run_group(cfg, {"seed": [0, 1], "m": [256, 1024], "lr": [.1, .1], "weight_decay": [0., 0.]})
-    >>> out["test_error"].shape
-    (2,)
+    >>> out["test_error"].shape, out["curve_test_error"].shape     # (R,), (R, P)
+    ((2,), (2, 2))
 """
 
 from __future__ import annotations
@@ -170,6 +171,7 @@ def run_block(exp: Experiment, runs: int, shards: int = 1) -> int:
     all at once (128 runs of width 1,024: 8.9–11.1 s all at once, 9.5–11.6 s one run at a time).
 
     Example:
+        >>> exp = sparselearn.config.load("configs/quickstart.yaml", overrides=["learner.width=200"])
         >>> run_block(exp, 256)            # a width-200 parity group on one device
         4
     """
@@ -260,7 +262,9 @@ def instance_keys(seed, instance) -> dict[str, jax.Array]:
     threefry call site adds compile time, and batching leaves the bits unchanged.
 
     Example:
-        >>> instance_keys(3, 7)["init"]          # the key of key_for(7, "init")
+        >>> keys = instance_keys(3, 7)
+        >>> bool((jax.random.key_data(keys["init"]) == jax.random.key_data(key_for(7, "init"))).all())
+        True
     """
     owner = {"train_data": 0, "batches": 0, "teacher": 1, "test_data": 1, "init": 1}
     roots = jax.vmap(seed_key)(jnp.stack([jnp.asarray(seed, jnp.int32), jnp.asarray(instance, jnp.int32)]))
@@ -580,8 +584,10 @@ def trajectory(exp: Experiment, hps: dict, observe=None, init=None) -> dict[str,
     `make_run` as numpy arrays with a leading run axis, and "steps" (P,).
 
     Example:
-        >>> out = trajectory(exp, {"seed": [0, 1]}, observe=lambda p, p0: {"w": p[0]["w"][:, :4]})
-        >>> out["trace_w"].shape          # (runs, curve points, n, 4)
+        >>> exp = sparselearn.config.load("configs/quickstart.yaml")
+        >>> out = trajectory(exp, {"seed": [0, 1]}, observe=lambda p, p0: {"w": p[0]["w"][:, :4]})  # doctest: +SKIP
+        >>> out["trace_w"].shape          # (runs, curve points, n, 4)  # doctest: +SKIP
+        (2, 21, 30, 4)
     """
     arrays = spec.hp_arrays(exp, hps)
     arrays.update({k: np.asarray(v) for k, v in hps.items() if k not in spec.BY_NAME})
@@ -645,7 +651,11 @@ def run_group(exp: Experiment, hps: dict, devices=None, progress=None) -> dict[s
     with host callbacks in its persistent compilation cache.
 
     Example:
-        >>> out = run_group(exp, {"seed": [0, 1]}, progress=lambda s, total: print(f"{s}/{total}"))
+        >>> exp = sparselearn.config.load("configs/quickstart.yaml", overrides=["train.steps=200"])
+        >>> out = run_group(exp, {"seed": [0, 1]}, progress=lambda s, total: print(f"{s}/{total}"))  # doctest: +SKIP
+        0/200
+        100/200
+        200/200
     """
     arrays = _group_arrays(exp, hps)
     return GROUP_RUNNERS[kind_of(exp.learner).name](static_part(exp), arrays, devices, progress)
@@ -771,8 +781,9 @@ def prepare_group(exp: Experiment, hps: dict, devices=None, progress: bool = Fal
     (`sweeps.executors.local`). Nothing to do for learners that run on the host.
 
     Example:
+        >>> exp = sparselearn.config.load("configs/quickstart.yaml", overrides=["train.steps=100", "learner.width=32"])
         >>> prepare_group(exp, {"seed": [0, 1]})   # traces and compiles
-        >>> run_group(exp, {"seed": [0, 1]})       # takes the kept program
+        >>> out = run_group(exp, {"seed": [0, 1]})       # takes the kept program
     """
     if GROUP_RUNNERS[kind_of(exp.learner).name] is not _run_compiled_group:
         return

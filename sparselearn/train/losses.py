@@ -4,8 +4,9 @@
 config validation, the CLI and the docs read it.
 
 Example:
-    >>> LOSSES["hinge"](f, y).shape, LOSSES["hinge"].tasks
-    ((m,), ('classification',))
+    >>> f, y = jnp.array([2.0, 0.5, -1.0]), jnp.ones(3)      # outputs and labels, (m,)
+    >>> LOSSES["hinge"](f, y), LOSSES["hinge"].tasks
+    (Array([0. , 0.5, 2. ], dtype=float32), ('classification',))
 """
 
 from __future__ import annotations

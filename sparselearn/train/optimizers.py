@@ -9,7 +9,8 @@ imported when an optimizer is built, not when the names are read.
 
 Example:
     >>> opt = make("sgd", 0.1, weight_decay=1e-4, momentum=0.9)
-    >>> opt = for_config(exp.train, lr, weight_decay)      # what training builds
+    >>> exp = sparselearn.config.load("configs/quickstart.yaml")
+    >>> opt = for_config(exp.train, 0.1, 0.0)      # what training builds (lr, weight_decay per run)
     >>> OPTIMIZERS["sign-sgd"].uses
     ('sign_threshold',)
 """

@@ -14,10 +14,11 @@ units of a moe's (n, E, width); a single neuron's (n,) is one unit.
 it. Reading the names imports no jax; a recorder imports it when it runs.
 
 Example:
-    >>> exp = config.loads(YAML, overrides=["train.record=[first_layer, influence]"])
-    >>> sl.run(exp, "results")
-    >>> traces = load_traces("results/hp_3")
-    >>> run_ids, steps, w = trace_array(traces, "first_layer")    # w: (runs, points, n)
+    >>> from sparselearn.store import load_traces, trace_array
+    >>> exp = sl.config.load("configs/quickstart.yaml", overrides=["train.record=[first_layer, influence]"])
+    >>> sl.run(exp, "results")                                    # doctest: +SKIP
+    >>> traces = load_traces("results/quickstart")                # doctest: +SKIP
+    >>> run_ids, steps, w = trace_array(traces, "first_layer")    # w: (runs, points, n, width)  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ Defined for depth-2 `mlp` learners of the standard parametrization (parameters [
 {"w": (width,), "b": ()}]).
 
 Example:
-    >>> exp = config.override(parent, experiment="ticket", train={"rewind": 5})
-    >>> sl.run(exp)      # each run: train width 100, keep its 5 strongest units, rewind, retrain
+    >>> parent = sl.config.load("configs/quickstart.yaml", overrides=["learner.width=100"])
+    >>> exp = sl.config.override(parent, experiment="ticket", train={"rewind": 5})
+    >>> sl.run(exp)      # each run: train width 100, keep its 5 strongest units, rewind, retrain  # doctest: +SKIP
 """
 
 from __future__ import annotations

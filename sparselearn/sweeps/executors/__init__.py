@@ -34,7 +34,8 @@ def unread(cfg) -> list[str]:
     not read (e.g. `gpus` for `local`), as `executor.<key>`.
 
     Example:
-        >>> unread(ExecutorConfig(name="local", gpus=1, partition="gpu"))   # ['executor.gpus', 'executor.partition']
+        >>> unread(sparselearn.config.ExecutorConfig(name="local", gpus=1, partition="gpu"))
+        ['executor.gpus', 'executor.partition']
     """
     default = type(cfg)()
     return [f"executor.{key}" for key in sorted({k for keys in READS.values() for k in keys})
