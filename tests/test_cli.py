@@ -304,3 +304,17 @@ def test_summary_table_counts_unreached_runs_in_the_median_steps():
     table = runs([100, None, None]).assign(status=["ok", "ok", "diverged"], test_error=[0.0, 0.5, float("nan")])
     header, row = _summary_table(table).splitlines()[:2]
     assert header.split()[:4] == ["grid", "point", "runs", "diverged"] and row.split()[:4] == ["-", "3", "1", "0.25"]
+
+
+def test_summary_table_judges_each_grid_point_at_its_own_eps():
+    """With a grid over train.eps every row used the first row's eps: the eps = 0.2 point
+    read "error ≤ 0.05: 1/2" for errors 0.117 and 0.031."""
+    from sparselearn.cli import _summary_table
+
+    runs = pd.DataFrame({"status": "ok", "steps": 100, "learner": "mlp", "steps_to_eps": pd.array([None] * 4, "Int64"),
+                         "grid": ['{"train.eps": 0.05}'] * 2 + ['{"train.eps": 0.2}'] * 2,
+                         "eps": [0.05, 0.05, 0.2, 0.2], "test_error": [0.117, 0.031, 0.117, 0.031]})
+    header, first, second = _summary_table(runs).splitlines()[:3]
+    assert "error ≤ eps" in header
+    assert "1/2" in first and "2/2" in second
+    assert "error ≤ 0.05" in _summary_table(runs[:2]).splitlines()[0]

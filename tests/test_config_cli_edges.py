@@ -87,3 +87,27 @@ def test_executor_flag_and_set_of_the_executor_name_are_named_as_typed(tmp_path,
     err = capsys.readouterr().err
     assert "--executor devices and --set executor.name=local both choose the executor" in err
     assert not (tmp_path / "results").exists()
+
+
+def test_search_names_failed_runs_and_retries_them_when_asked(tmp_path, monkeypatch, capsys):
+    from sparselearn.sweeps import runner
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "gf2.yaml"
+    path.write_text("experiment: g\ntarget: {name: sparse_parity, n: 8, k: 2}\nlearner: {name: gf2}\n"
+                    "train: {loss: square, eps: 0.05}\ndata: {m: 16, test_m: 64}\nsweep: {seeds: 4}\n")
+    real = runner.run_group
+
+    def flaky(exp, hps, **kwargs):
+        if exp.data.m == 16:
+            raise MemoryError("RESOURCE_EXHAUSTED: once")
+        return real(exp, hps, **kwargs)
+
+    monkeypatch.setattr(runner, "run_group", flaky)
+    assert main(["search", str(path), "--max", "64", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("smallest data.m with P[test error ≤ 0.05] ≥ 0.9")
+    assert "4 runs failed or diverged and count as seeds that did not reach eps; --retry-failed" in err
+    monkeypatch.setattr(runner, "run_group", real)
+    assert main(["search", str(path), "--max", "64", "--quiet", "--retry-failed"]) == 0
+    assert "failed" not in capsys.readouterr().err

@@ -5,6 +5,7 @@ interrupted search, and the loop's own eps comparison."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from collections import Counter
 
 import jax
@@ -275,3 +276,41 @@ def test_k_wrong_rows_of_n_reach_eps_exactly_when_k_over_n_is_at_most_eps(n):
     np.testing.assert_allclose(rates, counts / n, rtol=3e-7)
     for eps in (0.01, 0.02, 0.05, 0.48):
         np.testing.assert_array_equal(within_eps(rates, eps), counts <= round(eps * n))
+
+
+def test_a_search_refuses_a_grid_over_eps():
+    """The m search judged every point at one eps while the grid said otherwise (both rows of a
+    grid over train.eps = [0.05, 0.3] reported the m of eps = 0.05)."""
+    exp = config.loads(GF2.replace("grid: {target.k: [2, 3]}", "grid: {train.eps: [0.05, 0.3]}"))
+    for param in ("data.m", "train.steps"):
+        with pytest.raises(ConfigError) as err:
+            sample_complexity(exp, param=param, out="unused", progress=False)
+        assert err.value.key == "sweep.grid.train.eps"
+
+
+def test_a_search_retries_the_runs_stored_as_failed_when_asked(tmp_path, monkeypatch):
+    """A failed group (e.g. out of memory once) was stored and reused by every later search of
+    the store: its seeds counted as failures for good, and the estimate stayed above it."""
+    from sparselearn.sweeps import runner
+
+    exp = config.loads(GF2.replace("grid: {target.k: [2, 3]}", "seeds: 6").replace("seeds: 3, ", ""))
+    clean = sample_complexity(exp, eps=0.05, delta=0.2, out=tmp_path / "clean", max_value=64, progress=False)
+    real = runner.run_group
+
+    def flaky(exp_, hps, **kwargs):
+        if exp_.data.m == 16:
+            raise MemoryError("RESOURCE_EXHAUSTED: once")
+        return real(exp_, hps, **kwargs)
+
+    monkeypatch.setattr(runner, "run_group", flaky)
+    hurt = sample_complexity(exp, eps=0.05, delta=0.2, out=tmp_path / "hurt", max_value=64, progress=False)
+    monkeypatch.setattr(runner, "run_group", real)
+    assert hurt.points[0].failed > 0
+    again = sample_complexity(exp, eps=0.05, delta=0.2, out=tmp_path / "hurt", max_value=64, progress=False)
+    assert again.table()["estimate"].tolist() == hurt.table()["estimate"].tolist()   # reused by default
+    retried = sample_complexity(exp, eps=0.05, delta=0.2, out=tmp_path / "hurt", max_value=64, progress=False,
+                                retry_failed=True)
+    assert retried.points[0].failed == 0
+    assert retried.table()["estimate"].tolist() == clean.table()["estimate"].tolist()
+    runs = Store.at(Path(retried.path)).runs()
+    assert runs["run_id"].is_unique and (runs["status"] == "ok").all()

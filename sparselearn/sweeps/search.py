@@ -4,9 +4,13 @@ reaches test error ≤ ε with probability ≥ 1 − δ over seeds.
 For `data.m` the search brackets m* by doubling from a start value, then bisects on log m
 until the bracket is within a factor 1 + rtol; every candidate m trains all seeds as one
 vmapped group, and the candidates of every grid point (e.g. several n) of a round are
-trained side by side. For `train.steps` one training at the largest step budget gives
-`steps_to_eps` for every evaluated step, so no retraining is needed unless the budget is
-too small (then it doubles, for the points that have not reached the target).
+trained side by side; a run succeeds when its final test error is ≤ ε. For `train.steps`
+a run of budget t succeeds when it reaches test error ≤ ε at an evaluated step ≤ t
+(`steps_to_eps` ≤ t: the budget of a run that stops at its first evaluated step within ε,
+as `stop_at_eps` does; the t_c of the figures), so one training at the largest budget
+answers every smaller one, and no retraining is needed unless the budget is too small
+(then it doubles, for the points that have not reached the target). A run whose error
+rises again after reaching ε still counts as having reached it.
 
 Every run is stored like a sweep's, under results/<experiment>/search-<param>-<hash>/, with
 run ids that depend neither on the candidates tried nor on the start value (the searched key
@@ -157,6 +161,9 @@ def _validate(exp: Experiment, param: str, eps: float, delta: float) -> None:
     if not 0 < delta < 1:
         raise ConfigError(f"must be in (0, 1), got {delta}", key="--delta")
     grid = dict(exp.sweep.grid)
+    if "train.eps" in grid:
+        raise ConfigError("a search judges every grid point at one eps (--eps, default train.eps): "
+                          "search each eps on its own", key="sweep.grid.train.eps")
     if param == "data.m" and exp.data.online:
         raise ConfigError("searching over data.m needs data.online: false", key="data.online")
     if param == "data.m" and True in grid.get("data.online", ()):
@@ -201,11 +208,14 @@ def _store(out: str | Path, base: Experiment, param: str) -> _Store:
 def sample_complexity(exp: Experiment, eps: float | None = None, delta: float = 0.1, *, param: str = "data.m",
                       out: str | Path = "results", start: int | None = None, min_value: int | None = None,
                       max_value: int | None = None, rtol: float = 0.1, confidence: float = 0.95,
-                      progress: bool = True, max_rounds: int = 40) -> SearchResult:
+                      progress: bool = True, max_rounds: int = 40, retry_failed: bool = False) -> SearchResult:
     """Smallest m (param "data.m") or number of steps (param "train.steps") with
     P[test error ≤ eps] ≥ 1 − delta over the config's seeds, for every point of its grid
-    (the searched key is removed from the grid). eps defaults to train.eps. A failed or
-    diverged run counts as a seed that did not reach eps.
+    (the searched key is removed from the grid; a grid over train.eps is refused). eps
+    defaults to train.eps. For data.m the test error is the run's final one; for
+    train.steps a run of t steps succeeds when it reached eps at an evaluated step ≤ t
+    (steps_to_eps ≤ t). A failed or diverged run counts as a seed that did not reach eps;
+    stored failed and diverged runs are reused unless `retry_failed`.
 
     data.m: start (default data.m), doubling/halving within [min_value, max_value]
     (defaults: 1 and 2^18 = 262144 — raise it with care: every seed holds a dataset of that
@@ -230,16 +240,19 @@ def sample_complexity(exp: Experiment, eps: float | None = None, delta: float = 
     points = [PointSearch(p) for p in grid_points(base)]
     target = 1 - delta
     if param == "data.m":
-        _search_m(base, where, points, target, eps, start, min_value, max_value, rtol, progress, max_rounds)
+        _search_m(base, where, points, target, eps, start, min_value, max_value, rtol, progress, max_rounds,
+                  retry_failed)
     else:
-        _search_steps(base, where, points, target, start, min_value, max_value, progress)
+        _search_steps(base, where, points, target, start, min_value, max_value, progress, retry_failed)
     runs = where.store.runs()
     return SearchResult(param, eps, delta, confidence, tuple(points), str(where.store.path), runs)
 
 
-def _train(base: Experiment, where: _Store, candidates, progress: bool) -> dict[tuple, pd.DataFrame]:
-    """Train every (grid point, extra) candidate's seeds not yet stored; return each candidate's
-    stored rows (one per seed), by candidate."""
+def _train(base: Experiment, where: _Store, candidates, progress: bool,
+           retry_failed: bool = False) -> dict[tuple, pd.DataFrame]:
+    """Train every (grid point, extra) candidate's seeds not yet stored (or stored as failed or
+    diverged, with `retry_failed`); return each candidate's stored rows (one per seed), by
+    candidate."""
     runs, ids = [], {}
     for point, extra in candidates:
         full = point + extra
@@ -248,7 +261,7 @@ def _train(base: Experiment, where: _Store, candidates, progress: bool) -> dict[
         ids[(point, extra)] = {r.run_id for r in mine}
         runs += mine
     df, _ = execute(where.store, runs, base.executor, progress=progress, desc=f"{base.experiment} search",
-                    round_m=True)
+                    round_m=True, retry_failed=retry_failed)
     return {c: df[df["run_id"].isin(i)] for c, i in ids.items()}
 
 
@@ -295,7 +308,8 @@ def _m_range(base: Experiment, point, lo: int, hi: int) -> tuple[int, int]:
     return lo, hi
 
 
-def _search_m(base, where, points, target, eps, start, min_value, max_value, rtol, progress, max_rounds):
+def _search_m(base, where, points, target, eps, start, min_value, max_value, rtol, progress, max_rounds,
+              retry_failed):
     lo_limit, hi_limit = min_value or 1, max_value or 2**18
     _check_limits(lo_limit, hi_limit)
     limits = {}
@@ -314,7 +328,7 @@ def _search_m(base, where, points, target, eps, start, min_value, max_value, rto
             warnings.warn(f"the search stopped after max_rounds = {max_rounds} rounds with {len(wanted)} grid "
                           f"point(s) not bracketed to rtol = {rtol}", stacklevel=3)
             return
-        rows = _train(base, where, [(ps.point, extra) for ps, extra in wanted], progress)
+        rows = _train(base, where, [(ps.point, extra) for ps, extra in wanted], progress, retry_failed)
         for ps, extra in wanted:
             got = rows[(ps.point, extra)]
             ps.tried[extra[0][1]] = _counts(got, within_eps(got["test_error"], eps))
@@ -329,7 +343,7 @@ def _check_limits(lo_limit: int, hi_limit: int) -> None:
                           "by default 1)", key="max_value")
 
 
-def _search_steps(base, where, points, target, start, min_value, max_value, progress):
+def _search_steps(base, where, points, target, start, min_value, max_value, progress, retry_failed):
     first = min_value or 1
     limit = max_value or 16 * max(start or base.train.steps, first)
     _check_limits(first, limit)
@@ -337,7 +351,7 @@ def _search_steps(base, where, points, target, start, min_value, max_value, prog
     todo = list(points)
     while True:
         extra = (("train.steps", steps),)
-        rows = _train(base, where, [(ps.point, extra) for ps in todo], progress)
+        rows = _train(base, where, [(ps.point, extra) for ps in todo], progress, retry_failed)
         curves = where.store.curves()
         for ps in todo:
             got = rows[(ps.point, extra)]
