@@ -28,7 +28,9 @@ at k = 1 vs router rank r = 1 / 2 / 8 / 32: Gaussian 0.144 0.108 0.110 0.108; di
 0.051 0.020 0.0091 0.011; at k = 1, r = 8 vs atoms per input 1 / 2 / 4 / 8: 0.0091 0.092 0.098 0.090.
 What the runs show: (1) with one atom per input (x on the union of N lines) a single active expert
 of 4 units approximates the width-64 teacher to 0.9%, 12× better than on Gaussian inputs (11%), and
-a rank-8 router suffices (r = 1 is 5.6× worse, r = 2 2.2×; r = 32 no better than 8); on Gaussian
+a rank-8 router suffices (r = 1 is 5.6× worse, r = 2 2.2×; r = 32 no better than 8; a rank-1
+router scores expert e as s(x)·g_e, so at k = 1 it only ever picks the experts of the largest and
+the smallest g_e: r = 1 measures a 2-expert, 8-unit student); on Gaussian
 inputs the router rank does not matter beyond r = 2, which fits a teacher with no region where few
 experts suffice. (2) The advantage is the sparsest law's alone: with 2, 4 or 8 atoms per input the
 k = 1 error is 0.09–0.10, at the Gaussian level; at k = 2–4 two atoms per input still gain 1.6×, and

@@ -125,7 +125,7 @@ def measure(smoke: bool, store: str) -> dict[str, pd.DataFrame]:
         else:
             r, c = figures.sweep([exp], store)
             parts.append(pd.DataFrame({"run_id": r["run_id"].to_numpy(),
-                                       "correlation": fitted_feature_correlation(exp, r["seed"], r["m"])}))
+                                       "correlation": fitted_feature_correlation(exp, r)}))
         runs.append(r)
         curves.append(c)
     return {"runs": pd.concat(runs, ignore_index=True), "curves": pd.concat(curves, ignore_index=True),

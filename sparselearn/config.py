@@ -344,9 +344,14 @@ def _read_grid(exp: Experiment, sweep: SweepConfig) -> SweepConfig:
 
 def _check_grid(exp: Experiment) -> None:
     """Every grid point of `exp` must be a valid experiment, and data.m one some point reads."""
+    swept = dict(exp.sweep.grid)
+    if not kind_of(exp.learner).trained and "learner.name" not in swept:
+        # named before a point is built: a grid over train.steps would fail on eval_every first
+        for name in STEPPING:
+            require(f"train.{name}" not in swept, f"sweep.grid.train.{name}",
+                    f"is not used by learner {exp.learner.name}, which is fitted, not trained: remove it")
     for point in grid_points(exp):
         with_point(exp, point)
-    swept = dict(exp.sweep.grid)
     if all(swept.get("data.online", (exp.data.online,))):  # every run draws a fresh mini-batch each step
         unused = "is not used with data.online: true (every step draws a fresh mini-batch): remove it"
         if "data.m" in swept:

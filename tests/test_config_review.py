@@ -360,9 +360,10 @@ def test_a_fitted_learner_refuses_train_settings_it_never_reads(key, value):
     with pytest.raises(ConfigError, match="fitted, not trained") as err:
         config.override(base, train={key: value})
     assert err.value.key == f"train.{key}"
-    with pytest.raises(ConfigError, match="fitted, not trained"):
+    with pytest.raises(ConfigError, match="fitted, not trained") as err:   # a grid over steps: not eval_every's
         config.loads(text + f"sweep: {{grid: {{train.{key}: [{getattr(base.train, key)!r}, {value!r}]}}}}\n".replace(
-            "True", "true").replace("False", "false"))
+            "True", "true").replace("False", "false").replace("5000", "10"))
+    assert err.value.key == f"sweep.grid.train.{key}"
     smoked = config.smoke(base)            # --smoke caps the steps of trained learners only
     assert smoked.train == base.train
     config.override(base, train={"eps": 0.2, "precision": "high", "init_seed": 3})   # what it reads

@@ -325,3 +325,29 @@ def test_a_study_run_from_its_file_keeps_its_full_size_table(tmp_path, capsys):
     assert not kept.exists()                                   # a smoke run keeps nothing
     figures.study_main(path, ["--results", str(tmp_path / "r")])
     assert pd.read_parquet(kept).shape == (280, 4) and f"kept: {kept}" in capsys.readouterr().out
+
+
+def test_three_runs_at_three_x_are_widened_to_the_medians_scatter():
+    """A bootstrap over three runs at each of three x covered the true exponent 87% of the time
+    at level 0.95: such fits are widened to the t-interval of the medians' scatter."""
+    from sparselearn.plotting.scaling import THIN_SEEDS, _loglog_slope, _scatter_halfwidth
+
+    rng = np.random.default_rng(3)
+    xs = np.repeat([10.0, 20.0, 40.0], 3)
+    y = 3 * xs ** 2 * np.exp(0.5 * rng.standard_normal(xs.size))
+    fit = fit_exponent(xs, y)
+    medians = np.log([np.median(y[xs == v]) for v in (10.0, 20.0, 40.0)])
+    alpha, _ = _loglog_slope(np.log([10.0, 20.0, 40.0]), medians)
+    spread = _scatter_halfwidth(np.log([10.0, 20.0, 40.0]), medians, 0.95)
+    assert THIN_SEEDS > 3
+    assert fit.ci_low <= alpha - spread + 1e-12 and fit.ci_high >= alpha + spread - 1e-12
+
+
+def test_an_agreement_that_needs_the_brackets_says_so():
+    alone = PowerLaw(1.45, 1.0, 1.35, 1.54, 0.95, 7)
+    agrees = Verdict("agrees", "2.00 ∈ [1.16, 2.06]")
+    flagged = figures._through_brackets(agrees, alone, 2.0)
+    assert flagged.verdict == "agrees"
+    assert flagged.reason.endswith("only through the brackets: the estimates' own t-interval [1.35, 1.54] leaves it out")
+    assert figures._through_brackets(agrees, alone, 1.5) == agrees
+    assert figures._through_brackets(agrees, PowerLaw(1.45, 1.0, float("nan"), float("nan"), 0.95, 2), 2.0) == agrees

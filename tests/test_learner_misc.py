@@ -120,3 +120,14 @@ def test_trained_layers_with_weight_decay_is_a_config_error(where):
     with pytest.raises(ConfigError) as e:
         config.from_dict(raw)
     assert e.value.key == "train.weight_decay"
+
+
+def test_a_relu_neuron_refuses_a_period_it_would_not_read():
+    from sparselearn import learners
+    from sparselearn.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        learners.get("neuron", activation="relu", period=2.0)
+    assert err.value.key == "period"
+    learners.get("neuron", activation="relu")
+    learners.get("neuron", activation="sin", period=2.0)

@@ -173,3 +173,18 @@ def test_student_gates_and_check():
         sl.learners.get("moe", experts=2, top=3)
     with pytest.raises(ConfigError, match="learner.r"):
         sl.config.loads("target: {name: moe, n: 4, r: 2}\nlearner: {name: moe, r: 5}\ntrain: {loss: square}\n")
+
+
+@pytest.mark.parametrize("top", [1, 2])
+def test_a_rank_one_router_only_ever_picks_the_extreme_gates(top):
+    """scores = s(x)·g_e at r = 1: the chosen experts are the `top` largest or smallest g_e, so
+    at most 2·top of E = 16 are used, whatever G is (as the learner's docstring says)."""
+    net = MoEStudent(experts=16, expert_width=4, top=top, r=1)
+    params = net.init_params(jax.random.key(0), 10)
+    params["gates"] = jax.random.normal(jax.random.key(1), params["gates"].shape)   # a trained G
+    used = np.unique(np.asarray(net.routes(params, jax.random.normal(jax.random.key(2), (20000, 10)))))
+    order = np.argsort(np.asarray(params["gates"][0]))
+    assert set(used) <= set(order[:top]) | set(order[-top:]) and len(used) == 2 * top
+    wider = MoEStudent(experts=16, expert_width=4, top=top, r=2)
+    wide = wider.init_params(jax.random.key(0), 10)
+    assert len(np.unique(np.asarray(wider.routes(wide, jax.random.normal(jax.random.key(2), (20000, 10)))))) > 2 * top

@@ -160,9 +160,31 @@ def test_fitted_feature_correlation_of_layerwise_runs():
         "target": {"name": "hierarchical", "n": 5, "k": 2, "r": 5, "directions": "coordinate", "g_coeffs": [0, 1, 1]},
         "learner": {"name": "layerwise", "width": 64, "degree": 2, "steps": 200},
         "train": {"loss": "square"}, "data": {"m": 2048, "test_m": 1024}})
-    corr = fitted_feature_correlation(exp, [0, 1, 0], [2048, 2048, 16])
+    corr = fitted_feature_correlation(exp, {"seed": [0, 1, 0], "m": [2048, 2048, 16]})
     assert corr.shape == (3,) and np.all(corr <= 1.0 + 1e-6)
     assert np.all(corr[:2] > 0.9) and corr[2] < corr[0], corr
+
+
+def test_fitted_feature_correlation_refits_each_run_at_its_own_noise():
+    """Runs differing in target.noise were refitted at the config's noise: a run at noise 3
+    reported the clean run's 0.90 instead of its own 0.12."""
+    import pandas as pd
+
+    from sparselearn.learners.wnl_net import fitted_feature_correlation
+
+    def config(noise):
+        return figures.config({
+            "experiment": "layerwise_noise",
+            "target": {"name": "hierarchical", "n": 6, "k": 2, "r": 3, "q": 2, "noise": noise},
+            "learner": {"name": "layerwise", "width": 32, "degree": 2, "steps": 100},
+            "train": {"loss": "square"}, "data": {"m": 200, "test_m": 512}})
+
+    table = pd.DataFrame({"seed": [0, 0], "m": [200, 200], "noise": [0.0, 3.0],
+                          "init_seed": pd.array([None, None], dtype="Int64")})   # as a store holds them
+    both = fitted_feature_correlation(config(0.0), table)
+    alone = [fitted_feature_correlation(config(v), {"seed": [0], "m": [200]})[0] for v in (0.0, 3.0)]
+    np.testing.assert_allclose(both, alone, rtol=1e-5)
+    assert both[1] < both[0] - 0.3, both
 
 
 def test_pearson_is_numpys_and_zero_for_a_constant_feature():

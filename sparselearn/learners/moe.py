@@ -13,6 +13,10 @@ so at most top · expert_width of the experts · expert_width hidden units fire.
 - ``hard``: 1 on each chosen expert, the gating of the `moe` target; the choice is piecewise
   constant in the router, so the router keeps its initial value and only the experts learn.
 
+At rank r = 1 the scores are s(x)·g_e for one scalar s(x), so the chosen experts are the `top`
+largest or the `top` smallest g_e: at most 2·top experts are ever used, however G trains (a
+rank-1 router is a choice between two groups, not a narrower router over all E).
+
 The parameters mirror the `moe` target's (router, gates, w, b, u), so a teacher's parameters
 can be loaded into a student of the same shape (see `from_teacher`). Every expert is computed
 and the unchosen ones masked: at these widths that is cheaper on a CPU than gathering.

@@ -1,6 +1,7 @@
 """A single neuron f(x) = u·σ(⟨w, x⟩ + b): the width-1 models of Barak et al., "Hidden
 progress in deep learning" (configurations (vii), (ix), (x) with a trained second layer u,
-(xi)–(xiv) without one), and the sinusoidal neuron of their Figures 1, 3 and 13.
+(xi), (xiii), (xiv) without one; the degree-k oscillating polynomial of (viii) and (xii) is not
+built here), and the sinusoidal neuron of their Figures 1, 3 and 13.
 
 Choices made here (the paper's text available to us does not fix them):
 
@@ -75,6 +76,8 @@ class Neuron:
     def __post_init__(self):
         require(math.isfinite(self.period) and self.period > 0, "period",
                 f"must be a finite number > 0, got {self.period}")
+        require(self.activation != "relu" or self.period == 4.0, "period",
+                f"is used only with activation: sin or zigzag, got activation: relu and period {self.period}")
         if self.pieces is not None:
             require(self.activation == "zigzag", "pieces",
                     f"is used only with activation: zigzag, got activation: {self.activation}")

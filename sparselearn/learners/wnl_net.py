@@ -106,19 +106,22 @@ class WNLNet:
         return params["v"] / math.sqrt(params["v"].shape[0])
 
 
-def fitted_feature_correlation(exp, seeds, ms):
+def fitted_feature_correlation(exp, runs):
     """|corr(learner.feature(params, x), target.feature(teacher, x))| on the test inputs of the
-    runs (seed, m) of `exp`, whose learner is a fitted one with a `feature` method (e.g.
-    `layerwise`, the second arm of WNL-2): each run is refitted on its own rows with its own key,
-    as the training loop fits it, so the fit is the stored run's. (A trained learner's
-    correlation is the `feature_correlation` recorder instead; both give 0 for a constant
-    feature.) Returns (len(seeds),) numpy.
+    runs of `exp`, whose learner is a fitted one with a `feature` method (e.g. `layerwise`, the
+    second arm of WNL-2): each run is refitted on its own rows with its own key and its own
+    values of every run axis (seed, m, noise, init_seed, …: the columns of `runs`, a stored
+    runs table or a mapping of lists; missing ones are the config's), as the training loop
+    fits it, so the fit is the stored run's. (A trained learner's correlation is the
+    `feature_correlation` recorder instead; both give 0 for a constant feature.) Returns
+    (len(runs["seed"]),) numpy.
 
     Example:
-        >>> fitted_feature_correlation(exp, runs["seed"], runs["m"])       # doctest: +SKIP
+        >>> fitted_feature_correlation(exp, runs)       # doctest: +SKIP
         array([0.93, ...], dtype=float32)
     """
     import numpy as np
+    import pandas as pd
 
     from sparselearn.train import spec
     from sparselearn.train.loop import make_fit
@@ -130,5 +133,6 @@ def fitted_feature_correlation(exp, seeds, ms):
         params, teacher, _, (x_test, _) = fit(hp)
         return jnp.abs(pearson(learner.feature(params, x_test), target.feature(teacher, x_test)))
 
-    hps = spec.hp_arrays(exp, {"seed": np.asarray(seeds), "m": np.asarray(ms)})
+    # a stored init_seed that was never set reads <NA>: the config's None
+    hps = spec.hp_arrays(exp, {a: [None if pd.isna(v) else v for v in runs[a]] for a in spec.NAMES if a in runs})
     return np.asarray(jax.jit(jax.vmap(one))(hps))

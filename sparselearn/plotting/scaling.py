@@ -133,8 +133,9 @@ def _distinct(x, y, low=None, high=None) -> tuple[np.ndarray, ...]:
 #: with one run, half of it with two), so `fit_exponent` widens its interval to the t-interval of
 #: the per-x medians' scatter about the line where that is wider. Five log-normal points (σ = 0.5,
 #: true exponent 2), 200 draws: one x with a second run gave 29% coverage at level 0.95, two runs
-#: at every x 73%; three or more runs per x 95–98%
-THIN_SEEDS = 3
+#: at every x 73%. Three runs suffice at five x (95–98%) but not at three (87% over 300 draws;
+#: 98.7% widened); four runs at 3, 4, 5 x: 93%, 94%, 95%
+THIN_SEEDS = 4
 
 
 def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float = 0.95,
@@ -159,7 +160,10 @@ def fit_exponent(x, y, *, low=None, high=None, n_boot: int = 1000, level: float 
     within its interval (an unreached one stays +inf). With one observation per x, the
     interval also spans every slope the brackets allow (each point anywhere within its bracket;
     `_bracket_range`): it always holds the estimate, points exactly on a line of the search's
-    grid do not give a zero-width interval, and two bracketed points give an interval.
+    grid do not give a zero-width interval, and two bracketed points give an interval. That
+    interval is conservative: searches simulated with a known exponent (5–7 x, 10 seeds, δ of
+    0.1 and 1/3, 200–300 searches each) gave coverage 0.99–1.00 at level 0.95, where the
+    t-interval alone gave 0.94–0.995.
 
     Example: m* bracketed to a factor 1.25 along s = 4 … 128.
         >>> s = np.array([4, 8, 16, 32, 64, 128]); m = 50 * s ** 0.75
