@@ -628,12 +628,20 @@ def exponent_row(mod: ModuleType, value, part, smoke: bool = False, kept: Mappin
             "target": mod.TARGET, "learner": mod.LEARNER, "quantity": f"{mod.Y} vs {mod.X}",
             "series": f"{mod.BY}={value}",
             "range": f"{mod.X} ∈ [{used.min():g}, {used.max():g}]" if len(used) else "",
-            "seeds": _seeds(mod, part, smoke, kept), "reached": f"{int(part[mod.Y].notna().sum())}/{len(part)}",
+            "seeds": _seeds(mod, part, smoke, kept), "reached": _reached(part[mod.Y], part.get("floor")),
             "exponent": whole[0], "ci_low": whole[1], "ci_high": whole[2],
             "upper": upper[0], "upper_low": upper[1], "upper_high": upper[2],
             "last_slope": float(slopes["slope"].iloc[-1]) if len(slopes) else nan,
             "theory": theory_alpha, "verdict": verdict.verdict, "reason": verdict.reason,
             "theorem": theorem}
+
+
+def _reached(y, floor=None) -> str:
+    """How many points reached the target, of all: a searched m* learned at the search's floor
+    (no value, only a bound, `floor` true) was reached too, and is named apart."""
+    at_floor = int(floor.fillna(False).astype(bool).sum()) if floor is not None else 0
+    text = f"{int(y.notna().sum()) + at_floor}/{len(y)}"
+    return text + (f" ({at_floor} at the search's floor, not fitted)" if at_floor else "")
 
 
 def _through_brackets(verdict, alone, theory: float):

@@ -351,3 +351,12 @@ def test_an_agreement_that_needs_the_brackets_says_so():
     assert flagged.reason.endswith("only through the brackets: the estimates' own t-interval [1.35, 1.54] leaves it out")
     assert figures._through_brackets(agrees, alone, 1.5) == agrees
     assert figures._through_brackets(agrees, PowerLaw(1.45, 1.0, float("nan"), float("nan"), 0.95, 2), 2.0) == agrees
+
+
+def test_points_learned_at_the_search_floor_count_as_reached():
+    """adkm_s2_mlp's junta k = 2 row read "reached 3/5" where the two others were learned at the
+    search's floor (m* ≤ 64, a bound, not a value)."""
+    y = pd.Series([np.nan, np.nan, 76.0, 128.0, np.nan])
+    assert figures._reached(y, pd.Series([True, True, False, False, False])) == \
+        "4/5 (2 at the search's floor, not fitted)"
+    assert figures._reached(y) == "2/5"
