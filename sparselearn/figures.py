@@ -687,7 +687,7 @@ def _markdown(rows: list[dict], smoke: bool) -> str:
              f"the runs of each x (widened to the medians' scatter where an x has under {THIN_SEEDS} runs); for a "
              "searched m* (one value per x), the least-squares t-interval widened by the slopes its "
              "brackets allow, which is conservative (simulated searches covered the true exponent 99–100% "
-             "of the time): an **agrees** that needs the brackets says so. Theory: the slope of the theorem's rate over the row's range, with the log "
+             "of the time): an **agrees** that needs the brackets says so. Theory: the slope of the theorem's rate over the series' x values (censored ones too, where the fit has fewer), with the log "
              "factors of Õ dropped (one ln d kept would move Kou k = 4 to 3.36, outside its interval) but "
              "for Thm 17's log(k(R + B)/ε), which grows with k (adkm_s1's k row: 1.21, 1.00 without it), and "
              "ADKM Thm 17 at W = B = 1 (R = 1 in adkm_s2), not at the teachers' own norms, which change "
