@@ -39,6 +39,13 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _directory(text: str) -> str:
+    """A directory argument: refused when empty (it would write into the working directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path: name a directory (e.g. results)")
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="sparselearn", description="Measure what learning theory predicts for sparse targets: "
                 "train learners on synthetic teachers over config-driven grids, store and plot the results.",
@@ -51,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("config", metavar="CONFIG", help="YAML experiment config, e.g. configs/quickstart.yaml")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.steps=500 --set 'sweep.grid.data.m=[64,128]'")
-    r.add_argument("--out", default="results", metavar="DIR", help="results root (default: results)")
+    r.add_argument("--out", default="results", metavar="DIR", type=_directory, help="results root (default: results)")
     r.add_argument("--smoke", action="store_true", help="shrink steps, seeds and grid for a seconds-long check")
     r.add_argument("--force", action="store_true", help="recompute runs that are already stored")
     r.add_argument("--retry-failed", action="store_true", help="recompute runs stored as failed or diverged")
@@ -80,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="largest value (default: 2^18 samples; 16× the first steps)")
     se.add_argument("--rtol", type=float, default=0.1, help="stop when the bracket is within 1 + rtol (m only)")
     se.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    se.add_argument("--out", default="results", metavar="DIR")
+    se.add_argument("--out", default="results", metavar="DIR", type=_directory)
     se.add_argument("--smoke", action="store_true")
     se.add_argument("--retry-failed", action="store_true", help="recompute runs stored as failed or diverged "
                     "(by default they are reused, as seeds that did not reach eps)")
@@ -108,8 +115,8 @@ def _parser() -> argparse.ArgumentParser:
     fg.add_argument("names", nargs="*", metavar="NAME", help="figure ids (e.g. HP-1L adkm-d3) or 'exponents'")
     fg.add_argument("--all", action="store_true", help="every figure")
     fg.add_argument("--smoke", action="store_true", help="shrink every figure to a seconds-long check")
-    fg.add_argument("--results", default="results", metavar="DIR", help="results root (default: results)")
-    fg.add_argument("--out", metavar="DIR", help="figure directory (default: paper_figs/out); given, the exponent "
+    fg.add_argument("--results", default="results", metavar="DIR", type=_directory, help="results root (default: results)")
+    fg.add_argument("--out", metavar="DIR", type=_directory, help="figure directory (default: paper_figs/out); given, the exponent "
                     "table goes there instead of paper_figs/data and the README, though full-size tables that are "
                     "missing are still measured and kept in paper_figs/data")
 

@@ -567,8 +567,21 @@ def loads(text: str, overrides=(), name: str = "experiment") -> Experiment:
                 given[key] = o
         _not_swept(raw, given)
         return from_dict(raw, default_name=name)
+    except ConfigError as e:
+        raise _switched(e, given) from None
     except RecursionError:
         raise ConfigError("config nests too deeply (recursive YAML aliases?)") from None
+
+
+def _switched(error: ConfigError, given: dict[str, str]) -> ConfigError:
+    """An unknown key of a section whose name an override changed says where it comes from:
+    the file's settings of the section's former target or learner."""
+    section = (error.key or "").partition(".")[0]
+    if f"{section}.name" in given and error.message.startswith("unknown key"):
+        return ConfigError(f"{error.message} (kept from the file's {section} section while "
+                           f"{given[section + '.name']} changed its name: pass --set {section}= before "
+                           f"--set {section}.name=… to start the section afresh)", key=error.key, file=error.file)
+    return error
 
 
 def _not_replacing(key: str, text: str, given: dict[str, str]) -> None:

@@ -101,6 +101,8 @@ def coerce(value: Any, tp, key: str) -> Any:
         raise TypeError(f"unsupported field annotation {tp!r} for {key}")
     hint = ""
     if isinstance(value, str) and _numeric(value) and tp in (int, float, int | None, float | None):
+        if not math.isfinite(float(value)):   # inf, nan: no setting means anything there
+            raise ConfigError(f"expected a finite number, got {value!r}", key=key)
         hint = " (a string: write the number without quotes)"
     raise ConfigError(f"expected {_type_name(tp)}, got {value!r}{hint}", key=key)
 

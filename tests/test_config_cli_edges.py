@@ -111,3 +111,49 @@ def test_search_names_failed_runs_and_retries_them_when_asked(tmp_path, monkeypa
     monkeypatch.setattr(runner, "run_group", real)
     assert main(["search", str(path), "--max", "64", "--quiet", "--retry-failed"]) == 0
     assert "failed" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("learner, setting", [("kernel", {"kernel": "ntk", "degree": 5}),
+                                              ("gf2", {"sparsest": False, "max_nullity": 8}),
+                                              ("neuron", {"activation": "relu", "period": 8.0})])
+def test_a_learner_refuses_a_setting_its_mode_never_reads(learner, setting):
+    """A grid over kernel degree with the ntk kernel stored identical runs as different points."""
+    from sparselearn import learners
+
+    with pytest.raises(ConfigError) as err:
+        learners.get(learner, **setting)
+    assert err.value.key == list(setting)[1]
+    learners.get(learner, **dict(list(setting.items())[:1]))
+
+
+@pytest.mark.parametrize("setting, key", [({"k": 100}, "k"), ({"q": 200}, "q"), ({"k": 3, "q": 17}, "q"),
+                                          ({"q": 10 ** 6}, "q"), ({"k": 4, "g_coeffs": [0] * 13 + [1]}, "g_coeffs")])
+def test_a_hierarchical_teacher_of_a_degree_float32_cannot_hold_is_refused(setting, key):
+    """k = 100 stored every run as diverged (no finite label), q = 200 raised an OverflowError,
+    q = 10^6 held config loading for minutes."""
+    from sparselearn.targets.hierarchical import MAX_DEGREE, Hierarchical
+
+    with pytest.raises(ConfigError) as err:
+        Hierarchical(**setting)
+    assert err.value.key == key and str(MAX_DEGREE) in err.value.message
+    Hierarchical(k=3, q=16)
+
+
+def test_non_finite_numbers_and_empty_paths_are_named(tmp_path, monkeypatch, tiny_file, capsys):
+    monkeypatch.chdir(tmp_path)
+    for value in ("inf", "nan", "-inf"):
+        assert main(["run", str(tiny_file), "--set", f"train.lr={value}"]) == 2
+        assert capsys.readouterr().err.strip().endswith(f"train.lr: expected a finite number, got '{value}'")
+    with pytest.raises(SystemExit) as done:
+        main(["run", str(tiny_file), "--out", ""])
+    assert done.value.code == 2 and "--out: an empty path" in capsys.readouterr().err
+    assert not list(tmp_path.glob("tiny"))
+
+
+def test_an_unknown_key_kept_from_a_renamed_section_says_how_to_start_it_afresh(tiny_text):
+    with pytest.raises(ConfigError, match=r"learner.width: unknown key.*pass --set learner= before") as err:
+        config.loads(tiny_text, ["learner.name=lowdegree"])
+    assert err.value.key == "learner.width"
+    with pytest.raises(ConfigError) as plain:
+        config.loads(tiny_text, ["learner.depht=2"])
+    assert "afresh" not in str(plain.value)

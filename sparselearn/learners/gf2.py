@@ -151,6 +151,8 @@ class GF2:
 
     def __post_init__(self):
         require(0 <= self.max_nullity <= 24, "max_nullity", f"must be in [0, 24], got {self.max_nullity}")
+        require(self.sparsest or self.max_nullity == GF2.max_nullity, "max_nullity",
+                f"is used only with sparsest: true, got max_nullity {self.max_nullity} with sparsest: false")
 
     def check(self, target, data) -> None:
         """GF(2) elimination reads ±1 inputs and ±1 labels."""

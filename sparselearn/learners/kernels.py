@@ -371,6 +371,8 @@ class KernelRidge:
         require(math.isfinite(self.ridge) and self.ridge >= 0, "ridge", f"must be a finite number ≥ 0, got {self.ridge}")
         require(math.isfinite(self.bias) and self.bias >= 0, "bias", f"must be a finite number ≥ 0, got {self.bias}")
         require(self.degree >= 1, "degree", f"must be ≥ 1, got {self.degree}")
+        require(self.kernel == "poly" or self.degree == KernelRidge.degree, "degree",
+                f"is used only with kernel: poly, got kernel: {self.kernel} and degree {self.degree}")
         require(self.max_memory_gb > 0, "max_memory_gb", f"must be > 0, got {self.max_memory_gb}")
 
     def check(self, target, data) -> None:
