@@ -179,7 +179,7 @@ def test_fitted_feature_correlation_refits_each_run_at_its_own_noise():
             "learner": {"name": "layerwise", "width": 32, "degree": 2, "steps": 100},
             "train": {"loss": "square"}, "data": {"m": 200, "test_m": 512}})
 
-    table = pd.DataFrame({"seed": [0, 0], "m": [200, 200], "noise": [0.0, 3.0],
+    table = pd.DataFrame({"seed": [0, 0], "m": [200, 200], "noise": [0.0, 3.0], "lr": [np.nan, np.nan],
                           "init_seed": pd.array([None, None], dtype="Int64")})   # as a store holds them
     both = fitted_feature_correlation(config(0.0), table)
     alone = [fitted_feature_correlation(config(v), {"seed": [0], "m": [200]})[0] for v in (0.0, 3.0)]

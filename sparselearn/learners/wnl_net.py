@@ -133,6 +133,7 @@ def fitted_feature_correlation(exp, runs):
         params, teacher, _, (x_test, _) = fit(hp)
         return jnp.abs(pearson(learner.feature(params, x_test), target.feature(teacher, x_test)))
 
-    # a stored init_seed that was never set reads <NA>: the config's None
-    hps = spec.hp_arrays(exp, {a: [None if pd.isna(v) else v for v in runs[a]] for a in spec.NAMES if a in runs})
+    # a value the store leaves empty is the config's: lr of a fitted run (NaN), an unset init_seed (<NA>)
+    given = {a: [None if pd.isna(v) else v for v in runs[a]] for a in spec.NAMES if a in runs}
+    hps = spec.hp_arrays(exp, {a: v for a, v in given.items() if any(x is not None for x in v)})
     return np.asarray(jax.jit(jax.vmap(one))(hps))
