@@ -267,6 +267,12 @@ STEPPING = ("optimizer", "lr", "batch", "steps", "weight_decay", "momentum", "si
             "stop_at_eps", "rewind", "rewind_pick")
 
 
+def _unread_when_fitted(learner: str) -> str:
+    """Why a STEPPING setting is refused for the fitted learner `learner`."""
+    return (f"is not used by learner {learner}, which is fitted, not trained (of train it reads loss, eps, "
+            "precision and init_seed): remove it")
+
+
 def _check_experiment(exp: Experiment) -> None:
     """Constraints between sections."""
     trained = kind_of(exp.learner).trained
@@ -292,8 +298,7 @@ def _check_experiment(exp: Experiment) -> None:
                 "set data.online: false")
         for name in STEPPING:  # settings of the steps a fitted learner does not take
             require(getattr(exp.train, name) == getattr(TrainConfig, name), f"train.{name}",
-                    f"is not used by learner {exp.learner.name}, which is fitted, not trained (of train it "
-                    f"reads loss, eps, precision and init_seed): remove it, got {getattr(exp.train, name)!r}")
+                    f"{_unread_when_fitted(exp.learner.name)}, got {getattr(exp.train, name)!r}")
     if exp.target.task not in losses.LOSSES[exp.train.loss].tasks:
         fitting = " or ".join(name for name, loss in losses.LOSSES.items() if exp.target.task in loss.tasks)
         raise ConfigError(f"{exp.target.name} has {exp.target.task} labels: use loss {fitting}, not "
@@ -349,7 +354,7 @@ def _check_grid(exp: Experiment) -> None:
         # named before a point is built: a grid over train.steps would fail on eval_every first
         for name in STEPPING:
             require(f"train.{name}" not in swept, f"sweep.grid.train.{name}",
-                    f"is not used by learner {exp.learner.name}, which is fitted, not trained: remove it")
+                    f"{_unread_when_fitted(exp.learner.name)}, got {list(swept.get(f'train.{name}', ()))}")
     for point in grid_points(exp):
         with_point(exp, point)
     if all(swept.get("data.online", (exp.data.online,))):  # every run draws a fresh mini-batch each step

@@ -116,6 +116,27 @@ def tiny_file(tmp_path):
 
 
 @pytest.fixture
+def fail_groups(monkeypatch):
+    """`fail_groups(when, error)`: the runner's `run_group` raises `error` for a group whose
+    experiment satisfies `when(exp)` and trains the others; returns the real `run_group`, which
+    `monkeypatch.setattr(runner, "run_group", real)` puts back."""
+    from sparselearn.sweeps import runner
+
+    real = runner.run_group
+
+    def fail(when, error: BaseException):
+        def run_group(exp, hps, **kwargs):
+            if when(exp):
+                raise error
+            return real(exp, hps, **kwargs)
+
+        monkeypatch.setattr(runner, "run_group", run_group)
+        return real
+
+    return fail
+
+
+@pytest.fixture
 def fresh_programs(tmp_path, monkeypatch):
     """No kept programs, in this process or on disk: every program compiles. Returns the list
     of (tier, thread name) of the compiles that follow."""

@@ -89,21 +89,14 @@ def test_executor_flag_and_set_of_the_executor_name_are_named_as_typed(tmp_path,
     assert not (tmp_path / "results").exists()
 
 
-def test_search_names_failed_runs_and_retries_them_when_asked(tmp_path, monkeypatch, capsys):
+def test_search_names_failed_runs_and_retries_them_when_asked(tmp_path, monkeypatch, capsys, fail_groups):
     from sparselearn.sweeps import runner
 
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "gf2.yaml"
     path.write_text("experiment: g\ntarget: {name: sparse_parity, n: 8, k: 2}\nlearner: {name: gf2}\n"
                     "train: {loss: square, eps: 0.05}\ndata: {m: 16, test_m: 64}\nsweep: {seeds: 4}\n")
-    real = runner.run_group
-
-    def flaky(exp, hps, **kwargs):
-        if exp.data.m == 16:
-            raise MemoryError("RESOURCE_EXHAUSTED: once")
-        return real(exp, hps, **kwargs)
-
-    monkeypatch.setattr(runner, "run_group", flaky)
+    real = fail_groups(lambda e: e.data.m == 16, MemoryError("RESOURCE_EXHAUSTED: once"))
     assert main(["search", str(path), "--max", "64", "--quiet"]) == 0
     out, err = capsys.readouterr()
     assert out.startswith("smallest data.m with P[test error ≤ 0.05] ≥ 0.9")

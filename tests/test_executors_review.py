@@ -36,16 +36,10 @@ def test_submitit_debug_executor_stores_what_the_local_one_stores(tiny, tmp_path
     pd.testing.assert_frame_equal(curves_d, curves_l, check_exact=True)
 
 
-def test_summary_counts_of_ok_diverged_failed_and_stored_match_the_store(tiny, tmp_path, monkeypatch):
+def test_summary_counts_of_ok_diverged_failed_and_stored_match_the_store(tiny, tmp_path, monkeypatch,
+                                                                          fail_groups):
     exp = config.override(tiny, sweep={"seeds": 1, "grid": {"target.n": [8, 10], "train.lr": [0.1, 1e38]}})
-    real = runner.run_group
-
-    def broken_for_n8(e, hps, **kwargs):
-        if e.target.n == 8:
-            raise RuntimeError("simulated crash")
-        return real(e, hps, **kwargs)
-
-    monkeypatch.setattr(runner, "run_group", broken_for_n8)
+    real = fail_groups(lambda e: e.target.n == 8, RuntimeError("simulated crash"))
     s = run(exp, tmp_path, progress=False).attrs["summary"]
     stored = load_results(tmp_path / "tiny")["status"].value_counts().to_dict()
     assert stored == {"failed": 2, "ok": 1, "diverged": 1}

@@ -288,21 +288,14 @@ def test_a_search_refuses_a_grid_over_eps():
         assert err.value.key == "sweep.grid.train.eps"
 
 
-def test_a_search_retries_the_runs_stored_as_failed_when_asked(tmp_path, monkeypatch):
+def test_a_search_retries_the_runs_stored_as_failed_when_asked(tmp_path, monkeypatch, fail_groups):
     """A failed group (e.g. out of memory once) was stored and reused by every later search of
     the store: its seeds counted as failures for good, and the estimate stayed above it."""
     from sparselearn.sweeps import runner
 
     exp = config.loads(GF2.replace("grid: {target.k: [2, 3]}", "seeds: 6").replace("seeds: 3, ", ""))
     clean = sample_complexity(exp, eps=0.05, delta=0.2, out=tmp_path / "clean", max_value=64, progress=False)
-    real = runner.run_group
-
-    def flaky(exp_, hps, **kwargs):
-        if exp_.data.m == 16:
-            raise MemoryError("RESOURCE_EXHAUSTED: once")
-        return real(exp_, hps, **kwargs)
-
-    monkeypatch.setattr(runner, "run_group", flaky)
+    real = fail_groups(lambda e: e.data.m == 16, MemoryError("RESOURCE_EXHAUSTED: once"))
     hurt = sample_complexity(exp, eps=0.05, delta=0.2, out=tmp_path / "hurt", max_value=64, progress=False)
     monkeypatch.setattr(runner, "run_group", real)
     assert hurt.points[0].failed > 0

@@ -148,7 +148,6 @@ def _check(x, router, w1, b1, w2=None) -> tuple[int, int]:
         _checks.floating(name, a)
     n, s = x.shape[1], w1.shape[0]
     _checks.same("input sizes n", ("x.shape[1]", n), ("router u.shape[0]", u.shape[0]), ("w1.shape[1]", w1.shape[1]))
-    _checks.same("router ranks r", ("u.shape[1]", u.shape[1]), ("v.shape[0]", v.shape[0]))
     sizes = [("w1.shape[0]", s), ("router v.shape[1]", v.shape[1]), ("b1.shape[0]", b1.shape[0])]
     if w2 is not None:
         sizes.append(("w2.shape[0]", w2.shape[0]))
