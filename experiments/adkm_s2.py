@@ -221,12 +221,37 @@ def arm_theory(arm: str, series: str) -> tuple[float, str]:
     if series.startswith("dense"):
         n, s = (x, fixed["s"]) if grown == "n" else (fixed["n"], x)
         form = "n^(p−1) (SGD)" if arm == "mlp" else "N_p(n) ~ n^p/p!"
-        _, alpha = theory.fit_power_law(x, parity_bound(n, s, arm))
-        return alpha, f"dense parity, p = min(n, s−1): m ≳ {form}, 2^Ω(min(n,s)) SQ"
+        bound = parity_bound(n, s, arm)
+        _, alpha = theory.fit_power_law(x, bound)
+        theorem = f"dense parity, p = min(n, s−1): m ≳ {form}, 2^Ω(min(n,s)) SQ"
+        if grown == "s" and x.size > 2:
+            # not a power of s: the theory number is a fit whose value depends on the range
+            local = np.diff(np.log(bound)) / np.diff(np.log(x))
+            theorem += (f"; not a power of s (local slopes {local[0]:.2f} → {local[-1]:.2f}): "
+                        f"the theory number is its fit over s = {x[0]:g}–{x[-1]:g}")
+        return alpha, theorem
     k = TEACHERS[series.split(",")[0]][1]
     n, s = (x, fixed["s"]) if grown == "n" else (fixed["n"], x)
     _, alpha = theory.fit_power_law(x, thm17(n, s, k))
-    return alpha, "ADKM Thm 17: Õ(k·s·n/ε²) at fixed WR + B"
+    theorem = "ADKM Thm 17: Õ(k·s·n/ε²) at fixed WR + B"
+    if grown == "n":
+        # the junta teachers have B = 0 and W constant in n, so on the cube (R = √n) the bound's
+        # (WR + B)² is ∝ n and its slope does not depend on W
+        _, cube = theory.fit_power_law(x, theory.sample_complexity_sparse(
+            n=x, s=s, k=k, eps=EPS, delta=DELTA, W=1, B=0, R=np.sqrt(x)))
+        theorem += f" (at the cube's R = √n and the teachers' B = 0 the bound has slope {cube:.2f})"
+    if arm == "lowdegree":
+        theorem += f"; low-degree regression's own count N_d(n), d = log₂(s/k) (Lemma 7): slope {_features_slope(arm, series):.2f}"
+    return alpha, theorem
+
+
+def _features_slope(arm: str, series: str) -> float:
+    """Slope of N_d(n), d = log₂(s/k), the characters of a junta series' degree, over its values."""
+    grown, fixed, values = _grown(arm, series)
+    k = TEACHERS[series.split(",")[0]][1]
+    x = _span(values)
+    n, s = (x, fixed["s"]) if grown == "n" else (fixed["n"], x)
+    return theory.fit_power_law(x, theory.num_features(n, np.log2(np.asarray(s) // k)))[1]
 
 
 def arm_reason(arm: str, series: str) -> str | None:
@@ -234,10 +259,7 @@ def arm_reason(arm: str, series: str) -> str | None:
     grown, fixed, values = _grown(arm, series)
     if series.startswith("dense"):
         return _dense_reason(arm, grown, fixed, values)
-    k = TEACHERS[series.split(",")[0]][1]
-    x = _span(values)
-    n, s = (x, fixed["s"]) if grown == "n" else (fixed["n"], x)
-    _, alpha = theory.fit_power_law(x, theory.num_features(n, np.log2(np.asarray(s) // k)))
+    alpha = _features_slope(arm, series)
     learner = ("low-degree regression needs ≈ N_d(n) samples, d = log₂(s/k) (Lemma 7)" if arm == "lowdegree"
                else "N_d(n), d = log₂(s/k), the characters of the junta's degree")
     floor = " Points learned at the search's floor (the batch) give only m* ≤ 64 and are left out." \

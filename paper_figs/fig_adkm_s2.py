@@ -31,7 +31,7 @@ Measured m* (—: censored at the arm's budget 8192 / 4096 / 8192; ≤: at the n
                 parity       128   256   362   609  1024                           2.12 [0.82, 2.63]
     s = 4, n =                 8    12    16    24    32   α [95% CI]
     low-degree  junta k=2      9    13    17    25    33   0.94 [0.53, 1.10]
-                parity       111   299   697  2325         2.78 [2.17, 3.40]
+                parity       111   299   697  2325         2.78 [2.17, 3.39]
     NTK ridge   junta k=2     15    26    29    50    66   1.05 [0.51, 1.69]
                 parity       442  1691     —     —         3.31 [2.45, 4.59]
     ReLU net    junta k=2    ≤64   ≤64    76   128   152   1.02 [−1.97, 4.26]
@@ -51,7 +51,7 @@ cover 1 for low-degree and NTK along s (where N_d(12), d = log₂ s, happens to 
 and for all three learners along n (low-degree: m* = n + 1, the number of characters of degree
 ≤ 1, slope 0.94 here; NTK 1.05 [0.51, 1.69]; the net's interval is wide and covers 0 too:
 unresolved); the net along s gives 0.59 [0.32, 0.82]: below Thm 17, which is an upper bound for
-ERM. The dense fitted rows follow the parity bound (2.78 [2.17, 3.40] and NTK's 3.31 [2.45, 4.59]
+ERM. The dense fitted rows follow the parity bound (2.78 [2.17, 3.39] and NTK's 3.31 [2.45, 4.59]
 cover 2.93 along n; along s 4.37 [3.81, 4.92] covers 3.86, and the distinct-draws correction of
 the 4096-point cube, 4.53); the net on the parity grows like n^2.2 (its interval [0.95, 2.56]
 holds n^(p−1)'s 2; n^(p−1)·log n: 2.39) and, at n = 12, like s^2.1, far below 12^(s−2): m* ≤ 1024

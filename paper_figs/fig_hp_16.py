@@ -8,7 +8,8 @@ clean test error vs step, interquartile band over seeds. Each p is its own compi
 Full size: `sparselearn figs HP-16` — p ∈ {0, 0.2, 0.4}, 5 seeds, batch 32 for 50k steps and
 batch 1024 for 20k steps: 47 s + 230 s on a 2-core AMD EPYC CPU, table kept in
 paper_figs/data/hp-16*.parquet. Measured median steps to 0 clean test error: batch 32: 4.0k, 7.5k,
-18.5k; batch 1024: 2.1k, 3.9k, 11.9k (p = 0.4: 4 of 5 seeds within 20k). p = 0.49 needs ≥ 10⁶
+18.5k; batch 1024: 2.1k, 3.9k, 12.2k (p = 0.4: 4 of 5 seeds within 20k, the fifth counted
+above every step). p = 0.49 needs ≥ 10⁶
 steps and a GPU (`--set` a larger train.steps on the FULL config).
 Smoke: `sparselearn figs HP-16 --smoke` (seconds).
 """

@@ -18,8 +18,8 @@ that the initialisation alone predicts exact (diamonds, `kou_samples.exact_after
 Measured (exponent of the fewest samples, 95% interval: the least-squares t-interval over the d
 values widened by the range of slopes the points' brackets allow, against k − 1; T* is 14–46
 steps at the chosen batches):
-    k = 2, d = 10, 14, 20, 28, 40:          128, 396, 660, 1058, 884          α = 1.39 [−0.14, 2.76]
-    k = 3, d = 10, 14, 20, 28, 40:          2934, 3660, 11980, 14344, 35400   α = 1.83 [1.00, 2.75]
+    k = 2, d = 10, 14, 20, 28, 40:          128, 396, 660, 1058, 884          α = 1.39 [−0.13, 2.76]
+    k = 3, d = 10, 14, 20, 28, 40:          2934, 3660, 11980, 14344, 35400   α = 1.84 [1.01, 2.75]
     k = 4, d = 10, 12, 14, 17, 20, 24, 28:  32242, 42920, 72420, 104400, 191712, 208658, 491378
                                                                               α = 2.54 [1.63, 3.23]
 k = 3 and 4 agree with d^(k−1); k = 2's interval covers 1 and 0 alike (unresolved: 884 samples

@@ -582,9 +582,10 @@ def _seeds(mod: ModuleType, part, smoke: bool, kept: Mapping[str, Any] | None = 
     return str(lo) if lo == hi else f"{lo}–{hi}"
 
 
-#: decimals the exponent table keeps of every fitted number; the verdict is judged and worded
-#: from the same rounded numbers as the table's columns, so the two print the same interval
-EXPONENT_DECIMALS = 3
+#: decimals the exponent table keeps of every fitted number, those it prints: the verdict is
+#: judged and worded from the same rounded numbers as the table's columns, and a figure's legend
+#: (the unrounded fit, printed to two decimals) shows the same digits
+EXPONENT_DECIMALS = 2
 
 
 def exponent_row(mod: ModuleType, value, part, smoke: bool = False, kept: Mapping[str, Any] | None = None) -> dict:
@@ -690,7 +691,8 @@ def _markdown(rows: list[dict], smoke: bool) -> str:
              "of the time): an **agrees** that needs the brackets says so. Theory: the slope of the theorem's rate over the series' x values (censored ones too, where the fit has fewer), with the log "
              "factors of Õ dropped (one ln d kept would move Kou k = 4 to 3.36, outside its interval) but "
              "for Thm 17's log(k(R + B)/ε), which grows with k (adkm_s1's k row: 1.21, 1.00 without it), and "
-             "ADKM Thm 17 at W = B = 1 (R = 1 in adkm_s2), not at the teachers' own norms, which change "
+             "ADKM Thm 17 at W = B = 1 (R = 1 in adkm_s2, whose rows along n name the bound's slope at the "
+             "cube's R = √n in their theorem column), not at the teachers' own norms, which change "
              "along s and k. Verdict (`sparselearn.plotting.exponent_verdict`): "
              "**agrees** when the interval covers the theory exponent (and not 0); **unresolved** when it "
              "covers both the theory exponent and 0; **pre-asymptotic** when the local "

@@ -59,7 +59,8 @@ def log_comb(n, k) -> np.ndarray:
 
 # =============================================================================== Rademacher
 def rademacher_adkm_k1(n, s, m, W, B, R) -> np.ndarray:
-    """ADKM Theorem 19 (k = 1): R_S(H^{W,B}_{n,s,1}) ≤ (WR + B)·√(s·n·log(m(R + B)))/√m.
+    """ADKM Theorem 19 (k = 1): R_S(H^{W,B}_{n,s,1}) ≤ (WR + B)·√(s·n·log(m(R + B)))/√m, the
+    log floored at 1 (as in every bound here with a log factor).
 
     Example:
         >>> round(float(rademacher_adkm_k1(n=10, s=16, m=1000, W=1, B=1, R=np.sqrt(10))), 3)
@@ -70,7 +71,7 @@ def rademacher_adkm_k1(n, s, m, W, B, R) -> np.ndarray:
 
 def rademacher_adkm(n, s, k, m, W, B, R) -> np.ndarray:
     """ADKM Eq. (15) (proof of Theorem 17, general k):
-    R_S(H^{W,B}_{n,s,k}) ≤ (WR + B)·√(s·n·k·log(k·m(R + B)))/√m.
+    R_S(H^{W,B}_{n,s,k}) ≤ (WR + B)·√(s·n·k·log(k·m(R + B)))/√m, the log floored at 1.
 
     Example:
         >>> round(float(rademacher_adkm(n=100, s=64, k=4, m=1e4, W=1, B=1, R=10)), 2)
@@ -150,7 +151,8 @@ def excess_risk_minimax(s, k, m, *, C1: float = 1.0) -> tuple[np.ndarray, np.nda
 # =============================================================================== sample sizes
 def sample_complexity_sparse(n, s, k, eps, delta, W, B, R) -> np.ndarray:
     """ADKM Theorem 17: ERM over H^{W,B}_{n,s,k} is (ε, δ)-PAC with
-    m = ((WR + B)²·k·s·n·log(k(R + B)/ε) + log(1/δ))/ε² samples, i.e. Õ(ksn/ε²) (constant 1)."""
+    m = ((WR + B)²·k·s·n·log(k(R + B)/ε) + log(1/δ))/ε² samples, i.e. Õ(ksn/ε²) (constant 1; the
+    first log floored at 1)."""
     eps = _f(eps)
     return ((_f(W) * _f(R) + _f(B)) ** 2 * _f(k) * _f(s) * _f(n) * _log1(_f(k) * (_f(R) + _f(B)) / eps)
             + np.log(1 / _f(delta))) / eps ** 2
@@ -234,7 +236,10 @@ def ns_bound_lemma10(n, s, k, W, B, rho) -> np.ndarray:
 
 
 def tail_bound_claim21(noise_sensitivity, rho, d) -> np.ndarray:
-    """ADKM Claim 2.1 (Klivans–O'Donnell–Servedio 2004): Σ_{|T|>d} f̂(T)² ≤ 2·NS_ρ(f)/(1 − ρ^d)."""
+    """ADKM Claim 2.1 (Klivans–O'Donnell–Servedio 2004): Σ_{|T|>d} f̂(T)² ≤ 2·NS_ρ(f)/(1 − ρ^d),
+    for a correlation ρ ∈ (0, 1) and degree d ≥ 1 (outside, the right side is no bound)."""
+    _require("rho", _f(rho), (_f(rho) > 0) & (_f(rho) < 1), "lie in (0, 1)")
+    _require("d", _f(d), _f(d) >= 1, "be at least 1")
     return 2 * _f(noise_sensitivity) / (1 - _f(rho) ** _f(d))
 
 

@@ -258,8 +258,9 @@ def test_seeds_come_from_the_table_not_from_the_current_configs():
 
 
 def test_an_interval_column_and_its_verdict_print_the_same_numbers(monkeypatch):
-    """One rounding: ci_high 3.3949 is 3.395 in the CSV, so '3.40' in both the column and the
-    verdict (it printed [2.17, 3.40] in the column and [2.17, 3.39] in the verdict)."""
+    """One rounding, to the printed decimals: ci_high 3.3949 is 3.39 in the CSV, the column, the
+    verdict and a figure's legend (once the column printed [2.17, 3.40] and the verdict
+    [2.17, 3.39]; then both 3.40, twice rounded, against the legend's 3.39)."""
     import sparselearn.plotting as plotting
     from sparselearn.plotting import PowerLaw
 
@@ -270,7 +271,8 @@ def test_an_interval_column_and_its_verdict_print_the_same_numbers(monkeypatch):
         {"slope": [2.9604, 2.9655], "ci_low": np.nan, "ci_high": np.nan}))
     s = np.array([8.0, 12, 16, 24])
     row = figures.exponent_row(_study(seeds=10), "x", pd.DataFrame({"size": s, "m_star": s ** 3, "seed": 0}))
-    assert (row["ci_low"], row["ci_high"], row["last_slope"]) == (2.169, 3.395, 2.966)
+    assert (row["ci_low"], row["ci_high"], row["last_slope"]) == (2.17, 3.39, 2.97)
+    assert f"{fit.ci_high:.2f}" == "3.39"      # the legend's digits
     line = figures._markdown_table([row])[2]
     column = re.search(r"\| 2\.78 (\[[^]]+\]) \|", line).group(1)
     assert row["verdict"] == "agrees" and row["reason"] == f"2.93 ∈ {column}"
