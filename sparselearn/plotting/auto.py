@@ -61,7 +61,9 @@ def plot_results(path: str | Path, kind: str = "curve", out: str | Path | None =
         # some reached eps; else the error, which every learner has
         trained = runs["steps"].notna().all() if "steps" in runs else True
         y = "steps_to_eps" if trained and ok["steps_to_eps"].notna().any() else "test_error"
-        ok = runs   # diverged runs count as unreached, failed ones are left out (the legend counts both)
+        # scaling_plot counts a diverged run as unreached by its status (its steps_to_eps may be
+        # finite: it reached eps before it diverged) and leaves failed ones out; the legend counts both
+        ok = runs
         if len(others) > 1:  # one series per combination of the other axes, none pooled
             ok = ok.assign(series=series_labels(ok, exclude=(x,)))
             by = "series"

@@ -94,6 +94,19 @@ def _log_if_wide(ax, values, axis="x"):
         scale.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.0f}" if x == round(x) else f"{x:g}"))
 
 
+def _log_steps(ax):
+    """A log x axis without minor tick labels (they collide: "3×10¹4×10¹"); where fewer than two
+    powers of ten lie within the data, the ticks are 1, 2 and 5 times them, as plain numbers."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    low, high = ax.dataLim.intervalx
+    if low > 0 and np.floor(np.log10(high)) - np.ceil(np.log10(low)) < 1:
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.0f}" if x == round(x) else f"{x:g}"))
+
+
 def _left_out(part: pd.DataFrame, column: str = "test_error", failed: int = 0) -> str:
     """' (f of R runs failed; d of R runs without a finite <column>: diverged)' for a series'
     runs (`part`: those that did not fail; 'all R runs' where that is all of them), '' if none."""
@@ -183,7 +196,7 @@ def error_vs_steps(runs: pd.DataFrame, curves: pd.DataFrame, ax=None, title: str
         _band(ax, table.index.to_numpy(dtype=float), table, label, color)
     _check_drawn(ax, runs)
     if logx:
-        ax.set_xscale("log")
+        _log_steps(ax)
     ax.set_xlabel("training step")
     ax.set_ylabel(column.replace("_", " "))
     ax.set_ylim(bottom=0)

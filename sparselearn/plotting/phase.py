@@ -44,15 +44,22 @@ def _fraction(frame: pd.DataFrame, x: str, y: str, hit: pd.Series) -> pd.DataFra
     return table.sort_index().sort_index(axis=1)
 
 
+def _numeric(values: pd.Index) -> bool:
+    """Whether grid values are numbers, ordered on a line (not text, nor True/False)."""
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
 def _axes(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if "." in c]
 
 
 def phase_diagram(runs: pd.DataFrame, x: str, y: str, eps: float | None = None, ax=None, title: str | None = None):
-    """Colour = success probability per cell of the (x, y) grid, 50% contour drawn in black; a
-    cell where runs diverged is marked × (their failures are not the sample size's doing), one
-    where runs failed † (left out; a cell of failed runs alone is blank). Cells are laid out
-    evenly (the tick labels carry the values), so log-spaced grids look even."""
+    """Colour = success probability per cell of the (x, y) grid, 50% contour drawn in black when
+    both axes are numeric (between categories, such as learner.name, a contour would mark a
+    threshold that is not there); a cell where runs diverged is marked × (their failures are not
+    the sample size's doing), one where runs failed † (left out; a cell of failed runs alone is
+    blank). Cells are laid out evenly (the tick labels carry the values), so log-spaced grids
+    look even."""
     frame = _grid(runs, x, y)
     table = _success(frame, x, y, eps)
     fig, ax = figure(4.5, 3.6) if ax is None else (ax.figure, ax)
@@ -67,7 +74,8 @@ def phase_diagram(runs: pd.DataFrame, x: str, y: str, eps: float | None = None, 
             notes.append(f"{mark} runs {status}" + (" (left out)" if status == "failed" else ""))
     if notes:
         ax.text(1.0, -0.16, ", ".join(notes), transform=ax.transAxes, ha="right", va="top", fontsize=7)
-    if min(table.shape) >= 2 and np.nanmin(table.to_numpy()) < 0.5 < np.nanmax(table.to_numpy()):
+    numeric = all(_numeric(values) for values in (table.index, table.columns))
+    if numeric and min(table.shape) >= 2 and np.nanmin(table.to_numpy()) < 0.5 < np.nanmax(table.to_numpy()):
         contour = ax.contour(np.arange(table.shape[1]), np.arange(table.shape[0]),
                              np.ma.masked_invalid(table.to_numpy()), levels=[0.5], colors="k", linewidths=1.5)
         ax.clabel(contour, fmt={0.5: "50%"}, fontsize=8)

@@ -373,13 +373,25 @@ def exponent_verdict(fit: PowerLaw | None, theory: float, slopes: pd.DataFrame |
 def overlay(ax, x, y, label: str, *, anchor: tuple[float, float] | None = None, color="0.3"):
     """Draw a theory curve dashed, labelled with its theorem. Theory functions fix hidden constants
     to 1, so `anchor=(x0, y0)` rescales the curve to pass through that point (its slope is what
-    the theorem says, not its level); x and y positive, x in any order."""
+    the theorem says, not its level); x and y positive, x in any order. `y`: the curve's values
+    at `x`, or the theory function itself (called on `x`, and on x0 for the anchor). Given
+    values, the curve at x0 is interpolated on log-log axes, so x0 must lie within the range of
+    `x` (a ValueError otherwise: pass the function to anchor the curve outside it)."""
     x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
+    curve = y if callable(y) else None
+    y = np.asarray(curve(x) if curve else y, dtype=float)
     if anchor is not None:
         x0, y0 = anchor
-        order = np.argsort(x)   # interpolated on log-log axes, where the curve is a line between its points
-        y = y * (y0 / np.exp(np.interp(np.log(x0), np.log(x[order]), np.log(y[order]))))
+        if curve:
+            at = float(np.asarray(curve(np.asarray([x0], dtype=float)), dtype=float).ravel()[0])
+        elif x.min() <= x0 <= x.max():
+            order = np.argsort(x)   # interpolated on log-log axes, where the curve is a line between its points
+            at = float(np.exp(np.interp(np.log(x0), np.log(x[order]), np.log(y[order]))))
+        else:
+            raise PlotError(f"overlay anchor x0 = {x0:g} lies outside the curve's x range [{x.min():g}, "
+                            f"{x.max():g}], where its values say nothing; anchor within it, or pass the theory "
+                            "function as y")
+        y = y * (y0 / at)
         label = f"{label} (scaled)"
     (line,) = ax.plot(x, y, "--", color=color, lw=1.2, label=label)
     return line
@@ -393,7 +405,9 @@ def scaling_plot(table: pd.DataFrame, x: str, y: str, by: str | None = None, ax=
     `y` NaN never reached the target: it counts above every reached run (`quantiles`), an x whose
     median run never reached is drawn as a lower bound (▲, its largest reached value) and left
     out of the fit, and the legend says how many runs never reached (and, given a `status`
-    column, how many diverged, and how many failed: those are left out).
+    column, how many diverged, and how many failed: those are left out). A diverged run counts
+    as never reached whatever its `y`: one that reached eps before it diverged keeps the step
+    it did in steps_to_eps, but it did not learn (as `success_table` counts it).
 
     Returns (fig, ax, {series value: PowerLaw or None})."""
     fig, ax = figure() if ax is None else (ax.figure, ax)
@@ -404,6 +418,8 @@ def scaling_plot(table: pd.DataFrame, x: str, y: str, by: str | None = None, ax=
         failed = int((part["status"] == "failed").sum()) if "status" in part else 0
         part = part[part["status"] != "failed"] if failed else part
         values = part[y].astype(float)
+        if "status" in part:   # a diverged run did not learn, whatever it reached first
+            values = values.where(part["status"] != "diverged", np.nan)
         zeros = int((values <= 0).sum())   # counted below every positive value, as the fit counts them
         values = values.where(~(values <= 0), 0.0)
         stats = pd.DataFrame.from_dict({at: quantiles(v, [0.25, 0.5, 0.75]) for at, v in values.groupby(part[x])},
@@ -412,7 +428,7 @@ def scaling_plot(table: pd.DataFrame, x: str, y: str, by: str | None = None, ax=
         stats = stats[(stats[0.5] > 0) & ~low.reindex(stats.index, fill_value=False)]
         prefix = "" if by is None else f"{by}={name}: "
         try:
-            fit = fit_exponent(part[x], part[y], n_boot=n_boot)
+            fit = fit_exponent(part[x], values, n_boot=n_boot)
         except ValueError:
             fit = None
         fits[name] = fit
