@@ -105,16 +105,22 @@ def describe() -> dict:
 def on_cores(script: str, args: list[str], cores: int, timeout: float = 900) -> dict:
     """The JSON that `python -c script *args` prints last, run in a new process on the first
     `cores` cores (pinned with taskset on Linux) with one host device per core, single-threaded
-    XLA and no kept programs or compile cache (`SPARSELEARN_CACHE=off`): a cold run's costs."""
-    env = {**os.environ, "SPARSELEARN_CACHE": "off", "OMP_NUM_THREADS": str(cores), "PYTHONPATH": str(ROOT),
-           "XLA_FLAGS": f"--xla_force_host_platform_device_count={cores} --xla_cpu_multi_thread_eigen=false"}
+    XLA and no kept programs or compile cache (`SPARSELEARN_CACHE=off`): a cold run's costs.
+    Its `process` entry records how that process ran (`describe()` and `write_report` describe
+    the process that calls this one, not its children)."""
+    settings = {"SPARSELEARN_CACHE": "off", "OMP_NUM_THREADS": str(cores),
+                "XLA_FLAGS": f"--xla_force_host_platform_device_count={cores} --xla_cpu_multi_thread_eigen=false"}
+    env = {**os.environ, **settings, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-c", script, *args]
+    pinned = None
     if sys.platform.startswith("linux"):
-        cmd = ["taskset", "-c", ",".join(str(c) for c in range(cores)), *cmd]
+        pinned = ",".join(str(c) for c in range(cores))
+        cmd = ["taskset", "-c", pinned, *cmd]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     if done.returncode:
         raise RuntimeError(f"a fresh process ({', '.join(args[1:])}) on {cores} core(s) failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return {**json.loads(done.stdout.strip().splitlines()[-1]),
+            "process": {"cores": cores, "taskset_cpus": pinned, "environment": settings}}
 
 
 def side_by_side(measure, modes: tuple[str, ...], repeats: int) -> tuple[dict, dict]:

@@ -8,28 +8,40 @@ Two parts, each writing one JSON (with `_machine.describe()` and the GPU's name)
   counted as 6 · batch · params (forward + backward), plus 2 · points · params for every
   evaluation's forward pass. Achieved FLOP/s are divided by the device's dense peak at the
   matmul precision used (`PEAK_TFLOPS`: vendor data sheets, no structured sparsity):
-  "highest" → the FP32 peak, "default" → the TF32 tensor-core peak. Timed: steady calls
-  after a compiling one (data drawing included, not counted as FLOPs).
+  "highest" → the FP32 peak, "default" → the TF32 tensor-core peak. Timed: the fastest of
+  at least 2 steady calls after a compiling one (`seconds_per_call`; data drawing
+  included, not counted as FLOPs).
 - `primitives` → results/primitives-gpu.json. One gradient step (forward + backward) at
   s = 4096, density k/s = 1/64, n = out = 512, batch 256, as in bench_primitives.py:
   the second layer by dense_rows @ w2 ("dense"), gather_matmul impl="sparse" ("gather",
   XLA gathers) and impl="pallas" ("gather_pallas", Triton kernels), in float32 and
   bfloat16; the top-k MLP dense ("routed_dense"), routed_mlp impl="sparse" ("routed") and
-  impl="pallas" ("routed_pallas"). Each timing is of 10 calls in a row, blocking on the
-  last: a host round trip per call would add tens of µs to calls of well under a
-  millisecond, the same to every path, shrinking the speedups. Before timing, every path's
-  values and gradients are compared with the dense one on the device (`max_rel_error`). A
-  path that fails to compile is recorded with its error and the rest still runs.
+  impl="pallas" ("routed_pallas"). Every path is timed two ways, each side by side with the
+  others: `ms`, 10 calls in a row from Python, blocking on the last (a host round trip per
+  call would add tens of µs to calls of well under a millisecond); and `ms_in_jit`, 50
+  calls inside one jitted `lax.fori_loop`, each call's input depending on the previous
+  call's output (`bench_primitives.in_jit`), so that the 5–20 µs of dispatching every call
+  from the host, the same for every path, does not cap the speedup of a light kernel.
+  Before timing, every path's values and gradients are compared with the dense one on the
+  device (`max_rel_error`). A path that fails to compile is recorded with its error and
+  the rest still runs.
 
 Targets (issue 16): fraction of peak ≥ 0.3 on the wide sweep; gather ≥ 4× dense at
-density 1/64 (the faster of "gather" and "gather_pallas", float32).
+density 1/64 (the faster of "gather" and "gather_pallas", float32, timed in one jit:
+`speedup_vs_dense_in_jit`).
 
 Run on a GPU machine from the repository root:  bash benchmarks/device_check.sh
 (or: PYTHONPATH=. python benchmarks/bench_gpu.py [--part sweep|primitives|all]).
 Without a GPU it exits with status 3 and writes nothing. `--cpu-dry-run` runs every code
 path on the CPU with tiny sizes (Pallas in interpret mode) and writes
 <part>-gpu-dry-run.json (to a temporary folder unless --out-dir is given) instead, so the
-script can be checked where no GPU is available.
+script can be checked where no GPU is available. A dry run cannot reach the branches that
+`jax.lax.platform_dependent` takes only in a program lowered for a GPU: the gather paths'
+row gathers in large vectorised blocks (`primitives/_rows.py`, `_ACCEL_BLOCK`; on CPU
+they walk the batch in cache-sized chunks) and the compiled Pallas kernels (Triton
+lowering, PTX compile and launch; on CPU they run in interpret mode); nor the GPU's peak
+figures. It times float32 only (bfloat16 at these sizes: a `slow` test in
+tests/test_benchmark_scripts.py).
 """
 
 from __future__ import annotations
@@ -50,7 +62,7 @@ import jax.numpy as jnp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe  # noqa: E402
-from bench_primitives import ms, race, speedup  # noqa: E402
+from bench_primitives import in_jit, ms, race, speedup  # noqa: E402
 
 from sparselearn import config  # noqa: E402
 from sparselearn import primitives as P  # noqa: E402
@@ -105,6 +117,7 @@ class Cells:
     router_rank: int = 8
     budget_s: float = 3.0         # timing budget per group of contenders
     calls: int = 10               # calls per timing, blocking on the last (bench_primitives._once)
+    loop_calls: int = 50          # calls per timing inside one jit (bench_primitives.in_jit)
     precision: str = "highest"
     dtypes: tuple[str, ...] = ("float32", "bfloat16")   # of the second-layer paths
 
@@ -113,8 +126,9 @@ class Cells:
 REL_TOL = {"float32": 1e-3, "bfloat16": 5e-2}
 
 DRY_SWEEP = Sweep(runs=4, width=64, n=10, batch=16, steps=10, eval_every=10, m=128, test_m=64,
-                  precisions=("highest",), min_seconds=0.0, max_calls=2)
-DRY_CELLS = Cells(batch=16, n=32, s=256, k=4, router_rank=2, budget_s=0.05, dtypes=("float32",), calls=2)
+                  min_seconds=0.0, max_calls=2)
+DRY_CELLS = Cells(batch=16, n=32, s=256, k=4, router_rank=2, budget_s=0.05, dtypes=("float32",), calls=2,
+                  loop_calls=3)
 
 
 def gpus() -> list:
@@ -278,11 +292,14 @@ def max_rel_error(got, want) -> float:
     return worst
 
 
-def time_group(paths: dict, baseline: str, budget_s: float, labels: dict, calls: int = 1) -> list[dict]:
+def time_group(paths: dict, baseline: str, budget_s: float, labels: dict, calls: int = 1,
+               loop_calls: int = 0, chain: int | None = None) -> list[dict]:
     """Check every path against `baseline` on the device, then time the ones that compiled
-    side by side (bench_primitives.race, `calls` calls a timing); a path that fails is
-    recorded with its error, one whose values or gradients are off by more than REL_TOL is
-    marked `correct: false` (timed, never counted towards a goal)."""
+    side by side (bench_primitives.race, `calls` calls a timing) and, if `loop_calls`, again
+    with that many calls inside one jit, chained through argument `chain`, which every path
+    must read (bench_primitives.in_jit: `ms_in_jit`, `speedup_vs_dense_in_jit`); a path that
+    fails is recorded with its error, one whose values or gradients are off by more than
+    REL_TOL is marked `correct: false` (timed, never counted towards a goal)."""
     want = jax.block_until_ready(paths[baseline][0](*paths[baseline][1]))
     ok, rows = {}, {}
     for name, (fn, args) in paths.items():
@@ -298,6 +315,20 @@ def time_group(paths: dict, baseline: str, budget_s: float, labels: dict, calls:
     times = race(ok, budget_s, calls=calls)
     for name, t in times.items():
         rows[name].update(ms=ms(t), rounds=len(t), speedup_vs_dense=speedup(times[baseline], t))
+    if loop_calls and baseline in ok:
+        looped = {}
+        for name, (fn, args) in ok.items():
+            try:
+                looped[name] = in_jit(fn, args, loop_calls, chain)
+                jax.block_until_ready(looped[name][0](*looped[name][1]))
+            except Exception as e:  # recorded; the path's other timing stands
+                looped.pop(name, None)
+                rows[name]["error_in_jit"] = f"{type(e).__name__}: {str(e)[:2000]}"
+        if baseline in looped:
+            per_call = {name: [v / loop_calls for v in t] for name, t in race(looped, budget_s).items()}
+            for name, t in per_call.items():
+                rows[name].update(ms_in_jit=ms(t), rounds_in_jit=len(t),
+                                  speedup_vs_dense_in_jit=speedup(per_call[baseline], t))
     return list(rows.values())
 
 
@@ -305,26 +336,32 @@ def part_primitives(dry_run: bool):
     """Yields the report so far after each group of paths."""
     c = DRY_CELLS if dry_run else Cells()
     key = jax.random.key(0)
+    # the in-jit timing chains the calls through an argument every path reads: the values, x
     groups = [(lambda d=dtype: second_layer_paths(c, jnp.dtype(d), key), "dense",
-               {"group": "second_layer", "dtype": dtype}) for dtype in c.dtypes]
-    groups.append((lambda: routed_paths(c, key), "routed_dense", {"group": "routed_mlp", "dtype": "float32"}))
+               {"group": "second_layer", "dtype": dtype}, 0) for dtype in c.dtypes]
+    groups.append((lambda: routed_paths(c, key), "routed_dense", {"group": "routed_mlp", "dtype": "float32"}, 3))
     cells = []
-    for make, baseline, labels in groups:
+    for make, baseline, labels, chain in groups:
         with jax.default_matmul_precision(c.precision):
-            rows = time_group(make(), baseline, c.budget_s, labels, c.calls)
+            rows = time_group(make(), baseline, c.budget_s, labels, c.calls, c.loop_calls, chain)
         for row in rows:
-            timing = (f"{row['ms']:9.3f} ms  x{row['speedup_vs_dense']:6.2f}  rel. err {row['max_rel_error']:.1e}"
-                      f"{'' if row['correct'] else ' (WRONG: not counted)'}"
+            in_jit_text = (f"  in jit {row['ms_in_jit']:9.3f} ms  x{row['speedup_vs_dense_in_jit']:6.2f}"
+                           if "ms_in_jit" in row else "  in jit FAILED" if "error_in_jit" in row else "")
+            timing = (f"{row['ms']:9.3f} ms  x{row['speedup_vs_dense']:6.2f}{in_jit_text}"
+                      f"  rel. err {row['max_rel_error']:.1e}{'' if row['correct'] else ' (WRONG: not counted)'}"
                       if "ms" in row else f"FAILED {row['error'][:200]}")
             print(f"{row['group']:>12} {row['dtype']:>8} {row['path']:>14}  {timing}", flush=True)
         cells += rows
-        gather = [r["speedup_vs_dense"] for r in cells   # a path that disagrees with dense does not count
-                  if r["dtype"] == "float32" and r["path"] in ("gather", "gather_pallas") and "ms" in r
-                  and r["correct"]]
+        # timed in one jit (no per-call dispatch); a path that disagrees with dense does not count
+        gather = [r["speedup_vs_dense_in_jit"] for r in cells
+                  if r["dtype"] == "float32" and r["path"] in ("gather", "gather_pallas")
+                  and "speedup_vs_dense_in_jit" in r and r["correct"]]
         yield {"config": asdict(c), "density": f"1/{c.s // c.k}",
                "description": "value_and_grad of one step; speedup_vs_dense = median over side-by-side rounds "
                               "of dense time / path time (second layer: dense_rows @ w2; routed_mlp: impl='dense'); "
-                              f"a time is that of {c.calls} calls in a row, blocking on the last, per call",
+                              f"ms: {c.calls} calls in a row from Python, blocking on the last, per call; "
+                              f"ms_in_jit: {c.loop_calls} calls chained inside one jitted fori_loop, per call "
+                              "(no per-call dispatch; the gather target is checked on speedup_vs_dense_in_jit)",
                "primitives": {"cells": cells},
                "targets": {"gather_speedup_density1_64": target(TARGET_GATHER_SPEEDUP, max(gather, default=None),
                                                                 dry_run)}}

@@ -17,7 +17,7 @@ the MLP for reference (parity: the quickstart's SGD/hinge setup, 2000 steps; tea
 the square loss, 4000 steps).
 
 For each (workload, learner, m): `first_s` is the first call (compilation included) and
-`steady_s` the median of the next `--repeats` calls, both per run (group time / 2);
+`steady_s` the median of the next `--repeats` calls (3 unless given), both per run (group time / 2);
 `cpu_s` is process CPU time per run of the steady calls.
 
 Run:   python benchmarks/bench_learners.py           # ≈ 10 min on 2 cores; writes results/learners.json
@@ -129,7 +129,7 @@ def table(rows: list[dict]) -> str:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="m = 1000 only, no repeats; writes nothing")
-    parser.add_argument("--repeats", type=int, default=1, help="steady-state calls after the first")
+    parser.add_argument("--repeats", type=int, default=3, help="steady-state calls after the first (default 3)")
     parser.add_argument("--out", type=Path, default=None, help=f"JSON path (default {RESULTS}; none with --quick)")
     args = parser.parse_args(argv)
     sizes = (1000,) if args.quick else (1000, 10_000)
@@ -147,8 +147,8 @@ def main(argv=None) -> dict:
         print(f"gf2 n={g['n']:<5} m={g['m']:<5} fit {g['fit_s_median'] * 1e3:.1f} ms (median of {g['repeats']}),"
               f" recovered every time: {g['recovered_every_time']}")
     machine["load_average_at_end"] = describe()["load_average"]
-    report = {"benchmark": "learners", "machine": machine, "seeds_per_group": len(SEEDS), "results": rows,
-              "gf2": gf2}
+    report = {"benchmark": "learners", "machine": machine, "seeds_per_group": len(SEEDS), "steady_calls": repeats,
+              "results": rows, "gf2": gf2}
     print(table(rows))
     out = args.out or (None if args.quick else RESULTS)
     if out is not None:

@@ -81,6 +81,36 @@ def _once(fn, args, calls: int = 1) -> float:
     return (time.perf_counter() - t) / calls
 
 
+def in_jit(fn, args, n: int, chain: int | None = None):
+    """(looped, looped_args): `n` calls of `fn(*args)` inside one jitted `lax.fori_loop`, each
+    call's input made to depend on the previous call's output: argument `chain` (a floating
+    array `fn` reads; default the smallest one) plus `scale` · the sum of the first output
+    leaf, `scale` a traced 0.0. So XLA can neither hoist the call out of the loop nor merge
+    calls, and as every output is carried to the end, no part of a call is dead code. One
+    `looped(*looped_args)` does the work of `n` calls with one dispatch from the host and
+    returns what one call returns."""
+    args = tuple(args)
+    if chain is None:
+        floats = [i for i, a in enumerate(args)
+                  if hasattr(a, "dtype") and jnp.issubdtype(a.dtype, jnp.floating)]
+        if not floats:
+            raise ValueError("in_jit needs a floating-point array argument to chain the calls through")
+        chain = min(floats, key=lambda i: args[i].size)
+    shapes = jax.eval_shape(fn, *args)
+
+    def looped(scale, *args):
+        def body(_, carry):
+            args, _ = carry
+            out = fn(*args)
+            link = (scale * jnp.sum(jax.tree.leaves(out)[0])).astype(args[chain].dtype)
+            return args[:chain] + (args[chain] + link,) + args[chain + 1:], out
+
+        init = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+        return jax.lax.fori_loop(0, n, body, (args, init))[1]
+
+    return jax.jit(looped), (jnp.float32(0.0), *args)
+
+
 def race(contenders: dict, budget_s: float, min_rounds: int = 7, max_rounds: int = 151, calls: int = 1) -> dict:
     """Seconds per call of each jitted (fn, args), one list entry per round (each `calls`
     calls, see `_once`); every round calls every contender, in turn, starting one further

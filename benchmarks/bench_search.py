@@ -5,7 +5,11 @@ at least half of the seeds reach test error ≤ 0.05, to within a factor 1 + rto
 - search: `sparselearn.sample_complexity` (doubling, then bisection on log m);
 - grid: every m of a geometric grid with ratio 1 + rtol over the same range [min, max],
   trained in one sweep.
-Both count trainings (runs) and wall time; the answers are compared too.
+Both count trainings (runs) and wall time; the answers are compared too. Compiled programs
+are kept in a fresh temporary directory for the run (the JSON's `compile_cache`), not in the
+user's cache: no program compiled by an earlier run is found, so the times do not depend on
+what ran before; within the run, n by n, search then grid, later groups find what earlier ones
+compiled, as in one user's session.
 
     python benchmarks/bench_search.py            # full
     python benchmarks/bench_search.py --quick    # n ∈ {10}, fewer seeds and steps
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -29,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _machine import load_average, write_report  # noqa: E402
 
 import sparselearn as sl  # noqa: E402
+from sparselearn import runtime  # noqa: E402
 
 CONFIG = """
 experiment: bench_search
@@ -50,6 +56,20 @@ def geometric_grid(lo: int, hi: int, rtol: float) -> list[int]:
     return sorted({int(round(v)) for v in np.geomspace(lo, hi, count)})
 
 
+def fresh_compile_cache(folder: str) -> str:
+    """Keep this process's compiled programs in `folder` (empty), whatever the environment or
+    jax's settings named before; the cache stays on, as a user's sweeps run it."""
+    import jax
+
+    os.environ.pop(runtime.CACHE_ENV, None)
+    os.environ[runtime.CACHE_DIR_ENV] = folder
+    jax.config.update("jax_compilation_cache_dir", None)   # e.g. from JAX_COMPILATION_CACHE_DIR
+    path = runtime.enable_compile_cache()
+    if path is None or not os.path.samefile(path, folder):
+        raise RuntimeError(f"the compile cache is at {path}, not in the fresh folder {folder}")
+    return f"a fresh temporary directory for this run ({runtime.CACHE_DIR_ENV}), empty at the start"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
@@ -59,7 +79,8 @@ def main() -> None:
     lo, hi, rtol, eps, delta = 32, 8192, 0.1, 0.05, 0.5
     load_before = load_average()
     results = []
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as out, tempfile.TemporaryDirectory() as cache:
+        compile_cache = fresh_compile_cache(cache)
         for n in ns:
             cfg = sl.config.loads(CONFIG.format(n=n, steps=steps, seeds=seeds))
             t0 = time.perf_counter()
@@ -87,6 +108,7 @@ def main() -> None:
     doc = {"benchmark": "search",
            "workload": {"target": "sparse_parity k=3", "n": ns, "width": 128, "steps": steps, "seeds": seeds,
                         "eps": eps, "delta": delta, "rtol": rtol, "m_range": [lo, hi], "quick": args.quick},
+           "compile_cache": compile_cache,
            "ratios": {"max_search_over_grid_trainings": max(fractions),
                       "mean_search_over_grid_trainings": round(float(np.mean(fractions)), 4)},
            "results": results}

@@ -95,6 +95,7 @@ def main(argv=None) -> dict:
             whole, blocks = rows["whole"][0], rows["blocks"][0]
             steps = [s for s in whole["steps_to_eps"] if s >= 0]
             group = {"seeds": seeds, "cores": cores, "tier": whole["tier"], "flops": whole["flops"],
+                     "process": whole["process"],   # how the measuring processes ran
                      "run_block_picks": whole["picked"],
                      "reached_eps": len(steps), "median_steps_to_eps": statistics.median(steps) if steps else None,
                      **summary,

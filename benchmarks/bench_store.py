@@ -2,14 +2,16 @@
 
 Writes `groups` small groups (4 runs, 10 curve points each) into one store with
 `sparselearn.store.Store.write` (one part file per table per group) and times every write;
-then, side by side on fewer groups, the earlier approach: read both tables, append the group,
-rewrite both files (atomically) — its cost grows with everything already stored. No training:
-the frames are synthetic, with the real schema.
+then, after all of them, in a second store, the earlier approach on fewer groups (the same
+synthetic groups, from the same seed): read both tables, append the group, rewrite both files
+(atomically) — its cost grows with everything already stored. The two run one after the
+other, not alternating: compare them by the load average recorded before. No training: the
+frames are synthetic, with the real schema.
 
     python benchmarks/bench_store.py            # 2,000 groups; the rewrite approach on 300
-    python benchmarks/bench_store.py --quick    # 300 and 100
+    python benchmarks/bench_store.py --quick    # 300 and 100; writes nothing unless --out names a file
 
-Writes benchmarks/results/store.json.
+Writes benchmarks/results/store.json (or the file named by --out).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from _machine import describe  # noqa: E402
 from sparselearn.schema import CURVES, RUN_COLUMNS, RUN_DTYPES  # noqa: E402
 from sparselearn.store import Store, write_parquet  # noqa: E402
 
+RESULTS = Path(__file__).parent / "results" / "store.json"
 RUNS_PER_GROUP, CURVE_POINTS = 4, 10
 
 
@@ -82,12 +85,13 @@ def summary(times: list[float], window: int) -> dict:
             "per_decile_ms": [round(1e3 * float(np.median(c)), 3) for c in np.array_split(np.array(times), 10)]}
 
 
-def main() -> None:
+def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--groups", type=int, default=2000)
     p.add_argument("--rewrite-groups", type=int, default=300)
-    p.add_argument("--quick", action="store_true")
-    args = p.parse_args()
+    p.add_argument("--quick", action="store_true", help="300 and 100 groups; writes nothing unless --out is given")
+    p.add_argument("--out", type=Path, default=None, help=f"JSON path (default {RESULTS}; none with --quick)")
+    args = p.parse_args(argv)
     if args.quick:
         args.groups, args.rewrite_groups = 300, 100
     window = max(10, min(100, args.rewrite_groups // 5))
@@ -116,10 +120,12 @@ def main() -> None:
                       f"rewrite_over_parts_at_group_{args.rewrite_groups}":
                           round(float(np.median(rewrite[-window:]) / np.median(parts_same[-window:])), 2)}}
     print(json.dumps({k: doc[k] for k in ("parts", "rewrite_all", "ratios", "read_all_curves_s")}, indent=1))
-    path = Path(__file__).parent / "results" / "store.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"wrote {path}")
+    path = args.out or (None if args.quick else RESULTS)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"wrote {path}")
+    return doc
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ def main(argv=None) -> dict:
                                          MODES, args.repeats)
             errors = [r[0]["test_error"] for r in rows.values()]
             group = {"width": width, "cores": cores, "flops": rows["one"][0]["flops"], **summary,
+                     "process": rows["one"][0]["process"],   # how the measuring processes ran
                      "max_test_error_difference": max(abs(a - b) for other in errors[1:]
                                                       for a, b in zip(errors[0], other))}
             report["groups"].append(group)

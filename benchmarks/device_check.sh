@@ -2,6 +2,7 @@
 # The GPU check of issue 16 (item 8), under 5 minutes on one GPU; no installs, nothing downloaded.
 #
 #   bash benchmarks/device_check.sh        # from the repository root, on a machine with a GPU
+#   bash benchmarks/device_check.sh --part primitives   # one part only (sweep or primitives)
 #   bash benchmarks/device_check.sh --cpu-dry-run [--out-dir DIR]
 #                                          # every code path on a CPU, tiny sizes: <part>-gpu-dry-run.json
 #
@@ -11,20 +12,43 @@
 #   primitives  dense vs gather / routed vs their Pallas kernels at s = 4096, density 1/64
 #               (values and gradients checked against dense first)
 #                                             → benchmarks/results/primitives-gpu.json
-# Arguments are passed on to bench_gpu.py. Exits 3 at once if jax sees no GPU (unless --cpu-dry-run); otherwise runs every part and exits non-zero if any
-# part failed or ran out of time (the parts that finished have still written their JSON).
+# The limits (GPU_PROBE_TIMEOUT 40 s, SWEEP_TIMEOUT 135 s, PRIMITIVES_TIMEOUT 100 s, each part
+# with 10 s more to stop after SIGTERM) add to 295 s at most.
+# Other arguments are passed on to bench_gpu.py. Exits 3 at once if jax sees no GPU (unless --cpu-dry-run);
+# otherwise runs the parts and exits non-zero if any part failed or ran out of time (the parts that
+# finished have still written their JSON).
 # See benchmarks/bench_gpu.py for what is measured and counted.
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 PYTHON="${PYTHON:-python}"
-SWEEP_TIMEOUT="${SWEEP_TIMEOUT:-170}"
+GPU_PROBE_TIMEOUT="${GPU_PROBE_TIMEOUT:-40}"
+SWEEP_TIMEOUT="${SWEEP_TIMEOUT:-135}"
 PRIMITIVES_TIMEOUT="${PRIMITIVES_TIMEOUT:-100}"
 
 dry_run=0
-for arg in "$@"; do [ "$arg" = "--cpu-dry-run" ] && dry_run=1; done
+parts=()
+passed=()   # the arguments for bench_gpu.py, without --part: each process gets its own
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        --cpu-dry-run) dry_run=1; passed+=("$1") ;;
+        --part) [ "$#" -ge 2 ] || { echo "device_check: --part needs a value (sweep or primitives)" >&2; exit 2; }
+                parts+=("$2"); shift ;;
+        --part=*) parts+=("${1#--part=}") ;;
+        *) passed+=("$1") ;;
+    esac
+    shift
+done
+for part in "${parts[@]+"${parts[@]}"}"; do
+    case "$part" in
+        sweep|primitives) ;;
+        all) parts=() ; break ;;
+        *) echo "device_check: unknown part '$part' (sweep, primitives or all)" >&2; exit 2 ;;
+    esac
+done
+[ "${#parts[@]}" -gt 0 ] || parts=(sweep primitives)
 
-if [ "$dry_run" -eq 0 ] && ! timeout 60 "$PYTHON" -c '
+if [ "$dry_run" -eq 0 ] && ! timeout -k 5 "$GPU_PROBE_TIMEOUT" "$PYTHON" -c '
 import sys, jax
 try:
     gpus = jax.devices("gpu")
@@ -38,19 +62,26 @@ fi
 [ "$dry_run" -eq 1 ] || ! command -v nvidia-smi >/dev/null || nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
 failed=0
-run_part() {  # part, time limit in seconds, arguments for bench_gpu.py
-    local started=$SECONDS status
-    timeout -k 10 "$2" "$PYTHON" benchmarks/bench_gpu.py --part "$1" "${@:3}"
+run_part() {  # part, time limit in seconds
+    local started=$SECONDS status took
+    timeout -k 10 "$2" "$PYTHON" benchmarks/bench_gpu.py --part "$1" "${passed[@]+"${passed[@]}"}"
     status=$?
-    if [ "$status" -eq 124 ]; then
-        echo "device_check: part $1 ran past its limit of $2 s" >&2
+    took=$((SECONDS - started))
+    if [ "$status" -eq 124 ] || { [ "$status" -eq 137 ] && [ "$took" -ge "$2" ]; }; then
+        # 124: stopped by SIGTERM at the limit; 137: still running 10 s later, killed
+        echo "device_check: part $1 ran past its limit of $2 s (exit $status)" >&2
     elif [ "$status" -ne 0 ]; then
         echo "device_check: part $1 failed (exit $status)" >&2
     fi
-    echo "device_check: part $1 took $((SECONDS - started)) s"
+    echo "device_check: part $1 took $took s"
     [ "$status" -eq 0 ] || failed=1
 }
-run_part sweep "$SWEEP_TIMEOUT" "$@"
-run_part primitives "$PRIMITIVES_TIMEOUT" "$@"
+for part in sweep primitives; do   # each named part once, in this order
+    case " ${parts[*]} " in *" $part "*) ;; *) continue ;; esac
+    case "$part" in
+        sweep) run_part sweep "$SWEEP_TIMEOUT" ;;
+        primitives) run_part primitives "$PRIMITIVES_TIMEOUT" ;;
+    esac
+done
 [ "$dry_run" -eq 1 ] || ls -l benchmarks/results/*-gpu.json
 exit "$failed"

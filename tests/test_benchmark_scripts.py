@@ -151,3 +151,72 @@ def test_gpu_primitive_paths_that_disagree_with_dense_are_marked_and_not_counted
     rows = {r["path"]: r for r in bg.time_group(paths, "dense", 0.0, {"group": "g", "dtype": "float32"}, 1)}
     assert rows["gather"]["correct"] and not rows["gather_pallas"]["correct"]
     assert rows["gather_pallas"]["max_rel_error"] == pytest.approx(0.5, rel=1e-6)   # |3v − 2v| / max |2v|
+
+
+def test_in_jit_timing_chains_every_call_to_the_one_before():
+    bg, bp = bench("bench_gpu"), bench("bench_primitives")
+    c, key = bg.DRY_CELLS, jax.random.key(0)
+    groups = ((bg.second_layer_paths(c, jnp.dtype("float32"), key), 0), (bg.routed_paths(c, key), 3))
+    for paths, chain in groups:   # the arguments part_primitives chains through
+        for name, (fn, args) in paths.items():
+            if name.endswith("_pallas"):   # they read the same arguments; interpret mode compiles slowly
+                continue
+            looped, looped_args = bp.in_jit(fn, args, 2, chain)
+            once = fn(*args)
+            same = looped(*looped_args)   # scale 0: what one call returns
+            assert all(jnp.allclose(a, b, rtol=1e-5)
+                       for a, b in zip(jax.tree.leaves(same), jax.tree.leaves(once))), name
+            # scale 1: the second call reads the first one's output, so no call can be hoisted or merged
+            chained = looped(jnp.float32(1.0), *looped_args[1:])
+            assert not jnp.allclose(chained[0], once[0]), name
+
+
+def test_device_check_runs_each_part_once_under_its_own_limit(tmp_path):
+    fake = tmp_path / "python"   # stands in for the interpreter: records how bench_gpu.py was called
+    fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {tmp_path / "calls"}\n')
+    fake.chmod(0o755)
+    script = str(ROOT / "benchmarks" / "device_check.sh")
+    env = {"PATH": "/usr/bin:/bin", "PYTHON": str(fake)}
+
+    def calls(*args):
+        (tmp_path / "calls").unlink(missing_ok=True)
+        done = subprocess.run(["bash", script, "--cpu-dry-run", *args], env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        return (tmp_path / "calls").read_text().splitlines()
+
+    both = calls("--out-dir", "/x")
+    assert [c.split()[:3] for c in both] == [["benchmarks/bench_gpu.py", "--part", "sweep"],
+                                              ["benchmarks/bench_gpu.py", "--part", "primitives"]]
+    assert all(c.count("--part") == 1 and c.endswith("--cpu-dry-run --out-dir /x") for c in both)
+    # a part asked for runs alone, once: a --part passed on after the script's own overrode it
+    assert calls("--out-dir", "/x", "--part", "sweep") == [both[0]]
+    assert calls("--part=primitives", "--out-dir", "/x", "--part", "primitives") == [both[1]]
+    assert calls("--part", "all", "--out-dir", "/x") == both
+    done = subprocess.run(["bash", script, "--cpu-dry-run", "--part", "train"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and "unknown part" in done.stderr
+
+
+@pytest.mark.slow
+def test_gpu_bfloat16_second_layer_paths_run_and_agree_at_dry_run_sizes():
+    # the dry run times float32 only (tests/test_pallas.py holds every dry-run path to 1e-4 of dense)
+    bg = bench("bench_gpu")
+    c = bg.DRY_CELLS
+    with jax.default_matmul_precision(c.precision):
+        rows = bg.time_group(bg.second_layer_paths(c, jnp.dtype("bfloat16"), jax.random.key(0)), "dense", 0.0,
+                             {"group": "second_layer", "dtype": "bfloat16"}, 1, loop_calls=2, chain=0)
+    assert {r["path"] for r in rows} == {"dense", "gather", "gather_pallas"}
+    for r in rows:
+        assert "error" not in r and "error_in_jit" not in r and r["correct"] and r["ms_in_jit"] > 0, r
+
+
+def test_fresh_process_records_the_settings_it_ran_with():
+    machine = bench("_machine")
+    script = ("import json, os; print(json.dumps({k: os.environ.get(k) for k in "
+              "('XLA_FLAGS', 'SPARSELEARN_CACHE', 'OMP_NUM_THREADS')}))")
+    got = machine.on_cores(script, ["x"], 1)
+    # the report's `machine` describes the parent; each group keeps how its processes ran
+    assert got["process"]["environment"] == {k: got[k] for k in ("XLA_FLAGS", "SPARSELEARN_CACHE", "OMP_NUM_THREADS")}
+    assert "--xla_force_host_platform_device_count=1" in got["process"]["environment"]["XLA_FLAGS"]
+    assert got["process"]["cores"] == 1
