@@ -7,7 +7,10 @@
     sparselearn figs [NAME ...|--all|exponents] [--smoke] [--results DIR]
     sparselearn list [targets|learners|configs|figs]
 
-Exit status: 0 success, 2 bad input (config, flags, paths), 1 internal failure.
+Exit status: 0 success; 1 an internal failure, or runs that failed (stored as failed, `run`);
+2 bad input (config, flags, paths, a JAX_PLATFORMS this machine cannot start); 120 the output
+could not be written (stdout on a full disk); 130 interrupted (Ctrl-C: finished groups are
+stored); 141 the reader of the output left (a broken pipe, e.g. `| head`).
 """
 
 from __future__ import annotations
@@ -56,15 +59,13 @@ def _parser() -> argparse.ArgumentParser:
                        description="Train every (grid point, seed) of CONFIG not yet stored, write "
                        "results/<experiment>/<hash>/{config.yaml,runs.parquet,curves.parquet} and a figure.")
     r.add_argument("config", metavar="CONFIG", help="YAML experiment config, e.g. configs/quickstart.yaml")
-    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.steps=500 --set 'sweep.grid.data.m=[64,128]'")
-    r.add_argument("--out", default="results", metavar="DIR", type=_directory, help="results root (default: results)")
-    r.add_argument("--smoke", action="store_true", help="shrink steps, seeds and grid for a seconds-long check")
+    _config_flags(r)
     r.add_argument("--force", action="store_true", help="recompute runs that are already stored")
     r.add_argument("--retry-failed", action="store_true", help="recompute runs stored as failed or diverged")
     r.add_argument("--executor", choices=EXECUTORS,
                    help="where groups run (default: executor.name of the config, local)")
-    r.add_argument("--quiet", action="store_true", help="no progress bar or table, only the summary line")
+    r.add_argument("--quiet", action="store_true", help="no progress bar or table: only the summary line "
+                   "and the files written")
     r.add_argument("--no-plot", action="store_true", help="do not draw the learnability figure")
     r.add_argument("--pdf", action="store_true", help="draw the figure as a PDF too (`sparselearn plot` "
                    "draws both from the stored results at any time)")
@@ -75,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
                         "value of --param at which at least a fraction 1 − delta of the seeds reach test error "
                         "≤ eps, for every point of the config's grid, with an exact binomial confidence bracket. "
                         "Every trained run is stored; a repeated search reuses them.")
-    se.add_argument("config", metavar="CONFIG")
+    se.add_argument("config", metavar="CONFIG", help="YAML experiment config, e.g. configs/quickstart.yaml")
+    _config_flags(se)
     se.add_argument("--param", choices=SEARCHABLE, default="data.m",
                     help="what to search over (default: data.m)")
     se.add_argument("--eps", type=float, help="target test error (default: train.eps of the config)")
@@ -86,12 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--max", dest="max_value", type=int,
                     help="largest value (default: 2^18 samples; 16× the first steps)")
     se.add_argument("--rtol", type=float, default=0.1, help="stop when the bracket is within 1 + rtol (m only)")
-    se.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    se.add_argument("--out", default="results", metavar="DIR", type=_directory)
-    se.add_argument("--smoke", action="store_true")
     se.add_argument("--retry-failed", action="store_true", help="recompute runs stored as failed or diverged "
                     "(by default they are reused, as seeds that did not reach eps)")
-    se.add_argument("--quiet", action="store_true")
+    se.add_argument("--quiet", action="store_true", help="no progress bar")
 
     pl = sub.add_parser("plot", help="draw a figure from stored results (never trains)",
                         description="Draw a figure of a results directory (results/<experiment> or "
@@ -101,11 +100,11 @@ def _parser() -> argparse.ArgumentParser:
                         "steps_to_eps (else test error) vs a numeric grid axis such as target.n on log-log "
                         "axes with a fitted exponent and bootstrap CI per series; phase: success rate over "
                         "two grid axes with the 50% contour.")
-    pl.add_argument("results", metavar="RESULTS_DIR")
+    pl.add_argument("results", metavar="RESULTS_DIR", help="results/<experiment> or results/<experiment>/<hash>")
     pl.add_argument("--kind", choices=["curve", "scaling", "phase"], default="curve",
                     help="figure kind (default: curve)")
-    pl.add_argument("--out", metavar="FILE", help="output path; .png and .pdf are written "
-                    "(default: RESULTS_DIR/figures/learnability, or /scaling, /phase)")
+    pl.add_argument("--out", metavar="FILE", help="output path: FILE.png and FILE.pdf are written, a .png or "
+                    ".pdf suffix replaced (default: RESULTS_DIR/figures/learnability, or /scaling, /phase)")
 
     fg = sub.add_parser("figs", help="regenerate paper figures (paper_figs/fig_*.py) into paper_figs/out/",
                         description="Run each named figure's experiments through the normal sweep machinery "
@@ -129,6 +128,16 @@ def _parser() -> argparse.ArgumentParser:
                         "the configs in ./configs, or the paper figures.")
     ls.add_argument("what", nargs="?", choices=["targets", "learners", "configs", "figs"], help="default: all")
     return p
+
+
+def _config_flags(command: argparse.ArgumentParser) -> None:
+    """The flags `run` and `search` share: overrides, the results root, the smoke size."""
+    command.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                         help="override a config value, e.g. --set train.steps=500 "
+                         "--set 'sweep.grid.data.m=[64,128]'")
+    command.add_argument("--out", default="results", metavar="DIR", type=_directory,
+                         help="results root (default: results)")
+    command.add_argument("--smoke", action="store_true", help="shrink steps, seeds and grid for a seconds-long check")
 
 
 def _summary_table(df) -> str:
@@ -208,11 +217,17 @@ def _bad_input(e: BaseException) -> bool:
 
 
 def _check_out_file(out: str | None) -> None:
-    """A figure path whose directory cannot be written: StoreError naming it (before any work)."""
+    """A figure path that cannot be written (its directory, or a directory where a file goes):
+    StoreError naming it (before any work); ConfigError for a suffix other than .png or .pdf."""
     if out is not None:
-        from sparselearn.store import check_writable
+        from sparselearn.plotting.style import figure_paths
+        from sparselearn.store import StoreError, check_writable
 
-        check_writable(Path(out).parent)
+        paths = figure_paths(out)
+        check_writable(paths[0].parent)
+        for path in paths:
+            if path.is_dir():
+                raise StoreError(f"{path}: is a directory (the figure is written to this file)")
 
 
 @contextlib.contextmanager
@@ -327,12 +342,16 @@ def cmd_search(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    _check_out_file(args.out)
     _file_backend()
+    _check_out_file(args.out)
     from sparselearn.plotting import plot_results
+    from sparselearn.store import StoreError
 
     _imported(args)
-    paths = plot_results(args.results, args.kind, args.out)
+    try:
+        paths = plot_results(args.results, args.kind, args.out)
+    except OSError as e:  # e.g. a read-only figures directory, a full disk
+        raise StoreError(f"{e.filename or args.out or args.results}: {e.strerror or e}") from e
     print("\n".join(str(p) for p in paths))
     return 0
 
@@ -483,9 +502,24 @@ def main(argv: list[str] | None = None, *, from_console: bool = False) -> int:
         if _bad_input(e):
             print(f"error: {e}", file=sys.stderr)
             return 2
+        why = _backend_error()
+        if why is not None:
+            hint = "" if "JAX_PLATFORMS" in why else " (leave JAX_PLATFORMS unset, or name a platform this machine has)"
+            print(f"error: JAX_PLATFORMS={os.environ['JAX_PLATFORMS']}: JAX could not start a backend: {why}{hint}",
+                  file=sys.stderr)
+            return 2
         print(f"internal error: {type(e).__name__}: {e}", file=sys.stderr)
         traceback.print_exc(file=sys.stderr)
         return 1
+
+
+def _backend_error() -> str | None:
+    """Why JAX's backends did not start, where JAX_PLATFORMS chose them (`runtime.backend_error`)."""
+    if not os.environ.get("JAX_PLATFORMS"):
+        return None
+    from sparselearn import runtime
+
+    return runtime.backend_error()
 
 
 def console() -> None:

@@ -1,10 +1,12 @@
 """JAX start-up settings: the persistent compilation cache and the number of host devices.
 
 The compilation cache stores every compiled program on disk, so a shape compiles once on a
-machine, not once per process. It is on by default, in
-`$SPARSELEARN_CACHE_DIR`, else `$XDG_CACHE_HOME/sparselearn/jax-<jax version>` (default
-`~/.cache/...`); `SPARSELEARN_CACHE=0` (or `off`), `--no-compile-cache` on the command line
-or `executor.compile_cache: false` turns it off.
+machine, not once per process. It is on by default, in `$SPARSELEARN_CACHE_DIR`, else the
+directory JAX was given (`JAX_COMPILATION_CACHE_DIR`, `jax_compilation_cache_dir`), else
+`$XDG_CACHE_HOME/sparselearn/jax-<jax version>` (default `~/.cache/...`); `SPARSELEARN_CACHE=0`
+(or `off`), `--no-compile-cache` on the command line or `executor.compile_cache: false` turns
+it off, whatever names a directory. A directory that cannot be created is warned about and the
+cache is off; one that cannot be written is warned about and only read.
 
 Host devices: XLA runs one CPU "device" by default, so a vmapped group uses one core for its
 small matrix products. `sparselearn` (the command) starts JAX with one host device per core
@@ -36,6 +38,7 @@ Nothing here imports jax at module level.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import functools
 import glob
@@ -88,26 +91,34 @@ def cache_dir(environ=os.environ) -> Path | None:
 
 
 def enable_compile_cache(path: str | Path | None = None, environ=os.environ) -> Path | None:
-    """Point JAX's persistent compilation cache at `path` (default: `cache_dir()`), keeping
-    every program however fast it compiled. Returns the directory in use, or None when the
-    cache is off (by the environment or `disable_compile_cache`; JAX's own cache is then
-    switched off too, even where JAX_COMPILATION_CACHE_DIR names one). A directory set before
-    (`jax_compilation_cache_dir`) is kept. Safe to call many times; takes effect for programs
-    compiled after it.
+    """Point JAX's persistent compilation cache at `path` (default: `$SPARSELEARN_CACHE_DIR`, else
+    a directory set before, `jax_compilation_cache_dir`, else `cache_dir()`), keeping every program
+    however fast it compiled. Returns the directory in use, or None when the cache is off (by the
+    environment or `disable_compile_cache`, also where `path` is given; JAX's own cache is then
+    switched off too, even where JAX_COMPILATION_CACHE_DIR names one) or its directory cannot be
+    created. Safe to call many times; takes effect for programs compiled after it.
     """
     import jax
 
-    path = cache_dir(environ) if path is None else Path(path)
-    _jax_cache(path is not None)
-    if path is None or not jax.config.jax_enable_compilation_cache:
+    on = cache_dir(environ) is not None
+    _jax_cache(on)
+    if not on or not jax.config.jax_enable_compilation_cache:
         return None
-    if jax.config.jax_compilation_cache_dir:
-        return Path(jax.config.jax_compilation_cache_dir)
+    before = jax.config.jax_compilation_cache_dir
+    if path is None and before and not environ.get(CACHE_DIR_ENV):
+        return Path(before)
+    path = cache_dir(environ) if path is None else Path(path).expanduser()
+    if before == str(path) and jax.config.jax_persistent_cache_min_compile_time_secs == 0:
+        return path
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:  # an unwritable home: run without the cache rather than fail
-        warnings.warn(f"compilation cache disabled: cannot create {path} ({e.strerror})", stacklevel=2)
+        _warn_cache(f"compilation cache disabled: cannot create {path} ({e.strerror or e})")
+        _jax_cache(False)  # nor a directory JAX was given: the user asked for this one
         return None
+    if not os.access(path, os.W_OK | os.X_OK):  # a cache shared read-only: read from, nothing kept
+        _warn_cache(f"compilation cache {path} is not writable: programs are read from it, "
+                    "those compiled now are not kept")
     from jax.experimental.compilation_cache import compilation_cache as cc
 
     jax.config.update("jax_compilation_cache_dir", str(path))
@@ -115,6 +126,12 @@ def enable_compile_cache(path: str | Path | None = None, environ=os.environ) -> 
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
     cc.reset_cache()  # jax decides once per process whether to use a cache; ask again now
     return path
+
+
+@functools.cache
+def _warn_cache(message: str) -> None:
+    # once per process, as _warn_one_host_device: a search calls enable_compile_cache every round
+    warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
 def disable_compile_cache(environ=os.environ) -> None:
@@ -184,6 +201,21 @@ def jax_started() -> bool:
     from jax._src import xla_bridge
 
     return xla_bridge.backends_are_initialized()
+
+
+def backend_error() -> str | None:
+    """Why JAX cannot start its backends in this process (e.g. JAX_PLATFORMS names a platform
+    this machine lacks), found by starting them; None when they start, have started, or jax is
+    not imported."""
+    if "jax" not in sys.modules or jax_started():
+        return None
+    import jax
+
+    try:
+        jax.devices()
+    except Exception as e:  # noqa: BLE001 - jax 0.10 asserts when every named platform is skipped
+        return str(e) or "none of the platforms it names is available on this machine"
+    return None
 
 
 def use_every_core(environ=os.environ) -> None:
@@ -610,12 +642,41 @@ def _device_order(sharding) -> list[int]:
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
+def _described(value) -> str:
+    """`value` in a program's key, the same in every process: plain data by its repr, a
+    dataclass (a config, a plug-in target or learner) by its class and every field's value
+    whatever its repr shows (a field(repr=False), a custom __repr__), enums by name, sets and
+    dicts in sorted order, functions, classes and modules by name, arrays by contents, anything
+    else by its class and repr (without addresses)."""
+    if isinstance(value, enum.Enum):
+        return f"{_plain(type(value))}.{value.name}"
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
+        return repr(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = ",".join(f"{f.name}={_described(getattr(value, f.name))}" for f in dataclasses.fields(value))
+        return f"{_plain(type(value))}({fields})"
+    if isinstance(value, (tuple, list)):
+        items = ",".join(map(_described, value))
+        return f"({items})" if type(value) is tuple else f"{_plain(type(value))}[{items}]"
+    if isinstance(value, (set, frozenset)):
+        return f"{_plain(type(value))}{{{','.join(sorted(map(_described, value)))}}}"
+    if isinstance(value, dict):
+        items = sorted(f"{_described(k)}:{_described(v)}" for k, v in value.items())
+        return f"{_plain(type(value))}{{{','.join(items)}}}"
+    if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType, types.ModuleType)):
+        return _plain(value)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(value, (numpy.ndarray, numpy.generic)):
+        return f"{_plain(type(value))}({value.dtype},{value.shape},{hashlib.sha256(value.tobytes()).hexdigest()})"
+    return f"{_plain(type(value))}:{_ADDRESS.sub('', repr(value))}"
+
+
 def program_key(parts, args, files: tuple[str, ...] | Code = ()) -> str:
-    """A digest of everything a compiled program depends on: `parts` (a repr-able description
-    of what is traced, e.g. the static experiment and the piece's name), the tree, shapes,
-    dtypes and device placement (in order) of `args`, its code (the contents of `files`, or a
-    `Code`), the library versions, the jax settings that change tracing, XLA_FLAGS, the devices
-    and their runtime's version, and the machine."""
+    """A digest of everything a compiled program depends on: `parts` (what is traced, e.g. the
+    static experiment and the piece's name, by value: `_described`), the tree, shapes, dtypes
+    and device placement (in order) of `args`, its code (the contents of `files`, or a `Code`),
+    the library versions, the jax settings that change tracing, XLA_FLAGS, the devices and their
+    runtime's version, and the machine."""
     import jax
 
     def placed(a):
@@ -626,7 +687,7 @@ def program_key(parts, args, files: tuple[str, ...] | Code = ()) -> str:
     code = files if isinstance(files, Code) else Code(tuple(files))
     devices = jax.devices()
     leaves, tree = jax.tree.flatten(args)
-    described = (repr(parts), str(tree), [placed(a) for a in leaves], _source_digest(code.files), code.loaded,
+    described = (_described(parts), str(tree), [placed(a) for a in leaves], _source_digest(code.files), code.loaded,
                  code.local, _versions(), _ADDRESS.sub("", repr(_jax_settings())),
                  os.environ.get("XLA_FLAGS", ""), [(d.platform, d.device_kind, d.id) for d in devices],
                  # the runtime beneath the devices (on a GPU the CUDA or ROCm version), as JAX's own cache keys it

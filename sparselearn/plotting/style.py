@@ -50,21 +50,37 @@ def panels(rows: int = 1, cols: int = 2, width: float | None = None, height: flo
     return fig, (axes if rows > 1 else axes[0])
 
 
+def figure_paths(path: str | Path, pdf: bool = True) -> list[Path]:
+    """The files `save(fig, path, pdf)` writes: `path` with .png (and .pdf) in place of a .png or
+    .pdf suffix, else appended (`lr0.1` → `lr0.1.png`). ConfigError for another image suffix
+    (`fig.svg`), which these files would not honour."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from sparselearn.errors import ConfigError
+
+    path = Path(path)
+    suffixes = (".png", ".pdf") if pdf else (".png",)
+    suffix = path.suffix.lower()
+    if suffix in (".png", ".pdf"):
+        path = path.with_suffix("")
+    elif suffix[1:] in FigureCanvasBase.get_supported_filetypes():
+        written = " and ".join(str(path.with_suffix(s)) for s in suffixes)
+        raise ConfigError(f"{path}: figures are written as {written}, not {suffix}; name the file without "
+                          f"{suffix} (or with .png)")
+    return [path.with_name(path.name + s) for s in suffixes]
+
+
 def save(fig, path: str | Path, pdf: bool = True) -> list[Path]:
-    """Write `path` as .png and, with `pdf`, .pdf (the suffix of `path` is replaced); returns
-    the paths, the PNG first.
+    """Write `path` as .png and, with `pdf`, .pdf (`figure_paths`); returns the paths, the PNG first.
 
     Both files are cropped to one tight box, laid out once: `savefig.bbox = "tight"` would
     draw the figure twice per file, to find the box and then to write it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out = []
+    out = figure_paths(path, pdf)
+    out[0].parent.mkdir(parents=True, exist_ok=True)
     with styled():
         fig.draw_without_rendering()  # runs the layout engine, if any, so the box is final
         box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(matplotlib.rcParams["savefig.pad_inches"])
-        for suffix in (".png", ".pdf") if pdf else (".png",):
-            p = path.with_suffix(suffix)
+        for p in out:
             fig.savefig(p, bbox_inches=box)
-            out.append(p)
     plt.close(fig)
     return out
