@@ -1,4 +1,4 @@
-"""Paper figures: one `fig_<id>.py` per figure of SCIENCE.md §7. Each declares its experiments and
+"""Paper figures: one `fig_<id>.py` per figure (README's figure list). Each declares its experiments and
 a draw function over their stored results (the contract is in `sparselearn.figures`);
 `sparselearn figs ID|--all [--smoke]` runs, resumes and draws them into paper_figs/out/<id>.png
 and .pdf, keeping the full-size tables in paper_figs/data/; `sparselearn figs exponents` writes

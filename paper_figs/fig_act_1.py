@@ -1,6 +1,6 @@
 """ACT-1: how sparsely trained students fire — ReLU and top-k students on a sparse and a dense teacher.
 
-Issue-defined figure (SCIENCE §8, the sparse-vs-dense separation seen from the student's side).
+A figure of our own: the sparse-vs-dense separation seen from the student's side.
 Teachers on {±1}^16 with s = 16 hidden units: a sparsely activated junta (`sparse_mlp`,
 construction junta, k = 2 active units on every input) and the dense parity net (construction
 parity: the parity of 15 bits written as ramps, up to 16 units active). Students: width-256

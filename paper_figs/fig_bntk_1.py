@@ -1,7 +1,7 @@
 """BNTK-1: bias-induced sparse activation — a wide 2-layer ReLU net whose biases start at −β stays
 sparsely activated through training; its convergence rate and NTK least eigenvalue vs β.
 
-Derived figure for Yang, Jiang, Zhang, Liang, Wang (JMLR 2024; SCIENCE §6, §8). Student: `mlp`
+Derived figure for Yang, Jiang, Zhang, Liang, Wang (JMLR 25(321), 2024, arXiv 2301.00327). Student: `mlp`
 with parametrization: ntk (f(x) = Σ_j a_j relu(w_j·x/√n + b_j)/√width, a, w ~ N(0, 1), both layers
 and the biases trained) and bias_init: −β; width 2048 for every β (matched width). Teacher: a
 random `sparse_mlp` (n = 16, s = 16, k = 4) on the hypercube, so x/√n lies on the unit sphere and

@@ -31,9 +31,9 @@ most others stop at 12.5% error, 7 of the 8 sign patterns of the relevant bits);
 only 1.14× from 10³ to 10⁴: diminishing returns, no r× speedup. Fit of median t_c ∝ r^α over
 r ∈ {10, …, 10⁴}: α = −0.34 [−0.36, −0.33] (95% bootstrap; −0.26 [−0.28, −0.25] over r ≥ 100),
 far from the −1 of an r-fold speedup. The spread shrinks with width: the IQR of log10 t_c is
-0.14, 0.09, 0.05, 0.00 at r = 10, 10², 10³, 10⁴ (0.54 and 0.69 at r = 1, 2). The reference
-measurement of SCIENCE.md §2 at (50, 3) (r = 1000: 1.1–1.3k; r = 100: 2.3–4.6k; r = 10:
-4.4–18.6k) is consistent with these (40, 3) values.
+0.14, 0.09, 0.05, 0.00 at r = 10, 10², 10³, 10⁴ (0.54 and 0.69 at r = 1, 2). A reference
+measurement at (50, 3), 5 seeds checked every 100 steps (r = 1000: 1.1–1.3k; r = 100: 2.3–4.6k;
+r = 10: 4.4–18.6k), is consistent with these (40, 3) values.
 Learning-rate sweep at r = k = 3 (η ∈ {0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5}, 50 seeds each,
 10⁵ steps; 400 runs in one group, trained with the widths when the kept tables are deleted):
 1456 s wall on one core (`taskset -c 1`) of a 2-core Intel Xeon, jax 0.10.2, shared with another

@@ -1,6 +1,6 @@
 """MOE-1: test MSE vs active neurons k — dense and routed students on dense and mixture-of-experts teachers.
 
-The secret-mixture-of-experts question (Boix-Adserà 2025, SCIENCE.md §5) in a controlled
+The secret-mixture-of-experts question (Boix-Adserà, Secret mixtures of experts inside your LLM, arXiv 2512.18452) in a controlled
 synthetic setting. Two teachers on n = 16 inputs, both `moe` with 8 experts of 4 ReLU units
 (s = 32 units, unit output variance): the sparse teacher routes each input to its top-1
 expert through a rank-4 router (at most 4 active units), the dense teacher uses all 8

@@ -2,7 +2,7 @@
 
 Relative error vs active experts, router rank and atoms per input.
 
-The secret-mixtures-of-experts claim (Boix-Adserà 2025, SCIENCE.md §5 and §8): a dense MLP is well
+The secret-mixtures-of-experts claim (Boix-Adserà, Secret mixtures of experts inside your LLM, arXiv 2512.18452): a dense MLP is well
 approximated by a sparsely activated mixture of experts when its inputs are dictionary-sparse
 (x = D z, few atoms per input: the structure sparse autoencoders find in activations), and not
 when they are Gaussian. The teacher is a fixed dense one-hidden-layer ReLU net, the `moe` target

@@ -35,7 +35,7 @@ m = 700, where r = 10⁴ gets 1/3 against 4/6 at r = 10³ (3 seeds; its two fail
 and 42% test error at T, still falling). m ≤ 500 fails at every width within this T (the runs
 fit the sample, training error ≤ 1.4%, while the test error stays at 48–51% up to r = 100; at
 r ≥ 10³ it is down to 25–51% at T).
-The reference measurement of SCIENCE.md §3 (T = 10⁵, 3 seeds) agrees where it overlaps: m ≥
+An earlier reference measurement (T = 10⁵, 3 seeds) agrees where it overlaps: m ≥
 3000 succeeds within 2–3k steps at r ∈ {100, 1000} (here in 1–2k steps in the median, 1.0–4.5k
 per run); m = 1000 at r = 100 gives 1/3
 (2/3 with s = 2) there, 1/8 (8/8 with s = 2) here; r = 1000 at m = 1000 gives 3/3 at 7–10k

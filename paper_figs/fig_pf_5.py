@@ -40,7 +40,7 @@ tickets vs random) compiled as a program over 50 runs instead of 10; rounding di
 random seed 6), so single seeds near the edge are fragile and the counts, not the seeds, are the
 result. We first ran the paper's (50, 5): the width-100 parent reached 0 error in 6/10 seeds
 within 30k steps (7/10 below 10⁻³), but no width-5 network did, tickets included, so the figure
-uses the (40, 4) fallback of SCIENCE.md §7.
+uses the (40, 4) parity instead.
 Smoke: `sparselearn figs PF-5 --smoke` (seconds; n = 10, k = 2, width 32).
 """
 

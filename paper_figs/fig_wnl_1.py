@@ -1,6 +1,6 @@
 """WNL-1: test MSE vs samples m on hierarchical polynomials h = g∘p — layerwise 3-layer vs 2-layer vs kernel.
 
-Wang–Nichani–Lee 2024 (SCIENCE.md §4): x ~ N(0, I_d), p(x) = d^{−1/2} Σ_i λ_i h_k(x_i) with
+Wang–Nichani–Lee 2024 (ICLR, arXiv 2311.13774): x ~ N(0, I_d), p(x) = d^{−1/2} Σ_i λ_i h_k(x_i) with
 random signs λ_i (target `hierarchical`, directions coordinate, r = d, as in the paper's
 Figure 2), g(z) = z + z² (q = 2), labels centred and scaled to unit variance. (g = z³ of the
 paper's figure gives heavy-tailed labels: in trial runs at d = 32 the 2-layer net at m = 16384

@@ -1,6 +1,6 @@
 """WNL-2: the setup of Wang–Nichani–Lee's Figure 2 — test loss and feature correlation vs samples n.
 
-Target (SCIENCE.md §4): x ~ N(0, I_d), p(x) = Σ_i λ_i h₃(x_i) with signs λ_i uniform on ±1 and
+Target (Wang, Nichani, Lee, ICLR 2024, arXiv 2311.13774): x ~ N(0, I_d), p(x) = Σ_i λ_i h₃(x_i) with signs λ_i uniform on ±1 and
 h₃ = He₃/√6, scaled to unit variance; h = C_d·p³ with C_d such that E[h²] = 1 (target
 `hierarchical`, k = 3, r = d, directions coordinate, g_coeffs [0, 0, 0, 1]: p³ is odd, so its
 mean is 0 and the normalisation is the single constant C_d).

@@ -113,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
                         "Names: see `sparselearn list figs`.")
     fg.add_argument("names", nargs="*", metavar="NAME", help="figure ids (e.g. HP-1L adkm-d3) or 'exponents'")
     fg.add_argument("--all", action="store_true", help="every figure")
-    fg.add_argument("--smoke", action="store_true", help="shrink every figure to a seconds-long check")
+    fg.add_argument("--smoke", action="store_true", help="shrink every figure to a check of seconds (a few minutes for --all)")
     fg.add_argument("--results", default="results", metavar="DIR", type=_directory, help="results root (default: results)")
     fg.add_argument("--out", metavar="DIR", type=_directory, help="figure directory (default: paper_figs/out); given, the exponent "
                     "table goes there instead of paper_figs/data and the README, though full-size tables that are "

@@ -133,8 +133,8 @@ class SweepConfig:
 
 @dataclass(frozen=True)
 class ExecutorConfig:
-    """Where groups run: `local` (this process), `devices` (the run axis sharded over
-    jax.devices()), `ray` (one Ray task per group; `address` of an existing cluster, else a
+    """Where groups run: `local` (this process, each group's run axis sharded over
+    jax.devices()), `devices` (another name for `local`), `ray` (one Ray task per group; `address` of an existing cluster, else a
     local one), `slurm` (one submitit job per group; `cluster: local` runs the jobs as local
     processes). `max_group_runs` caps the runs in one compiled call (below it, as many as the
     machine's memory holds). `compile_cache`: keep compiled programs on disk across processes

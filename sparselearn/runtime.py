@@ -3,7 +3,7 @@
 The compilation cache stores every compiled program on disk, so a shape compiles once on a
 machine, not once per process. It is on by default, in `$SPARSELEARN_CACHE_DIR`, else the
 directory JAX was given (`JAX_COMPILATION_CACHE_DIR`, `jax_compilation_cache_dir`), else
-`$XDG_CACHE_HOME/sparselearn/jax-<jax version>` (default `~/.cache/...`); `SPARSELEARN_CACHE=0`
+`$XDG_CACHE_HOME/sparselearn/jax-<jax version>-jaxlib-<jaxlib version>` (default `~/.cache/...`); `SPARSELEARN_CACHE=0`
 (or `off`), `--no-compile-cache` on the command line or `executor.compile_cache: false` turns
 it off, whatever names a directory. A directory that cannot be created is warned about and the
 cache is off; one that cannot be written is warned about and only read.

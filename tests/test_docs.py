@@ -107,3 +107,16 @@ def test_readme_benchmark_figures_are_the_stored_results():
     figures = [train["ours_2_devices"], train["ours"], train["jax_step_loop"], train["torch_loop"], start["help_s"]]
     for seconds in figures:
         assert f"{seconds:.2f} s" in section, f"{seconds:.2f} s (benchmarks/results) is not the README's figure"
+
+
+def test_shipped_text_cites_no_file_outside_the_repository():
+    """Docstrings, configs and docs cite papers, not notes a clone does not have (SCIENCE.md,
+    DESIGN.md and STYLE.md live beside the repository, not in it)."""
+    outside = re.compile(r"\b(SCIENCE|DESIGN|STYLE)(\.md)?\s*§|\b(SCIENCE|DESIGN|STYLE)\.md\b")
+    shipped = [p for pattern in ("sparselearn/**/*.py", "paper_figs/*.py", "experiments/*.py", "notebooks/*.py",
+                                 "benchmarks/*.py", "configs/**/*.yaml", "*.md", "benchmarks/*.md")
+               for p in ROOT.glob(pattern)]
+    assert len(shipped) > 100
+    found = [f"{p.relative_to(ROOT)}:{i}" for p in shipped
+             for i, line in enumerate(p.read_text().splitlines(), 1) if outside.search(line)]
+    assert not found, found

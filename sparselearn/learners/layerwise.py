@@ -1,5 +1,6 @@
 """Layerwise training of a three-layer network for hierarchical targets h = g ∘ p
-(the two-stage procedure of Wang–Nichani–Lee 2024, SCIENCE.md §4).
+(the two-stage procedure of Wang, Nichani, Lee, Learning Hierarchical Polynomials with
+Three-Layer Neural Networks, ICLR 2024, arXiv 2311.13774).
 
 The network has a width-1 bottleneck between two blocks:
 

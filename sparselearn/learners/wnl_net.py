@@ -1,4 +1,4 @@
-"""The ResNet-like three-layer network of Wang–Nichani–Lee's experiment (SCIENCE.md §4),
+"""The ResNet-like three-layer network of Wang–Nichani–Lee's experiment (ICLR 2024, arXiv 2311.13774),
 trained jointly by the training loop (kind "gradient": every parameter moves under the
 loop's optimizer, e.g. Adam), unlike `layerwise`, which fits the same shape in two stages.
 
