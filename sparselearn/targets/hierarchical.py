@@ -5,12 +5,16 @@
 
 He_k is the probabilists' Hermite polynomial; He_k(z)/√(k!) are orthonormal under N(0, 1), so
 p has mean 0 and variance 1 for k ≥ 1 (the ⟨v_i, x⟩ are independent standard normals). p is not
-Gaussian when k ≥ 2, so g(p) is centred and scaled by its exact mean μ and standard deviation σ,
-computed from the moments of p (Gauss–Hermite quadrature for one term, then the binomial
-convolution for the sum of r terms) — so the labels have mean 0 and variance 1 exactly.
+Gaussian when k ≥ 2, so g(p) is centred and scaled by its exact mean μ and standard deviation σ:
+the moments of p are integers over powers of √(k!·r) (He_k has integer coefficients and
+E ξ^d = (d − 1)!!), so μ and σ² are computed in rational arithmetic and rounded once — the labels
+have mean 0 and variance 1 up to float rounding. The default g is evaluated by the three-term
+recurrence (the monomial coefficients of He_q cancel catastrophically at large q); a user g by
+Horner's rule, refused when that would cancel (`monomial_condition` above MAX_CONDITION).
 
 In the paper's notation the input dimension is d (here `n`), p has degree k and g degree q; the
-three-layer learner needs about n^k samples and kernels about n^{kq} (`theory.hierarchical_samples`).
+three-layer learner needs about n^k samples and kernels about n^{kq}
+(`theory.hierarchical_samples_three_layer`, `theory.hierarchical_samples_kernel`).
 The setup of the paper's Figure 2 is ``k=3, q=3, r=n, directions="coordinate",
 g_coeffs=[0, 0, 0, 1]`` (p = Σ λ_i He₃(x_i) with random signs λ_i, g(z) ∝ z³).
 
@@ -27,11 +31,11 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import ClassVar, Literal
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from numpy.polynomial import hermite_e
 
 from sparselearn.errors import require
@@ -58,8 +62,15 @@ def hermite(z: jax.Array, k: int) -> jax.Array:
 
 
 def hermite_normalized(z: jax.Array, k: int) -> jax.Array:
-    """He_k(z)/√(k!): orthonormal under N(0, 1)."""
-    return hermite(z, k) / math.sqrt(math.factorial(k))
+    """He_k(z)/√(k!), elementwise: orthonormal under N(0, 1). By the normalised recurrence
+    h_{j+1} = (z·h_j − √j·h_{j−1})/√(j+1), which stays in float32 range where He_k itself does not
+    (He_48(z) exceeds float32's largest value from |z| ≈ 8.8)."""
+    prev, cur = jnp.ones_like(z), z
+    if k == 0:
+        return prev
+    for j in range(1, k):
+        prev, cur = cur, (z * cur - math.sqrt(j) * prev) / math.sqrt(j + 1)
+    return cur
 
 
 def hermite_coeffs(q: int) -> tuple[float, ...]:
@@ -68,40 +79,127 @@ def hermite_coeffs(q: int) -> tuple[float, ...]:
     return tuple(float(v) for v in c)
 
 
+def _hermite_int(k: int) -> tuple[int, ...]:
+    """Integer monomial coefficients of He_k, lowest degree first."""
+    prev, cur = [1], [0, 1]
+    if k == 0:
+        return tuple(prev)
+    for j in range(1, k):
+        nxt = [0] + cur
+        for i, c in enumerate(prev):
+            nxt[i] -= j * c
+        prev, cur = cur, nxt
+    return tuple(cur)
+
+
+def _polymul(a, b) -> list:
+    out = [0] * (len(a) + len(b) - 1)
+    for i, x in enumerate(a):
+        if x:
+            for j, y in enumerate(b):
+                out[i + j] += x * y
+    return out
+
+
+def _convolve(a: list[int], b: list[int]) -> list[int]:
+    """Moments of S + Y from those of independent S and Y: Σ_l C(j, l) a_l b_{j−l}."""
+    return [sum(math.comb(j, l) * a[l] * b[j - l] for l in range(j + 1)) for j in range(len(a))]
+
+
+@functools.lru_cache(maxsize=None)
+def _sum_moments(k: int, r: int, order: int) -> tuple[int, ...]:
+    """E[T^j] for j = 0 … order, T = Σ_{i≤r} He_k(ξ_i) with ξ_i iid N(0, 1): integers, as He_k has
+    integer coefficients and E ξ^d = (d − 1)!! for even d. E[p^j] = E[T^j]/(k!·r)^{j/2}."""
+    he = _hermite_int(k)
+    gauss = [0 if d % 2 else math.prod(range(1, d, 2)) for d in range(k * order + 1)]
+    one, power = [], [1]
+    for j in range(order + 1):
+        one.append(sum(c * gauss[d] for d, c in enumerate(power)))
+        if j < order:
+            power = _polymul(power, he)
+    total, base = [1] + [0] * order, one
+    while r:                                    # r-fold convolution by repeated squaring
+        if r & 1:
+            total = _convolve(total, base)
+        r >>= 1
+        if r:
+            base = _convolve(base, base)
+    return tuple(total)
+
+
+def _to_float(x: Fraction, y: Fraction, n: int) -> float:
+    """x + y/√n rounded once: when the two terms have opposite signs, as (x² − y²/n)/(x − y/√n),
+    whose numerator is exact and whose denominator does not cancel."""
+    if x == 0 or y == 0 or (x > 0) == (y > 0):
+        return float(x) + float(y) / math.sqrt(n)
+    return float(x * x - y * y / n) / (float(x) - float(y) / math.sqrt(n))
+
+
 @functools.lru_cache(maxsize=None)
 def feature_moments(k: int, r: int, order: int) -> tuple[float, ...]:
     """E[p^j] for j = 0 … order, where p = r^{−1/2} Σ_{i≤r} He_k(ξ_i)/√(k!) with ξ_i iid N(0, 1).
 
-    One term's moments by Gauss–Hermite quadrature (exact for these polynomial degrees), then
-    r-fold convolution E[(S + Y)^j] = Σ_l C(j, l) E[S^l] E[Y^{j−l}].
+    Exact integer moments of the sum (one term's from He_k's integer coefficients, then the r-fold
+    convolution E[(S + Y)^j] = Σ_l C(j, l) E[S^l] E[Y^{j−l}]), then rounded to float.
 
     Example:
         >>> np.allclose(feature_moments(1, 3, 4), (1, 0, 1, 0, 3))      # p ~ N(0, 1)
         True
     """
-    nodes, weights = hermite_e.hermegauss(k * order // 2 + 2)
-    weights = weights / weights.sum()
-    term = hermite_e.hermeval(nodes, [0.0] * k + [1.0]) / math.sqrt(math.factorial(k) * r)
-    one = np.array([np.sum(weights * term ** j) for j in range(order + 1)])
-    binom = np.array([[math.comb(j, l) for l in range(order + 1)] for j in range(order + 1)], dtype=float)
-    total = np.zeros(order + 1)
-    total[0] = 1.0
-    for _ in range(r):
-        total = np.array([np.sum(binom[j, : j + 1] * total[: j + 1] * one[j::-1]) for j in range(order + 1)])
-    return tuple(float(v) for v in total)
+    n = math.factorial(k) * r
+    return tuple(float(Fraction(m, n ** (j // 2))) / math.sqrt(n) ** (j % 2)
+                 for j, m in enumerate(_sum_moments(k, r, order)))
+
+
+def _expect(coeffs: tuple, moments: tuple[int, ...], n: int) -> tuple[Fraction, Fraction]:
+    """E[Σ_i coeffs[i]·p^i] for rational coefficients, exactly, from the integer moments E[T^i] of
+    `_sum_moments` (p = T/√n, n = k!·r): (x, y) with value x + y/√n."""
+    x = y = Fraction(0)
+    for i, c in enumerate(coeffs):
+        if c and moments[i]:
+            term = c * Fraction(moments[i], n ** (i // 2))
+            x, y = (x, y + term) if i % 2 else (x + term, y)
+    return x, y
+
+
+@functools.lru_cache(maxsize=None)
+def _exact_moments(coeffs: tuple, k: int, r: int) -> tuple[float, float]:
+    """(mean, standard deviation) of g(p), g = Σ_i coeffs[i]·z^i with rational coefficients:
+    computed exactly in rational arithmetic, rounded once."""
+    n = math.factorial(k) * r
+    moments = _sum_moments(k, r, 2 * (len(coeffs) - 1))
+    a, b = _expect(coeffs, moments, n)
+    c, d = _expect(_polymul(coeffs, coeffs), moments, n)
+    # Var = E g² − (E g)², with E g = a + b/√n and E g² = c + d/√n
+    variance = _to_float(c - a * a - b * b / n, d - 2 * a * b, n)
+    return _to_float(a, b, n), math.sqrt(max(variance, 0.0))
 
 
 def polynomial_moments(coeffs: tuple[float, ...], k: int, r: int) -> tuple[float, float]:
-    """Exact (mean, standard deviation) of g(p) with g = Σ_i coeffs[i]·z^i and p as in `feature_moments`."""
-    c = np.asarray(coeffs, float)
-    moments = np.asarray(feature_moments(k, r, 2 * (len(c) - 1)))
-    mean = float(np.sum(c * moments[: len(c)]))
-    second = float(sum(c[i] * c[j] * moments[i + j] for i in range(len(c)) for j in range(len(c))))
-    return mean, math.sqrt(max(second - mean ** 2, 0.0))
+    """Exact (mean, standard deviation) of g(p) with g = Σ_i coeffs[i]·z^i and p as in
+    `feature_moments`: the float coefficients are taken as the exact rationals they are."""
+    return _exact_moments(tuple(Fraction(c) for c in coeffs), k, r)
 
 
-#: the largest degree k·q of h: up to it float32 labels stay finite (checked at k·q = 48 for
-#: every split of k and q from 1·48 to 48·1); at k = q = 12 or k = 4, q = 30 none of them were
+def monomial_condition(coeffs: tuple[float, ...], k: int, r: int) -> float:
+    """Σ_{i≥1} |c_i|·‖p^i‖₂ / std(g(p)): how far float32 Horner's rule on the coefficients of g
+    cancels (the relative error of the labels is at most about this times 6e-8; the constant term,
+    which only shifts the mean, is left out). 1 for a monomial of odd degree when k = 1."""
+    _, std = polynomial_moments(coeffs, k, r)
+    n = math.factorial(k) * r
+    moments = _sum_moments(k, r, 2 * (len(coeffs) - 1))
+    size = sum(abs(c) * math.sqrt(float(Fraction(moments[2 * i], n ** i))) for i, c in enumerate(coeffs) if i)
+    return size / std if std > 0 else math.inf
+
+
+#: a user g is refused when `monomial_condition` exceeds this (the float32 labels of He_q's own
+#: monomial coefficients had relative RMS errors of 0.1–0.3 × 6e-8 × the condition: 2.5e-4 at q = 20)
+MAX_CONDITION = 1e4
+
+#: the largest degree k·q of h: up to it the default g's float32 labels stay finite and accurate
+#: (checked at k·q = 48 for every split of k and q from 1·48 to 48·1, r = 1, 4, 16: relative RMS
+#: error against float64 at most 2e-6 over 65,536 draws); at k = q = 12 or k = 4, q = 30 none
+#: of them were finite
 MAX_DEGREE = 48
 
 
@@ -115,9 +213,10 @@ class Hierarchical(LabelNoise):
     signed coordinate axes), `noise` (std of additive Gaussian label noise), `inputs` (gaussian).
 
     h has degree k·q in x, at most MAX_DEGREE. Its variance is 1, but as k·q grows it sits in
-    ever rarer inputs: the std of 65,536 draws is 0.73 at k = q = 3, 0.11 at k = q = 4 and 3e-4
-    at k = 4, q = 8 (while k = 1 or q = 1 stay near 1), so large k·q teachers are nearly 0 on
-    any sample a run sees.
+    ever rarer inputs: at n = 16, r = 4 the std of 65,536 draws ranges over 8 keys from 0.61 to
+    1.4 at k = q = 3, 0.06 to 1.1 at k = q = 4 and 6e-6 to 5e-3 at k = 4, q = 8; k = 1 is not
+    spared (0.59–0.79 at q = 16, 0.52–0.65 at q = 24: He_q(ξ) is itself heavy-tailed), so large
+    k·q teachers are nearly 0 on most samples a run sees.
 
     Example:
         >>> Hierarchical(n=32, k=3, r=32, q=3, directions="coordinate", g_coeffs=(0, 0, 0, 1))
@@ -157,6 +256,13 @@ class Hierarchical(LabelNoise):
                 f"its float32 labels overflow")
         _, std = self.normalization
         require(std > 0, "g_coeffs", "g(p) is constant")
+        if self.g_coeffs is not None:
+            condition = monomial_condition(self.coeffs, self.k, self.r)
+            require(condition <= MAX_CONDITION, "g_coeffs",
+                    f"Horner's rule on these coefficients cancels: Σ|c_i|·‖p^i‖ is {condition:.3g} times the "
+                    f"std of g(p), above {MAX_CONDITION:g}, so float32 labels would carry relative errors up to "
+                    f"about {6e-8 * condition:.1g}; for g = He_q/√(q!) give q instead (evaluated by the Hermite "
+                    f"recurrence)")
 
     @property
     def degree(self) -> int:
@@ -175,7 +281,11 @@ class Hierarchical(LabelNoise):
 
     @property
     def normalization(self) -> tuple[float, float]:
-        """Exact (μ, σ) of g(p(x)) under N(0, I_n)."""
+        """Exact (μ, σ) of g(p(x)) under N(0, I_n), up to float rounding."""
+        if self.g_coeffs is None:
+            mean, std = _exact_moments(_hermite_int(self.degree), self.k, self.r)
+            scale = math.sqrt(math.factorial(self.degree))
+            return mean / scale, std / scale
         return polynomial_moments(self.coeffs, self.k, self.r)
 
     @tiered_jit(static_argnums=0)
@@ -197,11 +307,16 @@ class Hierarchical(LabelNoise):
     def labels(self, params: dict, x: jax.Array) -> jax.Array:
         """Noiseless labels (g(p(x)) − μ)/σ, shape (m,)."""
         z = self.feature(params, x)
-        out = jnp.zeros_like(z)
-        for c in reversed(self.coeffs):          # Horner
-            out = out * z + c
         mean, std = self.normalization
-        return (out - mean) / std
+        if self.g_coeffs is None:       # the monomial coefficients of He_q cancel: use the recurrence
+            return (hermite_normalized(z, self.degree) - mean) / std
+        # Horner's rule without the constant term, which only shifts the mean (and float32 could
+        # not add a small p^i to a large one)
+        shifted = (0.0,) + self.coeffs[1:]
+        out = jnp.zeros_like(z)
+        for c in reversed(shifted):
+            out = out * z + c
+        return (out - polynomial_moments(shifted, self.k, self.r)[0]) / std
 
     @tiered_jit(static_argnums=(0, 3))
     def sample(self, params: dict, key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:

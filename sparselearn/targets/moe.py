@@ -6,9 +6,10 @@
 Each input is sent to the `top` experts with the highest routing score, and only their units can
 be active, so at most k = top · expert_width of the s = experts · expert_width hidden units fire on
 any input — by construction, whatever the input distribution. The router has rank r; its output
-columns have unit norm, so every expert is an extreme point of the score polytope and wins on some
-region of R^n (with r = 1 only two experts can ever win). Ties in the score are broken towards the
-lower expert index.
+columns have unit norm, so for r ≥ 2 every expert is an extreme point of the score polytope and wins
+on some region of R^n; with r = 1 the columns are ±1 and the scores ±xA, so at most 2·top experts
+are ever routed (two for top = 1, four for top = 2). Ties in the score are broken towards the lower
+expert index.
 
 The output is centred and scaled to mean 0 and variance 1 under the input distribution (exact on
 the enumerated hypercube for n ≤ 14, otherwise from 2^14 draws); ``params["offset"]`` and

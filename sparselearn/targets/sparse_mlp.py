@@ -46,8 +46,10 @@ Two dense comparisons make no sparsity promise (k = s; `certify` measures the k 
   ``active`` = q of the inputs (the (1 − q)-quantile of its pre-activation under the input
   distribution, exact on the enumerated cube for n ≤ 14, else from 2^14 draws; the threshold sits
   halfway between two reference values). Gaussian first-layer weights N(0, I/n), Gaussian output
-  weights; q = ½ is about the zero-bias `dense` net, q → 1/s a net with about one unit active on
-  a typical input, so q sweeps the fraction of active units at fixed s.
+  weights; q → 1/s is a net with about one unit active on a typical input, so q sweeps the fraction
+  of active units at fixed s. On a symmetric law (hypercube, biased with p = ½, Gaussian) the
+  median is exactly 0, so q = ½ sets every bias to 0 for any n, not to a sampled median: the
+  zero-bias `dense` net.
 
 Scale: by default the output weights are rescaled to unit output variance under the input
 distribution (exact on the enumerated hypercube for n ≤ 14, else from 2^14 draws; for Gaussian
@@ -87,8 +89,8 @@ import numpy as np
 from sparselearn.errors import ConfigError, require
 from sparselearn.fields import OMIT_DEFAULT
 from sparselearn.runtime import TINY_COMPILE, tiered_jit
-from sparselearn.targets.inputs import (MAX_REFERENCE, REFERENCE_SAMPLES, Certificate, LabelNoise, balanced_threshold,
-                                        certify_max, check_probability, draw_many, hypercube_points, labelled,
+from sparselearn.targets.inputs import (REFERENCE_SAMPLES, Certificate, LabelNoise, balanced_threshold, certify_max,
+                                        check_probability, draw_many, hypercube_points, labelled,
                                         orthonormal_columns, reference, unit_variance)
 
 HIGHEST = jax.lax.Precision.HIGHEST
@@ -301,10 +303,14 @@ class SparseMLP(LabelNoise):
         c = self.construction
         if c == "random":
             return g == 1 if self.inputs == "gaussian" else (bits == 1 and g == 2)   # codewords ±1: R = 1
-        symmetric = self.inputs == "hypercube" or (self.inputs == "biased" and self.p == 0.5)
-        # the median cut of a symmetric law, enumerated exactly, is 0
-        median = c == "biased" and self.active == 0.5 and symmetric and self.n <= MAX_REFERENCE
-        return c == "dense" or median or (c == "junta" and bits == 1) or (c == "dense_weight" and bits == 0)
+        return c == "dense" or self._median_cut or (c == "junta" and bits == 1) or (c == "dense_weight" and bits == 0)
+
+    @property
+    def _median_cut(self) -> bool:
+        """`biased` with active = ½ on a symmetric law (hypercube, biased with p = ½, Gaussian): the
+        median of every pre-activation ⟨w_j, x⟩ is exactly 0, so every bias is 0 whatever n."""
+        symmetric = self.inputs in ("hypercube", "gaussian") or (self.inputs == "biased" and self.p == 0.5)
+        return self.construction == "biased" and self.active == 0.5 and symmetric
 
     def _check_noise(self):
         require(self.noise >= 0.0, "noise", f"noise standard deviation must be ≥ 0, got {self.noise}")
@@ -394,7 +400,7 @@ class SparseMLP(LabelNoise):
         if self.construction in ("dense", "biased"):  # dense: about half of the units fire on a typical input
             w, u = draw_many("normal", jax.random.fold_in(key, 0), (units, self.n), (units,))
             w = w / math.sqrt(self.n)
-            if self.construction == "dense":
+            if self.construction == "dense" or self._median_cut:   # the exact quantile, not a sampled one
                 return w, jnp.zeros((units,), jnp.float32), u
             x, weights = reference(self.inputs, jax.random.fold_in(key, 2), self.n, self.p)
             z = jnp.matmul(x, w.T, precision=HIGHEST)                                   # (N, units)
@@ -491,9 +497,9 @@ class SparseMLPSign(SparseMLP):
     Gaussian inputs the config is refused (ConfigError naming k, or active for biased) when
     `probe_minority()`, the least rarer-label mass over the teachers of keys 0 … PROBES − 1, is
     below MIN_MINORITY = 0.1; a run's own teachers (other keys) vary around it (0.28 and 0.37 for
-    n = 30, s = 64, k = 8). Cube inputs are not checked: their labels are those of the exact median
-    cut (the configs/sparse_mlp_sign.yaml teachers: rarer label 0.125–0.14 at k = 1, ≥ 0.37 at k ≥ 4);
-    `minority(params, x)` measures any teacher.
+    n = 30, s = 64, k = 8). Cube inputs are not checked: t is the median cut of the enumerated cube
+    for n ≤ 14 (exact) and of 2^14 draws above it (the configs/sparse_mlp_sign.yaml teachers, n = 16:
+    rarer label 0.125–0.14 at k = 1, ≥ 0.37 at k ≥ 4); `minority(params, x)` measures any teacher.
 
     Example:
         >>> t = SparseMLPSign(n=10, s=16, k=2)
