@@ -161,7 +161,7 @@ def reason(k) -> str | None:
         3: ("the local slope is not monotone: 1.96 at n ≈ 40, down to 1.12 at n ≈ 113, back up to 1.67 at "
             "n ≈ 320; at width 400 the dip moves to larger n (1.83 over n = 57–113 against 1.28 at width "
             "100, then 1.15 over 113–226), so the bend is tied to the width and n ≤ 452 is not asymptotic"),
-        4: ("the local slope passes k − 1: 3.96 [3.80, 4.19] over n = 57–113 (Barak et al. Fig. 2 right "
+        4: ("the local slope passes k − 1: 3.96 over n = 57–113 (Barak et al. Fig. 2 right "
             "also see the exponent grow at large n)"),
     }.get(k)
 

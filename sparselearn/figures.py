@@ -622,7 +622,9 @@ def exponent_row(mod: ModuleType, value, part, smoke: bool = False, kept: Mappin
     verdict = exponent_verdict(fits[0], theory_alpha, slopes, declared)
     if bracket and verdict.verdict == "agrees":
         verdict = _through_brackets(verdict, rounded(fit_exponent(part[mod.X], part[mod.Y])), theory_alpha)
-    used = part.loc[part[mod.Y].gt(0) & np.isfinite(part[mod.Y].astype(float)), mod.X]
+    # the x values the fit can use: more than half their runs reached (a median below +inf)
+    reached = (part[mod.Y].gt(0) & np.isfinite(part[mod.Y].astype(float))).groupby(part[mod.X]).mean()
+    used = reached.index[reached > 0.5].to_series()
     nan = float("nan")
     whole, upper = [(f.alpha, f.ci_low, f.ci_high) if f else (nan,) * 3 for f in fits]
     return {"study": Path(mod.__file__).stem,

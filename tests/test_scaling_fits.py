@@ -63,7 +63,7 @@ def test_intervals_cover_a_known_exponent_at_about_their_level():
     for the bootstrap alone — 2 seeds per x, or one x with a second run among single runs (the
     bootstrap covered 2 in 73% and 29% of draws before the medians' scatter widened it)."""
     rng = np.random.default_rng(11)
-    cases = (([5] * 5, 120, 300), ([1] * 6, 200, 0), ([2] * 5, 150, 200), ([1, 1, 1, 1, 2], 150, 200))
+    cases = (([5] * 5, 300, 300), ([1] * 6, 200, 0), ([2] * 5, 150, 200), ([1, 1, 1, 1, 2], 150, 200))
     for counts, repeats, n_boot in cases:
         x = np.repeat(10 * 2.0 ** np.arange(len(counts)), counts)
         covered = [fit.ci_low <= 2.0 <= fit.ci_high for fit in
