@@ -18,9 +18,10 @@ table kept in paper_figs/data/adkm-s1-m_star.parquet. Measured m*:
     k = 1, 2, 4, 8 at s = 32:             1024, 1024, 861, 609               α = −0.25 [−0.74, 0.29]
 (theory: 1 and 1.21 for ADKM, its log factor included; 2 and 0 for the dense rate). Growing s at
 fixed k, m* grows as s^0.75 over 1.5 decades, below the k·s·n bound and far below s² (the dense
-rate's interval would need 2; the measured one ends at 0.96). The slope matches the number of Walsh
-characters the teacher's groups can use, N_d(12) with d = log₂(s/k) + 2 bits per group: slope 0.73
-over s = 4–128 (m*/N_d between 0.38 and 0.76). Growing k at fixed s, m* falls (1024 to 609 over
+rate's interval would need 2; the measured one ends at 0.96). The number of Walsh characters the
+teacher's groups can use, N_d(12) with d = log₂(s/k) + 2 bits per group, has about the same overall
+slope (0.72 over s = 4–128) but not the same shape: its local slopes fall from 1.41 to 0.20 as it
+nears 2¹², where m*'s stay near 0.75 (m*/N_d between 0.38 and 0.76). Growing k at fixed s, m* falls (1024 to 609 over
 k = 1–8; over four points the interval still holds the dense rate's 0, but excludes ADKM's 1.21):
 the ADKM rate bounds the whole class H_{n,s,k}, which grows with k, while this construction gets
 simpler as k grows (s/k units per group on log₂(s/k) + 2 address bits: k = 1 is one 32-ball function
