@@ -86,7 +86,8 @@ def draw(results):
     left.set_ylim(0, 1)
     left.set_xlabel("training step")
     left.set_ylabel("fraction of hidden units active per input")
-    left.set_title("activation sparsity of the student (dotted: top-k's 16/256)", fontsize=9)
+    left.set_title("activation sparsity of the student (dotted: top-k's 16/256;\n"
+                   "both top-16 students lie on it, their dashed lines coincide)", fontsize=9)
     right.set_yscale("log")
     right.set_xlabel("training step")
     right.set_ylabel("test loss ½·MSE")
@@ -94,6 +95,7 @@ def draw(results):
     right.legend(frameon=False, fontsize=7)
     fig.suptitle("width-256 students on a sparsely activated and a dense teacher (n = 16, s = 16), median of seeds",
                  fontsize=10)
+    fig.tight_layout()
     return fig
 
 

@@ -208,10 +208,11 @@ def draw(results):
     fig, axes = panels(len(ns), len(ss), width=3.6 * len(ss), height=2.9 * len(ns), sharey=True)
     axes = np.asarray(axes).reshape(len(ns), len(ss))
     labels = list(TEACHERS)
+    notes = {}   # per panel, the teachers whose Fourier degree lies beyond its degrees
     for (n, s), cell in runs.groupby(["n", "s"]):
         ax = axes[ns.index(n), ss.index(s)]
         top = int(cell["degree"].max())
-        beyond = 0
+        beyond = []
         for label, part in cell.groupby("teacher", sort=False):
             color = PALETTE[labels.index(label) % len(PALETTE)]
             q = part.groupby("degree")["test_error"].quantile([0.25, 0.5, 0.75]).unstack()
@@ -221,11 +222,11 @@ def draw(results):
             if degree <= top:
                 ax.axvline(degree, color=color, ls=":", lw=1)
             else:
-                ax.annotate(f"{label} needs d = {degree} →", (0.03, 0.25 + 0.08 * beyond),
-                            xycoords="axes fraction", fontsize=6, color=color)
-                beyond += 1
+                beyond.append((f"{label} needs d = {degree} →", color))
+        notes[ax] = beyond
         ax.set_yscale("symlog", linthresh=1e-3)
-        ax.set_ylim(-1e-4, 3)
+        ax.set_ylim(-1e-4, 30)   # above 1: room for the notes of degrees beyond the panel
+        ax.set_yticks([0, 1e-3, 1e-2, 1e-1, 1])
         ax.set_xticks(range(0, top + 1, 2 if top > 6 else 1))
         ax.set_title(_title(int(n), int(s), cell, teachers), fontsize=6.5)
         if ns.index(n) == len(ns) - 1:
@@ -234,11 +235,58 @@ def draw(results):
             ax.set_ylabel("test MSE (exact)")
     handles, names = axes[0, -1].get_legend_handles_labels()             # the panel with every teacher
     fig.legend(handles, names, loc="lower center", ncol=len(names), frameon=False, fontsize=7)
-    fig.subplots_adjust(hspace=0.75, wspace=0.12, top=1 - 0.85 / fig.get_figheight(),
+    fig.subplots_adjust(hspace=0.75, wspace=0.12, top=1 - 1.05 / fig.get_figheight(),
                         bottom=0.75 / fig.get_figheight())
     fig.suptitle(f"low-degree regression (Walsh features, m={int(runs['m'].iloc[0])}): ADKM's sparse members vs the "
-                 "dense parity net; dotted: each teacher's Fourier degree", fontsize=9)
+                 f"dense parity net\nmedian, bars: IQR over {runs['seed'].nunique()} seeds; dotted: each teacher's "
+                 "Fourier degree", fontsize=9)
+    for ax, beyond in notes.items():   # once the layout is final: the notes go where no line passes
+        _place_notes(ax, beyond)
     return fig
+
+
+def _place_notes(ax, notes: list[tuple[str, str]], near: tuple[float, float] = (0.03, 0.25)) -> None:
+    """The notes (text, colour), one a line, stacked where they cross the fewest drawn points of
+    `ax` (lines sampled along their segments, error bars, markers), of such spots the nearest to
+    `near` (axes fraction, their lower left); on white, should a line still pass."""
+    from matplotlib.collections import LineCollection
+
+    if not notes:
+        return
+    texts = [ax.text(0, 0, text, transform=ax.transAxes, fontsize=6, color=color, va="bottom", ha="left",
+                     bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})
+             for text, color in notes]
+    boxes = [t.get_window_extent(ax.figure.canvas.get_renderer()) for t in texts]
+    width, line = max(b.width for b in boxes), max(b.height for b in boxes)
+    points = []
+    for artist in ax.lines:
+        xy = artist.get_transform().transform(np.asarray(artist.get_xydata(), dtype=float))
+        if artist.get_linestyle() not in ("None", "none", "", " ") and len(xy) > 1:
+            t = np.linspace(0, 1, 40)[:, None, None]
+            xy = (xy[:-1] * (1 - t) + xy[1:] * t).reshape(-1, 2)     # the drawn segments, sampled
+        points.append(xy)
+    for coll in ax.collections:
+        if isinstance(coll, LineCollection):
+            for seg in coll.get_segments():
+                ends = coll.get_transform().transform(np.asarray(seg, dtype=float))
+                t = np.linspace(0, 1, 40)[:, None, None]
+                points.append((ends[:-1] * (1 - t) + ends[1:] * t).reshape(-1, 2))
+    points = np.concatenate(points) if points else np.empty((0, 2))
+    points = points[np.isfinite(points).all(axis=1)]
+    frame = ax.get_window_extent()
+    height, pad = line * len(texts), 3.0
+    best = None
+    for x0 in np.linspace(frame.x0 + pad, frame.x1 - width - pad, 24):
+        for y0 in np.linspace(frame.y0 + pad, frame.y1 - height - pad, 24):
+            inside = ((points[:, 0] >= x0 - pad) & (points[:, 0] <= x0 + width + pad)
+                      & (points[:, 1] >= y0 - pad) & (points[:, 1] <= y0 + height + pad)).sum()
+            fx, fy = ax.transAxes.inverted().transform((x0, y0))
+            score = (inside, np.hypot(fx - near[0], fy - near[1]))
+            if best is None or score < best[0]:
+                best = (score, x0, y0)
+    _, x0, y0 = best
+    for i, text in enumerate(texts):
+        text.set_position(ax.transAxes.inverted().transform((x0, y0 + line * (len(texts) - 1 - i))))
 
 
 if __name__ == "__main__":

@@ -50,8 +50,8 @@ def draw(results):
         ax.set_ylabel("Rademacher bound")
     left.set_title(f"n={N}, k={K}, s={S}, W=B=1", fontsize=9)
     right.set_title(f"n={N}, k={K}, m={M:.0e}, W=B=1", fontsize=9)
-    left.legend(frameon=False, fontsize=7)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))   # the legend below both panels, clear of every line
+    fig.legend(*left.get_legend_handles_labels(), loc="lower center", ncol=3, frameon=False, fontsize=7)
     return fig
 
 

@@ -96,6 +96,7 @@ def draw(results):
         # below the axes: inside, it covered the data of one panel or the other
         ax.legend(frameon=False, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     np.atleast_1d(axes)[0].set_ylabel(f"m* (test MSE ≤ {adkm_s1.EPS:g})")
+    fig.suptitle("sample complexity m* on certified sparse teachers; bars: Clopper–Pearson bracket of m*", fontsize=9)
     return fig
 
 

@@ -162,7 +162,9 @@ def draw(results):
                 ax.set_ylim(shown.min() / 1.5, shown.max() * 1.5)
             ax.legend(frameon=False, fontsize=5.5, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
         axes[r, 0].set_ylabel(f"m* (test MSE ≤ {base.EPS:g}, P ≥ 2/3)")
-    fig.tight_layout()
+    fig.suptitle("sample complexity m*, sparse juntas vs the dense parity net; bars: Clopper–Pearson bracket of m*",
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
     return fig
 
 

@@ -180,7 +180,7 @@ def draw(results):
         ax.set_xlabel("input dimension n")
         ax.set_xticks(sorted(table["n"].unique()))
     left.legend(frameon=False, fontsize=7)
-    fig.suptitle(f"low-degree algorithm (degree search, m = {RATIO}·N_d) on s = {S} teachers: "
+    fig.suptitle(f"low-degree algorithm (degree search, m = max(256, {RATIO}·N_d)) on s = {S} teachers: "
                  "sparse juntas vs the dense parity net (median of seeds)", fontsize=9)
     fig.tight_layout()
     return fig

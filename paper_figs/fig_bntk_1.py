@@ -219,7 +219,8 @@ def draw(results):
     a.set_xlabel("training step")
     a.set_ylabel("active fraction per input")
     a.set_title("(a) sparsity over training (scaled η); dashed Φ(−β)")
-    a.legend(frameon=False, fontsize=7, ncol=2)
+    a.set_ylim(bottom=min(phi_minus(b) for b in betas) / 3)   # room below the lowest Φ(−β) for the legend
+    a.legend(frameon=False, fontsize=7, ncol=3, loc="lower right")
 
     with_beta = active.merge(runs[["run_id", "beta", "fixed", "scaled"]], on="run_id")
     first, last = with_beta["step"].min(), with_beta["step"].max()
@@ -275,7 +276,7 @@ def draw(results):
     f.plot(grid, [kappa(g) for g in grid], color="0.5", lw=0.8, label="κ(β) = Θ_β(x, x)")
     f.set_yscale("log")
     f.set_xlabel("β")
-    f.set_ylabel("eigenvalue")
+    f.set_ylabel("eigenvalue; dotted: λ_min/κ")
     f.set_title(f"(f) NTK Gram on m = {int(kernel['m'].iloc[0])} inputs")
     f.legend(frameon=False, fontsize=6.5)
 

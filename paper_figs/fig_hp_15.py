@@ -44,6 +44,8 @@ def experiments(smoke: bool):
 
 
 def draw(results):
+    from matplotlib.ticker import FuncFormatter
+
     runs, curves = results.runs, results.curves
     ms = sorted(runs["m"].dropna().astype(int).unique())
     lams = sorted(runs["weight_decay"].dropna().astype(float).unique())
@@ -65,6 +67,8 @@ def draw(results):
             if i == len(ms) - 1:
                 ax.set_xlabel("step")
     axes[0, -1].legend(frameon=False, fontsize=7)
+    # "5k" for 5000: five-digit step labels nearly touch in panels this narrow
+    axes[-1, 0].xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}k" if x else "0"))
     r = runs.iloc[0]
     fig.suptitle(f"multi-pass SGD on a ({int(r['n'])}, {int(r['k'])})-parity: sample size × weight decay "
                  "(median over seeds)", fontsize=10)

@@ -55,7 +55,8 @@ def draw(results):
     for ax in axes[1:]:
         ax.set_ylabel("")
     r = runs.iloc[0]
-    fig.suptitle(f"({int(r['n'])}, {int(r['k'])})-parity, labels flipped w.p. p; width {int(r['width'])}", y=1.04)
+    fig.suptitle(f"({int(r['n'])}, {int(r['k'])})-parity, labels flipped w.p. p; width {int(r['width'])}; "
+                 f"median and IQR band over {runs['seed'].nunique()} seeds", y=1.04)
     return fig
 
 

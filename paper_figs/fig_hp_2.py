@@ -105,7 +105,7 @@ def draw(results):
         x = np.linspace(0, bins[-1], 200)
         ax.plot(x, t.size * width * np.exp(-x / t.mean()) / t.mean(), "--", color=PALETTE[3],
                 label="exponential, same mean\n(memoryless search)")
-        ax.axvline(np.median(t), color="k", lw=1)
+        ax.axvline(np.median(t), color="k", lw=1, label="median")
     missed = int(inits["t_c"].isna().sum())
     ax.set_xlabel("t_c (steps)")
     ax.set_ylabel("runs")
@@ -124,8 +124,9 @@ def draw(results):
     ax2.set_yscale("log")
     ax2.set_xlabel("initialisation (init_seed), sorted by median")
     ax2.set_ylabel("t_c (steps)")
-    ax2.set_title(f"{grid['seed'].nunique()} batch seeds per initialisation: "
-                  f"init explains η² = {eta2:.2f} (ω² = {omega2:.2f}) of var log t_c", fontsize=9)
+    ax2.set_title(f"{grid['seed'].nunique()} batch seeds per initialisation (dots, colours alternate by "
+                  f"column; black: median):\ninit explains η² = {eta2:.2f} (ω² = {omega2:.2f}) of var log t_c",
+                  fontsize=9)
     r = runs.iloc[0]
     fig.suptitle(f"HP-2: online SGD on the ({int(r['n'])}, {int(r['k'])})-parity, width {int(r['width'])}",
                  fontsize=10)

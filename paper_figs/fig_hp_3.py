@@ -101,7 +101,7 @@ def draw(results):
     left.set_xlabel("training step")
     left.set_ylabel("weight w_i")
     left.set_title(f"one run, batch {traced_batch(runs)}")
-    left.legend(frameon=False)
+    left.legend(frameon=False, loc="center right", bbox_to_anchor=(1.0, 0.7))
 
     runs = runs[runs["status"] == "ok"]
     batches = sorted(runs["batch"].unique())
@@ -117,18 +117,20 @@ def draw(results):
     for line in middle.lines:
         if "random" in line.get_label():
             line.set_linestyle("--")
+            line.set_markerfacecolor("white")
     for ax in (middle, right):
         ax.set_xscale("log")
         ax.set_xlabel("training step")
         ax.legend(frameon=False, fontsize=7)
     middle.set_ylabel(r"$\rho = \|w_t - w_0\|_\infty$")
-    middle.set_title("ρ: true (solid) vs random (dashed) labels")
+    middle.set_title("ρ: true (solid, filled) vs random (dashed, hollow)", fontsize=10)
     right.set_ylabel("test error (true labels)")
     right.set_ylim(bottom=0)
     right.set_title("the loss moves later")
     r = runs.iloc[0]
     fig.suptitle(f"hidden progress of a sinusoidal neuron on the ({int(r['n'])}, {int(r['k'])})-parity, "
-                 f"lr {r['lr']:g}", fontsize=10)
+                 f"lr {r['lr']:g}; median and IQR over seeds", fontsize=10)
+    fig.tight_layout()
     return fig
 
 

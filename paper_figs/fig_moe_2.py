@@ -148,7 +148,9 @@ def draw(results):
         ax.legend(frameon=False, fontsize=7)
     axes[0].set_ylabel("relative error ‖f_MoE − f‖² / ‖f‖²")
     fig.suptitle(f"dense ReLU teacher (s = {size['s']}, n = {size['n']}) distilled into a top-k MoE of "
-                 f"{size['experts']} experts × {size['expert_width']} units", fontsize=9)
+                 f"{size['experts']} experts × {size['expert_width']} units\n"
+                 f"median, band: IQR over {runs['seed'].nunique()} seeds; dots: single seeds", fontsize=9)
+    fig.tight_layout()
     return fig
 
 

@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib import patheffects
 
 from sparselearn import figures
 from sparselearn.plotting.style import panels
@@ -119,17 +120,35 @@ def _phase(ax, table: pd.DataFrame, title: str):
     image = ax.imshow(np.ma.masked_invalid(values), origin="lower", aspect="auto", cmap="viridis", vmin=0, vmax=1)
     for (i, j), v in np.ndenumerate(values):
         if np.isfinite(v):
+            dark = v < 0.6   # white text with a dark halo, black text with a white one: the contour passes under
             ax.text(j, i, f"{v:.2f}\n({int(counts.iloc[i, j])})", ha="center", va="center", fontsize=6.5,
-                    color="white" if v < 0.6 else "black")
+                    color="white" if dark else "black",
+                    path_effects=[patheffects.withStroke(linewidth=1.5, foreground="black" if dark else "white")])
     if min(grid.shape) >= 2 and np.nanmin(values) < 0.5 < np.nanmax(values):
         contour = ax.contour(np.arange(grid.shape[1]), np.arange(grid.shape[0]), values, levels=[0.5],
                              colors="k", linewidths=1.5)
-        ax.clabel(contour, fmt={0.5: "50%"}, fontsize=7)
+        ax.clabel(contour, fmt={0.5: "50%"}, fontsize=7, manual=[_label_spot(ax, contour, values)])
     ax.set_xticks(range(grid.shape[1]), [f"{int(v)}" for v in grid.columns], fontsize=7, rotation=45)
     ax.set_yticks(range(grid.shape[0]), [f"{int(v)}" for v in grid.index])
     ax.set_xlabel("sample size m")
     ax.set_title(title, fontsize=10)
     return image
+
+
+def _label_spot(ax, contour, values: np.ndarray) -> tuple[float, float]:
+    """The point of the 50% contour farthest, on the page, from every cell's text (at the cell
+    centres), half a cell or more from the line's ends: there its label covers no number and
+    leaves the line on both sides."""
+    lines = [line for path in contour.get_paths() for line in path.to_polygons(closed_only=False) if len(line)]
+    inner = []
+    for line in lines:
+        along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))])
+        inner.append(line[(along >= 0.5) & (along <= along[-1] - 0.5)])
+    points = np.concatenate(inner) if sum(map(len, inner)) else np.concatenate(lines)
+    centres = np.argwhere(np.isfinite(values))[:, ::-1].astype(float)     # (x, y) = (column, row)
+    page = ax.transData.transform
+    gaps = np.linalg.norm(page(points)[:, None, :] - page(centres)[None, :, :], axis=2).min(axis=1)
+    return tuple(points[np.argmax(gaps)])
 
 
 def draw(results):

@@ -65,7 +65,9 @@ def draw(results):
         for i, r in enumerate(widths):
             color = PALETTE[i % len(PALETTE)]
             part = table[(table["init"] == init) & (table["width"] == r)].sort_values("m")
-            ax.plot(part["m"], part["median_steps"], "o-", color=color, label=f"r = {r}")
+            # wider nets drawn on top with smaller markers: where two widths' medians coincide
+            # (sparse r = 100 and 1000 at m ≥ 3000) the narrower one rings the wider
+            ax.plot(part["m"], part["median_steps"], "o-", color=color, label=f"r = {r}", ms=max(9 - 2.5 * i, 3.5))
             d = dots[(dots["init"] == init) & (dots["width"] == r)]
             ax.plot(d["m"] * np.exp(np.random.default_rng(i).uniform(-0.06, 0.06, len(d))), d["steps_to_eps"],
                     ".", color=color, alpha=0.3, ms=3)

@@ -123,15 +123,16 @@ def reach_tests(runs: pd.DataFrame) -> dict[str, object]:
 def draw(results):
     runs, curves = results.runs, results.curves
     fig, (left, middle, right) = panels(1, 3, 14.0, 3.8, gridspec_kw={"width_ratios": [1.5, 1.2, 1]})
-    error_vs_steps(runs, curves, ax=left, logx=True, series="arm", title="test error (fresh inputs)",
-                   colors=COLORS)
-    left.legend(frameon=False, fontsize=8, loc="center left")
+    error_vs_steps(runs, curves, ax=left, logx=True, series="arm",
+                   title="test error (fresh inputs; median, IQR band)", colors=COLORS)
+    left.get_legend().remove()   # one legend for both, in the middle panel's free space
     cap = int(runs["steps"].max())
     for arm, name in ARMS.items():
         t = np.sort(runs.loc[runs["arm"] == name, "steps_to_eps"].dropna().to_numpy(float))
         share = np.arange(1, t.size + 1) / (runs["arm"] == name).sum()
         middle.step(np.r_[0, t, cap], np.r_[0, share, share[-1] if t.size else 0], where="post",
                     color=COLORS[name], label=name)
+    middle.legend(frameon=False, fontsize=8, loc="center right", bbox_to_anchor=(1.0, 0.74))
     middle.set_xlim(0, cap)
     middle.set_ylim(-0.02, 1.02)
     middle.set_xlabel("training step t")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib import patheffects
 
 from sparselearn.errors import PlotError
 from sparselearn.plotting.curves import grid_frame
@@ -69,7 +70,9 @@ def phase_diagram(runs: pd.DataFrame, x: str, y: str, eps: float | None = None, 
     for status, mark in (("diverged", "×"), ("failed", "†")):
         cells = _fraction(frame, x, y, frame["status"] == status).to_numpy()   # laid out as table
         for i, j in np.argwhere(cells > 0):
-            ax.text(j, i, mark, ha="center", va="center", fontsize=11, color="w" if table.iat[i, j] < 0.5 else "k")
+            dark = table.iat[i, j] < 0.5   # a halo of the other colour: readable where the contour crosses
+            ax.text(j, i, mark, ha="center", va="center", fontsize=11, color="w" if dark else "k",
+                    path_effects=[patheffects.withStroke(linewidth=1.5, foreground="k" if dark else "w")])
         if (cells > 0).any():
             notes.append(f"{mark} runs {status}" + (" (left out)" if status == "failed" else ""))
     if notes:
