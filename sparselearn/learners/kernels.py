@@ -42,9 +42,10 @@ The ridge objective, for the run's m rows (weights w ∈ {0, 1}, m = Σ w):
     (1/m) Σ_i w_i (f(x_i) − y_i)² + ridge · ‖f‖²
 
 `ridge_solve` picks the primal (features × features) or the dual (rows × rows) system
-from the static shapes, whichever is smaller; both give the same answer. At ridge = 0 it
-solves least squares from the features' SVD instead: the minimum-norm solution, also with
-repeated rows or fewer rows than features.
+from the static shapes, whichever is smaller; both give the same answer. Where float32 does
+not resolve the system's Cholesky factor (a ridge below its resolution), and always at
+ridge = 0, it solves from the features' SVD instead: at ridge = 0 the minimum-norm
+least-squares solution, also with repeated rows or fewer rows than features.
 
 Example:
     >>> x = jax.random.rademacher(jax.random.key(1), (64, 10)).astype(jnp.float32)
@@ -80,108 +81,150 @@ def _mass(weights: jax.Array) -> jax.Array:
     return jnp.maximum(jnp.sum(weights), 1.0)
 
 
-def _resolution(system: jax.Array) -> float:
-    """N·eps of a system (N, N): relative to its largest scale, what its dtype resolves."""
-    return max(system.shape) * float(jnp.finfo(system.dtype).eps)
+def _eps(x: jax.Array) -> float:
+    return float(jnp.finfo(x.dtype).eps)
+
+
+def _cholesky(system: jax.Array, rhs: jax.Array, count: jax.Array) -> tuple[tuple, jax.Array, jax.Array]:
+    """(factor, system⁻¹·rhs, resolved) by Cholesky for a symmetric positive definite system (N, N).
+    Resolved: the solution is finite and every pivot L_kk² exceeds count·eps·system_kk, the most
+    rounding moves it by (`count`: the side in use). Each pivot against its own diagonal entry:
+    with rows of very different norms (Hermite features on Gaussian inputs) a floor from the
+    largest one (4.8) took pivots from 0.12 up, over a ridge shift of 0.08, for rounding."""
+    factor = cho_factor(system, lower=True)
+    x = cho_solve(factor, rhs)
+    pivots = jnp.diagonal(factor[0]) ** 2
+    resolved = jnp.all(pivots > count * _eps(system) * jnp.diagonal(system)) & jnp.all(jnp.isfinite(x))
+    return factor, x, resolved
 
 
 @one_at_a_time
-def _pinv_solve(system: jax.Array, rhs: jax.Array) -> jax.Array:
+def _pinv_solve(system: jax.Array, rhs: jax.Array, count: jax.Array) -> jax.Array:
     """pinv(system)·rhs for a symmetric system (N, N) by its eigendecomposition, eigenvalues
-    below N·eps times the largest dropped: the minimum-norm least-squares solution."""
+    below count·eps times the largest dropped: the minimum-norm least-squares solution."""
     lam, vecs = jnp.linalg.eigh(system)
-    keep = jnp.abs(lam) > _resolution(system) * jnp.max(jnp.abs(lam))
+    keep = jnp.abs(lam) > count * _eps(system) * jnp.max(jnp.abs(lam))
     return vecs @ (jnp.where(keep, 1.0 / jnp.where(keep, lam, 1.0), 0.0) * (vecs.T @ rhs))
 
 
 @one_at_a_time
-def _lstsq_solve(a: jax.Array, b: jax.Array) -> jax.Array:
-    """pinv(a)·b for a (M, N) by its SVD, singular values below max(M, N)·eps times the largest
-    dropped: the minimum-norm least-squares solution, resolved on `a` itself (its Gram matrix
-    squares the condition number, which in float32 loses directions `a` still resolves)."""
-    u, sv, vt = jnp.linalg.svd(a, full_matrices=False)
-    keep = sv > max(a.shape) * float(jnp.finfo(a.dtype).eps) * sv[0]
-    return vt.T @ jnp.where(keep, (u.T @ b) / jnp.where(keep, sv, 1.0), 0.0)
+def _psd_solve(system: jax.Array, rhs: jax.Array, count: jax.Array) -> jax.Array:
+    """system⁻¹·rhs for a symmetric positive definite system (N, N) by Cholesky, else
+    `_pinv_solve` where the factor is not resolved (`_cholesky`). Run by run (`one_at_a_time`),
+    so the fallback runs only for the runs that need it.
+
+    A ridge below float32 resolution leaves a system singular whenever rows repeat or are fewer
+    than the features, and its Cholesky factor NaN or with pivots at rounding level: such a
+    system goes to `_pinv_solve`, which solves it exactly in its well-resolved directions and
+    drops the rest."""
+    _, x, resolved = _cholesky(system, rhs, count)
+    return jax.lax.cond(resolved, lambda: x, lambda: _pinv_solve(system, rhs, count))
 
 
 @one_at_a_time
-def _cholesky_solve(system: jax.Array, rhs: jax.Array) -> jax.Array:
-    """system⁻¹·rhs (N, N) by Cholesky, else `_pinv_solve` where the factor is not resolved:
-    a pivot under N·eps·max(diag) or a non-finite solution. Run by run (`one_at_a_time`), so
-    the fallback runs only for the runs that need it."""
-    factor = cho_factor(system, lower=True)
-    x = cho_solve(factor, rhs)
-    floor = _resolution(system) * jnp.max(jnp.diagonal(system))
-    resolved = jnp.all(jnp.diagonal(factor[0]) ** 2 > floor) & jnp.all(jnp.isfinite(x))
-    return jax.lax.cond(resolved, lambda: x, lambda: _pinv_solve(system, rhs))
+def _svd_solve(a: jax.Array, b: jax.Array, shift: jax.Array, rows: jax.Array) -> jax.Array:
+    """c (N,) minimising ‖a·c − b‖² + shift·‖c‖² for a (M, N), from the SVD of a:
+    V·diag(σ/(σ² + shift))·Uᵀb, the minimum-norm least-squares solution at shift 0. Singular
+    values under max(rows, N)·eps·σ_max (`rows` in use) are dropped, as a does not resolve them.
+    Resolved on a itself: its Gram matrix squares the condition number, which in float32 loses
+    directions a still resolves."""
+    u, sv, vt = jnp.linalg.svd(a, full_matrices=False)
+    keep = sv > jnp.maximum(rows, a.shape[1]) * _eps(a) * sv[0]
+    sv = jnp.where(keep, sv, 1.0)
+    return vt.T @ jnp.where(keep, (u.T @ b) / (sv + shift / sv), 0.0)
 
 
-def _psd_solve(system: jax.Array, rhs: jax.Array, ridge: float) -> jax.Array:
-    """system⁻¹·rhs for a symmetric PSD system (N, N): Cholesky when ridge > 0, else `_pinv_solve`
-    (singular whenever rows repeat or are fewer than the features).
-
-    A ridge below float32 resolution leaves such a system singular too, and its Cholesky
-    factor NaN or with pivots at rounding level: such a system goes to `_pinv_solve`
-    (`_cholesky_solve`), which solves the ridge system exactly in its well-resolved directions
-    and drops the rest. A ridge shift above N·eps·max(diag) never does."""
-    return _pinv_solve(system, rhs) if ridge == 0 else _cholesky_solve(system, rhs)
+@one_at_a_time
+def _feature_solve(system: jax.Array, rhs: jax.Array, a: jax.Array, b: jax.Array, shift: jax.Array,
+                   rows: jax.Array) -> jax.Array:
+    """c (N,) minimising ‖a·c − b‖² + shift·‖c‖² for a (M, N): by Cholesky on `system`, the
+    primal (aᵀa + shift·I)/rows (N, N) or the dual a·aᵀ + shift·I (M, M, then c = aᵀα), with
+    one step of refinement; from the SVD of a (`_svd_solve`) where the factor is not resolved
+    (`_cholesky`). The system is primal when its side is N (`ridge_solve` takes the dual only
+    for N > M)."""
+    primal = system.shape[0] == a.shape[1]
+    factor, x, resolved = _cholesky(system, rhs, jnp.asarray(a.shape[1], a.dtype) if primal else rows)
+    # the residual from a itself, not from the system: its float32 products cost the solution
+    # up to cond·eps (0.6% of a degree-6 Hermite fit), which one step takes back
+    if primal:
+        residual = (a.T @ (b - a @ x) - shift * x) / rows
+    else:
+        residual = b - a @ (a.T @ x) - shift * x
+    x = x + cho_solve(factor, residual)
+    c = x if primal else a.T @ x
+    return jax.lax.cond(resolved, lambda: c, lambda: _svd_solve(a, b, shift, rows))
 
 
 def dual_solve(gram: jax.Array, y: jax.Array, weights: jax.Array, ridge: float) -> jax.Array:
     """Dual coefficients α (M,) of weighted kernel ridge regression, f(x) = Σ_i α_i k(x, x_i).
 
     gram: (M, M) kernel matrix of the rows; weights (M,) in {0, 1}. Solves
-    (D K D + ridge·m·I + (I − D)) α = D y with D = diag(weights), so α = 0 exactly on
-    zero-weight rows and the rest is the ridge solution on the weighted rows alone.
+    (D K D + ridge·m·I) α = D y with D = diag(weights), in which zero-weight rows are decoupled
+    and never the system's largest scale: α = 0 exactly on them and the rest is the ridge
+    solution on the weighted rows alone (at ridge = 0 the minimum-norm one).
     """
     d = weights
-    system = gram * d[:, None] * d[None, :] + jnp.diag(ridge * _mass(d) + (1.0 - d))
-    return _psd_solve(system, d * y, ridge)
+    m = _mass(d)
+    system = gram * d[:, None] * d[None, :] + ridge * m * jnp.eye(len(d), dtype=gram.dtype)
+    alpha = _pinv_solve(system, d * y, m) if ridge == 0 else _psd_solve(system, d * y, m)
+    return jnp.where(d > 0, alpha, 0.0)
 
 
 def primal_solve(phi: jax.Array, y: jax.Array, weights: jax.Array, ridge: float,
                  live: jax.Array | None = None) -> jax.Array:
     """Coefficients c (N,) minimising (1/m) Σ w_i (φ_i·c − y_i)² + ridge ‖c‖², by the N×N
-    normal equations. Zero-weight rows drop out of both sides. `live` (N,) bool, if given,
-    marks the columns in use: the others must be zero and get coefficient 0 (their diagonal
-    is set to 1). At ridge = 0: the minimum-norm least-squares solution."""
+    normal equations (`_feature_solve`). Zero-weight rows drop out of both sides. `live` (N,)
+    bool, if given, marks the columns in use: the others must be zero and get coefficient 0
+    (their diagonal is set to 1). At ridge = 0: the minimum-norm least-squares solution."""
     m = _mass(weights)
-    wphi = phi * weights[:, None]
+    root = jnp.sqrt(weights)
+    a, b = phi * root[:, None], root * y
     diag = jnp.full(phi.shape[1], ridge, phi.dtype)
     if live is not None:
         diag = jnp.where(live, diag, 1.0)
-    gram = wphi.T @ phi / m + jnp.diag(diag)
-    return _psd_solve(gram, wphi.T @ y / m, ridge)
+    system, rhs = a.T @ a / m + jnp.diag(diag), a.T @ b / m
+    if ridge == 0:
+        return _pinv_solve(system, rhs, jnp.asarray(phi.shape[1], phi.dtype))
+    c = _feature_solve(system, rhs, a, b, ridge * m, m)
+    return c if live is None else jnp.where(live, c, 0.0)
 
 
 def ridge_solve(phi: jax.Array, y: jax.Array, weights: jax.Array, ridge: float,
                 live: jax.Array | None = None) -> jax.Array:
-    """Weighted ridge coefficients c (N,) on features phi (M, N): the primal system when
-    N ≤ M, else the dual one (c = φᵀ D α), chosen from the static shapes. `live` as in
-    `primal_solve` (zero columns need no care in the dual). At ridge = 0 neither: the
-    minimum-norm least-squares solution from the SVD of the weighted features (`_lstsq_solve`),
-    where a system of products would lose the directions of singular values under
-    √(N·eps)·σ_max (cond(φ) ≈ 10³ left a noise-free degree-6 Hermite fit 0.2 off)."""
+    """Weighted ridge coefficients c (N,) on features phi (M, N): by Cholesky on the primal
+    system when N ≤ M, else on the dual one (c = φᵀ D α), chosen from the static shapes
+    (`_feature_solve`); where float32 does not resolve that factor, and always at ridge = 0,
+    from the SVD of the weighted features (`_svd_solve`: the minimum-norm least-squares
+    solution at ridge 0), as a system of products would lose the directions of singular values
+    under √(N·eps)·σ_max (cond(φ) ≈ 10³ left a noise-free degree-6 Hermite fit 0.2 off).
+    `live` as in `primal_solve`."""
     rows, feats = phi.shape
-    if ridge == 0:
-        root = jnp.sqrt(weights)
-        return _lstsq_solve(phi * root[:, None], root * y)
-    if feats <= rows:
+    if ridge > 0 and feats <= rows:
         return primal_solve(phi, y, weights, ridge, live)
-    alpha = dual_solve(phi @ phi.T, y, weights, ridge)
-    return phi.T @ (weights * alpha)
+    m = _mass(weights)
+    root = jnp.sqrt(weights)
+    a, b = phi * root[:, None], root * y
+    if ridge == 0:
+        c = _svd_solve(a, b, jnp.zeros((), a.dtype), m)
+    else:
+        shift = ridge * m
+        c = _feature_solve(a @ a.T + shift * jnp.eye(rows, dtype=a.dtype), b, a, b, shift, m)
+    return c if live is None else jnp.where(live, c, 0.0)
 
 
 def solve_bytes(rows: int, feats: int, test_rows: int = 0, per_row: int = 0) -> int:
     """Peak memory in bytes, bounded from above, of a fit by `ridge_solve` on a (rows, feats)
     feature matrix and the evaluations that follow it (on `test_rows` points and on the rows).
     From XLA's memory analysis of that program: the rows' features are held about five times
-    (the features, their weighted copy, the SVD's or the products' operands, the training
-    predictions' features), the system of side min(rows, feats) four times (the system, its
-    diagonal, the factor, the fallback's eigenvectors), the test features once; `per_row`
-    counts what the feature map holds per input row besides (the inputs, their tables)."""
+    (the features, their weighted copy, the SVD's operand and factors, the training
+    predictions' features), six with fewer rows than features, where the Cholesky path and its
+    SVD fallback are held at once (5.85 measured); the system of side min(rows, feats) four
+    times (the system, its diagonal, the factor, the products around it), the test features
+    once; `per_row` counts what the feature map holds per input row besides (the inputs, their
+    tables)."""
     side = min(rows, feats)
-    return BYTES * (5 * rows * feats + test_rows * feats + 4 * side * side + (rows + test_rows) * per_row)
+    copies = 6 if rows < feats else 5
+    return BYTES * (copies * rows * feats + test_rows * feats + 4 * side * side + (rows + test_rows) * per_row)
 
 
 def kernel_bytes(rows: int, test_rows: int = 0) -> int:
