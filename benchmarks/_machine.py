@@ -154,9 +154,16 @@ def write_report(report: dict, path: Path, load_before: list[float] | None, writ
     machine["load_average_at_start"], machine["load_average_at_end"] = load_before, machine.pop("load_average")
     report["machine"] = machine
     if write:
-        path.write_text(json.dumps(report, indent=2) + "\n")
-        print("wrote", path)
+        save(report, path)
     return report
+
+
+def save(report: dict, path: Path) -> Path:
+    """`report` as indented JSON at `path` (its folder made if missing), and a line saying so."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print("wrote", path)
+    return path
 
 
 if __name__ == "__main__":

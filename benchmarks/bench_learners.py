@@ -27,7 +27,6 @@ Run:   python benchmarks/bench_learners.py           # ≈ 10 min on 2 cores; wr
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -36,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import describe  # noqa: E402
+from _machine import describe, save  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "learners.json"
 SEEDS = (0, 1)
@@ -152,9 +151,7 @@ def main(argv=None) -> dict:
     print(table(rows))
     out = args.out or (None if args.quick else RESULTS)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {out}")
+        save(report, out)
     return report
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import describe  # noqa: E402
+from _machine import describe, save  # noqa: E402
 
 from sparselearn.schema import CURVES, RUN_COLUMNS, RUN_DTYPES  # noqa: E402
 from sparselearn.store import Store, write_parquet  # noqa: E402
@@ -122,9 +122,7 @@ def main(argv=None) -> dict:
     print(json.dumps({k: doc[k] for k in ("parts", "rewrite_all", "ratios", "read_all_curves_s")}, indent=1))
     path = args.out or (None if args.quick else RESULTS)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(doc, indent=2) + "\n")
-        print(f"wrote {path}")
+        save(doc, path)
     return doc
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from sparselearn import figures
 from sparselearn.targets.sparse_mlp import SparseMLP

@@ -4,7 +4,6 @@ and the Fisher and log-rank tests of two arms (no training here)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -16,21 +15,13 @@ from scipy import stats
 from sparselearn.plotting.curves import error_vs_m, error_vs_steps, first_step
 from sparselearn.plotting.phase import phase_diagram, success_table
 from sparselearn.plotting.significance import compare_reach
-from sparselearn.schema import CURVE_COLUMNS, RUN_COLUMNS, RUN_DTYPES
+from sparselearn.schema import CURVE_COLUMNS
+from run_tables import run_row as _run
+from run_tables import runs_table as _runs
 
 matplotlib.use("Agg")
 
 
-def _run(rid, status="ok", test_error=np.nan, grid=None, **cols):
-    row = dict.fromkeys(RUN_COLUMNS)
-    row.update({"run_id": rid, "experiment": "e", "target": "sparse_parity", "learner": "mlp", "n": 10, "k": 3,
-                "m": 100, "seed": 0, "eps": 0.05, "steps": 1000, "status": status, "test_error": test_error,
-                "grid": json.dumps(grid or {}), **cols})
-    return row
-
-
-def _runs(rows) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=RUN_COLUMNS).astype(RUN_DTYPES)
 
 
 def _curves(points) -> pd.DataFrame:

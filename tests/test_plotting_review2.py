@@ -16,21 +16,13 @@ from matplotlib.contour import ContourSet
 from sparselearn.errors import PlotError
 from sparselearn.plotting import error_vs_steps, overlay, phase_diagram, scaling_plot, success_table
 from sparselearn.plotting.style import figure
-from sparselearn.schema import CURVE_COLUMNS, RUN_COLUMNS, RUN_DTYPES
+from sparselearn.schema import CURVE_COLUMNS
+from run_tables import run_row as _run
+from run_tables import runs_table as _runs
 
 matplotlib.use("Agg")
 
 
-def _run(rid, status="ok", test_error=np.nan, grid=None, **cols):
-    row = dict.fromkeys(RUN_COLUMNS)
-    row.update({"run_id": rid, "experiment": "e", "target": "sparse_parity", "learner": "mlp", "n": 10, "k": 3,
-                "m": 100, "seed": 0, "eps": 0.05, "steps": 1000, "status": status, "test_error": test_error,
-                "grid": json.dumps(grid or {}), **cols})
-    return row
-
-
-def _runs(rows) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=RUN_COLUMNS).astype(RUN_DTYPES)
 
 
 #: steps_to_eps per n: (value, status); the diverged run reached eps at step 50 before it diverged
