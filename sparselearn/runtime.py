@@ -665,7 +665,9 @@ def _described(value) -> str:
         return f"{_plain(type(value))}{{{','.join(items)}}}"
     if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType, types.ModuleType)):
         return _plain(value)
-    numpy = sys.modules.get("numpy")
+    numpy, jax = sys.modules.get("numpy"), sys.modules.get("jax")
+    if jax is not None and isinstance(value, jax.Array) and not isinstance(value, jax.core.Tracer):
+        value = numpy.asarray(value)   # a concrete jax array (its repr elides large ones)
     if numpy is not None and isinstance(value, (numpy.ndarray, numpy.generic)):
         return f"{_plain(type(value))}({value.dtype},{value.shape},{hashlib.sha256(value.tobytes()).hexdigest()})"
     return f"{_plain(type(value))}:{_ADDRESS.sub('', repr(value))}"

@@ -113,6 +113,17 @@ def test_what_a_program_key_describes_is_the_same_in_every_process(tmp_path):
     assert len(described) == 1
 
 
+def test_arrays_are_described_by_every_element():
+    """A large array's repr elides its middle: numpy and concrete jax arrays are keyed by their
+    bytes, so two differing in one element get different programs."""
+    a = np.arange(2000.0)
+    b = a.copy()
+    b[1000] = -1.0
+    assert runtime._described(a) != runtime._described(b)
+    assert runtime._described(jnp.asarray(a)) != runtime._described(jnp.asarray(b))
+    assert runtime._described(jnp.asarray(a)) == runtime._described(jnp.asarray(a.copy()))
+
+
 def test_an_experiment_is_described_by_every_field():
     exp = sl.config.loads("""
 experiment: e
