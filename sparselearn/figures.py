@@ -596,9 +596,8 @@ def exponent_row(mod: ModuleType, value, part, smoke: bool = False, kept: Mappin
     table was made from), the theory exponent and the verdict (`exponent_verdict`, with the
     reason the study's optional `reason(value)` declares). Fits, slopes and theory are rounded
     once (EXPONENT_DECIMALS) and the verdict is made from those rounded numbers."""
-    import numpy as np
-
     from sparselearn.plotting import exponent_verdict, fit_exponent, local_slopes, upper_half_fit
+    from sparselearn.plotting.scaling import _distinct
 
     def rounded(f):
         return None if f is None else dataclasses.replace(f, alpha=round(float(f.alpha), EXPONENT_DECIMALS),
@@ -622,9 +621,7 @@ def exponent_row(mod: ModuleType, value, part, smoke: bool = False, kept: Mappin
     verdict = exponent_verdict(fits[0], theory_alpha, slopes, declared)
     if bracket and verdict.verdict == "agrees":
         verdict = _through_brackets(verdict, rounded(fit_exponent(part[mod.X], part[mod.Y])), theory_alpha)
-    # the x values the fit can use: more than half their runs reached (a median below +inf)
-    reached = (part[mod.Y].gt(0) & np.isfinite(part[mod.Y].astype(float))).groupby(part[mod.X]).mean()
-    used = reached.index[reached > 0.5].to_series()
+    used = _distinct(part[mod.X], part[mod.Y])[2]   # the x values a fit uses (a reached, positive median)
     nan = float("nan")
     whole, upper = [(f.alpha, f.ci_low, f.ci_high) if f else (nan,) * 3 for f in fits]
     return {"study": Path(mod.__file__).stem,

@@ -105,9 +105,9 @@ def enable_compile_cache(path: str | Path | None = None, environ=os.environ) -> 
     if not on or not jax.config.jax_enable_compilation_cache:
         return None
     before = jax.config.jax_compilation_cache_dir
-    if path is None and before and not environ.get(CACHE_DIR_ENV):
-        return Path(before)
-    path = cache_dir(environ) if path is None else Path(path).expanduser()
+    if path is None:   # ours, else the one JAX was given, else the default
+        path = Path(before) if before and not environ.get(CACHE_DIR_ENV) else cache_dir(environ)
+    path = Path(path).expanduser()
     if before == str(path) and jax.config.jax_persistent_cache_min_compile_time_secs == 0:
         return path
     try:

@@ -49,6 +49,15 @@ def test_the_width_study_keeps_its_censored_width():
     assert len(full) == 190 and full["t_c"].notna().sum() == 146
 
 
+def test_the_ridge_memory_bound_grows_with_the_rows():
+    """The m search bisects the range of m a config accepts: the bound may not fall as m passes
+    the feature count (it fell from 10.06 to 9.07 GiB at m = 16384 for 16384 random features)."""
+    from sparselearn.learners.kernels import solve_bytes
+
+    needed = [solve_bytes(m, 16384, test_rows=1024) for m in range(15000, 18000, 64)]
+    assert np.all(np.diff(needed) > 0)
+
+
 def test_interval_ends_barely_move_with_the_bootstrap_seed():
     """HP-1R's k = 4 series (25 runs at each of 7 n): the interval's ends moved by 0.005 over six
     bootstrap seeds at 1000 replicates; the default replicates hold them within 0.003."""
@@ -56,3 +65,28 @@ def test_interval_ends_barely_move_with_the_bootstrap_seed():
     part = d[d["k"] == 4]
     ends = np.array([fit_exponent(part["n"], part["t_c"], seed=s).ci for s in range(4)])
     assert np.ptp(ends, axis=0).max() < 0.003
+
+
+def test_the_range_holds_an_x_whose_median_is_reached_though_some_runs_are_at_zero():
+    """x = 10 with runs [0, 50, 70, unreached] has median 60: the fit uses it, so the range
+    starts there (a rule counting only positive reached runs left it out)."""
+    part = pd.DataFrame({"width": [10] * 4 + [20] * 3 + [40] * 3,
+                         "t_c": [0, 50, 70, np.inf, 40, 42, 44, 30, 31, 33], "seed": range(10)})
+    assert figures.exponent_row(_study(), 1.0, part)["range"] == "width ∈ [10, 40]"
+
+
+def test_bracketed_intervals_keep_the_bracket_width_of_each_run():
+    """A run picked twice in a resample keeps its one draw within the bracket: drawing each copy
+    apart averaged the brackets away (5 x × 5 seeds, brackets [y/2, y]: widths 0.61 → 0.47)."""
+    rng = np.random.default_rng(0)
+    x = np.repeat(10 * 2.0 ** np.arange(5), 5)
+    y = 3 * x ** 1.5 * np.exp(0.2 * rng.standard_normal(x.size))
+    lo, hi = fit_exponent(x, y, low=y / 2, high=y, n_boot=4000).ci
+    # replicate by replicate: every run drawn once, then the seeds of each x resampled
+    draw, xs, slopes = np.random.default_rng(1), np.unique(x), []
+    for _ in range(4000):
+        yb = np.exp(draw.uniform(np.log(y / 2), np.log(y)))
+        medians = [np.median(yb[np.flatnonzero(x == v)][draw.integers(0, 5, 5)]) for v in xs]
+        slopes.append(np.polyfit(np.log(xs), np.log(medians), 1)[0])
+    ref_lo, ref_hi = np.quantile(slopes, [0.025, 0.975])
+    assert abs((hi - lo) - (ref_hi - ref_lo)) < 0.03

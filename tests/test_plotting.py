@@ -42,19 +42,25 @@ def test_fit_interval_covers_truth_in_most_draws():
 
 
 def test_bootstrap_interval_equals_a_replicate_by_replicate_reference():
-    """The stratified bootstrap with brackets: each replicate resamples the seeds of each x and
-    draws every picked y within its bracket; the interval is the percentile interval of the
-    slopes (all replicates of one x drawn at once, x by x)."""
+    """The stratified bootstrap with brackets: each replicate draws every y once within its
+    bracket and resamples the seeds of each x (a run picked twice keeps its one draw); the
+    interval is the percentile interval of the slopes. Replicate by replicate here, all
+    replicates of an x at once there, from the same draws."""
     rng = np.random.default_rng(3)
     x = np.repeat([4.0, 8.0, 16.0, 32.0], 5)
     y = 7 * x ** 1.5 * np.exp(rng.normal(0, 0.3, x.size))
     low, high = y / 1.2, y * 1.1
     fit = fit_exponent(x, y, low=low, high=high, n_boot=200, seed=5)
-    draw, xs, medians = np.random.default_rng(5), np.unique(x), []
-    for v in xs:
-        pick = np.flatnonzero(x == v)[draw.integers(0, 5, (200, 5))]
-        medians.append(np.median(np.exp(draw.uniform(np.log(low[pick]), np.log(high[pick]))), axis=1))
-    slopes = [np.polyfit(np.log(xs), np.log(m), 1)[0] for m in np.stack(medians, axis=1)]
+    draw, xs = np.random.default_rng(5), np.unique(x)
+    picks, draws = {}, {}
+    for v in xs:   # the draws fit_exponent makes, in its order
+        i = np.flatnonzero(x == v)
+        picks[v] = draw.integers(0, 5, (200, 5))
+        draws[v] = np.exp(draw.uniform(np.log(low[i]), np.log(high[i]), (200, 5)))
+    slopes = []
+    for b in range(200):
+        medians = [np.median(draws[v][b][picks[v][b]]) for v in xs]
+        slopes.append(np.polyfit(np.log(xs), np.log(medians), 1)[0])
     assert np.allclose(fit.ci, np.quantile(slopes, [0.025, 0.975]), rtol=0, atol=1e-9)
 
 

@@ -48,7 +48,8 @@ def jax_cache_settings(monkeypatch):
     """JAX's cache settings and the runtime's own switch, as they were, after the test."""
     from jax.experimental.compilation_cache import compilation_cache as cc
 
-    names = ("jax_enable_compilation_cache", "jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+    names = ("jax_enable_compilation_cache", "jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+             "jax_persistent_cache_min_entry_size_bytes")
     saved = {name: getattr(jax.config, name) for name in names}
     monkeypatch.setattr(runtime, "_switched_off", runtime._switched_off)
     monkeypatch.delenv(runtime.CACHE_ENV, raising=False)
@@ -149,6 +150,17 @@ def test_sparselearn_cache_dir_wins_over_jax_compilation_cache_dir(tmp_path, mon
     monkeypatch.delenv(runtime.CACHE_DIR_ENV)
     jax.config.update("jax_compilation_cache_dir", str(tmp_path / "jax"))
     assert runtime.enable_compile_cache() == tmp_path / "jax"  # JAX's, where ours is not set
+
+
+def test_a_directory_jax_was_given_keeps_every_program(tmp_path, monkeypatch, jax_cache_settings):
+    """JAX_COMPILATION_CACHE_DIR alone: programs that compile in under a second are kept there
+    too (JAX's own threshold, 1 s, was left in place)."""
+    monkeypatch.delenv(runtime.CACHE_DIR_ENV, raising=False)
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path / "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    assert runtime.enable_compile_cache() == tmp_path / "jax"
+    assert jax.config.jax_persistent_cache_min_compile_time_secs == 0
+    assert jax.config.jax_persistent_cache_min_entry_size_bytes == -1
 
 
 @pytest.mark.parametrize("how", ["environment", "disable"])

@@ -158,3 +158,13 @@ def test_median_cut_biases_are_zero_and_each_unit_fires_on_half_the_inputs(field
 def test_b_alone_is_kept_where_the_quantile_is_not_zero(fields):
     t = SparseMLP(s=16, k=16, construction="biased", B=1.0, **fields)
     assert t.norms(t.init(jax.random.key(0)))["B"] == pytest.approx(1.0, rel=1e-5)
+
+
+def test_coefficients_whose_moments_overflow_are_refused_naming_g_coeffs():
+    """g = 1e200·(z + z²): the exact variance does not fit a float (an OverflowError, exit 1)."""
+    from sparselearn.errors import ConfigError
+    from sparselearn.targets.hierarchical import Hierarchical
+
+    with pytest.raises(ConfigError, match="g_coeffs.*overflows a float"):
+        Hierarchical(n=8, k=2, r=2, g_coeffs=(0.0, 1e200, 1e200))
+    Hierarchical(n=8, k=2, r=2, g_coeffs=(0.0, 1e20, 1e20))   # large but representable: fine

@@ -88,9 +88,10 @@ def _eps(x: jax.Array) -> float:
 def _cholesky(system: jax.Array, rhs: jax.Array, count: jax.Array) -> tuple[tuple, jax.Array, jax.Array]:
     """(factor, system⁻¹·rhs, resolved) by Cholesky for a symmetric positive definite system (N, N).
     Resolved: the solution is finite and every pivot L_kk² exceeds count·eps·system_kk, the most
-    rounding moves it by (`count`: the side in use). Each pivot against its own diagonal entry:
-    with rows of very different norms (Hermite features on Gaussian inputs) a floor from the
-    largest one (4.8) took pivots from 0.12 up, over a ridge shift of 0.08, for rounding."""
+    rounding moves it by (`count`: the side of the system, or the rows in use for a dual one).
+    Each pivot against its own diagonal entry: with rows of very different norms (Hermite
+    features on Gaussian inputs) a floor from the largest one (4.8) took pivots from 0.12 up,
+    over a ridge shift of 0.08, for rounding."""
     factor = cho_factor(system, lower=True)
     x = cho_solve(factor, rhs)
     pivots = jnp.diagonal(factor[0]) ** 2
@@ -217,14 +218,15 @@ def solve_bytes(rows: int, feats: int, test_rows: int = 0, per_row: int = 0) -> 
     feature matrix and the evaluations that follow it (on `test_rows` points and on the rows).
     From XLA's memory analysis of that program: the rows' features are held about five times
     (the features, their weighted copy, the SVD's operand and factors, the training
-    predictions' features), six with fewer rows than features, where the Cholesky path and its
-    SVD fallback are held at once (5.85 measured); the system of side min(rows, feats) four
-    times (the system, its diagonal, the factor, the products around it), the test features
-    once; `per_row` counts what the feature map holds per input row besides (the inputs, their
-    tables)."""
+    predictions' features) and a (side, feats) block more, side = min(rows, feats): with fewer
+    rows than features the Cholesky path and its SVD fallback are held at once (5.85 copies
+    measured); the system of that side four times (the system, its diagonal, the factor, the
+    products around it), the test features once; `per_row` counts what the feature map holds
+    per input row besides (the inputs, their tables). Increasing in rows, as the m search's
+    bisection of the refused range needs."""
     side = min(rows, feats)
-    copies = 6 if rows < feats else 5
-    return BYTES * (copies * rows * feats + test_rows * feats + 4 * side * side + (rows + test_rows) * per_row)
+    return BYTES * (5 * rows * feats + side * feats + test_rows * feats + 4 * side * side
+                    + (rows + test_rows) * per_row)
 
 
 def kernel_bytes(rows: int, test_rows: int = 0) -> int:

@@ -202,9 +202,12 @@ def fit_exponent(x, y, *, low=None, high=None, n_boot: int = BOOTSTRAP_REPLICATE
     log_low, log_high = np.where(reached, log_low, 0.0), np.where(reached, log_high, 0.0)
     resampled = []   # per x: (replicate, seed), the seeds drawn with replacement
     for i in members:
-        pick = i[rng.integers(0, len(i), (n_boot, len(i)))]
-        drawn = np.exp(rng.uniform(log_low[pick], log_high[pick])) if bracketed else y[pick]
-        resampled.append(np.where(reached[pick], drawn, y[pick]))
+        pick = rng.integers(0, len(i), (n_boot, len(i)))
+        # one draw per run and replicate within its bracket, shared by its copies in the resample
+        drawn = (np.exp(rng.uniform(log_low[i], log_high[i], (n_boot, len(i)))) if bracketed
+                 else np.broadcast_to(y[i], (n_boot, len(i))))
+        drawn = np.where(reached[i], drawn, y[i])
+        resampled.append(np.take_along_axis(drawn, pick, axis=1))
     medians = np.stack([np.where(np.mean(r <= 0, axis=1) >= 0.5, 0.0, np.median(r, axis=1)) for r in resampled],
                        axis=1)   # half at 0: a median of 0, as `_distinct` floors such an x
     slopes = _loglog_slopes(np.log(xs), np.log(np.where(np.isinf(medians) | (medians <= 0), 1.0, medians)))

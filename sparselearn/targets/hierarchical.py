@@ -254,7 +254,12 @@ class Hierarchical(LabelNoise):
         require(self.k * self.degree <= MAX_DEGREE, "q" if self.g_coeffs is None else "g_coeffs",
                 f"h = g∘p has degree k·q = {self.k}·{self.degree} = {self.k * self.degree}, above {MAX_DEGREE}: "
                 f"its float32 labels overflow")
-        _, std = self.normalization
+        try:
+            _, std = self.normalization
+        except OverflowError:   # exact moments too large for a float (coefficients near 1e200)
+            std = math.inf
+        require(math.isfinite(std), "g_coeffs", f"the std of g(p) overflows a float: coefficients "
+                f"{list(self.g_coeffs or ())} are too large (they only scale h, which is normalised: divide them)")
         require(std > 0, "g_coeffs", "g(p) is constant")
         if self.g_coeffs is not None:
             condition = monomial_condition(self.coeffs, self.k, self.r)
