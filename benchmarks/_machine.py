@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -113,8 +114,9 @@ def on_cores(script: str, args: list[str], cores: int, timeout: float = 900) -> 
     env = {**os.environ, **settings, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-c", script, *args]
     pinned = None
-    if sys.platform.startswith("linux"):
-        pinned = ",".join(str(c) for c in range(cores))
+    if sys.platform.startswith("linux") and shutil.which("taskset"):
+        # the first `cores` CPUs this process may use (CPU 0 need not be one of them)
+        pinned = ",".join(str(c) for c in sorted(os.sched_getaffinity(0))[:cores])
         cmd = ["taskset", "-c", pinned, *cmd]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     if done.returncode:

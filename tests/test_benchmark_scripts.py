@@ -198,7 +198,6 @@ def test_device_check_runs_each_part_once_under_its_own_limit(tmp_path):
     assert done.returncode == 2 and "unknown part" in done.stderr
 
 
-@pytest.mark.slow
 def test_gpu_bfloat16_second_layer_paths_run_and_agree_at_dry_run_sizes():
     # the dry run times float32 only (tests/test_pallas.py holds every dry-run path to 1e-4 of dense)
     bg = bench("bench_gpu")

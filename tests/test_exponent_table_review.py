@@ -60,11 +60,11 @@ def test_the_ridge_memory_bound_grows_with_the_rows():
 
 def test_interval_ends_barely_move_with_the_bootstrap_seed():
     """HP-1R's k = 4 series (25 runs at each of 7 n): the interval's ends moved by 0.005 over six
-    bootstrap seeds at 1000 replicates; the default replicates hold them within 0.003."""
+    bootstrap seeds at 1000 replicates; the default replicates hold them within 0.004."""
     d = pd.read_parquet(ROOT / "paper_figs" / "data" / "hp-1r-t_c.parquet")
     part = d[d["k"] == 4]
     ends = np.array([fit_exponent(part["n"], part["t_c"], seed=s).ci for s in range(4)])
-    assert np.ptp(ends, axis=0).max() < 0.003
+    assert 0 < np.ptp(ends, axis=0).max() < 0.004   # seeds 0–3: 0.0023; other sets of four exceed 0.003 ~1%
 
 
 def test_the_range_holds_an_x_whose_median_is_reached_though_some_runs_are_at_zero():

@@ -45,7 +45,8 @@ def test_bootstrap_interval_equals_a_replicate_by_replicate_reference():
     """The stratified bootstrap with brackets: each replicate draws every y once within its
     bracket and resamples the seeds of each x (a run picked twice keeps its one draw); the
     interval is the percentile interval of the slopes. Replicate by replicate here, all
-    replicates of an x at once there, from the same draws."""
+    replicates of an x at once there, from the same draws: a pin of the draw order; the
+    property (the brackets' width kept) is tested in test_exponent_table_review."""
     rng = np.random.default_rng(3)
     x = np.repeat([4.0, 8.0, 16.0, 32.0], 5)
     y = 7 * x ** 1.5 * np.exp(rng.normal(0, 0.3, x.size))

@@ -126,6 +126,7 @@ def test_arrays_are_described_by_every_element():
 
 
 def test_an_experiment_is_described_by_every_field():
+    """Completeness: every field of every section is named (fields a repr hides: the tests above)."""
     exp = sl.config.loads("""
 experiment: e
 target:  {name: sparse_parity, n: 6, k: 2}

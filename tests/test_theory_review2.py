@@ -66,10 +66,12 @@ def test_a_parity_bound_along_s_is_named_as_no_power_of_s():
     assert f"local slopes {local[0]:.2f} → {local[-1]:.2f}" in theorem and "not a power of s" in theorem
 
 
-@pytest.mark.parametrize("rho,d", [(0.0, 2), (-0.5, 3), (1.0, 2), (1.5, 2), (0.5, 0), (0.5, 0.5)])
-def test_claim_2_1_refuses_a_correlation_or_degree_outside_its_domain(rho, d):
+@pytest.mark.parametrize("rho,d,message", [(0.0, 2, "rho must lie in"), (-0.5, 3, "rho must lie in"),
+                                           (1.0, 2, "rho must lie in"), (1.5, 2, "rho must lie in"),
+                                           (0.5, 0, "d must be at least 1"), (0.5, 0.5, "d must be at least 1")])
+def test_claim_2_1_refuses_a_correlation_or_degree_outside_its_domain(rho, d, message):
     """At ρ = −0.5, d = 3 the formula gives 0.833 for χ_T with |T| = 4, whose tail above 3 is 1:
     not a bound; d = 0 divides by zero."""
-    with pytest.raises(ValueError, match="rho must lie in|d must be at least 1"):
+    with pytest.raises(ValueError, match=message):
         theory.tail_bound_claim21(0.1, rho, d)
     assert theory.tail_bound_claim21(0.1, 0.5, 1) == pytest.approx(0.4)

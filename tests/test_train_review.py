@@ -268,8 +268,10 @@ def test_run_group_refuses_a_label_flip_probability_above_one_half():
 
 def test_run_group_reads_none_as_an_unset_init_seed_and_names_a_missing_seed():
     exp = config.loads(TINY_RUN)
-    unset = run_group(exp, {"seed": [0, 1], "init_seed": [None, 1]})
-    same = run_group(exp, {"seed": [0, 1], "init_seed": [0, 1]})
-    np.testing.assert_array_equal(np.asarray(unset["test_error"]), np.asarray(same["test_error"]))
+    unset = run_group(exp, {"seed": [3, 1], "init_seed": [None, 1]})
+    same = run_group(exp, {"seed": [3, 1], "init_seed": [3, 1]})
+    np.testing.assert_array_equal(np.asarray(unset["test_loss"]), np.asarray(same["test_loss"]))
+    zero = run_group(exp, {"seed": [3, 1], "init_seed": [0, 1]})   # None is the run seed, not 0
+    assert np.asarray(unset["test_loss"])[0] != np.asarray(zero["test_loss"])[0]
     with pytest.raises(ValueError, match="no 'seed'"):
         run_group(exp, {"m": [64]})
