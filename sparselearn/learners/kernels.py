@@ -156,6 +156,12 @@ def _feature_solve(system: jax.Array, rhs: jax.Array, a: jax.Array, b: jax.Array
     return jax.lax.cond(resolved, lambda: c, lambda: _svd_solve(a, b, shift, rows))
 
 
+def _weighted(phi: jax.Array, y: jax.Array, weights: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(√w·φ (M, N), √w·y (M,), m): the rows as the least-squares objective weighs them."""
+    root = jnp.sqrt(weights)
+    return phi * root[:, None], root * y, _mass(weights)
+
+
 def dual_solve(gram: jax.Array, y: jax.Array, weights: jax.Array, ridge: float) -> jax.Array:
     """Dual coefficients α (M,) of weighted kernel ridge regression, f(x) = Σ_i α_i k(x, x_i).
 
@@ -177,9 +183,7 @@ def primal_solve(phi: jax.Array, y: jax.Array, weights: jax.Array, ridge: float,
     normal equations (`_feature_solve`). Zero-weight rows drop out of both sides. `live` (N,)
     bool, if given, marks the columns in use: the others must be zero and get coefficient 0
     (their diagonal is set to 1). At ridge = 0: the minimum-norm least-squares solution."""
-    m = _mass(weights)
-    root = jnp.sqrt(weights)
-    a, b = phi * root[:, None], root * y
+    a, b, m = _weighted(phi, y, weights)
     diag = jnp.full(phi.shape[1], ridge, phi.dtype)
     if live is not None:
         diag = jnp.where(live, diag, 1.0)
@@ -202,9 +206,7 @@ def ridge_solve(phi: jax.Array, y: jax.Array, weights: jax.Array, ridge: float,
     rows, feats = phi.shape
     if ridge > 0 and feats <= rows:
         return primal_solve(phi, y, weights, ridge, live)
-    m = _mass(weights)
-    root = jnp.sqrt(weights)
-    a, b = phi * root[:, None], root * y
+    a, b, m = _weighted(phi, y, weights)
     if ridge == 0:
         c = _svd_solve(a, b, jnp.zeros((), a.dtype), m)
     else:
