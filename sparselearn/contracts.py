@@ -101,8 +101,10 @@ class Kind:
     """What a learner kind means to the rest of the package.
 
     trained: gradient steps — curves over steps, mini-batches (batch ≤ m), online data
-    allowed, and data.m a vmapped value (otherwise m is a shape: solves grow with the rows).
-    compiled: runs inside jit(vmap(...)) (otherwise in numpy on the host).
+    allowed, and data.m a vmapped value.
+    compiled: runs inside jit(vmap(...)) (otherwise in numpy on the host, where data.m is a
+    vmapped value too: each run fits its own m rows). A compiled learner that is not trained
+    has data.m as a shape: its solve grows with the rows.
     """
 
     name: str

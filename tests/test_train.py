@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from sparselearn import config, targets
+from sparselearn.sweeps import grid
 from sparselearn.schema import CURVES
 from sparselearn.train import curve_steps, run_group, run_one, trajectory
 from sparselearn.train.loop import compiled_group, draw_dataset, make_data
@@ -81,6 +82,34 @@ def test_one_compile_per_shape_group(tiny):
         assert counter.names.count("jit(run_group)") == 1
         run_group(config.override(tiny, target={"n": 12}), {"seed": [0, 1, 2]})  # new shape: one more
         assert counter.names.count("jit(run_group)") == 2
+
+
+def test_host_runs_of_every_m_share_one_group_and_compile_once_per_shape():
+    """GF(2) runs (numpy fits) of different m: one group draws their data at the largest m and
+    computes every run's metrics in one program; each run equals itself alone. Their metrics
+    were eager jnp operations, a dozen compiles for every new m (a notebook's m* search spent
+    half its 25 s there)."""
+    exp = config.loads("experiment: g\ntarget: {name: sparse_parity, n: 10, k: 3, noise: 0.1}\n"
+                       "learner: {name: gf2, sparsest: false}\ntrain: {loss: square}\n"
+                       "data: {m: 40, test_m: 64}\nsweep: {grid: {data.m: [7, 12, 40]}, seeds: 2}\n")
+    runs = grid.expand(exp)
+    assert len(grid.group(runs)) == 1
+    hps = {"seed": [0, 1, 2, 3], "m": [7, 12, 40, 12], "noise": [0.1, 0.0, 0.1, 0.1]}
+    with _compiles() as counter:
+        group = run_group(exp, hps)
+        first = list(counter.names)
+        again = run_group(exp, {"seed": [5, 6, 7, 8], "m": [9, 10, 11, 13], "noise": [0.1] * 4})
+    assert first.count("jit(data_group)") == 1 and first.count("jit(one)") == 1, first
+    assert counter.names == first   # other m values, the same shapes: nothing compiles
+    assert np.isfinite(again["test_error"]).all()
+    for i in range(4):
+        alone = run_one(config.override(exp, data={"m": hps["m"][i]}), **{k: v[i] for k, v in hps.items()})
+        for name in ("test_error", "test_loss", "train_error", "train_loss", "curve_train_loss", "finite",
+                     "error"):
+            np.testing.assert_array_equal(group[name][i], alone[name], err_msg=f"run {i} {name}")
+    # 40 noisy labels admit no parity: that run failed, with NaN metrics, beside runs that fit
+    assert "noisy labels" in group["error"][2] and np.isnan(group["test_error"][2])
+    assert group["error"][3] is None and group["test_error"][0] > 0 == group["test_error"][1]
 
 
 @pytest.mark.parametrize("stepped", [False, True])

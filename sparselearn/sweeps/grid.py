@@ -3,7 +3,7 @@
 Runs whose configs differ only in vmapped values (the axes of `sparselearn.train.spec`:
 seed, data.m, train.lr, train.weight_decay, train.init_seed, target.noise) share a group:
 one compiled program trains them all. For fitted learners data.m is a shape too (their
-solves grow with the rows).
+compiled solves grow with the rows).
 
 Example:
     >>> cfg = sparselearn.config.load("configs/quickstart.yaml")    # 3 values of data.m, 8 seeds
@@ -77,7 +77,7 @@ def group(runs: list[Run], round_m: bool = False) -> list[Group]:
     """Runs partitioned into shape groups, in order of first appearance.
 
     With `round_m` the group's dataset size is rounded up to a power of two (at least 256)
-    where m is a vmapped axis (trained learners), so callers that try many sample sizes (the
+    where m is a vmapped axis (trained and host learners), so callers that try many sample sizes (the
     sample-complexity search) reuse compiled programs; results do not change, since a run
     only reads the first m rows. A fitted learner's m is a shape (its solve grows with the
     rows): there it stays, as rounding would only add memory.

@@ -798,30 +798,46 @@ def _compiled_data(static: Experiment):
     return jax.jit(data_group, compiler_options=tier_options("tiny", None))   # random draws only
 
 
+@functools.lru_cache(maxsize=16)
+def _host_metrics(task: str, loss: str):
+    """Final metrics of a host group in one compiled program: (f_test, y_test (R, T), f_train,
+    y_train, rows (R, M)) → `_fitted_outputs` per run, rows weighing each run's own m rows 1 and
+    the padding 0. Eager jnp operations would compile a dozen programs for every new m."""
+    loss_of = LOSSES[loss]
+
+    def one(f_test, y_test, f_train, y_train, rows):
+        return _fitted_outputs(_metrics(f_test, y_test, task, loss_of),
+                               _metrics(f_train, y_train, task, loss_of, rows))
+    return jax.jit(jax.vmap(one), compiler_options=tier_options("tiny", None))
+
+
 def _run_host_group(exp: Experiment, arrays: dict, devices=None, progress=None) -> dict[str, np.ndarray]:
     """Learners that run on the host (e.g. GF(2) elimination): data drawn in one compiled
-    call for all seeds, then `fit(key, x[:m], y[:m])` per run in numpy. A `FitFailed`
-    marks the run failed with its reason."""
-    learner, task, loss_of = exp.learner, exp.target.task, LOSSES[exp.train.loss]
-    data = _compiled_data(exp)(arrays["seed"], instance_seed(arrays), arrays["noise"])
+    call for all seeds at the group's largest m, then `fit(key, x[:m], y[:m])` per run in
+    numpy, and the metrics of every run in one compiled call. A `FitFailed` marks the run
+    failed with its reason."""
+    learner = exp.learner
+    data = _compiled_data(static_part(exp))(arrays["seed"], instance_seed(arrays), arrays["noise"])
     x_tr, y_tr, x_te, y_te = (np.asarray(a) for a in data)
-    rows = []
+    f_te, f_tr = np.zeros(y_te.shape, np.float32), np.zeros(y_tr.shape, np.float32)
+    rows = np.zeros(y_tr.shape, np.float32)
+    failed = {}
     for i, (seed, m) in enumerate(zip(arrays["seed"], arrays["m"])):
         try:
             params = learner.fit(key_for(int(seed), "fit"), x_tr[i, :m], y_tr[i, :m])
-            out = _fitted_outputs(_metrics(jnp.asarray(learner.apply(params, x_te[i])), y_te[i], task, loss_of),
-                                  _metrics(jnp.asarray(learner.apply(params, x_tr[i, :m])), y_tr[i, :m], task,
-                                           loss_of))
-            out = {k: np.asarray(v) for k, v in out.items()}
-            out["error"] = None
+            f_te[i], f_tr[i, :m] = learner.apply(params, x_te[i]), learner.apply(params, x_tr[i, :m])
+            rows[i, :m] = 1.0
         except FitFailed as e:
-            out = {k: np.asarray(np.nan) for k in ("test_error", "test_loss", "train_error", "train_loss")}
-            out.update(steps_to_eps=np.asarray(-1), finite=np.asarray(True), evaluated=np.asarray(1), error=str(e))
-            for name in CURVES:
-                out[f"curve_{name}"] = np.full(1, np.nan)
-        rows.append(out)
-    return {k: np.stack([r[k] for r in rows]) if k != "error" else np.asarray([r[k] for r in rows], dtype=object)
-            for k in rows[0]}
+            failed[i] = str(e)
+    out = {k: np.array(v) for k, v in _host_metrics(exp.target.task, exp.train.loss)(
+        f_te, y_te, f_tr, y_tr, rows).items()}
+    for i in failed:
+        for k in ("test_error", "test_loss", "train_error", "train_loss", "curve_train_loss", "curve_train_error",
+                  "curve_test_error", "curve_test_loss", "curve_drift"):
+            out[k][i] = np.nan
+        out["steps_to_eps"][i], out["finite"][i], out["evaluated"][i] = -1, True, 1
+    out["error"] = np.asarray([failed.get(i) for i in range(len(arrays["seed"]))], dtype=object)
+    return out
 
 
 #: learner kind → how a group of its runs is executed

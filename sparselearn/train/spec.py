@@ -63,9 +63,10 @@ class Axis:
 
 AXES: tuple[Axis, ...] = (
     Axis("seed", "", np.int32, None, lambda exp: None),
-    # a fitted learner's solve grows with its rows, so there m is a shape
+    # a fitted learner's compiled solve grows with its rows, so there m is a shape (a host
+    # learner fits each run's own m rows in numpy: its runs share one draw at the largest m)
     Axis("m", "data.m", np.int32, 1, lambda exp: exp.data.m,
-         vmapped=lambda exp: kind_of(exp.learner).trained, largest=True),
+         vmapped=lambda exp: kind_of(exp.learner).trained or not kind_of(exp.learner).compiled, largest=True),
     Axis("lr", "train.lr", np.float32, 1.0, lambda exp: exp.train.lr),
     Axis("weight_decay", "train.weight_decay", np.float32, 0.0, lambda exp: exp.train.weight_decay),
     # unset (None) means "the run seed", −1 in the array
