@@ -831,11 +831,9 @@ def _run_host_group(exp: Experiment, arrays: dict, devices=None, progress=None) 
             failed[i] = str(e)
     out = {k: np.array(v) for k, v in _host_metrics(exp.target.task, exp.train.loss)(
         f_te, y_te, f_tr, y_tr, rows).items()}
-    for i in failed:
-        for k in ("test_error", "test_loss", "train_error", "train_loss", "curve_train_loss", "curve_train_error",
-                  "curve_test_error", "curve_test_loss", "curve_drift"):
+    for i in failed:   # no fit: NaN metrics and curves
+        for k in ("test_error", "test_loss", "train_error", "train_loss", *(f"curve_{c}" for c in CURVES)):
             out[k][i] = np.nan
-        out["steps_to_eps"][i], out["finite"][i], out["evaluated"][i] = -1, True, 1
     out["error"] = np.asarray([failed.get(i) for i in range(len(arrays["seed"]))], dtype=object)
     return out
 
