@@ -80,9 +80,10 @@ def cache_dir(environ=os.environ) -> Path | None:
 
     The default directory names the jax and jaxlib versions, so programs of one version are
     never offered to another (jax's own cache key covers this too; separate directories
-    also make stale ones easy to delete).
+    also make stale ones easy to delete). `SPARSELEARN_CACHE_DIR=off` (or 0, false, no) switches
+    it off as `SPARSELEARN_CACHE=off` does, rather than naming a directory "off".
     """
-    if environ.get(CACHE_ENV, "").strip().lower() in OFF:
+    if any(environ.get(name, "").strip().lower() in OFF for name in (CACHE_ENV, CACHE_DIR_ENV)):
         return None
     if environ.get(CACHE_DIR_ENV):
         return Path(environ[CACHE_DIR_ENV]).expanduser()

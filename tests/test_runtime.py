@@ -39,6 +39,9 @@ def test_cache_dir_default_override_and_off(tmp_path):
     assert runtime.cache_dir({"SPARSELEARN_CACHE_DIR": str(tmp_path / "c")}) == tmp_path / "c"
     for off in ("0", "off", "OFF", "false"):
         assert runtime.cache_dir({"SPARSELEARN_CACHE": off, "SPARSELEARN_CACHE_DIR": "/x"}) is None
+        # not a directory named "off" in the working directory
+        assert runtime.cache_dir({"SPARSELEARN_CACHE_DIR": off, "XDG_CACHE_HOME": str(tmp_path)}) is None
+    assert runtime.cache_dir({"SPARSELEARN_CACHE_DIR": str(tmp_path / "off")}) == tmp_path / "off"
 
 
 # Counts the group programs one `sl.run` in a fresh process compiles, all the programs it
