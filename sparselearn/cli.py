@@ -21,6 +21,7 @@ import contextlib
 import gc
 import importlib
 import os
+import re
 import sys
 import threading
 import traceback
@@ -168,11 +169,8 @@ def _summary_table(df) -> str:
 def _median_steps(part) -> str:
     """The median steps_to_eps of a grid point's runs, a run that never reached eps counted as
     never (as in the scaling plots): '> T' when the median run did not reach it in its T steps;
-    '-' for learners without steps."""
-    from sparselearn import learners
-    from sparselearn.contracts import kind_of
-
-    if not kind_of(learners.lookup(part["learner"].iloc[0])).trained:
+    '-' for learners without steps (fitted ones: their rows have no steps)."""
+    if part["steps"].isna().all():
         return "-"
     median = part["steps_to_eps"].astype(float).fillna(float("inf")).median()
     return f"{median:.4g}" if median != float("inf") else f"> {int(part['steps'].max())}"
@@ -247,8 +245,8 @@ def _flags(names: dict[str, str]):
         yield
     except ConfigError as e:
         message = e.message
-        for name, flag in names.items():
-            message = message.replace(name, flag)
+        for name, flag in names.items():   # whole words: `start` names its flag, `started` stays
+            message = re.sub(rf"(?<![\w-]){name}\b", flag, message)
         raise ConfigError(message, key=names.get(e.key, e.key), file=e.file) from None
 
 
@@ -323,7 +321,7 @@ def cmd_search(args) -> int:
     exp = config.load(args.config, args.overrides)
     if args.smoke:
         exp = _smoke(exp, args.config)
-    with _naming(args.config), _flags({"min_value": "--min", "max_value": "--max"}):
+    with _naming(args.config), _flags({"min_value": "--min", "max_value": "--max", "start": "--start"}):
         res = sample_complexity(exp, args.eps, args.delta, param=args.param, out=args.out, start=args.start,
                                 min_value=args.min_value, max_value=args.max_value, rtol=args.rtol,
                                 progress=not args.quiet, retry_failed=args.retry_failed)

@@ -128,7 +128,10 @@ def check_writable(path: str | Path) -> None:
 
 def _arrow(df: pd.DataFrame) -> pa.Table:
     """`df` as an Arrow table; all-null columns typed as strings so parts stay concatenable."""
-    table = pa.Table.from_pandas(df, preserve_index=False)
+    return _strings_for_nulls(pa.Table.from_pandas(df, preserve_index=False))
+
+
+def _strings_for_nulls(table: pa.Table) -> pa.Table:
     fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
     return table.cast(pa.schema(fields, metadata=table.schema.metadata))
 
@@ -383,22 +386,47 @@ class Store:
             raise _os_error(e, self.path, "creating the results directory") from None
 
     def _to_parts(self, table: str) -> Path:
-        """The directory of `table`'s parts, converting a single-file table into its first part."""
+        """The directory of `table`'s parts, converting a single-file table into its first part.
+        A file with all-null columns is rewritten with them typed as strings, as in every part:
+        a reader of the directory takes the schema of its first part."""
         top = self.path / f"{table}.parquet"
         legacy = self.path / f".{table}.parquet.legacy"
         if top.is_file():
             os.replace(top, legacy)
         top.mkdir(exist_ok=True)
         if legacy.is_file():
-            os.replace(legacy, top / LEGACY_PART)
+            try:
+                nulls = any(pa.types.is_null(t) for t in pq.read_schema(legacy).types)
+            except (pa.ArrowException, OSError):
+                nulls = False  # moved as it is: reading it says what is wrong
+            if nulls:
+                rows = _strings_for_nulls(read_arrow(legacy, table))
+                _write_atomic(lambda tmp: pq.write_table(rows, tmp, write_page_checksum=True), top / LEGACY_PART)
+                legacy.unlink()
+            else:
+                os.replace(legacy, top / LEGACY_PART)
         return top
+
+    def _superseded(self, paths: Iterable[Path]) -> list[Path]:
+        """The parts among `paths` to rewrite; a single-file table (or what an interrupted
+        conversion left of it) is converted, and stands for the part it became."""
+        single = {self.path / name: table for table in TABLES
+                  for name in (f"{table}.parquet", f".{table}.parquet.legacy")}
+        out = []
+        for path in paths:
+            if path in single:
+                self._to_parts(single[path])
+                out += [p for p in self.files(single[path]) if _original(p).name == LEGACY_PART]
+            elif path.parent.name.removesuffix(".parquet") in TABLES:
+                out.append(path)
+        return list(dict.fromkeys(out))
 
     def write(self, runs: pd.DataFrame, curves: pd.DataFrame, supersede: Iterable[Path] = (),
               traces: pd.DataFrame | None = None) -> list[Path]:
         """Store one group's rows (replacing, by run_id, rows stored before), atomically and under
-        the lock: traces and curves first, then runs. `supersede` names earlier parts that may
-        hold these run_ids; they are rewritten without them (readers prefer the later part in any
-        case). Returns the parts written."""
+        the lock: traces and curves first, then runs. `supersede` names earlier parts (or single-file
+        tables) that may hold these run_ids; they are rewritten without them (readers prefer the
+        later part in any case). Returns the parts written."""
         self._prepare()
         written = []
         try:
@@ -408,7 +436,7 @@ class Store:
                     text = self.config
                     _write_atomic(lambda tmp: Path(tmp).write_text(text), cfg)
                 ids = set(runs["run_id"])
-                supersede = [old for old in supersede if old.parent.name.removesuffix(".parquet") in TABLES]
+                supersede = self._superseded(supersede)
                 # the old run rows go first: killed before the new runs part, these runs have no
                 # run row (their curves are orphans, left out by readers) and a rerun trains
                 # them, rather than an old run row standing beside the new curves
@@ -577,9 +605,9 @@ class StoreView:
             for p in paths:
                 if p in self.seen:
                     continue
-                if p.name == LEGACY_PART and self.initial & {self.store.path / f"{table}.parquet",
-                                                             self.store.path / f".{table}.parquet.legacy"}:
-                    self.initial.add(p)  # a single file of the initial state, converted since
+                if _original(p).name == LEGACY_PART and self.initial & {
+                        self.store.path / f"{table}.parquet", self.store.path / f".{table}.parquet.legacy"}:
+                    self.initial.add(p)  # a single file of the initial state, converted (and rewritten) since
                     originals.add(_original(p))
                 if "~" in p.name and _original(p) in originals:
                     self.initial.add(p)  # a part of the initial state, rewritten since without some runs

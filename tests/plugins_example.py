@@ -59,6 +59,47 @@ class LeastSquares:
 
 
 @dataclass(frozen=True)
+class BiasedMajority(Majority):
+    """A majority over inputs whose coordinates are +1 with probability `s`: a field named like
+    the sparsity column of the results that is not an integer."""
+
+    s: float = 0.5
+
+    name: ClassVar[str] = "biased_majority"
+
+    def sample(self, params, key, m):
+        kx, ky = jax.random.split(key)
+        x = jnp.where(jax.random.bernoulli(kx, self.s, (m, self.n)), 1.0, -1.0)
+        y = self.labels(params, x)
+        return x, jnp.where(jax.random.bernoulli(ky, self.noise, (m,)), -y, y)
+
+
+@dataclass(frozen=True)
+class TwoLayer:
+    """A gradient learner: a two-layer ReLU network of `width` units."""
+
+    width: int = 16
+
+    name: ClassVar[str] = "two_layer"
+    kind: ClassVar[str] = "gradient"
+
+    def init_params(self, key, n):
+        k1, k2 = jax.random.split(key)
+        return {"w": jax.random.normal(k1, (n, self.width)) / jnp.sqrt(n),
+                "v": jax.random.normal(k2, (self.width,)) / jnp.sqrt(self.width)}
+
+    def apply(self, params, x):
+        return jax.nn.relu(x @ params["w"]) @ params["v"]
+
+
+@dataclass(frozen=True)
+class FittedNamedMlp(LeastSquares):
+    """A fitted learner whose short name is a trained built-in's."""
+
+    name: ClassVar[str] = "mlp"
+
+
+@dataclass(frozen=True)
 class NoLabels:
     """Breaks the target contract: no `labels` method."""
 

@@ -290,8 +290,8 @@ def test_plot_exits_2_only_for_results_that_cannot_make_the_figure(workdir, tiny
 def test_summary_table_counts_unreached_runs_in_the_median_steps():
     from sparselearn.cli import _summary_table
 
-    def runs(steps_to_eps, learner="mlp"):
-        return pd.DataFrame({"status": "ok", "eps": 0.05, "steps": 3000, "grid": "{}", "learner": learner,
+    def runs(steps_to_eps, learner="mlp", steps=3000):
+        return pd.DataFrame({"status": "ok", "eps": 0.05, "steps": steps, "grid": "{}", "learner": learner,
                              "test_error": [0.0 if s is not None else 0.5 for s in steps_to_eps],
                              "steps_to_eps": pd.array(steps_to_eps, dtype="Int64")})
 
@@ -299,7 +299,8 @@ def test_summary_table_counts_unreached_runs_in_the_median_steps():
     assert "> 3000" in _summary_table(runs([100, None, None, None, None]))   # the median run never reached
     assert _summary_table(runs([100, 200, 300, None, None])).splitlines()[1].split()[-1] == "300"
     assert _summary_table(runs([None, None])).splitlines()[1].split()[-1] == "3000"     # > 3000
-    assert _summary_table(runs([None, None], learner="kernel")).splitlines()[1].split()[-1] == "-"
+    # fitted in closed form: stored without steps
+    assert _summary_table(runs([None, None], learner="kernel", steps=None)).splitlines()[1].split()[-1] == "-"
     assert "diverged" not in _summary_table(runs([100, None]))
     table = runs([100, None, None]).assign(status=["ok", "ok", "diverged"], test_error=[0.0, 0.5, float("nan")])
     header, row = _summary_table(table).splitlines()[:2]

@@ -70,8 +70,23 @@ def test_a_search_limit_no_value_meets_names_its_flag(tmp_path, monkeypatch, tin
     monkeypatch.chdir(tmp_path)
     assert main(["search", str(tiny_file), "--max", "8", "--quiet"]) == 2   # batch 16: no m ≤ 8 is accepted
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"error: {tiny_file}: train.batch: batch = 16 exceeds the sample size data.m = 8")
-    assert err.endswith("no data.m up to the search's largest, 8 (--max), is accepted") and "max_value" not in err
+    assert err.startswith(f"error: {tiny_file}: train.batch: no data.m from the search's smallest, 1 (--min), "
+                          "to its largest, 8 (--max), is accepted: at data.m = 1: batch = 16 exceeds the sample "
+                          "size data.m = 1") and "max_value" not in err
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_search_whose_min_is_above_a_fitted_learners_cap_names_both_limits(tmp_path, monkeypatch, capsys):
+    """The cap here is learner.max_memory_gb (accepted m ≤ 593): the message blamed --max."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "ld.yaml"
+    path.write_text("experiment: ld\ntarget: {name: sparse_parity, n: 10, k: 2}\n"
+                    "learner: {name: lowdegree, degree: 2, max_memory_gb: 0.001}\ntrain: {loss: square}\n"
+                    "data: {m: 64, test_m: 64}\nsweep: {seeds: 2}\n")
+    assert main(["search", str(path), "--min", "1000", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {path}: learner.degree: no data.m from the search's smallest, 1000 (--min), to "
+                          "its largest, 262144 (--max), is accepted: at data.m = 1000: degree 2") and "(--max)" in err
     assert not (tmp_path / "results").exists()
 
 
@@ -151,3 +166,17 @@ def test_an_unknown_key_kept_from_a_renamed_section_says_how_to_start_it_afresh(
     with pytest.raises(ConfigError) as plain:
         config.loads(tiny_text, ["learner.depht=2"])
     assert "afresh" not in str(plain.value)
+
+
+@pytest.mark.parametrize("flags, named", [(["--max", "20"], "--max"), (["--start", "20"], "--start")])
+def test_a_steps_search_below_eval_every_names_the_flag(tmp_path, monkeypatch, capsys, flags, named):
+    """It named train.eval_every "at grid point train.steps=20", of a config without a grid."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "s.yaml"
+    path.write_text("experiment: s\ntarget: {name: sparse_parity, n: 8, k: 2}\nlearner: {name: mlp, width: 16}\n"
+                    "train: {lr: 0.1, batch: 16, steps: 100, eval_every: 50}\ndata: {m: 64, test_m: 64}\n")
+    assert main(["search", str(path), "--param", "train.steps", "--quiet", *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: {path}: {named}: the search's first budget, 20 steps ({named}), is below "
+                   f"train.eval_every = 50: raise {named} or lower train.eval_every")
+    assert not (tmp_path / "results").exists()

@@ -3,6 +3,7 @@ through the CLI; broken plug-ins are one-line errors (exit 2) that write nothing
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -69,6 +70,67 @@ def test_plugin_fitted_learner_runs_end_to_end_through_the_cli(tmp_path, capsys)
     # a majority is a halfspace: least squares on 512 points classifies it exactly
     assert df.loc[df["m"] == 512, "test_error"].max() == 0
     assert df.loc[df["m"] == 16, "test_error"].min() > 0
+
+
+def _summary(tmp_path, text: str, capsys) -> tuple[int, str, str]:
+    """`run` with its summary table: (exit status, stdout, stderr)."""
+    tmp_path.mkdir(exist_ok=True)
+    cfg = tmp_path / "plugin.yaml"
+    cfg.write_text(text)
+    code = cli.main(["run", str(cfg), "--out", str(tmp_path / "results"), "--no-plot"])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _median_steps(table: str) -> list[str]:
+    """The median steps_to_eps cell of each row of the summary table."""
+    lines = table.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.endswith("median steps_to_eps"))
+    rows = lines[head + 1:next(i for i, line in enumerate(lines) if " runs (" in line)]
+    return [row[len(lines[head]) - len("median steps_to_eps"):].strip() for row in rows]
+
+
+SMALL_CFG = """
+experiment: plugin_learner
+target:  {{name: "plugins_example:Majority", n: 9, k: 3}}
+learner: {{name: "plugins_example:{learner}"}}
+train:   {{{train}loss: square}}
+data:    {{m: 64, test_m: 64}}
+sweep:   {{seeds: 2}}
+"""
+
+
+def test_the_summary_table_of_a_plugin_learner_that_trains_has_its_steps(tmp_path, capsys):
+    """A plug-in learner's short name is not registered: whether its runs have steps is read
+    from the stored rows."""
+    text = SMALL_CFG.format(learner="TwoLayer", train="lr: 0.1, batch: 16, steps: 40, eval_every: 20, ")
+    code, out, err = _summary(tmp_path, text, capsys)
+    assert code == 0, err
+    assert len(_median_steps(out)) == 1 and _median_steps(out)[0] not in ("", "-"), out
+
+
+def test_the_summary_table_of_a_fitted_plugin_named_like_a_trained_builtin_has_no_steps(tmp_path, capsys):
+    """Its short name, mlp, is not looked up: its rows have no steps."""
+    code, out, err = _summary(tmp_path, SMALL_CFG.format(learner="FittedNamedMlp", train=""), capsys)
+    assert code == 0, err
+    assert _median_steps(out) == ["-"], out
+    assert set(load_results(tmp_path / "results")["learner"]) == {"mlp"}
+
+
+def test_a_plugin_field_named_like_an_integer_column_is_stored_null_and_kept_in_config_and_grid(tmp_path, capsys):
+    """A plug-in target's float `s` leaves the integer column s null; its value is in the stored
+    config and, swept, in the grid column. Nothing trained is lost."""
+    text = TARGET_CFG.format(extra=", s: 0.4").replace("Majority", "BiasedMajority").replace(
+        "{seeds: 2}", "{seeds: 2, grid: {target.s: [0.3, 0.7]}}")
+    code, err, out = _run_cli(tmp_path, text, capsys)
+    assert code == 0, err
+    df = load_results(out / "plugin_target")
+    assert len(df) == 4 and set(df["status"]) == {"ok"} and df["test_error"].notna().all()
+    assert df["s"].isna().all() and str(df["s"].dtype) == "Int64"
+    assert (df["n"] == 9).all() and (df["k"] == 3).all()
+    assert sorted(json.loads(g)["target.s"] for g in df["grid"]) == [0.3, 0.3, 0.7, 0.7]
+    stored = next(out.glob("plugin_target/*/config.yaml"))
+    assert config.load(stored).target.s == 0.4
 
 
 def test_a_plugin_target_without_a_noise_model_keeps_noise_static():

@@ -5,6 +5,7 @@ interrupted search, and the loop's own eps comparison."""
 from __future__ import annotations
 
 import math
+import tempfile
 from pathlib import Path
 from collections import Counter
 
@@ -308,3 +309,25 @@ def test_a_search_retries_the_runs_stored_as_failed_when_asked(tmp_path, monkeyp
     assert retried.table()["estimate"].tolist() == clean.table()["estimate"].tolist()
     runs = Store.at(Path(retried.path)).runs()
     assert runs["run_id"].is_unique and (runs["status"] == "ok").all()
+
+
+def test_a_steps_search_counts_a_run_that_reached_eps_before_diverging():
+    """SGD on the correlation loss reaches eps within 400 steps and diverges after about 1100:
+    searched at a budget of 1400, every run ended diverged and the point read censored (m* >
+    1400), where a budget of 1000, or train.stop_at_eps, gives 390. The answer is the first
+    hitting time whatever the budget."""
+    exp = config.loads("experiment: div\ntarget: {name: sparse_parity, n: 8, k: 2}\n"
+                       "learner: {name: mlp, width: 16}\ntrain: {optimizer: sgd, loss: correlation, lr: 0.1, "
+                       "batch: 16, steps: 1400, eval_every: 10}\ndata: {m: 256, test_m: 256}\nsweep: {seeds: 8}\n")
+    stopping = config.override(exp, train={"stop_at_eps": True})
+    tables, tried = [], []
+    for e in (exp, stopping):
+        with tempfile.TemporaryDirectory() as out:
+            res = sample_complexity(e, param="train.steps", delta=0.4, out=out, start=1400, max_value=1400,
+                                    progress=False)
+            tables.append(res.table().iloc[0])
+            tried.append(res.points[0].tried)
+            if e is exp:
+                assert (res.runs["status"] == "diverged").sum() >= 6   # the budget is past their divergence
+    assert tables[0]["estimate"] == tables[1]["estimate"] and not tables[0]["censored"]
+    assert {t: c for t, c in tried[0].items() if t in tried[1]} == tried[1]   # equal counts at every step

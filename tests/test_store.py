@@ -79,6 +79,8 @@ def test_single_file_store_is_read_and_converted_on_write(tmp_path):
     assert store.runs_path.is_dir() and len(parts(store, "runs")) == 2
     assert sorted(store.runs()["run_id"]) == ["new", "old1", "old2"]
     assert sorted(store.curves()["run_id"].unique()) == ["new", "old1", "old2"]
+    # its all-null columns (error, …) are strings in the converted part, as in the others
+    assert sorted(pd.read_parquet(store.runs_path)["run_id"]) == ["new", "old1", "old2"]
 
 
 def test_force_and_retry_after_converting_a_single_file_store(tmp_path):
@@ -98,6 +100,32 @@ def test_force_and_retry_after_converting_a_single_file_store(tmp_path):
     assert store.runs_path.is_dir()
     assert view.done(fresh_only=True) == {"A"}           # --force: only what this sweep stored
     assert view.done(retry_failed=True) == {"A", "B"}    # --retry-failed: C is still to retry
+
+
+def test_rerunning_the_groups_of_a_single_file_store_leaves_one_row_per_run_in_its_files(tmp_path):
+    """--force and --retry-failed on the earlier layout: the first group's old rows leave the
+    converted file, which an ordinary parquet reader of the directory reads too; runs of later
+    groups in it are still old ones (not fresh for --force, to retry for --retry-failed)."""
+    runs, curves = frames(["A", "B", "C"])
+    runs.loc[runs["run_id"] == "C", "status"] = "failed"
+    runs.to_parquet(tmp_path / "runs.parquet")
+    curves[curves["run_id"] != "C"].to_parquet(tmp_path / "curves.parquet")
+    store = Store(tmp_path)
+    view = StoreView(store)
+    view.refresh(full=True)
+    for group in (["A"], ["B", "C"]):  # stored the way the runner stores a group
+        runs, curves = frames(group, value=0.0)
+        for part in store.write(runs, curves, view.holding(group)):
+            table = part.parent.name.removesuffix(".parquet")
+            view.add(part, **{table: {"runs": runs, "curves": curves}[table]})
+        view.refresh()
+        raw_runs, raw_curves = pd.read_parquet(store.runs_path), pd.read_parquet(store.curves_path)
+        assert sorted(raw_runs["run_id"]) == ["A", "B", "C"]
+        assert raw_curves.groupby("run_id").size().to_dict() == {"A": 5, "B": 5, **({"C": 5} if "C" in group else {})}
+        assert (raw_runs.set_index("run_id").loc[group, "test_error"] == 0).all()
+        assert view.done(fresh_only=True) == set(group) | ({"A"} if "C" in group else set())
+        if group == ["A"]:
+            assert view.done(retry_failed=True) == {"A", "B"}  # C, stored failed, is still to retry
 
 
 def _old_part(store: Store, ids, status="failed"):

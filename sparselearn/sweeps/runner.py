@@ -90,9 +90,9 @@ def _run_row(run: Run, group_id: str) -> dict:
     values = run_values(e, run.seed)  # the vmapped values: seed, m, lr, weight_decay, init_seed, noise
     row = {"run_id": run.run_id, "experiment": e.experiment, "config_hash": run.config_hash, "group_id": group_id,
            "target": e.target.name, "learner": e.learner.name,
-           "n": getattr(e.target, "n", None), "k": getattr(e.target, "k", None), "s": getattr(e.target, "s", None),
-           "m": None if e.data.online else values["m"], "width": getattr(e.learner, "width", None),
-           "depth": getattr(e.learner, "depth", None), "seed": values["seed"], "init_seed": values["init_seed"],
+           "n": _integer(e.target, "n"), "k": _integer(e.target, "k"), "s": _integer(e.target, "s"),
+           "m": None if e.data.online else values["m"], "width": _integer(e.learner, "width"),
+           "depth": _integer(e.learner, "depth"), "seed": values["seed"], "init_seed": values["init_seed"],
            "lr": values["lr"],
            "weight_decay": values["weight_decay"], "steps": e.train.steps, "batch": e.train.batch,
            "optimizer": e.train.optimizer, "loss": e.train.loss, "noise": values["noise"],
@@ -101,6 +101,13 @@ def _run_row(run: Run, group_id: str) -> dict:
     if not kind_of(e.learner).trained:  # fitted in closed form: the SGD settings do not apply (null)
         row.update(lr=None, weight_decay=None, steps=None, batch=None, optimizer=None)
     return row
+
+
+def _integer(obj, field: str) -> int | None:
+    """`obj.field` where it is an integer, else None: a plug-in's field of that name may hold
+    anything (a float, a tuple), which stays in the stored config and the grid column."""
+    value = getattr(obj, field, None)
+    return int(value) if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else None
 
 
 def failed_frames(g: Group, text: str) -> tuple[pd.DataFrame, pd.DataFrame, None]:

@@ -68,7 +68,7 @@ class PointSearch:
     tried: dict[int, tuple[int, int]] = field(default_factory=dict)  # value → (successes, trials)
     censored: bool = False  # no success up to the largest allowed value
     failed: int = 0  # runs counted in `tried` whose status is failed (trials without success)
-    diverged: int = 0  # runs counted in `tried` that diverged (trials without success)
+    diverged: int = 0  # runs counted in `tried` that diverged (train.steps: some may have reached eps first)
 
     def succeeds(self, value: int, target: float) -> bool:
         s, n = self.tried[value]
@@ -120,8 +120,9 @@ class SearchResult:
         below ci_high (any, where ci_high is null) whose interval lies below 1 − δ (each null
         when no tried value is that sure). `seeds` and `success_rate` are those at the
         estimate; `failed` and `diverged` count the point's runs with those statuses, each a
-        seed that did not succeed (a point whose runs all diverged is censored for its step
-        size, not for its sample size).
+        seed that did not succeed (searching train.steps, a run that reached eps before it
+        diverged did; a point whose runs all diverged is censored for its step size, not for
+        its sample size).
         """
         target = 1 - self.delta
         rows = []
@@ -214,8 +215,9 @@ def sample_complexity(exp: Experiment, eps: float | None = None, delta: float = 
     (the searched key is removed from the grid; a grid over train.eps is refused). eps
     defaults to train.eps. For data.m the test error is the run's final one; for
     train.steps a run of t steps succeeds when it reached eps at an evaluated step ≤ t
-    (steps_to_eps ≤ t). A failed or diverged run counts as a seed that did not reach eps;
-    stored failed and diverged runs are reused unless `retry_failed`.
+    (steps_to_eps ≤ t), also where it diverged later, so the answer does not depend on the
+    budget or on train.stop_at_eps. Otherwise a failed or diverged run counts as a seed that
+    did not reach eps; stored failed and diverged runs are reused unless `retry_failed`.
 
     data.m: start (default data.m), doubling/halving within [min_value, max_value]
     (defaults: 1 and 2^18 = 262144 — raise it with care: every seed holds a dataset of that
@@ -296,11 +298,13 @@ def _m_range(base: Experiment, point, lo: int, hi: int) -> tuple[int, int]:
             lo_, hi_ = (lo_, mid - 1) if ok(mid) else (mid + 1, hi_)
         return lo_
     if (error := _refusal(base, point, lo)) is not None:
-        lo = first(lo + 1, hi, lambda m: _refusal(base, point, m) is None)
+        smallest, lo = lo, first(lo + 1, hi, lambda m: _refusal(base, point, m) is None)
         if lo > hi:
-            error = _refusal(base, point, hi)
-            raise ConfigError(f"{error.message}; no data.m up to the search's largest, {hi} (max_value), is "
-                              "accepted", key=error.key)
+            top = _refusal(base, point, hi)
+            at_top = "" if top.key == error.key else f"; at data.m = {hi}: {top.message}"
+            raise ConfigError(f"no data.m from the search's smallest, {smallest} (min_value), to its largest, "
+                              f"{hi} (max_value), is accepted: at data.m = {smallest}: {error.message}{at_top}",
+                              key=error.key)
     if (error := _refusal(base, point, hi)) is not None:
         hi = first(lo + 1, hi, lambda m: _refusal(base, point, m) is not None) - 1
         warnings.warn(f"{error.key}: the search stops at data.m = {hi}, the largest this grid point's config "
@@ -348,6 +352,10 @@ def _search_steps(base, where, points, target, start, min_value, max_value, prog
     limit = max_value or 16 * max(start or base.train.steps, first)
     _check_limits(first, limit)
     steps = int(np.clip(start or base.train.steps, first, limit))
+    if steps < base.train.eval_every:   # no step would be evaluated
+        cause = "max_value" if steps < (start or base.train.steps) else "start"
+        raise ConfigError(f"the search's first budget, {steps} steps ({cause}), is below train.eval_every = "
+                          f"{base.train.eval_every}: raise {cause} or lower train.eval_every", key=cause)
     todo = list(points)
     while True:
         extra = (("train.steps", steps),)
@@ -355,9 +363,11 @@ def _search_steps(base, where, points, target, start, min_value, max_value, prog
         curves = where.store.curves()
         for ps in todo:
             got = rows[(ps.point, extra)]
-            reached = got["steps_to_eps"].astype("float64")
+            # a run that reached eps and diverged later has reached it (with train.stop_at_eps it
+            # would have stopped there): the step search counts first hitting times, whatever the budget
+            reached = got["steps_to_eps"].astype("float64").to_numpy()
             evals = np.sort(curves.loc[curves["run_id"].isin(got["run_id"]), "step"].unique())
-            ps.tried = {int(t): _counts(got, reached <= t) for t in evals if t > 0 and t >= first}
+            ps.tried = {int(t): (int((reached <= t).sum()), len(got)) for t in evals if t > 0 and t >= first}
             ps.failed, ps.diverged = _count(got, "failed"), _count(got, "diverged")
             ps.censored = not any(ps.succeeds(t, target) for t in ps.tried)
         # a point that reached the target keeps its budget; only the others train longer
