@@ -161,21 +161,39 @@ sweep:   {seeds: 2, grid: {train.steps: [20, 40000000]}}
 """
 
 
+#: `python -c MARKED_CLI MARKS ARGS` is `python -m sparselearn.cli ARGS` (the same entry, `console`)
+#: that appends a line to the file MARKS as each group starts training: the local executor trains
+#: a group through `interruptible` once its programs, compiled ahead, are ready
+MARKED_CLI = """
+import runpy, sys
+from sparselearn.sweeps.executors import local
+marks, real = sys.argv.pop(1), local.interruptible
+def interruptible(fn, *args, **kwargs):
+    with open(marks, "a") as f:
+        f.write("training\\n")
+    return real(fn, *args, **kwargs)
+local.interruptible = interruptible
+runpy.run_module("sparselearn.cli", run_name="__main__", alter_sys=True)
+"""
+
+
 def test_ctrl_c_during_a_long_group_exits_130_within_2_s_and_keeps_the_store(tmp_path):
     path = tmp_path / "long.yaml"
     path.write_text(LONG)
-    out = tmp_path / "out"
+    out, marks = tmp_path / "out", tmp_path / "marks"
     # Ctrl-C's default action in the child even where pytest itself was started in the background
     # (a shell then ignores SIGINT for it, and children inherit that)
-    proc = subprocess.Popen([sys.executable, "-m", "sparselearn.cli", "run", str(path), "--quiet", "--no-plot",
+    proc = subprocess.Popen([sys.executable, "-c", MARKED_CLI, str(marks), "run", str(path), "--quiet", "--no-plot",
                              "--out", str(out)], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        # the short group stored, then the long one (minutes) compiles and trains
+        # the short group stored, then the long one (minutes), compiled, trains
         deadline = time.time() + 300
-        while time.time() < deadline and proc.poll() is None and not list(out.glob("long/*/runs.parquet/part-*")):
+        while time.time() < deadline and proc.poll() is None and not (
+                list(out.glob("long/*/runs.parquet/part-*")) and marks.exists()
+                and len(marks.read_text().split()) == 2):
             time.sleep(0.1)
-        time.sleep(8)  # past the compile (seconds) into the 40M steps
+        time.sleep(1)  # into the 40M steps
         assert proc.poll() is None, proc.communicate()
         sent = time.perf_counter()
         proc.send_signal(signal.SIGINT)

@@ -51,8 +51,15 @@ def _hps(static) -> dict:
     return {**RUNS, "lr": RUNS["lr"] * static.train.lr}
 
 
+@pytest.fixture(scope="module")
+def trained() -> dict:
+    """What `along` computed in this module, by (static, path, hps): the same group along the
+    same path gives the same outputs in every test that asks for it."""
+    return {}
+
+
 @pytest.fixture
-def along(monkeypatch, fresh_programs):
+def along(monkeypatch, fresh_programs, trained):
     """`along(static, path, hps)`: run_group's outputs along `path` (a key of PATHS) and the
     steps it reported to its progress callback (None without one)."""
     for tier in ("quick", "mid", "full"):
@@ -64,9 +71,13 @@ def along(monkeypatch, fresh_programs):
             cached.cache_clear()
         monkeypatch.setattr(loop, "compile_tier", lambda exp, runs: tier)
         monkeypatch.setattr(loop, "BLOCK_BYTES", int((block or 0) * loop.step_bytes(static)) or loop.BLOCK_BYTES)
-        reported = []
-        out = loop.run_group(static, hps, progress=(lambda step, steps: reported.append(step)) if progress else None)
-        return out, (reported if progress else None)
+        key = (static, path, tuple((name, np.asarray(v).tobytes()) for name, v in sorted(hps.items())))
+        if key not in trained:
+            reported = []
+            out = loop.run_group(static, hps,
+                                 progress=(lambda step, steps: reported.append(step)) if progress else None)
+            trained[key] = out, (reported if progress else None)
+        return trained[key]
 
     yield run
     for cached in (loop.compiled_group, loop.group_pieces):
