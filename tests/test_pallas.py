@@ -318,3 +318,30 @@ def test_second_order_through_the_kernels_says_which_impls_have_it():
     with pytest.raises(NotImplementedError, match="impl='sparse' or impl='dense'"):
         curvature("pallas")
     np.testing.assert_allclose(curvature("sparse"), curvature("dense"), rtol=1e-5)
+
+
+def test_eager_kernel_calls_of_one_shape_lower_once():
+    """Each eager call built a new kernel function, so JAX traced, lowered and compiled the
+    Pallas program again every time (0.3 s a call at this size)."""
+    import logging
+
+    lowered = []
+
+    class Count(logging.Handler):
+        def emit(self, record):
+            if record.getMessage().startswith("Finished jaxpr to MLIR module conversion"):
+                lowered.append(record.getMessage())
+
+    handler, logger = Count(), logging.getLogger("jax")
+    logger.addHandler(handler)
+    try:
+        with jax.log_compiles(True):
+            for seed in range(3):
+                coef, table = normal(seed, (24, 3)), normal(seed + 10, (16, 40))
+                idx = indices(seed, 24, 3, 16, crowd=False)
+                close(K.row_combine(coef, idx, table), jnp.einsum("mk,mkd->md", coef, table[idx]))
+                if seed == 0:
+                    first = len(lowered)
+    finally:
+        logger.removeHandler(handler)
+    assert first > 0 and len(lowered) == first, lowered[first:]   # the later calls lower nothing

@@ -62,16 +62,22 @@ def _check_blocks(**blocks: int) -> None:
             raise ValueError(f"{name} must be a power of two ≥ 16 (a Triton tile), got {block!r}")
 
 
-def _per_platform(name: str, call, *args):
-    """call(*args, interpret=False) on CUDA and ROCm GPUs, interpret=True elsewhere; its
+def _per_platform(name: str, fn, *args, **options):
+    """fn(*args, **options, interpret=False) on CUDA and ROCm GPUs, interpret=True elsewhere; its
     derivatives raise a NotImplementedError naming the kernel (JAX cannot differentiate a
-    Pallas call: the primitives' custom VJPs call the kernels, never differentiate them)."""
-    compiled = functools.partial(call, interpret=False)
+    Pallas call: the primitives' custom VJPs call the kernels, never differentiate them).
+    One jitted function per (fn, options), so eager calls of a shape reuse its program."""
+    return _platform_kernel(name, fn, tuple(sorted(options.items())))(*args)
+
+
+@functools.lru_cache(maxsize=None)
+def _platform_kernel(name: str, fn, options: tuple):
+    compiled = functools.partial(fn, **dict(options), interpret=False)
 
     @jax.custom_jvp
     def kernel(*args):
         return jax.lax.platform_dependent(*args, cuda=compiled, rocm=compiled,
-                                          default=functools.partial(call, interpret=True))
+                                          default=functools.partial(fn, **dict(options), interpret=True))
 
     @kernel.defjvp
     def no_derivative(primals, tangents):
@@ -79,7 +85,7 @@ def _per_platform(name: str, call, *args):
                                   f"custom VJPs: for second order (grad of grad, hessian) use impl='sparse' "
                                   f"or impl='dense'")
 
-    return kernel(*args)
+    return jax.jit(kernel)
 
 
 # ---------------------------------------------------------------- row_combine
@@ -120,8 +126,8 @@ def row_combine(coef: jax.Array, idx: jax.Array, table: jax.Array, *,
     _check_blocks(block_rows=block_rows, block_cols=block_cols)
     if 0 in idx.shape + table.shape[1:]:
         return jnp.zeros((idx.shape[0], table.shape[1]), jnp.result_type(coef, table))
-    call = functools.partial(_combine, rows_per=block_rows, cols_per=block_cols)
-    return _per_platform("row_combine", call, coef, idx.astype(jnp.int32), table)
+    return _per_platform("row_combine", _combine, coef, idx.astype(jnp.int32), table, rows_per=block_rows,
+                         cols_per=block_cols)
 
 
 # ---------------------------------------------------------------- row_dots
@@ -164,8 +170,8 @@ def row_dots(x: jax.Array, table: jax.Array, idx: jax.Array, *,
     _check_blocks(block_pairs=block_pairs, block_cols=block_cols)
     if 0 in idx.shape + x.shape[1:]:
         return jnp.zeros(idx.shape, jnp.result_type(x, table))
-    call = functools.partial(_dots, pairs_per=block_pairs, cols_per=block_cols)
-    return _per_platform("row_dots", call, x, table, idx.astype(jnp.int32))
+    return _per_platform("row_dots", _dots, x, table, idx.astype(jnp.int32), pairs_per=block_pairs,
+                         cols_per=block_cols)
 
 
 # ---------------------------------------------------------------- row_scatter_add
@@ -217,8 +223,8 @@ def row_scatter_add(s: int, idx: jax.Array, coef: jax.Array, x: jax.Array, dtype
     flat = idx.reshape(-1).astype(jnp.int32)
     order = jnp.argsort(flat, stable=True).astype(jnp.int32)
     starts = jnp.concatenate([jnp.zeros(1, jnp.int32), jnp.cumsum(jnp.bincount(flat, length=s)).astype(jnp.int32)])
-    call = functools.partial(_scatter, s=s, k=k, dtype=jnp.dtype(dtype), pairs_per=block_pairs, cols_per=block_cols)
-    return _per_platform("row_scatter_add", call, starts, order, coef.reshape(-1), x)
+    return _per_platform("row_scatter_add", _scatter, starts, order, coef.reshape(-1), x, s=s, k=k,
+                         dtype=jnp.dtype(dtype), pairs_per=block_pairs, cols_per=block_cols)
 
 
 __all__ = ["BLOCK_COLS", "BLOCK_PAIRS", "BLOCK_ROWS", "row_combine", "row_dots", "row_scatter_add"]
