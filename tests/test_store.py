@@ -83,7 +83,9 @@ def test_single_file_store_is_read_and_converted_on_write(tmp_path):
     assert sorted(pd.read_parquet(store.runs_path)["run_id"]) == ["new", "old1", "old2"]
 
 
-def test_force_and_retry_after_converting_a_single_file_store(tmp_path):
+def _single_file_store(tmp_path):
+    """A store in the earlier single-file layout holding runs A, B (ok) and C (failed, no
+    curves), and a view of it as a sweep starts: (store, view)."""
     runs, curves = frames(["A", "B", "C"])
     runs.loc[runs["run_id"] == "C", "status"] = "failed"
     runs.to_parquet(tmp_path / "runs.parquet")
@@ -91,6 +93,11 @@ def test_force_and_retry_after_converting_a_single_file_store(tmp_path):
     store = Store(tmp_path)
     view = StoreView(store)
     view.refresh(full=True)
+    return store, view
+
+
+def test_force_and_retry_after_converting_a_single_file_store(tmp_path):
+    store, view = _single_file_store(tmp_path)
     # group A retrained and stored the way the runner stores a group
     runs, curves = frames(["A"])
     for part in store.write(runs, curves, view.holding(["A"])):
@@ -106,13 +113,7 @@ def test_rerunning_the_groups_of_a_single_file_store_leaves_one_row_per_run_in_i
     """--force and --retry-failed on the earlier layout: the first group's old rows leave the
     converted file, which an ordinary parquet reader of the directory reads too; runs of later
     groups in it are still old ones (not fresh for --force, to retry for --retry-failed)."""
-    runs, curves = frames(["A", "B", "C"])
-    runs.loc[runs["run_id"] == "C", "status"] = "failed"
-    runs.to_parquet(tmp_path / "runs.parquet")
-    curves[curves["run_id"] != "C"].to_parquet(tmp_path / "curves.parquet")
-    store = Store(tmp_path)
-    view = StoreView(store)
-    view.refresh(full=True)
+    store, view = _single_file_store(tmp_path)
     for group in (["A"], ["B", "C"]):  # stored the way the runner stores a group
         runs, curves = frames(group, value=0.0)
         for part in store.write(runs, curves, view.holding(group)):
