@@ -179,6 +179,27 @@ def test_gather_matmul_matches_reference(d, dtype, out, impl):
         close(a, b, dtype)
 
 
+@pytest.mark.parametrize("impl", ["sparse", "auto"])
+@pytest.mark.parametrize("m, k, out", [(0, 40, 3), (0, 40, None), (6, 3, 0), (0, 3, 0)])
+def test_gather_matmul_of_empty_shapes_matches_the_reference(impl, m, k, out):
+    """No examples with k ≥ 32 (the unrolled groups of the sparse sum) and an output of width 0
+    (its weight gradient) raised ZeroDivisionError in reshapes of size-0 arrays."""
+    s = max(k, 8)
+    values, idx = normal(0, (m, k)), jnp.tile(jnp.arange(k, dtype=jnp.int32), (m, 1))
+    w2 = normal(1, (s,) if out is None else (s, out))
+
+    def loss(f):
+        return lambda v, w: jnp.sum(f(v, idx, w))
+
+    got = P.gather_matmul(values, idx, w2, impl=impl)
+    want = P.gather_matmul_reference(values, idx, w2)
+    assert got.shape == want.shape
+    grads = jax.grad(loss(partial(P.gather_matmul, impl=impl)), argnums=(0, 1))(values, w2)
+    for a, b in zip(grads, jax.grad(loss(P.gather_matmul_reference), argnums=(0, 1))(values, w2)):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
 @pytest.mark.slow
 def test_gather_matmul_chunked_path_and_repeated_indices():
     # m·k·out above one block: the per-chunk lax.map / lax.scan path; idx repeats units.

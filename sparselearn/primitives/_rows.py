@@ -177,8 +177,8 @@ def _row_combine_cpu(coef, idx, table):
         c = ib.shape[0]
         total = jnp.zeros((c, d), acc)
         if whole > u:
-            groups = (cb[:, :whole].reshape(c, -1, u).transpose(1, 0, 2),
-                      ib[:, :whole].reshape(c, -1, u).transpose(1, 0, 2))
+            groups = (cb[:, :whole].reshape(c, whole // u, u).transpose(1, 0, 2),
+                      ib[:, :whole].reshape(c, whole // u, u).transpose(1, 0, 2))
             total, _ = jax.lax.scan(lambda t, g: (_add_slots(t, *g, table), None), total, groups)
         elif whole:
             total = _add_slots(total, cb[:, :whole], ib[:, :whole], table)
@@ -214,7 +214,7 @@ def _scatter_rows(s: int, idx, coef, x, dtype, c: int):
     acc = _acc_dtype(coef, x)
 
     def add(total, cb, ib, xb):
-        upd = (cb[:, :, None].astype(acc) * xb[:, None, :].astype(acc)).reshape(-1, d)
+        upd = (cb[:, :, None].astype(acc) * xb[:, None, :].astype(acc)).reshape(cb.shape[0] * cb.shape[1], d)
         return total.at[ib.reshape(-1)].add(upd, mode="promise_in_bounds")
 
     zeros = jnp.zeros((s, d), acc)
