@@ -207,7 +207,7 @@ def _seeds(raw) -> tuple[int, ...]:
         require(1 <= raw <= 100_000, "sweep.seeds", f"a count must be in [1, 100000], got {raw}")
         return tuple(range(raw))
     if isinstance(raw, list) and raw and all(isinstance(s, int) and not isinstance(s, bool) for s in raw):
-        require(all(0 <= s <= MAX_INT for s in raw), "sweep.seeds", f"seeds must be ≥ 0, got {raw}")
+        require(all(0 <= s <= MAX_INT for s in raw), "sweep.seeds", f"seeds must be in [0, {MAX_INT}], got {raw}")
         require(len(set(raw)) == len(raw), "sweep.seeds", f"seeds must be distinct, got {raw}")
         return tuple(raw)
     raise ConfigError(f"expected a count ≥ 1 or a non-empty list of integer seeds, got {raw!r}", key="sweep.seeds")
@@ -338,7 +338,8 @@ def _read_grid(exp: Experiment, sweep: SweepConfig) -> SweepConfig:
             except ConfigError:
                 value_read = value
             for given, other in zip(values, read):
-                if other == value_read:
+                # by type too: a value kept as given (512.0 for an integer) is a type error to report
+                if type(other) is type(value_read) and other == value_read:
                     same = "" if repr(given) == repr(value) else f" (the same as {given!r})"
                     raise ConfigError(f"repeated value {value!r}{same}: list each grid value once",
                                       key=f"sweep.grid.{key}")
@@ -357,7 +358,12 @@ def _check_grid(exp: Experiment) -> None:
                     f"{_unread_when_fitted(exp.learner.name)}, got {list(swept.get(f'train.{name}', ()))}")
     for point in grid_points(exp):
         with_point(exp, point)
-    if all(swept.get("data.online", (exp.data.online,))):  # every run draws a fresh mini-batch each step
+    online = swept.get("data.online", (exp.data.online,))
+    if any(online) and not all(online) and "data.m" in swept:
+        raise ConfigError(f"is swept together with data.online: {list(online)}; the online points do not read m and "
+                          "would train the same runs once per value: sweep data.online in a config of its own",
+                          key="sweep.grid.data.m")
+    if all(online):  # every run draws a fresh mini-batch each step
         unused = "is not used with data.online: true (every step draws a fresh mini-batch): remove it"
         if "data.m" in swept:
             raise ConfigError(f"{unused}, got {list(swept['data.m'])}", key="sweep.grid.data.m")

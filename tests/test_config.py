@@ -201,6 +201,31 @@ def test_a_repeated_grid_value_is_an_error(tiny_file, override, value):
     assert info.value.key == override.split("=")[0] and f"repeated value {value}" in str(info.value)
 
 
+@pytest.mark.parametrize("override, key, message", [
+    ("sweep.grid.data.test_m=[512, 5.12e2]", "data.test_m", "expected an integer, got 512.0"),
+    ("sweep.grid.learner.bias=[true, 1]", "learner.bias", "expected true/false, got 1"),
+])
+def test_a_grid_value_of_the_wrong_type_is_a_type_error_not_a_repeat(tiny_file, override, key, message):
+    """512.0 equals 512 and 1 equals True: they were refused as "repeated value"."""
+    with pytest.raises(ConfigError) as info:
+        config.load(tiny_file, [override])
+    assert info.value.key == key and message in str(info.value)
+
+
+def test_a_grid_over_online_and_m_is_refused(tiny_file, tiny_text):
+    """The online points do not read m: each trained the same runs once per m and stored them
+    under different m."""
+    with pytest.raises(ConfigError, match="online points do not read m") as info:
+        config.load(tiny_file, ["sweep.grid.data.online=[true, false]"])
+    assert info.value.key == "sweep.grid.data.m"
+    config.loads(tiny_text.replace("data.m: [64, 256]", "data.online: [true, false]"))   # without m: accepted
+
+
+def test_a_seed_above_int32_says_the_range(tiny_file):
+    with pytest.raises(ConfigError, match=r"seeds must be in \[0, 2147483647\], got \[0, 3000000000\]"):
+        config.load(tiny_file, ["sweep.seeds=[0, 3000000000]"])
+
+
 def test_numbers_read_as_yaml_1_2(tiny_file):
     """1e-3 is a number, 0100 is a hundred (not octal 64), 1:30 is text (not base-60 90)."""
     assert config.parse_override("a=1e-3") == ("a", 0.001)
