@@ -72,12 +72,13 @@ def _per_platform(name: str, fn, *args, **options):
 
 @functools.lru_cache(maxsize=None)
 def _platform_kernel(name: str, fn, options: tuple):
-    compiled = functools.partial(fn, **dict(options), interpret=False)
+    bound = functools.partial(fn, **dict(options))
+    compiled = functools.partial(bound, interpret=False)
 
     @jax.custom_jvp
     def kernel(*args):
         return jax.lax.platform_dependent(*args, cuda=compiled, rocm=compiled,
-                                          default=functools.partial(fn, **dict(options), interpret=True))
+                                          default=functools.partial(bound, interpret=True))
 
     @kernel.defjvp
     def no_derivative(primals, tangents):
