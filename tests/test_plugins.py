@@ -74,7 +74,6 @@ def test_plugin_fitted_learner_runs_end_to_end_through_the_cli(tmp_path, capsys)
 
 def _summary(tmp_path, text: str, capsys) -> tuple[int, str, str]:
     """`run` with its summary table: (exit status, stdout, stderr)."""
-    tmp_path.mkdir(exist_ok=True)
     cfg = tmp_path / "plugin.yaml"
     cfg.write_text(text)
     code = cli.main(["run", str(cfg), "--out", str(tmp_path / "results"), "--no-plot"])
