@@ -13,7 +13,7 @@ import pytest
 from sparselearn import config
 from sparselearn.train import loop, run_one
 from sparselearn.train.losses import LOSSES
-from sparselearn.train.metrics import max_abs, pointwise_error
+from sparselearn.train.metrics import max_abs, pointwise_error, weighted_mean
 
 OPTION_SETS = {name: loop.TIERS[name] for name in ("full", "quick", "tiny")}
 #: rows this long reduce in vector code, where the NaN was lost (rows of 256 kept it)
@@ -50,6 +50,21 @@ def test_error_and_max_abs_of_nan_are_nan(tier):
     np.testing.assert_array_equal(errors, [0.5, np.nan, np.nan, 0.5])    # f = 0 is wrong, −inf is a sign
     np.testing.assert_array_equal(compiled(max_abs, v, options=OPTION_SETS[tier]), [2.0, np.nan, np.nan, np.inf])
 
+
+def test_weighted_mean_is_numpys_average_for_any_weights():
+    """Σ w·v / Σ w for weights of any total, as numpy's average (dividing by max(Σ w, 1) halved
+    the mean of weights summing to 1/2); weight-0 rows drop out even where v is NaN or inf, and
+    with no weight at all the mean is 0, not NaN."""
+    rng = np.random.default_rng(0)
+    v, w = rng.standard_normal(64).astype(np.float32), rng.uniform(size=64).astype(np.float32)
+    for scale in (1e-3, 0.5, 1.0, 40.0):
+        np.testing.assert_allclose(float(weighted_mean(jnp.asarray(v), jnp.asarray(w * scale))),
+                                   np.average(v, weights=w), rtol=1e-5)
+    v[:8], w[:8] = np.nan, 0.0
+    v[8:16], w[8:16] = np.inf, 0.0
+    np.testing.assert_allclose(float(weighted_mean(jnp.asarray(v), jnp.asarray(w))),
+                               np.average(v[16:], weights=w[16:]), rtol=1e-5)
+    assert float(weighted_mean(jnp.asarray(v), jnp.zeros(64))) == 0.0
 
 def test_a_diverged_group_at_a_looped_tier_stores_nan_metrics(monkeypatch):
     """At the quick tier (a loop compiled apart), a run blown up by its step size reports NaN

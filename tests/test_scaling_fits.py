@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from sparselearn.plotting import PowerLaw, exponent_verdict, fit_exponent, local_slopes, upper_half_fit
+from sparselearn.plotting.scaling import THIN_SEEDS
 
 
 def test_seeds_with_brackets_keep_an_unreached_run_unreached():
@@ -86,17 +87,34 @@ def test_a_first_local_interval_open_below_is_an_interval_for_the_seed_noise_che
 
 
 def test_a_local_window_of_single_runs_has_no_interval_whatever_the_other_windows_have():
-    """Seeds at x = 10 only: the first window bootstraps them; the windows of one run per x have
-    no interval (NaN), not a zero-width one at the slope, as a fit of those points alone."""
-    x = np.array([10.0] * 5 + [20, 40, 80, 160])
+    """Seeds at x = 10, 20, 40 only: the first window bootstraps them; the windows with one run at
+    some x have no interval (NaN), not a zero-width one at the slope, as a fit of those points alone."""
+    x = np.array([10.0] * 5 + [20.0] * 5 + [40.0] * 5 + [80, 160])
     y = 3 * x ** 2 * np.exp(0.3 * np.random.default_rng(0).standard_normal(x.size))
     slopes = local_slopes(x, y, window=3, n_boot=200)
     assert np.isfinite(slopes[["ci_low", "ci_high"]].iloc[0]).all()
     assert slopes.iloc[0]["ci_low"] < slopes.iloc[0]["ci_high"]
     assert slopes[["ci_low", "ci_high"]].iloc[1:].isna().all().all()
-    alone = local_slopes(x[5:], y[5:], window=3)
+    alone = local_slopes(x[-3:], y[-3:], window=3)
     assert alone[["ci_low", "ci_high"]].isna().all().all()
     assert np.isnan(fit_exponent([20, 40, 80], [400, 1700, 6000], scatter=False).ci_low)
+
+
+def test_local_windows_with_too_few_seeds_have_no_interval():
+    """Two or three runs per x: a bootstrap over them covers the slope far below its level (two
+    runs at three x: about 65% at 0.95), so such a window has no interval; from THIN_SEEDS runs on
+    it has one, and it covers the true slope about as often as its level says."""
+    rng = np.random.default_rng(1)
+    for seeds in (2, 3):
+        x = np.repeat([10.0, 20, 40, 80], seeds)
+        slopes = local_slopes(x, 3 * x ** 2 * np.exp(0.3 * rng.standard_normal(x.size)), n_boot=200)
+        assert len(slopes) == 2 and slopes[["ci_low", "ci_high"]].isna().all().all()
+    x = np.repeat([10.0, 20, 40], THIN_SEEDS)
+    covered = 0
+    for _ in range(100):
+        window = local_slopes(x, 3 * x ** 2 * np.exp(0.3 * rng.standard_normal(x.size)), n_boot=400).iloc[0]
+        covered += window["ci_low"] <= 2.0 <= window["ci_high"]
+    assert covered >= 85
 
 
 def test_runs_at_zero_count_below_the_others_in_the_fit_and_the_drawn_medians():

@@ -198,3 +198,16 @@ def test_pearson_is_numpys_and_zero_for_a_constant_feature():
     np.testing.assert_allclose(float(pearson(jnp.asarray(a), jnp.asarray(b))), np.corrcoef(a, b)[0, 1], rtol=1e-5)
     assert float(pearson(jnp.full(512, 3.0), jnp.asarray(b))) == 0.0
     assert float(pearson(jnp.asarray(a), jnp.zeros(512))) == 0.0
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e-12, 1e15, 1e19, 1e30])
+def test_pearson_holds_at_every_scale_of_the_features(scale):
+    """A product of the two sums of squares underflows at features of size 1e-12 in float32 (a
+    correlation of 4e9) and overflows from 1e15 (0, then NaN); each feature's own scale does not."""
+    from sparselearn.train.metrics import pearson
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(4096)
+    b = 0.7 * a + 0.7 * rng.standard_normal(4096)
+    got = float(pearson(jnp.asarray(a * scale, jnp.float32), jnp.asarray(b * scale, jnp.float32)))
+    np.testing.assert_allclose(got, np.corrcoef(a, b)[0, 1], rtol=1e-5)

@@ -287,7 +287,11 @@ def ntk(u: jax.Array, v: jax.Array) -> jax.Array:
 
 
 #: Gauss–Legendre nodes and weights on [−1, 1] for the orthant integral of the shifted kernels
-#: (its integrand is smooth, so 64 nodes give float32 accuracy)
+#: (its integrand is smooth, so 64 nodes give float32 accuracy). The moment M built from it is a
+#: difference of terms that nearly cancel at large thresholds: against float64 quadrature its
+#: relative error is ≤ 1e-5 at β ≤ 3 on unit inputs, 3e-4 at β = 5, ρ = 0.5 and 1.2e-3 at β = 5,
+#: ρ = 0.999 (bias_ntk, dominated by its (u·v + 1)·L term, stays within 4e-5). At anti-correlated
+#: inputs both carry an absolute floor (5e-10 at β = 2, ρ = −0.9, where they are below 1e-20)
 _NODES, _WEIGHTS = (np.asarray(a, np.float32) for a in np.polynomial.legendre.leggauss(64))
 #: correlations within this of 1 are read as exactly 1 (float32 rounding of u·u/‖u‖²)
 _PARALLEL = 1e-6

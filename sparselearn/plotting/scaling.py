@@ -260,9 +260,11 @@ def local_slopes(x, y, *, window: int = 3, low=None, high=None, n_boot: int = BO
     `window` consecutive distinct x values, sliding by one.
 
     Repeated x values are seeds; the interval of each local slope is the stratified bootstrap over
-    them. In a window with one observation per x (a few points have too few degrees of freedom
-    for a scatter interval) ci_low/ci_high are NaN, unless `low`/`high` bound its y (see
-    `fit_exponent`): then the interval is the range of slopes those bounds allow. Returns one
+    them. A window's few points have too few degrees of freedom for a scatter interval, so where
+    that is all there is, ci_low/ci_high are NaN: in a window with one observation per x, unless
+    `low`/`high` bound its y (see `fit_exponent`: then the interval is the range of slopes those
+    bounds allow), and in a window where some x has fewer than THIN_SEEDS runs, whose bootstrap
+    would understate the spread (two runs per x at three x: 65% coverage at level 0.95). Returns one
     row per window: x (geometric mean of the window's x values), x_low, x_high, slope, ci_low,
     ci_high; empty when fewer than two distinct x are usable.
 
@@ -277,6 +279,9 @@ def local_slopes(x, y, *, window: int = 3, low=None, high=None, n_boot: int = BO
         inside = (x >= xs[i]) & (x <= xs[i + width - 1])
         fit = fit_exponent(x[inside], y[inside], low=low[inside], high=high[inside],
                            n_boot=n_boot, level=level, seed=seed, scatter=False)
+        runs = np.unique(x[inside], return_counts=True)[1]
+        if runs.max() > 1 and runs.min() < THIN_SEEDS:
+            fit = replace(fit, ci_low=np.nan, ci_high=np.nan)
         rows.append({"x": float(np.exp(np.log(xs[i:i + width]).mean())), "x_low": xs[i],
                      "x_high": xs[i + width - 1], "slope": fit.alpha, "ci_low": fit.ci_low, "ci_high": fit.ci_high})
     return pd.DataFrame(rows, columns=["x", "x_low", "x_high", "slope", "ci_low", "ci_high"])

@@ -23,15 +23,23 @@ def max_abs(v: jax.Array) -> jax.Array:
 
 
 def weighted_mean(v: jax.Array, weights: jax.Array | None = None) -> jax.Array:
-    """Mean of `v` (N,) with row weights (N,); rows of weight 0 count for nothing, even where
-    `v` is inf or NaN there."""
+    """Mean of `v` (N,) with row weights (N,) ≥ 0, Σ w·v / Σ w; rows of weight 0 count for
+    nothing, even where `v` is inf or NaN there, and with every weight 0 the mean is 0."""
     if weights is None:
         return jnp.mean(v)
-    return jnp.sum(jnp.where(weights > 0, v * weights, 0.0)) / jnp.maximum(jnp.sum(weights), 1.0)
+    total = jnp.sum(weights)
+    return jnp.sum(jnp.where(weights > 0, v * weights, 0.0)) / jnp.where(total > 0, total, 1.0)
 
 
 def pearson(a: jax.Array, b: jax.Array) -> jax.Array:
     """Pearson correlation of a (N,) and b (N,), (); 0 where either is constant (it carries no
-    information about the other), not NaN."""
-    a, b = a - jnp.mean(a), b - jnp.mean(b)
-    return jnp.sum(a * b) / jnp.maximum(jnp.sqrt(jnp.sum(a * a) * jnp.sum(b * b)), 1e-30)
+    information about the other), not NaN. Each is scaled to a largest |entry| of 1 first, so
+    that float32 sums of squares neither underflow nor overflow at any scale of the features."""
+
+    def unit(v):
+        top = jnp.max(jnp.abs(v))
+        v = v / jnp.where(top > 0, top, 1.0)
+        return v - jnp.mean(v)
+
+    a, b = unit(a), unit(b)
+    return jnp.sum(a * b) / jnp.maximum(jnp.sqrt(jnp.sum(a * a)) * jnp.sqrt(jnp.sum(b * b)), 1e-30)

@@ -75,7 +75,10 @@ def active_fraction(s: State):
     """Mean fraction of first-layer units active per test input: unit j is active on x when
     the output depends on its incoming weights there (∂f(x)/∂w_j ≠ 0); a ReLU unit with a
     positive pre-activation, a kept top-k unit, a unit of a chosen expert that fires. Over the
-    units of `unit_norms` and the first PROBE_INPUTS test inputs; ()."""
+    units of `unit_norms` and the first PROBE_INPUTS test inputs; (). This is the count of
+    positive pre-activations that defines the class H_{n,s,k} wherever every unit reaches the
+    output; a unit whose value is dropped further on (an output weight of exactly 0, a second
+    layer dead on x) reads as inactive, as one that does not fire."""
     import jax
     import jax.numpy as jnp
 
