@@ -12,16 +12,18 @@ Two parts, each writing one JSON (with `_machine.describe()` and the GPU's name)
   at least 2 steady calls after a compiling one (`seconds_per_call`; data drawing
   included, not counted as FLOPs).
 - `primitives` → results/primitives-gpu.json. One gradient step (forward + backward) at
-  s = 4096, density k/s = 1/64, n = out = 512, batch 256, as in bench_primitives.py:
-  the second layer by dense_rows @ w2 ("dense"), gather_matmul impl="sparse" ("gather",
-  XLA gathers) and impl="pallas" ("gather_pallas", Triton kernels), in float32 and
-  bfloat16; the top-k MLP dense ("routed_dense"), routed_mlp impl="sparse" ("routed") and
-  impl="pallas" ("routed_pallas"). Every path is timed two ways, each side by side with the
-  others: `ms`, 10 calls in a row from Python, blocking on the last (a host round trip per
-  call would add tens of µs to calls of well under a millisecond); and `ms_in_jit`, 50
-  calls inside one jitted `lax.fori_loop`, each call's input depending on the previous
-  call's output (`bench_primitives.in_jit`), so that the 5–20 µs of dispatching every call
-  from the host, the same for every path, does not cap the speedup of a light kernel.
+  s = 4096, density k/s = 1/64, n = 512, batch 256, as in bench_primitives.py: the second
+  layer, w2 (s, out = n), by dense_rows @ w2 ("dense"), gather_matmul impl="sparse"
+  ("gather", XLA gathers) and impl="pallas" ("gather_pallas", Triton kernels), in float32
+  and bfloat16; and routed_mlp with a scalar output, w2 (s,) as in the `mlp` learner and
+  bench_primitives.py, by impl="dense" ("routed_dense", the same function computed densely),
+  impl="sparse" ("routed") and impl="pallas" ("routed_pallas"). Every path is timed two
+  ways, each side by side with the others: `ms`, 10 calls in a row from Python, blocking on
+  the last (a host round trip per call would add tens of µs to calls of well under a
+  millisecond); and `ms_in_jit`, 50 calls inside one jitted `lax.fori_loop`, every input
+  of a call depending on the previous call's output (`bench_primitives.in_jit`), so that
+  the 5–20 µs of dispatching every call from the host, the same for every path, does not
+  cap the speedup of a light kernel, and no work on the indices is hoisted out of the loop.
   Before timing, every path's values and gradients are compared with the dense one on the
   device (`max_rel_error`). A path that fails to compile is recorded with its error and
   the rest still runs.
@@ -273,7 +275,7 @@ def routed_paths(c: Cells, key) -> dict:
     router = (jax.random.normal(ks[1], (c.n, c.router_rank)), jax.random.normal(ks[2], (c.router_rank, c.s)))
     w1 = jax.random.normal(ks[3], (c.s, c.n)) / math.sqrt(c.n)
     b1 = jnp.zeros(c.s)
-    w2 = jax.random.normal(ks[4], (c.s, c.n)) / math.sqrt(c.k)
+    w2 = jax.random.normal(ks[4], (c.s,)) / math.sqrt(c.k)   # the learner's scalar output
 
     def path(impl):
         def loss(w1, b1, w2, x, router):
@@ -293,11 +295,11 @@ def max_rel_error(got, want) -> float:
 
 
 def time_group(paths: dict, baseline: str, budget_s: float, labels: dict, calls: int = 1,
-               loop_calls: int = 0, chain: int | None = None) -> list[dict]:
+               loop_calls: int = 0) -> list[dict]:
     """Check every path against `baseline` on the device, then time the ones that compiled
     side by side (bench_primitives.race, `calls` calls a timing) and, if `loop_calls`, again
-    with that many calls inside one jit, chained through argument `chain`, which every path
-    must read (bench_primitives.in_jit: `ms_in_jit`, `speedup_vs_dense_in_jit`); a path that
+    with that many calls inside one jit, each call's arguments depending on the previous
+    call's output (bench_primitives.in_jit: `ms_in_jit`, `speedup_vs_dense_in_jit`); a path that
     fails is recorded with its error, one whose values or gradients are off by more than
     REL_TOL is marked `correct: false` (timed, never counted towards a goal)."""
     want = jax.block_until_ready(paths[baseline][0](*paths[baseline][1]))
@@ -319,7 +321,7 @@ def time_group(paths: dict, baseline: str, budget_s: float, labels: dict, calls:
         looped = {}
         for name, (fn, args) in ok.items():
             try:
-                looped[name] = in_jit(fn, args, loop_calls, chain)
+                looped[name] = in_jit(fn, args, loop_calls)
                 jax.block_until_ready(looped[name][0](*looped[name][1]))
             except Exception as e:  # recorded; the path's other timing stands
                 looped.pop(name, None)
@@ -336,14 +338,13 @@ def part_primitives(dry_run: bool):
     """Yields the report so far after each group of paths."""
     c = DRY_CELLS if dry_run else Cells()
     key = jax.random.key(0)
-    # the in-jit timing chains the calls through an argument every path reads: the values, x
     groups = [(lambda d=dtype: second_layer_paths(c, jnp.dtype(d), key), "dense",
-               {"group": "second_layer", "dtype": dtype}, 0) for dtype in c.dtypes]
-    groups.append((lambda: routed_paths(c, key), "routed_dense", {"group": "routed_mlp", "dtype": "float32"}, 3))
+               {"group": "second_layer", "dtype": dtype}) for dtype in c.dtypes]
+    groups.append((lambda: routed_paths(c, key), "routed_dense", {"group": "routed_mlp", "dtype": "float32"}))
     cells = []
-    for make, baseline, labels, chain in groups:
+    for make, baseline, labels in groups:
         with jax.default_matmul_precision(c.precision):
-            rows = time_group(make(), baseline, c.budget_s, labels, c.calls, c.loop_calls, chain)
+            rows = time_group(make(), baseline, c.budget_s, labels, c.calls, c.loop_calls)
         for row in rows:
             in_jit_text = (f"  in jit {row['ms_in_jit']:9.3f} ms  x{row['speedup_vs_dense_in_jit']:6.2f}"
                            if "ms_in_jit" in row else "  in jit FAILED" if "error_in_jit" in row else "")
@@ -358,9 +359,11 @@ def part_primitives(dry_run: bool):
                   and "speedup_vs_dense_in_jit" in r and r["correct"]]
         yield {"config": asdict(c), "density": f"1/{c.s // c.k}",
                "description": "value_and_grad of one step; speedup_vs_dense = median over side-by-side rounds "
-                              "of dense time / path time (second layer: dense_rows @ w2; routed_mlp: impl='dense'); "
+                              "of dense time / path time (second layer, out = n: dense_rows @ w2; routed_mlp, "
+                              "scalar output w2 (s,): impl='dense'); "
                               f"ms: {c.calls} calls in a row from Python, blocking on the last, per call; "
-                              f"ms_in_jit: {c.loop_calls} calls chained inside one jitted fori_loop, per call "
+                              f"ms_in_jit: {c.loop_calls} calls inside one jitted fori_loop, every argument of a call "
+                              "depending on the previous call's output, per call "
                               "(no per-call dispatch; the gather target is checked on speedup_vs_dense_in_jit)",
                "primitives": {"cells": cells},
                "targets": {"gather_speedup_density1_64": target(TARGET_GATHER_SPEEDUP, max(gather, default=None),

@@ -1,18 +1,22 @@
-"""Forward + backward time of the sparse primitives against the dense path.
+"""Forward + backward time of the sparse primitives against their dense baselines.
 
 For every hidden width s and density k/s it times one gradient step (values and
 gradients of all weights) of
 
-- dense:          relu(topk(x @ w1ᵀ + b1, k)) @ w2, all s units, as `topk_mlp_reference`;
+- routed_dense:   routed_mlp(..., impl="dense"), the routed network (w2 (s,), a scalar
+                  output as in the `mlp` learner) computed densely: the routed paths' baseline;
 - routed:         routed_mlp(..., impl="auto"), what the `mlp` learner runs with
                   `routed: true` (dense fallback outside `prefers_sparse`);
 - routed_sparse:  routed_mlp(..., impl="sparse") everywhere, to show where it loses;
+- dense:          relu(topk(x @ w1ᵀ + b1, k)) @ w2, all s units, as `topk_mlp_reference`,
+                  which picks its units by the true pre-activations, not by the router: a
+                  different function, kept for comparison (`*_vs_topk_dense`);
 - second layer with out = n: gather_matmul(values, idx, w2, impl="sparse") (the gather
   path) and impl="auto" against dense_rows(values, idx, s) @ w2.
 
 The contenders of one cell run side by side: every round times each of them once, in
 turn, so a change in machine load hits all of them. A speedup is the median over
-rounds of (dense time / sparse time) within the round; the *_ms figures are medians
+rounds of (baseline time / sparse time) within the round; the *_ms figures are medians
 of the rounds. `ideal` is s/k, the FLOP ratio of the first layer. The load average is
 recorded before and after every cell: other processes on the machine inflate the
 timings, and not evenly (in our runs on a busy machine the dense path, whose matrix
@@ -30,7 +34,7 @@ At s = 4096, density 1/64 it also times the pieces of both paths on their own
 the `mlp` learner with ReLU, top-k and routed top-k units (`mlp_learner_step_ms`), the
 speed a user of `activation: topk` / `routed: true` gets.
 
-Run: python benchmarks/bench_primitives.py [--quick]   (~110 s on an idle 2-core CPU)
+Run: python benchmarks/bench_primitives.py [--quick]   (~130 s on a 2-core CPU)
 Writes benchmarks/results/primitives.json (with --quick, only a file named by --out).
 """
 
@@ -81,29 +85,25 @@ def _once(fn, args, calls: int = 1) -> float:
     return (time.perf_counter() - t) / calls
 
 
-def in_jit(fn, args, n: int, chain: int | None = None):
+def in_jit(fn, args, n: int):
     """(looped, looped_args): `n` calls of `fn(*args)` inside one jitted `lax.fori_loop`, each
-    call's input made to depend on the previous call's output: argument `chain` (a floating
-    array `fn` reads; default the smallest one) plus `scale` · the sum of the first output
-    leaf, `scale` a traced 0.0. So XLA can neither hoist the call out of the loop nor merge
-    calls, and as every output is carried to the end, no part of a call is dead code. One
-    `looped(*looped_args)` does the work of `n` calls with one dispatch from the host and
-    returns what one call returns."""
+    call's inputs made to depend on the previous call's output: every array in `args` (index
+    arrays and the leaves of pytrees included) plus `scale` · the sum of the first output
+    leaf, cast to its dtype, `scale` a traced 0.0 (so no value changes). As every input
+    changes from one call to the next, XLA can hoist no part of a call out of the loop (work
+    on some arguments alone, such as gathering w2[idx] or sorting idx, would otherwise run
+    once for all `n` calls) nor merge calls; and as every output is carried to the end, no
+    part of a call is dead code. One `looped(*looped_args)` does the work of `n` calls with
+    one dispatch from the host and returns what one call returns."""
     args = tuple(args)
-    if chain is None:
-        floats = [i for i, a in enumerate(args)
-                  if hasattr(a, "dtype") and jnp.issubdtype(a.dtype, jnp.floating)]
-        if not floats:
-            raise ValueError("in_jit needs a floating-point array argument to chain the calls through")
-        chain = min(floats, key=lambda i: args[i].size)
     shapes = jax.eval_shape(fn, *args)
 
     def looped(scale, *args):
         def body(_, carry):
             args, _ = carry
             out = fn(*args)
-            link = (scale * jnp.sum(jax.tree.leaves(out)[0])).astype(args[chain].dtype)
-            return args[:chain] + (args[chain] + link,) + args[chain + 1:], out
+            link = scale * jnp.sum(jax.tree.leaves(out)[0])
+            return jax.tree.map(lambda a: a + link.astype(a.dtype), args), out
 
         init = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
         return jax.lax.fori_loop(0, n, body, (args, init))[1]
@@ -166,6 +166,7 @@ def mlp_case(s: int, k: int, key) -> dict:
 
     return {
         "dense": (jax.jit(jax.value_and_grad(dense_loss, argnums=(0, 1, 2))), (w1.T, b1, w2, x)),
+        "routed_dense": (routed_loss("dense"), (w1, b1, w2, x, router)),
         "routed": (routed_loss("auto"), (w1, b1, w2, x, router)),
         "routed_sparse": (routed_loss("sparse"), (w1, b1, w2, x, router)),
     }
@@ -234,7 +235,8 @@ def breakdown(s: int, k: int, key, budget_s: float) -> dict:
     coef = jax.random.normal(jax.random.fold_in(key, 7), (M, k))
     g_wide = jax.random.normal(jax.random.fold_in(key, 8), (M, N))
     z = x @ w1.T + b1
-    full = {**{f"total {name}": c for name, c in mlp_case(s, k, key).items() if name != "routed"},
+    full = {**{f"total {'topk dense' if name == 'dense' else name}": c
+               for name, c in mlp_case(s, k, key).items() if name != "routed"},
             **{f"total second layer {name}": c for name, c in gather_case(s, k, key).items()
                if name != "gather_auto"}}
     pieces = {
@@ -282,14 +284,17 @@ def main(argv=None) -> dict:
                 "s": s, "k": k, "n": N, "batch": M, "router_rank": RANK, "density": str(density),
                 "ideal": s / k,
                 "rounds": len(t["dense"]), "rounds_second_layer": len(g["dense"]),
-                "dense_ms": ms(t["dense"]),
+                "routed_dense_ms": ms(t["routed_dense"]),
                 "routed_ms": ms(t["routed"]),
                 "routed_path": "sparse" if P.prefers_sparse(k, s, N) else "dense",
                 "routed_sparse_ms": ms(t["routed_sparse"]),
-                "speedup": speedup(t["dense"], t["routed"]),
-                "speedup_sparse_only": speedup(t["dense"], t["routed_sparse"]),
-                "speedup_of_fastest_rounds": speedup_of_fastest(t["dense"], t["routed"]),
-                "speedup_sparse_only_of_fastest_rounds": speedup_of_fastest(t["dense"], t["routed_sparse"]),
+                "speedup": speedup(t["routed_dense"], t["routed"]),
+                "speedup_sparse_only": speedup(t["routed_dense"], t["routed_sparse"]),
+                "speedup_of_fastest_rounds": speedup_of_fastest(t["routed_dense"], t["routed"]),
+                "speedup_sparse_only_of_fastest_rounds": speedup_of_fastest(t["routed_dense"], t["routed_sparse"]),
+                "topk_dense_ms": ms(t["dense"]),
+                "speedup_vs_topk_dense": speedup(t["dense"], t["routed"]),
+                "speedup_sparse_only_vs_topk_dense": speedup(t["dense"], t["routed_sparse"]),
                 "second_layer_out": N,
                 "second_layer_dense_ms": ms(g["dense"]),
                 "gather_ms": ms(g["gather"]),
@@ -309,7 +314,7 @@ def main(argv=None) -> dict:
             ratios[f"routed_sparse_only_speedup_{tag}"] = row["speedup_sparse_only"]
             ratios[f"gather_speedup_{tag}"] = row["gather_speedup"]
             ratios[f"gather_auto_speedup_{tag}"] = row["gather_auto_speedup"]
-            print(f"{tag:>22}  dense {row['dense_ms']:8.2f} ms  routed {row['routed_ms']:8.2f} ms "
+            print(f"{tag:>22}  dense {row['routed_dense_ms']:8.2f} ms  routed {row['routed_ms']:8.2f} ms "
                   f"({row['routed_path']}, x{row['speedup']:.2f}; sparse-only x{row['speedup_sparse_only']:.2f}; "
                   f"ideal x{row['ideal']:.0f})  gather x{row['gather_speedup']:.2f} "
                   f"(auto {row['gather_auto_path']} x{row['gather_auto_speedup']:.2f})  "
@@ -340,8 +345,10 @@ def main(argv=None) -> dict:
     report = {
         "benchmark": "primitives",
         "machine": machine_info,
-        "description": "forward+backward of one gradient step, dense top-k MLP vs routed/gather paths; "
-                       "speedup = median over side-by-side rounds of dense time / sparse time; "
+        "description": "forward+backward of one gradient step: routed_mlp impl=auto/sparse vs impl=dense "
+                       "(the same function computed densely; *_vs_topk_dense: vs the dense top-k MLP, which "
+                       "picks units by their pre-activations), second layer gather_matmul vs dense_rows @ w2; "
+                       "speedup = median over side-by-side rounds of baseline time / sparse time; "
                        "ratios: speedup_<cell> = the faster of routed (impl=auto) and gather (impl=auto), "
                        "routed_speedup_, routed_sparse_only_speedup_, gather_speedup_ (impl=sparse) and "
                        "gather_auto_speedup_ each path on its own",

@@ -12,19 +12,23 @@
 #   primitives  dense vs gather / routed vs their Pallas kernels at s = 4096, density 1/64
 #               (values and gradients checked against dense first)
 #                                             → benchmarks/results/primitives-gpu.json
-# The limits (GPU_PROBE_TIMEOUT 40 s, SWEEP_TIMEOUT 135 s, PRIMITIVES_TIMEOUT 100 s, each part
-# with 10 s more to stop after SIGTERM) add to 295 s at most.
-# Other arguments are passed on to bench_gpu.py. Exits 3 at once if jax sees no GPU (unless --cpu-dry-run);
-# otherwise runs the parts and exits non-zero if any part failed or ran out of time (the parts that
-# finished have still written their JSON).
+# The limits (GPU_PROBE_TIMEOUT 35 s and 5 s more to stop after SIGTERM, nvidia-smi 8 s and 2 s
+# more, SWEEP_TIMEOUT 130 s and PRIMITIVES_TIMEOUT 90 s, each with 10 s more to stop after SIGTERM)
+# add to 290 s at most. The interpreter is $PYTHON if set, else python, else python3.
+# Other arguments are passed on to bench_gpu.py. Exits 127 if there is no interpreter, 3 at once if
+# jax sees no GPU (unless --cpu-dry-run); otherwise runs the parts and exits non-zero if any part
+# failed or ran out of time (the parts that finished have still written their JSON).
 # See benchmarks/bench_gpu.py for what is measured and counted.
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-PYTHON="${PYTHON:-python}"
-GPU_PROBE_TIMEOUT="${GPU_PROBE_TIMEOUT:-40}"
-SWEEP_TIMEOUT="${SWEEP_TIMEOUT:-135}"
-PRIMITIVES_TIMEOUT="${PRIMITIVES_TIMEOUT:-100}"
+if [ -z "${PYTHON:-}" ]; then
+    PYTHON=python
+    command -v python >/dev/null || PYTHON=python3
+fi
+GPU_PROBE_TIMEOUT="${GPU_PROBE_TIMEOUT:-35}"
+SWEEP_TIMEOUT="${SWEEP_TIMEOUT:-130}"
+PRIMITIVES_TIMEOUT="${PRIMITIVES_TIMEOUT:-90}"
 
 dry_run=0
 parts=()
@@ -47,6 +51,8 @@ for part in "${parts[@]+"${parts[@]}"}"; do
     esac
 done
 [ "${#parts[@]}" -gt 0 ] || parts=(sweep primitives)
+# without this check a missing interpreter would read as "no GPU visible" below
+command -v "$PYTHON" >/dev/null || { echo "device_check: Python interpreter not found ($PYTHON)" >&2; exit 127; }
 
 if [ "$dry_run" -eq 0 ] && ! timeout -k 5 "$GPU_PROBE_TIMEOUT" "$PYTHON" -c '
 import sys, jax
@@ -59,7 +65,8 @@ sys.exit(0 if gpus else 1)'; then
     echo "device_check: no GPU visible to jax; nothing measured" >&2
     exit 3
 fi
-[ "$dry_run" -eq 1 ] || ! command -v nvidia-smi >/dev/null || nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+[ "$dry_run" -eq 1 ] || ! command -v nvidia-smi >/dev/null ||
+    timeout -k 2 8 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
 failed=0
 run_part() {  # part, time limit in seconds

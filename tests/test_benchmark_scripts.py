@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib
 import math
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -100,6 +102,15 @@ def test_dense_primitive_baseline_is_the_plain_top_k_mlp():
     assert jnp.allclose(fn(*args)[0], want, rtol=1e-5)
 
 
+def test_routed_primitive_baseline_is_the_routed_function_computed_densely():
+    # the dense top-k MLP picks other units than the router: the routed speedups compare like with like
+    cases = bench("bench_primitives").mlp_case(256, 4, jax.random.key(0))
+    (fn, args), (sparse, sparse_args) = cases["routed_dense"], cases["routed_sparse"]
+    assert args[2].ndim == 1   # w2 (s,): the mlp learner's scalar output
+    for a, b in zip(jax.tree.leaves(fn(*args)), jax.tree.leaves(sparse(*sparse_args))):
+        assert jnp.allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
 def test_gpu_peaks_take_the_most_specific_name():
     peak = bench("bench_gpu").peak_flops
     assert peak("NVIDIA GH200 480GB", "highest") == (67.0e12, "GH200 fp32")
@@ -156,12 +167,11 @@ def test_gpu_primitive_paths_that_disagree_with_dense_are_marked_and_not_counted
 def test_in_jit_timing_chains_every_call_to_the_one_before():
     bg, bp = bench("bench_gpu"), bench("bench_primitives")
     c, key = bg.DRY_CELLS, jax.random.key(0)
-    groups = ((bg.second_layer_paths(c, jnp.dtype("float32"), key), 0), (bg.routed_paths(c, key), 3))
-    for paths, chain in groups:   # the arguments part_primitives chains through
+    for paths in (bg.second_layer_paths(c, jnp.dtype("float32"), key), bg.routed_paths(c, key)):
         for name, (fn, args) in paths.items():
             if name.endswith("_pallas"):   # they read the same arguments; interpret mode compiles slowly
                 continue
-            looped, looped_args = bp.in_jit(fn, args, 2, chain)
+            looped, looped_args = bp.in_jit(fn, args, 2)
             once = fn(*args)
             same = looped(*looped_args)   # scale 0: what one call returns
             assert all(jnp.allclose(a, b, rtol=1e-5)
@@ -169,6 +179,49 @@ def test_in_jit_timing_chains_every_call_to_the_one_before():
             # scale 1: the second call reads the first one's output, so no call can be hoisted or merged
             chained = looped(jnp.float32(1.0), *looped_args[1:])
             assert not jnp.allclose(chained[0], once[0]), name
+
+
+def outside_loop(hlo: str, ops=("gather", "sort")) -> list[str]:
+    """Instructions of a compiled module's ENTRY, outside its largest while loop, that read
+    a parameter and are, or call a computation holding, one of `ops`: work on the
+    arguments that XLA hoisted out of the loop."""
+    comps, entry = {}, None   # computation name → [(instruction, opcode, names it refers to)]
+    for block in re.split(r"\n(?=\S)", hlo):
+        head = re.match(r"(ENTRY )?%(\S+) .*\{$", block.split("\n")[0])
+        if head:
+            found = (re.match(r"\s*(?:ROOT )?%(\S+) = .*? ([\w-]+)\((.*)", line) for line in block.split("\n")[1:])
+            comps[head[2]] = [(f[1], f[2], set(re.findall(r"%([\w.-]+)", f[3]))) for f in found if f]
+            entry = head[2] if head[1] else entry
+
+    def reach(name: str, seen: set) -> set:
+        if name in comps and name not in seen:
+            seen.add(name)
+            for _, _, refs in comps[name]:
+                for r in refs:
+                    reach(r, seen)
+        return seen
+
+    holding = {c for c, body in comps.items() if any(op in ops for _, op, _ in body)}
+    whiles = [(name, refs) for name, op, refs in comps[entry] if op == "while"]
+    assert holding, f"no {ops} found anywhere: the HLO text was not parsed"
+    loop = max(whiles, key=lambda w: len(set().union(*(reach(r, set()) for r in w[1]))))[0]
+    reads, hoisted = set(), []
+    for name, op, refs in comps[entry]:
+        if op == "parameter" or refs & reads:
+            reads.add(name)
+            if name != loop and (op in ops or any(reach(r, set()) & holding for r in refs)):
+                hoisted.append(f"{name} = {op}(…)")
+    return hoisted
+
+
+def test_in_jit_timing_hoists_no_gather_or_sort_of_the_arguments_out_of_its_loop():
+    # with only the values chained, w2[idx] (gather) and the Pallas scatter's argsort(idx) read
+    # loop-invariant arguments alone: XLA ran them once for all calls and the speedup was inflated
+    bg, bp = bench("bench_gpu"), bench("bench_primitives")
+    paths = bg.second_layer_paths(bg.DRY_CELLS, jnp.dtype("float32"), jax.random.key(0))
+    for name in ("gather", "gather_pallas"):
+        looped, looped_args = bp.in_jit(*paths[name], 2)
+        assert outside_loop(looped.lower(*looped_args).compile().as_text()) == [], name
 
 
 def test_device_check_runs_each_part_once_under_its_own_limit(tmp_path):
@@ -198,13 +251,33 @@ def test_device_check_runs_each_part_once_under_its_own_limit(tmp_path):
     assert done.returncode == 2 and "unknown part" in done.stderr
 
 
+def test_device_check_falls_back_to_python3_and_says_when_there_is_none(tmp_path):
+    bin_dir = tmp_path / "bin"   # a PATH with no `python`: the tools the dry run uses, and python3 or not
+    bin_dir.mkdir()
+    for tool in ("dirname", "timeout"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    script, env = str(ROOT / "benchmarks" / "device_check.sh"), {"PATH": str(bin_dir)}
+
+    def check(*args):
+        return subprocess.run([shutil.which("bash"), script, "--cpu-dry-run", *args], env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    done = check("--part", "sweep")
+    assert done.returncode == 127 and "interpreter not found" in done.stderr and "GPU" not in done.stderr
+    fake = bin_dir / "python3"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path / "calls"}\n')
+    fake.chmod(0o755)
+    assert check("--part", "sweep").returncode == 0
+    assert (tmp_path / "calls").read_text().split()[:3] == ["benchmarks/bench_gpu.py", "--part", "sweep"]
+
+
 def test_gpu_bfloat16_second_layer_paths_run_and_agree_at_dry_run_sizes():
     # the dry run times float32 only (tests/test_pallas.py holds every dry-run path to 1e-4 of dense)
     bg = bench("bench_gpu")
     c = bg.DRY_CELLS
     with jax.default_matmul_precision(c.precision):
         rows = bg.time_group(bg.second_layer_paths(c, jnp.dtype("bfloat16"), jax.random.key(0)), "dense", 0.0,
-                             {"group": "second_layer", "dtype": "bfloat16"}, 1, loop_calls=2, chain=0)
+                             {"group": "second_layer", "dtype": "bfloat16"}, 1, loop_calls=2)
     assert {r["path"] for r in rows} == {"dense", "gather", "gather_pallas"}
     for r in rows:
         assert "error" not in r and "error_in_jit" not in r and r["correct"] and r["ms_in_jit"] > 0, r

@@ -55,10 +55,9 @@ from sparselearn.primitives.topk import keep_mask, topk
 from sparselearn.runtime import one_at_a_time
 
 # Limits of `impl="auto"`'s sparse path, from benchmarks/results/primitives.json on 2-core
-# CPUs (n = 512, batch 256, speedups over the dense top-k network): the sparse path won at
-# density 1/64 (1.8–2.1× on the first machine, 1.45–1.50× at the last run, k ≤ 256); at 1/16
-# it did no better than the dense path of `impl="dense"` (0.86–0.94× against 1.08–1.10× at the
-# last run), and at 1/4 it lost (0.5–0.7×).
+# CPUs (n = 512, batch 256, speedups over `impl="dense"`, the same network computed densely):
+# the sparse path won at density 1/64 (1.32–1.82× at the last run, k ≤ 256; 1.45–2.1× over the
+# dense top-k network in earlier runs); at 1/16 it lost (0.81–0.89×), and at 1/4 more (0.45–0.63×).
 SPARSE_MAX_DENSITY = 1 / 32
 SPARSE_MAX_ROW_ELEMENTS = 1 << 17
 
