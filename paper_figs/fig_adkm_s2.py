@@ -42,7 +42,7 @@ Sparse and dense intervals are disjoint in both directions for low-degree regres
 ridge. For the net they meet along s ([0.32, 0.82] against [0.82, 2.63]), and the levels separate
 instead: the parity needs 2.4× (s = 4) to 6.7× (s = 8) the junta's m*; along n the net's junta has
 three learned points over n = 16–32 (two more sit at the floor, m* ≤ 64) with brackets spanning a
-factor 1.4–2.4, so its interval [−1.97, 4.26] contains the parity's [0.95, 2.56]: there too the
+factor 1.4 (n = 16, from the floor 64) to 2.8 (n = 24), so its interval [−1.97, 4.26] contains the parity's [0.95, 2.56]: there too the
 levels separate, the parity needing 7–10× the junta's m* at n = 16 and 24. NTK's dense rows have
 two reached points (two censored) and lie a factor 13–65 above the junta at equal s and n. At
 equal s the juntas need 4× (s = 4) to 19× (s = 8) fewer samples than the parity for low-degree

@@ -1,5 +1,8 @@
 """PF-5: lottery tickets — the 5 strongest neurons of a trained sparse-init network, rewound to
-their initial weights, learn the parity alone; random 5-neuron subnetworks do not.
+their initial weights and trained alone, learn the parity exactly in 24 of 50 seeds, random
+5-neuron subnetworks rewound the same way in 8 (fresh width-5 networks: 15). Most runs of every
+width-5 arm that do not reach error 0 stall near 1/16 (median final test error 0.060 tickets,
+0.065 random, 0.063 fresh), so the arms differ in exact recovery, not in the error they end at.
 
 Edelman et al. 2023, Fig. 5: a width-100 ReLU MLP with the s = 2 sparse initialisation (each
 unit starts connected to 2 random inputs; all weights then train, `connectivity: free`) learns
