@@ -105,7 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--kind", choices=["curve", "scaling", "phase"], default="curve",
                     help="figure kind (default: curve)")
     pl.add_argument("--out", metavar="FILE", help="output path: FILE.png and FILE.pdf are written, a .png or "
-                    ".pdf suffix replaced (default: RESULTS_DIR/figures/learnability, or /scaling, /phase)")
+                    ".pdf suffix replaced; an existing directory (or a path ending in /) gets learnability, "
+                    "scaling or phase .png/.pdf inside it (default: RESULTS_DIR/figures/)")
 
     fg = sub.add_parser("figs", help="regenerate paper figures (paper_figs/fig_*.py) into paper_figs/out/",
                         description="Run each named figure's experiments through the normal sweep machinery "
@@ -341,13 +342,16 @@ def cmd_search(args) -> int:
 
 def cmd_plot(args) -> int:
     _file_backend()
-    _check_out_file(args.out)
+    out = args.out
+    if out is not None and (out.endswith(("/", os.sep)) or Path(out).is_dir()):
+        out = str(Path(out) / ("learnability" if args.kind == "curve" else args.kind))
+    _check_out_file(out)
     from sparselearn.plotting import plot_results
     from sparselearn.store import StoreError
 
     _imported(args)
     try:
-        paths = plot_results(args.results, args.kind, args.out)
+        paths = plot_results(args.results, args.kind, out)
     except OSError as e:  # e.g. a read-only figures directory, a full disk
         raise StoreError(f"{e.filename or args.out or args.results}: {e.strerror or e}") from e
     print("\n".join(str(p) for p in paths))

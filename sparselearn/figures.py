@@ -460,6 +460,9 @@ def collect(fig: ModuleType, smoke: bool = False, store: str | Path = "results",
     data = data or Path(fig.__file__).resolve().parent / "data"
     stem = getattr(fig, "KEPT_AS", fig.ID).lower()
     declared = fig.experiments(smoke) if hasattr(fig, "experiments") else []
+    labelled = isinstance(declared, Mapping)
+    if labelled and not hasattr(fig, "measure"):
+        _labels(fig, declared)   # refused before anything trains, not after
     kept = _kept_paths(data, stem)
     if not smoke and kept:
         now = made_from(fig)   # once for all its tables
@@ -467,6 +470,8 @@ def collect(fig: ModuleType, smoke: bool = False, store: str | Path = "results",
                                    now) for name, path in kept.items()}
         source = f"kept in {data / stem}*.parquet"
     else:
+        # what the tables are made from, read before they are: not an edit made while they are measured
+        settings = None if smoke else made_from(fig)
         if hasattr(fig, "measure"):
             tables = dict(fig.measure(smoke, str(store)))
         elif declared:
@@ -475,10 +480,10 @@ def collect(fig: ModuleType, smoke: bool = False, store: str | Path = "results",
         else:
             tables = {}
         if not smoke and tables:
-            _keep(data, stem, tables, _listed(declared), made_from(fig))
+            _keep(data, stem, tables, _listed(declared), settings)
         source = f"{'smoke' if smoke else 'full size'}, stored under {store}"
-    if isinstance(declared, Mapping) and "runs" in tables:
-        labels = {exp.experiment: label for label, exp in declared.items()}
+    if labelled and "runs" in tables:
+        labels = _labels(fig, declared)
         # a run without a label would drop out of every labelled series of the drawing
         unknown = sorted(set(tables["runs"]["experiment"]) - set(labels))
         if unknown:
@@ -487,6 +492,18 @@ def collect(fig: ModuleType, smoke: bool = False, store: str | Path = "results",
                               "to recompute them", key="figs")
         tables["runs"] = tables["runs"].assign(label=tables["runs"]["experiment"].map(labels))
     return Results(tables, source)
+
+
+def _labels(fig: ModuleType, declared: Mapping[str, Any]) -> dict[str, str]:
+    """{experiment name: its label} of a figure's dict of experiments; ConfigError where two
+    labels share a name, whose runs could not be told apart."""
+    labels: dict[str, str] = {}
+    for label, exp in declared.items():
+        if labels.setdefault(exp.experiment, label) != label:
+            raise ConfigError(f"{fig.ID} declares {labels[exp.experiment]!r} and {label!r} under one experiment "
+                              f"name, {exp.experiment!r}: their runs could not be told apart; give each its "
+                              "own `experiment`", key="experiment")
+    return labels
 
 
 def make(path: str | Path, smoke: bool = False, store: str | Path = "results",
@@ -526,11 +543,12 @@ def study_main(path: str | Path, argv: list[str] | None = None) -> None:
     exponent table."""
     mod = _checked(Path(path))
     a = _arguments(mod.__doc__, draws=False, argv=argv)
+    kept = None if a.smoke else getattr(mod, "KEPT_TABLE", None)
+    settings = None if kept is None else made_from(mod)   # before measuring, as `collect`
     table = mod.measure(a.smoke, a.results)
     print((mod.summary(table) if hasattr(mod, "summary") else table).to_string())
-    kept = None if a.smoke else getattr(mod, "KEPT_TABLE", None)
     if kept is not None:
-        _write_kept(table, Path(kept), made_from(mod))
+        _write_kept(table, Path(kept), settings)
         print(f"kept: {kept}")
 
 
@@ -555,10 +573,10 @@ def _study_table(mod: ModuleType, smoke: bool, store: str | Path) -> tuple[Any, 
     if kept is not None and Path(kept).exists():
         table = _read_kept(Path(kept), f"delete it and run `python {mod.__file__}`", mod)
         return table, recorded(kept)
+    settings = None if kept is None else made_from(mod)   # before measuring, as `collect`
     table = mod.measure(smoke, str(store))
     if kept is None:
         return table, None
-    settings = made_from(mod)
     _write_kept(table, Path(kept), settings)
     return table, settings
 

@@ -276,3 +276,30 @@ def test_an_interval_column_and_its_verdict_print_the_same_numbers(monkeypatch):
     line = figures._markdown_table([row])[2]
     column = re.search(r"\| 2\.78 (\[[^]]+\]) \|", line).group(1)
     assert row["verdict"] == "agrees" and row["reason"] == f"2.93 ∈ {column}"
+
+
+def test_the_record_is_what_the_file_said_before_measuring_not_an_edit_made_meanwhile(tmp_path):
+    """A long measurement during which the figure file is edited keeps the constants it ran with."""
+    fig = _figure(tmp_path / "a")
+    path = Path(fig.__file__)
+    measure = fig.measure
+
+    def edited_while_measuring(smoke, store):
+        path.write_text(path.read_text().replace("S, RHO = 16, 0.9", "S, RHO = 32, 0.9"))
+        return measure(smoke, store)
+
+    fig.measure = edited_while_measuring
+    assert figures.collect(fig, data=tmp_path / "data")["times"]["s"].tolist() == [16, 16]
+    assert figures.recorded(tmp_path / "data" / "fake-times.parquet")["fig_fake.S"] == 16
+
+
+def test_two_labels_of_one_experiment_name_are_refused_before_anything_trains(tmp_path):
+    fig = _figure(tmp_path / "a")
+    base = {"target": {"name": "sparse_parity", "n": 10, "k": 2}, "learner": {"name": "gf2"}}
+    declared = {"k=2": figures.config(base, experiment="same"),
+                "k=3": figures.config(base, experiment="same", target={"k": 3})}
+    fig.experiments = lambda smoke: declared
+    del fig.measure       # runs would be swept, then labelled by experiment name
+    with pytest.raises(ConfigError, match="'k=2' and 'k=3' under one experiment name, 'same'"):
+        figures.collect(fig, smoke=True, store=tmp_path / "results")
+    assert not (tmp_path / "results").exists()

@@ -13,7 +13,7 @@ import pandas as pd
 
 from sparselearn.errors import PlotError
 from sparselearn.plotting.curves import grid_frame, grid_keys, learnability, series_labels
-from sparselearn.plotting.phase import phase_diagram
+from sparselearn.plotting.phase import is_number_axis, phase_diagram
 from sparselearn.plotting.scaling import scaling_plot
 from sparselearn.plotting.stores import default_out, load_stores
 from sparselearn.plotting.style import save
@@ -49,8 +49,9 @@ def plot_results(path: str | Path, kind: str = "curve", out: str | Path | None =
     if ok.empty:
         raise PlotError(f"{store}: no successful runs to plot")
     axes = varying_axes(runs)
+    experiments = ", ".join(dict.fromkeys(runs["experiment"].astype(str)))
     if kind == "scaling":
-        numeric = [a for a in axes if pd.api.types.is_numeric_dtype(runs[a])]
+        numeric = [a for a in axes if is_number_axis(runs[a])]
         if not numeric:
             raise PlotError(f"{store}: a scaling plot needs a numeric grid axis (e.g. target.n); grid varies "
                             f"{', '.join(axes) or 'nothing'}")
@@ -67,7 +68,6 @@ def plot_results(path: str | Path, kind: str = "curve", out: str | Path | None =
         if len(others) > 1:  # one series per combination of the other axes, none pooled
             ok = ok.assign(series=series_labels(ok, exclude=(x,)))
             by = "series"
-        experiments = ", ".join(dict.fromkeys(ok["experiment"].astype(str)))
         fig, _, _ = scaling_plot(ok, x, y, by=by, title=f"{experiments}: {y} vs {x}")
     else:
         if len(axes) < 2:
@@ -78,5 +78,5 @@ def plot_results(path: str | Path, kind: str = "curve", out: str | Path | None =
             raise PlotError(f"{store}: a phase diagram has two axes ({x}, {y}), but the grid also varies "
                             f"{', '.join(a for a in axes if a not in (x, y))}, which it would average over; "
                             "draw it with sparselearn.plotting.phase_diagram on the runs of one value of those")
-        fig, _ = phase_diagram(runs, x, y, title=str(ok["experiment"].iloc[0]))
+        fig, _ = phase_diagram(runs, x, y, title=experiments)
     return save(fig, out or default_out(path, stores, kind))

@@ -20,10 +20,16 @@ from sparselearn.schema import within_eps
 
 
 def series_labels(runs: pd.DataFrame, exclude: tuple[str, ...] = ()) -> pd.Series:
-    """One label per run from its grid point without the keys in `exclude` ('' if none)."""
+    """One label per run from its grid point without the keys in `exclude` ('' if none): each
+    key by its last part ("k=3"), or in full ("target.k=3") where two grid keys share that part
+    (one of them excluded, too: it is drawn on an axis)."""
+    keys = grid_keys(runs)
+    last = pd.Series([k.split(".")[-1] for k in keys], dtype=object)
+    name = {k: (k if shared else short) for k, short, shared in zip(keys, last, last.duplicated(keep=False))}
+
     def label(text):
         point = json.loads(text) if isinstance(text, str) and text else {}
-        return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in sorted(point.items()) if k not in exclude)
+        return ", ".join(f"{name[k]}={v}" for k, v in sorted(point.items()) if k not in exclude)
     return runs["grid"].map(label)
 
 
@@ -199,7 +205,9 @@ def error_vs_steps(runs: pd.DataFrame, curves: pd.DataFrame, ax=None, title: str
         _log_steps(ax)
     ax.set_xlabel("training step")
     ax.set_ylabel(column.replace("_", " "))
-    ax.set_ylim(bottom=0)
+    drawn = merged[column].astype(float)
+    if not (drawn < 0).any():   # errors and most losses: from 0; a loss that goes negative as drawn
+        ax.set_ylim(bottom=0)
     ax.set_title(title or _title(runs))
     ax.legend(frameon=False)
     return fig, ax

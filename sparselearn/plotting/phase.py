@@ -45,7 +45,7 @@ def _fraction(frame: pd.DataFrame, x: str, y: str, hit: pd.Series) -> pd.DataFra
     return table.sort_index().sort_index(axis=1)
 
 
-def _numeric(values: pd.Index) -> bool:
+def is_number_axis(values: pd.Index | pd.Series) -> bool:
     """Whether grid values are numbers, ordered on a line (not text, nor True/False)."""
     return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
@@ -77,7 +77,7 @@ def phase_diagram(runs: pd.DataFrame, x: str, y: str, eps: float | None = None, 
             notes.append(f"{mark} runs {status}" + (" (left out)" if status == "failed" else ""))
     if notes:
         ax.text(1.0, -0.16, ", ".join(notes), transform=ax.transAxes, ha="right", va="top", fontsize=7)
-    numeric = all(_numeric(values) for values in (table.index, table.columns))
+    numeric = all(is_number_axis(values) for values in (table.index, table.columns))
     if numeric and min(table.shape) >= 2 and np.nanmin(table.to_numpy()) < 0.5 < np.nanmax(table.to_numpy()):
         contour = ax.contour(np.arange(table.shape[1]), np.arange(table.shape[0]),
                              np.ma.masked_invalid(table.to_numpy()), levels=[0.5], colors="k", linewidths=1.5)

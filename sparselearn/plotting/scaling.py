@@ -421,7 +421,8 @@ def scaling_plot(table: pd.DataFrame, x: str, y: str, by: str | None = None, ax=
     out of the fit, and the legend says how many runs never reached (and, given a `status`
     column, how many diverged, and how many failed: those are left out). A diverged run counts
     as never reached whatever its `y`: one that reached eps before it diverged keeps the step
-    it did in steps_to_eps, but it did not learn (as `success_table` counts it).
+    it did in steps_to_eps, but it did not learn (as `success_table` counts it). Runs at x ≤ 0
+    (a noise level of 0, say) have no place on the log axis: left out, and counted in the legend.
 
     Returns (fig, ax, {series value: PowerLaw or None})."""
     fig, ax = figure() if ax is None else (ax.figure, ax)
@@ -431,6 +432,8 @@ def scaling_plot(table: pd.DataFrame, x: str, y: str, by: str | None = None, ax=
         color = PALETTE[i % len(PALETTE)]
         failed = int((part["status"] == "failed").sum()) if "status" in part else 0
         part = part[part["status"] != "failed"] if failed else part
+        off_axis = ~(part[x].astype(float) > 0)   # no place on a log axis (nor in the fit)
+        part = part[~off_axis]
         values = part[y].astype(float)
         if "status" in part:   # a diverged run did not learn, whatever it reached first
             values = values.where(part["status"] != "diverged", np.nan)
@@ -452,6 +455,7 @@ def scaling_plot(table: pd.DataFrame, x: str, y: str, by: str | None = None, ax=
             f"; {missing}/{len(values)} runs unreached" if missing else "") + (
             f"; {diverged} diverged" if diverged else "") + (
             f"; {failed} failed (left out)" if failed else "") + (
+            f"; {int(off_axis.sum())} at {x} ≤ 0 (left out: log axis)" if off_axis.any() else "") + (
             f"; {zeros} runs at {y} = 0" if zeros else "")
         # an x whose median run never reached: a lower bound at its largest reached value (▲)
         above = stats[np.isinf(stats[0.5])].index
