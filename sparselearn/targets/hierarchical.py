@@ -236,6 +236,8 @@ class Hierarchical(LabelNoise):
     task: ClassVar[str] = "regression"
 
     def __post_init__(self):
+        if self.g_coeffs is not None and not isinstance(self.g_coeffs, tuple):   # a list: jit needs it hashable
+            object.__setattr__(self, "g_coeffs", tuple(self.g_coeffs))
         require(self.inputs == "gaussian", "inputs",
                 f"hierarchical targets are defined for 'gaussian' inputs; got {self.inputs!r}")
         require(self.directions in ("random", "coordinate"), "directions",

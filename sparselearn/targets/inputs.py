@@ -164,9 +164,12 @@ def draw_many(kind: str, key: jax.Array, *shapes: tuple[int, ...]) -> list[jax.A
 
 @one_at_a_time
 def orthonormal_columns(g: jax.Array) -> jax.Array:
-    """Q (n, r) of the QR of g (n, r), r ≤ n: orthonormal columns spanning those of g. A batch
+    """Q (n, r) of the QR of g (n, r), r ≤ n: orthonormal columns spanning those of g, each signed
+    so that R's diagonal is positive, which makes Q Haar-distributed for a Gaussian g (LAPACK's
+    own signs would, e.g., give the first column a negative first entry on every draw). A batch
     (vmap) is a loop of unbatched LAPACK calls (`one_at_a_time`), as a group needs."""
-    return jnp.linalg.qr(g)[0]
+    q, r = jnp.linalg.qr(g)
+    return q * jnp.where(jnp.diagonal(r) < 0, -1.0, 1.0).astype(q.dtype)
 
 
 def is_discrete(inputs: str) -> bool:

@@ -26,7 +26,7 @@ few "address" coordinates (a random subset, so the teacher is randomly permuted)
   but never its activity (pre-activations are odd integers ± ½); at k = s a group is one unit whose
   ball is the whole cube, an affine teacher (the dense comparisons are below). With
   ``inputs="gaussian"`` no construction with s > 2k can be k-sparse on all of R^n (two halfspaces
-  always meet unless antipodal), so ``random`` then uses well-spread unit directions (stacked random
+  always meet unless antipodal), so ``random`` then uses random unit directions (stacked Haar-random
   orthonormal bases) with a common bias: the largest (k+1)-th largest projection over 2^14 reference
   draws, so no reference draw has more than k active units. Fresh draws exceed k with probability of
   order 2^−14 (the regime of the paper's Remark 11); the certificate is sampled and labelled as
@@ -89,8 +89,8 @@ import numpy as np
 from sparselearn.errors import ConfigError, require
 from sparselearn.fields import OMIT_DEFAULT
 from sparselearn.runtime import TINY_COMPILE, tiered_jit
-from sparselearn.targets.inputs import (REFERENCE_SAMPLES, Certificate, LabelNoise, balanced_threshold, certify_max,
-                                        check_probability, draw_many, hypercube_points, labelled,
+from sparselearn.targets.inputs import (MAX_REFERENCE, REFERENCE_SAMPLES, Certificate, LabelNoise, balanced_threshold,
+                                        certify_max, check_probability, draw_many, hypercube_points, labelled,
                                         orthonormal_columns, reference, unit_variance)
 
 HIGHEST = jax.lax.Precision.HIGHEST
@@ -123,8 +123,9 @@ def _floor_log2(v: int) -> int:
 
 def frame(gaussians: jax.Array, units: int) -> jax.Array:
     """`units` unit vectors in R^n, shape (units, n), from Gaussian matrices (blocks, n, n): stacked
-    random orthonormal bases (Q of each QR), so the directions are as spread out as possible (a
-    union of orthonormal bases is a tight frame)."""
+    random orthonormal bases (Q of each QR, Haar), orthogonal within a basis; units of different
+    bases are independent, so two can be close (largest |cos| 0.95 at n = 8, s = 64, where the
+    Welch bound is 0.33). A union of whole bases is a tight frame; a last partial basis is not."""
     bases = jnp.swapaxes(jax.vmap(orthonormal_columns)(gaussians), 1, 2)
     return bases.reshape(-1, gaussians.shape[-1])[:units]
 
@@ -285,8 +286,10 @@ class SparseMLP(LabelNoise):
                               f"bits = {bits} draws antipodal codeword pairs, whose biases are 0, with probability "
                               f"{chance} per group; when every group does, B alone sets no scale: give W "
                               f"as well,{even} or s ≥ 3k = {3 * self.k}", key="B")
+        median = (f" (active = {self.active} cuts every unit at its median, 0, on the {self.n}-cube)"
+                  if self._median_cut and self.active != 0.5 else "")
         require(self.B is None or self.W is not None or not self._zero_bias, "B",
-                f"construction {c!r} has zero biases here, so B alone sets no scale: give W as well")
+                f"construction {c!r} has zero biases here{median}, so B alone sets no scale: give W as well")
 
     @property
     def _antipodal_draws(self) -> bool:
@@ -307,10 +310,16 @@ class SparseMLP(LabelNoise):
 
     @property
     def _median_cut(self) -> bool:
-        """`biased` with active = ½ on a symmetric law (hypercube, biased with p = ½, Gaussian): the
-        median of every pre-activation ⟨w_j, x⟩ is exactly 0, so every bias is 0 whatever n."""
+        """`biased` cutting every unit at its median, 0, on a symmetric law (hypercube, biased with
+        p = ½, Gaussian): at active = ½ whatever n, and on an enumerated cube (n ≤ MAX_REFERENCE)
+        wherever ½ is the achievable tail mass nearest `active` (its values pair up as ±z, so the
+        middle cut lies halfway between −z and z): |active − ½| ≤ 2^−(n+1), any active at n = 1.
+        Every bias is then 0."""
         symmetric = self.inputs in ("hypercube", "gaussian") or (self.inputs == "biased" and self.p == 0.5)
-        return self.construction == "biased" and self.active == 0.5 and symmetric
+        if self.construction != "biased" or not symmetric:
+            return False
+        enumerated = self.inputs != "gaussian" and self.n <= MAX_REFERENCE
+        return self.active == 0.5 or (enumerated and (self.n == 1 or abs(self.active - 0.5) <= 2.0 ** -(self.n + 1)))
 
     def _check_noise(self):
         require(self.noise >= 0.0, "noise", f"noise standard deviation must be ≥ 0, got {self.noise}")
