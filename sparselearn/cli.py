@@ -25,6 +25,7 @@ import re
 import sys
 import threading
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -223,7 +224,7 @@ def _check_out_file(out: str | None) -> None:
         from sparselearn.store import StoreError, check_writable
 
         paths = figure_paths(out)
-        check_writable(paths[0].parent)
+        check_writable(paths[0].parent, needed_for=paths[0])
         for path in paths:
             if path.is_dir():
                 raise StoreError(f"{path}: is a directory (the figure is written to this file)")
@@ -344,7 +345,7 @@ def cmd_plot(args) -> int:
     _file_backend()
     out = args.out
     if out is not None and (out.endswith(("/", os.sep)) or Path(out).is_dir()):
-        out = str(Path(out) / ("learnability" if args.kind == "curve" else args.kind))
+        out = str(Path(out) / {"curve": "learnability"}.get(args.kind, args.kind))
     _check_out_file(out)
     from sparselearn.plotting import plot_results
     from sparselearn.store import StoreError
@@ -469,6 +470,11 @@ def cmd_list(args) -> int:
 COMMANDS = {"run": cmd_run, "search": cmd_search, "plot": cmd_plot, "figs": cmd_figs, "list": cmd_list}
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as the command's other messages are: one line on stderr, without the source line."""
+    print(f"warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None, *, from_console: bool = False) -> int:
     """The command line: parse `argv` (default `sys.argv[1:]`), run the command, return its exit
     status. `from_console` is for the executable's entry (`console`) alone."""
@@ -487,7 +493,9 @@ def main(argv: list[str] | None = None, *, from_console: bool = False) -> int:
         if args.no_compile_cache:
             runtime.disable_compile_cache()
     try:
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():   # restores Python's own display when the command returns
+            warnings.showwarning = _one_line_warning
+            return COMMANDS[args.command](args)
     except BrokenPipeError:  # whoever read the output left (`| head`): what was done is stored
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141

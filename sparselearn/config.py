@@ -315,10 +315,39 @@ def from_dict(raw: Any, *, default_name: str = "experiment") -> Experiment:
     for section in ("target", "learner"):
         if section not in raw:
             raise ConfigError(f"missing section `{section}`", key=section)
-    exp = _single(raw, default_name)
+    try:
+        exp = _single(raw, default_name)
+    except ConfigError as e:
+        exp = _single_at_first_point(raw, default_name, e)
     exp = replace(exp, sweep=_read_grid(exp, _sweep(raw.get("sweep"), _every_field(exp))))
     _check_grid(exp)
     return exp
+
+
+def _single_at_first_point(raw: dict, default_name: str, error: ConfigError) -> Experiment:
+    """The experiment of `raw` whose base is invalid only where the grid sets keys at every
+    point (train.steps swept past the base's eval_every, learner.k swept for a top-k net): its
+    base with the first grid point's values, which no run reads otherwise. Raises `error` when
+    the grid sets nothing or that base fails the same way; else the first point's error, named."""
+    grid = (raw.get("sweep") or {}).get("grid") if isinstance(raw.get("sweep"), dict) else None
+    first = {}
+    for key, values in (grid.items() if isinstance(grid, dict) else ()):
+        section, _, name = key.partition(".") if isinstance(key, str) else ("", "", "")
+        if section in GRID_SECTIONS and name and isinstance(raw.get(section, {}), (dict, type(None))) \
+                and isinstance(values, list) and values:
+            first[(section, name)] = values[0]
+    if not first:
+        raise error
+    at = {s: dict(raw.get(s) or {}) for s, _ in first}
+    for (section, name), value in first.items():
+        at[section][name] = value
+    try:
+        return _single({**raw, **at}, default_name)
+    except ConfigError as e:
+        if (e.key, e.message) == (error.key, error.message):   # not a matter of the grid
+            raise error from None
+        desc = ", ".join(f"{s}.{n}={v!r}" for (s, n), v in first.items())
+        raise ConfigError(f"{e.message} (at grid point {desc})", key=e.key) from None
 
 
 def _read_grid(exp: Experiment, sweep: SweepConfig) -> SweepConfig:
@@ -461,7 +490,11 @@ for _cls in (_StrictLoader, _Dumper):
 def _yaml_int(loader, node) -> int:
     """A YAML 1.2 integer: decimal (leading zeros allowed), 0x hexadecimal or 0o octal."""
     text = loader.construct_scalar(node).replace("_", "")
-    return int(text, 0) if text[:2] in ("0x", "0o") else int(text, 10)
+    try:
+        return int(text, 0) if text[:2] in ("0x", "0o") else int(text, 10)
+    except ValueError:   # beyond Python's limit on the digits of a converted integer
+        raise yaml.constructor.ConstructorError(None, None, f"an integer of {len(text)} digits, beyond any "
+                                                "setting's range", node.start_mark) from None
 
 
 _StrictLoader.add_constructor(_INT, _yaml_int)
@@ -495,10 +528,14 @@ def _safe_load(text: str):
     return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 — a SafeLoader subclass
 
 
-def _yaml_problem(e: yaml.YAMLError) -> str:
+def _yaml_problem(e: yaml.YAMLError, text: str) -> str:
+    """' at line L: what' (one line) of a YAML error of `text`."""
+    if isinstance(e, yaml.reader.ReaderError):   # a character YAML does not allow (a NUL, a control)
+        line = text[: e.position].count("\n") + 1
+        return f" at line {line}: character #x{e.character:04x} is not allowed in YAML"
     mark = getattr(e, "problem_mark", None)
     where = f" at line {mark.line + 1}" if mark else ""
-    return f"{where}: {getattr(e, 'problem', None) or e}"
+    return f"{where}: " + " ".join(str(getattr(e, "problem", None) or e).split())
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -512,7 +549,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     try:
         parsed = _safe_load(value) if value.strip() else None
     except yaml.YAMLError as e:
-        raise ConfigError(f"cannot parse the value of {text!r} as YAML{_yaml_problem(e)}", key=key) from None
+        raise ConfigError(f"cannot parse the value of {text!r} as YAML{_yaml_problem(e, value)}", key=key) from None
     if isinstance(parsed, dict):
         raise ConfigError(f"override values are scalars or lists, got a mapping in {text!r}", key=key)
     return key, parsed
@@ -566,7 +603,9 @@ def loads(text: str, overrides=(), name: str = "experiment") -> Experiment:
     try:
         raw = _safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"invalid YAML{_yaml_problem(e)}") from None
+        raise ConfigError(f"invalid YAML{_yaml_problem(e, text)}") from None
+    except RecursionError:
+        raise ConfigError("config nests too deeply") from None
     raw = {} if raw is None else raw
     try:
         given: dict[str, str] = {}  # dotted key → the override that set it

@@ -36,37 +36,54 @@ class _OutOfRange(ConfigError):
     """An integer beyond 32 bits (a ConfigError like any other to callers)."""
 
 
+class _Unsettable(ConfigError):
+    """A field whose annotation no config value can meet (a ConfigError to callers)."""
+
+
 def _type_name(tp) -> str:
     if get_origin(tp) is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(tp))
     if get_origin(tp) in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in get_args(tp))
-    if get_origin(tp) is tuple:
-        return "a list of " + _type_name(get_args(tp)[0])
+    if get_origin(tp) in (tuple, list):
+        args = get_args(tp)
+        if get_origin(tp) is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            return f"a list of {len(args)} (" + ", ".join(_type_name(a) for a in args) + ")"
+        return "a list of " + _type_name(args[0])
     return {int: "an integer", float: "a number", str: "a string", bool: "true/false",
             type(None): "null"}.get(tp, getattr(tp, "__name__", str(tp)))
 
 
 def coerce(value: Any, tp, key: str) -> Any:
     """`value` checked against the annotation `tp` (int, float, str, bool, Literal,
-    X | None, tuple[X, ...]); lists become tuples, ints become floats where a float
-    is expected; integers must fit in 32 bits. Raises ConfigError(key) on a mismatch."""
+    X | None, tuple[X, ...], list[X], tuple[X, Y] of a fixed length); lists become tuples
+    (hashable, as a jitted teacher or learner needs), ints become floats where a float is
+    expected; integers must fit in 32 bits. Raises ConfigError(key) on a mismatch, and for an
+    annotation a config cannot set (a dict, a class), naming it."""
     origin = get_origin(tp)
     if origin is Literal:
         if any(value == a and type(value) is type(a) for a in get_args(tp)):
             return value
     elif origin in (typing.Union, types.UnionType):
+        unsettable = None
         for arm in get_args(tp):
             try:
                 return coerce(value, arm, key)
             except _OutOfRange:
                 raise  # the right type, too large: say so rather than "expected an integer or null"
+            except _Unsettable as e:
+                unsettable = e   # what the value was meant for, unless another arm takes it (null)
             except ConfigError:
                 pass
-    elif origin is tuple:
+        if unsettable is not None:
+            raise unsettable
+    elif origin in (tuple, list) and get_args(tp):
         if isinstance(value, (list, tuple)):
-            item = get_args(tp)[0]
-            return tuple(coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value))
+            args = get_args(tp)
+            if origin is list or (len(args) == 2 and args[1] is Ellipsis):
+                return tuple(coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+            if len(value) == len(args):
+                return tuple(coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
     elif tp is type(None):
         if value is None:
             return None
@@ -98,7 +115,9 @@ def coerce(value: Any, tp, key: str) -> Any:
     elif tp is Any:
         return value
     else:
-        raise TypeError(f"unsupported field annotation {tp!r} for {key}")
+        raise _Unsettable(f"has the annotation {_type_name(tp)}, which a config cannot set (fields are int, "
+                          "float, str, bool, Literal[...], tuple[X, ...], list[X], fixed tuples, or X | None)",
+                          key=key)
     hint = ""
     if isinstance(value, str) and _numeric(value) and tp in (int, float, int | None, float | None):
         if not math.isfinite(float(value)):   # inf, nan: no setting means anything there

@@ -107,9 +107,9 @@ def _os_error(e: OSError, path: Path, doing: str) -> StoreError:
     return StoreError(f"{path}: {e.strerror or e} ({doing})")
 
 
-def check_writable(path: str | Path) -> None:
-    """Raise StoreError unless the directory `path` exists and is writable or can be created.
-    Creates nothing."""
+def check_writable(path: str | Path, needed_for: str | Path | None = None) -> None:
+    """Raise StoreError unless the directory `path` exists and is writable or can be created
+    (the error names `needed_for`, a file to be written in it, when given). Creates nothing."""
     path = Path(path).absolute()
     for part in path.parts:
         if len(os.fsencode(part)) > 255:
@@ -121,7 +121,7 @@ def check_writable(path: str | Path) -> None:
             raise StoreError(f"{probe}: broken symbolic link")
         probe = probe.parent
     if not probe.is_dir():
-        raise StoreError(f"{probe}: is a file, not a directory (needed for {path})")
+        raise StoreError(f"{probe}: is a file, not a directory (needed for {needed_for or path})")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise StoreError(f"{probe}: permission denied (cannot write results under it)")
 

@@ -91,10 +91,11 @@ def test_cluster_slurm_without_slurm_is_a_config_error_naming_the_key(tmp_path):
     pytest.importorskip("submitit")
     if shutil.which("srun"):
         pytest.skip("this machine has SLURM")
-    cfg = config.ExecutorConfig(name="slurm", folder=str(tmp_path / "jobs"), compile_cache=False)
+    cfg = config.ExecutorConfig(name="slurm", folder=str(tmp_path / "results" / ".submitit"), compile_cache=False)
     with pytest.raises(config.ConfigError, match="executor.cluster: local") as e:
         EXECUTORS["slurm"](["a"], str.upper, lambda g, r: None, cfg)
     assert e.value.key == "executor.cluster"
+    assert not (tmp_path / "results").exists()   # the folders it made for the jobs are gone again
 
 
 def test_a_ray_address_nobody_answers_is_a_config_error_within_seconds():

@@ -10,8 +10,8 @@ import pytest
 
 from sparselearn.errors import ConfigError
 from sparselearn.targets.hierarchical import Hierarchical
-from sparselearn.targets.inputs import orthonormal_columns
-from sparselearn.targets.sparse_mlp import SparseMLP
+from sparselearn.targets.inputs import orthonormal_columns, reference
+from sparselearn.targets.sparse_mlp import SparseMLP, quantile_bias
 
 
 def test_orthonormal_columns_are_haar_random_in_sign_and_span_g():
@@ -33,11 +33,14 @@ def test_hierarchical_random_directions_have_no_fixed_sign():
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 6])
 def test_b_alone_is_refused_exactly_where_the_biased_cut_is_the_median_0(n):
-    """Against the biases the construction draws (with W, always allowed) over a grid of actives:
-    refused iff every bias is 0."""
-    for active in (0.05, 0.2, 0.3, 0.4, 0.45, 0.47, 0.49, 0.499, 0.5, 0.501, 0.51, 0.53, 0.55, 0.7):
+    """Against the cut `quantile_bias` makes for 4 Gaussian units on the whole n-cube (what the
+    construction does where it does not know the cut is 0) over a grid of actives: refused iff
+    every bias is 0."""
+    x, weights = reference("hypercube", jax.random.key(0), n)
+    z = x @ jax.random.normal(jax.random.key(3), (n, 4))
+    for active in (0.05, 0.3, 0.45, 0.47, 0.49, 0.499, 0.5, 0.501, 0.51, 0.53, 0.7):
         fields = dict(n=n, s=4, k=4, construction="biased", active=active)
-        b = SparseMLP(W=1.0, **fields).init(jax.random.key(3))["b"]
+        b = jax.vmap(quantile_bias, in_axes=(1, None, None))(z, weights, active)
         zero = bool(jnp.all(b == 0))
         try:
             SparseMLP(B=1.0, **fields)

@@ -62,6 +62,7 @@ def _executor(submitit, cfg):
     """submitit's executor for `cfg`; ConfigError naming the setting when `executor.folder`
     cannot be made or `cluster: slurm` finds no SLURM here (submitit's own errors name neither)."""
     folder = cfg.folder or "results/.submitit"   # a sweep sets it beside its results
+    made = [d for d in (Path(folder), *Path(folder).parents) if not d.exists()]   # deepest first
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -70,6 +71,9 @@ def _executor(submitit, cfg):
     try:
         return submitit.AutoExecutor(folder=folder, cluster=cfg.cluster)
     except RuntimeError as e:
+        for d in made:   # no empty folders left behind by a sweep that never started
+            with contextlib.suppress(OSError):
+                d.rmdir()
         if cfg.cluster != "slurm":
             raise
         raise ConfigError(f"{e} (set `executor.cluster: local` to run the jobs as processes here)",
