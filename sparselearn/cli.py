@@ -328,17 +328,23 @@ def cmd_search(args) -> int:
                                 min_value=args.min_value, max_value=args.max_value, rtol=args.rtol,
                                 progress=not args.quiet, retry_failed=args.retry_failed)
     table = res.table().drop(columns=["values"])
+    for column in ("estimate", "below", "ci_low", "ci_high"):   # whole numbers, and one mark for none
+        table[column] = [str(int(v)) if v is not None and v == v else "–" for v in table[column]]
     event = (f"P[test error ≤ {res.eps:g}]" if args.param == "data.m"
              else f"P[test error ≤ {res.eps:g} reached by then]")
     print(f"smallest {args.param} with {event} ≥ {1 - res.delta:g} "
           f"({len(exp.sweep.seeds)} seeds; bracket: {res.confidence:.0%} Clopper–Pearson)")
-    print(table.to_string(index=False))
+    print(table.to_string(index=False, na_rep="–"))
     print(f"runs: {res.path}/runs.parquet")
-    failed = sum(ps.failed + ps.diverged for ps in res.points)
-    if failed and not args.retry_failed:
-        print(f"{failed} runs failed or diverged and count as seeds that did not reach eps; "
-              "--retry-failed recomputes them", file=sys.stderr)
-    return 0
+    failed, diverged = (sum(getattr(ps, status) for ps in res.points) for status in ("failed", "diverged"))
+    if diverged:
+        counted = ("count as seeds that did not reach eps" if args.param == "data.m" else
+                   "count as having reached eps where they did so before diverging")
+        print(f"{diverged} runs diverged and {counted}", file=sys.stderr)
+    if failed:
+        print(f"{failed} runs failed and count as seeds that did not reach eps (see the error column of "
+              f"{res.path}/runs.parquet); --retry-failed recomputes them", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_plot(args) -> int:

@@ -113,10 +113,11 @@ def test_search_names_failed_runs_and_retries_them_when_asked(tmp_path, monkeypa
                     "train: {loss: square, eps: 0.05}\ndata: {m: 16, test_m: 64}\nsweep: {seeds: 4}\n")
     first = iter([True])   # the search's first group (its first m, 4 seeds) fails
     real = fail_groups(lambda e: next(first, False), MemoryError("RESOURCE_EXHAUSTED: once"))
-    assert main(["search", str(path), "--max", "64", "--quiet"]) == 0
+    assert main(["search", str(path), "--max", "64", "--quiet"]) == 1   # as `run` with failed runs stored
     out, err = capsys.readouterr()
     assert out.startswith("smallest data.m with P[test error ≤ 0.05] ≥ 0.9")
-    assert "4 runs failed or diverged and count as seeds that did not reach eps; --retry-failed" in err
+    assert "4 runs failed and count as seeds that did not reach eps (see the error column of " in err
+    assert "--retry-failed recomputes them" in err
     monkeypatch.setattr(runner, "run_group", real)
     assert main(["search", str(path), "--max", "64", "--quiet", "--retry-failed"]) == 0
     assert "failed" not in capsys.readouterr().err

@@ -66,7 +66,8 @@ def test_search_brackets_the_dense_grid_and_reuses_its_runs(tmp_path):
     again = sample_complexity(exp, eps=0.05, delta=0.5, out=tmp_path, start=16, rtol=0.25, progress=False)
     assert len(again.runs) == trained and again.table().iloc[0]["estimate"] == row["estimate"]
     est = res.estimates()
-    assert list(est.columns) == [k for k, _ in res.points[0].point] + ["m_star", "ci_low", "ci_high", "censored"]
+    assert list(est.columns) == [k for k, _ in res.points[0].point] + ["m_star", "ci_low", "ci_high", "censored",
+                                                                      "floored"]
     assert est["m_star"].dtype == float and est["censored"].dtype == bool
     assert est["m_star"].iloc[0] == row["estimate"]
     for col in ("ci_low", "ci_high"):

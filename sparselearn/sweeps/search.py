@@ -18,6 +18,11 @@ is left out of the hash), so an interrupted or repeated search, or one started e
 reuses what is stored. A run that fails (status failed) or diverges counts as a seed that did
 not reach ε.
 
+Both searches assume success is monotone in the searched value (more samples or steps never
+hurt): they bracket and bisect, so where success comes, goes and comes back (sample-wise double
+descent) the answer is the edge of the bracket they found, not the smallest successful value;
+a dense `sparselearn run` over the values shows the whole curve.
+
 Example:
     >>> cfg = sparselearn.config.load("configs/quickstart.yaml")
     >>> res = sample_complexity(cfg, eps=0.05, delta=0.1)      # doctest: +SKIP
@@ -113,8 +118,11 @@ class SearchResult:
     def table(self) -> pd.DataFrame:
         """One row per grid point: the estimate, its bracket, the success rate there, tries.
 
-        `estimate` is the smallest tried value whose success rate is ≥ 1 − δ (with the next
-        smaller tried value failing). `ci_low`/`ci_high` bracket m* as ci_low < m* ≤ ci_high,
+        `estimate` is the smallest tried value whose success rate is ≥ 1 − δ, with the next
+        smaller tried value failing (`below`); where none below it was tried or failed, it is
+        the smallest value the search may try (min_value, the grid point's train.batch, or the
+        first evaluated step) and only an upper bound: `floored` is true, m* ≤ estimate.
+        `ci_low`/`ci_high` bracket m* as ci_low < m* ≤ ci_high,
         using the exact binomial (Clopper–Pearson) interval of each tried value: ci_high is the
         smallest tried value whose interval lies above 1 − δ, ci_low the largest tried value
         below ci_high (any, where ci_high is null) whose interval lies below 1 − δ (each null
@@ -134,7 +142,7 @@ class SearchResult:
             below = [v for v, (_, u) in cis.items() if u < target and (ci_high is None or v < ci_high)]
             s, n = ps.tried[hi] if hi is not None else (None, max((t for _, t in ps.tried.values()), default=0))
             rows.append({**{k: v for k, v in ps.point}, "estimate": hi, "censored": ps.censored,
-                         "below": lo, "ci_low": max(below) if below else None, "ci_high": ci_high,
+                         "floored": hi is not None and lo is None, "below": lo, "ci_low": max(below) if below else None, "ci_high": ci_high,
                          "success_rate": s / n if s is not None and n else None, "seeds": n,
                          "failed": ps.failed, "diverged": ps.diverged, "tried": len(ps.tried),
                          "values": sorted(ps.tried)})
@@ -142,8 +150,9 @@ class SearchResult:
 
     def estimates(self) -> pd.DataFrame:
         """`table()` as numbers to fit: the grid-point columns, then m_star, ci_low and
-        ci_high as floats (NaN where unknown, e.g. m_star of a censored point) and censored
-        as bool. One row per grid point."""
+        ci_high as floats (NaN where unknown, e.g. m_star of a censored point), censored and
+        floored as bool (a floored m_star is an upper bound: leave it out of a fit, as a
+        censored one is a lower bound). One row per grid point."""
         t = self.table()
         keys = [k for k, _ in self.points[0].point] if self.points else []
         out = t[keys].copy()
@@ -151,10 +160,20 @@ class SearchResult:
         for col in ("ci_low", "ci_high"):
             out[col] = t[col].astype(float)
         out["censored"] = t["censored"].astype(bool)
+        out["floored"] = t["floored"].astype(bool)
         return out
 
 
-def _validate(exp: Experiment, param: str, eps: float, delta: float) -> None:
+def _validate(exp: Experiment, param: str, eps: float, delta: float, settings: dict[str, Any]) -> None:
+    for key, value in settings.items():   # the command line checks its flags; Python callers too
+        if key == "confidence":
+            ok, want = 0 < value < 1, "in (0, 1)"
+        elif key in ("rtol", "max_rounds"):
+            ok, want = value >= 0, "≥ 0"
+        else:
+            ok, want = value is None or value >= 1, "null or ≥ 1"
+        if not ok:   # nan fails every comparison, so it lands here too
+            raise ConfigError(f"must be {want}, got {value}", key=key)
     if param not in PARAMS:
         raise ConfigError(f"can search over {', '.join(PARAMS)}, not {param!r}", key="--param")
     if not 0 <= eps <= 1:
@@ -234,7 +253,8 @@ def sample_complexity(exp: Experiment, eps: float | None = None, delta: float = 
     started from other values.
     """
     eps = exp.train.eps if eps is None else eps
-    _validate(exp, param, eps, delta)
+    _validate(exp, param, eps, delta, {"confidence": confidence, "rtol": rtol, "max_rounds": max_rounds,
+                                       "start": start, "min_value": min_value, "max_value": max_value})
     grid = tuple((k, v) for k, v in exp.sweep.grid if k != param)
     base = replace(exp, sweep=replace(exp.sweep, grid=grid))
     base = replace(base, train=replace(base.train, eps=eps))
