@@ -160,7 +160,7 @@ def arm_measure(arm: str, smoke: bool = False, store: str = "results") -> pd.Dat
         res = sl.sample_complexity(exp, eps=EPS, delta=DELTA, out=str(store), start=start(arm, p),
                                    max_value=cfg["max_m"], rtol=RTOL, progress=False, max_rounds=cfg["rounds"])
         est, table = res.estimates().iloc[0], res.table().iloc[0]
-        floor = not est["censored"] and pd.isna(table["below"]) and est["m_star"] == min(table["values"])
+        floor = bool(est["floored"])
         rows.append({**p, "m_star": np.nan if floor else est["m_star"], "ci_low": est["ci_low"],
                      "ci_high": est["ci_high"], "censored": bool(est["censored"]), "floor": bool(floor),
                      "m_upper": est["m_star"] if floor else np.nan,
