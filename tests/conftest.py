@@ -116,6 +116,15 @@ def tiny_file(tmp_path):
 
 
 @pytest.fixture
+def close_figures():
+    """Closes the matplotlib figures a test leaves open (pyplot keeps every one alive)."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+@pytest.fixture
 def fail_groups(monkeypatch):
     """`fail_groups(when, error)`: the runner's `run_group` raises `error` for a group whose
     experiment satisfies `when(exp)` and trains the others; returns the real `run_group`, which

@@ -21,16 +21,7 @@ from run_tables import run_row as _run
 from run_tables import runs_table as _runs
 
 matplotlib.use("Agg")
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    import matplotlib.pyplot as plt
-
-    yield
-    plt.close("all")
-
-
+pytestmark = pytest.mark.usefixtures("close_figures")
 
 
 #: steps_to_eps per n: (value, status); the diverged run reached eps at step 50 before it diverged

@@ -21,14 +21,7 @@ from sparselearn.schema import CURVE_COLUMNS
 from run_tables import run_row, runs_table
 
 matplotlib.use("Agg")
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    import matplotlib.pyplot as plt
-
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("close_figures")
 
 
 def _noise_runs() -> pd.DataFrame:
