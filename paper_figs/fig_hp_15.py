@@ -1,7 +1,9 @@
 """HP-15: grokking on a fixed sample — a grid of sample size m × weight decay λ.
 
 Barak et al. 2022, Fig. 15 / 4 right (App. C.5): width-100 ReLU MLP, hinge loss, batch 32, lr 0.1,
-multi-pass SGD over m samples of the (50, 3) parity, coupled weight decay λ. One panel per
+multi-pass SGD over m samples of the (50, 3) parity, coupled weight decay λ: each step shrinks the
+weights by the factor 1 − ηλ (as PyTorch's SGD does), so with η = 0.1 our λ is 10× the λ of an
+update written θ ← (1 − λ)θ − η∇ (SCIENCE's Eq. 1: our λ = 0.1 is its 0.01). One panel per
 (m, λ): median train and test error vs step over seeds. Expected: small m fails, large m
 generalises as soon as it fits, in between the test error falls long after the train error
 (grokking); λ widens the working range, too large a λ stops training. m and λ are vmapped, so the

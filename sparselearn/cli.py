@@ -7,7 +7,8 @@
     sparselearn figs [NAME ...|--all|exponents] [--smoke] [--results DIR]
     sparselearn list [targets|learners|configs|figs]
 
-Exit status: 0 success; 1 an internal failure, or runs that failed (stored as failed, `run`);
+Exit status: 0 success; 1 an internal failure, or runs that failed (`run`: stored as failed;
+`search`: counted);
 2 bad input (config, flags, paths, a JAX_PLATFORMS this machine cannot start); 120 the output
 could not be written (stdout on a full disk); 130 interrupted (Ctrl-C: finished groups are
 stored); 141 the reader of the output left (a broken pipe, e.g. `| head`).
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import errno
 import gc
 import importlib
 import os
@@ -476,6 +478,10 @@ def cmd_list(args) -> int:
 COMMANDS = {"run": cmd_run, "search": cmd_search, "plot": cmd_plot, "figs": cmd_figs, "list": cmd_list}
 
 
+#: errors of a write to a full or failing device, which no file named: the command's own output
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """A warning as the command's other messages are: one line on stderr, without the source line."""
     print(f"warning: {message}", file=file or sys.stderr)
@@ -515,6 +521,10 @@ def main(argv: list[str] | None = None, *, from_console: bool = False) -> int:
             os._exit(130)
         return 130
     except Exception as e:  # noqa: BLE001
+        if isinstance(e, OSError) and e.filename is None and e.errno in _FULL:   # stdout on a full disk
+            with contextlib.suppress(OSError):
+                os.write(2, f"error: could not write the output: {e}\n".encode())
+            return 120
         if _bad_input(e):
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -133,3 +133,24 @@ def test_plot_out_under_a_file_names_the_figure_it_was_for(tmp_path, capsys):
     assert main(["plot", str(tmp_path), "--out", str(tmp_path / "afile" / "x")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: {tmp_path / 'afile'}: is a file, not a directory (needed for {tmp_path / 'afile' / 'x.png'})"
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("command", [["list", "targets"], ["list"]])   # within stdout's buffer, and past it
+def test_output_to_a_full_disk_exits_120_in_one_line(command):
+    import subprocess
+
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "sparselearn.cli", *command], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    assert done.returncode == 120, done.stderr
+    assert done.stderr.strip() == "error: could not write the output: [Errno 28] No space left on device"
+
+
+def test_the_modules_the_readme_names_are_reached_from_the_package():
+    import subprocess
+
+    code = ("import sparselearn as sl; sl.store.load_traces; sl.train.trajectory; sl.runtime.host_device_flags; "
+            "import sys; print('jax' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -320,7 +320,7 @@ CURVE_OUTPUTS = tuple(f"curve_{name}" for name in CURVES)
 def test_stop_at_eps_keeps_steps_to_eps_and_the_curves_up_to_the_stop():
     full_exp = config.loads(EASY)
     stop_exp = config.override(full_exp, train={"stop_at_eps": True})
-    hps = {"seed": [0, 1, 2, 3], "m": [256, 256, 256, 8]}  # the last run cannot learn from 8 examples
+    hps = {"seed": [0, 1, 2, 3], "m": [256, 256, 256, 16]}  # the last run cannot learn from 16 examples
     full, stop = run_group(full_exp, hps), run_group(stop_exp, hps)
     steps = curve_steps(full_exp)
     np.testing.assert_array_equal(stop["steps_to_eps"], full["steps_to_eps"])
@@ -391,7 +391,7 @@ import sys, jax, numpy as np
 from sparselearn import config
 from sparselearn.train import run_group
 exp = config.override(config.loads(sys.argv[1]), train={"stop_at_eps": True})
-hps = {"seed": [0, 1, 2, 3, 4], "m": [256, 256, 256, 8, 256]}
+hps = {"seed": [0, 1, 2, 3, 4], "m": [256, 256, 256, 16, 256]}
 one = run_group(exp, hps)
 seen = []
 two = run_group(exp, hps, devices=jax.devices(), progress=lambda s, total: seen.append(s))

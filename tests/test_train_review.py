@@ -259,6 +259,17 @@ def test_run_group_refuses_the_run_values_the_config_refuses(axis, bad, key):
     assert err.value.key == key
 
 
+def test_run_group_refuses_a_run_whose_m_is_below_its_batch_as_the_config_does():
+    """m = 3 with batch 8 trained silently on 3 rows drawn with replacement."""
+    exp = config.loads(TINY_RUN)
+    with pytest.raises(ConfigError, match=rf"hps\['m'\] holds 3: batch = {exp.train.batch} exceeds") as err:
+        run_group(exp, {"seed": [0, 1], "m": [exp.data.m, 3]})
+    assert err.value.key == "train.batch"
+    with pytest.raises(ConfigError, match="batch") as err:
+        config.loads(TINY_RUN, [f"data.m={3}"])
+    assert err.value.key == "train.batch"
+
+
 def test_run_group_refuses_a_label_flip_probability_above_one_half():
     exp = config.loads(TINY_RUN.replace("k: 2}", "k: 2, noise: 0.1}"))
     with pytest.raises(ConfigError, match=r"hps\['noise'\] holds 0.9:") as err:

@@ -25,9 +25,10 @@ The sparse path reads each gathered row once per example, while a dense matrix
 product reuses every weight across the batch; on CPU it wins only at low density
 and while one example's k rows (k·n weights) stay in cache. Outside those limits
 (`prefers_sparse`) `impl="auto"` computes all s units densely and keeps the routed
-ones: same output, dense speed. Where it does win, about two thirds of its time on CPU
-is `lax.top_k` of the (m, s) router scores, the same top-k the dense top-k MLP pays on
-its pre-activations (see the breakdown in benchmarks/results/primitives.json).
+ones: same output, dense speed. Where it does win, over half of its time on CPU is
+`lax.top_k` of the (m, s) router scores (56%; 64% with the scores themselves), the same
+top-k the dense top-k MLP pays on its pre-activations (see the breakdown in
+benchmarks/results/primitives.json).
 
 Example:
     >>> m, n, s, r, k = 8, 16, 64, 4, 4

@@ -120,7 +120,8 @@ def hp_arrays(exp: Experiment, hps: dict) -> dict[str, np.ndarray]:
     left out. ValueError for an axis without one value per seed, for values of an axis that
     is a static choice here (`Axis.vmapped`) other than the experiment's, and for a run's m
     below 1 (no training examples) or above data.m (its mini-batches would index past the
-    group's data)."""
+    group's data); ConfigError, as the config's, for a value its key refuses (a trained run's
+    m below train.batch included)."""
     if "seed" not in hps:
         raise ValueError(f"hps holds no 'seed' (one value per run); got keys {sorted(hps)}")
     size = len(hps["seed"])
@@ -143,6 +144,10 @@ def hp_arrays(exp: Experiment, hps: dict) -> dict[str, np.ndarray]:
         raise ValueError(f"a run's m = {int(out['m'].max())} exceeds the group's data.m = {exp.data.m}")
     if not exp.data.online and size and int(out["m"].min()) < 1:
         raise ValueError(f"a run's m = {int(out['m'].min())} is below 1: it has no training examples")
+    if not exp.data.online and size and kind_of(exp.learner).trained and int(out["m"].min()) < exp.train.batch:
+        m = int(out["m"].min())   # as the config refuses it: mini-batches larger than the sample
+        raise ConfigError(f"hps['m'] holds {m}: batch = {exp.train.batch} exceeds the sample size data.m = {m}",
+                          key="train.batch")
     return out
 
 
