@@ -10,10 +10,11 @@ at n = out = 512 the gather wins at density k/s = 1/64, mostly wins at 1/16 and
 loses at 1/4).
 With `impl="auto"` (the default) the product is computed densely, with the same
 values and gradients, unless `gather_prefers_sparse(k, s, out)`. The sparse and pallas paths
-are reverse mode only (custom VJPs): `jax.jvp`, `jacfwd` and `hessian` through them raise,
-while the dense path is plain jnp and takes every mode. So under "auto" forward mode works
-exactly where `gather_prefers_sparse` is false, and changes with k and s: pass
-`impl="dense"` for forward mode through a top-k or sparse-init MLP's output layer.
+are custom VJPs: `jax.jvp` and `jacfwd` through them raise, while the dense path is plain jnp
+and takes every mode. So under "auto" forward mode works exactly where
+`gather_prefers_sparse` is false, and changes with k and s: pass `impl="dense"` for forward
+mode through a top-k or sparse-init MLP's output layer. `jax.hessian` (forward over the
+gradient) works on the sparse path too; the pallas path raises for any second derivative.
 
 Example:
     >>> w2 = jnp.arange(6.0).reshape(3, 2)                  # s = 3 units, out = 2
@@ -111,8 +112,8 @@ def gather_matmul(values: jax.Array, idx: jax.Array, w2: jax.Array, *,
 
     Args:
         values: (m, k) hidden values of the active units (e.g. relu of the top-k).
-        idx: (m, k) int unit indices in [0, s) (not checked: out of range, the paths
-            disagree); k ≤ s.
+        idx: (m, k) int unit indices in [0, s); one outside is clipped into it (−1 reads
+            row 0, s reads row s − 1), on every path and in the gradient alike; k ≤ s.
         w2: (s, out) second-layer weights, or (s,) for a scalar output.
         impl: "sparse" (gather the k rows per example; custom VJP that scatters back
             into them), "dense" (`gather_matmul_reference`: scatter values into an
@@ -124,6 +125,8 @@ def gather_matmul(values: jax.Array, idx: jax.Array, w2: jax.Array, *,
             CUDA GPU (no GPU measurement yet: never), dense otherwise. All give the
             same values and gradients while w2 is finite: the dense path also multiplies
             the rows no example selects, so an inf or NaN there makes its output NaN.
+            A NaN in an example's values reaches every row of w2's gradient on the dense
+            path, only its k rows on the others.
 
     Returns:
         (m, out), or (m,) when w2 is (s,).
@@ -137,7 +140,8 @@ def gather_matmul(values: jax.Array, idx: jax.Array, w2: jax.Array, *,
     w2m = w2[:, None] if vector else w2
     k, s = idx.shape[1], w2m.shape[0]
     sparse_wins = gather_prefers_sparse(k, s, w2m.shape[1])
-    out = _rows.by_impl(impl, sparse_wins, _gather_matmul, _dense, values, idx.astype(jnp.int32), w2m,
+    idx = jnp.clip(idx.astype(jnp.int32), 0, max(s - 1, 0))   # one row per index on every path, both ways
+    out = _rows.by_impl(impl, sparse_wins, _gather_matmul, _dense, values, idx, w2m,
                         pallas=_pallas, pallas_wins=prefers_pallas("gather_matmul", k, s))
     return out[:, 0] if vector else out
 
@@ -154,6 +158,7 @@ def dense_rows(values: jax.Array, idx: jax.Array, s: int) -> jax.Array:
 
 
 def gather_matmul_reference(values: jax.Array, idx: jax.Array, w2: jax.Array) -> jax.Array:
-    """`gather_matmul` the dense way: scatter values into (m, s), then multiply by w2."""
+    """`gather_matmul` the dense way: scatter values into (m, s), then multiply by w2 (an
+    index outside [0, s) clipped into it, as there)."""
     _check(values, idx, w2)
-    return _dense(values, idx, w2)
+    return _dense(values, jnp.clip(jnp.asarray(idx), 0, max(w2.shape[0] - 1, 0)), w2)

@@ -3,8 +3,9 @@
 `masked_matmul(x, w, mask)` computes x @ (w ⊙ mask). Its gradient with respect to
 w is masked as well, so weights outside the mask receive exactly zero gradient and
 stay where they are under any optimiser that maps a zero gradient to a zero update.
-The mask is data, not a parameter: it gets no gradient. Reverse mode only (a custom VJP):
-`jax.jvp`, `jacfwd` and `hessian` through it raise; nothing in training uses forward mode.
+The mask is data, not a parameter: it gets no gradient. A custom VJP: `jax.jvp` and `jacfwd`
+through it raise (nothing in training uses forward mode); `jax.hessian`, forward over the
+gradient, works.
 
 Example:
     >>> x = jnp.ones((4, 3)); w = jnp.ones((3, 2)); mask = jnp.eye(3, 2, dtype=bool)
@@ -86,7 +87,13 @@ def masked_matmul_reference(x: jax.Array, w: jax.Array, mask: jax.Array) -> jax.
 def random_fan_in_mask(key: jax.Array, n: int, s: int, fan_in: int) -> jax.Array:
     """(n, s) bool mask in which each of the s columns keeps `fan_in` of the n rows,
     drawn uniformly without replacement and independently per column. fan_in is an int
-    (a float is refused, not rounded)."""
+    (a float is refused, not rounded), as are n and s (sizes ≥ 0)."""
+    for name, size in (("n", n), ("s", s)):
+        try:
+            if isinstance(size, bool) or operator.index(size) < 0:
+                raise TypeError
+        except TypeError:
+            raise ValueError(f"{name} must be an integer ≥ 0, got {size!r}") from None
     try:
         if isinstance(fan_in, bool):
             raise TypeError

@@ -17,9 +17,10 @@ and the output equals the dense top-k MLP `topk_mlp_reference`.
 The choice of units is piecewise constant in the router, so the router's exact
 gradient is zero almost everywhere; it gets none here. A learner that wants a
 router must build it from other parameters (see `router_from_weights`) or train
-it by another signal. The sparse and pallas paths are reverse mode only (custom VJPs):
-`jax.jvp`, `jacfwd` and `hessian` through them raise; the dense path takes every mode, so
-under "auto" forward mode works where `prefers_sparse` is false (pass `impl="dense"` for it).
+it by another signal. The sparse and pallas paths are custom VJPs: `jax.jvp` and `jacfwd`
+through them raise; the dense path takes every mode, so under "auto" forward mode works where
+`prefers_sparse` is false (pass `impl="dense"` for it). `jax.hessian` (forward over the
+gradient) works on the sparse path too; the pallas path raises for any second derivative.
 
 The sparse path reads each gathered row once per example, while a dense matrix
 product reuses every weight across the batch; on CPU it wins only at low density
@@ -76,8 +77,8 @@ def rows_vjp(rows):
     def layer(x, w1, b1, idx):
         return rows.row_dots(x, w1, idx) + b1[idx]
 
-    def fwd(x, w1, b1, idx):
-        return layer(x, w1, b1, idx), (x, w1, b1, idx)
+    def fwd(x, w1, b1, idx):   # not layer(...) itself: forward mode over the VJP (a hessian) reaches it
+        return rows.row_dots(x, w1, idx) + b1[idx], (x, w1, b1, idx)
 
     def bwd(res, gz):
         x, w1, b1, idx = res
@@ -183,6 +184,8 @@ def routed_layer(x: jax.Array, router, w1: jax.Array, b1: jax.Array, k: int,
             (no GPU measurement yet: never), dense otherwise. All return the same
             values and gradients while w1 is finite (the dense path also computes the
             units not routed: an inf or NaN in one of their rows reaches x's gradient).
+            A NaN in an example's x reaches every row of w1's gradient on the dense path,
+            only its k rows on the others.
 
     Returns:
         z (m, k) = x[i] · w1[idx[i, j]] + b1[idx[i, j]], and idx (m, k) int32, the

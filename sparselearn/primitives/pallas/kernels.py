@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import operator
 
 import jax
 import jax.numpy as jnp
@@ -54,12 +55,20 @@ def _tile(n: int, block: int) -> int:
     return max(16, min(block, pl.next_power_of_2(n)))
 
 
-def _check_blocks(**blocks: int) -> None:
-    """ValueError naming the argument unless each block size is a power of two ≥ 16 (Triton
-    refuses other tiles, and only when lowering for a GPU: interpret mode would not tell)."""
+def _check_blocks(**blocks: int) -> tuple[int, ...]:
+    """The block sizes as ints, in order; ValueError naming the argument unless each is a power
+    of two ≥ 16 (Triton refuses other tiles, and only when lowering for a GPU: interpret mode
+    would not tell). NumPy integers count as integers, bools do not."""
+    sizes = []
     for name, block in blocks.items():
-        if not (isinstance(block, int) and block >= 16 and block & (block - 1) == 0):
+        try:
+            size = operator.index(block) if not isinstance(block, bool) else None
+        except TypeError:
+            size = None
+        if size is None or size < 16 or size & (size - 1):
             raise ValueError(f"{name} must be a power of two ≥ 16 (a Triton tile), got {block!r}")
+        sizes.append(size)
+    return tuple(sizes)
 
 
 def _per_platform(name: str, fn, *args, **options):
@@ -124,7 +133,7 @@ def _combine(coef, idx, table, *, rows_per, cols_per, interpret):
 def row_combine(coef: jax.Array, idx: jax.Array, table: jax.Array, *,
                 block_rows: int = BLOCK_ROWS, block_cols: int = BLOCK_COLS) -> jax.Array:
     """out[i] = Σ_j coef[i, j] · table[idx[i, j]].  coef, idx (m, k), table (s, d) → (m, d)."""
-    _check_blocks(block_rows=block_rows, block_cols=block_cols)
+    block_rows, block_cols = _check_blocks(block_rows=block_rows, block_cols=block_cols)
     if 0 in idx.shape + table.shape[1:]:
         return jnp.zeros((idx.shape[0], table.shape[1]), jnp.result_type(coef, table))
     return _per_platform("row_combine", _combine, coef, idx.astype(jnp.int32), table, rows_per=block_rows,
@@ -168,7 +177,7 @@ def _dots(x, table, idx, *, pairs_per, cols_per, interpret):
 def row_dots(x: jax.Array, table: jax.Array, idx: jax.Array, *,
              block_pairs: int = BLOCK_PAIRS, block_cols: int = BLOCK_COLS) -> jax.Array:
     """out[i, j] = table[idx[i, j]] · x[i].  x (m, d), table (s, d), idx (m, k) → (m, k)."""
-    _check_blocks(block_pairs=block_pairs, block_cols=block_cols)
+    block_pairs, block_cols = _check_blocks(block_pairs=block_pairs, block_cols=block_cols)
     if 0 in idx.shape + x.shape[1:]:
         return jnp.zeros(idx.shape, jnp.result_type(x, table))
     return _per_platform("row_dots", _dots, x, table, idx.astype(jnp.int32), pairs_per=block_pairs,
@@ -217,7 +226,7 @@ def row_scatter_add(s: int, idx: jax.Array, coef: jax.Array, x: jax.Array, dtype
     The transpose of `row_dots` with respect to the table; `dtype` is the result's. Each
     unit's pairs are summed in the order of their flat index i·k + j.
     """
-    _check_blocks(block_pairs=block_pairs, block_cols=block_cols)
+    block_pairs, block_cols = _check_blocks(block_pairs=block_pairs, block_cols=block_cols)
     m, k = idx.shape
     if 0 in (s, m, k, x.shape[1]):
         return jnp.zeros((s, x.shape[1]), dtype)
