@@ -50,7 +50,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from filelock import FileLock
 
-from sparselearn.schema import CURVE_COLUMNS, RUN_COLUMNS, TRACE_COLUMNS
+from sparselearn.schema import CURVE_COLUMNS, RUN_COLUMNS, RUN_DTYPES, TRACE_COLUMNS
 
 if TYPE_CHECKING:
     from sparselearn.config import Experiment
@@ -179,6 +179,11 @@ def read_arrow(path: Path, table: str, columns: list[str] | None = None) -> pa.T
     except PermissionError:
         raise StoreError(f"{path}: permission denied (reading results)") from None
     except (pa.ArrowException, OSError) as e:
+        if path.is_symlink() and not path.exists():   # a file annex or DVC has not fetched yet
+            raise StoreError(f"{path}: broken symbolic link (a part of the {table} table)") from None
+        # a part that is a directory; a single-file table becomes one when converted (read again)
+        if path.name.startswith("part-") and path.exists() and not path.is_file():
+            raise StoreError(f"{path}: not a regular file (a part of the {table} table)") from None
         if not path.is_file():
             raise FileNotFoundError(errno.ENOENT, "removed while being read", str(path)) from None
         raise StoreError(_corrupt(path, table, e)) from None
@@ -196,7 +201,12 @@ def _frame(arrow: pa.Table, table: str, columns: list[str] | None) -> pd.DataFra
         raise StoreError(f"unreadable {table} table ({e})") from None
     # the table's columns in its order, whichever parts (older ones lack some) the rows came from
     order = list(dict.fromkeys([*(columns or TABLES[table][0]), *df.columns]))
-    return df if list(df.columns) == order else df.reindex(columns=order)
+    if list(df.columns) == order:
+        return df
+    added = [c for c in order if c not in df.columns]
+    df = df.reindex(columns=order)
+    typed = {c: RUN_DTYPES[c] for c in added if table == "runs" and c in RUN_DTYPES}
+    return df.astype(typed) if typed else df   # a column older parts lack reads as its schema types it
 
 
 def _corrupt(path: Path, table: str, e: Exception) -> str:
@@ -583,8 +593,9 @@ class StoreView:
         set()
     """
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, traced: bool = False):
         self.store = store
+        self.traced = traced   # the experiment records traces: a run without them is not done
         self.seen: set[Path] = set()
         self.initial: set[Path] | None = None
         self.status: dict[str, tuple[str, Path]] = {}
@@ -632,15 +643,16 @@ class StoreView:
                         held[rid] = part
 
     def done(self, retry_failed: bool = False, fresh_only: bool = False) -> set[str]:
-        """run_ids a rerun skips: ok/diverged with curves stored, failed ones, and with
-        `retry_failed` neither failed nor diverged ones (those stored again since the view was
-        made count as done). With `fresh_only` only what was stored after the view was made
-        counts (for `--force`)."""
+        """run_ids a rerun skips: ok/diverged with curves (and, `traced`, traces) stored, failed
+        ones, and with `retry_failed` neither failed nor diverged ones (those stored again since
+        the view was made count as done). With `fresh_only` only what was stored after the view
+        was made counts (for `--force`)."""
         initial = self.initial or set()
         out = set()
         for rid, (status, part) in self.status.items():
             fresh = part not in initial
-            if (fresh_only and not fresh) or (status in KEPT and rid not in self.curves):
+            missing = rid not in self.curves or (self.traced and rid not in self.traces)
+            if (fresh_only and not fresh) or (status in KEPT and missing):
                 continue
             if status == "ok" or not retry_failed or fresh:
                 out.add(rid)
@@ -720,7 +732,10 @@ def load_results(path: str | Path, curves: bool = False) -> pd.DataFrame | tuple
                                                  for i, (f, c) in enumerate(zip(frames, configs)) if len(f)]))
     if not curves:
         return runs
-    return runs, rows_of_runs(_concat([s.curves() for s in stores], "curves"), runs["run_id"])
+    rows = rows_of_runs(_concat([s.curves() for s in stores], "curves"), runs["run_id"])
+    if len(stores) > 1:   # a run held by two stores (a copy) has its curve points twice: the newest store's
+        rows = rows.drop_duplicates(["run_id", "step"]).reset_index(drop=True)
+    return runs, rows
 
 
 def _without_sweep(store: Path) -> str | None:

@@ -44,6 +44,18 @@ def _sized(n, learner, optimizer, batch, m, test_m):
     return config.loads(text)
 
 
+def test_estimate_counts_a_wide_teachers_activations_while_it_draws_and_builds():
+    """A Gaussian sparse_mlp of s = 1,024 units draws its labels through (rows, s) activations
+    and builds its bias from 2^14 reference inputs times its units: estimated at 0 from 1 and 2
+    rows, the data part was 24× below the measured peak at s = 4,096."""
+    text = ("target: {name: sparse_mlp, n: 64, s: 1024, k: 4, construction: random, inputs: gaussian}\n"
+            "learner: {name: mlp, width: 16}\ntrain: {loss: square, steps: 40, eval_every: 20}\n"
+            "data: {m: 4096, test_m: 4096}\n")
+    est = memory.estimate(group(expand(config.loads(text)))[0].exp)
+    assert est.data >= (4096 + 4096) * 1024 * 4 + 2**14 * 1024 * 4
+    _check_estimate(config.loads(text))
+
+
 def test_estimate_counts_the_batch_indices_drawn_between_curve_points():
     """4,000 steps of batch 1,024 between curve points: their indices, drawn at once, are most of
     the memory of a small net (the estimate was 1/100 of it)."""

@@ -207,3 +207,25 @@ def test_runs_that_stop_at_eps_store_traces_up_to_their_stop(tmp_path, tiny):
     assert len(set(reached)) > 1 and max(reached) <= len(steps)  # runs stopped at different points
     for i, points in enumerate(reached):
         assert np.isfinite(norms[i, :points]).all() and np.isnan(norms[i, points:]).all()
+
+
+def test_a_deleted_traces_part_is_recomputed_as_the_corrupt_file_error_says(tmp_path, tiny):
+    """A run counted as done once its row and curves were stored: deleting a corrupt traces part,
+    as the error advised, lost those traces for good."""
+    exp = _recording(tiny, ["unit_norms"], sweep={"seeds": [0, 1], "grid": {"train.batch": [8, 16]}})
+    first = sl.run(exp, str(tmp_path), progress=False)
+    store = _one_store(tmp_path, exp)
+    before = load_traces(store.path)
+    part = sorted((store.path / "traces.parquet").glob("part-*.parquet"))[-1]
+    lost = set(pd.read_parquet(part)["run_id"])
+    part.write_bytes(part.read_bytes()[:100])                      # truncated
+    with pytest.raises(StoreError, match="delete it and rerun the same command: the runs whose traces it held"):
+        sl.run(exp, str(tmp_path), progress=False)
+    part.unlink()
+    summary = sl.run(exp, str(tmp_path), progress=False).attrs["summary"]
+    assert summary.ok == len(lost) and summary.skipped == len(first) - len(lost)
+    after = load_traces(store.path)
+    assert set(after["run_id"]) == set(first["run_id"])
+    ids, _, a = trace_array(before, "unit_norms", run_ids=sorted(first["run_id"]))
+    np.testing.assert_array_equal(trace_array(after, "unit_norms", run_ids=ids)[2], a)
+    assert len(sl.load_results(store.path)) == len(first)       # the retrained runs' rows replace theirs

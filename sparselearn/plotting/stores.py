@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from sparselearn.errors import PlotError
 from sparselearn.plotting.curves import grid_keys
 from sparselearn.store import load_results, one_per_run, resolve, rows_of_runs
 
@@ -29,7 +30,13 @@ def _settings(store: Path) -> dict[str, str]:
     path = store / "config.yaml"
     if not path.is_file():
         return {"store": store.name}
-    cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, ValueError, yaml.YAMLError) as e:   # ValueError: not UTF-8
+        raise PlotError(f"{path}: unreadable config ({' '.join(str(e).split())[:200]}); restore it, or copy "
+                        "the config this store was run with there") from None
+    if not isinstance(cfg, dict):
+        raise PlotError(f"{path}: not a config (a mapping of sections), got {type(cfg).__name__}")
     flat = {"experiment": json.dumps(cfg.get("experiment"))}
     for section in ("target", "learner", "train", "data"):
         for key, value in (cfg.get(section) or {}).items():

@@ -107,9 +107,10 @@ def _size_key(learner) -> str:
     return "learner.width" if hasattr(learner, "width") else "learner"
 
 
-def _grow(trace, which: int) -> int:
-    """Bytes per row of the (sum, largest) intermediates of `trace(rows)`: its growth from 1 to 2 rows."""
-    return max(_intermediates(trace(2))[which] - _intermediates(trace(1))[which], 0)
+def _grow(trace, which: int, rows: int = 1) -> int:
+    """Bytes per row of the (sum, largest) intermediates of `trace(rows)`: its growth from `rows`
+    to 2·rows, per row."""
+    return -(-max(_intermediates(trace(2 * rows))[which] - _intermediates(trace(rows))[which], 0) // rows)
 
 
 @functools.lru_cache(maxsize=256)
@@ -146,14 +147,23 @@ def _traced(exp) -> Estimate:
     key = abstract_key()  # traced abstractly: nothing runs
     teacher = jax.eval_shape(target.init, key)
     x_one, y_one = jax.eval_shape(lambda p, k: target.sample(p, k, 1), teacher, key)
-    # drawing a row keeps its temporaries (random bits, …) alongside the stored example
-    per_row = _bytes((x_one, y_one)) + 2 * _grow(lambda rows: jax.make_jaxpr(
-        lambda p, k: target.sample(p, k, rows))(teacher, key), 1)
     train_rows = 0 if data.online else data.m
+
+    def draw(rows):
+        return jax.make_jaxpr(lambda p, k: target.sample(p, k, rows))(teacher, key)
+
+    # drawing a row keeps its temporaries (random bits, a wide teacher's (rows, s) activations)
+    # alongside the stored example: their growth at 1 row and at the group's own row count, where
+    # such an array outgrows the teacher's fixed weights, the largest at 1 or 2 rows (n = 256,
+    # s = 4096: 16 KB a row, estimated at 0 from 1 and 2 rows, 24× below the measured peak)
+    per_row = _bytes((x_one, y_one)) + 2 * max(_grow(draw, 1), _grow(draw, 1, max(train_rows, data.test_m)))
+    # and building the teacher: the largest array of its init twice (a reference set of inputs
+    # times its units: 268 MB at s = 4096), held before the data is drawn
+    building = 2 * _intermediates(jax.make_jaxpr(target.init)(key))[1]
     rows_key = "data.m" if train_rows >= data.test_m else "data.test_m"
     # and the outputs: a curve of every metric at each evaluation point
     curve_points = tr.steps // tr.eval_every + 2 if kind.trained else 1
-    data_bytes = (train_rows + data.test_m) * per_row + _bytes(teacher) + curve_points * len(CURVES) * 4
+    data_bytes = (train_rows + data.test_m) * per_row + _bytes(teacher) + building + curve_points * len(CURVES) * 4
     data_keys = (rows_key, "target.n")
     if kind.trained:
         # a curve point's steps draw their batch indices at once (int32) and keep a loss and an

@@ -242,12 +242,13 @@ def execute(store: Store, runs: list[Run], executor: ExecutorConfig, *, force: b
     group as it finishes; return the stored rows of `runs` and a Summary.
 
     Every stored file is read (and so checked) before anything trains. A run is done when its
-    row (ok, or diverged or failed unless `retry_failed`) and its curves are stored. Groups are
+    row (ok, or diverged or failed unless `retry_failed`) and its curves (and traces, where the
+    experiment records them) are stored. Groups are
     claimed through leases in the store, so several processes running the same sweep on one
     store split its groups; each waits for the groups others hold, then returns."""
     start = time.perf_counter()
     check_writable(store.path)
-    view = StoreView(store)
+    view = StoreView(store, traced=any(r.exp.train.record for r in runs))
     view.refresh(full=True)
     done = set() if force else view.done(retry_failed)
     todo = [r for r in runs if r.run_id not in done]
