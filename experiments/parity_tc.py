@@ -11,7 +11,7 @@ evaluated every `eval_every(k, n)` ≤ t_c/20 steps (from a first estimate of t_
 whether the bend of the k = 3 local slope moves with the width.
 
 Run:   python experiments/parity_tc.py            full: k = 2 to n = 160, k = 3 to n = 452, k = 4 to
-                                                   n = 113, 25 seeds (16 at the two largest); ≈ 45 min
+                                                   n = 113, 25 seeds (16 at the two largest); ≈ 37 min
                                                    on one core (measured: paper_figs/fig_hp_1r.py)
        python experiments/parity_tc.py --smoke    seconds
 Larger n on a cluster, e.g. k = 4 at n = 160: add `160: 400_000` to FIRST_ESTIMATE[4] (t_c ≈ 4×10⁵

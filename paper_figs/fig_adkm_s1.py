@@ -19,7 +19,9 @@ table kept in paper_figs/data/adkm-s1-m_star.parquet. Measured m*:
 (theory: 1 and 1.21 for ADKM, its log factor included; 2 and 0 for the dense rate). Growing s at
 fixed k, m* grows as s^0.75 over 1.5 decades, below the k·s·n bound and far below s² (the dense
 rate's interval would need 2; the measured one ends at 0.96). The number of Walsh characters the
-teacher's groups can use, N_d(12) with d = log₂(s/k) + 2 bits per group, has about the same overall
+teacher's groups can use, N_d(12) with d = log₂(s/k) + 2 address bits per group (a unit's value reads
+every bit, but ≥ 99.3% of the teacher's variance lies at degree ≤ d, enumerated at s = 4, 16, 32 and
+128; the rest at degree d + 1), has about the same overall
 slope (0.72 over s = 4–128) but not the same shape: its local slopes fall from 1.41 to 0.20 as it
 nears 2¹², where m*'s stay near 0.75 (m*/N_d between 0.38 and 0.76). Growing k at fixed s, m* falls (1024 to 609 over
 k = 1–8; over four points the interval still holds the dense rate's 0, but excludes ADKM's 1.21):

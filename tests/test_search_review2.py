@@ -78,3 +78,21 @@ def test_the_notes_and_exit_status_follow_what_failed_and_what_diverged(tmp_path
     assert main(["search", str(tmp_path / "g.yaml"), "--param", param, "--quiet"]) == status
     err = capsys.readouterr().err
     assert note in err and ("--retry-failed" in err) == bool(failed)
+
+
+def test_a_search_stopped_by_max_rounds_is_not_at_its_floor(tmp_path):
+    """Stopped after one round at its start (which succeeds), nothing below it tried: an upper
+    bound, but not the smallest value the search may try."""
+    with pytest.warns(UserWarning, match="max_rounds"):
+        res = sample_complexity(config.loads(GF2), delta=0.2, out=tmp_path, start=64, max_rounds=1, progress=False)
+    row = res.table().iloc[0]
+    assert row["estimate"] == 64 and row["below"] is None and not bool(row["floored"])
+
+
+def test_a_steps_search_succeeding_at_its_first_evaluated_step_is_floored(tmp_path):
+    text = ("experiment: st\ntarget: {name: sparse_parity, n: 4, k: 1}\nlearner: {name: mlp, width: 16}\n"
+            "train: {lr: 0.5, batch: 16, steps: 200, eval_every: 20, eps: 0.5}\ndata: {m: 64, test_m: 64}\n"
+            "sweep: {seeds: 2}\n")
+    res = sample_complexity(config.loads(text), param="train.steps", delta=0.5, out=tmp_path, progress=False)
+    row = res.table().iloc[0]
+    assert row["estimate"] == 20 and bool(row["floored"])

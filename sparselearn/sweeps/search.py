@@ -74,6 +74,7 @@ class PointSearch:
     censored: bool = False  # no success up to the largest allowed value
     failed: int = 0  # runs counted in `tried` whose status is failed (trials without success)
     diverged: int = 0  # runs counted in `tried` that diverged (train.steps: some may have reached eps first)
+    floor: int | None = None  # the smallest value the search may try here (data.m), or evaluated (train.steps)
 
     def succeeds(self, value: int, target: float) -> bool:
         s, n = self.tried[value]
@@ -119,9 +120,10 @@ class SearchResult:
         """One row per grid point: the estimate, its bracket, the success rate there, tries.
 
         `estimate` is the smallest tried value whose success rate is ≥ 1 − δ, with the next
-        smaller tried value failing (`below`); where none below it was tried or failed, it is
-        the smallest value the search may try (min_value, the grid point's train.batch, or the
-        first evaluated step) and only an upper bound: `floored` is true, m* ≤ estimate.
+        smaller tried value failing (`below`); where it is the smallest value the search may try
+        (min_value, the grid point's train.batch, or the first evaluated step) it is only an
+        upper bound: `floored` is true, m* ≤ estimate (a search stopped by max_rounds before
+        halving to a failure leaves an upper bound too: below null, floored false).
         `ci_low`/`ci_high` bracket m* as ci_low < m* ≤ ci_high,
         using the exact binomial (Clopper–Pearson) interval of each tried value: ci_high is the
         smallest tried value whose interval lies above 1 − δ, ci_low the largest tried value
@@ -142,7 +144,8 @@ class SearchResult:
             below = [v for v, (_, u) in cis.items() if u < target and (ci_high is None or v < ci_high)]
             s, n = ps.tried[hi] if hi is not None else (None, max((t for _, t in ps.tried.values()), default=0))
             rows.append({**{k: v for k, v in ps.point}, "estimate": hi, "censored": ps.censored,
-                         "floored": hi is not None and lo is None, "below": lo, "ci_low": max(below) if below else None, "ci_high": ci_high,
+                         "floored": hi is not None and lo is None and ps.floor is not None and hi <= ps.floor,
+                         "below": lo, "ci_low": max(below) if below else None, "ci_high": ci_high,
                          "success_rate": s / n if s is not None and n else None, "seeds": n,
                          "failed": ps.failed, "diverged": ps.diverged, "tried": len(ps.tried),
                          "values": sorted(ps.tried)})
@@ -339,6 +342,7 @@ def _search_m(base, where, points, target, eps, start, min_value, max_value, rto
     limits = {}
     for ps in points:  # a loop, not a comprehension: the warnings' stacklevel counts frames
         limits[ps.point] = _m_range(base, ps.point, lo_limit, hi_limit)
+        ps.floor = limits[ps.point][0]
     for round_ in range(max_rounds + 1):
         wanted = []
         for ps in points:
@@ -388,6 +392,7 @@ def _search_steps(base, where, points, target, start, min_value, max_value, prog
             reached = got["steps_to_eps"].astype("float64").to_numpy()
             evals = np.sort(curves.loc[curves["run_id"].isin(got["run_id"]), "step"].unique())
             ps.tried = {int(t): (int((reached <= t).sum()), len(got)) for t in evals if t > 0 and t >= first}
+            ps.floor = min(ps.tried, default=None)
             ps.failed, ps.diverged = _count(got, "failed"), _count(got, "diverged")
             ps.censored = not any(ps.succeeds(t, target) for t in ps.tried)
         # a point that reached the target keeps its budget; only the others train longer
