@@ -550,6 +550,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         parsed = _safe_load(value) if value.strip() else None
     except yaml.YAMLError as e:
         raise ConfigError(f"cannot parse the value of {text!r} as YAML{_yaml_problem(e, value)}", key=key) from None
+    except RecursionError:
+        raise ConfigError("the value nests too deeply", key=key) from None
     if isinstance(parsed, dict):
         raise ConfigError(f"override values are scalars or lists, got a mapping in {text!r}", key=key)
     return key, parsed

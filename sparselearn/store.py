@@ -791,7 +791,10 @@ def load_traces(path: str | Path) -> pd.DataFrame:
     """
     stores = [Store(p) for p in resolve(path)]
     traces = _concat([s.read("traces") for s in stores if s.files("traces")], "traces")
-    return rows_of_runs(traces, _concat([s.read("runs", ["run_id"]) for s in stores], "runs")["run_id"])
+    rows = rows_of_runs(traces, _concat([s.read("runs", ["run_id"]) for s in stores], "runs")["run_id"])
+    if len(stores) > 1:   # a run held by two stores (a copy): its traces once, as `load_results` its curves
+        rows = rows.drop_duplicates(["run_id", "step", "name"]).reset_index(drop=True)
+    return rows
 
 
 def trace_array(traces: pd.DataFrame, name: str, run_ids=None) -> tuple[list[str], np.ndarray, np.ndarray]:

@@ -154,3 +154,9 @@ def test_the_modules_the_readme_names_are_reached_from_the_package():
             "import sys; print('jax' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_an_override_nesting_too_deeply_is_a_config_error():
+    with pytest.raises(ConfigError, match="nests too deeply") as e:
+        config.parse_override("train.lr=" + "[" * 3000 + "]" * 3000)
+    assert e.value.key == "train.lr"

@@ -38,7 +38,10 @@ def test_b_alone_is_refused_exactly_where_the_biased_cut_is_the_median_0(n):
     every bias is 0."""
     x, weights = reference("hypercube", jax.random.key(0), n)
     z = x @ jax.random.normal(jax.random.key(3), (n, 4))
-    for active in (0.05, 0.3, 0.45, 0.47, 0.49, 0.499, 0.5, 0.501, 0.51, 0.53, 0.7):
+    edges = (0.5 - 2.0 ** -(n + 1), 0.5 + 2.0 ** -(n + 1))   # the tie: the lower edge cuts at 0, the upper not
+    for active in (0.05, 0.3, 0.45, 0.47, 0.49, 0.499, 0.5, 0.501, 0.51, 0.53, 0.7, *edges):
+        if not 0 < active < 1:
+            continue
         fields = dict(n=n, s=4, k=4, construction="biased", active=active)
         b = jax.vmap(quantile_bias, in_axes=(1, None, None))(z, weights, active)
         zero = bool(jnp.all(b == 0))

@@ -229,3 +229,15 @@ def test_a_deleted_traces_part_is_recomputed_as_the_corrupt_file_error_says(tmp_
     ids, _, a = trace_array(before, "unit_norms", run_ids=sorted(first["run_id"]))
     np.testing.assert_array_equal(trace_array(after, "unit_norms", run_ids=ids)[2], a)
     assert len(sl.load_results(store.path)) == len(first)       # the retrained runs' rows replace theirs
+
+
+def test_a_copied_store_has_each_trace_once(tmp_path, tiny):
+    import shutil
+
+    exp = _recording(tiny, ["unit_norms"], sweep={"seeds": [0, 1]})
+    sl.run(exp, str(tmp_path), progress=False)
+    store = _one_store(tmp_path, exp)
+    alone = load_traces(store.path)
+    shutil.copytree(store.path, store.path.with_name(store.path.name + "_copy"))
+    both = load_traces(store.path.parent)
+    assert len(both) == len(alone) and not both.duplicated(["run_id", "step", "name"]).any()

@@ -313,13 +313,15 @@ class SparseMLP(LabelNoise):
         """`biased` cutting every unit at its median, 0, on a symmetric law (hypercube, biased with
         p = ½, Gaussian): at active = ½ whatever n, and on an enumerated cube (n ≤ MAX_REFERENCE)
         wherever ½ is the achievable tail mass nearest `active` (its values pair up as ±z, so the
-        middle cut lies halfway between −z and z): |active − ½| ≤ 2^−(n+1), any active at n = 1.
-        Every bias is then 0."""
+        middle cut lies halfway between −z and z): −2^−(n+1) ≤ active − ½ < 2^−(n+1) (at the upper
+        end the tie goes to the larger tail, ½ + 2^−n, as `quantile_bias` breaks it), any active at
+        n = 1. Every bias is then 0."""
         symmetric = self.inputs in ("hypercube", "gaussian") or (self.inputs == "biased" and self.p == 0.5)
         if self.construction != "biased" or not symmetric:
             return False
         enumerated = self.inputs != "gaussian" and self.n <= MAX_REFERENCE
-        return self.active == 0.5 or (enumerated and (self.n == 1 or abs(self.active - 0.5) <= 2.0 ** -(self.n + 1)))
+        half = 2.0 ** -(self.n + 1)
+        return self.active == 0.5 or (enumerated and (self.n == 1 or -half <= self.active - 0.5 < half))
 
     def _check_noise(self):
         require(self.noise >= 0.0, "noise", f"noise standard deviation must be ≥ 0, got {self.noise}")
