@@ -530,7 +530,7 @@ def _safe_load(text: str):
 
 def _yaml_problem(e: yaml.YAMLError, text: str) -> str:
     """' at line L: what' (one line) of a YAML error of `text`."""
-    if isinstance(e, yaml.reader.ReaderError):   # a character YAML does not allow (a NUL, a control)
+    if isinstance(e, yaml.reader.ReaderError) and isinstance(e.character, int):   # a NUL, a control character
         line = text[: e.position].count("\n") + 1
         return f" at line {line}: character #x{e.character:04x} is not allowed in YAML"
     mark = getattr(e, "problem_mark", None)
