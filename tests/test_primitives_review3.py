@@ -45,8 +45,8 @@ def test_a_hessian_through_the_routed_mlp_equals_the_reference():
         def loss(fn):
             return lambda w1, w2: jnp.sum(jnp.sin(fn(x, router, w1, b1, w2, k)))
 
-        got = jax.hessian(loss(lambda *a: P.routed_mlp(*a, impl="sparse")), (0, 1))(w1, w2)
-        want = jax.hessian(loss(P.routed_mlp_reference), (0, 1))(w1, w2)
+        got = jax.jit(jax.hessian(loss(lambda *a: P.routed_mlp(*a, impl="sparse")), (0, 1)))(w1, w2)
+        want = jax.jit(jax.hessian(loss(P.routed_mlp_reference), (0, 1)))(w1, w2)
         for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
             np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
 
