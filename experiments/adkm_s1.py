@@ -65,7 +65,8 @@ def experiments(smoke: bool) -> dict[str, sl.config.Experiment]:
 
 def measure(smoke: bool = False, store: str = "results") -> pd.DataFrame:
     """One row per teacher: sweep (series label), size (the grown s or k), n, s, k, m_star (NaN
-    when no m ≤ max_m reached ε), its bracket ci_low/ci_high, censored."""
+    when no m ≤ max_m reached ε, or when the smallest m the search may try did: floored, an
+    upper bound only, not fitted), its bracket ci_low/ci_high, censored."""
     size = SMOKE if smoke else FULL
     rows = []
     for label, exp in experiments(smoke).items():
@@ -73,6 +74,7 @@ def measure(smoke: bool = False, store: str = "results") -> pd.DataFrame:
         res = sl.sample_complexity(exp, eps=size["eps"], delta=DELTA, out=str(store), start=size["start"],
                                    max_value=size["max_m"], rtol=RTOL, progress=False, max_rounds=size["rounds"])
         est = res.estimates()
+        est["m_star"] = est["m_star"].where(~est["floored"])
         s = est.get("target.s", pd.Series([exp.target.s] * len(est)))
         k = est.get("target.k", pd.Series([exp.target.k] * len(est)))
         rows.append(pd.DataFrame({

@@ -135,7 +135,7 @@ def experiments(smoke: bool) -> list[sl.config.Experiment]:
 
 def measure(smoke: bool = False, store: str = "results") -> pd.DataFrame:
     """One row per d: n (= d), k, width, quadratics (C(d + k, k)), m_star (NaN when no
-    m ≤ max_m reached EPS), ci_low, ci_high (Clopper–Pearson bracket), censored, below (the
+    m ≤ max_m reached EPS, or when the smallest m the search may try did: an upper bound only), ci_low, ci_high (Clopper–Pearson bracket), censored, below (the
     largest failing m under m_star), budget (the largest m tried), tried, seeds."""
     size = SMOKE if smoke else FULL
     rows = []
@@ -145,7 +145,7 @@ def measure(smoke: bool = False, store: str = "results") -> pd.DataFrame:
                                    max_value=size["max_m"], rtol=RTOL, progress=False, max_rounds=size["rounds"])
         est, table = res.estimates().iloc[0], res.table().iloc[0]
         rows.append({"n": d, "k": exp.target.k, "width": exp.learner.width, "quadratics": quadratics(d, exp.target.k),
-                     "m_star": est["m_star"], "ci_low": est["ci_low"], "ci_high": est["ci_high"],
+                     "m_star": float("nan") if est["floored"] else est["m_star"], "ci_low": est["ci_low"], "ci_high": est["ci_high"],
                      "censored": bool(est["censored"]),
                      "below": float("nan") if pd.isna(table["below"]) else float(table["below"]),
                      "budget": int(max(table["values"])), "tried": int(table["tried"]),
