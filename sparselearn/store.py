@@ -728,8 +728,9 @@ def load_results(path: str | Path, curves: bool = False) -> pd.DataFrame | tuple
     runs = _concat(frames, "runs")
     configs = [_without_sweep(s.path) for s in stores] if len(stores) > 1 else []
     if len(set(configs)) < len(configs):   # some stores alike but for their sweep
-        runs = one_per_run(runs, np.concatenate([np.full(len(f), c if c is not None else f"?{i}", dtype=object)
-                                                 for i, (f, c) in enumerate(zip(frames, configs)) if len(f)]))
+        alike = np.concatenate([np.full(len(f), c if c is not None else f"?{i}", dtype=object)
+                                for i, (f, c) in enumerate(zip(frames, configs)) if len(f)])
+        runs = one_per_run(runs, alike, points=_resolved_points(runs, alike))
     if not curves:
         return runs
     rows = rows_of_runs(_concat([s.curves() for s in stores], "curves"), runs["run_id"])
@@ -752,19 +753,41 @@ def _without_sweep(store: Path) -> str | None:
     return json.dumps({k: v for k, v in cfg.items() if k not in ("sweep", "executor")}, sort_keys=True, default=repr)
 
 
-def one_per_run(runs: pd.DataFrame, alike=None) -> pd.DataFrame:
+def one_per_run(runs: pd.DataFrame, alike=None, points=None) -> pd.DataFrame:
     """`runs` (newest store first) with one row per grid point and seed, among the rows whose
     `alike` (per row; default all) is equal: stores alike but for their sweep hold the same run
     twice where their sweeps overlap (seeds 0–1 in a store of 2 seeds and one of 3), trained
-    alike. An ok row is kept before a failed or diverged one, else the first (the newest store's)."""
+    alike. An ok row is kept before a failed or diverged one, else the first (the newest store's).
+    `points` (per row, JSON) stands for the grid points where given (`_resolved_points`)."""
     if runs.empty or not {"grid", "seed"} <= set(runs.columns):
         return runs
-    point = [json.dumps(json.loads(g) if isinstance(g, str) and g else {}, sort_keys=True) for g in runs["grid"]]
+    point = points if points is not None else \
+        [json.dumps(json.loads(g) if isinstance(g, str) and g else {}, sort_keys=True) for g in runs["grid"]]
     rank = (runs["status"] != "ok") if "status" in runs.columns else False
     alike = 0 if alike is None else alike
     keep = runs.assign(_alike=alike, _point=point, _rank=rank)
     keep = keep.sort_values("_rank", kind="stable").drop_duplicates(["_alike", "_point", "seed"])
     return runs.loc[sorted(keep.index)].reset_index(drop=True)
+
+
+def _resolved_points(runs: pd.DataFrame, alike) -> list[str]:
+    """Each run's grid point (JSON) with the keys other runs alike grid set to its store's value
+    of them (from `alike`, its config as JSON): a run of a store that fixes data.m = 16 is the
+    point {"data.m": 16} of a store alike but for gridding data.m, the same run."""
+    points = [json.loads(g) if isinstance(g, str) and g else {} for g in runs["grid"]]
+    keys: dict[object, set[str]] = {}
+    for p, a in zip(points, alike):
+        keys.setdefault(a, set()).update(p)
+    for p, a in zip(points, alike):
+        try:
+            base = json.loads(a) if isinstance(a, str) and not a.startswith("?") else {}
+        except ValueError:
+            base = {}
+        for key in keys[a] - set(p):
+            section, _, name = key.partition(".")
+            if isinstance(base.get(section), dict) and name in base[section]:
+                p[key] = base[section][name]
+    return [json.dumps(p, sort_keys=True) for p in points]
 
 
 def rows_of_runs(rows: pd.DataFrame, run_ids) -> pd.DataFrame:

@@ -69,3 +69,12 @@ def test_plot_names_a_stores_unreadable_config(store, capsys):
     assert main(["plot", str(store.path.parent)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {store.path / 'config.yaml'}: unreadable config (") and "\n" not in err
+
+
+def test_a_run_fixed_in_one_store_and_gridded_in_another_alike_is_read_once(tmp_path):
+    root = tmp_path / "results"
+    sl.run(config.loads(GF2.replace("seeds: 3", "seeds: 2")), str(root), progress=False)          # m fixed at 32
+    sl.run(config.loads(GF2.replace("seeds: 3", "seeds: 2, grid: {data.m: [32, 64]}")), str(root), progress=False)
+    sl.run(config.loads(GF2), str(root), progress=False)                                          # m 32, 3 seeds
+    runs = sl.load_results(root / "gg")
+    assert sorted(zip(runs["m"], runs["seed"])) == [(32, 0), (32, 1), (32, 2), (64, 0), (64, 1)]
