@@ -26,15 +26,23 @@ def same(what: str, *pairs: tuple[str, int]) -> None:
         raise ValueError(f"{what} disagree: {listed}")
 
 
+def as_int(value) -> int | None:
+    """`value` as a Python int where it is one (an int or a NumPy integer), else None (a bool,
+    a float, a tracer): sizes and counts that fix shapes must be static integers."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
 def k_in_range(k, s: int, source: str = "") -> int:
     """`k` as a Python int with 1 ≤ k ≤ s (k must be static: it fixes output shapes);
     `source` says where k and s come from when the caller did not pass them."""
-    try:
-        if isinstance(k, bool):
-            raise TypeError("a bool is not a unit count")
-        k = operator.index(k)  # ints and numpy integers; a float or a tracer raises here
-    except TypeError as e:
-        raise ValueError(f"k must be a static Python int (it fixes shapes), got {k!r}") from e
+    if (static := as_int(k)) is None:
+        raise ValueError(f"k must be a static Python int (it fixes shapes), got {k!r}")
+    k = static
     if not 1 <= k <= s:
         raise ValueError(f"k must satisfy 1 ≤ k ≤ s = {s}, got k = {k}" + (f" ({source})" if source else ""))
     return k

@@ -140,10 +140,15 @@ def gather_matmul(values: jax.Array, idx: jax.Array, w2: jax.Array, *,
     w2m = w2[:, None] if vector else w2
     k, s = idx.shape[1], w2m.shape[0]
     sparse_wins = gather_prefers_sparse(k, s, w2m.shape[1])
-    idx = jnp.clip(idx.astype(jnp.int32), 0, max(s - 1, 0))   # one row per index on every path, both ways
+    idx = _in_range(idx.astype(jnp.int32), s)
     out = _rows.by_impl(impl, sparse_wins, _gather_matmul, _dense, values, idx, w2m,
                         pallas=_pallas, pallas_wins=prefers_pallas("gather_matmul", k, s))
     return out[:, 0] if vector else out
+
+
+def _in_range(idx, s: int):
+    """`idx` clipped into [0, s): one row per index on every path, forward and backward alike."""
+    return jnp.clip(idx, 0, max(s - 1, 0))
 
 
 def _dense(values, idx, w2):
@@ -161,4 +166,4 @@ def gather_matmul_reference(values: jax.Array, idx: jax.Array, w2: jax.Array) ->
     """`gather_matmul` the dense way: scatter values into (m, s), then multiply by w2 (an
     index outside [0, s) clipped into it, as there)."""
     _check(values, idx, w2)
-    return _dense(values, jnp.clip(jnp.asarray(idx), 0, max(w2.shape[0] - 1, 0)), w2)
+    return _dense(values, _in_range(jnp.asarray(idx), w2.shape[0]), w2)

@@ -15,8 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import operator
-
 import jax
 import jax.numpy as jnp
 
@@ -89,17 +87,12 @@ def random_fan_in_mask(key: jax.Array, n: int, s: int, fan_in: int) -> jax.Array
     drawn uniformly without replacement and independently per column. fan_in is an int
     (a float is refused, not rounded), as are n and s (sizes ≥ 0)."""
     for name, size in (("n", n), ("s", s)):
-        try:
-            if isinstance(size, bool) or operator.index(size) < 0:
-                raise TypeError
-        except TypeError:
-            raise ValueError(f"{name} must be an integer ≥ 0, got {size!r}") from None
-    try:
-        if isinstance(fan_in, bool):
-            raise TypeError
-        fan_in = operator.index(fan_in)  # ints and numpy integers
-    except TypeError:
-        raise ValueError(f"fan_in must be an integer, got {fan_in!r}") from None
+        value = _checks.as_int(size)
+        if value is None or value < 0:
+            raise ValueError(f"{name} must be an integer ≥ 0, got {size!r}")
+    if (count := _checks.as_int(fan_in)) is None:
+        raise ValueError(f"fan_in must be an integer, got {fan_in!r}")
+    fan_in = count
     if not 1 <= fan_in <= n:
         raise ValueError(f"fan_in must satisfy 1 ≤ fan_in ≤ n = {n}, got {fan_in}")
     noise = jax.random.uniform(key, (n, s))

@@ -73,12 +73,13 @@ def rows_vjp(rows):
     """z = x · w1[idx] + b1[idx] as a custom_vjp function of (x, w1, b1, idx) built from
     the row helpers of `rows` (`_rows`, or `pallas.kernels` for the Pallas path)."""
 
-    @jax.custom_vjp
-    def layer(x, w1, b1, idx):
+    def z(x, w1, b1, idx):
         return rows.row_dots(x, w1, idx) + b1[idx]
 
-    def fwd(x, w1, b1, idx):   # not layer(...) itself: forward mode over the VJP (a hessian) reaches it
-        return rows.row_dots(x, w1, idx) + b1[idx], (x, w1, b1, idx)
+    layer = jax.custom_vjp(z)
+
+    def fwd(x, w1, b1, idx):   # z, not layer: forward mode over the VJP (a hessian) reaches it
+        return z(x, w1, b1, idx), (x, w1, b1, idx)
 
     def bwd(res, gz):
         x, w1, b1, idx = res

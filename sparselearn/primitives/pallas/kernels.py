@@ -29,12 +29,13 @@ Example:
 from __future__ import annotations
 
 import functools
-import operator
 
 import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
+
+from sparselearn.primitives import _checks
 
 # Tile sizes (powers of two). Rows: examples per program of row_combine; pairs: (example,
 # slot) pairs per program of row_dots and per loop step of row_scatter_add; cols: columns
@@ -61,10 +62,7 @@ def _check_blocks(**blocks: int) -> tuple[int, ...]:
     would not tell). NumPy integers count as integers, bools do not."""
     sizes = []
     for name, block in blocks.items():
-        try:
-            size = operator.index(block) if not isinstance(block, bool) else None
-        except TypeError:
-            size = None
+        size = _checks.as_int(block)
         if size is None or size < 16 or size & (size - 1):
             raise ValueError(f"{name} must be a power of two ≥ 16 (a Triton tile), got {block!r}")
         sizes.append(size)
