@@ -733,10 +733,7 @@ def load_results(path: str | Path, curves: bool = False) -> pd.DataFrame | tuple
         runs = one_per_run(runs, alike, points=_resolved_points(runs, alike))
     if not curves:
         return runs
-    rows = rows_of_runs(_concat([s.curves() for s in stores], "curves"), runs["run_id"])
-    if len(stores) > 1:   # a run held by two stores (a copy) has its curve points twice: the newest store's
-        rows = rows.drop_duplicates(["run_id", "step"]).reset_index(drop=True)
-    return runs, rows
+    return runs, rows_of_runs(_concat([s.curves() for s in stores], "curves"), runs["run_id"], stores=len(stores))
 
 
 def _without_sweep(store: Path) -> str | None:
@@ -790,11 +787,16 @@ def _resolved_points(runs: pd.DataFrame, alike) -> list[str]:
     return [json.dumps(p, sort_keys=True) for p in points]
 
 
-def rows_of_runs(rows: pd.DataFrame, run_ids) -> pd.DataFrame:
+def rows_of_runs(rows: pd.DataFrame, run_ids, stores: int = 1) -> pd.DataFrame:
     """The rows of `rows` (curves, traces) whose run_id is one of `run_ids`, renumbered. Readers keep
     only runs with a stored run row: a sweep killed between a group's curves and its runs leaves
-    curves of runs that are not done (the rerun trains them again)."""
-    return rows[rows["run_id"].isin(run_ids)].reset_index(drop=True)
+    curves of runs that are not done (the rerun trains them again). Rows of several `stores`
+    (newest first) keep one row per run and point: a run two hold (a copied store) has its
+    rows twice, and the newest store's stay."""
+    kept = rows[rows["run_id"].isin(run_ids)]
+    if stores > 1:
+        kept = kept.drop_duplicates([c for c in ("run_id", "step", "name") if c in kept.columns])
+    return kept.reset_index(drop=True)
 
 
 def _concat(frames: list[pd.DataFrame], table: str) -> pd.DataFrame:
@@ -814,10 +816,8 @@ def load_traces(path: str | Path) -> pd.DataFrame:
     """
     stores = [Store(p) for p in resolve(path)]
     traces = _concat([s.read("traces") for s in stores if s.files("traces")], "traces")
-    rows = rows_of_runs(traces, _concat([s.read("runs", ["run_id"]) for s in stores], "runs")["run_id"])
-    if len(stores) > 1:   # a run held by two stores (a copy): its traces once, as `load_results` its curves
-        rows = rows.drop_duplicates(["run_id", "step", "name"]).reset_index(drop=True)
-    return rows
+    return rows_of_runs(traces, _concat([s.read("runs", ["run_id"]) for s in stores], "runs")["run_id"],
+                        stores=len(stores))
 
 
 def trace_array(traces: pd.DataFrame, name: str, run_ids=None) -> tuple[list[str], np.ndarray, np.ndarray]:

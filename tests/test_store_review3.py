@@ -78,3 +78,11 @@ def test_a_run_fixed_in_one_store_and_gridded_in_another_alike_is_read_once(tmp_
     sl.run(config.loads(GF2), str(root), progress=False)                                          # m 32, 3 seeds
     runs = sl.load_results(root / "gg")
     assert sorted(zip(runs["m"], runs["seed"])) == [(32, 0), (32, 1), (32, 2), (64, 0), (64, 1)]
+
+
+def test_the_plots_read_a_copied_stores_curves_once(store):
+    from sparselearn.plotting.stores import load_stores
+
+    shutil.copytree(store.path, store.path.with_name(store.path.name + "_copy"))
+    _, runs, curves = load_stores(store.path.parent, curves=True)
+    assert len(runs) == 3 and not curves.duplicated(["run_id", "step"]).any()

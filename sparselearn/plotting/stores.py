@@ -81,7 +81,8 @@ def load_stores(path: str | Path, curves: bool = False) -> tuple[list[Path], pd.
                                        for g in table["grid"]])
         runs.append(table)
     runs = one_per_run(_stack(runs))
-    return stores, runs, (rows_of_runs(_stack([c for _, c in frames]), runs["run_id"]) if curves else None)
+    return stores, runs, (rows_of_runs(_stack([c for _, c in frames]), runs["run_id"], stores=len(stores))
+                          if curves else None)
 
 
 def _scalar(text: str):
