@@ -59,7 +59,7 @@ import warnings
 from collections import OrderedDict
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 CACHE_ENV = "SPARSELEARN_CACHE"
 CACHE_DIR_ENV = "SPARSELEARN_CACHE_DIR"
@@ -344,7 +344,7 @@ class TieredJit:
             return self._jitted(*args)
         if program is None:
             lowered = self._jitted.lower(*args)
-            program = lowered.compile(eager_options(lowered))
+            program = compile_with(lowered, eager_options(lowered))
             with self._lock:
                 self._programs[key] = program
                 if len(self._programs) > _TIERED_MAX:
@@ -371,6 +371,41 @@ def tiers_apply() -> bool:
     import jax
 
     return jax.default_backend() == "cpu" and jax.__version_info__ >= (0, 7)
+
+
+def compile_with(lowered, options: Mapping):
+    """`lowered.compile(options)`, less the options this process's XLA does not know. Options
+    come and go between XLA releases (jax 0.11's has no `xla_cpu_use_fusion_emitters`), and a
+    compile with an unknown one fails; without it the program compiles as XLA's defaults would.
+    The first such failure costs one trial compile of a trivial program per option.
+
+    Example:
+        >>> import jax
+        >>> lowered = jax.jit(lambda x: 2 * x).lower(1.0)
+        >>> float(compile_with(lowered, {**TINY_COMPILE, "xla_no_such_option": True})(3.0))
+        6.0
+    """
+    options = dict(options)
+    try:
+        return lowered.compile(options)
+    except Exception:  # noqa: BLE001 - an unknown option ("No such compile option"; wording and type vary)
+        known = {name: value for name, value in options.items() if _xla_knows(name, value)}
+        if known == options:
+            raise
+        return lowered.compile(known)
+
+
+@functools.cache
+def _xla_knows(name: str, value) -> bool:
+    """Whether XLA compiles a trivial program with the option `name` = `value`."""
+    import jax
+    import numpy as np
+
+    try:
+        jax.jit(lambda x: x + 1).lower(np.float32(0)).compile({name: value})
+    except Exception:  # noqa: BLE001 - unknown to this XLA
+        return False
+    return True
 
 
 def lowered_flops(lowered) -> float | None:

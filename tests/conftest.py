@@ -13,11 +13,13 @@ to a directory of your choice before running pytest."""
 from __future__ import annotations
 
 import gc
+import re
 import os
 import shutil
 import tempfile
 import threading
 from collections import OrderedDict
+from importlib import metadata
 
 import pytest
 
@@ -41,7 +43,9 @@ SINGLE_THREADED_XLA = "--xla_cpu_multi_thread_eigen=false"
 #: without LLVM optimisation, as the tiny tier does: most of them run once, for microseconds.
 #: The library's programs state their own options (`sparselearn.runtime.FULL_COMPILE`, …), so
 #: they compile as they do for users. Inherited by the workers and the processes they start.
-CHEAP_COMPILES = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+CHEAP_COMPILES = "--xla_backend_optimization_level=0" + (
+    " --xla_cpu_use_fusion_emitters=false"   # a flag the XLA of jaxlib 0.11 does not know, and aborts on
+    if tuple(int(part) for part in re.findall(r"\d+", metadata.version("jaxlib"))[:2]) < (0, 11) else "")
 
 
 def pytest_configure(config):
@@ -72,6 +76,10 @@ def pytest_configure(config):
         import jax
 
         jax.devices()
+        if jax.default_backend() != "cpu":
+            # float32 products on GPUs default to TF32 (10-bit mantissas): the tests' references
+            # and tolerances are float32's, as the CPU computes them
+            jax.config.update("jax_default_matmul_precision", "highest")
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups

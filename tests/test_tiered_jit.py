@@ -108,6 +108,9 @@ print(json.dumps({"default": text({}), "full": text(runtime.FULL_COMPILE), "quic
 def test_stated_option_sets_compile_as_xla_defaults_whatever_xla_flags_say():
     import json
 
+    if not runtime._xla_knows("xla_cpu_use_fusion_emitters", False):
+        pytest.skip("this XLA has no fusion emitters switch (jaxlib ≥ 0.11): QUICK_COMPILE compiles as FULL_COMPILE")
+
     def texts(flags: str) -> dict:
         env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags,
                "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -119,3 +122,17 @@ def test_stated_option_sets_compile_as_xla_defaults_whatever_xla_flags_say():
     assert plain["full"] == plain["default"] != plain["quick"]
     assert cheap["full"] == plain["full"] and cheap["quick"] == plain["quick"]
     assert cheap["default"] == plain["quick"]  # the flags did change what unstated options compile
+
+
+def test_compile_with_leaves_out_the_options_this_xla_does_not_know_and_keeps_the_rest():
+    """An option set naming an option XLA does not know (as jax 0.11's XLA does not know the
+    fusion emitters switch) compiles as the set without it; a plain compile with it fails."""
+    lowered = jax.jit(lambda x: jnp.sin(x) * 2).lower(jnp.ones(8))
+    unknown = {**runtime.TINY_COMPILE, "xla_cpu_no_such_option": True}
+    with pytest.raises(Exception, match="xla_cpu_no_such_option"):
+        lowered.compile(unknown)
+    program = runtime.compile_with(lowered, unknown)
+    assert program.as_text() == lowered.compile(dict(runtime.TINY_COMPILE)).as_text()
+    np.testing.assert_allclose(program(jnp.ones(8)), np.sin(np.ones(8)) * 2, rtol=1e-6)
+    assert runtime._xla_knows("xla_backend_optimization_level", 0)
+    assert not runtime._xla_knows("xla_cpu_no_such_option", True)

@@ -148,7 +148,7 @@ def compile_at(jitted, tier: str, *args):
 
 def compile_lowered(lowered, tier: str):
     """A lowered program compiled with the options of `tier`."""
-    return lowered.compile(tier_options(tier, lowered))
+    return runtime.compile_with(lowered, tier_options(tier, lowered))
 
 
 def step_bytes(exp: Experiment) -> int:

@@ -37,12 +37,16 @@ from jax.experimental.pallas import triton as plgpu
 
 from sparselearn.primitives import _checks
 
-# Tile sizes (powers of two). Rows: examples per program of row_combine; pairs: (example,
-# slot) pairs per program of row_dots and per loop step of row_scatter_add; cols: columns
-# of d per tile. Not tuned on a GPU yet (see benchmarks/device_check.sh).
-BLOCK_ROWS = 16
-BLOCK_PAIRS = 32
-BLOCK_COLS = 64
+# Default tile sizes (powers of two) of each kernel. Rows: examples per program of
+# row_combine; pairs: (example, slot) pairs per program of row_dots and per loop step of
+# row_scatter_add; cols: columns of d per tile. The fastest of a scan on an H200 at the GPU
+# check's size (s = 4096, k = 64, m = 256, d = 512, float32; benchmarks/bench_pallas_tiles.py,
+# results/pallas-tiles-gpu.json): row_combine 0.025 ms (0.035 at the 16 × 64 first chosen),
+# row_scatter_add 0.080 ms (0.104 at 32 × 64); row_dots kept at 32 × 64, 0.020 ms, within
+# noise of the best of its 24 tiles.
+COMBINE_ROWS, COMBINE_COLS = 16, 32
+DOTS_PAIRS, DOTS_COLS = 32, 64
+SCATTER_PAIRS, SCATTER_COLS = 16, 512
 # Triton compiler parameters: they also select the Triton lowering over Mosaic GPU.
 _TRITON = plgpu.CompilerParams(num_warps=4)
 
@@ -129,7 +133,7 @@ def _combine(coef, idx, table, *, rows_per, cols_per, interpret):
 
 
 def row_combine(coef: jax.Array, idx: jax.Array, table: jax.Array, *,
-                block_rows: int = BLOCK_ROWS, block_cols: int = BLOCK_COLS) -> jax.Array:
+                block_rows: int = COMBINE_ROWS, block_cols: int = COMBINE_COLS) -> jax.Array:
     """out[i] = Σ_j coef[i, j] · table[idx[i, j]].  coef, idx (m, k), table (s, d) → (m, d)."""
     block_rows, block_cols = _check_blocks(block_rows=block_rows, block_cols=block_cols)
     if 0 in idx.shape + table.shape[1:]:
@@ -173,7 +177,7 @@ def _dots(x, table, idx, *, pairs_per, cols_per, interpret):
 
 
 def row_dots(x: jax.Array, table: jax.Array, idx: jax.Array, *,
-             block_pairs: int = BLOCK_PAIRS, block_cols: int = BLOCK_COLS) -> jax.Array:
+             block_pairs: int = DOTS_PAIRS, block_cols: int = DOTS_COLS) -> jax.Array:
     """out[i, j] = table[idx[i, j]] · x[i].  x (m, d), table (s, d), idx (m, k) → (m, k)."""
     block_pairs, block_cols = _check_blocks(block_pairs=block_pairs, block_cols=block_cols)
     if 0 in idx.shape + x.shape[1:]:
@@ -218,7 +222,7 @@ def _scatter(starts, order, coef, x, *, s, k, dtype, pairs_per, cols_per, interp
 
 
 def row_scatter_add(s: int, idx: jax.Array, coef: jax.Array, x: jax.Array, dtype, *,
-                    block_pairs: int = BLOCK_PAIRS, block_cols: int = BLOCK_COLS) -> jax.Array:
+                    block_pairs: int = SCATTER_PAIRS, block_cols: int = SCATTER_COLS) -> jax.Array:
     """out[u] = Σ_{i, j: idx[i, j] = u} coef[i, j] · x[i].  idx, coef (m, k), x (m, d) → (s, d).
 
     The transpose of `row_dots` with respect to the table; `dtype` is the result's. Each
@@ -235,4 +239,5 @@ def row_scatter_add(s: int, idx: jax.Array, coef: jax.Array, x: jax.Array, dtype
                          dtype=jnp.dtype(dtype), pairs_per=block_pairs, cols_per=block_cols)
 
 
-__all__ = ["BLOCK_COLS", "BLOCK_PAIRS", "BLOCK_ROWS", "row_combine", "row_dots", "row_scatter_add"]
+__all__ = ["COMBINE_COLS", "COMBINE_ROWS", "DOTS_COLS", "DOTS_PAIRS", "SCATTER_COLS", "SCATTER_PAIRS", "row_combine",
+           "row_dots", "row_scatter_add"]
