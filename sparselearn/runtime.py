@@ -344,7 +344,7 @@ class TieredJit:
             return self._jitted(*args)
         if program is None:
             lowered = self._jitted.lower(*args)
-            program = compile_with(lowered, eager_options(lowered))
+            program = lowered.compile(eager_options(lowered))
             with self._lock:
                 self._programs[key] = program
                 if len(self._programs) > _TIERED_MAX:
@@ -373,39 +373,37 @@ def tiers_apply() -> bool:
     return jax.default_backend() == "cpu" and jax.__version_info__ >= (0, 7)
 
 
-def compile_with(lowered, options: Mapping):
-    """`lowered.compile(options)`, less the options this process's XLA does not know. Options
-    come and go between XLA releases (jax 0.11's has no `xla_cpu_use_fusion_emitters`), and a
-    compile with an unknown one fails; without it the program compiles as XLA's defaults would.
-    The first such failure costs one trial compile of a trivial program per option.
+def known_options(options: Mapping) -> dict:
+    """`options`, an option set of the tiers, less the options this process's XLA does not know.
+    Options come and go between XLA releases (jax 0.11's has no `xla_cpu_use_fusion_emitters`),
+    and a compile with an unknown one fails; without it a tier compiles as XLA's defaults would.
+    Names the tiers do not use are left out too.
 
     Example:
-        >>> import jax
-        >>> lowered = jax.jit(lambda x: 2 * x).lower(1.0)
-        >>> float(compile_with(lowered, {**TINY_COMPILE, "xla_no_such_option": True})(3.0))
-        6.0
+        >>> known_options({**TINY_COMPILE, "xla_no_such_option": True})["xla_backend_optimization_level"]
+        0
     """
-    options = dict(options)
-    try:
-        return lowered.compile(options)
-    except Exception:  # noqa: BLE001 - an unknown option ("No such compile option"; wording and type vary)
-        known = {name: value for name, value in options.items() if _xla_knows(name, value)}
-        if known == options:
-            raise
-        return lowered.compile(known)
+    known = _known_option_names()
+    return {name: value for name, value in options.items() if name in known}
 
 
 @functools.cache
-def _xla_knows(name: str, value) -> bool:
-    """Whether XLA compiles a trivial program with the option `name` = `value`."""
+def _known_option_names() -> frozenset[str]:
+    """The options of the tiers this XLA knows: a trivial program compiled once with all of them
+    (about 20 ms), and once with each where that fails."""
     import jax
     import numpy as np
 
-    try:
-        jax.jit(lambda x: x + 1).lower(np.float32(0)).compile({name: value})
-    except Exception:  # noqa: BLE001 - unknown to this XLA
-        return False
-    return True
+    def compiles(options: dict) -> bool:
+        try:
+            jax.jit(lambda x: x + 1).lower(np.float32(0)).compile(options)
+        except Exception:  # noqa: BLE001 - "No such compile option" (its wording and type vary by jax)
+            return False
+        return True
+
+    if compiles(dict(TINY_COMPILE)):   # TINY_COMPILE names every option the tiers set
+        return frozenset(TINY_COMPILE)
+    return frozenset(name for name, value in TINY_COMPILE.items() if compiles({name: value}))
 
 
 def lowered_flops(lowered) -> float | None:
@@ -423,7 +421,7 @@ def eager_options(lowered) -> dict:
     if not tiers_apply():
         return {}
     flops = lowered_flops(lowered)
-    return dict(TINY_COMPILE if flops is not None and flops < EAGER_TINY_FLOPS else FULL_COMPILE)
+    return known_options(TINY_COMPILE if flops is not None and flops < EAGER_TINY_FLOPS else FULL_COMPILE)
 
 
 #: subdirectory of the compilation cache that holds serialized group programs

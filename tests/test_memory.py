@@ -219,7 +219,7 @@ def test_a_fitted_learners_memory_check_refuses_a_limit_below_what_xla_allocates
     import jax.numpy as jnp
 
     from sparselearn.errors import ConfigError
-    from sparselearn.runtime import FULL_COMPILE, compile_with
+    from sparselearn.runtime import FULL_COMPILE, known_options
 
     exp = config.loads(f"target: {{name: {target}}}\nlearner: {{name: {learner}}}\n"
                        f"data: {{m: {m}, test_m: {test_m}}}\ntrain: {{loss: square}}\n")
@@ -233,7 +233,7 @@ def test_a_fitted_learners_memory_check_refuses_a_limit_below_what_xla_allocates
     n = exp.target.n
     lowered = jax.jit(run).lower(shape((m, n), jnp.float32), shape((m,), jnp.float32),
                                  shape((m,), jnp.float32), shape((test_m, n), jnp.float32))
-    use = compile_with(lowered, FULL_COMPILE).memory_analysis()   # the tier of large runs, and the most memory
+    use = lowered.compile(known_options(FULL_COMPILE)).memory_analysis()   # the tier of large runs, and the most memory
     allocated = use.temp_size_in_bytes + use.argument_size_in_bytes + use.output_size_in_bytes
     below = dataclasses.replace(fitted, max_memory_gb=0.999 * allocated / 2**30)
     with pytest.raises(ConfigError, match="over the limit"):

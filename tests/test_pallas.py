@@ -243,6 +243,26 @@ def bench_gpu():
         sys.path.remove(str(ROOT / "benchmarks"))
 
 
+def test_tile_scan_dry_run_checks_and_times_every_kernel(tmp_path):
+    if jax.default_backend() != "cpu":
+        pytest.skip("this process's jax runs on a GPU: the scan there is the real one")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        tiles = importlib.import_module("bench_pallas_tiles")
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    try:
+        assert tiles.main(["--cpu-dry-run", "--out-dir", str(tmp_path), "--budget", "0.02"]) == 0
+    finally:
+        tiles.with_warps(4)   # the kernels' own parameters again, for the tests that follow
+    report = json.loads((tmp_path / "pallas-tiles-gpu-dry-run.json").read_text())
+    assert {v["kernel"] for v in report["variants"]} == {"combine", "dots", "scatter"} == set(report["best"])
+    for v in report["variants"]:   # each kernel computed what the XLA path computes
+        assert "error" not in v and v["max_rel_error"] < 1e-5 and v["ms_in_jit"] > 0, v
+    assert set(report["baselines_ms"]) == {"combine", "dots", "scatter", "sort"}
+    assert report["defaults"]["scatter"] == [K.SCATTER_PAIRS, K.SCATTER_COLS]
+
+
 def check_dry_run_reports(out_dir: Path) -> None:
     assert sorted(p.name for p in out_dir.iterdir()) == ["primitives-gpu-dry-run.json", "train-gpu-dry-run.json"]
     train = json.loads((out_dir / "train-gpu-dry-run.json").read_text())

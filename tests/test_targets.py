@@ -17,7 +17,7 @@ from numpy.polynomial import hermite_e
 import sparselearn.targets as targets
 from sparselearn.analysis import spectrum, top_coefficients
 from sparselearn.errors import ConfigError
-from sparselearn.runtime import FULL_COMPILE, compile_with
+from sparselearn.runtime import FULL_COMPILE, known_options
 from sparselearn.targets.hierarchical import Hierarchical, feature_moments, hermite_normalized, polynomial_moments
 from sparselearn.targets.inputs import Certificate, balanced_threshold, hypercube_points, reference
 from sparselearn.targets.moe import MoE
@@ -256,7 +256,7 @@ def test_a_gaussian_teacher_that_rarely_fires_has_unit_variance_on_fresh_draws()
     rows = np.random.default_rng(100).standard_normal((8, 1 << 20, 8), dtype=np.float32)   # fresh draws
     # optimised as the library's programs are: the tests' own programs compile unoptimised
     # (conftest), which ran this one 2× slower
-    program = compile_with(jax.jit(sums).lower(rows[0]), FULL_COMPILE)
+    program = jax.jit(sums).lower(rows[0]).compile(known_options(FULL_COMPILE))
     total = sum(np.asarray(program(x), np.float64) for x in rows)
     mean, second = (total / (8 << 20)).T
     std = np.sqrt(second - mean ** 2)

@@ -182,7 +182,7 @@ def routed_layer(x: jax.Array, router, w1: jax.Array, b1: jax.Array, k: int,
             or "auto": sparse where `prefers_sparse(k, s, n)` and the program is
             compiled for a CPU (the rule was measured on CPUs), pallas where
             `pallas.prefers_pallas("routed", k, s)` and it is compiled for a CUDA GPU
-            (no GPU measurement yet: never), dense otherwise. All return the same
+            (never so far: slower than dense on the GPU measured), dense otherwise. All return the same
             values and gradients while w1 is finite (the dense path also computes the
             units not routed: an inf or NaN in one of their rows reaches x's gradient).
             A NaN in an example's x reaches every row of w1's gradient on the dense path,

@@ -88,7 +88,7 @@ import numpy as np
 
 from sparselearn.errors import ConfigError, require
 from sparselearn.fields import OMIT_DEFAULT
-from sparselearn.runtime import TINY_COMPILE, compile_with, tiered_jit
+from sparselearn.runtime import TINY_COMPILE, known_options, tiered_jit
 from sparselearn.targets.inputs import (MAX_REFERENCE, REFERENCE_SAMPLES, Certificate, LabelNoise, balanced_threshold,
                                         certify_max, check_probability, draw_many, hypercube_points, labelled,
                                         orthonormal_columns, reference, unit_variance)
@@ -557,7 +557,7 @@ class SparseMLPSign(SparseMLP):
             with jax.ensure_compile_time_eval():        # also when first built inside a trace
                 # compiled without optimisation: it runs once, and the compile is most of its cost
                 # (3–4 s at n = 30, s = 64 against 5–8 s at the tier its work would choose)
-                probe = compile_with(jax.jit(jax.vmap(one)).lower(seeds), TINY_COMPILE)
+                probe = jax.jit(jax.vmap(one)).lower(seeds).compile(known_options(TINY_COMPILE))
                 _MINORITY[config] = float(np.min(probe(seeds)))
         return _MINORITY[config]
 

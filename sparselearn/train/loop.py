@@ -138,7 +138,7 @@ def tier_options(tier: str, lowered) -> dict:
     if tier == "fitted":  # without a cost model: the safe middle tier
         flops = runtime.lowered_flops(lowered)
         tier = "tiny" if flops is not None and flops < TINY_FLOPS else "quick"
-    return TIERS[tier]
+    return runtime.known_options(TIERS[tier])
 
 
 def compile_at(jitted, tier: str, *args):
@@ -148,7 +148,7 @@ def compile_at(jitted, tier: str, *args):
 
 def compile_lowered(lowered, tier: str):
     """A lowered program compiled with the options of `tier`."""
-    return runtime.compile_with(lowered, tier_options(tier, lowered))
+    return lowered.compile(tier_options(tier, lowered))
 
 
 def step_bytes(exp: Experiment) -> int:

@@ -10,13 +10,15 @@ kernels, which JAX cannot differentiate again, so grad-of-grad through `impl="pa
 raises a NotImplementedError naming the kernel; use "sparse" or "dense" for second order.
 
 `impl="auto"` takes them only in programs compiled for a CUDA GPU, and only for shapes that
-a GPU measurement covers: a cell of `MEASURED_WINS`. The table is empty because no GPU
-measurement exists yet; `benchmarks/device_check.sh` makes one
-(`benchmarks/results/primitives-gpu.json`). Until a cell is added from such a run, `auto`
-never selects the kernels and keeps the dense path on GPUs.
+a GPU measurement covers: a cell of `MEASURED_WINS`. The table is empty because the one GPU
+measurement (`benchmarks/device_check.sh` on an H200, `benchmarks/results/primitives-gpu.json`)
+found the kernels slower than dense at s = 4096, density 1/64: 0.89× for `gather_matmul`, 0.64×
+for the routed MLP (the table gradient's sort and scatter dominate; benchmarks/README.md). Until
+a cell is added from a run where they win, `auto` never selects the kernels and keeps the dense
+path on GPUs.
 
 Example:
-    >>> prefers_pallas("gather_matmul", k=64, s=4096)      # nothing measured yet
+    >>> prefers_pallas("gather_matmul", k=64, s=4096)      # slower than dense where measured
     False
 """
 
@@ -54,8 +56,8 @@ class MeasuredWin:
             raise ValueError(f"MeasuredWin.speedup must be > 1 (a win over the dense path), got {self.speedup}")
 
 
-# Empty: no GPU measurement yet. Fill from benchmarks/results/primitives-gpu.json after
-# running benchmarks/device_check.sh, one cell per primitive whose speedup is > 1.
+# Empty: on the H200 measured the kernels lost to dense for both primitives. Fill from
+# benchmarks/results/primitives-gpu.json, one cell per primitive whose speedup is > 1.
 MEASURED_WINS: tuple[MeasuredWin, ...] = ()
 
 
