@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe  # noqa: E402
 from bench_primitives import in_jit, ms, race  # noqa: E402
 
+from sparselearn import primitives as P  # noqa: E402
 from sparselearn.primitives import _rows  # noqa: E402
 from sparselearn.primitives.pallas import kernels  # noqa: E402
 from jax.experimental.pallas import triton as plgpu  # noqa: E402
@@ -57,13 +58,6 @@ def data(s, k, m, d, key):
     table = jax.random.normal(ks[2], (s, d)) / jnp.sqrt(k)
     x = jax.random.normal(ks[3], (m, d))
     return idx, coef, table, x
-
-
-def scatter_order(idx, s):
-    flat = idx.reshape(-1)
-    order = jnp.argsort(flat, stable=True).astype(jnp.int32)
-    counts = jnp.bincount(flat, length=s)
-    return order, jnp.concatenate([jnp.zeros(1, jnp.int32), jnp.cumsum(counts).astype(jnp.int32)])
 
 
 def with_warps(warps: int):
@@ -96,16 +90,13 @@ def kernel_call(kernel: str, tiles: dict, s: int):
 
 def references(s: int):
     """Per kernel: the XLA path's function and the dense product's, of (idx, coef, table, x)."""
-    def dense_rows(idx, coef):
-        return jnp.zeros((idx.shape[0], s), coef.dtype).at[jnp.arange(idx.shape[0])[:, None], idx].add(coef)
-
     return {
         "combine": (lambda idx, coef, table, x: _rows.row_combine(coef, idx, table),
-                    lambda idx, coef, table, x: dense_rows(idx, coef) @ table),
+                    lambda idx, coef, table, x: P.dense_rows(coef, idx, s) @ table),
         "dots": (lambda idx, coef, table, x: _rows.row_dots(x, table, idx),
                  lambda idx, coef, table, x: x @ table.T),
         "scatter": (lambda idx, coef, table, x: _rows.row_scatter_add(s, idx, coef, x, table.dtype),
-                    lambda idx, coef, table, x: dense_rows(idx, coef).T @ x),
+                    lambda idx, coef, table, x: P.dense_rows(coef, idx, s).T @ x),
     }
 
 
@@ -141,9 +132,8 @@ def main(argv=None) -> int:
         report["baselines_ms"][name] = timed({"xla": xla, "dense": dense}, inputs, 4 * args.budget)
         print(f"{name:8s} xla {report['baselines_ms'][name]['xla']:.4f} ms   "
               f"dense {report['baselines_ms'][name]['dense']:.4f} ms", flush=True)
-    order = jax.jit(scatter_order, static_argnums=1)
-    report["baselines_ms"]["sort"] = timed({"sort": lambda idx, coef, table, x: order(idx, s)}, inputs,
-                                           args.budget)["sort"]
+    report["baselines_ms"]["sort"] = timed({"sort": lambda idx, coef, table, x: kernels.pairs_by_unit(idx, s)},
+                                           inputs, args.budget)["sort"]
     out = (args.out_dir or (Path(tempfile.gettempdir()) if args.cpu_dry_run else RESULTS)) / \
         f"pallas-tiles-gpu{'-dry-run' if args.cpu_dry_run else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -235,10 +235,11 @@ def test_bad_impl_names_every_choice():
 
 # ---------------------------------------------------------------- the device check, dry run on CPU
 
-def bench_gpu():
+def bench(name: str):
+    """The module benchmarks/<name>.py."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
-        return importlib.import_module("bench_gpu")
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
 
@@ -246,11 +247,7 @@ def bench_gpu():
 def test_tile_scan_dry_run_checks_and_times_every_kernel(tmp_path):
     if jax.default_backend() != "cpu":
         pytest.skip("this process's jax runs on a GPU: the scan there is the real one")
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        tiles = importlib.import_module("bench_pallas_tiles")
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    tiles = bench("bench_pallas_tiles")
     try:
         assert tiles.main(["--cpu-dry-run", "--out-dir", str(tmp_path), "--budget", "0.02"]) == 0
     finally:
@@ -284,7 +281,7 @@ def check_dry_run_reports(out_dir: Path) -> None:
 def test_gpu_benchmark_dry_run_exercises_every_part(tmp_path):
     if jax.default_backend() != "cpu":  # --cpu-dry-run cannot move a started jax off its GPU
         pytest.skip("this process's jax runs on a GPU; the dry run in a fresh process is tested below")
-    assert bench_gpu().main(["--cpu-dry-run", "--out-dir", str(tmp_path)]) == 0
+    assert bench("bench_gpu").main(["--cpu-dry-run", "--out-dir", str(tmp_path)]) == 0
     check_dry_run_reports(tmp_path)
 
 
@@ -308,7 +305,7 @@ def test_device_check_refuses_to_run_without_a_gpu(tmp_path):
 
 
 def test_peaks_by_device_name_and_precision():
-    peak = bench_gpu().peak_flops
+    peak = bench("bench_gpu").peak_flops
     assert peak("NVIDIA H200", "highest") == (67.0e12, "H200 fp32")
     assert peak("NVIDIA H100 PCIe", "default") == (378.0e12, "H100 PCIe tf32")
     assert peak("NVIDIA H100 80GB HBM3", "high")[1] == "H100 tf32"

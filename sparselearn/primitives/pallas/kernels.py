@@ -221,6 +221,16 @@ def _scatter(starts, order, coef, x, *, s, k, dtype, pairs_per, cols_per, interp
     )(starts, order, coef, x)
 
 
+def pairs_by_unit(idx: jax.Array, s: int) -> tuple[jax.Array, jax.Array]:
+    """(order, starts): the flat (example, slot) pairs of idx (m, k) sorted by unit, stably, and
+    where each unit's run begins: unit u's pairs are order[starts[u]:starts[u + 1]]; int32,
+    shapes (m·k,) and (s + 1,)."""
+    flat = idx.reshape(-1).astype(jnp.int32)
+    order = jnp.argsort(flat, stable=True).astype(jnp.int32)
+    starts = jnp.concatenate([jnp.zeros(1, jnp.int32), jnp.cumsum(jnp.bincount(flat, length=s)).astype(jnp.int32)])
+    return order, starts
+
+
 def row_scatter_add(s: int, idx: jax.Array, coef: jax.Array, x: jax.Array, dtype, *,
                     block_pairs: int = SCATTER_PAIRS, block_cols: int = SCATTER_COLS) -> jax.Array:
     """out[u] = Σ_{i, j: idx[i, j] = u} coef[i, j] · x[i].  idx, coef (m, k), x (m, d) → (s, d).
@@ -232,12 +242,10 @@ def row_scatter_add(s: int, idx: jax.Array, coef: jax.Array, x: jax.Array, dtype
     m, k = idx.shape
     if 0 in (s, m, k, x.shape[1]):
         return jnp.zeros((s, x.shape[1]), dtype)
-    flat = idx.reshape(-1).astype(jnp.int32)
-    order = jnp.argsort(flat, stable=True).astype(jnp.int32)
-    starts = jnp.concatenate([jnp.zeros(1, jnp.int32), jnp.cumsum(jnp.bincount(flat, length=s)).astype(jnp.int32)])
+    order, starts = pairs_by_unit(idx, s)
     return _per_platform("row_scatter_add", _scatter, starts, order, coef.reshape(-1), x, s=s, k=k,
                          dtype=jnp.dtype(dtype), pairs_per=block_pairs, cols_per=block_cols)
 
 
-__all__ = ["COMBINE_COLS", "COMBINE_ROWS", "DOTS_COLS", "DOTS_PAIRS", "SCATTER_COLS", "SCATTER_PAIRS", "row_combine",
-           "row_dots", "row_scatter_add"]
+__all__ = ["COMBINE_COLS", "COMBINE_ROWS", "DOTS_COLS", "DOTS_PAIRS", "SCATTER_COLS", "SCATTER_PAIRS", "pairs_by_unit",
+           "row_combine", "row_dots", "row_scatter_add"]
