@@ -4,12 +4,10 @@ runs here: only their formulas and helpers, on tiny inputs."""
 
 from __future__ import annotations
 
-import importlib
 import math
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -21,16 +19,10 @@ from sparselearn import learners
 from sparselearn import primitives as P
 from sparselearn.train.losses import hinge
 
+from bench_modules import bench
+
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def bench(name: str):
-    """The module benchmarks/<name>.py."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
 
 
 def dot_flops(jaxpr) -> int:

@@ -5,7 +5,6 @@ until a GPU measurement says so; the GPU device check runs end to end in its dry
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import subprocess
@@ -21,6 +20,8 @@ import pytest
 from sparselearn import primitives as P
 from sparselearn.primitives import pallas
 from sparselearn.primitives.pallas import kernels as K
+
+from bench_modules import bench
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -234,14 +235,6 @@ def test_bad_impl_names_every_choice():
 
 
 # ---------------------------------------------------------------- the device check, dry run on CPU
-
-def bench(name: str):
-    """The module benchmarks/<name>.py."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
 
 
 def test_tile_scan_dry_run_checks_and_times_every_kernel(tmp_path):
